@@ -1,0 +1,43 @@
+# Runway: `make run` starts the portal with the demo organisation; `make test` runs the whole suite.
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+export PYTHONPATH := platform
+export DJANGO_SETTINGS_MODULE ?= portal.settings.dev
+
+.PHONY: run test smoke lint bench venv migrate clean
+
+$(STAMP): requirements.txt requirements-dev.txt
+	@command -v $(PYTHON) >/dev/null || { echo "Runway needs $(PYTHON) on PATH (set PYTHON=...)"; exit 1; }
+	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -r requirements-dev.txt
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+migrate: $(STAMP)
+	$(BIN)/python manage.py migrate --no-input
+
+run: migrate
+	LOG_LEVEL=WARNING $(BIN)/python manage.py demo_load
+	$(BIN)/python manage.py collectstatic --no-input -v0
+	$(BIN)/python manage.py runstack
+
+test: $(STAMP)
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+smoke: $(STAMP)
+	$(BIN)/pytest -m smoke $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check platform tests
+	$(BIN)/mypy
+
+bench: $(STAMP)
+	$(BIN)/python tests/bench/run_bench.py
+
+clean:
+	rm -rf $(VENV) var

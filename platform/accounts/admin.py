@@ -1,0 +1,9 @@
+from django.contrib import admin
+
+from accounts.models import ApiToken
+
+
+@admin.register(ApiToken)
+class ApiTokenAdmin(admin.ModelAdmin):
+    list_display = ["name", "user", "prefix", "created_at", "expires_at", "revoked_at", "last_used_at"]
+    readonly_fields = ["prefix", "digest", "created_at", "last_used_at"]

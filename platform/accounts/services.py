@@ -1,0 +1,75 @@
+"""Writes for personal API tokens."""
+
+import hashlib
+import hmac
+import secrets as random_secrets
+from datetime import timedelta
+
+from django.contrib.auth.models import User
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.utils import timezone
+
+from accounts.models import ApiToken
+from audit import services as audit
+
+TOKEN_PREFIX = "rwy_"
+MAX_LIFETIME_DAYS = 366
+
+
+def token_digest(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+@transaction.atomic
+def token_create(*, user: User, name: str, lifetime_days: int) -> tuple[ApiToken, str]:
+    """Create a token and return it with its plain text, which is never stored and cannot be shown again."""
+    if not 1 <= lifetime_days <= MAX_LIFETIME_DAYS:
+        raise ValidationError({"lifetime_days": f"Choose between 1 and {MAX_LIFETIME_DAYS} days."})
+    prefix = random_secrets.token_hex(6)
+    secret = random_secrets.token_urlsafe(32)
+    token = ApiToken(
+        user=user,
+        name=name.strip(),
+        prefix=prefix,
+        digest=token_digest(secret),
+        expires_at=timezone.now() + timedelta(days=lifetime_days),
+    )
+    token.full_clean()
+    token.save()
+    audit.event_record(
+        actor=user,
+        action="api_token.created",
+        target=token,
+        after={"name": token.name, "expires_at": token.expires_at.isoformat()},
+    )
+    return token, f"{TOKEN_PREFIX}{prefix}_{secret}"
+
+
+@transaction.atomic
+def token_revoke(*, token: ApiToken, revoked_by: User) -> ApiToken:
+    """Revoke a token; the very next request that presents it is refused."""
+    if token.revoked_at is None:
+        token.revoked_at = timezone.now()
+        token.save(update_fields=["revoked_at"])
+        audit.event_record(actor=revoked_by, action="api_token.revoked", target=token, before={"name": token.name})
+    return token
+
+
+def token_authenticate(*, presented: str) -> ApiToken | None:
+    """The active token matching `rwy_<prefix>_<secret>`, or None; compares digests in constant time."""
+    if not presented.startswith(TOKEN_PREFIX):
+        return None
+    prefix, _, secret = presented[len(TOKEN_PREFIX) :].partition("_")
+    if not prefix or not secret:
+        return None
+    token = ApiToken.objects.select_related("user").filter(prefix=prefix).first()
+    if token is None or not hmac.compare_digest(token.digest, token_digest(secret)):
+        return None
+    if not token.is_active or not token.user.is_active:
+        return None
+    now = timezone.now()
+    # Written at most once a minute, so that a busy script does not turn every read into a write.
+    if token.last_used_at is None or now - token.last_used_at > timedelta(minutes=1):
+        ApiToken.objects.filter(pk=token.pk).update(last_used_at=now)
+    return token

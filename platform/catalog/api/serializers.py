@@ -1,0 +1,99 @@
+from typing import Any
+
+from rest_framework import serializers
+
+from catalog.models import Dependency, Service, System, Tag
+from teams.models import Team
+
+
+class TagListField(serializers.ListField):
+    """Tags as a list of names; reads the (prefetched) many-to-many relation."""
+
+    child = serializers.RegexField(r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?$", max_length=50)
+
+    def to_representation(self, data: Any) -> list[str]:
+        return [tag.name for tag in data.all()]
+
+
+class ServiceSerializer(serializers.ModelSerializer):
+    owner = serializers.SlugRelatedField(slug_field="slug", queryset=Team.objects.all())
+    system = serializers.SlugRelatedField(
+        slug_field="slug", queryset=System.objects.all(), required=False, allow_null=True
+    )
+    tags = TagListField(required=False, max_length=30)
+    url = serializers.HyperlinkedIdentityField(view_name="api:service-detail", lookup_field="slug")
+
+    class Meta:
+        model = Service
+        fields = [
+            "url",
+            "id",
+            "slug",
+            "name",
+            "description",
+            "owner",
+            "system",
+            "lifecycle",
+            "tier",
+            "language",
+            "repository_url",
+            "docs_url",
+            "dashboard_url",
+            "chat_channel",
+            "on_call_url",
+            "tags",
+            "golden_path",
+            "golden_path_version",
+            "created_at",
+            "updated_at",
+        ]
+        read_only_fields = ["golden_path", "golden_path_version", "created_at", "updated_at"]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if self.instance is not None and not isinstance(self.instance, list):
+            # The slug is the service's identity and the owner moves only through the transfer action.
+            self.fields["slug"].read_only = True
+            self.fields["owner"].read_only = True
+
+
+class TransferSerializer(serializers.Serializer):
+    new_owner = serializers.SlugRelatedField(slug_field="slug", queryset=Team.objects.all())
+    note = serializers.CharField(required=False, allow_blank=True, max_length=500, default="")
+
+
+class SystemSerializer(serializers.ModelSerializer):
+    owner = serializers.SlugRelatedField(slug_field="slug", queryset=Team.objects.all())
+
+    class Meta:
+        model = System
+        fields = ["id", "slug", "name", "description", "owner", "created_at", "updated_at"]
+        read_only_fields = ["created_at", "updated_at"]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if self.instance is not None and not isinstance(self.instance, list):
+            self.fields["slug"].read_only = True
+            self.fields["owner"].read_only = True
+
+
+class DependencySerializer(serializers.ModelSerializer):
+    source = serializers.SlugRelatedField(slug_field="slug", queryset=Service.objects.all())
+    target = serializers.SlugRelatedField(slug_field="slug", queryset=Service.objects.all())
+
+    class Meta:
+        model = Dependency
+        fields = ["id", "source", "target", "kind", "created_at"]
+        read_only_fields = ["created_at"]
+        validators: list[Any] = []  # duplicates and self-dependencies are refused by the service, as field errors
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        if attrs.get("source") and attrs.get("source") == attrs.get("target"):
+            raise serializers.ValidationError({"target": "A service cannot depend on itself."})
+        return attrs
+
+
+class TagSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Tag
+        fields = ["name"]

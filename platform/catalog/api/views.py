@@ -1,0 +1,112 @@
+"""Catalog API: services, systems and dependencies, with the same permissions as the pages."""
+
+from typing import Any
+
+from django.core.exceptions import PermissionDenied
+from drf_spectacular.utils import extend_schema
+from rest_framework import status, viewsets
+from rest_framework.decorators import action
+from rest_framework.permissions import IsAuthenticated
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from catalog import selectors, services
+from catalog.api.serializers import DependencySerializer, ServiceSerializer, SystemSerializer, TransferSerializer
+from catalog.filters import DependencyFilterSet, ServiceFilterSet, SystemFilterSet
+from catalog.models import Dependency
+from catalog.permissions import SERVICE_PERMS, SYSTEM_PERMS, ObjectActionPermission, user_can
+
+
+class ServiceViewSet(viewsets.ModelViewSet):
+    """Services in the catalog. Filters: owner, lifecycle, tier, system, tag, q (text); ordering: name, owner,
+    tier, lifecycle, updated (prefix - for descending)."""
+
+    serializer_class = ServiceSerializer
+    filterset_class = ServiceFilterSet
+    permission_classes = [IsAuthenticated, ObjectActionPermission]
+    object_perms = SERVICE_PERMS
+    lookup_field = "slug"
+
+    def get_queryset(self) -> Any:
+        return selectors.service_list_visible(user=self.request.user)
+
+    def perform_create(self, serializer: Any) -> None:
+        serializer.instance = services.service_create(created_by=self.request.user, **serializer.validated_data)
+
+    def perform_update(self, serializer: Any) -> None:
+        serializer.instance = services.service_update(
+            service=serializer.instance, updated_by=self.request.user, **serializer.validated_data
+        )
+
+    def perform_destroy(self, instance: Any) -> None:
+        services.service_delete(service=instance, deleted_by=self.request.user)
+
+    @extend_schema(request=TransferSerializer, responses=ServiceSerializer)
+    @action(detail=True, methods=["post"])
+    def transfer(self, request: Request, slug: str | None = None) -> Response:
+        """Hand the service to another team; its permissions move with it."""
+        service = self.get_object()
+        payload = TransferSerializer(data=request.data)
+        payload.is_valid(raise_exception=True)
+        service = services.service_transfer(service=service, transferred_by=request.user, **payload.validated_data)
+        return Response(ServiceSerializer(service, context=self.get_serializer_context()).data)
+
+
+class SystemViewSet(viewsets.ModelViewSet):
+    serializer_class = SystemSerializer
+    filterset_class = SystemFilterSet
+    permission_classes = [IsAuthenticated, ObjectActionPermission]
+    object_perms = SYSTEM_PERMS
+    lookup_field = "slug"
+    http_method_names = ["get", "post", "put", "patch", "head", "options"]
+
+    def get_queryset(self) -> Any:
+        return selectors.system_list_visible(user=self.request.user).order_by("name")
+
+    def perform_create(self, serializer: Any) -> None:
+        serializer.instance = services.system_create(created_by=self.request.user, **serializer.validated_data)
+
+    def perform_update(self, serializer: Any) -> None:
+        system = serializer.instance
+        data = serializer.validated_data
+        serializer.instance = services.system_update(
+            system=system,
+            updated_by=self.request.user,
+            name=data.get("name", system.name),
+            description=data.get("description", system.description),
+        )
+
+    @extend_schema(request=TransferSerializer, responses=SystemSerializer)
+    @action(detail=True, methods=["post"])
+    def transfer(self, request: Request, slug: str | None = None) -> Response:
+        system = self.get_object()
+        payload = TransferSerializer(data=request.data)
+        payload.is_valid(raise_exception=True)
+        system = services.system_transfer(
+            system=system, transferred_by=request.user, new_owner=payload.validated_data["new_owner"]
+        )
+        return Response(SystemSerializer(system).data)
+
+
+class DependencyViewSet(viewsets.ModelViewSet):
+    """Edges of the dependency graph; changing them needs change permission on the depending (source) service."""
+
+    serializer_class = DependencySerializer
+    filterset_class = DependencyFilterSet
+    http_method_names = ["get", "post", "delete", "head", "options"]
+
+    def get_queryset(self) -> Any:
+        return selectors.dependency_list_visible(user=self.request.user).order_by("id")
+
+    def perform_create(self, serializer: Any) -> None:
+        source = serializer.validated_data["source"]
+        if not user_can(self.request.user, "catalog.change_service", source):
+            raise PermissionDenied(f"Only {source.owner} can change {source}'s dependencies.")
+        serializer.instance = services.dependency_add(added_by=self.request.user, **serializer.validated_data)
+
+    def destroy(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        dependency: Dependency = self.get_object()
+        if not user_can(request.user, "catalog.change_service", dependency.source):
+            raise PermissionDenied(f"Only {dependency.source.owner} can change {dependency.source}'s dependencies.")
+        services.dependency_remove(dependency=dependency, removed_by=request.user)
+        return Response(status=status.HTTP_204_NO_CONTENT)

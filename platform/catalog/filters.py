@@ -1,0 +1,70 @@
+"""Catalog filters, shared by the HTML catalog page and the API so that both answer the same question."""
+
+import django_filters
+from django.db.models import Q, QuerySet
+
+from catalog.models import Dependency, Service, System, Tag
+from teams.models import Team
+
+
+class ServiceFilterSet(django_filters.FilterSet):
+    q = django_filters.CharFilter(method="search", label="Search")
+    owner = django_filters.ModelChoiceFilter(
+        queryset=Team.objects.all(), to_field_name="slug", label="Owner", empty_label="Any team"
+    )
+    lifecycle = django_filters.ChoiceFilter(choices=Service.Lifecycle.choices, empty_label="Any lifecycle")
+    tier = django_filters.ChoiceFilter(choices=Service.Tier.choices, empty_label="Any tier")
+    system = django_filters.ModelChoiceFilter(
+        queryset=System.objects.all(), to_field_name="slug", label="System", empty_label="Any system"
+    )
+    tag = django_filters.ModelChoiceFilter(
+        queryset=Tag.objects.all(), to_field_name="name", field_name="tags", label="Tag", empty_label="Any tag"
+    )
+    ordering = django_filters.OrderingFilter(
+        fields=(
+            ("name", "name"),
+            ("owner__name", "owner"),
+            ("tier", "tier"),
+            ("lifecycle", "lifecycle"),
+            ("updated_at", "updated"),
+        ),
+        label="Sort by",
+    )
+
+    class Meta:
+        model = Service
+        fields = ["q", "owner", "lifecycle", "tier", "system", "tag"]
+
+    def search(self, queryset: QuerySet[Service], name: str, value: str) -> QuerySet[Service]:
+        """Every word must appear in the name, slug or description (case-insensitive)."""
+        for word in value.split()[:8]:
+            queryset = queryset.filter(
+                Q(name__icontains=word) | Q(slug__icontains=word) | Q(description__icontains=word)
+            )
+        return queryset
+
+    @property
+    def qs(self) -> QuerySet[Service]:
+        queryset = super().qs
+        if not getattr(self.form, "cleaned_data", {}).get("ordering"):
+            queryset = queryset.order_by("name", "pk")
+        else:
+            queryset = queryset.order_by(*queryset.query.order_by, "pk")  # a stable order for pagination
+        return queryset
+
+
+class SystemFilterSet(django_filters.FilterSet):
+    owner = django_filters.CharFilter(field_name="owner__slug")
+
+    class Meta:
+        model = System
+        fields = ["owner"]
+
+
+class DependencyFilterSet(django_filters.FilterSet):
+    source = django_filters.CharFilter(field_name="source__slug")
+    target = django_filters.CharFilter(field_name="target__slug")
+
+    class Meta:
+        model = Dependency
+        fields = ["source", "target", "kind"]

@@ -1,0 +1,89 @@
+"""Catalog forms. Writes still go through catalog.services; these only parse and validate input."""
+
+from typing import Any
+
+from django import forms
+from django.db.models import QuerySet
+
+from catalog.models import Dependency, Service, System, Tag
+from portal.forms import InlineValidationMixin
+from teams.models import Team
+
+
+class TagsField(forms.CharField):
+    """Comma-separated tags, normalised to a sorted list of lowercase names."""
+
+    def to_python(self, value: Any) -> list[str]:  # type: ignore[override]
+        text = super().to_python(value) or ""
+        return sorted({part.strip().lower() for part in text.split(",") if part.strip()})
+
+    def validate(self, value: Any) -> None:
+        for name in value:
+            try:
+                Tag(name=name).clean_fields()
+            except forms.ValidationError as error:
+                raise forms.ValidationError(f"“{name}” is not a valid tag: {error.messages[0]}") from error
+
+
+class ServiceForm(InlineValidationMixin, forms.ModelForm):
+    tags = TagsField(required=False, help_text="Comma-separated, for example: python, payments, pci")
+
+    class Meta:
+        model = Service
+        fields = [
+            "name",
+            "slug",
+            "owner",
+            "description",
+            "system",
+            "lifecycle",
+            "tier",
+            "language",
+            "tags",
+            "repository_url",
+            "docs_url",
+            "dashboard_url",
+            "chat_channel",
+            "on_call_url",
+        ]
+        widgets = {"description": forms.Textarea(attrs={"rows": 4})}
+        help_texts = {"slug": "Unique, lowercase letters, digits and hyphens; used in URLs and the API."}
+
+    def __init__(self, *args: Any, owner_choices: QuerySet[Team] | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if self.instance.pk:
+            # Ownership moves only through the transfer flow; the slug is the service's identity.
+            del self.fields["owner"]
+            self.fields["slug"].disabled = True
+            self.initial["tags"] = ", ".join(tag.name for tag in self.instance.tags.all())
+        elif owner_choices is not None:
+            self.fields["owner"].queryset = owner_choices  # type: ignore[attr-defined]
+            self.fields["owner"].help_text = "Teams you belong to."
+        self.fields["system"].queryset = System.objects.order_by("name")  # type: ignore[attr-defined]
+
+
+class TransferForm(forms.Form):
+    new_owner = forms.ModelChoiceField(queryset=Team.objects.all(), to_field_name="slug", label="New owner team")
+    note = forms.CharField(
+        required=False,
+        max_length=500,
+        widget=forms.Textarea(attrs={"rows": 3}),
+        help_text="Why the service moves; kept in the audit log.",
+    )
+
+
+class DependencyForm(forms.Form):
+    target = forms.ModelChoiceField(
+        queryset=Service.objects.all(),
+        to_field_name="slug",
+        label="Depends on",
+        widget=forms.TextInput(attrs={"placeholder": "slug of the service it depends on"}),
+        error_messages={"invalid_choice": "There is no service with this slug."},
+    )
+    kind = forms.ChoiceField(choices=Dependency.Kind.choices)
+
+
+class SystemForm(InlineValidationMixin, forms.ModelForm):
+    class Meta:
+        model = System
+        fields = ["name", "slug", "owner", "description"]

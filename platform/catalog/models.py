@@ -1,0 +1,133 @@
+"""The service catalog: systems, services, their tags and the dependencies between them."""
+
+from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
+from django.db import models
+from django.db.models import F, Q
+from django.urls import reverse
+
+from teams.models import Team
+
+slug_validator = RegexValidator(
+    r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?$",
+    "Use lowercase letters, digits and hyphens, starting and ending with a letter or digit.",
+)
+
+
+class Tag(models.Model):
+    """A free label on services, such as `python` or `pci`."""
+
+    name = models.CharField(max_length=50, unique=True, validators=[slug_validator])
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class System(models.Model):
+    """A group of services that together provide one capability, owned by one team."""
+
+    slug = models.SlugField(max_length=100, unique=True, validators=[slug_validator])
+    name = models.CharField(max_length=100)
+    description = models.TextField(blank=True, max_length=5000)
+    owner = models.ForeignKey(Team, on_delete=models.PROTECT, related_name="systems")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+        permissions = [
+            ("deploy_system", "Can deploy the system's services"),
+            ("decommission_system", "Can decommission the system"),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def get_absolute_url(self) -> str:
+        return reverse("catalog:system-detail", kwargs={"slug": self.slug})
+
+
+class Service(models.Model):
+    """A deployable piece of software with exactly one owning team; its team's group holds its permissions."""
+
+    class Lifecycle(models.TextChoices):
+        EXPERIMENTAL = "experimental", "Experimental"
+        PRODUCTION = "production", "Production"
+        DEPRECATED = "deprecated", "Deprecated"
+        DECOMMISSIONING = "decommissioning", "Decommissioning"
+        DECOMMISSIONED = "decommissioned", "Decommissioned"
+
+    class Tier(models.IntegerChoices):
+        CRITICAL = 1, "Tier 1 — critical"
+        HIGH = 2, "Tier 2 — high"
+        MEDIUM = 3, "Tier 3 — medium"
+        LOW = 4, "Tier 4 — low"
+
+    slug = models.SlugField(max_length=100, unique=True, validators=[slug_validator])
+    name = models.CharField(max_length=100)
+    description = models.TextField(blank=True, max_length=5000)
+    owner = models.ForeignKey(Team, on_delete=models.PROTECT, related_name="services")
+    system = models.ForeignKey(System, null=True, blank=True, on_delete=models.SET_NULL, related_name="services")
+    lifecycle = models.CharField(max_length=20, choices=Lifecycle.choices, default=Lifecycle.EXPERIMENTAL)
+    tier = models.PositiveSmallIntegerField(
+        choices=Tier.choices, default=Tier.MEDIUM, validators=[MinValueValidator(1), MaxValueValidator(4)]
+    )
+    language = models.CharField(max_length=40, blank=True)
+    repository_url = models.URLField(max_length=500, blank=True, verbose_name="repository URL")
+    docs_url = models.URLField(max_length=500, blank=True, verbose_name="documentation")
+    dashboard_url = models.URLField(max_length=500, blank=True, verbose_name="dashboard")
+    chat_channel = models.CharField(max_length=100, blank=True)
+    on_call_url = models.URLField(max_length=500, blank=True, verbose_name="on-call link")
+    tags = models.ManyToManyField(Tag, blank=True, related_name="services")
+    golden_path = models.CharField(max_length=100, blank=True, null=True)
+    golden_path_version = models.CharField(max_length=40, blank=True, null=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+        permissions = [
+            ("deploy_service", "Can deploy the service"),
+            ("decommission_service", "Can decommission the service"),
+        ]
+        constraints = [
+            models.CheckConstraint(condition=Q(tier__gte=1, tier__lte=4), name="service_tier_1_to_4"),
+        ]
+        indexes = [models.Index(fields=["lifecycle"]), models.Index(fields=["tier"])]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def get_absolute_url(self) -> str:
+        return reverse("catalog:service-detail", kwargs={"slug": self.slug})
+
+
+class Dependency(models.Model):
+    """`source` depends on `target`. Cycles are allowed (real systems have them) and shown on the service page."""
+
+    class Kind(models.TextChoices):
+        RUNTIME = "runtime", "Runtime"
+        BUILD = "build", "Build"
+        DATA = "data", "Data"
+
+    source = models.ForeignKey(Service, on_delete=models.CASCADE, related_name="dependencies")
+    target = models.ForeignKey(Service, on_delete=models.CASCADE, related_name="dependents")
+    kind = models.CharField(max_length=10, choices=Kind.choices, default=Kind.RUNTIME)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["source__name", "target__name"]
+        verbose_name_plural = "dependencies"
+        constraints = [
+            models.UniqueConstraint(fields=["source", "target", "kind"], name="dependency_unique_edge"),
+            models.CheckConstraint(
+                condition=~Q(source=F("target")),
+                name="dependency_not_self",
+                violation_error_message="A service cannot depend on itself.",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.source} → {self.target} ({self.kind})"

@@ -1,0 +1,44 @@
+"""Object permissions for the catalog, shared by the HTML views and the API.
+
+Ownership is a set of guardian grants to the owning team's group; staff (platform admins) may do everything.
+"""
+
+from typing import Any
+
+from django.contrib.auth.models import AnonymousUser, User
+from django.db.models import Model
+from rest_framework.permissions import SAFE_METHODS, BasePermission
+
+SERVICE_OWNER_PERMS = ["catalog.change_service", "catalog.deploy_service", "catalog.decommission_service"]
+SYSTEM_OWNER_PERMS = ["catalog.change_system", "catalog.deploy_system", "catalog.decommission_system"]
+
+# API action → the object permission it needs. Reads need none beyond being signed in.
+SERVICE_PERMS = {
+    "update": "catalog.change_service",
+    "partial_update": "catalog.change_service",
+    "destroy": "catalog.delete_service",
+    "transfer": "catalog.change_service",
+}
+SYSTEM_PERMS = {
+    "update": "catalog.change_system",
+    "partial_update": "catalog.change_system",
+    "destroy": "catalog.delete_system",
+    "transfer": "catalog.change_system",
+}
+
+
+def user_can(user: User | AnonymousUser, perm: str, obj: Model) -> bool:
+    """Staff, a model-wide grant, or a guardian grant on this one object (usually via the owning team's group)."""
+    if not user.is_authenticated or not user.is_active:
+        return False
+    return bool(user.is_staff or user.has_perm(perm) or user.has_perm(perm, obj))
+
+
+class ObjectActionPermission(BasePermission):
+    """Reads are open to signed-in users; every other action needs the object permission in `view.object_perms`."""
+
+    def has_object_permission(self, request: Any, view: Any, obj: Model) -> bool:
+        if request.method in SAFE_METHODS and view.action not in view.object_perms:
+            return True
+        perm = view.object_perms.get(view.action)
+        return perm is not None and user_can(request.user, perm, obj)

@@ -1,0 +1,58 @@
+"""Reads of the catalog. Every user-facing queryset starts here.
+
+The catalog is open to every signed-in user (finding any service and its owner is the point), so the
+`*_visible` functions return everything today; they remain the one place to narrow if that changes.
+"""
+
+from django.contrib.auth.models import AnonymousUser, User
+from django.db import connection
+from django.db.models import Prefetch, QuerySet
+
+from catalog.models import Dependency, Service, System, Tag
+
+# Cycles longer than this many hops are not looked for on the service page: the search stays cheap on a
+# catalog of tens of thousands of edges, and the cycles people need to see are short.
+CYCLE_SEARCH_DEPTH = 6
+
+
+def service_list_visible(*, user: User | AnonymousUser) -> QuerySet[Service]:
+    return Service.objects.select_related("owner", "system").prefetch_related(
+        Prefetch("tags", queryset=Tag.objects.order_by("name"))
+    )
+
+
+def system_list_visible(*, user: User | AnonymousUser) -> QuerySet[System]:
+    return System.objects.select_related("owner")
+
+
+def dependency_list_visible(*, user: User | AnonymousUser) -> QuerySet[Dependency]:
+    return Dependency.objects.select_related("source", "target")
+
+
+def service_dependencies(*, service: Service) -> tuple[list[Dependency], list[Dependency]]:
+    """What the service depends on, and what depends on it, each with the other end's owner loaded."""
+    outgoing = list(service.dependencies.select_related("target__owner").order_by("target__name"))
+    incoming = list(service.dependents.select_related("source__owner").order_by("source__name"))
+    return outgoing, incoming
+
+
+def service_cycle_neighbours(*, service: Service) -> set[int]:
+    """Ids of the direct dependencies through which a path leads back to `service` (within the search depth)."""
+    table = Dependency._meta.db_table
+    sql = f"""
+        WITH RECURSIVE walk(first_hop, node, depth) AS (
+            SELECT target_id, target_id, 1 FROM {table} WHERE source_id = %s
+            UNION
+            SELECT w.first_hop, d.target_id, w.depth + 1
+            FROM walk w JOIN {table} d ON d.source_id = w.node
+            WHERE w.depth < %s AND w.node <> %s
+        )
+        SELECT DISTINCT first_hop FROM walk WHERE node = %s
+    """  # noqa: S608 - the table name is ours, every value is a parameter
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [service.pk, CYCLE_SEARCH_DEPTH, service.pk, service.pk])
+        return {row[0] for row in cursor.fetchall()}
+
+
+def tag_names() -> list[str]:
+    return list(Tag.objects.filter(services__isnull=False).distinct().order_by("name").values_list("name", flat=True))

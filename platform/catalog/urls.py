@@ -1,0 +1,16 @@
+from django.urls import path
+
+from catalog import views
+
+app_name = "catalog"
+urlpatterns = [
+    path("", views.service_list, name="service-list"),
+    path("services/new/", views.service_create, name="service-create"),
+    path("services/<slug:slug>/", views.service_detail, name="service-detail"),
+    path("services/<slug:slug>/edit/", views.service_edit, name="service-edit"),
+    path("services/<slug:slug>/transfer/", views.service_transfer, name="service-transfer"),
+    path("services/<slug:slug>/dependencies/", views.dependency_add, name="dependency-add"),
+    path("services/<slug:slug>/dependencies/<int:pk>/remove/", views.dependency_remove, name="dependency-remove"),
+    path("systems/", views.system_list, name="system-list"),
+    path("systems/<slug:slug>/", views.system_detail, name="system-detail"),
+]

@@ -1,0 +1,188 @@
+"""Catalog pages. Each view parses input, checks permission, calls one service or selector, renders."""
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.paginator import Paginator
+from django.db.models import Count
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.utils.cache import patch_vary_headers
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from audit import selectors as audit_selectors
+from catalog import selectors, services
+from catalog.filters import ServiceFilterSet
+from catalog.forms import DependencyForm, ServiceForm, TransferForm
+from catalog.models import Dependency, Service
+from catalog.permissions import user_can
+from portal.forms import apply_errors, validation_response
+from teams import selectors as team_selectors
+
+PAGE_SIZE = 50
+
+
+@login_required
+@require_GET
+def service_list(request: HttpRequest) -> HttpResponse:
+    """The catalog: search as you type and filters that swap only the results, kept in the URL."""
+    filterset = ServiceFilterSet(request.GET or None, queryset=selectors.service_list_visible(user=request.user))
+    page = Paginator(filterset.qs, PAGE_SIZE).get_page(request.GET.get("page"))
+    template = "catalog/service_list.html"
+    if request.htmx and not request.htmx.boosted:  # type: ignore[attr-defined]
+        template += "#results"
+    params = request.GET.copy()
+    params.pop("page", None)
+    context = {
+        "filterset": filterset,
+        "page": page,
+        "services": page.object_list,
+        "query": params.urlencode(),
+        "ordering": request.GET.get("ordering", ""),
+        "can_create": True,
+    }
+    response = render(request, template, context)
+    patch_vary_headers(response, ["HX-Request"])
+    return response
+
+
+@login_required
+@require_GET
+def service_detail(request: HttpRequest, slug: str) -> HttpResponse:
+    service = get_object_or_404(selectors.service_list_visible(user=request.user), slug=slug)
+    outgoing, incoming = selectors.service_dependencies(service=service)
+    cycle_ids = selectors.service_cycle_neighbours(service=service) if outgoing and incoming else set()
+    can_change = user_can(request.user, "catalog.change_service", service)
+    context = {
+        "service": service,
+        "outgoing": outgoing,
+        "incoming": incoming,
+        "cycle_ids": cycle_ids,
+        "events": audit_selectors.event_list_for_service(service_id=service.pk),
+        "can_change": can_change,
+        "dependency_form": DependencyForm() if can_change else None,
+    }
+    return render(request, "catalog/service_detail.html", context)
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def service_create(request: HttpRequest) -> HttpResponse:
+    owner_choices = team_selectors.team_choices_for(user=request.user)
+    form = ServiceForm(request.POST or None, owner_choices=owner_choices)
+    form.enable_inline_validation(request.path)
+    if (partial := validation_response(request, form)) is not None:
+        return partial
+    if request.method == "POST" and form.is_valid():
+        data = dict(form.cleaned_data)
+        try:
+            service = services.service_create(created_by=request.user, **data)  # type: ignore[arg-type]
+        except ValidationError as error:
+            apply_errors(form, error)
+        except PermissionDenied as error:
+            form.add_error("owner", str(error))
+        else:
+            messages.success(request, f"{service} is in the catalog, owned by {service.owner}.")
+            return redirect(service)
+    no_team = not owner_choices.exists()
+    return render(request, "catalog/service_form.html", {"form": form, "no_team": no_team})
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def service_edit(request: HttpRequest, slug: str) -> HttpResponse:
+    service = get_object_or_404(Service, slug=slug)
+    if not user_can(request.user, "catalog.change_service", service):
+        raise PermissionDenied(f"Only {service.owner} (or a platform admin) can edit {service}.")
+    form = ServiceForm(request.POST or None, instance=service)
+    form.enable_inline_validation(request.path)
+    if (partial := validation_response(request, form)) is not None:
+        return partial
+    if request.method == "POST" and form.is_valid():
+        data = {name: form.cleaned_data[name] for name in form.fields if name != "slug"}
+        try:
+            service = services.service_update(service=service, updated_by=request.user, **data)  # type: ignore[arg-type]
+        except ValidationError as error:
+            apply_errors(form, error)
+        else:
+            messages.success(request, f"{service} was saved.")
+            return redirect(service)
+    service.refresh_from_db()  # the form's validation may have modified the instance in memory
+    return render(request, "catalog/service_form.html", {"form": form, "service": service})
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def service_transfer(request: HttpRequest, slug: str) -> HttpResponse:
+    """Hand a service to another team; the permissions move with it."""
+    service = get_object_or_404(Service.objects.select_related("owner"), slug=slug)
+    if not user_can(request.user, "catalog.change_service", service):
+        raise PermissionDenied(f"Only {service.owner} (or a platform admin) can transfer {service}.")
+    form = TransferForm(request.POST or None)
+    form.fields["new_owner"].queryset = form.fields["new_owner"].queryset.exclude(pk=service.owner_id)  # type: ignore[attr-defined]
+    if request.method == "POST" and form.is_valid():
+        try:
+            services.service_transfer(
+                service=service,
+                new_owner=form.cleaned_data["new_owner"],
+                transferred_by=request.user,
+                note=form.cleaned_data["note"],
+            )  # type: ignore[arg-type]
+        except ValidationError as error:
+            apply_errors(form, error)
+        else:
+            messages.success(request, f"{service} now belongs to {form.cleaned_data['new_owner']}.")
+            return redirect(service)
+    return render(request, "catalog/service_transfer.html", {"form": form, "service": service})
+
+
+@login_required
+@require_POST
+def dependency_add(request: HttpRequest, slug: str) -> HttpResponse:
+    service = get_object_or_404(Service, slug=slug)
+    if not user_can(request.user, "catalog.change_service", service):
+        raise PermissionDenied(f"Only {service.owner} (or a platform admin) can change {service}'s dependencies.")
+    form = DependencyForm(request.POST)
+    if form.is_valid():
+        try:
+            services.dependency_add(
+                source=service,
+                target=form.cleaned_data["target"],
+                kind=form.cleaned_data["kind"],
+                added_by=request.user,
+            )  # type: ignore[arg-type]
+        except ValidationError as error:
+            form.add_error("target", error.messages)
+    if form.errors:
+        messages.error(request, " ".join(message for errors in form.errors.values() for message in errors))
+    else:
+        messages.success(request, f"{service} now depends on {form.cleaned_data['target']}.")
+    return redirect(service)
+
+
+@login_required
+@require_POST
+def dependency_remove(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
+    dependency = get_object_or_404(Dependency.objects.select_related("source", "target"), pk=pk, source__slug=slug)
+    if not user_can(request.user, "catalog.change_service", dependency.source):
+        raise PermissionDenied(f"Only {dependency.source.owner} can change {dependency.source}'s dependencies.")
+    services.dependency_remove(dependency=dependency, removed_by=request.user)  # type: ignore[arg-type]
+    messages.success(request, f"Removed the dependency on {dependency.target}.")
+    return redirect(dependency.source)
+
+
+@login_required
+@require_GET
+def system_list(request: HttpRequest) -> HttpResponse:
+    systems = selectors.system_list_visible(user=request.user).order_by("name")
+
+    systems = systems.annotate(service_count=Count("services"))
+    return render(request, "catalog/system_list.html", {"systems": systems})
+
+
+@login_required
+@require_GET
+def system_detail(request: HttpRequest, slug: str) -> HttpResponse:
+    system = get_object_or_404(selectors.system_list_visible(user=request.user), slug=slug)
+    system_services = selectors.service_list_visible(user=request.user).filter(system=system).order_by("name")
+    return render(request, "catalog/system_detail.html", {"system": system, "services": system_services})

@@ -1,0 +1,5 @@
+from django.contrib import admin
+
+from deployments.models import Environment
+
+admin.site.register(Environment)

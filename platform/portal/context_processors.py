@@ -1,0 +1,22 @@
+"""Template context shared by every page."""
+
+from django.http import HttpRequest
+
+NAVIGATION = [
+    ("Catalog", "catalog:service-list", "catalog"),
+    ("Teams", "teams:team-list", "teams"),
+    ("Create", "portal:create", "create"),
+    ("Deployments", "portal:deployments", "deployments"),
+    ("Insights", "portal:insights", "insights"),
+    ("Governance", "audit:event-list", "governance"),
+]
+
+
+def navigation(request: HttpRequest) -> dict[str, object]:
+    """The main navigation, with the section of the current page marked."""
+    match = getattr(request, "resolver_match", None)
+    namespace = match.namespace if match else ""
+    section = {"catalog": "catalog", "teams": "teams", "audit": "governance"}.get(namespace, "")
+    if match and namespace == "portal":
+        section = match.url_name or ""
+    return {"navigation": NAVIGATION, "nav_section": section}

@@ -1,0 +1,37 @@
+"""Top-level URLs: pages per app, the API under /api/v1/, the schema and its docs."""
+
+from django.contrib import admin
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+
+from portal import views
+
+portal_patterns = (
+    [
+        path("", views.home, name="home"),
+        path("create/", views.section, {"name": "create"}, name="create"),
+        path("deployments/", views.section, {"name": "deployments"}, name="deployments"),
+        path("insights/", views.section, {"name": "insights"}, name="insights"),
+    ],
+    "portal",
+)
+
+api_v1 = [
+    path("", include("teams.api.urls")),
+    path("", include("catalog.api.urls")),
+    path("", include("deployments.api.urls")),
+    path("", include("audit.api.urls")),
+]
+
+urlpatterns = [
+    path("", include(portal_patterns)),
+    path("healthz", views.healthz, name="healthz"),
+    path("accounts/", include("accounts.urls")),
+    path("teams/", include("teams.urls")),
+    path("catalog/", include("catalog.urls")),
+    path("audit/", include("audit.urls")),
+    path("api/v1/", include((api_v1, "api"))),
+    path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+    path("admin/", admin.site.urls),
+]

@@ -1,0 +1,41 @@
+"""Portal-wide pages: the health endpoint and the sections that later capabilities fill."""
+
+from django.contrib.auth.decorators import login_required
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_GET
+
+SECTIONS = {
+    "create": (
+        "Create a service",
+        "Golden paths and the scaffolding wizard will live here: answer a few questions and get a new "
+        "repository that is already in the catalog, owned by your team.",
+    ),
+    "deployments": (
+        "Deployments",
+        "Progressive deployments run by Runway's workers, with their timelines, will be listed here.",
+    ),
+    "insights": (
+        "Insights",
+        "Health checks, SLIs and the four DORA metrics per service and team will be shown here.",
+    ),
+}
+
+
+@require_GET
+def healthz(request: HttpRequest) -> JsonResponse:
+    """Liveness for load balancers; touches nothing, so it also serves as the benchmark's baseline view."""
+    return JsonResponse({"status": "ok"})
+
+
+@login_required
+@require_GET
+def home(request: HttpRequest) -> HttpResponse:
+    return redirect("catalog:service-list")
+
+
+@login_required
+@require_GET
+def section(request: HttpRequest, name: str) -> HttpResponse:
+    title, text = SECTIONS[name]
+    return render(request, "portal/section.html", {"title": title, "text": text})

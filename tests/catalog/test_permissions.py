@@ -1,0 +1,97 @@
+"""The permission matrix: (owner-team member, other-team member, staff, anonymous) × (view, edit, transfer, API write).
+
+Each cell names the exact response code. Writes that succeed are checked to have happened; writes refused are
+checked to have left the service unchanged.
+"""
+
+import pytest
+from django.urls import reverse
+
+from catalog.models import Service
+
+pytestmark = [pytest.mark.django_db, pytest.mark.smoke]
+
+ROLES = ["owner", "outsider", "staff", "anonymous"]
+LOGIN = "/accounts/login/"
+
+
+def _login(client, world, role):  # type: ignore[no-untyped-def]
+    if role != "anonymous":
+        client.force_login(getattr(world, role))
+
+
+@pytest.mark.parametrize(("role", "expected"), [("owner", 200), ("outsider", 200), ("staff", 200), ("anonymous", 302)])
+def test_view_service_page(client, world, role, expected):
+    _login(client, world, role)
+    response = client.get(reverse("catalog:service-detail", args=[world.service.slug]))
+    assert response.status_code == expected
+    if role == "anonymous":
+        assert response["Location"].startswith(LOGIN)
+    else:
+        assert b"Payments API" in response.content
+
+
+@pytest.mark.parametrize(("role", "expected"), [("owner", 302), ("outsider", 403), ("staff", 302), ("anonymous", 302)])
+def test_edit_service(client, world, role, expected):
+    _login(client, world, role)
+    url = reverse("catalog:service-edit", args=[world.service.slug])
+    form = {"name": "Payments API", "description": f"edited by {role}", "lifecycle": "production", "tier": "1"}
+    response = client.post(url, form)
+    assert response.status_code == expected
+    description = Service.objects.get(pk=world.service.pk).description
+    if role in ("owner", "staff"):
+        assert response["Location"] == world.service.get_absolute_url()
+        assert description == f"edited by {role}"
+    else:
+        assert description == ""
+        if role == "anonymous":
+            assert response["Location"].startswith(LOGIN)
+
+
+@pytest.mark.parametrize(("role", "expected"), [("owner", 200), ("outsider", 403), ("staff", 200), ("anonymous", 302)])
+def test_edit_form_page(client, world, role, expected):
+    _login(client, world, role)
+    assert client.get(reverse("catalog:service-edit", args=[world.service.slug])).status_code == expected
+
+
+@pytest.mark.parametrize(("role", "expected"), [("owner", 302), ("outsider", 403), ("staff", 302), ("anonymous", 302)])
+def test_transfer_ownership(client, world, role, expected):
+    _login(client, world, role)
+    url = reverse("catalog:service-transfer", args=[world.service.slug])
+    response = client.post(url, {"new_owner": world.other_team.slug, "note": "reorg"})
+    assert response.status_code == expected
+    owner_id = Service.objects.get(pk=world.service.pk).owner_id
+    if role in ("owner", "staff"):
+        assert owner_id == world.other_team.pk
+    else:
+        assert owner_id == world.owner_team.pk
+
+
+@pytest.mark.parametrize(("role", "expected"), [("owner", 200), ("outsider", 403), ("staff", 200), ("anonymous", 401)])
+def test_api_write(api_client, world, role, expected):
+    if role != "anonymous":
+        api_client.force_authenticate(getattr(world, role))
+    url = reverse("api:service-detail", args=[world.service.slug])
+    response = api_client.patch(url, {"description": "via the API"}, format="json")
+    assert response.status_code == expected
+    changed = Service.objects.get(pk=world.service.pk).description == "via the API"
+    assert changed is (expected == 200)
+
+
+@pytest.mark.parametrize(("role", "expected"), [("owner", 200), ("outsider", 403), ("staff", 200), ("anonymous", 401)])
+def test_api_transfer(api_client, world, role, expected):
+    if role != "anonymous":
+        api_client.force_authenticate(getattr(world, role))
+    url = reverse("api:service-transfer", args=[world.service.slug])
+    response = api_client.post(url, {"new_owner": world.other_team.slug}, format="json")
+    assert response.status_code == expected
+
+
+def test_transfer_moves_permissions(client, world):
+    """After a transfer the old team can no longer edit and the new team can."""
+    client.force_login(world.owner)
+    client.post(reverse("catalog:service-transfer", args=[world.service.slug]), {"new_owner": world.other_team.slug})
+    edit = reverse("catalog:service-edit", args=[world.service.slug])
+    assert client.get(edit).status_code == 403
+    client.force_login(world.outsider)
+    assert client.get(edit).status_code == 200
