@@ -2,7 +2,7 @@ from typing import Any
 
 from django.core.exceptions import PermissionDenied
 from rest_framework import viewsets
-from rest_framework.permissions import SAFE_METHODS, BasePermission
+from rest_framework.permissions import SAFE_METHODS, BasePermission, IsAuthenticated
 
 from portal.api import StaffWritePermission
 from teams import selectors, services
@@ -28,8 +28,8 @@ class TeamViewSet(viewsets.ModelViewSet):
 
     def get_permissions(self) -> list[BasePermission]:
         if self.action == "create":
-            return [StaffWritePermission()]
-        return [TeamManagerPermission()]
+            return [IsAuthenticated(), StaffWritePermission()]
+        return [IsAuthenticated(), TeamManagerPermission()]
 
     def get_queryset(self) -> Any:
         return selectors.team_list_visible(user=self.request.user).order_by("name")

@@ -1,0 +1,173 @@
+"""Catalog pages: htmx fragments, filters in the URL, bounded queries, forms with field errors."""
+
+import pytest
+from django.urls import reverse
+
+from catalog import services
+from catalog.models import Dependency, Service
+from tests.factories import SystemFactory, TeamFactory, service_make
+
+pytestmark = [pytest.mark.django_db]
+
+CATALOG = reverse("catalog:service-list")
+
+
+def _populate(team, count: int) -> None:  # type: ignore[no-untyped-def]
+    system = SystemFactory(owner=team)
+    for i in range(count):
+        service_make(owner=team, slug=f"bulk-{count}-{i}", system=system, tags=["python", f"t{i % 3}"])
+
+
+@pytest.mark.smoke
+def test_htmx_request_gets_only_the_results_fragment(client, world):
+    client.force_login(world.outsider)
+    full = client.get(CATALOG, {"q": "payments"})
+    fragment = client.get(CATALOG, {"q": "payments"}, headers={"HX-Request": "true"})
+    assert b"<html" in full.content and b"<html" not in fragment.content
+    assert b"Payments API" in fragment.content
+    assert "HX-Request" in fragment["Vary"]
+
+
+def test_filters_narrow_the_table(client, world):
+    other = service_make(
+        owner=world.other_team, slug="search-api", name="Search API", lifecycle="deprecated", tier=3, tags=["java"]
+    )
+    client.force_login(world.outsider)
+
+    def slugs(**params: str) -> set[str]:
+        return {s.slug for s in client.get(CATALOG, params).context["services"]}
+
+    assert slugs() == {"payments-api", "search-api"}
+    assert slugs(owner="search") == {"search-api"}
+    assert slugs(lifecycle="deprecated") == {"search-api"}
+    assert slugs(tier="1") == {"payments-api"}
+    assert slugs(tag="java") == {"search-api"}
+    assert slugs(q="search api") == {"search-api"}
+    assert [s.slug for s in client.get(CATALOG, {"ordering": "-tier"}).context["services"]] == [
+        other.slug,
+        world.service.slug,
+    ]
+
+
+def test_unknown_filter_value_is_reported_not_ignored(client, world):
+    client.force_login(world.outsider)
+    response = client.get(CATALOG, {"owner": "no-such-team"})
+    assert response.status_code == 200
+    assert "owner" in response.context["filterset"].errors
+    assert b"Select a valid choice" in response.content
+
+
+@pytest.mark.parametrize("count", [3, 30])
+def test_catalog_page_query_count_does_not_grow(client, world, django_assert_max_num_queries, count):
+    _populate(TeamFactory(), count)
+    client.force_login(world.outsider)
+    with django_assert_max_num_queries(10):
+        response = client.get(CATALOG)
+    assert len(response.context["services"]) == count + 1
+
+
+@pytest.mark.parametrize("count", [2, 25])
+def test_service_page_query_count_does_not_grow(client, world, django_assert_max_num_queries, count):
+    team = TeamFactory()
+    for i in range(count):
+        dependency = service_make(owner=team, slug=f"dep-{i}")
+        services.dependency_add(source=world.service, target=dependency, kind="runtime", added_by=None)
+        services.dependency_add(source=dependency, target=world.service, kind="data", added_by=None)
+    client.force_login(world.owner)
+    with django_assert_max_num_queries(16):
+        response = client.get(world.service.get_absolute_url())
+    assert len(response.context["outgoing"]) == count and len(response.context["incoming"]) == count
+    assert response.context["cycle_ids"] == {d.target_id for d in response.context["outgoing"]}
+
+
+def test_service_page_shows_both_directions_and_the_cycle(client, world):
+    ledger = service_make(owner=world.owner_team, slug="ledger", name="Ledger")
+    checkout = service_make(owner=world.other_team, slug="checkout", name="Checkout")
+    services.dependency_add(source=world.service, target=ledger, kind="runtime", added_by=None)
+    services.dependency_add(source=ledger, target=world.service, kind="data", added_by=None)
+    services.dependency_add(source=checkout, target=world.service, kind="runtime", added_by=None)
+    client.force_login(world.outsider)
+    content = client.get(world.service.get_absolute_url()).content.decode()
+    assert "Depends on (1)" in content and "Used by (2)" in content
+    assert "Dependency cycle" in content and "Checkout" in content
+
+
+@pytest.mark.smoke
+def test_create_form_bad_input_gives_field_errors_and_writes_nothing(client, world):
+    client.force_login(world.owner)
+    url = reverse("catalog:service-create")
+    response = client.post(
+        url,
+        {
+            "name": "x" * 101,
+            "slug": "payments-api",
+            "owner": world.owner_team.pk,
+            "lifecycle": "production",
+            "tier": "7",
+            "tags": "ok, Not A Tag!",
+        },
+    )
+    assert response.status_code == 200
+    errors = response.context["form"].errors
+    assert set(errors) >= {"name", "slug", "tier", "tags"}
+    assert Service.objects.count() == 1
+
+
+@pytest.mark.smoke
+def test_create_form_refuses_a_team_you_are_not_in(client, world):
+    client.force_login(world.outsider)
+    response = client.post(
+        reverse("catalog:service-create"),
+        {"name": "Sneaky", "slug": "sneaky", "owner": world.owner_team.pk, "lifecycle": "production", "tier": "2"},
+    )
+    assert "owner" in response.context["form"].errors
+    assert not Service.objects.filter(slug="sneaky").exists()
+
+
+@pytest.mark.smoke
+def test_create_form_registers_and_redirects(client, world):
+    client.force_login(world.owner)
+    response = client.post(
+        reverse("catalog:service-create"),
+        {
+            "name": "Refunds",
+            "slug": "refunds",
+            "owner": world.owner_team.pk,
+            "lifecycle": "production",
+            "tier": "2",
+            "tags": "python, pci",
+            "repository_url": "https://git.example.com/payments/refunds",
+        },
+    )
+    service = Service.objects.get(slug="refunds")
+    assert response["Location"] == service.get_absolute_url()
+    assert sorted(service.tags.values_list("name", flat=True)) == ["pci", "python"]
+
+
+def test_inline_validation_answers_with_the_field_errors_only(client, world):
+    client.force_login(world.owner)
+    response = client.post(
+        reverse("catalog:service-create"), {"slug": "Bad Slug", "_validate": "slug"}, headers={"HX-Request": "true"}
+    )
+    body = response.content.decode()
+    assert 'id="errors-slug"' in body and "<form" not in body
+    assert "letters" in body  # the slug validator's message
+    assert not Service.objects.filter(name="").exists()
+
+
+def test_dependency_form_refuses_self_and_unknown_targets(client, world):
+    client.force_login(world.owner)
+    url = reverse("catalog:dependency-add", args=[world.service.slug])
+    client.post(url, {"target": world.service.slug, "kind": "runtime"})
+    response = client.post(url, {"target": "does-not-exist", "kind": "runtime"}, follow=True)
+    assert Dependency.objects.count() == 0
+    assert "There is no service with this slug." in response.content.decode()
+
+
+def test_outsider_cannot_add_dependencies(client, world):
+    other = service_make(owner=world.other_team, slug="other")
+    client.force_login(world.outsider)
+    response = client.post(
+        reverse("catalog:dependency-add", args=[world.service.slug]), {"target": other.slug, "kind": "runtime"}
+    )
+    assert response.status_code == 403 and Dependency.objects.count() == 0
