@@ -195,7 +195,9 @@ def system_transfer(*, system: System, new_owner: Team, transferred_by: User) ->
 
 
 @transaction.atomic
-def dependency_add(*, source: Service, target: Service, kind: str, added_by: User | None) -> Dependency:
+def dependency_add(
+    *, source: Service, target: Service, kind: str = Dependency.Kind.RUNTIME, added_by: User | None
+) -> Dependency:
     """Record that `source` depends on `target`; a cycle is allowed, a self-dependency or duplicate is not."""
     if source.pk == target.pk:
         raise ValidationError({"target": "A service cannot depend on itself."})

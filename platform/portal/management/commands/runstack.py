@@ -63,6 +63,8 @@ class Command(BaseCommand):
                 str(beat_schedule),
             ],
         }
+        # SIGTERM (from a supervisor or `timeout`) stops the children too, as Ctrl-C does.
+        signal.signal(signal.SIGTERM, _interrupt)
         processes = {name: subprocess.Popen(command, env=env) for name, command in commands.items()}
         self.stdout.write(
             self.style.SUCCESS(
@@ -86,3 +88,7 @@ class Command(BaseCommand):
                     process.wait(timeout=10)
                 except subprocess.TimeoutExpired:
                     process.kill()
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
