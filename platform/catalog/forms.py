@@ -59,7 +59,11 @@ class ServiceForm(InlineValidationMixin, forms.ModelForm):
         elif owner_choices is not None:
             self.fields["owner"].queryset = owner_choices  # type: ignore[attr-defined]
             self.fields["owner"].help_text = "Teams you belong to."
+            self.fields["owner"].empty_label = "Choose a team…"  # type: ignore[attr-defined]
+            if len(owner_choices) == 1:
+                self.initial.setdefault("owner", owner_choices[0].pk)
         self.fields["system"].queryset = System.objects.order_by("name")  # type: ignore[attr-defined]
+        self.fields["system"].empty_label = "No system"  # type: ignore[attr-defined]
 
 
 class TransferForm(forms.Form):

@@ -57,7 +57,9 @@ def team_update(*, team: Team, updated_by: User, **fields: object) -> Team:
 
 
 @transaction.atomic
-def membership_set(*, team: Team, user: User, role: str, changed_by: User | None) -> Membership:
+def membership_set(
+    *, team: Team, user: User, role: str = Membership.Role.MEMBER, changed_by: User | None
+) -> Membership:
     """Add a user to a team with a role, or change their role; the user joins the team's group."""
     membership, created = Membership.objects.get_or_create(team=team, user=user, defaults={"role": role})
     before = None if created else {"role": membership.role}
