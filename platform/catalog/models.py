@@ -1,5 +1,9 @@
 """The service catalog: systems, services, their tags and the dependencies between them."""
 
+from typing import Any
+
+from django.contrib.contenttypes.fields import GenericForeignKey
+from django.contrib.contenttypes.models import ContentType
 from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
 from django.db import models
 from django.db.models import F, Q
@@ -71,6 +75,9 @@ class Service(models.Model):
     owner = models.ForeignKey(Team, on_delete=models.PROTECT, related_name="services")
     system = models.ForeignKey(System, null=True, blank=True, on_delete=models.SET_NULL, related_name="services")
     lifecycle = models.CharField(max_length=20, choices=Lifecycle.choices, default=Lifecycle.EXPERIMENTAL)
+    component_type = models.CharField(
+        max_length=40, default="service", validators=[slug_validator], help_text="service, website, library..."
+    )
     tier = models.PositiveSmallIntegerField(
         choices=Tier.choices, default=Tier.MEDIUM, validators=[MinValueValidator(1), MaxValueValidator(4)]
     )
@@ -81,6 +88,12 @@ class Service(models.Model):
     chat_channel = models.CharField(max_length=100, blank=True)
     on_call_url = models.URLField(max_length=500, blank=True, verbose_name="on-call link")
     tags = models.ManyToManyField(Tag, blank=True, related_name="services")
+    resources: "models.ManyToManyField[Resource, Any]" = models.ManyToManyField(
+        "Resource", blank=True, related_name="dependents"
+    )
+    # Extra links beyond the named ones ([{"title", "url", "type"}]) and annotations kept from a descriptor.
+    links = models.JSONField(default=list, blank=True)
+    annotations = models.JSONField(default=dict, blank=True)
     golden_path = models.CharField(max_length=100, blank=True, null=True)
     golden_path_version = models.CharField(max_length=40, blank=True, null=True)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -131,3 +144,97 @@ class Dependency(models.Model):
 
     def __str__(self) -> str:
         return f"{self.source} → {self.target} ({self.kind})"
+
+
+class Api(models.Model):
+    """An interface a service provides (OpenAPI, gRPC, AsyncAPI, GraphQL), with its definition text."""
+
+    class Type(models.TextChoices):
+        OPENAPI = "openapi", "OpenAPI"
+        GRPC = "grpc", "gRPC"
+        ASYNCAPI = "asyncapi", "AsyncAPI"
+        GRAPHQL = "graphql", "GraphQL"
+        OTHER = "other", "Other"
+
+    slug = models.SlugField(max_length=100, unique=True, validators=[slug_validator])
+    name = models.CharField(max_length=100)
+    description = models.TextField(blank=True, max_length=5000)
+    type = models.CharField(max_length=20, choices=Type.choices, default=Type.OPENAPI)
+    lifecycle = models.CharField(max_length=20, choices=Service.Lifecycle.choices, default=Service.Lifecycle.PRODUCTION)
+    owner = models.ForeignKey(Team, on_delete=models.PROTECT, related_name="apis")
+    system = models.ForeignKey(System, null=True, blank=True, on_delete=models.SET_NULL, related_name="apis")
+    definition = models.TextField(blank=True, max_length=1_000_000)
+    providers = models.ManyToManyField(Service, blank=True, related_name="provided_apis")
+    consumers = models.ManyToManyField(Service, blank=True, related_name="consumed_apis")
+    annotations = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+        verbose_name = "API"
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Resource(models.Model):
+    """Infrastructure a service needs: a database, a queue, a bucket."""
+
+    slug = models.SlugField(max_length=100, unique=True, validators=[slug_validator])
+    name = models.CharField(max_length=100)
+    description = models.TextField(blank=True, max_length=5000)
+    type = models.CharField(max_length=40, blank=True)
+    owner = models.ForeignKey(Team, on_delete=models.PROTECT, related_name="resources")
+    system = models.ForeignKey(System, null=True, blank=True, on_delete=models.SET_NULL, related_name="resources")
+    annotations = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class CatalogSource(models.Model):
+    """A place descriptors are imported from: a folder on disk, an uploaded archive, or the API."""
+
+    name = models.CharField(max_length=200, unique=True)
+    location = models.CharField(max_length=1000, blank=True)
+    last_synced_at = models.DateTimeField(null=True, blank=True)
+    last_report = models.JSONField(default=dict, blank=True)
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class EntitySource(models.Model):
+    """Where one catalog entity came from, keyed like Backstage on kind + namespace + name.
+
+    `content_hash` covers the descriptor and its docs, so that re-importing an unchanged tree writes nothing.
+    An entity gone from its source keeps its row with `missing_since` set; it is flagged, never deleted.
+    """
+
+    kind = models.CharField(max_length=20)
+    namespace = models.CharField(max_length=63, default="default")
+    name = models.CharField(max_length=100)
+    source = models.ForeignKey(CatalogSource, on_delete=models.CASCADE, related_name="entities")
+    path = models.CharField(max_length=1000)
+    document_index = models.PositiveIntegerField(default=0)
+    content_hash = models.CharField(max_length=64)
+    content_type = models.ForeignKey(ContentType, on_delete=models.CASCADE)
+    object_id = models.PositiveBigIntegerField()
+    target = GenericForeignKey("content_type", "object_id")
+    synced_at = models.DateTimeField()
+    missing_since = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["kind", "namespace", "name"], name="entity_source_unique_ref"),
+        ]
+        indexes = [models.Index(fields=["content_type", "object_id"])]
+
+    def __str__(self) -> str:
+        return f"{self.kind.lower()}:{self.namespace}/{self.name}"

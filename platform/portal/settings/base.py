@@ -43,6 +43,7 @@ INSTALLED_APPS = [
     "accounts",
     "teams",
     "catalog",
+    "techdocs",
     "deployments",
 ]
 
@@ -195,6 +196,7 @@ SPECTACULAR_SETTINGS = {
     "API token (`Authorization: Bearer rwy_...`) or a browser session.",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"],
     "COMPONENT_SPLIT_REQUEST": True,
     # Served from the sidecar package: the portal works offline, with no CDN.
     "SWAGGER_UI_DIST": "SIDECAR",

@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class TechdocsConfig(AppConfig):
+    name = "techdocs"
+    verbose_name = "Runbooks and ADRs"
