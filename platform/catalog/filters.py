@@ -20,6 +20,10 @@ class ServiceFilterSet(django_filters.FilterSet):
     tag = django_filters.ModelChoiceFilter(
         queryset=Tag.objects.all(), to_field_name="name", field_name="tags", label="Tag", empty_label="Any tag"
     )
+    stale = django_filters.ChoiceFilter(
+        choices=[("yes", "Stale runbooks"), ("no", "No stale runbook")], empty_label="Any runbooks",
+        method="filter_stale", label="Runbooks",
+    )
     ordering = django_filters.OrderingFilter(
         fields=(
             ("name", "name"),
@@ -33,7 +37,7 @@ class ServiceFilterSet(django_filters.FilterSet):
 
     class Meta:
         model = Service
-        fields = ["q", "owner", "lifecycle", "tier", "system", "tag"]
+        fields = ["q", "owner", "lifecycle", "tier", "system", "tag", "stale"]
 
     def search(self, queryset: QuerySet[Service], name: str, value: str) -> QuerySet[Service]:
         """Every word must appear in the name, slug or description (case-insensitive)."""
@@ -42,6 +46,10 @@ class ServiceFilterSet(django_filters.FilterSet):
                 Q(name__icontains=word) | Q(slug__icontains=word) | Q(description__icontains=word)
             )
         return queryset
+
+    def filter_stale(self, queryset: QuerySet[Service], name: str, value: str) -> QuerySet[Service]:
+        """`has_stale_runbook` is annotated by the selector the queryset comes from."""
+        return queryset.filter(has_stale_runbook=value == "yes")
 
     @property
     def qs(self) -> QuerySet[Service]:

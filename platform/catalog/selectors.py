@@ -6,9 +6,11 @@ The catalog is open to every signed-in user (finding any service and its owner i
 
 from django.contrib.auth.models import AnonymousUser, User
 from django.db import connection
-from django.db.models import Prefetch, QuerySet
+from django.contrib.contenttypes.models import ContentType
+from django.db.models import Exists, OuterRef, Prefetch, QuerySet
+from django.utils import timezone
 
-from catalog.models import Dependency, Service, System, Tag
+from catalog.models import Dependency, EntitySource, Service, System, Tag
 
 # Cycles longer than this many hops are not looked for on the service page: the search stays cheap on a
 # catalog of tens of thousands of edges, and the cycles people need to see are short.
@@ -16,8 +18,14 @@ CYCLE_SEARCH_DEPTH = 6
 
 
 def service_list_visible(*, user: User | AnonymousUser) -> QuerySet[Service]:
-    return Service.objects.select_related("owner", "system").prefetch_related(
-        Prefetch("tags", queryset=Tag.objects.order_by("name"))
+    """Every service, with owner, system and tags loaded and `has_stale_runbook` annotated (one subquery)."""
+    from techdocs.models import Runbook  # techdocs builds on the catalog, not the other way round
+
+    stale = Runbook.objects.filter(service=OuterRef("pk"), review_due_at__lt=timezone.now())
+    return (
+        Service.objects.select_related("owner", "system")
+        .prefetch_related(Prefetch("tags", queryset=Tag.objects.order_by("name")))
+        .annotate(has_stale_runbook=Exists(stale))
     )
 
 
@@ -56,3 +64,13 @@ def service_cycle_neighbours(*, service: Service) -> set[int]:
 
 def tag_names() -> list[str]:
     return list(Tag.objects.filter(services__isnull=False).distinct().order_by("name").values_list("name", flat=True))
+
+
+def entity_source_for(*, obj: object) -> EntitySource | None:
+    """Where an entity was imported from, if it was; None for entities made in Runway."""
+    content_type = ContentType.objects.get_for_model(obj)  # cached by Django after the first call
+    return (
+        EntitySource.objects.select_related("source")
+        .filter(content_type=content_type, object_id=obj.pk)  # type: ignore[attr-defined]
+        .first()
+    )

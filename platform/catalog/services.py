@@ -8,7 +8,8 @@ from django.db import IntegrityError, transaction
 from guardian.shortcuts import assign_perm, remove_perm
 
 from audit import services as audit
-from catalog.models import Dependency, Service, System, Tag
+from catalog.models import Dependency, EntitySource, Service, System, Tag
+from catalog import selectors
 from catalog.permissions import SERVICE_OWNER_PERMS, SYSTEM_OWNER_PERMS
 from teams.models import Membership, Team
 
@@ -40,6 +41,19 @@ def _require_member(*, user: User | None, team: Team, action: str) -> None:
         return
     if not Membership.objects.filter(team=team, user=user).exists():
         raise PermissionDenied(f"You can only {action} for a team you belong to; you are not in {team}.")
+
+
+def source_owner(obj: Service | System) -> EntitySource | None:
+    """The import source that owns this entity's fields, or None when it was made (or left behind) in Runway."""
+    record = selectors.entity_source_for(obj=obj)
+    return record if record is not None and record.missing_since is None else None
+
+
+def _refuse_if_source_owned(obj: Service | System, field: str) -> None:
+    record = source_owner(obj)
+    if record is not None:
+        raise ValidationError({field: f"{obj} is managed by catalog source “{record.source.name}” ({record.path}); "
+                                      "change it there, or the next sync would undo the change."})
 
 
 def _tags_set(service: Service, names: Iterable[str]) -> None:
@@ -99,6 +113,7 @@ def service_update(*, service: Service, updated_by: User, **fields: object) -> S
     if unknown:
         raise ValueError(f"service_update cannot change {sorted(unknown)}; use service_transfer for the owner")
     service = Service.objects.select_for_update().get(pk=service.pk)
+    _refuse_if_source_owned(service, next(iter(fields), "__all__"))
     before = audit.snapshot(service, fields=SERVICE_FIELDS)
     tags = fields.pop("tags", None)
     for name, value in fields.items():
@@ -128,6 +143,7 @@ def service_transfer(*, service: Service, new_owner: Team, transferred_by: User,
     old_owner = service.owner
     if old_owner.pk == new_owner.pk:
         raise ValidationError({"new_owner": f"{new_owner} already owns {service}."})
+    _refuse_if_source_owned(service, "new_owner")
     _revoke(SERVICE_OWNER_PERMS, old_owner, service)
     _grant(SERVICE_OWNER_PERMS, new_owner, service)
     service.owner = new_owner
@@ -201,6 +217,7 @@ def dependency_add(
     """Record that `source` depends on `target`; a cycle is allowed, a self-dependency or duplicate is not."""
     if source.pk == target.pk:
         raise ValidationError({"target": "A service cannot depend on itself."})
+    _refuse_if_source_owned(source, "target")
     if Dependency.objects.filter(source=source, target=target, kind=kind).exists():
         raise ValidationError({"target": f"{source} already has a {kind} dependency on {target}."})
     dependency = Dependency(source=source, target=target, kind=kind)
@@ -218,6 +235,7 @@ def dependency_add(
 
 @transaction.atomic
 def dependency_remove(*, dependency: Dependency, removed_by: User) -> None:
+    _refuse_if_source_owned(dependency.source, "target")
     audit.event_record(
         actor=removed_by,
         action="dependency.removed",

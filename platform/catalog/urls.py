@@ -11,6 +11,8 @@ urlpatterns = [
     path("services/<slug:slug>/transfer/", views.service_transfer, name="service-transfer"),
     path("services/<slug:slug>/dependencies/", views.dependency_add, name="dependency-add"),
     path("services/<slug:slug>/dependencies/<int:pk>/remove/", views.dependency_remove, name="dependency-remove"),
+    path("services/<slug:slug>/catalog-info.yaml", views.service_descriptor, name="service-descriptor"),
+    path("apis/<slug:slug>/", views.api_detail, name="api-detail"),
     path("systems/", views.system_list, name="system-list"),
     path("systems/<slug:slug>/", views.system_detail, name="system-detail"),
 ]

@@ -11,13 +11,14 @@ from django.utils.cache import patch_vary_headers
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from audit import selectors as audit_selectors
-from catalog import selectors, services
+from catalog import export, selectors, services
 from catalog.filters import ServiceFilterSet
 from catalog.forms import DependencyForm, ServiceForm, TransferForm
-from catalog.models import Dependency, Service
+from catalog.models import Api, Dependency, Service
 from catalog.permissions import user_can
 from portal.forms import apply_errors, validation_response
 from teams import selectors as team_selectors
+from techdocs import selectors as techdocs_selectors
 
 PAGE_SIZE = 50
 
@@ -53,14 +54,22 @@ def service_detail(request: HttpRequest, slug: str) -> HttpResponse:
     outgoing, incoming = selectors.service_dependencies(service=service)
     cycle_ids = selectors.service_cycle_neighbours(service=service) if outgoing and incoming else set()
     can_change = user_can(request.user, "catalog.change_service", service)
+    source = selectors.entity_source_for(obj=service)
     context = {
         "service": service,
+        "source": source,
+        "source_owned": source is not None and source.missing_since is None,
+        "runbooks": techdocs_selectors.runbook_list_for_service(service=service),
+        "adrs": techdocs_selectors.adr_list_for_service(service=service),
+        "provided_apis": list(service.provided_apis.all()),
+        "consumed_apis": list(service.consumed_apis.all()),
+        "resources": list(service.resources.all()),
         "outgoing": outgoing,
         "incoming": incoming,
         "cycle_ids": cycle_ids,
         "events": audit_selectors.event_list_for_service(service_id=service.pk),
         "can_change": can_change,
-        "dependency_form": DependencyForm() if can_change else None,
+        "dependency_form": DependencyForm() if can_change and not source else None,
     }
     return render(request, "catalog/service_detail.html", context)
 
@@ -186,3 +195,23 @@ def system_detail(request: HttpRequest, slug: str) -> HttpResponse:
     system = get_object_or_404(selectors.system_list_visible(user=request.user), slug=slug)
     system_services = selectors.service_list_visible(user=request.user).filter(system=system).order_by("name")
     return render(request, "catalog/system_detail.html", {"system": system, "services": system_services})
+
+
+@login_required
+@require_GET
+def service_descriptor(request: HttpRequest, slug: str) -> HttpResponse:
+    """The service's catalog-info.yaml as Runway would export it: what its source says, as Runway read it."""
+    service = get_object_or_404(Service, slug=slug)
+    files = export.catalog_export(services=Service.objects.filter(pk=service.pk))
+    response = HttpResponse(files[f"{service.slug}/catalog-info.yaml"], content_type="text/plain; charset=utf-8")
+    response["Content-Disposition"] = f'inline; filename="{service.slug}-catalog-info.yaml"'
+    return response
+
+
+@login_required
+@require_GET
+def api_detail(request: HttpRequest, slug: str) -> HttpResponse:
+    api = get_object_or_404(Api.objects.select_related("owner", "system"), slug=slug)
+    context = {"api": api, "providers": api.providers.select_related("owner"),
+               "consumers": api.consumers.select_related("owner"), "source": selectors.entity_source_for(obj=api)}
+    return render(request, "catalog/api_detail.html", context)

@@ -29,6 +29,7 @@ urlpatterns = [
     path("accounts/", include("accounts.urls")),
     path("teams/", include("teams.urls")),
     path("catalog/", include("catalog.urls")),
+    path("docs/", include("techdocs.urls")),
     path("audit/", include("audit.urls")),
     path("api/v1/", include((api_v1, "api"))),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),

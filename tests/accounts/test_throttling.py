@@ -1,0 +1,169 @@
+"""Per-token rate limiting: a fixed one-minute window counted in the cache (Redis in CI, local memory otherwise)."""
+
+import threading
+import time
+from types import SimpleNamespace
+
+import pytest
+from django.core.cache import cache
+from django.urls import reverse
+from rest_framework.test import APIClient
+
+from accounts import services, throttling
+from accounts.models import ApiToken
+from accounts.throttling import WINDOW_SECONDS, ApiTokenRateThrottle
+
+LIMIT = 3
+WINDOW_START = 1_800_000_000.0  # a whole number of minutes since the epoch
+SERVICES_URL = reverse("api:service-list")
+
+
+class Clock:
+    """Stands in for the `time` module inside accounts.throttling, so that the window cannot roll over mid-test."""
+
+    def __init__(self, now: float) -> None:
+        self.now = now
+
+    def time(self) -> float:
+        return self.now
+
+
+@pytest.fixture(autouse=True)
+def _empty_cache():  # type: ignore[no-untyped-def]
+    cache.clear()
+    yield
+    cache.clear()
+
+
+@pytest.fixture
+def limit(settings):  # type: ignore[no-untyped-def]
+    settings.API_TOKEN_RATE_LIMIT = LIMIT
+    return LIMIT
+
+
+@pytest.fixture
+def clock(monkeypatch) -> Clock:  # type: ignore[no-untyped-def]
+    clock = Clock(WINDOW_START + 30)
+    monkeypatch.setattr(throttling, "time", clock)
+    return clock
+
+
+def _bearer(user, name: str = "script") -> APIClient:  # type: ignore[no-untyped-def]
+    _token, plain = services.token_create(user=user, name=name, lifetime_days=30)
+    api = APIClient()
+    api.credentials(HTTP_AUTHORIZATION=f"Bearer {plain}")
+    return api
+
+
+def _spend(api: APIClient, times: int) -> None:
+    for _ in range(times):
+        assert api.get(SERVICES_URL).status_code == 200
+
+
+@pytest.mark.django_db
+def test_request_over_the_limit_gets_429_with_retry_after(world, limit, clock):
+    api = _bearer(world.owner)
+    _spend(api, limit)
+    response = api.get(SERVICES_URL)
+    assert response.status_code == 429
+    assert response["Retry-After"] == "30"  # the clock stands half-way through the minute
+    assert api.get(SERVICES_URL).status_code == 429  # and stays refused for the rest of the window
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(("offset", "retry_after"), [(0.5, 60), (30.0, 30), (59.0, 1), (59.9, 1)])
+def test_retry_after_is_the_rest_of_the_window_in_whole_seconds(world, limit, clock, offset, retry_after):
+    clock.now = WINDOW_START + offset
+    api = _bearer(world.owner)
+    _spend(api, limit)
+    response = api.get(SERVICES_URL)
+    assert response.status_code == 429
+    assert response["Retry-After"] == str(retry_after)
+
+
+@pytest.mark.django_db
+def test_retry_after_on_the_real_clock_is_between_1_and_60_seconds(world, limit):
+    if time.time() % WINDOW_SECONDS > WINDOW_SECONDS - 3:  # too close to the next window for four requests
+        time.sleep(WINDOW_SECONDS - time.time() % WINDOW_SECONDS + 0.1)
+    api = _bearer(world.owner)
+    _spend(api, limit)
+    response = api.get(SERVICES_URL)
+    assert response.status_code == 429
+    assert 1 <= int(response["Retry-After"]) <= 60
+
+
+@pytest.mark.django_db
+def test_the_next_window_starts_a_fresh_budget(world, limit, clock):
+    api = _bearer(world.owner)
+    _spend(api, limit)
+    assert api.get(SERVICES_URL).status_code == 429
+    clock.now += WINDOW_SECONDS
+    _spend(api, limit)
+    assert api.get(SERVICES_URL).status_code == 429
+
+
+@pytest.mark.django_db
+def test_session_requests_are_not_throttled(world, limit, clock):
+    session = APIClient()
+    session.force_login(world.owner)
+    _spend(session, limit * 4)
+
+    api = _bearer(world.owner)  # the same person's token is limited, and exhausting it leaves the session alone
+    _spend(api, limit)
+    assert api.get(SERVICES_URL).status_code == 429
+    _spend(session, 2)
+
+
+@pytest.mark.django_db
+def test_two_tokens_have_independent_budgets(world, limit, clock):
+    first, second = _bearer(world.owner, "laptop"), _bearer(world.owner, "ci")
+    _spend(first, limit)
+    assert first.get(SERVICES_URL).status_code == 429
+    _spend(second, limit)
+    assert second.get(SERVICES_URL).status_code == 429
+    other_user = _bearer(world.outsider)
+    _spend(other_user, limit)
+
+
+@pytest.mark.django_db
+def test_refused_requests_do_not_reach_the_view(world, limit, clock):
+    api = _bearer(world.owner)
+    _spend(api, limit)
+    response = api.patch(
+        reverse("api:service-detail", args=[world.service.slug]), {"description": "too late"}, format="json"
+    )
+    assert response.status_code == 429
+    world.service.refresh_from_db()
+    assert world.service.description == ""
+
+
+def test_concurrent_requests_never_exceed_the_limit(settings, clock):
+    """Many threads (each with its own cache connection) race for the same token's last slots."""
+    settings.API_TOKEN_RATE_LIMIT = limit = 25
+    threads_count, calls_each = 16, 10
+    token = ApiToken(pk=987_654)  # the throttle needs only the token's identity
+    request = SimpleNamespace(auth=token)
+    start = threading.Barrier(threads_count)
+    allowed: list[bool] = []
+    errors: list[BaseException] = []
+
+    def worker() -> None:
+        try:
+            throttle = ApiTokenRateThrottle()
+            start.wait(timeout=10)
+            results = [throttle.allow_request(request, None) for _ in range(calls_each)]
+            allowed.extend(results)  # list.extend is atomic under the GIL
+        except BaseException as error:  # reported below, in the test's own thread
+            errors.append(error)
+
+    workers = [threading.Thread(target=worker) for _ in range(threads_count)]
+    for thread in workers:
+        thread.start()
+    for thread in workers:
+        thread.join(timeout=30)
+
+    assert not errors
+    assert len(allowed) == threads_count * calls_each
+    assert allowed.count(True) == limit
+    window = int(clock.now // WINDOW_SECONDS)
+    assert cache.get(f"ratelimit:token:{token.pk}:{window}") == threads_count * calls_each  # no increment lost

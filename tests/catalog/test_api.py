@@ -1,0 +1,459 @@
+"""The catalog API: services (list, filters, paging, bad input, ownership), dependencies, and environments."""
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.urls import reverse
+
+from audit.models import AuditEvent
+from catalog.models import Dependency, Service, Tag
+from deployments.models import Environment
+from tests.factories import EnvironmentFactory, SystemFactory, TeamFactory, service_make
+
+pytestmark = pytest.mark.django_db
+
+SERVICES_URL = reverse("api:service-list")
+DEPENDENCIES_URL = reverse("api:dependency-list")
+ENVIRONMENTS_URL = reverse("api:environment-list")
+
+
+def _slugs(response) -> list[str]:  # type: ignore[no-untyped-def]
+    assert response.status_code == 200, response.content
+    return [row["slug"] for row in response.json()["results"]]
+
+
+def _fresh(user):  # type: ignore[no-untyped-def]
+    """The user re-read from the database: guardian caches permissions on the instance."""
+    return get_user_model().objects.get(pk=user.pk)
+
+
+@pytest.fixture
+def catalog(world):  # type: ignore[no-untyped-def]
+    """Six services in two teams and two systems. Sorted by name the slugs read:
+    card-vault, edge-proxy-7 (Front Door), ledger, payments-api, query-gateway, search-indexer."""
+    payments, search = world.owner_team, world.other_team
+    checkout = SystemFactory(slug="checkout", name="Checkout", owner=payments)
+    discovery = SystemFactory(slug="discovery", name="Discovery", owner=search)
+    service_make(
+        owner=payments,
+        slug="ledger",
+        name="Ledger",
+        tier=2,
+        lifecycle="production",
+        system=checkout,
+        tags=["python", "pci"],
+        description="Double-entry bookkeeping",
+    )
+    service_make(
+        owner=payments,
+        slug="card-vault",
+        name="Card Vault",
+        tier=1,
+        lifecycle="production",
+        system=checkout,
+        tags=["pci", "go"],
+    )
+    service_make(owner=search, slug="search-indexer", name="Search Indexer", tier=3, system=discovery, tags=["python"])
+    service_make(
+        owner=search,
+        slug="query-gateway",
+        name="Query Gateway",
+        tier=4,
+        lifecycle="deprecated",
+        description="Routes search queries to the ledger replicas",
+    )
+    service_make(
+        owner=search,
+        slug="edge-proxy-7",
+        name="Front Door",
+        tier=3,
+        lifecycle="production",
+        system=discovery,
+        tags=["go"],
+    )
+    return world
+
+
+def test_list_is_paginated(api_client, world):
+    Service.objects.bulk_create(
+        Service(owner=world.owner_team, slug=f"bulk-{n:03d}", name=f"Bulk {n:03d}") for n in range(204)
+    )
+    api_client.force_authenticate(world.outsider)
+    body = api_client.get(SERVICES_URL).json()
+    assert set(body) == {"count", "next", "previous", "results"}
+    assert body["count"] == 205
+    assert len(body["results"]) == 50
+    assert body["previous"] is None
+    assert "page=2" in body["next"]
+
+    last = api_client.get(SERVICES_URL, {"page": 3, "page_size": 100}).json()
+    assert len(last["results"]) == 5
+    assert last["next"] is None
+    assert last["previous"] is not None
+
+
+def test_page_size_is_capped_at_200(api_client, world):
+    Service.objects.bulk_create(
+        Service(owner=world.owner_team, slug=f"bulk-{n:03d}", name=f"Bulk {n:03d}") for n in range(204)
+    )
+    api_client.force_authenticate(world.owner)
+    body = api_client.get(SERVICES_URL, {"page_size": 10000}).json()
+    assert body["count"] == 205
+    assert len(body["results"]) == 200
+    assert body["next"] is not None
+
+
+def test_list_shape(api_client, catalog):
+    api_client.force_authenticate(catalog.owner)
+    row = next(r for r in api_client.get(SERVICES_URL).json()["results"] if r["slug"] == "ledger")
+    assert row["owner"] == "payments"
+    assert row["system"] == "checkout"
+    assert row["tags"] == ["pci", "python"]
+    assert row["tier"] == 2
+    assert row["url"].endswith(reverse("api:service-detail", args=["ledger"]))
+
+
+@pytest.mark.parametrize(
+    ("params", "expected"),
+    [
+        ({}, ["card-vault", "edge-proxy-7", "ledger", "payments-api", "query-gateway", "search-indexer"]),
+        ({"owner": "payments"}, ["card-vault", "ledger", "payments-api"]),
+        ({"owner": "search"}, ["edge-proxy-7", "query-gateway", "search-indexer"]),
+        ({"lifecycle": "production"}, ["card-vault", "edge-proxy-7", "ledger"]),
+        ({"lifecycle": "deprecated"}, ["query-gateway"]),
+        ({"lifecycle": "decommissioned"}, []),
+        ({"tier": 1}, ["card-vault", "payments-api"]),
+        ({"tier": 3}, ["edge-proxy-7", "search-indexer"]),
+        ({"system": "checkout"}, ["card-vault", "ledger"]),
+        ({"system": "discovery"}, ["edge-proxy-7", "search-indexer"]),
+        ({"tag": "pci"}, ["card-vault", "ledger"]),
+        ({"tag": "python"}, ["ledger", "search-indexer"]),
+        ({"tag": "go"}, ["card-vault", "edge-proxy-7"]),
+        ({"q": "vault"}, ["card-vault"]),  # name
+        ({"q": "proxy"}, ["edge-proxy-7"]),  # slug only: its name is Front Door
+        ({"q": "bookkeeping"}, ["ledger"]),  # description only
+        ({"q": "ledger"}, ["ledger", "query-gateway"]),  # name, and another's description
+        ({"q": "LEDGER"}, ["ledger", "query-gateway"]),  # case-insensitive
+        ({"q": "search queries"}, ["query-gateway"]),  # every word must match
+        ({"q": "nothing-like-this"}, []),
+        ({"owner": "payments", "tag": "pci", "tier": 1}, ["card-vault"]),
+        ({"lifecycle": "production", "system": "discovery"}, ["edge-proxy-7"]),
+    ],
+)
+def test_filters(api_client, catalog, params, expected):
+    api_client.force_authenticate(catalog.outsider)
+    assert _slugs(api_client.get(SERVICES_URL, params)) == expected
+
+
+@pytest.mark.parametrize(
+    ("ordering", "expected"),
+    [
+        ("name", ["card-vault", "edge-proxy-7", "ledger", "payments-api", "query-gateway", "search-indexer"]),
+        ("-name", ["search-indexer", "query-gateway", "payments-api", "ledger", "edge-proxy-7", "card-vault"]),
+        # ties keep creation order (the primary key), so that pages never overlap
+        ("-tier", ["query-gateway", "search-indexer", "edge-proxy-7", "ledger", "payments-api", "card-vault"]),
+        ("tier,-name", ["payments-api", "card-vault", "ledger", "search-indexer", "edge-proxy-7", "query-gateway"]),
+        ("owner", ["payments-api", "ledger", "card-vault", "search-indexer", "query-gateway", "edge-proxy-7"]),
+        ("-owner", ["search-indexer", "query-gateway", "edge-proxy-7", "payments-api", "ledger", "card-vault"]),
+        (
+            "lifecycle,name",
+            ["query-gateway", "payments-api", "search-indexer", "card-vault", "edge-proxy-7", "ledger"],
+        ),
+    ],
+)
+def test_ordering(api_client, catalog, ordering, expected):
+    api_client.force_authenticate(catalog.owner)
+    assert _slugs(api_client.get(SERVICES_URL, {"ordering": ordering})) == expected
+
+
+@pytest.mark.parametrize(
+    ("params", "field"),
+    [
+        ({"owner": "nobody"}, "owner"),
+        ({"system": "nowhere"}, "system"),
+        ({"tag": "no-such-tag"}, "tag"),
+        ({"lifecycle": "bogus"}, "lifecycle"),
+        ({"tier": 9}, "tier"),
+        ({"ordering": "password"}, "ordering"),
+    ],
+)
+def test_unknown_filter_value_is_a_400_field_error(api_client, catalog, params, field):
+    api_client.force_authenticate(catalog.owner)
+    response = api_client.get(SERVICES_URL, params)
+    assert response.status_code == 400
+    assert set(response.json()) == {field}
+    assert "Select a valid choice" in response.json()[field][0]
+
+
+def _services_with_tags_and_systems(count: int) -> None:
+    teams = [TeamFactory() for _ in range(3)]
+    systems = [SystemFactory(owner=team) for team in teams]
+    for n in range(count):
+        service_make(owner=teams[n % 3], system=systems[n % 3], tags=[f"tag-{n % 4}", f"lang-{n % 5}"])
+
+
+def test_list_queries_do_not_grow_with_the_catalog(api_client, world, django_assert_max_num_queries):
+    api_client.force_authenticate(world.owner)
+    counts = []
+    for total in (5, 40):
+        _services_with_tags_and_systems(total - Service.objects.count())
+        with django_assert_max_num_queries(3) as captured:
+            body = api_client.get(SERVICES_URL, {"page_size": 200}).json()
+        assert body["count"] == total
+        assert all(row["tags"] and row["system"] for row in body["results"] if row["slug"] != "payments-api")
+        counts.append(len(captured))
+    assert counts[0] == counts[1]
+
+
+def test_retrieve_by_slug(api_client, catalog, django_assert_max_num_queries):
+    api_client.force_authenticate(catalog.outsider)
+    with django_assert_max_num_queries(2):
+        response = api_client.get(reverse("api:service-detail", args=["card-vault"]))
+    assert response.status_code == 200
+    assert response.json()["tags"] == ["go", "pci"]
+    assert api_client.get(reverse("api:service-detail", args=["no-such-service"])).status_code == 404
+
+
+def test_anonymous_gets_401(api_client, world):
+    assert api_client.get(SERVICES_URL).status_code == 401
+    assert api_client.get(reverse("api:service-detail", args=[world.service.slug])).status_code == 401
+
+
+VALID = {"slug": "refunds", "name": "Refunds", "owner": "payments", "tier": 2, "lifecycle": "production"}
+
+
+def test_member_creates_a_service_for_their_team(api_client, world):
+    api_client.force_authenticate(world.owner)
+    response = api_client.post(SERVICES_URL, {**VALID, "tags": ["python", "pci"]}, format="json")
+    assert response.status_code == 201, response.content
+    assert response.json()["slug"] == "refunds"
+    service = Service.objects.get(slug="refunds")
+    assert service.owner == world.owner_team
+    assert sorted(service.tags.values_list("name", flat=True)) == ["pci", "python"]
+    event = AuditEvent.objects.get(action="service.created", service_id=service.pk)
+    assert event.actor_id == world.owner.pk
+    assert _fresh(world.owner).has_perm("catalog.change_service", service)
+    assert not _fresh(world.outsider).has_perm("catalog.change_service", service)
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"slug": "payments-api"}, "slug"),  # taken
+        ({"slug": "Not A Slug"}, "slug"),
+        ({"name": "x" * 101}, "name"),
+        ({"name": ""}, "name"),
+        ({"tier": 7}, "tier"),
+        ({"tier": 0}, "tier"),
+        ({"owner": "no-such-team"}, "owner"),
+        ({"lifecycle": "bogus"}, "lifecycle"),
+        ({"system": "no-such-system"}, "system"),
+        ({"tags": ["Not A Tag!"]}, "tags"),
+        ({"tags": ["fine", "Not A Tag!"]}, "tags"),  # nothing of a half-good list is written either
+        ({"tags": [f"t{n}" for n in range(31)]}, "tags"),
+        ({"repository_url": "not a url"}, "repository_url"),
+    ],
+)
+def test_bad_input_is_a_400_on_the_field_and_writes_nothing(api_client, world, change, field):
+    api_client.force_authenticate(world.owner)
+    counts = Service.objects.count(), AuditEvent.objects.count(), Tag.objects.count()
+    response = api_client.post(SERVICES_URL, {**VALID, **change}, format="json")
+    assert response.status_code == 400
+    assert set(response.json()) == {field}, response.json()
+    assert (Service.objects.count(), AuditEvent.objects.count(), Tag.objects.count()) == counts
+
+
+def test_creating_for_a_team_you_are_not_in_is_403(api_client, world):
+    api_client.force_authenticate(world.outsider)
+    counts = Service.objects.count(), AuditEvent.objects.count()
+    response = api_client.post(SERVICES_URL, VALID, format="json")
+    assert response.status_code == 403
+    assert (Service.objects.count(), AuditEvent.objects.count()) == counts
+
+
+def test_staff_may_create_for_any_team_and_the_team_gets_the_grants(api_client, world):
+    api_client.force_authenticate(world.staff)
+    response = api_client.post(SERVICES_URL, {**VALID, "owner": "search"}, format="json")
+    assert response.status_code == 201, response.content
+    service = Service.objects.get(slug="refunds")
+    assert service.owner == world.other_team
+    member = _fresh(world.outsider)  # a member of search
+    for perm in ("catalog.change_service", "catalog.deploy_service", "catalog.decommission_service"):
+        assert member.has_perm(perm, service)
+    assert not _fresh(world.owner).has_perm("catalog.change_service", service)
+    assert AuditEvent.objects.get(action="service.created", service_id=service.pk).actor_id == world.staff.pk
+
+
+def test_anonymous_cannot_create(api_client, world):
+    assert api_client.post(SERVICES_URL, VALID, format="json").status_code == 401
+    assert not Service.objects.filter(slug="refunds").exists()
+
+
+@pytest.mark.parametrize("role", ["owner", "staff"])
+def test_patch_cannot_move_the_owner_or_rename_the_slug(api_client, world, role):
+    api_client.force_authenticate(getattr(world, role))
+    url = reverse("api:service-detail", args=[world.service.slug])
+    response = api_client.patch(url, {"owner": "search", "slug": "renamed", "description": "patched"}, format="json")
+    assert response.status_code == 200
+    assert response.json()["owner"] == "payments"
+    service = Service.objects.get(pk=world.service.pk)
+    assert (service.owner_id, service.slug, service.description) == (world.owner_team.pk, "payments-api", "patched")
+    assert _fresh(world.owner).has_perm("catalog.change_service", service)
+    assert not _fresh(world.outsider).has_perm("catalog.change_service", service)
+
+
+def test_patch_with_bad_input_is_a_field_error(api_client, world):
+    api_client.force_authenticate(world.owner)
+    url = reverse("api:service-detail", args=[world.service.slug])
+    events = AuditEvent.objects.count()
+    response = api_client.patch(url, {"tier": 7}, format="json")
+    assert response.status_code == 400
+    assert set(response.json()) == {"tier"}
+    assert Service.objects.get(pk=world.service.pk).tier == 1
+    assert AuditEvent.objects.count() == events
+
+
+def test_owner_moves_only_through_transfer(api_client, world):
+    api_client.force_authenticate(world.owner)
+    response = api_client.post(
+        reverse("api:service-transfer", args=[world.service.slug]), {"new_owner": "search"}, format="json"
+    )
+    assert response.status_code == 200
+    assert response.json()["owner"] == "search"
+    service = Service.objects.get(pk=world.service.pk)
+    assert service.owner == world.other_team
+    assert _fresh(world.outsider).has_perm("catalog.change_service", service)
+    assert not _fresh(world.owner).has_perm("catalog.change_service", service)
+
+
+def test_owner_of_the_source_adds_a_dependency(api_client, catalog):
+    api_client.force_authenticate(catalog.owner)
+    response = api_client.post(DEPENDENCIES_URL, {"source": "payments-api", "target": "search-indexer"}, format="json")
+    assert response.status_code == 201, response.content
+    assert response.json()["kind"] == "runtime"
+    dependency = Dependency.objects.get(source__slug="payments-api", target__slug="search-indexer")
+    event = AuditEvent.objects.get(action="dependency.added")
+    assert (event.object_id, event.service_id, event.actor_id) == (
+        str(dependency.pk),
+        catalog.service.pk,
+        catalog.owner.pk,
+    )
+
+
+def test_outsider_cannot_add_a_dependency_to_a_service_they_do_not_own(api_client, catalog):
+    api_client.force_authenticate(catalog.outsider)
+    response = api_client.post(DEPENDENCIES_URL, {"source": "payments-api", "target": "search-indexer"}, format="json")
+    assert response.status_code == 403
+    assert not Dependency.objects.exists()
+    assert not AuditEvent.objects.filter(action="dependency.added").exists()
+
+
+def test_anonymous_cannot_add_a_dependency(api_client, catalog):
+    response = api_client.post(DEPENDENCIES_URL, {"source": "payments-api", "target": "ledger"}, format="json")
+    assert response.status_code == 401
+    assert not Dependency.objects.exists()
+
+
+def test_a_service_cannot_depend_on_itself(api_client, catalog):
+    api_client.force_authenticate(catalog.owner)
+    response = api_client.post(DEPENDENCIES_URL, {"source": "payments-api", "target": "payments-api"}, format="json")
+    assert response.status_code == 400
+    assert set(response.json()) == {"target"}
+    assert not Dependency.objects.exists()
+
+
+def test_a_duplicate_dependency_is_a_400(api_client, catalog):
+    api_client.force_authenticate(catalog.owner)
+    edge = {"source": "payments-api", "target": "ledger", "kind": "runtime"}
+    assert api_client.post(DEPENDENCIES_URL, edge, format="json").status_code == 201
+    response = api_client.post(DEPENDENCIES_URL, edge, format="json")
+    assert response.status_code == 400
+    assert set(response.json()) == {"target"}
+    assert Dependency.objects.count() == 1
+    # the same pair with another kind is a different edge
+    assert api_client.post(DEPENDENCIES_URL, {**edge, "kind": "build"}, format="json").status_code == 201
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [({"target": "no-such-service"}, "target"), ({"source": "no-such-service"}, "source"), ({"kind": "bogus"}, "kind")],
+)
+def test_dependency_bad_input(api_client, catalog, change, field):
+    api_client.force_authenticate(catalog.owner)
+    response = api_client.post(
+        DEPENDENCIES_URL, {"source": "payments-api", "target": "ledger", **change}, format="json"
+    )
+    assert response.status_code == 400
+    assert set(response.json()) == {field}
+    assert not Dependency.objects.exists()
+
+
+def test_a_cycle_is_allowed(api_client, catalog):
+    api_client.force_authenticate(catalog.owner)
+    forward = {"source": "payments-api", "target": "search-indexer"}
+    assert api_client.post(DEPENDENCIES_URL, forward, format="json").status_code == 201
+    api_client.force_authenticate(catalog.outsider)  # a member of search, which owns search-indexer
+    backward = {"source": "search-indexer", "target": "payments-api"}
+    assert api_client.post(DEPENDENCIES_URL, backward, format="json").status_code == 201
+    assert Dependency.objects.count() == 2
+
+
+def test_owner_removes_a_dependency_and_an_outsider_cannot(api_client, catalog):
+    api_client.force_authenticate(catalog.owner)
+    created = api_client.post(DEPENDENCIES_URL, {"source": "payments-api", "target": "ledger"}, format="json")
+    url = reverse("api:dependency-detail", args=[created.json()["id"]])
+
+    api_client.force_authenticate(catalog.outsider)
+    assert api_client.delete(url).status_code == 403
+    assert Dependency.objects.count() == 1
+
+    api_client.force_authenticate(catalog.owner)
+    assert api_client.delete(url).status_code == 204
+    assert not Dependency.objects.exists()
+    assert AuditEvent.objects.filter(action="dependency.removed", actor_id=catalog.owner.pk).count() == 1
+
+
+def test_dependency_list_filters(api_client, catalog, django_assert_max_num_queries):
+    api_client.force_authenticate(catalog.owner)
+    for target in ("ledger", "card-vault"):
+        api_client.post(DEPENDENCIES_URL, {"source": "payments-api", "target": target}, format="json")
+    api_client.force_authenticate(catalog.outsider)
+    api_client.post(DEPENDENCIES_URL, {"source": "query-gateway", "target": "ledger"}, format="json")
+    with django_assert_max_num_queries(3):
+        rows = api_client.get(DEPENDENCIES_URL, {"target": "ledger"}).json()["results"]
+    assert sorted(row["source"] for row in rows) == ["payments-api", "query-gateway"]
+    rows = api_client.get(DEPENDENCIES_URL, {"source": "payments-api"}).json()["results"]
+    assert sorted(row["target"] for row in rows) == ["card-vault", "ledger"]
+
+
+@pytest.mark.parametrize("role", ["owner", "outsider", "staff"])
+def test_any_signed_in_user_reads_environments(api_client, world, role):
+    EnvironmentFactory(slug="staging", name="Staging", order=1)
+    EnvironmentFactory(slug="production", name="Production", order=2, protected=True)
+    api_client.force_authenticate(getattr(world, role))
+    response = api_client.get(ENVIRONMENTS_URL)
+    assert response.status_code == 200
+    assert [row["slug"] for row in response.json()["results"]] == ["staging", "production"]
+    assert api_client.get(reverse("api:environment-detail", args=["production"])).json()["protected"] is True
+
+
+def test_anonymous_cannot_read_environments(api_client, world):
+    assert api_client.get(ENVIRONMENTS_URL).status_code == 401
+
+
+@pytest.mark.parametrize(("role", "expected"), [("owner", 403), ("outsider", 403), ("staff", 201), ("anonymous", 401)])
+def test_only_staff_create_environments(api_client, world, role, expected):
+    if role != "anonymous":
+        api_client.force_authenticate(getattr(world, role))
+    response = api_client.post(ENVIRONMENTS_URL, {"slug": "qa", "name": "QA", "order": 3}, format="json")
+    assert response.status_code == expected
+    assert Environment.objects.filter(slug="qa").exists() is (expected == 201)
+    assert AuditEvent.objects.filter(action="environment.created").exists() is (expected == 201)
+
+
+@pytest.mark.parametrize(("role", "expected"), [("owner", 403), ("staff", 200)])
+def test_only_staff_change_environments(api_client, world, role, expected):
+    EnvironmentFactory(slug="staging", name="Staging")
+    api_client.force_authenticate(getattr(world, role))
+    response = api_client.patch(reverse("api:environment-detail", args=["staging"]), {"protected": True})
+    assert response.status_code == expected
+    assert Environment.objects.get(slug="staging").protected is (expected == 200)
