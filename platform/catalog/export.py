@@ -6,6 +6,8 @@ from collections import defaultdict
 
 import yaml
 from django.db.models import Prefetch, QuerySet
+from django.http import HttpResponse
+from django.shortcuts import get_object_or_404
 
 from catalog import descriptors
 from catalog.models import Api, Dependency, Resource, Service, System
@@ -101,3 +103,19 @@ def export_zip(exported: dict[str, str]) -> bytes:
         for path, text in sorted(exported.items()):
             archive.writestr(path, text)
     return buffer.getvalue()
+
+
+def zip_response(*, team: str | None, service: str | None) -> HttpResponse:
+    """A download of a team's services (`team`), one service (`service`), or the whole catalog, as a zip."""
+    services_qs, teams_qs, name = Service.objects.all(), None, "catalog"
+    if team:
+        owner = get_object_or_404(Team, slug=team)
+        services_qs, teams_qs, name = services_qs.filter(owner=owner), Team.objects.filter(pk=owner.pk), owner.slug
+    elif service:
+        one = get_object_or_404(Service, slug=service)
+        services_qs, name = services_qs.filter(pk=one.pk), one.slug
+    response = HttpResponse(
+        export_zip(catalog_export(services=services_qs, teams=teams_qs)), content_type="application/zip"
+    )
+    response["Content-Disposition"] = f'attachment; filename="{name}-catalog.zip"'
+    return response

@@ -21,8 +21,10 @@ class ServiceFilterSet(django_filters.FilterSet):
         queryset=Tag.objects.all(), to_field_name="name", field_name="tags", label="Tag", empty_label="Any tag"
     )
     stale = django_filters.ChoiceFilter(
-        choices=[("yes", "Stale runbooks"), ("no", "No stale runbook")], empty_label="Any runbooks",
-        method="filter_stale", label="Runbooks",
+        choices=[("yes", "Stale runbooks"), ("no", "No stale runbook")],
+        empty_label="Any runbooks",
+        method="filter_stale",
+        label="Runbooks",
     )
     ordering = django_filters.OrderingFilter(
         fields=(
@@ -49,7 +51,7 @@ class ServiceFilterSet(django_filters.FilterSet):
 
     def filter_stale(self, queryset: QuerySet[Service], name: str, value: str) -> QuerySet[Service]:
         """`has_stale_runbook` is annotated by the selector the queryset comes from."""
-        return queryset.filter(has_stale_runbook=value == "yes")
+        return queryset.filter(has_stale_runbook=value == "yes")  # type: ignore[misc]
 
     @property
     def qs(self) -> QuerySet[Service]:

@@ -91,3 +91,13 @@ class SystemForm(InlineValidationMixin, forms.ModelForm):
     class Meta:
         model = System
         fields = ["name", "slug", "owner", "description"]
+
+
+class ImportForm(forms.Form):
+    archive = forms.FileField(help_text="A .zip, .tar or .tar.gz of a folder of catalog-info.yaml files and docs.")
+    source = forms.RegexField(
+        regex=r"^[A-Za-z0-9][A-Za-z0-9._:/-]{0,150}$",
+        required=False,
+        help_text="Name of this source. Importing again under the same name updates what it imported before.",
+        error_messages={"invalid": "Use letters, digits and . _ : / - only."},
+    )

@@ -238,3 +238,37 @@ class EntitySource(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind.lower()}:{self.namespace}/{self.name}"
+
+
+class ImportRun(models.Model):
+    """One uploaded catalog archive and its import, run by a worker; the report is kept for the page and API."""
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        SUCCEEDED = "succeeded", "Succeeded"
+        FAILED = "failed", "Failed"
+
+    source_name = models.CharField(max_length=200)
+    filename = models.CharField(max_length=255)
+    archive_path = models.CharField(max_length=1000)
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.QUEUED)
+    report = models.JSONField(default=dict, blank=True)
+    error = models.TextField(blank=True)
+    created_by = models.ForeignKey("auth.User", null=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"import of {self.filename} as {self.source_name}"
+
+    def get_absolute_url(self) -> str:
+        return reverse("catalog:import-detail", kwargs={"pk": self.pk})
+
+    @property
+    def is_done(self) -> bool:
+        return self.status in (self.Status.SUCCEEDED, self.Status.FAILED)

@@ -5,9 +5,9 @@ The catalog is open to every signed-in user (finding any service and its owner i
 """
 
 from django.contrib.auth.models import AnonymousUser, User
-from django.db import connection
 from django.contrib.contenttypes.models import ContentType
-from django.db.models import Exists, OuterRef, Prefetch, QuerySet
+from django.db import connection
+from django.db.models import Exists, Model, OuterRef, Prefetch, QuerySet
 from django.utils import timezone
 
 from catalog.models import Dependency, EntitySource, Service, System, Tag
@@ -66,7 +66,7 @@ def tag_names() -> list[str]:
     return list(Tag.objects.filter(services__isnull=False).distinct().order_by("name").values_list("name", flat=True))
 
 
-def entity_source_for(*, obj: object) -> EntitySource | None:
+def entity_source_for(*, obj: Model) -> EntitySource | None:
     """Where an entity was imported from, if it was; None for entities made in Runway."""
     content_type = ContentType.objects.get_for_model(obj)  # cached by Django after the first call
     return (

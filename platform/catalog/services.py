@@ -8,8 +8,8 @@ from django.db import IntegrityError, transaction
 from guardian.shortcuts import assign_perm, remove_perm
 
 from audit import services as audit
-from catalog.models import Dependency, EntitySource, Service, System, Tag
 from catalog import selectors
+from catalog.models import Dependency, EntitySource, Service, System, Tag
 from catalog.permissions import SERVICE_OWNER_PERMS, SYSTEM_OWNER_PERMS
 from teams.models import Membership, Team
 
@@ -52,8 +52,12 @@ def source_owner(obj: Service | System) -> EntitySource | None:
 def _refuse_if_source_owned(obj: Service | System, field: str) -> None:
     record = source_owner(obj)
     if record is not None:
-        raise ValidationError({field: f"{obj} is managed by catalog source “{record.source.name}” ({record.path}); "
-                                      "change it there, or the next sync would undo the change."})
+        raise ValidationError(
+            {
+                field: f"{obj} is managed by catalog source “{record.source.name}” ({record.path}); "
+                "change it there, or the next sync would undo the change."
+            }
+        )
 
 
 def _tags_set(service: Service, names: Iterable[str]) -> None:

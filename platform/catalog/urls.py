@@ -13,6 +13,9 @@ urlpatterns = [
     path("services/<slug:slug>/dependencies/<int:pk>/remove/", views.dependency_remove, name="dependency-remove"),
     path("services/<slug:slug>/catalog-info.yaml", views.service_descriptor, name="service-descriptor"),
     path("apis/<slug:slug>/", views.api_detail, name="api-detail"),
+    path("import/", views.import_create, name="import-create"),
+    path("import/<int:pk>/", views.import_detail, name="import-detail"),
+    path("export.zip", views.export_download, name="export"),
     path("systems/", views.system_list, name="system-list"),
     path("systems/<slug:slug>/", views.system_detail, name="system-detail"),
 ]

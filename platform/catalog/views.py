@@ -11,10 +11,10 @@ from django.utils.cache import patch_vary_headers
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from audit import selectors as audit_selectors
-from catalog import export, selectors, services
+from catalog import export, imports, selectors, services
 from catalog.filters import ServiceFilterSet
-from catalog.forms import DependencyForm, ServiceForm, TransferForm
-from catalog.models import Api, Dependency, Service
+from catalog.forms import DependencyForm, ImportForm, ServiceForm, TransferForm
+from catalog.models import Api, Dependency, ImportRun, Service
 from catalog.permissions import user_can
 from portal.forms import apply_errors, validation_response
 from teams import selectors as team_selectors
@@ -212,6 +212,54 @@ def service_descriptor(request: HttpRequest, slug: str) -> HttpResponse:
 @require_GET
 def api_detail(request: HttpRequest, slug: str) -> HttpResponse:
     api = get_object_or_404(Api.objects.select_related("owner", "system"), slug=slug)
-    context = {"api": api, "providers": api.providers.select_related("owner"),
-               "consumers": api.consumers.select_related("owner"), "source": selectors.entity_source_for(obj=api)}
+    context = {
+        "api": api,
+        "providers": api.providers.select_related("owner"),
+        "consumers": api.consumers.select_related("owner"),
+        "source": selectors.entity_source_for(obj=api),
+    }
     return render(request, "catalog/api_detail.html", context)
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def import_create(request: HttpRequest) -> HttpResponse:
+    """Upload a catalog archive (platform admins): a worker imports it and the next page shows its report."""
+    if not request.user.is_staff:
+        raise PermissionDenied("Only platform admins can import catalog sources: an import can move ownership.")
+    form = ImportForm(request.POST or None, request.FILES or None)
+    if request.method == "POST" and form.is_valid():
+        upload = form.cleaned_data["archive"]
+        try:
+            run = imports.import_request(
+                data=upload.read(),
+                filename=upload.name,
+                source_name=form.cleaned_data["source"] or f"upload:{upload.name}",
+                requested_by=request.user,
+            )  # type: ignore[arg-type]
+        except ValueError as error:
+            form.add_error("archive", str(error))
+        else:
+            return redirect(run)
+    runs = ImportRun.objects.select_related("created_by")[:10]
+    return render(request, "catalog/import_form.html", {"form": form, "runs": runs})
+
+
+@login_required
+@require_GET
+def import_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    """An import's progress and report; polled by htmx until it finishes."""
+    if not request.user.is_staff:
+        raise PermissionDenied("Only platform admins can see catalog imports.")
+    run = get_object_or_404(ImportRun.objects.select_related("created_by"), pk=pk)
+    template = "catalog/import_detail.html"
+    if request.htmx and not request.htmx.boosted:  # type: ignore[attr-defined]
+        template += "#status"
+    return render(request, template, {"run": run, "report": run.report})
+
+
+@login_required
+@require_GET
+def export_download(request: HttpRequest) -> HttpResponse:
+    """Download descriptors and docs as a zip: ?team=<slug> (its services), ?service=<slug>, or everything."""
+    return export.zip_response(team=request.GET.get("team"), service=request.GET.get("service"))

@@ -12,6 +12,7 @@ portal_patterns = (
         path("create/", views.section, {"name": "create"}, name="create"),
         path("deployments/", views.section, {"name": "deployments"}, name="deployments"),
         path("insights/", views.section, {"name": "insights"}, name="insights"),
+        path("search/", views.search_page, name="search"),
     ],
     "portal",
 )
@@ -21,6 +22,7 @@ api_v1 = [
     path("", include("catalog.api.urls")),
     path("", include("deployments.api.urls")),
     path("", include("audit.api.urls")),
+    path("", include("techdocs.api.urls")),
 ]
 
 urlpatterns = [

@@ -3,7 +3,10 @@
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
+from django.utils.cache import patch_vary_headers
 from django.views.decorators.http import require_GET
+
+from portal import search
 
 SECTIONS = {
     "create": (
@@ -39,3 +42,17 @@ def home(request: HttpRequest) -> HttpResponse:
 def section(request: HttpRequest, name: str) -> HttpResponse:
     title, text = SECTIONS[name]
     return render(request, "portal/section.html", {"title": title, "text": text})
+
+
+@login_required
+@require_GET
+def search_page(request: HttpRequest) -> HttpResponse:
+    """Search everything; the results fragment is swapped in as the user types."""
+    query = request.GET.get("q", "").strip()[:200]
+    groups = search.search(query=query) if query else []
+    template = "portal/search.html"
+    if request.htmx and not request.htmx.boosted:  # type: ignore[attr-defined]
+        template += "#results"
+    response = render(request, template, {"query": query, "groups": groups})
+    patch_vary_headers(response, ["HX-Request"])
+    return response

@@ -17,8 +17,11 @@ class RunbookForm(InlineValidationMixin, forms.ModelForm):
 
 
 class AdrForm(InlineValidationMixin, forms.ModelForm):
-    supersedes = forms.ModelChoiceField(queryset=ADR.objects.none(), required=False,
-                                        help_text="An earlier decision this one replaces; it becomes superseded.")
+    supersedes = forms.ModelChoiceField(
+        queryset=ADR.objects.none(),
+        required=False,
+        help_text="An earlier decision this one replaces; it becomes superseded.",
+    )
 
     class Meta:
         model = ADR
@@ -32,7 +35,8 @@ class AdrForm(InlineValidationMixin, forms.ModelForm):
 
     def __init__(self, *args: Any, candidates: Any = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["status"].choices = [c for c in ADR.Status.choices if c[0] != ADR.Status.SUPERSEDED]
+        status: Any = self.fields["status"]
+        status.choices = [c for c in ADR.Status.choices if c[0] != ADR.Status.SUPERSEDED]
         if candidates is not None:
             self.fields["supersedes"].queryset = candidates  # type: ignore[attr-defined]
         else:

@@ -1,35 +1,31 @@
 """Markdown → sanitised HTML for TechDocs pages, with heading anchors, a table of contents and YAML front matter.
 
-Two stages, each built once at import time:
-- markdown-it-py (CommonMark + tables + strikethrough, raw HTML on) turns the text into HTML. A core rule gives h1–h4
-  a stable, unique `id` (prefixed `ANCHOR_PREFIX`) and collects the table of contents.
-- nh3 then applies a strict allow-list to *all* of that HTML, so raw HTML in the Markdown gets no special trust.
+Three steps per render, the engine and the sanitiser built once at import time:
+- markdown-it-pyrs (the Rust port of markdown-it: CommonMark + tables + strikethrough + heading anchors, raw HTML on)
+  turns the text into HTML. Every heading starts with `<a class="anchor" id="slug" href="#slug">`, GitHub-style
+  slugs, duplicates numbered -1, -2…
+- nh3 applies a strict allow-list to *all* of that HTML, so raw HTML in the Markdown gets no special trust. It also
+  puts `ANCHOR_PREFIX` in front of every id and every in-page link (`#slug` → `#h-slug`), so ids can never clash with
+  the page's own, while the author's `[see](#some-heading)` links still reach the heading they name.
+- The table of contents is read back from that sanitised HTML, which has one fixed shape for headings.
 
-URLs are judged once, by the sanitiser: `href` may be http(s), mailto or relative; `img src` must be absolute http(s).
-markdown-it's own link check (a deny-list) is switched off, because a link it rejects is left on the page as literal
-Markdown source; with it off such a link renders as plain text and nh3 drops the URL.
+URLs are judged by the sanitiser: `href` may be http(s), mailto or relative; `img src` must be absolute http(s).
+markdown-it also refuses Markdown links and images to javascript:, vbscript:, file: and most data: URLs; those stay
+on the page as their literal, inert Markdown text.
 """
 
+import html
 import re
-import unicodedata
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
 import nh3
 import yaml
-from markdown_it import MarkdownIt
-from markdown_it.renderer import RendererHTML
-from markdown_it.rules_core import StateCore
-from markdown_it.token import Token
-from markdown_it.utils import EnvType, OptionsDict
+from markdown_it_pyrs import MarkdownIt
 
 ANCHOR_PREFIX = "h-"
-"""Every generated heading id starts with this; the sanitiser drops any other id, so documents cannot reuse page ids."""
-
-_ANCHORED_TAGS = frozenset({"h1", "h2", "h3", "h4"})
-_TOC_ENV_KEY = "techdocs_toc"
+"""Every id in rendered HTML starts with this (the sanitiser adds it), so documents cannot reuse page ids."""
 
 
 @dataclass(frozen=True)
@@ -52,11 +48,18 @@ class Rendered:
 
 def render(*, text: str) -> Rendered:
     """Render Markdown to sanitised HTML with anchored headings; call `split_front_matter` first if the text has any."""
-    env: dict[str, Any] = {}
-    unsafe_html = _MARKDOWN.render(text, env)
-    toc: tuple[Heading, ...] = tuple(env.get(_TOC_ENV_KEY, ()))
+    unsafe_html = _MARKDOWN.render(text, xhtml=False).replace(_ANCHOR_ICON, "")
+    unsafe_html = _TABLE_ALIGN_RE.sub(r'<\1 align="\2">', unsafe_html)
+    safe_html = _CLEANER.clean(unsafe_html)
+    toc: list[Heading] = []
+    for match in _HEADING_RE.finditer(safe_html):
+        level, inner = int(match[1]), match[2]
+        anchor = _ANCHOR_RE.search(inner)
+        if anchor is not None:  # raw HTML headings have none, so stay out of the TOC as before
+            text_html = inner[: anchor.start()] + inner[anchor.end() :]
+            toc.append(Heading(level=level, text=_visible_text(text_html), anchor=anchor[1]))
     title = next((heading.text for heading in toc if heading.level == 1), None)
-    return Rendered(html=_CLEANER.clean(unsafe_html), toc=toc, title=title)
+    return Rendered(html=safe_html, toc=tuple(toc), title=title)
 
 
 _FRONT_MATTER_RE = re.compile(r"\A\ufeff?---[ \t]*\r?\n(?P<yaml>.*?)^---[ \t]*(?:\r?\n|\Z)", re.DOTALL | re.MULTILINE)
@@ -91,75 +94,52 @@ def split_front_matter(*, text: str) -> tuple[dict[str, Any], str]:
     return data, text[match.end() :]
 
 
-def _slugify(text: str) -> str:
-    """Lower-case words joined by hyphens, accents dropped but other scripts kept ("Café 日本" → "cafe-日本")."""
-    decomposed = unicodedata.normalize("NFKD", text)
-    without_marks = "".join(char for char in decomposed if not unicodedata.combining(char))
-    words = re.sub(r"[^\w\s-]", "", without_marks.lower())
-    # NFC re-composes scripts that NFKD split but that have no separate accents (Hangul syllables).
-    return unicodedata.normalize("NFC", re.sub(r"[\s_-]+", "-", words).strip("-"))
+def _visible_text(inner_html: str) -> str:
+    """The text of a heading's sanitised inner HTML: tags dropped, entities decoded, whitespace collapsed."""
+    return " ".join(html.unescape(_TAG_RE.sub("", inner_html)).split())
 
 
-def _heading_text(inline: Token) -> str:
-    """The visible text of a heading: text and code spans, without markup or raw HTML."""
-    parts = []
-    for child in inline.children or ():
-        if child.type in ("text", "code_inline"):
-            parts.append(child.content)
-        elif child.type in ("softbreak", "hardbreak"):
-            parts.append(" ")
-    return " ".join("".join(parts).split())
+_MARKDOWN = MarkdownIt("commonmark").enable_many(["table", "strikethrough", "heading_anchors"])
 
 
-def _anchor_headings(state: StateCore) -> None:
-    """Give h1–h4 unique ids (duplicates get -2, -3…) and store the TOC in env; turn table alignment into `align`."""
-    used: set[str] = set()
-    toc: list[Heading] = []
-    tokens = state.tokens
-    for index, token in enumerate(tokens):
-        if token.type == "heading_open" and token.tag in _ANCHORED_TAGS:
-            text = _heading_text(tokens[index + 1])
-            base = ANCHOR_PREFIX + (_slugify(text) or "section")
-            anchor, suffix = base, 2
-            while anchor in used:
-                anchor, suffix = f"{base}-{suffix}", suffix + 1
-            used.add(anchor)
-            token.attrSet("id", anchor)
-            toc.append(Heading(level=int(token.tag[1]), text=text, anchor=anchor))
-        elif token.type in ("th_open", "td_open") and "style" in token.attrs:
-            # markdown-it writes style="text-align:right"; style attributes never pass the sanitiser, align does.
-            style = str(token.attrs.pop("style"))
-            token.attrSet("align", style.removeprefix("text-align:"))
-    state.env[_TOC_ENV_KEY] = toc
+def _anchor_icon() -> str:
+    """The octicon markdown-it-pyrs draws in every heading anchor, read from its own output so upgrades stay right."""
+    match = re.search(r"<svg\b.*?</svg>", _MARKDOWN.render("# x", xhtml=False), re.DOTALL)
+    if match is None:
+        raise RuntimeError("markdown-it-pyrs heading_anchors no longer draws an <svg> icon: update techdocs.markdown")
+    return match[0]
 
 
-def _render_del(self: RendererHTML, tokens: Sequence[Token], idx: int, options: OptionsDict, env: EnvType) -> str:
-    """Strikethrough as <del> (markdown-it emits <s>), so the allow-list needs one tag for it."""
-    return "<del>" if tokens[idx].nesting == 1 else "</del>"
+_ANCHOR_ICON = _anchor_icon()
+"""Removed before sanitising: nh3 would drop it anyway (svg is not allowed), and it is over half the raw HTML."""
 
+# markdown-it writes style="text-align:…" on table cells; style never passes the sanitiser, align does.
+_TABLE_ALIGN_RE = re.compile(r'<(th|td) style="text-align:(left|center|right)">')
 
-class _TechDocsMarkdown(MarkdownIt):
-    def validateLink(self, url: str) -> bool:
-        """Accept every URL here: the sanitiser's scheme allow-list decides (see the module docstring)."""
-        return True
-
-
-_MARKDOWN = _TechDocsMarkdown("commonmark", {"html": True}).enable(["table", "strikethrough"])
-_MARKDOWN.core.ruler.push("techdocs_anchors", _anchor_headings)
-_MARKDOWN.add_render_rule("s_open", _render_del)
-_MARKDOWN.add_render_rule("s_close", _render_del)
-
+# A tag of nh3's output, where attribute values are always double-quoted (robust even to a ">" inside one).
+_TAG_RE = re.compile(r'<(?:[^">]|"[^"]*")*>')
+# A Markdown heading as nh3 writes it back: <hN><a aria-hidden="true" class="anchor" id="h-…" href="#h-…" rel="…"></a>…
+# </hN>. The anchor is searched for inside the heading, since raw HTML around a heading can put other tags before it.
+_HEADING_RE = re.compile(r"<h([1-4])>(.*?)</h\1>", re.DOTALL)
+_ANCHOR_RE = re.compile(r'<a aria-hidden="true" class="anchor" id="([^"]*)"[^>]*></a>')
 
 _CODE_CLASS_RE = re.compile(r"language-[a-z0-9+-]+")
 _LIST_START_RE = re.compile(r"[0-9]{1,9}")
 
 
 def _attribute_filter(tag: str, attribute: str, value: str) -> str | None:
-    """Second pass after the allow-list: only our anchors, language-* classes, numeric list starts, http(s) images."""
+    """Second pass after the allow-list: prefixed ids and in-page links, few classes, numeric starts, http(s) images."""
     if attribute == "id":
-        return value if value.startswith(ANCHOR_PREFIX) else None
+        # Always prefixed, even "h-…" (the slug of "H setup"), so ids stay unique and page ids stay out of reach.
+        return ANCHOR_PREFIX + value
+    if attribute == "href":
+        # The same mapping for in-page links, so "#h-setup" still reaches the heading whose id was "h-setup".
+        return f"#{ANCHOR_PREFIX}{value[1:]}" if value.startswith("#") and len(value) > 1 else value
     if attribute == "class":
-        kept = [name.lower() for name in value.split() if _CODE_CLASS_RE.fullmatch(name.lower())]
+        names = value.lower().split()
+        if tag == "a":
+            return "anchor" if "anchor" in names else None
+        kept = [name for name in names if _CODE_CLASS_RE.fullmatch(name)]
         return " ".join(kept) or None
     if attribute == "start":
         return value if _LIST_START_RE.fullmatch(value) else None
@@ -173,17 +153,17 @@ _CLEANER = nh3.Cleaner(
     tags={
         *("p", "h1", "h2", "h3", "h4", "h5", "h6", "ul", "ol", "li", "blockquote", "hr", "br"),
         *("table", "thead", "tbody", "tr", "th", "td", "pre", "code", "a", "img"),
-        *("em", "strong", "del", "details", "summary", "sup", "sub", "kbd"),
+        *("em", "strong", "s", "del", "details", "summary", "sup", "sub", "kbd"),
     },
     clean_content_tags={"script", "style"},
     attributes={
-        **{tag: {"id"} for tag in _ANCHORED_TAGS},
-        "a": {"href", "title"},
+        "*": {"id", "lang", "title"},  # a "*" entry replaces nh3's default generic attributes, lang and title
+        "a": {"href", "title", "class"},
         "img": {"src", "alt", "title"},
         "code": {"class"},
         "ol": {"start"},
     },
-    tag_attribute_values={"th": _ALIGN, "td": _ALIGN},
+    tag_attribute_values={"th": _ALIGN, "td": _ALIGN, "a": {"aria-hidden": {"true"}}},
     attribute_filter=_attribute_filter,
     url_schemes={"http", "https", "mailto"},
     link_rel="noopener noreferrer",

@@ -16,7 +16,7 @@ RENDER_CACHE_SECONDS = 24 * 3600
 
 def markdown_render(*, text: str) -> markdown.Rendered:
     """Render Markdown through the sanitiser; the result is cached under a hash of the text."""
-    key = "md:" + hashlib.sha256(text.encode()).hexdigest()
+    key = "md2:" + hashlib.sha256(text.encode()).hexdigest()
     rendered = cache.get(key)
     if rendered is None:
         rendered = markdown.render(text=text)
@@ -30,8 +30,10 @@ def runbook_list_for_service(*, service: Service) -> list[Runbook]:
 
 def runbook_list_stale() -> QuerySet[Runbook]:
     """Runbooks never reviewed or past their review interval, oldest due first."""
-    return Runbook.objects.filter(review_due_at__lt=timezone.now()).select_related("service__owner").order_by(
-        "review_due_at"
+    return (
+        Runbook.objects.filter(review_due_at__lt=timezone.now())
+        .select_related("service__owner")
+        .order_by("review_due_at")
     )
 
 
@@ -42,8 +44,12 @@ def runbook_versions(*, runbook: Runbook) -> QuerySet[RunbookVersion]:
 def version_diff(*, older: RunbookVersion, newer: RunbookVersion) -> list[tuple[str, str]]:
     """A unified line diff between two versions, as (kind, line) pairs with kind in add/del/hunk/same."""
     lines = difflib.unified_diff(
-        f"# {older.title}\n{older.body}".splitlines(), f"# {newer.title}\n{newer.body}".splitlines(),
-        fromfile=f"version {older.number}", tofile=f"version {newer.number}", lineterm="", n=3,
+        f"# {older.title}\n{older.body}".splitlines(),
+        f"# {newer.title}\n{newer.body}".splitlines(),
+        fromfile=f"version {older.number}",
+        tofile=f"version {newer.number}",
+        lineterm="",
+        n=3,
     )
     kinds = []
     for line in lines:
@@ -65,6 +71,8 @@ def adr_list_for_service(*, service: Service) -> list[ADR]:
 
 
 def adr_get(*, service: Service, number: int) -> ADR:
-    return ADR.objects.select_related("service__owner", "superseded_by").prefetch_related("supersedes").get(
-        service=service, number=number
+    return (
+        ADR.objects.select_related("service__owner", "superseded_by")
+        .prefetch_related("supersedes")
+        .get(service=service, number=number)
     )

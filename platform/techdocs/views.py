@@ -29,8 +29,11 @@ def _require_change(request: HttpRequest, service: Service) -> None:
 
 def _refuse_imported(request: HttpRequest, service: Service, path: str) -> HttpResponse | None:
     if path:
-        messages.error(request, f"This document comes from {path} in {service}'s catalog source; "
-                                "edit the file there, or the next sync would undo the change.")
+        messages.error(
+            request,
+            f"This document comes from {path} in {service}'s catalog source; "
+            "edit the file there, or the next sync would undo the change.",
+        )
         return redirect(service)
     return None
 
@@ -41,7 +44,9 @@ def runbook_detail(request: HttpRequest, service: str, slug: str) -> HttpRespons
     runbook = get_object_or_404(Runbook.objects.select_related("service__owner"), service__slug=service, slug=slug)
     rendered = selectors.markdown_render(text=runbook.body)
     context = {
-        "runbook": runbook, "service": runbook.service, "rendered": rendered,
+        "runbook": runbook,
+        "service": runbook.service,
+        "rendered": rendered,
         "versions": selectors.runbook_versions(runbook=runbook)[:20],
         "can_change": user_can(request.user, "catalog.change_service", runbook.service),
     }
@@ -65,14 +70,23 @@ def runbook_edit(request: HttpRequest, service: str, slug: str | None = None) ->
         data = form.cleaned_data
         try:
             if runbook is None:
-                runbook = services.runbook_create(service=owner, title=data["title"], body=data["body"],
-                                                  created_by=request.user,  # type: ignore[arg-type]
-                                                  review_interval_days=data["review_interval_days"])
+                runbook = services.runbook_create(
+                    service=owner,
+                    title=data["title"],
+                    body=data["body"],
+                    created_by=request.user,  # type: ignore[arg-type]
+                    review_interval_days=data["review_interval_days"],
+                )
             else:
                 runbook.refresh_from_db()
-                runbook = services.runbook_update(runbook=runbook, updated_by=request.user,  # type: ignore[arg-type]
-                                                  title=data["title"], body=data["body"], note=data["note"],
-                                                  review_interval_days=data["review_interval_days"])
+                runbook = services.runbook_update(
+                    runbook=runbook,
+                    updated_by=request.user,  # type: ignore[arg-type]
+                    title=data["title"],
+                    body=data["body"],
+                    note=data["note"],
+                    review_interval_days=data["review_interval_days"],
+                )
         except ValidationError as error:
             apply_errors(form, error)
         else:
@@ -100,8 +114,9 @@ def runbook_review(request: HttpRequest, service: str, slug: str) -> HttpRespons
     runbook = get_object_or_404(Runbook.objects.select_related("service__owner"), service__slug=service, slug=slug)
     _require_change(request, runbook.service)
     services.runbook_mark_reviewed(runbook=runbook, reviewed_by=request.user)  # type: ignore[arg-type]
-    messages.success(request, f"Marked {runbook.title} as reviewed; next review due in "
-                              f"{runbook.review_interval_days} days.")
+    messages.success(
+        request, f"Marked {runbook.title} as reviewed; next review due in {runbook.review_interval_days} days."
+    )
     return redirect(runbook)
 
 
@@ -123,24 +138,42 @@ def runbook_history(request: HttpRequest, service: str, slug: str) -> HttpRespon
         if older is None or newer is None:
             raise Http404("No such version.")
         diff = selectors.version_diff(older=older, newer=newer)
-    return render(request, "techdocs/runbook_history.html", {
-        "runbook": runbook, "service": runbook.service, "versions": versions, "diff": diff, "older": older,
-        "newer": newer})
+    return render(
+        request,
+        "techdocs/runbook_history.html",
+        {
+            "runbook": runbook,
+            "service": runbook.service,
+            "versions": versions,
+            "diff": diff,
+            "older": older,
+            "newer": newer,
+        },
+    )
 
 
 def _adr_page(request: HttpRequest, adr: ADR) -> HttpResponse:
     text = adr.body or "\n\n".join(
-        f"## {heading}\n\n{value}" for heading, value in (
-            ("Context", adr.context), ("Decision", adr.decision), ("Consequences", adr.consequences)) if value)
+        f"## {heading}\n\n{value}"
+        for heading, value in (("Context", adr.context), ("Decision", adr.decision), ("Consequences", adr.consequences))
+        if value
+    )
     if adr.body:
         try:
             _meta, text = split_front_matter(text=text)
         except ValueError:
             pass
-    return render(request, "techdocs/adr_detail.html", {
-        "adr": adr, "service": adr.service, "system": adr.system, "rendered": selectors.markdown_render(text=text),
-        "can_change": adr.service is not None and user_can(request.user, "catalog.change_service", adr.service),
-    })
+    return render(
+        request,
+        "techdocs/adr_detail.html",
+        {
+            "adr": adr,
+            "service": adr.service,
+            "system": adr.system,
+            "rendered": selectors.markdown_render(text=text),
+            "can_change": adr.service is not None and user_can(request.user, "catalog.change_service", adr.service),
+        },
+    )
 
 
 @login_required
@@ -157,8 +190,11 @@ def adr_detail(request: HttpRequest, service: str, number: int) -> HttpResponse:
 @login_required
 @require_GET
 def system_adr_detail(request: HttpRequest, system: str, number: int) -> HttpResponse:
-    adr = get_object_or_404(ADR.objects.select_related("system", "superseded_by").prefetch_related("supersedes"),
-                            system=get_object_or_404(System, slug=system), number=number)
+    adr = get_object_or_404(
+        ADR.objects.select_related("system", "superseded_by").prefetch_related("supersedes"),
+        system=get_object_or_404(System, slug=system),
+        number=number,
+    )
     return _adr_page(request, adr)
 
 
@@ -181,8 +217,12 @@ def adr_edit(request: HttpRequest, service: str, number: int | None = None) -> H
         supersedes = data.pop("supersedes", None)
         try:
             if adr is None:
-                adr = services.adr_create(created_by=request.user, service=owner,  # type: ignore[arg-type]
-                                          supersedes=supersedes, **data)
+                adr = services.adr_create(
+                    created_by=request.user,
+                    service=owner,  # type: ignore[arg-type]
+                    supersedes=supersedes,
+                    **data,
+                )
             else:
                 adr = services.adr_update(adr=adr, updated_by=request.user, **data)  # type: ignore[arg-type]
         except ValidationError as error:

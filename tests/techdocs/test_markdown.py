@@ -50,21 +50,6 @@ HOSTILE = {
         "<p>before <img> after</p>\n",
         ["onerror", "alert", 'src="x"'],
     ),
-    "markdown javascript link": (
-        "see [x](javascript:alert(1)) after",
-        '<p>see <a rel="noopener noreferrer">x</a> after</p>\n',
-        ["javascript", "href"],
-    ),
-    "markdown JAVASCRIPT link": (
-        "see [x](JAVASCRIPT:alert(1)) after",
-        '<p>see <a rel="noopener noreferrer">x</a> after</p>\n',
-        ["javascript", "href"],
-    ),
-    "markdown javascript link, entity-encoded letter": (
-        "see [x](&#106;avascript:alert(1)) after",
-        '<p>see <a rel="noopener noreferrer">x</a> after</p>\n',
-        ["javascript", "href"],
-    ),
     "raw javascript href with a tab entity": (
         'see <a href="jav&#x09;ascript:alert(1)">x</a> after',
         '<p>see <a rel="noopener noreferrer">x</a> after</p>\n',
@@ -90,14 +75,9 @@ HOSTILE = {
         "<p> after</p>\n",
         ["svg", "onload", "script", "alert"],
     ),
-    "svg data: image": (
-        "before ![x](data:image/svg+xml;base64,PHN2ZyBvbmxvYWQ9YWxlcnQoMSk+) after",
-        '<p>before <img alt="x"> after</p>\n',
-        ["data:", "svg", "src"],
-    ),
     "style attribute with javascript url": (
         '<div style="background:url(javascript:alert(1))">kept text</div>',
-        "kept text",
+        "kept text\n",
         ["style", "javascript", "<div"],
     ),
     "style tag": (
@@ -117,7 +97,7 @@ HOSTILE = {
     ),
     "form": (
         '<form action="https://evil.example/"><input name="password">kept text</form>',
-        "kept text",
+        "kept text\n",
         ["form", "input", "action", "evil.example"],
     ),
     "raw vbscript href": (
@@ -125,14 +105,9 @@ HOSTILE = {
         '<p>see <a rel="noopener noreferrer">x</a> after</p>\n',
         ["vbscript", "href"],
     ),
-    "markdown vbscript link": (
-        "see [x](vbscript:msgbox(1)) after",
-        '<p>see <a rel="noopener noreferrer">x</a> after</p>\n',
-        ["vbscript", "href"],
-    ),
     "javascript img src": (
         '<img src="javascript:alert(1)" alt="pic">',
-        '<img alt="pic">',
+        '<img alt="pic">\n',
         ["javascript", "src"],
     ),
     "event handler and target on a good link": (
@@ -157,6 +132,57 @@ def test_hostile_input_is_neutralised(markdown: str, expected: str, forbidden: l
     _assert_inert(html)
 
 
+# Markdown links and images to URLs markdown-it refuses: it leaves their source on the page as plain text, so the
+# exact output has no element but the paragraph, and no tag or attribute anywhere carries a forbidden string.
+# (Markdown, exact sanitised HTML, strings that must not appear in any tag name, attribute name or value)
+REFUSED_MARKDOWN_URLS = {
+    "markdown javascript link": (
+        "see [x](javascript:alert(1)) after",
+        "<p>see [x](javascript:alert(1)) after</p>\n",
+        ["javascript", "alert", "href"],
+    ),
+    "markdown JAVASCRIPT link": (
+        "see [x](JAVASCRIPT:alert(1)) after",
+        "<p>see [x](JAVASCRIPT:alert(1)) after</p>\n",
+        ["javascript", "alert", "href"],
+    ),
+    "markdown javascript link, entity-encoded letter": (
+        "see [x](&#106;avascript:alert(1)) after",
+        "<p>see [x](javascript:alert(1)) after</p>\n",
+        ["javascript", "alert", "href"],
+    ),
+    "svg data: image": (
+        "before ![x](data:image/svg+xml;base64,PHN2ZyBvbmxvYWQ9YWxlcnQoMSk+) after",
+        "<p>before ![x](data:image/svg+xml;base64,PHN2ZyBvbmxvYWQ9YWxlcnQoMSk+) after</p>\n",
+        ["data:", "svg", "src", "<img"],
+    ),
+    "markdown vbscript link": (
+        "see [x](vbscript:msgbox(1)) after",
+        "<p>see [x](vbscript:msgbox(1)) after</p>\n",
+        ["vbscript", "msgbox", "href"],
+    ),
+}
+
+
+@pytest.mark.parametrize(
+    ("markdown", "expected", "forbidden"), REFUSED_MARKDOWN_URLS.values(), ids=REFUSED_MARKDOWN_URLS.keys()
+)
+def test_refused_markdown_urls_stay_inert_text(markdown: str, expected: str, forbidden: list[str]) -> None:
+    html = render(text=markdown).html
+    assert html == expected
+    elements = _elements(html)
+    assert elements == [("p", {})]
+    markup = repr(elements).lower()
+    for needle in forbidden:
+        assert needle.lower() not in markup
+    assert "<a" not in html and "<img" not in html and "href" not in html and "src=" not in html
+    _assert_inert(html)
+
+
+def test_every_hostile_case_is_covered() -> None:
+    assert len(HOSTILE) + len(REFUSED_MARKDOWN_URLS) == 21
+
+
 def test_a_tab_entity_in_a_markdown_link_leaves_only_a_relative_url() -> None:
     # markdown-it decodes &#x09; and percent-encodes the tab: a scheme cannot contain "%", so browsers see a path.
     html = render(text="[x](jav&#x09;ascript:alert(1))").html
@@ -165,16 +191,33 @@ def test_a_tab_entity_in_a_markdown_link_leaves_only_a_relative_url() -> None:
     _assert_inert(html)
 
 
-def test_raw_html_ids_and_classes_are_restricted() -> None:
+def test_raw_html_ids_are_prefixed_and_classes_restricted() -> None:
     html = render(text='<h2 id="main" class="x">raw</h2>\n\n<code class="language-JS evil">c</code>').html
-    assert html == '<h2>raw</h2>\n<p><code class="language-js">c</code></p>\n'
+    assert html == '<h2 id="h-main">raw</h2>\n<p><code class="language-js">c</code></p>\n'
+    # Only the heading anchor's own class and aria-hidden value pass, and only on links.
+    text = '<a class="Anchor x" aria-hidden="false" href="#Top">t</a> <em class="anchor" aria-hidden="true">e</em>'
+    html = render(text=text).html
+    assert html == '<p><a class="anchor" href="#h-Top" rel="noopener noreferrer">t</a> <em>e</em></p>\n'
+
+
+def test_in_page_links_reach_the_headings_they_name() -> None:
+    text = (
+        '<p id="main">intro</p>\n\nSee [jump](#my-heading), [setup](#setup) and <a href="#h-setup">H setup</a>.\n\n'
+        "## My heading\n\n## Setup\n\n## H setup"
+    )
+    elements = _elements(render(text=text).html)
+    ids = [attrs["id"] for _, attrs in elements if "id" in attrs]
+    links = [attrs["href"] for tag, attrs in elements if tag == "a" and "class" not in attrs]
+    assert ids == ["h-main", "h-my-heading", "h-setup", "h-h-setup"]  # a raw id is prefixed like the anchors
+    assert links == ["#h-my-heading", "#h-setup", "#h-h-setup"]
+    assert all(link.removeprefix("#") in ids for link in links)
 
 
 def test_harmless_raw_html_survives() -> None:
     text = "<details><summary>Why</summary>\n\nH<sub>2</sub>O, x<sup>2</sup>, <kbd>Ctrl</kbd>\n\n</details>"
     html = render(text=text).html
     assert html == (
-        "<details><summary>Why</summary>\n<p>H<sub>2</sub>O, x<sup>2</sup>, <kbd>Ctrl</kbd></p>\n</details>"
+        "<details><summary>Why</summary>\n<p>H<sub>2</sub>O, x<sup>2</sup>, <kbd>Ctrl</kbd></p>\n</details>\n"
     )
 
 
@@ -213,40 +256,75 @@ def test_fenced_code_keeps_its_language_and_escapes_html() -> None:
 
 
 def test_strikethrough_and_list_start() -> None:
-    html = render(text="~~old~~ new\n\n3. three\n4. four").html
-    assert html == '<p><del>old</del> new</p>\n<ol start="3">\n<li>three</li>\n<li>four</li>\n</ol>\n'
+    html = render(text="~~old~~ <del>older</del> new\n\n3. three\n4. four").html
+    assert html == '<p><s>old</s> <del>older</del> new</p>\n<ol start="3">\n<li>three</li>\n<li>four</li>\n</ol>\n'
 
 
 def test_headings_get_unique_anchors_and_a_toc_in_order() -> None:
-    text = "# Runbook\n\n## Setup\n\n### Check\n\n## Setup\n\n#### Check\n\n##### Too deep\n\n## Setup-2\n\n## Setup"
+    text = (
+        "# Runbook\n\n## Setup\n\n### Check\n\n## Setup\n\n#### Check\n\n##### Too deep\n\n"
+        "## Setup-1\n\n## Setup\n\n## H setup"
+    )
     rendered = render(text=text)
     assert rendered.toc == (
         Heading(level=1, text="Runbook", anchor="h-runbook"),
         Heading(level=2, text="Setup", anchor="h-setup"),
         Heading(level=3, text="Check", anchor="h-check"),
+        Heading(level=2, text="Setup", anchor="h-setup-1"),
+        Heading(level=4, text="Check", anchor="h-check-1"),
+        Heading(level=2, text="Setup-1", anchor="h-setup-1-1"),
         Heading(level=2, text="Setup", anchor="h-setup-2"),
-        Heading(level=4, text="Check", anchor="h-check-2"),
-        Heading(level=2, text="Setup-2", anchor="h-setup-2-2"),
-        Heading(level=2, text="Setup", anchor="h-setup-3"),
+        Heading(level=2, text="H setup", anchor="h-h-setup"),  # its slug is "h-setup": prefixed again, no clash
     )
     assert rendered.title == "Runbook"
-    ids = [attrs["id"] for _, attrs in _elements(rendered.html) if "id" in attrs]
-    assert ids == [heading.anchor for heading in rendered.toc]
-    assert "<h5>Too deep</h5>" in rendered.html
-    assert render(text=text).toc == rendered.toc  # stable
+    anchors = [attrs for tag, attrs in _elements(rendered.html) if tag == "a"]
+    assert [attrs["id"] for attrs in anchors] == [
+        *("h-runbook", "h-setup", "h-check", "h-setup-1", "h-check-1", "h-too-deep"),
+        *("h-setup-1-1", "h-setup-2", "h-h-setup"),
+    ]
+    for attrs in anchors:
+        assert attrs == {
+            "aria-hidden": "true",
+            "class": "anchor",
+            "id": attrs["id"],
+            "href": "#" + str(attrs["id"]),
+            "rel": "noopener noreferrer",
+        }
+    assert '<h5><a aria-hidden="true" class="anchor" id="h-too-deep" href="#h-too-deep"' in rendered.html  # not in TOC
+    assert "<svg" not in rendered.html and "<path" not in rendered.html
+    _assert_inert(rendered.html)
+    assert render(text=text) == rendered  # stable
 
 
-def test_heading_with_markup_and_unicode_slugifies_sensibly() -> None:
+def test_heading_with_markup_and_unicode_gets_github_style_slugs() -> None:
     text = "## Restart `payments` **now** <em>please</em>!\n\n## Café déjà vu\n\n## 日本語の見出し\n\n## ???"
     rendered = render(text=text)
     assert [(heading.text, heading.anchor) for heading in rendered.toc] == [
         ("Restart payments now please!", "h-restart-payments-now-please"),
-        ("Café déjà vu", "h-cafe-deja-vu"),
+        ("Café déjà vu", "h-café-déjà-vu"),
         ("日本語の見出し", "h-日本語の見出し"),
-        ("???", "h-section"),
+        ("???", "h-"),
     ]
-    assert '<h2 id="h-restart-payments-now-please">Restart <code>payments</code> <strong>now</strong>' in rendered.html
+    assert rendered.html.startswith(
+        '<h2><a aria-hidden="true" class="anchor" id="h-restart-payments-now-please"'
+        ' href="#h-restart-payments-now-please" rel="noopener noreferrer"></a>'
+        "Restart <code>payments</code> <strong>now</strong> <em>please</em>!</h2>\n"
+    )
     assert rendered.title is None
+
+
+def test_toc_text_is_plain_and_raw_html_headings_stay_out() -> None:
+    text = (
+        '<h1 id="x">Raw heading</h1>\n\n## Fish &amp; <b>chips</b> [menu](https://m.example "a>b")\n\n'
+        'Setext\ntitle\n===\n\n<a href="x">\n\n## Wrapped\n\n</a>'
+    )
+    rendered = render(text=text)
+    assert [(heading.level, heading.text) for heading in rendered.toc] == [
+        (2, "Fish & chips menu"),
+        (1, "Setext title"),
+        (2, "Wrapped"),
+    ]
+    assert rendered.title == "Setext title"
 
 
 def test_front_matter_is_split_from_the_body() -> None:

@@ -2,7 +2,7 @@ from typing import Any
 
 from rest_framework import serializers
 
-from catalog.models import Dependency, Service, System, Tag
+from catalog.models import Dependency, ImportRun, Service, System, Tag
 from teams.models import Team
 
 
@@ -97,3 +97,32 @@ class TagSerializer(serializers.ModelSerializer):
     class Meta:
         model = Tag
         fields = ["name"]
+
+
+class ImportRunSerializer(serializers.ModelSerializer):
+    created_by = serializers.CharField(source="created_by.username", default=None)
+
+    class Meta:
+        model = ImportRun
+        fields = [
+            "id",
+            "source_name",
+            "filename",
+            "status",
+            "report",
+            "error",
+            "created_by",
+            "created_at",
+            "started_at",
+            "finished_at",
+        ]
+        read_only_fields = fields
+
+
+class ImportSerializer(serializers.Serializer):
+    archive = serializers.FileField(help_text="A .zip, .tar or .tar.gz of a catalog folder.")
+    source = serializers.RegexField(
+        r"^[A-Za-z0-9][A-Za-z0-9._:/-]{0,150}$",
+        required=False,
+        help_text="Name of the source; re-importing under the same name updates it.",
+    )

@@ -3,17 +3,29 @@
 from typing import Any
 
 from django.core.exceptions import PermissionDenied
-from drf_spectacular.utils import extend_schema
+from django.http import HttpResponse
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import exceptions as drf_exceptions
 from rest_framework import status, viewsets
 from rest_framework.decorators import action
-from rest_framework.permissions import IsAuthenticated
+from rest_framework.parsers import FormParser, MultiPartParser
+from rest_framework.permissions import IsAdminUser, IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
+from rest_framework.views import APIView
 
-from catalog import selectors, services
-from catalog.api.serializers import DependencySerializer, ServiceSerializer, SystemSerializer, TransferSerializer
+from catalog import export, imports, selectors, services
+from catalog.api.serializers import (
+    DependencySerializer,
+    ImportRunSerializer,
+    ImportSerializer,
+    ServiceSerializer,
+    SystemSerializer,
+    TransferSerializer,
+)
 from catalog.filters import DependencyFilterSet, ServiceFilterSet, SystemFilterSet
-from catalog.models import Dependency
+from catalog.models import Dependency, ImportRun
 from catalog.permissions import SERVICE_PERMS, SYSTEM_PERMS, ObjectActionPermission, user_can
 
 
@@ -110,3 +122,46 @@ class DependencyViewSet(viewsets.ModelViewSet):
             raise PermissionDenied(f"Only {dependency.source.owner} can change {dependency.source}'s dependencies.")
         services.dependency_remove(dependency=dependency, removed_by=request.user)
         return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class ImportRunViewSet(viewsets.GenericViewSet):
+    """Catalog-as-code imports (platform admins): POST an archive, then poll the run for its per-entity report."""
+
+    serializer_class = ImportRunSerializer
+    permission_classes = [IsAuthenticated, IsAdminUser]
+    parser_classes = [MultiPartParser, FormParser]
+    queryset = ImportRun.objects.select_related("created_by").order_by("-created_at")
+
+    @extend_schema(request={"multipart/form-data": ImportSerializer}, responses={202: ImportRunSerializer})
+    def create(self, request: Request) -> Response:
+        payload = ImportSerializer(data=request.data)
+        payload.is_valid(raise_exception=True)
+        upload = payload.validated_data["archive"]
+        try:
+            run = imports.import_request(
+                data=upload.read(),
+                filename=upload.name,
+                requested_by=request.user,
+                source_name=payload.validated_data.get("source") or f"upload:{upload.name}",
+            )
+        except ValueError as error:
+            raise drf_exceptions.ValidationError({"archive": [str(error)]}) from error
+        return Response(ImportRunSerializer(run).data, status=status.HTTP_202_ACCEPTED)
+
+    def retrieve(self, request: Request, pk: str | None = None) -> Response:
+        return Response(ImportRunSerializer(self.get_object()).data)
+
+    def list(self, request: Request) -> Response:
+        page = self.paginate_queryset(self.get_queryset())
+        return self.get_paginated_response(ImportRunSerializer(page, many=True).data)
+
+
+class ExportView(APIView):
+    """Descriptors and docs as a zip: ?team=<slug> (its services), ?service=<slug>, or the whole catalog."""
+
+    @extend_schema(
+        parameters=[OpenApiParameter("team", str), OpenApiParameter("service", str)],
+        responses={(200, "application/zip"): OpenApiTypes.BINARY},
+    )
+    def get(self, request: Request) -> HttpResponse:
+        return export.zip_response(team=request.query_params.get("team"), service=request.query_params.get("service"))

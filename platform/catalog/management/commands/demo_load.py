@@ -16,8 +16,11 @@ from deployments.models import Environment
 
 DEMO_PASSWORD = "runway-demo"
 DEMO_ADMINS = ["admin"]
-ENVIRONMENTS = [("dev", "Development", 10, False), ("staging", "Staging", 20, False),
-                ("production", "Production", 30, True)]
+ENVIRONMENTS = [
+    ("dev", "Development", 10, False),
+    ("staging", "Staging", 20, False),
+    ("production", "Production", 30, True),
+]
 
 
 class Command(BaseCommand):
@@ -38,14 +41,17 @@ class Command(BaseCommand):
             user.save()
         for slug, name, order, protected in ENVIRONMENTS:
             if not Environment.objects.filter(slug=slug).exists():
-                deployment_services.environment_create(created_by=None, slug=slug, name=name, order=order,
-                                                       protected=protected)
+                deployment_services.environment_create(
+                    created_by=None, slug=slug, name=name, order=order, protected=protected
+                )
         summary = report.as_dict()
-        self.stdout.write(self.style.SUCCESS(
-            f"Demo organisation loaded from services/: created {summary['created'] or 'nothing'}, "
-            f"updated {summary['updated'] or 'nothing'}, {summary['unchanged']} unchanged.\n"
-            f"Sign in as demo / {DEMO_PASSWORD} (lead in Payments) or admin / {DEMO_PASSWORD} (platform admin)."
-        ))
+        self.stdout.write(
+            self.style.SUCCESS(
+                f"Demo organisation loaded from services/: created {summary['created'] or 'nothing'}, "
+                f"updated {summary['updated'] or 'nothing'}, {summary['unchanged']} unchanged.\n"
+                f"Sign in as demo / {DEMO_PASSWORD} (lead in Payments) or admin / {DEMO_PASSWORD} (platform admin)."
+            )
+        )
 
     def _demo_usernames(self) -> list[str]:
         from catalog.models import EntitySource
