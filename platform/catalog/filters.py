@@ -3,6 +3,7 @@
 import django_filters
 from django.db.models import Q, QuerySet
 
+from catalog import selectors
 from catalog.models import Dependency, Service, System, Tag
 from teams.models import Team
 
@@ -50,8 +51,8 @@ class ServiceFilterSet(django_filters.FilterSet):
         return queryset
 
     def filter_stale(self, queryset: QuerySet[Service], name: str, value: str) -> QuerySet[Service]:
-        """`has_stale_runbook` is annotated by the selector the queryset comes from."""
-        return queryset.filter(has_stale_runbook=value == "yes")  # type: ignore[misc]
+        stale = selectors.stale_runbook_exists()
+        return queryset.filter(stale if value == "yes" else ~stale)
 
     @property
     def qs(self) -> QuerySet[Service]:

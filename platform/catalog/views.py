@@ -29,6 +29,7 @@ def service_list(request: HttpRequest) -> HttpResponse:
     """The catalog: search as you type and filters that swap only the results, kept in the URL."""
     filterset = ServiceFilterSet(request.GET or None, queryset=selectors.service_list_visible(user=request.user))
     page = Paginator(filterset.qs, PAGE_SIZE).get_page(request.GET.get("page"))
+    page.object_list = selectors.services_mark_stale(list(page.object_list))
     template = "catalog/service_list.html"
     if request.htmx and not request.htmx.boosted:  # type: ignore[attr-defined]
         template += "#results"
