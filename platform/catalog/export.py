@@ -51,8 +51,8 @@ def catalog_export(*, services: QuerySet[Service], teams: QuerySet[Team] | None 
         documents = [descriptors.component_document(service)]
         documents += [descriptors.api_document(api) for api in provided[service.pk]]
         documents += [descriptors.resource_document(r) for r in resources_by_owner_service[service.pk]]
-        for api in provided[service.pk]:
-            system_ids.add(api.system_id) if api.system_id else None
+        for related in [*provided[service.pk], *resources_by_owner_service[service.pk]]:
+            system_ids.add(related.system_id) if related.system_id else None
         out[f"{service.slug}/catalog-info.yaml"] = _dump(documents)
         for runbook in service.runbooks.all():
             out[f"{service.slug}/docs/{doc_files.runbook_filename(runbook)}"] = doc_files.runbook_render(runbook)
@@ -62,6 +62,7 @@ def catalog_export(*, services: QuerySet[Service], teams: QuerySet[Team] | None 
     if systems:
         out["systems.yaml"] = _dump([descriptors.system_document(s) for s in systems])
     team_ids = {s.owner_id for s in service_list} | {s.owner_id for s in systems}
+    team_ids |= {o.owner_id for objs in [*provided.values(), *resources_by_owner_service.values()] for o in objs}
     if teams is not None:
         team_ids |= set(teams.values_list("pk", flat=True))
     team_list = list(Team.objects.filter(pk__in=team_ids).select_related("parent").order_by("slug"))

@@ -205,6 +205,9 @@ class CatalogSource(models.Model):
     location = models.CharField(max_length=1000, blank=True)
     last_synced_at = models.DateTimeField(null=True, blank=True)
     last_report = models.JSONField(default=dict, blank=True)
+    # Digest of each descriptor file (with its folder's docs) whose entities all imported cleanly last time:
+    # an unchanged file is not even parsed again.
+    file_digests = models.JSONField(default=dict, blank=True)
 
     def __str__(self) -> str:
         return self.name

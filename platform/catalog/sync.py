@@ -8,6 +8,7 @@ Writes are bulk operations rather than one service call per entity: the per-enti
 each, and a 10,000-component tree must import in seconds. Validation reuses the models' own field validation.
 """
 
+import hashlib
 import io
 import os
 import tarfile
@@ -23,7 +24,7 @@ import yaml
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group, Permission, User
 from django.contrib.contenttypes.models import ContentType
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 from guardian.models import GroupObjectPermission
 
@@ -32,6 +33,7 @@ from catalog import descriptors
 from catalog.descriptors import DescriptorError, Entity, Ref
 from catalog.models import Api, CatalogSource, Dependency, EntitySource, Resource, Service, System, Tag
 from catalog.permissions import SERVICE_OWNER_PERMS, SYSTEM_OWNER_PERMS
+from portal import tasks as portal_tasks
 from teams.models import Membership, Team
 
 log = structlog.get_logger(__name__)
@@ -88,25 +90,48 @@ def _inside(root: Path, path: Path) -> bool:
     return True
 
 
-def tree_read(root: Path, report: Report) -> tuple[list[Entity], dict[str, list[tuple[str, str]]]]:
-    """Parse every descriptor under `root`, and collect each folder's docs; nothing outside `root` is opened."""
+@dataclass
+class Tree:
+    """What was read from a folder: parsed entities, docs per component folder, and each descriptor's digest."""
+
+    entities: list[Entity] = field(default_factory=list)
+    docs: dict[str, list[tuple[str, str]]] = field(default_factory=lambda: defaultdict(list))
+    digests: dict[str, str] = field(default_factory=dict)  # descriptor file → digest of it and its folder's docs
+    skipped: set[str] = field(default_factory=set)  # descriptor files unchanged since their last clean import
+    descriptors_in: dict[str, list[str]] = field(default_factory=lambda: defaultdict(list))  # folder → files
+
+
+def _component_folder(parts: tuple[str, ...]) -> str:
+    docs_at = parts.index("docs")
+    return PurePosixPath(*parts[:docs_at]).as_posix() if docs_at else "."
+
+
+def tree_read(root: Path, report: Report, known: dict[str, str] | None = None) -> Tree:
+    """Read every descriptor and doc under `root`; nothing outside `root` is opened, links are not followed.
+
+    A descriptor file whose digest (its bytes and its folder's docs) is in `known` is not parsed again: its
+    entities imported cleanly last time and nothing about them changed.
+    """
     root = root.resolve()
-    entities: list[Entity] = []
-    docs: dict[str, list[tuple[str, str]]] = defaultdict(list)
+    known = known or {}
+    tree = Tree()
+    raw_descriptors: dict[str, bytes] = {}
+    raw_docs: dict[str, list[tuple[str, bytes]]] = defaultdict(list)
     for folder, dirnames, filenames in os.walk(root, followlinks=False):
         here = Path(folder)
         for dirname in list(dirnames):
-            if dirname.startswith(".") or not _inside(root, here / dirname):
-                if not dirname.startswith("."):
-                    rel = (here / dirname).relative_to(root).as_posix()
+            path = here / dirname
+            if dirname.startswith(".") or path.is_symlink():
+                if not dirname.startswith(".") and not _inside(root, path):
+                    rel = path.relative_to(root).as_posix()
                     report.errors.append(Problem(rel, "This folder is a link that leads outside the imported folder."))
                 dirnames.remove(dirname)
         dirnames.sort()
         for filename in sorted(filenames):
             path = here / filename
             rel = path.relative_to(root).as_posix()
-            is_descriptor = filename.endswith(DESCRIPTOR_SUFFIXES)
             parts = PurePosixPath(rel).parts
+            is_descriptor = filename.endswith(DESCRIPTOR_SUFFIXES)
             is_doc = filename.endswith(".md") and "docs" in parts[:-1]
             if not (is_descriptor or is_doc):
                 continue
@@ -118,19 +143,41 @@ def tree_read(root: Path, report: Report) -> tuple[list[Entity], dict[str, list[
             if path.stat().st_size > MAX_FILE_BYTES:
                 report.errors.append(Problem(rel, "This file is larger than 1 MB; split it or leave it out."))
                 continue
-            try:
-                text = path.read_text(encoding="utf-8")
-            except UnicodeDecodeError:
-                report.errors.append(Problem(rel, "This file is not UTF-8 text."))
-                continue
             if is_descriptor:
-                entities.extend(_descriptors_parse(rel, text, report))
+                raw_descriptors[rel] = path.read_bytes()
+                tree.descriptors_in[PurePosixPath(rel).parent.as_posix()].append(rel)
             else:
-                component_folder = (
-                    PurePosixPath(*parts[: parts.index("docs")]).as_posix() if parts[0] != "docs" else "."
-                )
-                docs[component_folder].append((rel, text))
-    return entities, docs
+                raw_docs[_component_folder(parts)].append((rel, path.read_bytes()))
+    unchanged_folders = set()
+    for rel, data in raw_descriptors.items():
+        folder = PurePosixPath(rel).parent.as_posix()
+        digest = hashlib.sha256(data)
+        for doc_rel, doc_data in raw_docs.get(folder, []):
+            digest.update(b"\0" + doc_rel.encode() + b"\0" + doc_data)
+        tree.digests[rel] = digest.hexdigest()
+        if known.get(rel) == tree.digests[rel]:
+            tree.skipped.add(rel)
+            unchanged_folders.add(folder)
+            continue
+        text = _decode(rel, data, report)
+        if text is not None:
+            tree.entities.extend(_descriptors_parse(rel, text, report))
+    for folder, files in raw_docs.items():
+        if folder in unchanged_folders and all(r in tree.skipped for r in tree.descriptors_in[folder]):
+            continue
+        for rel, data in files:
+            text = _decode(rel, data, report)
+            if text is not None:
+                tree.docs[folder].append((rel, text))
+    return tree
+
+
+def _decode(rel: str, data: bytes, report: Report) -> str | None:
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        report.errors.append(Problem(rel, "This file is not UTF-8 text."))
+        return None
 
 
 def _descriptors_parse(rel: str, text: str, report: Report) -> list[Entity]:
@@ -149,11 +196,12 @@ def _descriptors_parse(rel: str, text: str, report: Report) -> list[Entity]:
         try:
             entity = descriptors.document_parse(document, path=rel, index=index)
         except DescriptorError as error:
-            name = document.get("metadata", {}).get("name") if isinstance(document, dict) else None
+            metadata = document.get("metadata") if isinstance(document, dict) else None
+            name = metadata.get("name") if isinstance(metadata, dict) else None
+            namespace = (metadata.get("namespace") if isinstance(metadata, dict) else None) or "default"
             kind = document.get("kind") if isinstance(document, dict) else None
-            report.errors.append(
-                Problem(rel, str(error), index, f"{kind}:{name}" if kind and name else None, error.field)
-            )
+            ref = str(Ref(str(kind).lower(), str(namespace), str(name))) if kind and name else None
+            report.errors.append(Problem(rel, str(error), index, ref, error.field))
             continue
         entity.content_hash = descriptors.content_hash(document, [])
         entities.append(entity)
@@ -173,7 +221,7 @@ def archive_extract(data: bytes, filename: str, destination: Path, report: Repor
             return None
         return destination / member
 
-    if filename.endswith(".zip") or zipfile.is_zipfile(io.BytesIO(data)):
+    if zipfile.is_zipfile(io.BytesIO(data)):  # by content: a .zip name on other bytes gets the ValueError below
         with zipfile.ZipFile(io.BytesIO(data)) as archive:
             for info in archive.infolist():
                 path = target(info.filename)
@@ -217,6 +265,7 @@ class _Resolver:
 
     def __init__(self, entities: list[Entity], report: Report) -> None:
         self.report = report
+        self.refused = {problem.entity for problem in report.errors if problem.entity}  # documents that failed to parse
         self.by_ref: dict[Ref, Entity] = {}
         for entity in entities:
             if entity.ref in self.by_ref:
@@ -259,7 +308,7 @@ class _Resolver:
                         if key in ("members", "memberOf"):
                             continue  # people and teams list each other; an unknown one is reported, not fatal
                         if not self._known(target):
-                            broken = target in self.by_ref
+                            broken = target in self.by_ref or str(target) in self.refused
                             why = (
                                 f"{target} has errors of its own, so {entity.ref} cannot refer to it."
                                 if broken
@@ -279,6 +328,13 @@ class _Resolver:
 # --- writing ------------------------------------------------------------------------------------------------------
 
 
+def _touched(objects: list[Any], now: Any) -> list[Any]:
+    """bulk_update skips auto_now, so the rows it rewrites get their updated_at here."""
+    for obj in objects:
+        obj.updated_at = now
+    return objects
+
+
 @dataclass
 class _Plan:
     """What to write for one kind: entities to create and to update (unchanged ones are left alone)."""
@@ -290,12 +346,13 @@ class _Plan:
 def catalog_import(*, root: Path, source_name: str, actor: User | None = None, location: str = "") -> Report:
     """Import the tree at `root` as `source_name`; returns the per-entity report. All valid entities or none."""
     report = Report(source=source_name)
-    entities, docs = tree_read(Path(root), report)
+    previous = CatalogSource.objects.filter(name=source_name).values_list("file_digests", flat=True).first()
+    tree = tree_read(Path(root), report, known=previous or {})
     components_by_folder: dict[str, list[Entity]] = defaultdict(list)
-    for entity in entities:
+    for entity in tree.entities:
         if entity.kind == "Component":
             components_by_folder[PurePosixPath(entity.path).parent.as_posix()].append(entity)
-    for folder, files in docs.items():
+    for folder, files in tree.docs.items():
         owners = components_by_folder.get(folder, [])
         if not owners:
             for rel, _text in files:
@@ -310,13 +367,19 @@ def catalog_import(*, root: Path, source_name: str, actor: User | None = None, l
         owner = next((e for e in owners if e.name == PurePosixPath(folder).name), owners[0])
         owner.docs = files
         owner.content_hash = descriptors.content_hash({"descriptor": owner.content_hash}, files)
-    valid = _Resolver(entities, report).resolve()
+    valid = _Resolver(tree.entities, report).resolve()
     with transaction.atomic():
+        if connection.vendor == "postgresql":
+            # Search vectors are filled in after commit by a worker (portal.search_index), not row by row here.
+            with connection.cursor() as cursor:
+                cursor.execute("SET LOCAL runway.defer_search_index = 'on'")
+            portal_tasks.search_index.delay_on_commit()
         source, _ = CatalogSource.objects.get_or_create(name=source_name, defaults={"location": location})
-        _Writer(source=source, report=report, actor=actor).write(list(valid.values()))
+        _Writer(source=source, report=report, actor=actor, skipped=tree.skipped).write(list(valid.values()))
         source.location = location or source.location
         source.last_synced_at = timezone.now()
         source.last_report = report.as_dict()
+        source.file_digests = _clean_digests(tree, report)
         source.save()
     log.info(
         "catalog_import",
@@ -328,6 +391,19 @@ def catalog_import(*, root: Path, source_name: str, actor: User | None = None, l
         missing=len(report.missing),
     )
     return report
+
+
+def _clean_digests(tree: Tree, report: Report) -> dict[str, str]:
+    """Digests of the descriptor files none of whose entities or docs had a problem this time."""
+    troubled: set[str] = set()
+    for problem in report.errors:
+        if problem.file in tree.digests:
+            troubled.add(problem.file)
+        else:
+            parts = PurePosixPath(problem.file).parts
+            if "docs" in parts[:-1]:
+                troubled.update(tree.descriptors_in.get(_component_folder(parts), []))
+    return {rel: digest for rel, digest in tree.digests.items() if rel not in troubled}
 
 
 def catalog_import_archive(*, data: bytes, filename: str, source_name: str, actor: User | None = None) -> Report:
@@ -343,8 +419,8 @@ def catalog_import_archive(*, data: bytes, filename: str, source_name: str, acto
 class _Writer:
     """Bulk writes for one import, inside the caller's transaction."""
 
-    def __init__(self, *, source: CatalogSource, report: Report, actor: User | None) -> None:
-        self.source, self.report, self.actor = source, report, actor
+    def __init__(self, *, source: CatalogSource, report: Report, actor: User | None, skipped: set[str]) -> None:
+        self.source, self.report, self.actor, self.skipped = source, report, actor, skipped
         self.now = timezone.now()
         self.events: list[AuditEvent] = []
         context = structlog.contextvars.get_contextvars()
@@ -353,6 +429,10 @@ class _Writer:
             (s.kind, s.namespace, s.name): s for s in EntitySource.objects.all()
         }
         self.seen: set[int] = set()
+        for record in self.sources.values():  # entities of files not even parsed, since nothing changed
+            if record.source_id == source.pk and record.path in skipped and record.missing_since is None:
+                self.seen.add(record.pk)
+                report.unchanged += 1
         self.content_types = {
             model: ContentType.objects.get_for_model(model) for model in (Team, User, System, Resource, Api, Service)
         }
@@ -482,6 +562,7 @@ class _Writer:
         for entity, team in [*created, *changed]:
             parents = entity.refs.get("parent") or []
             team.parent = teams[parents[0].name] if parents else None
+        _touched([t for _, t in changed], self.now)
         Team.objects.bulk_update(
             [t for _, t in [*created, *changed]], [*attrs, "parent", "updated_at"], batch_size=2000
         )
@@ -527,6 +608,7 @@ class _Writer:
             return
         groups = {e.name: e for e in entities if e.kind == "Group"}
         wanted: dict[str, dict[str, str]] = {slug: {} for slug in groups}
+        extra: list[tuple[Team, str]] = []
         for slug, entity in groups.items():
             leads = set(entity.fields.get("leads", []))
             for member in entity.refs.get("members", []):
@@ -538,8 +620,10 @@ class _Writer:
                 for group in entity.refs.get("memberOf", []):
                     if group.name in wanted:
                         wanted[group.name].setdefault(entity.name, "member")
+                    elif group.name in teams:  # a team whose file was unchanged: join it, remove no one
+                        extra.append((teams[group.name], entity.name))
         user_model = get_user_model()
-        names = {name for members in wanted.values() for name in members}
+        names = {name for members in wanted.values() for name in members} | {name for _, name in extra}
         user_ids = dict(user_model.objects.filter(username__in=names).values_list("username", "pk"))
         for slug, members in wanted.items():
             unknown = sorted(set(members) - set(user_ids))
@@ -570,7 +654,11 @@ class _Writer:
                 membership.role = desired[key]
                 change.append(membership)
         remove = [m.pk for key, m in current.items() if key not in desired]
-        Membership.objects.bulk_create(add, batch_size=2000)
+        for team, name in extra:
+            if name in user_ids and (team.pk, user_ids[name]) not in current:
+                add.append(Membership(team_id=team.pk, user_id=user_ids[name], role="member"))
+                desired[(team.pk, user_ids[name])] = "member"
+        Membership.objects.bulk_create(add, batch_size=2000, ignore_conflicts=True)
         Membership.objects.bulk_update(change, ["role"], batch_size=2000)
         group_ids = {team.pk: team.group_id for team in teams.values()}
         through = user_model.groups.through
@@ -633,7 +721,7 @@ class _Writer:
                 owned.append((system, owner, previous))
         System.objects.bulk_create([s for _, s in created], batch_size=2000)
         System.objects.bulk_update(
-            [s for _, s in changed], ["name", "description", "owner", "updated_at"], batch_size=2000
+            _touched([s for _, s in changed], self.now), ["name", "description", "owner", "updated_at"], batch_size=2000
         )
         self._grants(System, SYSTEM_OWNER_PERMS, owned)
         for entity, system in created:
@@ -669,7 +757,9 @@ class _Writer:
                     setattr(obj, name, value)
                 changed.append((entity, obj))
         model.objects.bulk_create([o for _, o in created], batch_size=2000)
-        model.objects.bulk_update([o for _, o in changed], [*attrs, "owner", "system", "updated_at"], batch_size=2000)
+        model.objects.bulk_update(
+            _touched([o for _, o in changed], self.now), [*attrs, "owner", "system", "updated_at"], batch_size=2000
+        )
         for entity, obj in created:
             objects[obj.slug] = obj
             self._record(entity, obj, model, True)
@@ -725,7 +815,9 @@ class _Writer:
                 changed.append((entity, service))
                 owned.append((service, owner, previous))
         Service.objects.bulk_create([s for _, s in created], batch_size=2000)
-        Service.objects.bulk_update([s for _, s in changed], [*attrs, "owner", "system", "updated_at"], batch_size=2000)
+        Service.objects.bulk_update(
+            _touched([s for _, s in changed], self.now), [*attrs, "owner", "system", "updated_at"], batch_size=2000
+        )
         self._grants(Service, SERVICE_OWNER_PERMS, owned)
         done = [*created, *changed]
         slugs = {

@@ -62,6 +62,7 @@ def render(*, text: str) -> Rendered:
     return Rendered(html=safe_html, toc=tuple(toc), title=title)
 
 
+_YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _FRONT_MATTER_RE = re.compile(r"\A\ufeff?---[ \t]*\r?\n(?P<yaml>.*?)^---[ \t]*(?:\r?\n|\Z)", re.DOTALL | re.MULTILINE)
 
 
@@ -75,7 +76,8 @@ def split_front_matter(*, text: str) -> tuple[dict[str, Any], str]:
     if match is None:
         return {}, text
     try:
-        data = yaml.safe_load(match["yaml"])
+        # libyaml's loader when present: the pure-Python one costs ~3 ms per runbook, which adds up in imports.
+        data = yaml.load(match["yaml"], Loader=_YAML_LOADER)  # noqa: S506 - a safe loader
     except yaml.MarkedYAMLError as exc:
         # +2 on each line number: the opening `---` is line 1 and YAML counts from 0.
         message = "Front matter is not valid YAML"

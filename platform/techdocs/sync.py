@@ -7,6 +7,7 @@ the history shows what each sync brought. Docs that vanished from the source are
 from typing import Any
 
 from django.contrib.auth.models import User
+from django.utils import timezone
 
 from catalog.descriptors import Entity
 from catalog.models import Service
@@ -54,17 +55,21 @@ def docs_import(*, components: list[tuple[Entity, Service]], actor: User | None,
                 elif any(getattr(adr, key) != value for key, value in values.items()):
                     for key, value in values.items():
                         setattr(adr, key, value)
+                    adr.updated_at = now  # bulk_update skips auto_now
                     changed_adrs.append(adr)
                 links.append((service.pk, parsed_adr))
                 continue
             runbook = runbooks.get((service.pk, parsed_runbook.slug))
-            reviewed_at = parsed_runbook.reviewed_at or now
+            # A file without reviewed_at keeps the review state Runway has; only a new runbook starts reviewed now.
+            keep_review = runbook is not None and parsed_runbook.reviewed_at is None
+            reviewed_at = runbook.last_reviewed_at if keep_review else (parsed_runbook.reviewed_at or now)
+            reviewed_by = runbook.last_reviewed_by if keep_review else (parsed_runbook.reviewed_by or author)
             values = {
                 "title": parsed_runbook.title,
                 "body": parsed_runbook.body,
                 "review_interval_days": parsed_runbook.review_interval_days,
                 "last_reviewed_at": reviewed_at,
-                "last_reviewed_by": parsed_runbook.reviewed_by or author,
+                "last_reviewed_by": reviewed_by,
                 "source_path": path,
             }
             if runbook is None:
@@ -80,6 +85,7 @@ def docs_import(*, components: list[tuple[Entity, Service]], actor: User | None,
                 if content_changed:
                     runbook.version += 1
                     versions.append(runbook)
+                runbook.updated_at = now  # bulk_update skips auto_now
                 changed_runbooks.append(runbook)
     Runbook.objects.bulk_create(new_runbooks, batch_size=2000)
     Runbook.objects.bulk_update(
@@ -132,5 +138,6 @@ def _supersede_links(links: list[tuple[int, files.ParsedADR]], adrs: dict[tuple[
                 continue
             if older.superseded_by_id != newer.pk or older.status != ADR.Status.SUPERSEDED:
                 older.superseded_by, older.status = newer, ADR.Status.SUPERSEDED
+                older.updated_at = timezone.now()  # bulk_update skips auto_now
                 updates[older.pk] = older
     ADR.objects.bulk_update(list(updates.values()), ["superseded_by", "status", "updated_at"], batch_size=2000)

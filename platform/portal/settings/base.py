@@ -163,7 +163,11 @@ CELERY_TASK_SOFT_TIME_LIMIT = 240
 CELERY_TIMEZONE = TIME_ZONE
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 # Synced into django-celery-beat's tables at start; editable in the admin afterwards.
-CELERY_BEAT_SCHEDULE = {"portal-health-check": {"task": "portal.health_check", "schedule": 300.0}}
+CELERY_BEAT_SCHEDULE = {
+    "portal-health-check": {"task": "portal.health_check", "schedule": 300.0},
+    # A safety net: imports enqueue the indexer themselves when they commit.
+    "portal-search-index": {"task": "portal.search_index", "schedule": 60.0},
+}
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 DJANGO_STRUCTLOG_CELERY_ENABLED = True
 

@@ -3,7 +3,6 @@
 from typing import Any
 
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.shortcuts import get_object_or_404
 from django.utils import timezone
 from drf_spectacular.utils import extend_schema
 from rest_framework import viewsets
@@ -47,6 +46,7 @@ class RunbookViewSet(viewsets.ModelViewSet):
     def perform_create(self, serializer: Any) -> None:
         data = dict(serializer.validated_data)
         data.pop("note", None)
+        data.setdefault("body", "")  # optional in the API (the model allows blank), required by runbook_create
         _require_change(self.request, data["service"])
         serializer.instance = services.runbook_create(created_by=self.request.user, **data)
 
@@ -100,7 +100,9 @@ class AdrViewSet(viewsets.ModelViewSet):
         service = data["service"]
         _require_change(self.request, service)
         number = data.pop("supersedes", None)
-        older = get_object_or_404(ADR, service=service, number=number) if number else None
+        older = ADR.objects.filter(service=service, number=number).first() if number else None
+        if number and older is None:
+            raise ValidationError({"supersedes": f"{service} has no ADR {number}."})
         serializer.instance = services.adr_create(created_by=self.request.user, supersedes=older, **data)
 
     def perform_update(self, serializer: Any) -> None:

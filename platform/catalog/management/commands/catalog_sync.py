@@ -6,6 +6,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError
 
 from catalog import sync
+from portal import tasks as portal_tasks
 
 
 class Command(BaseCommand):
@@ -19,11 +20,12 @@ class Command(BaseCommand):
         if not path.is_dir():
             raise CommandError(f"{path} is not a folder.")
         report = sync.catalog_import(root=path, source_name=source or str(path.resolve()), location=str(path))
+        indexed = portal_tasks.search_index()  # a command should leave things finished, not wait for a worker
         summary = report.as_dict()
         self.stdout.write(
             f"Imported from {path}: created {summary['created'] or 'nothing'}, "
             f"updated {summary['updated'] or 'nothing'}, {summary['unchanged']} unchanged, "
-            f"{len(report.missing)} missing from the source."
+            f"{len(report.missing)} missing from the source; {indexed} search entries indexed."
         )
         for name in report.missing:
             self.stdout.write(self.style.WARNING(f"  missing from source: {name}"))

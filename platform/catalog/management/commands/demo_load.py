@@ -13,6 +13,7 @@ from django.core.management.base import BaseCommand, CommandError
 from catalog import sync
 from deployments import services as deployment_services
 from deployments.models import Environment
+from portal import tasks as portal_tasks
 
 DEMO_PASSWORD = "runway-demo"
 DEMO_ADMINS = ["admin"]
@@ -28,6 +29,7 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         report = sync.catalog_import(root=settings.SERVICES_DIR, source_name="demo", location="services/")
+        portal_tasks.search_index()  # now, rather than when a worker gets to it
         for problem in report.errors:
             self.stderr.write(f"  {problem.file}: {problem.entity or ''} {problem.field or ''} {problem.message}")
         if report.errors:
