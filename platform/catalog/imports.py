@@ -1,6 +1,7 @@
 """Uploaded catalog archives: stored under var/imports, imported by a worker, reported on the page and API."""
 
 import uuid
+from datetime import timedelta
 from pathlib import Path
 
 import structlog
@@ -30,17 +31,39 @@ def import_request(*, data: bytes, filename: str, source_name: str, requested_by
     # The stored name is ours, never the user's, so an upload cannot choose where it lands.
     path = _folder() / f"{uuid.uuid4().hex}.upload"
     path.write_bytes(data)
-    run = ImportRun.objects.create(
-        source_name=source_name, filename=Path(filename).name[:255], archive_path=str(path), created_by=requested_by
-    )
-    audit.event_record(
-        actor=requested_by,
-        action="catalog.import_requested",
-        target=run,
-        after={"source": source_name, "filename": run.filename},
-    )
+    try:
+        run = ImportRun.objects.create(
+            source_name=source_name,
+            filename=Path(filename).name[:255],
+            archive_path=str(path),
+            created_by=requested_by,
+        )
+        audit.event_record(
+            actor=requested_by,
+            action="catalog.import_requested",
+            target=run,
+            after={"source": source_name, "filename": run.filename},
+        )
+    except BaseException:
+        path.unlink(missing_ok=True)  # no run will ever read it
+        raise
     tasks.run_import.delay_on_commit(run.pk)
     return run
+
+
+STALE_AFTER = timedelta(minutes=30)
+
+
+def import_fail_stale() -> int:
+    """Fail runs left RUNNING by a worker that died (a redelivery cannot claim them); returns how many."""
+    stale = ImportRun.objects.filter(status=ImportRun.Status.RUNNING, started_at__lt=timezone.now() - STALE_AFTER)
+    for run in stale:
+        Path(run.archive_path).unlink(missing_ok=True)
+    return stale.update(
+        status=ImportRun.Status.FAILED,
+        finished_at=timezone.now(),
+        error="The worker running this import stopped before it finished; nothing was written. Upload it again.",
+    )
 
 
 def import_claim(*, run_id: int) -> ImportRun | None:

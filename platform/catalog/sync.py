@@ -14,6 +14,7 @@ import os
 import tarfile
 import tempfile
 import zipfile
+import zlib
 from collections import defaultdict
 from dataclasses import asdict, dataclass, field
 from pathlib import Path, PurePosixPath
@@ -209,6 +210,16 @@ def _descriptors_parse(rel: str, text: str, report: Report) -> list[Entity]:
 
 
 def archive_extract(data: bytes, filename: str, destination: Path, report: Report) -> None:
+    """Unpack an upload, or raise ValueError saying what to upload instead; see `_archive_extract`."""
+    try:
+        _archive_extract(data, filename, destination, report)
+    except (tarfile.TarError, zipfile.BadZipFile, EOFError, zlib.error, OSError) as error:
+        raise ValueError(
+            f"Upload a .zip, .tar or .tar.gz archive of your catalog folder; this one could not be read ({error})."
+        ) from error
+
+
+def _archive_extract(data: bytes, filename: str, destination: Path, report: Report) -> None:
     """Unpack a .zip or .tar(.gz) upload; members with absolute paths, `..` or links are refused one by one."""
     if len(data) > MAX_ARCHIVE_BYTES:
         raise ValueError("The archive is larger than 200 MB.")
@@ -343,6 +354,18 @@ class _Plan:
     update: list[tuple[Entity, EntitySource]] = field(default_factory=list)
 
 
+def _docs_check(owner: Entity, report: Report) -> None:
+    """Report unreadable runbooks and ADRs at every import, not only when their component is written again."""
+    from techdocs import files as doc_files
+
+    for rel, text in owner.docs:
+        parse = doc_files.adr_parse if "/adr/" in f"/{rel}" else doc_files.runbook_parse
+        try:
+            parse(filename=rel.rsplit("/", 1)[-1], text=text)
+        except ValueError as error:  # FileError included
+            report.errors.append(Problem(rel, str(error), None, str(owner.ref), None))
+
+
 def catalog_import(*, root: Path, source_name: str, actor: User | None = None, location: str = "") -> Report:
     """Import the tree at `root` as `source_name`; returns the per-entity report. All valid entities or none."""
     report = Report(source=source_name)
@@ -367,6 +390,7 @@ def catalog_import(*, root: Path, source_name: str, actor: User | None = None, l
         owner = next((e for e in owners if e.name == PurePosixPath(folder).name), owners[0])
         owner.docs = files
         owner.content_hash = descriptors.content_hash({"descriptor": owner.content_hash}, files)
+        _docs_check(owner, report)
     valid = _Resolver(tree.entities, report).resolve()
     with transaction.atomic():
         if connection.vendor == "postgresql":

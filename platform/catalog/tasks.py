@@ -12,3 +12,11 @@ def run_import(run_id: int) -> None:
     if run is None:
         return
     imports.import_execute(run=run)
+
+
+@shared_task(name="catalog.fail_stale_imports")
+def fail_stale_imports() -> int:
+    """Periodic: end imports whose worker died mid-run, so no run stays RUNNING for ever."""
+    from catalog import imports
+
+    return imports.import_fail_stale()

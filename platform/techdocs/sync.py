@@ -17,8 +17,6 @@ from techdocs.models import ADR, Runbook, RunbookVersion, review_due
 
 def docs_import(*, components: list[tuple[Entity, Service]], actor: User | None, report: Any, now: Any) -> None:
     """Upsert the runbooks and ADRs found next to each component's descriptor."""
-    from catalog.sync import Problem
-
     if not components:
         return
     ids = [service.pk for _, service in components]
@@ -35,9 +33,8 @@ def docs_import(*, components: list[tuple[Entity, Service]], actor: User | None,
                     parsed_adr = files.adr_parse(filename=name, text=text)
                 else:
                     parsed_runbook = files.runbook_parse(filename=name, text=text)
-            except (files.FileError, ValueError) as error:
-                report.errors.append(Problem(path, str(error), None, str(entity.ref), None))
-                continue
+            except (files.FileError, ValueError):
+                continue  # catalog.sync._docs_check reported it when it read the tree
             if "/adr/" in f"/{path}":
                 adr = adrs.get((service.pk, parsed_adr.number))
                 values = {

@@ -167,6 +167,7 @@ CELERY_BEAT_SCHEDULE = {
     "portal-health-check": {"task": "portal.health_check", "schedule": 300.0},
     # A safety net: imports enqueue the indexer themselves when they commit.
     "portal-search-index": {"task": "portal.search_index", "schedule": 60.0},
+    "catalog-fail-stale-imports": {"task": "catalog.fail_stale_imports", "schedule": 300.0},
 }
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 DJANGO_STRUCTLOG_CELERY_ENABLED = True
