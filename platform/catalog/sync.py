@@ -36,6 +36,7 @@ from catalog.models import Api, CatalogSource, Dependency, EntitySource, Resourc
 from catalog.permissions import SERVICE_OWNER_PERMS, SYSTEM_OWNER_PERMS
 from portal import tasks as portal_tasks
 from teams.models import Membership, Team
+from techdocs import files as doc_files
 
 log = structlog.get_logger(__name__)
 
@@ -133,7 +134,11 @@ def tree_read(root: Path, report: Report, known: dict[str, str] | None = None) -
             rel = path.relative_to(root).as_posix()
             parts = PurePosixPath(rel).parts
             is_descriptor = filename.endswith(DESCRIPTOR_SUFFIXES)
-            is_doc = filename.endswith(".md") and "docs" in parts[:-1]
+            # Only runbooks and numbered ADRs are read; other Markdown (docs/index.md, docs/adr/README.md) is not ours.
+            is_doc = "docs" in parts[:-1] and bool(
+                doc_files.RUNBOOK_FILENAME.match(filename)
+                or (parts[-2] == "adr" and doc_files.ADR_FILENAME.match(filename))
+            )
             if not (is_descriptor or is_doc):
                 continue
             if path.is_symlink() and not _inside(root, path):
@@ -162,7 +167,7 @@ def tree_read(root: Path, report: Report, known: dict[str, str] | None = None) -
             continue
         text = _decode(rel, data, report)
         if text is not None:
-            tree.entities.extend(_descriptors_parse(rel, text, report))
+            tree.entities.extend(_descriptors_parse(rel, text, report, tree.digests[rel]))
     for folder, files in raw_docs.items():
         if folder in unchanged_folders and all(r in tree.skipped for r in tree.descriptors_in[folder]):
             continue
@@ -181,9 +186,15 @@ def _decode(rel: str, data: bytes, report: Report) -> str | None:
         return None
 
 
-def _descriptors_parse(rel: str, text: str, report: Report) -> list[Entity]:
+def _descriptors_parse(rel: str, text: str, report: Report, digest: str = "") -> list[Entity]:
     entities = []
+    # YAML aliases let a small file stand for an enormous document (the "billion laughs"); descriptors never
+    # need them. Anchors are rare, so the extra scan only runs when a file has one.
     try:
+        if "&" in text and any(isinstance(event, yaml.AliasEvent) for event in yaml.parse(text, Loader=_Loader)):
+            report.errors.append(Problem(rel, "YAML aliases (*name) are not allowed in descriptors; write the "
+                                              "values out."))
+            return []
         documents = list(yaml.load_all(text, Loader=_Loader))
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)

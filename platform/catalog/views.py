@@ -71,6 +71,7 @@ def service_detail(request: HttpRequest, slug: str) -> HttpResponse:
         "events": audit_selectors.event_list_for_service(service_id=service.pk),
         "can_change": can_change,
         "dependency_form": DependencyForm() if can_change and not source else None,
+        "golden_path_latest": _golden_path_version(service.golden_path),
     }
     return render(request, "catalog/service_detail.html", context)
 
@@ -264,3 +265,13 @@ def import_detail(request: HttpRequest, pk: int) -> HttpResponse:
 def export_download(request: HttpRequest) -> HttpResponse:
     """Download descriptors and docs as a zip: ?team=<slug> (its services), ?service=<slug>, or everything."""
     return export.zip_response(team=request.GET.get("team"), service=request.GET.get("service"))
+
+
+def _golden_path_version(name: str | None) -> str | None:
+    """The latest version of the golden path a service was made from, if that path is still offered."""
+    if not name:
+        return None
+    from scaffolder import registry  # the scaffolder builds on the catalog, not the other way round
+
+    path = registry.golden_path_get(name)
+    return path.version if path else None

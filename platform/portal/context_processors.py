@@ -5,7 +5,7 @@ from django.http import HttpRequest
 NAVIGATION = [
     ("Catalog", "catalog:service-list", "catalog"),
     ("Teams", "teams:team-list", "teams"),
-    ("Create", "portal:create", "create"),
+    ("Create", "scaffolder:list", "create"),
     ("Deployments", "portal:deployments", "deployments"),
     ("Insights", "portal:insights", "insights"),
     ("Governance", "audit:event-list", "governance"),
@@ -16,7 +16,13 @@ def navigation(request: HttpRequest) -> dict[str, object]:
     """The main navigation, with the section of the current page marked."""
     match = getattr(request, "resolver_match", None)
     namespace = match.namespace if match else ""
-    section = {"catalog": "catalog", "teams": "teams", "audit": "governance"}.get(namespace, "")
+    section = {
+        "catalog": "catalog",
+        "teams": "teams",
+        "audit": "governance",
+        "scaffolder": "create",
+        "techdocs": "catalog",
+    }.get(namespace, "")
     if match and namespace == "portal":
         section = match.url_name or ""
     return {"navigation": NAVIGATION, "nav_section": section}

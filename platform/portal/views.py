@@ -9,11 +9,6 @@ from django.views.decorators.http import require_GET
 from portal import search
 
 SECTIONS = {
-    "create": (
-        "Create a service",
-        "Golden paths and the scaffolding wizard will live here: answer a few questions and get a new "
-        "repository that is already in the catalog, owned by your team.",
-    ),
     "deployments": (
         "Deployments",
         "Progressive deployments run by Runway's workers, with their timelines, will be listed here.",

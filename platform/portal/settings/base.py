@@ -44,6 +44,7 @@ INSTALLED_APPS = [
     "teams",
     "catalog",
     "techdocs",
+    "scaffolder",
     "deployments",
 ]
 
@@ -168,6 +169,7 @@ CELERY_BEAT_SCHEDULE = {
     # A safety net: imports enqueue the indexer themselves when they commit.
     "portal-search-index": {"task": "portal.search_index", "schedule": 60.0},
     "catalog-fail-stale-imports": {"task": "catalog.fail_stale_imports", "schedule": 300.0},
+    "scaffolder-fail-stale-runs": {"task": "scaffolder.fail_stale_runs", "schedule": 300.0},
 }
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 DJANGO_STRUCTLOG_CELERY_ENABLED = True
@@ -218,3 +220,8 @@ LOGGING = logging_configure(log_format=LOG_FORMAT, level=LOG_LEVEL)
 # Where the catalog's demo organisation and golden paths live.
 SERVICES_DIR = BASE_DIR / "services"
 GOLDEN_PATHS_DIR = BASE_DIR / "golden_paths"
+# Where new repositories are published; "local" keeps bare git repositories here, browsable from the portal.
+SCAFFOLD_PUBLISHER = env.str("SCAFFOLD_PUBLISHER", default="local")
+GIT_ROOT = Path(env.str("GIT_ROOT", default=str(VAR_DIR / "git")))
+# The portal's own address, for links made outside a request (a worker registering a new repository).
+PORTAL_URL = env.str("PORTAL_URL", default="http://127.0.0.1:8000").rstrip("/")

@@ -1,0 +1,58 @@
+from typing import Any
+
+from rest_framework import serializers
+
+from catalog.models import System
+from scaffolder.models import ScaffoldRun
+from teams.models import Team
+
+
+class GoldenPathSerializer(serializers.Serializer):
+    name = serializers.CharField()
+    title = serializers.CharField()
+    description = serializers.CharField()
+    owner = serializers.CharField()
+    version = serializers.CharField()
+    tags = serializers.ListField(child=serializers.CharField())
+    parameters = serializers.JSONField(source="schema")
+    steps = serializers.SerializerMethodField()
+
+    def get_steps(self, path: Any) -> list[dict[str, Any]]:
+        return [{"title": step.title, "fields": list(step.fields)} for step in path.steps]
+
+
+class ScaffoldRequestSerializer(serializers.Serializer):
+    golden_path = serializers.CharField(max_length=100)
+    answers = serializers.DictField(help_text="Answers to the golden path's parameters.")
+    owner = serializers.SlugRelatedField(slug_field="slug", queryset=Team.objects.all())
+    system = serializers.SlugRelatedField(
+        slug_field="slug", queryset=System.objects.all(), required=False, allow_null=True
+    )
+
+
+class ScaffoldRunSerializer(serializers.ModelSerializer):
+    owner: Any = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+    system: Any = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+    service: Any = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+    requested_by = serializers.CharField(source="requested_by.username")
+
+    class Meta:
+        model = ScaffoldRun
+        fields = [
+            "uuid",
+            "golden_path",
+            "golden_path_version",
+            "answers",
+            "owner",
+            "system",
+            "requested_by",
+            "status",
+            "steps",
+            "error",
+            "service",
+            "repository_url",
+            "created_at",
+            "started_at",
+            "finished_at",
+        ]
+        read_only_fields = fields

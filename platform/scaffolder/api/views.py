@@ -1,0 +1,69 @@
+"""Golden paths and scaffold runs over the API, with the same validation as the wizard."""
+
+from typing import Any
+
+from django.db.models import Q
+from drf_spectacular.utils import extend_schema
+from rest_framework import exceptions, status, viewsets
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from scaffolder import registry, services
+from scaffolder.api.serializers import GoldenPathSerializer, ScaffoldRequestSerializer, ScaffoldRunSerializer
+from scaffolder.models import ScaffoldRun
+
+
+class GoldenPathViewSet(viewsets.ViewSet):
+    """The golden paths this portal offers, with their parameter schemas and wizard steps."""
+
+    lookup_field = "name"
+    serializer_class = GoldenPathSerializer
+
+    def list(self, request: Request) -> Response:
+        return Response(GoldenPathSerializer(registry.golden_path_list(), many=True).data)
+
+    def retrieve(self, request: Request, name: str | None = None) -> Response:
+        path = registry.golden_path_get(name or "")
+        if path is None:
+            raise exceptions.NotFound(f"There is no golden path called {name}.")
+        return Response(GoldenPathSerializer(path).data)
+
+
+class ScaffoldRunViewSet(viewsets.GenericViewSet):
+    """Start a scaffold run (202) and follow its status and timeline."""
+
+    serializer_class = ScaffoldRunSerializer
+    lookup_field = "uuid"
+
+    def get_queryset(self) -> Any:
+        user: Any = self.request.user
+        runs = ScaffoldRun.objects.select_related("owner", "system", "service", "requested_by")
+        if user.is_staff:
+            return runs
+        return runs.filter(Q(requested_by=user) | Q(owner__memberships__user=user)).distinct()
+
+    @extend_schema(request=ScaffoldRequestSerializer, responses={202: ScaffoldRunSerializer})
+    def create(self, request: Request) -> Response:
+        payload = ScaffoldRequestSerializer(data=request.data)
+        payload.is_valid(raise_exception=True)
+        data = payload.validated_data
+        path = registry.golden_path_get(data["golden_path"])
+        if path is None:
+            raise exceptions.ValidationError(
+                {"golden_path": [f"There is no golden path called {data['golden_path']}."]}
+            )
+        run = services.scaffold_request(
+            path=path,
+            answers=data["answers"],
+            owner=data["owner"],
+            system=data.get("system"),
+            requested_by=request.user,
+        )
+        return Response(ScaffoldRunSerializer(run).data, status=status.HTTP_202_ACCEPTED)
+
+    def retrieve(self, request: Request, uuid: str | None = None) -> Response:
+        return Response(ScaffoldRunSerializer(self.get_object()).data)
+
+    def list(self, request: Request) -> Response:
+        page = self.paginate_queryset(self.get_queryset().order_by("-created_at"))
+        return self.get_paginated_response(ScaffoldRunSerializer(page, many=True).data)

@@ -1,0 +1,68 @@
+"""Wizard forms built from a golden path's JSON Schema; the schema stays the single source of validation."""
+
+from typing import Any
+
+from django import forms
+
+from catalog.models import System
+from portal.forms import InlineValidationMixin
+from scaffolder.registry import GoldenPath
+from teams.models import Team
+
+
+def _field(spec: dict[str, Any], required: bool) -> forms.Field:
+    label, help_text = spec.get("title"), spec.get("description", "")
+    if "enum" in spec:
+        return forms.ChoiceField(
+            label=label, help_text=help_text, required=required, choices=[(str(v), str(v)) for v in spec["enum"]]
+        )
+    kind = spec.get("type")
+    if kind == "integer":
+        return forms.IntegerField(label=label, help_text=help_text, required=required)
+    if kind == "boolean":
+        return forms.BooleanField(label=label, help_text=help_text, required=False)
+    widget = forms.Textarea(attrs={"rows": 3}) if spec.get("maxLength", 0) > 120 else forms.TextInput()
+    return forms.CharField(label=label, help_text=help_text, required=required, strip=True, widget=widget)
+
+
+class StepForm(InlineValidationMixin, forms.Form):
+    """One wizard step: the step's parameters, checked by the golden path's schema."""
+
+    def __init__(self, *args: Any, path: GoldenPath, fields: tuple[str, ...], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.path, self.names = path, fields
+        required = set(path.schema.get("required", []))
+        for name in fields:
+            self.fields[name] = _field(path.properties[name], name in required)
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        answers = {name: value for name, value in data.items() if value not in (None, "")}
+        for name, spec in self.path.properties.items():
+            if name in answers and "enum" in spec and spec.get("type") == "integer":
+                answers[name] = int(answers[name])
+        for name, messages in self.path.validate(answers, only=self.names).items():
+            if name in self.fields and name not in self.errors:
+                self.add_error(name, messages)
+        return answers
+
+
+class OwnerForm(InlineValidationMixin, forms.Form):
+    owner: Any = forms.ModelChoiceField(
+        queryset=Team.objects.none(),  # narrowed to the user's teams in __init__
+        to_field_name="slug",
+        label="Owner team",
+        empty_label="Choose a team…",
+        help_text="The team that will own, run and be paged for the service.",
+    )
+    system = forms.ModelChoiceField(
+        queryset=System.objects.order_by("name"),
+        to_field_name="slug",
+        required=False,
+        empty_label="No system",
+        label="System",
+    )
+
+    def __init__(self, *args: Any, teams: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["owner"].queryset = teams  # type: ignore[attr-defined]

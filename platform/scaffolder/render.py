@@ -1,0 +1,84 @@
+"""Render a golden path with copier, in a child process that has no portal secrets.
+
+Run as `python -m scaffolder.render` with a JSON request on stdin: {"template", "destination", "data"}. It imports
+nothing from the portal (no Django, no settings), is started with a minimal environment, and refuses any result
+that places a file outside the destination or contains a link.
+"""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+RENDER_TIMEOUT_SECONDS = 60
+
+
+class RenderError(RuntimeError):
+    """The template could not be rendered with these answers; the message is shown on the run's timeline."""
+
+
+def render_in_child(*, template: Path, destination: Path, data: dict[str, Any]) -> list[str]:
+    """Render `template` into `destination` in a clean child process; returns the relative paths written."""
+    request = json.dumps({"template": str(template), "destination": str(destination), "data": data})
+    environment = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "HOME": str(destination.parent),
+        "LANG": "C.UTF-8",
+        "PYTHONPATH": str(Path(__file__).resolve().parent.parent),  # this module only; copier comes from site
+        "PYTHONDONTWRITEBYTECODE": "1",
+        "GIT_CONFIG_NOSYSTEM": "1",
+    }
+    try:
+        result = subprocess.run(
+            [sys.executable, "-m", "scaffolder.render"],
+            input=request,
+            capture_output=True,
+            text=True,
+            env=environment,
+            cwd=destination.parent,
+            timeout=RENDER_TIMEOUT_SECONDS,
+            check=False,
+        )
+    except subprocess.TimeoutExpired as error:
+        raise RenderError(f"Rendering took longer than {RENDER_TIMEOUT_SECONDS} s and was stopped.") from error
+    if result.returncode != 0:
+        last = (result.stderr.strip().splitlines() or ["no output"])[-1]
+        raise RenderError(f"The template could not be rendered: {last[:500]}")
+    return list(json.loads(result.stdout)["files"])
+
+
+def _confined(destination: Path) -> list[str]:
+    root = destination.resolve()
+    files = []
+    for folder, _dirs, names in os.walk(root):
+        for name in names:
+            path = Path(folder) / name
+            if path.is_symlink() or not str(path.resolve()).startswith(str(root) + os.sep):
+                raise RenderError(f"The rendered project contains {path.name}, which points outside it.")
+            files.append(path.relative_to(root).as_posix())
+    return sorted(files)
+
+
+def main() -> None:
+    import copier
+
+    request = json.loads(sys.stdin.read())
+    destination = Path(request["destination"])
+    copier.run_copy(
+        request["template"],
+        str(destination),
+        data=request["data"],
+        defaults=True,
+        unsafe=False,
+        skip_tasks=True,
+        quiet=True,
+        overwrite=False,
+        vcs_ref=None,
+    )
+    print(json.dumps({"files": _confined(destination)}))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,261 @@
+"""Scaffolding: validate a golden path's answers, then (on a worker) render, publish, register and record.
+
+Each step is recorded on the run with its duration, so the page can show a live timeline. A failure at any step
+leaves nothing half-made: the repository is only published after a successful render, the service is only
+registered once the repository exists, and a failed registration removes the repository again.
+"""
+
+import shutil
+import tempfile
+import time
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import structlog
+from django.contrib.auth.models import User
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+
+from audit import services as audit
+from catalog import services as catalog_services
+from catalog.models import Service, System
+from scaffolder import publishers, registry, tasks
+from scaffolder.models import ScaffoldRun
+from scaffolder.render import RenderError, render_in_child
+from teams.models import Membership, Team
+from techdocs import files as doc_files
+from techdocs import services as techdocs_services
+
+log = structlog.get_logger(__name__)
+MAX_ATTEMPTS = 3
+
+
+def answers_check(
+    *,
+    path: registry.GoldenPath,
+    answers: dict[str, Any],
+    owner: Team | None,
+    user: User,
+) -> dict[str, list[str]]:
+    """Every reason these answers cannot be used, by field; the same checks for the wizard and the API."""
+    errors = path.validate(answers)
+    name = answers.get("name")
+    if isinstance(name, str) and not errors.get("name"):
+        if Service.objects.filter(slug=name).exists():
+            errors["name"] = [f"A service called {name} already exists; choose another name."]
+        elif publishers.local_exists(name=name):
+            errors["name"] = [f"A repository called {name} already exists; choose another name."]
+    if owner is not None and not user.is_staff and not Membership.objects.filter(team=owner, user=user).exists():
+        errors["owner"] = [f"You can only create services for a team you belong to; you are not in {owner}."]
+    return errors
+
+
+@transaction.atomic
+def scaffold_request(
+    *,
+    path: registry.GoldenPath,
+    answers: dict[str, Any],
+    owner: Team,
+    system: System | None,
+    requested_by: User,
+) -> ScaffoldRun:
+    """Record a scaffold run after checking everything that can be checked up front; a worker runs it on commit."""
+    answers = {**path.defaults(), **answers}
+    errors = answers_check(path=path, answers=answers, owner=owner, user=requested_by)
+    if errors.get("owner"):
+        raise PermissionDenied(errors["owner"][0])
+    if errors:
+        raise ValidationError(errors)
+    run = ScaffoldRun.objects.create(
+        golden_path=path.name,
+        golden_path_version=path.version,
+        answers=answers,
+        owner=owner,
+        system=system,
+        requested_by=requested_by,
+    )
+    audit.event_record(
+        actor=requested_by,
+        action="scaffold.requested",
+        target=run,
+        after={"golden_path": f"{path.name}@{path.version}", "name": answers.get("name"), "owner": owner.slug},
+    )
+    tasks.run_scaffold.delay_on_commit(run.pk)
+    return run
+
+
+def scaffold_claim(*, run_id: int) -> ScaffoldRun | None:
+    """QUEUED → RUNNING, counting the attempt; None if another delivery already has it."""
+    claimed = ScaffoldRun.objects.filter(pk=run_id, status=ScaffoldRun.Status.QUEUED).update(
+        status=ScaffoldRun.Status.RUNNING, started_at=timezone.now(), attempts=F("attempts") + 1
+    )
+    return ScaffoldRun.objects.select_related("owner", "system", "requested_by").get(pk=run_id) if claimed else None
+
+
+class _Timeline:
+    """Records each step's status and duration on the run as it happens."""
+
+    def __init__(self, run: ScaffoldRun) -> None:
+        self.run = run
+        self.run.steps = []
+
+    def step(self, name: str) -> "_Step":
+        return _Step(self, name)
+
+    def save(self) -> None:
+        ScaffoldRun.objects.filter(pk=self.run.pk).update(steps=self.run.steps)
+
+
+class _Step:
+    def __init__(self, timeline: _Timeline, name: str) -> None:
+        self.timeline, self.name = timeline, name
+        self.entry: dict[str, Any] = {"name": name, "status": "running", "message": ""}
+
+    def __enter__(self) -> dict[str, Any]:
+        self.started = time.perf_counter()
+        self.timeline.run.steps.append(self.entry)
+        self.timeline.save()
+        return self.entry
+
+    def __exit__(self, kind: Any, error: Any, _traceback: Any) -> None:
+        self.entry["duration_ms"] = round((time.perf_counter() - self.started) * 1000)
+        self.entry["status"] = "failed" if error else "done"
+        if error:
+            self.entry["message"] = str(error)[:1000]
+        self.timeline.save()
+
+
+def scaffold_execute(*, run: ScaffoldRun) -> ScaffoldRun:
+    """Validate → render → publish → register (with runbook, ADRs and grants) → audit; FAILED with a reason else."""
+    path = registry.golden_path_get(run.golden_path)
+    timeline = _Timeline(run)
+    name = str(run.answers.get("name", ""))
+    published = False
+    workdir = Path(tempfile.mkdtemp(prefix="runway-scaffold-"))
+    try:
+        with timeline.step("validate") as entry:
+            if path is None or path.version != run.golden_path_version:
+                raise ValidationError(f"Golden path {run.golden_path}@{run.golden_path_version} is not available.")
+            errors = answers_check(path=path, answers=run.answers, owner=run.owner, user=run.requested_by)
+            if errors:
+                raise ValidationError("; ".join(f"{k}: {' '.join(v)}" for k, v in errors.items()))
+            entry["message"] = f"{path.title} {path.version}"
+        data = {
+            **run.answers,
+            "owner": run.owner.slug,
+            "system": run.system.slug if run.system else "",
+            "golden_path": path.name,
+            "golden_path_version": path.version,
+            "author": run.requested_by.get_username(),
+            "today": timezone.localdate().isoformat(),
+        }
+        destination = workdir / name
+        with timeline.step("render") as entry:
+            files = render_in_child(template=path.folder, destination=destination, data=data)
+            entry["message"] = f"{len(files)} files"
+        with timeline.step("publish") as entry:
+            user = run.requested_by
+            author = (user.get_full_name() or user.get_username(), user.email or f"{user.get_username()}@localhost")
+            repo = publishers.local_publish(
+                name=name, worktree=destination, author=author, message=f"Create {name} from {path.name} {path.version}"
+            )
+            published = True
+            run.repository_url = repo.url
+            entry["message"] = repo.url
+        with timeline.step("register") as entry:
+            service = _register(run=run, path=path, destination=destination)
+            entry["message"] = f"{service.slug}, owned by {run.owner}"
+        with timeline.step("audit") as entry:
+            entry["message"] = "recorded"
+        run.status, run.service = ScaffoldRun.Status.SUCCEEDED, service
+    except (ValidationError, RenderError, publishers.PublishError, PermissionDenied, OSError) as error:
+        if published:
+            publishers.local_unpublish(name=name)
+            run.repository_url = ""
+        run.status = ScaffoldRun.Status.FAILED
+        run.error = "; ".join(error.messages) if isinstance(error, ValidationError) else str(error)
+        log.warning("scaffold_failed", run=str(run.uuid), error=run.error)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    run.finished_at = timezone.now()
+    run.save(update_fields=["status", "service", "repository_url", "error", "finished_at", "steps"])
+    return run
+
+
+@transaction.atomic
+def _register(*, run: ScaffoldRun, path: registry.GoldenPath, destination: Path) -> Service:
+    """The catalog entry, its docs and grants, and the run's audit event, all in one transaction."""
+    answers = run.answers
+    service = catalog_services.service_create(
+        created_by=run.requested_by,
+        owner=run.owner,
+        slug=answers["name"],
+        name=answers["name"],
+        description=str(answers.get("description", ""))[:5000],
+        system=run.system,
+        lifecycle="experimental",
+        language="Python",
+        repository_url=run.repository_url,
+        golden_path=path.name,
+        golden_path_version=path.version,
+        tags=[tag for tag in path.tags if tag],
+    )
+    docs = destination / "docs"
+    for runbook_file in sorted(docs.glob("runbook*.md")):
+        parsed = doc_files.runbook_parse(filename=runbook_file.name, text=runbook_file.read_text())
+        techdocs_services.runbook_create(
+            service=service,
+            title=parsed.title,
+            body=parsed.body,
+            created_by=run.requested_by,
+            slug=parsed.slug,
+            review_interval_days=parsed.review_interval_days,
+        )
+    for adr_file in sorted((docs / "adr").glob("*.md")):
+        parsed_adr = doc_files.adr_parse(filename=adr_file.name, text=adr_file.read_text())
+        techdocs_services.adr_create(
+            created_by=run.requested_by,
+            service=service,
+            title=parsed_adr.title,
+            number=parsed_adr.number,
+            status=parsed_adr.status,
+            date=parsed_adr.date,
+            deciders=parsed_adr.deciders,
+            body=parsed_adr.body,
+        )
+    audit.event_record(
+        actor=run.requested_by,
+        action="scaffold.succeeded",
+        target=run,
+        service_id=service.pk,
+        after={"service": service.slug, "repository": run.repository_url, "golden_path": f"{path.name}@{path.version}"},
+    )
+    return service
+
+
+def scaffold_retry(*, run: ScaffoldRun, requested_by: User) -> ScaffoldRun:
+    """Queue a failed run again with the same answers (a new run, so the failed one keeps its timeline)."""
+    if run.status != ScaffoldRun.Status.FAILED:
+        raise ValidationError("Only a failed run can be retried.")
+    path = registry.golden_path_get(run.golden_path)
+    if path is None:
+        raise ValidationError(f"Golden path {run.golden_path} is no longer available.")
+    answers = {k: v for k, v in run.answers.items() if k in path.properties}
+    return scaffold_request(path=path, answers=answers, owner=run.owner, system=run.system, requested_by=requested_by)
+
+
+def scaffold_fail_stale(*, older_than_minutes: int = 15) -> int:
+    """Fail RUNNING runs started long ago; their half-made repository, if any, is removed first."""
+    cutoff = timezone.now() - timedelta(minutes=older_than_minutes)
+    stale = list(ScaffoldRun.objects.filter(status=ScaffoldRun.Status.RUNNING, started_at__lt=cutoff))
+    for run in stale:
+        name = str(run.answers.get("name", ""))
+        if not Service.objects.filter(slug=name).exists():
+            publishers.local_unpublish(name=name)
+        run.status, run.finished_at = ScaffoldRun.Status.FAILED, timezone.now()
+        run.error = "The worker running this scaffold stopped before it finished; nothing was kept. Retry it."
+        run.save(update_fields=["status", "finished_at", "error"])
+    return len(stale)

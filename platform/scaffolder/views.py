@@ -1,0 +1,254 @@
+"""The scaffolding wizard: pick a golden path, answer its steps (each its own URL), choose the owner, preview the
+files (a dry run), confirm; then watch the run's timeline live."""
+
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.cache import cache
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.utils import timezone
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from catalog.models import Service, System
+from portal.forms import validation_response
+from scaffolder import publishers, registry, services
+from scaffolder.forms import OwnerForm, StepForm
+from scaffolder.models import ScaffoldRun
+from scaffolder.render import RenderError, render_in_child
+from teams import selectors as team_selectors
+from teams.models import Team
+
+PREVIEW_SECONDS = 600
+PREVIEW_MAX_BYTES = 200_000
+
+
+def _path(name: str) -> registry.GoldenPath:
+    path = registry.golden_path_get(name)
+    if path is None:
+        raise Http404(f"There is no golden path called {name}.")
+    return path
+
+
+def _state(request: HttpRequest, path: registry.GoldenPath) -> dict[str, Any]:
+    """The wizard's answers so far, kept in the session per golden path."""
+    return request.session.setdefault(f"wizard:{path.name}", {"answers": path.defaults(), "owner": "", "system": ""})
+
+
+def _save(request: HttpRequest, path: registry.GoldenPath, state: dict[str, Any]) -> None:
+    request.session[f"wizard:{path.name}"] = state
+    request.session.modified = True
+
+
+@login_required
+@require_GET
+def path_list(request: HttpRequest) -> HttpResponse:
+    runs = ScaffoldRun.objects.filter(requested_by=request.user).select_related("owner")[:8]
+    return render(request, "scaffolder/path_list.html", {"paths": registry.golden_path_list(), "runs": runs})
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def wizard_step(request: HttpRequest, name: str, number: int) -> HttpResponse:
+    path = _path(name)
+    if not 1 <= number <= len(path.steps):
+        raise Http404("No such step.")
+    step = path.steps[number - 1]
+    state = _state(request, path)
+    form = StepForm(
+        request.POST or None,
+        path=path,
+        fields=step.fields,
+        initial={k: v for k, v in state["answers"].items() if k in step.fields},
+    )
+    form.enable_inline_validation(request.path)
+    if (partial := validation_response(request, form)) is not None:
+        return partial
+    if request.method == "POST" and form.is_valid():
+        state["answers"].update({k: v for k, v in form.cleaned_data.items() if k in step.fields})
+        for field_name in step.fields:  # an emptied optional field or unticked box is an answer too
+            if field_name not in form.cleaned_data:
+                state["answers"].pop(field_name, None)
+                if path.properties[field_name].get("type") == "boolean":
+                    state["answers"][field_name] = False
+        _save(request, path, state)
+        if number < len(path.steps):
+            return redirect("scaffolder:step", name=path.name, number=number + 1)
+        return redirect("scaffolder:owner", name=path.name)
+    return render(
+        request,
+        "scaffolder/wizard_step.html",
+        {
+            "path": path,
+            "step": step,
+            "number": number,
+            "form": form,
+            "state": state,
+            "back": reverse("scaffolder:step", args=[path.name, number - 1])
+            if number > 1
+            else reverse("scaffolder:list"),
+        },
+    )
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def wizard_owner(request: HttpRequest, name: str) -> HttpResponse:
+    path = _path(name)
+    state = _state(request, path)
+    teams = team_selectors.team_choices_for(user=request.user).order_by("name")
+    initial = {"owner": state.get("owner") or (teams[0].slug if len(teams) == 1 else ""), "system": state.get("system")}
+    form = OwnerForm(request.POST or None, teams=teams, initial=initial)
+    if request.method == "POST" and form.is_valid():
+        state["owner"] = form.cleaned_data["owner"].slug
+        state["system"] = form.cleaned_data["system"].slug if form.cleaned_data["system"] else ""
+        _save(request, path, state)
+        return redirect("scaffolder:preview", name=path.name)
+    return render(
+        request,
+        "scaffolder/wizard_owner.html",
+        {
+            "path": path,
+            "form": form,
+            "state": state,
+            "no_team": not teams.exists(),
+            "back": reverse("scaffolder:step", args=[path.name, len(path.steps)]),
+        },
+    )
+
+
+def _preview_files(request: HttpRequest, path: registry.GoldenPath, state: dict[str, Any]) -> dict[str, str]:
+    """Render the answers into a throwaway folder (a dry run) and keep the files for a few minutes."""
+    key = f"preview:{request.session.session_key}:{path.name}:{hash(repr(sorted(state.items(), key=str)))}"
+    files = cache.get(key)
+    if files is None:
+        folder = Path(tempfile.mkdtemp(prefix="runway-preview-"))
+        try:
+            data = {
+                **state["answers"],
+                "owner": state["owner"],
+                "system": state["system"],
+                "golden_path": path.name,
+                "golden_path_version": path.version,
+                "author": request.user.get_username(),
+                "today": timezone.localdate().isoformat(),
+            }
+            names = render_in_child(template=path.folder, destination=folder / "out", data=data)
+            files = {}
+            for rel in names:
+                raw = (folder / "out" / rel).read_bytes()[:PREVIEW_MAX_BYTES]
+                files[rel] = raw.decode("utf-8", errors="replace")
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
+        cache.set(key, files, PREVIEW_SECONDS)
+    return files
+
+
+@login_required
+@require_GET
+def wizard_preview(request: HttpRequest, name: str) -> HttpResponse:
+    """The file tree that will be created, nothing created yet; problems with the answers are listed here."""
+    path = _path(name)
+    state = _state(request, path)
+    owner = Team.objects.filter(slug=state.get("owner")).first()
+    errors = services.answers_check(path=path, answers=state["answers"], owner=owner, user=request.user)  # type: ignore[arg-type]
+    if owner is None:
+        errors.setdefault("owner", ["Choose the team that will own the service."])
+    files: dict[str, str] = {}
+    render_error = ""
+    if not errors:
+        try:
+            files = _preview_files(request, path, state)
+        except RenderError as error:
+            render_error = str(error)
+    selected = request.GET.get("file") or next((f for f in files if f.endswith("README.md")), next(iter(files), ""))
+    if request.htmx and "file" in request.GET:  # type: ignore[attr-defined]
+        if selected not in files:
+            raise Http404("No such file in the preview.")
+        return render(request, "scaffolder/_preview_file.html", {"name": selected, "content": files[selected]})
+    return render(
+        request,
+        "scaffolder/wizard_preview.html",
+        {
+            "path": path,
+            "state": state,
+            "owner": owner,
+            "errors": errors,
+            "render_error": render_error,
+            "files": sorted(files),
+            "selected": selected,
+            "content": files.get(selected, ""),
+            "back": reverse("scaffolder:owner", args=[path.name]),
+        },
+    )
+
+
+@login_required
+@require_POST
+def wizard_confirm(request: HttpRequest, name: str) -> HttpResponse:
+    path = _path(name)
+    state = _state(request, path)
+    owner = get_object_or_404(Team, slug=state.get("owner") or "")
+    system = System.objects.filter(slug=state["system"]).first() if state.get("system") else None
+    try:
+        run = services.scaffold_request(
+            path=path, answers=state["answers"], owner=owner, system=system, requested_by=request.user
+        )  # type: ignore[arg-type]
+    except (ValidationError, PermissionDenied) as error:
+        messages.error(request, " ".join(getattr(error, "messages", [str(error)])))
+        return redirect("scaffolder:preview", name=path.name)
+    request.session.pop(f"wizard:{path.name}", None)
+    return redirect(run)
+
+
+def _run_for(request: HttpRequest, uuid: str) -> ScaffoldRun:
+    run = get_object_or_404(ScaffoldRun.objects.select_related("owner", "requested_by", "service"), uuid=uuid)
+    user: Any = request.user
+    if not (user.is_staff or run.requested_by_id == user.pk or run.owner.memberships.filter(user=user).exists()):
+        raise Http404("No such run.")  # someone else's run does not exist, as far as you can tell
+    return run
+
+
+@login_required
+@require_GET
+def run_detail(request: HttpRequest, uuid: str) -> HttpResponse:
+    """A run's timeline; htmx polls the #timeline fragment until the run is done."""
+    run = _run_for(request, uuid)
+    template = "scaffolder/run_detail.html"
+    if request.htmx and not request.htmx.boosted:  # type: ignore[attr-defined]
+        template += "#timeline"
+    return render(request, template, {"run": run, "steps": run.steps})
+
+
+@login_required
+@require_POST
+def run_retry(request: HttpRequest, uuid: str) -> HttpResponse:
+    run = _run_for(request, uuid)
+    try:
+        retry = services.scaffold_retry(run=run, requested_by=request.user)  # type: ignore[arg-type]
+    except (ValidationError, PermissionDenied) as error:
+        messages.error(request, " ".join(getattr(error, "messages", [str(error)])))
+        return redirect(run)
+    return redirect(retry)
+
+
+@login_required
+@require_GET
+def repository(request: HttpRequest, slug: str) -> HttpResponse:
+    """The files and latest commits of a service's repository on the local publisher."""
+    service = get_object_or_404(Service, slug=slug)
+    files, commits = publishers.local_browse(name=service.slug)
+    template = "scaffolder/_repository.html" if request.htmx else "scaffolder/repository.html"  # type: ignore[attr-defined]
+    context = {
+        "service": service,
+        "files": files,
+        "commits": commits,
+        "clone_path": publishers.local_path(name=service.slug) if files else "",
+    }
+    return render(request, template, context)
