@@ -30,6 +30,7 @@ from django.utils import timezone
 from guardian.models import GroupObjectPermission
 
 from audit.models import AuditEvent
+from catalog import cache as catalog_cache
 from catalog import descriptors
 from catalog.descriptors import DescriptorError, Entity, Ref
 from catalog.models import Api, CatalogSource, Dependency, EntitySource, Resource, Service, System, Tag
@@ -192,8 +193,9 @@ def _descriptors_parse(rel: str, text: str, report: Report, digest: str = "") ->
     # need them. Anchors are rare, so the extra scan only runs when a file has one.
     try:
         if "&" in text and any(isinstance(event, yaml.AliasEvent) for event in yaml.parse(text, Loader=_Loader)):
-            report.errors.append(Problem(rel, "YAML aliases (*name) are not allowed in descriptors; write the "
-                                              "values out."))
+            report.errors.append(
+                Problem(rel, "YAML aliases (*name) are not allowed in descriptors; write the values out.")
+            )
             return []
         documents = list(yaml.load_all(text, Loader=_Loader))
     except yaml.YAMLError as error:
@@ -416,6 +418,7 @@ def catalog_import(*, root: Path, source_name: str, actor: User | None = None, l
         source.last_report = report.as_dict()
         source.file_digests = _clean_digests(tree, report)
         source.save()
+        catalog_cache.bump()  # bulk writes send no model signals
     log.info(
         "catalog_import",
         source=source_name,

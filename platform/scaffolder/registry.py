@@ -73,7 +73,7 @@ def _message(error: Any, spec: dict[str, Any]) -> str:
     """A sentence a person can act on, instead of jsonschema's repr of the value."""
     kind = error.validator
     if kind == "pattern":
-        return spec.get("patternDescription") or f"Use the form {spec['pattern']}."
+        return spec.get("patternDescription") or spec.get("description") or f"Use the form {spec['pattern']}."
     if kind == "minLength":
         return f"At least {spec['minLength']} characters."
     if kind == "maxLength":

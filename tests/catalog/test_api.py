@@ -457,3 +457,24 @@ def test_only_staff_change_environments(api_client, world, role, expected):
     response = api_client.patch(reverse("api:environment-detail", args=["staging"]), {"protected": True})
     assert response.status_code == expected
     assert Environment.objects.get(slug="staging").protected is (expected == 200)
+
+
+@pytest.mark.smoke
+def test_cached_list_follows_every_kind_of_catalog_write(api_client, world, django_assert_max_num_queries):
+    """The list is served from cache until the catalog changes: an edit, a new service, a tag or a delete."""
+    from catalog import cache as catalog_cache
+
+    api_client.force_authenticate(world.owner)
+    url = reverse("api:service-list")
+    first = api_client.get(url).json()
+    with django_assert_max_num_queries(0):  # force_authenticate: no session or token lookup either
+        assert api_client.get(url).json() == first
+    before = catalog_cache.version()
+    api_client.patch(reverse("api:service-detail", args=[world.service.slug]), {"description": "edited"}, format="json")
+    assert catalog_cache.version() > before
+    assert api_client.get(url).json()["results"][0]["description"] == "edited"
+    service_make(owner=world.owner_team, slug="zz-new", tags=["fresh"])
+    body = api_client.get(url).json()
+    assert body["count"] == 2 and body["results"][-1]["tags"] == ["fresh"]
+    Service.objects.filter(slug="zz-new").delete()
+    assert api_client.get(url).json()["count"] == 1

@@ -2,6 +2,7 @@
 
 from typing import Any
 
+from django.core.cache import cache
 from django.core.exceptions import PermissionDenied
 from django.http import HttpResponse
 from drf_spectacular.types import OpenApiTypes
@@ -15,6 +16,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from catalog import cache as catalog_cache
 from catalog import export, imports, selectors, services
 from catalog.api.serializers import (
     DependencySerializer,
@@ -27,6 +29,8 @@ from catalog.api.serializers import (
 from catalog.filters import DependencyFilterSet, ServiceFilterSet, SystemFilterSet
 from catalog.models import Dependency, ImportRun
 from catalog.permissions import SERVICE_PERMS, SYSTEM_PERMS, ObjectActionPermission, user_can
+
+CACHE_SECONDS = 300
 
 
 class ServiceViewSet(viewsets.ModelViewSet):
@@ -41,6 +45,15 @@ class ServiceViewSet(viewsets.ModelViewSet):
 
     def get_queryset(self) -> Any:
         return selectors.service_list_visible(user=self.request.user)
+
+    def list(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        """The catalog is the same for every reader, so a page is cached until the catalog next changes."""
+        key = f"api:services:{catalog_cache.version()}:{request.get_full_path()}"
+        cached = cache.get(key)
+        if cached is None:
+            cached = super().list(request, *args, **kwargs).data
+            cache.set(key, cached, CACHE_SECONDS)
+        return Response(cached)
 
     def perform_create(self, serializer: Any) -> None:
         serializer.instance = services.service_create(created_by=self.request.user, **serializer.validated_data)
