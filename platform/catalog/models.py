@@ -108,7 +108,14 @@ class Service(models.Model):
         constraints = [
             models.CheckConstraint(condition=Q(tier__gte=1, tier__lte=4), name="service_tier_1_to_4"),
         ]
-        indexes = [models.Index(fields=["lifecycle"]), models.Index(fields=["tier"])]
+        # One per sort order of the catalog page (each ends in id, as the page orders by it last), so that a
+        # page of 50 is an index scan rather than a sort of the whole catalog.
+        indexes = [
+            models.Index(fields=["name", "id"], name="service_order_name"),
+            models.Index(fields=["tier", "id"], name="service_order_tier"),
+            models.Index(fields=["lifecycle", "id"], name="service_order_lifecycle"),
+            models.Index(fields=["updated_at", "id"], name="service_order_updated"),
+        ]
 
     def __str__(self) -> str:
         return self.name

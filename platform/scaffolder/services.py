@@ -65,7 +65,8 @@ def scaffold_request(
     """Record a scaffold run after checking everything that can be checked up front; a worker runs it on commit."""
     answers = {**path.defaults(), **answers}
     errors = answers_check(path=path, answers=answers, owner=owner, user=requested_by)
-    if errors.get("owner"):
+    # Membership is checked itself: an answer named "owner" (no path has one) is a field error, not a 403.
+    if not requested_by.is_staff and not Membership.objects.filter(team=owner, user=requested_by).exists():
         raise PermissionDenied(errors["owner"][0])
     if errors:
         raise ValidationError(errors)
