@@ -81,7 +81,7 @@ class Entity:
 
 def ref_parse(value: Any, *, default_kind: str, field_name: str) -> Ref:
     """Parse `[kind:][namespace/]name`; the kind defaults to what the field implies (owner → group)."""
-    match = REF.match(str(value).strip()) if isinstance(value, str) else None
+    match = REF.fullmatch(str(value).strip()) if isinstance(value, str) else None
     if not match:
         raise DescriptorError(f"{value!r} is not an entity reference like group:payments.", field_name)
     kind = (match.group("kind") or default_kind).lower()
@@ -151,12 +151,12 @@ def document_parse(document: Any, *, path: str, index: int) -> Entity:
     if not isinstance(metadata, dict):
         raise DescriptorError("metadata must be a mapping with at least a name.", "metadata")
     name = metadata.get("name")
-    if not isinstance(name, str) or not NAME.match(name):
+    if not isinstance(name, str) or not NAME.fullmatch(name):
         raise DescriptorError(
             "metadata.name must be lowercase letters, digits and hyphens (at most 100).", "metadata.name"
         )
     namespace = metadata.get("namespace") or "default"
-    if not isinstance(namespace, str) or not NAMESPACE.match(namespace):
+    if not isinstance(namespace, str) or not NAMESPACE.fullmatch(namespace):
         raise DescriptorError("metadata.namespace must be lowercase letters, digits and hyphens.", "metadata.namespace")
     spec = document.get("spec") or {}
     if not isinstance(spec, dict):

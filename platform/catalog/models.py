@@ -12,7 +12,7 @@ from django.urls import reverse
 from teams.models import Team
 
 slug_validator = RegexValidator(
-    r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?$",
+    r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?\Z",  # \Z, not $: $ also matches before a trailing newline
     "Use lowercase letters, digits and hyphens, starting and ending with a letter or digit.",
 )
 

@@ -15,6 +15,8 @@ from django.conf import settings
 from jsonschema import Draft202012Validator
 
 SEMVER = re.compile(r"^\d+\.\d+\.\d+$")
+# C0 controls except tab and newline, DEL, C1 controls, and the Unicode line and paragraph separators.
+_CONTROL = re.compile("[\x00-\x08\x0b-\x0c\x0e-\x1f\x7f-\x9f\u2028\u2029]")
 # Answers Runway adds itself; a path must not ask for them.
 RESERVED = ("owner", "system", "golden_path", "golden_path_version", "author", "today")
 
@@ -62,8 +64,15 @@ class GoldenPath:
                 message = _message(error, self.properties.get(name, {}))
             errors.setdefault(name, []).append(message)
         for name, value in answers.items():
-            if isinstance(value, str) and ("\x00" in value or any(ord(c) < 32 and c not in "\t\n" for c in value)):
-                errors.setdefault(name, []).append("Control characters are not allowed.")
+            spec = self.properties.get(name, {})
+            if not isinstance(value, str):
+                continue
+            multiline = spec.get("maxLength", 0) > 120 and "pattern" not in spec
+            if _CONTROL.search(value) or (not multiline and ("\n" in value or "\r" in value)):
+                errors.setdefault(name, []).append("Control characters and line breaks are not allowed here.")
+            elif "pattern" in spec and not errors.get(name) and re.fullmatch(spec["pattern"], value) is None:
+                # jsonschema searches; a pattern ending in $ would accept a trailing newline.
+                errors.setdefault(name, []).append(_message_for("pattern", spec))
         if only is not None:
             errors = {name: messages for name, messages in errors.items() if name in only}
         return errors
@@ -71,7 +80,10 @@ class GoldenPath:
 
 def _message(error: Any, spec: dict[str, Any]) -> str:
     """A sentence a person can act on, instead of jsonschema's repr of the value."""
-    kind = error.validator
+    return _message_for(error.validator, spec) or error.message
+
+
+def _message_for(kind: str, spec: dict[str, Any]) -> str:
     if kind == "pattern":
         return spec.get("patternDescription") or spec.get("description") or f"Use the form {spec['pattern']}."
     if kind == "minLength":
@@ -88,7 +100,7 @@ def _message(error: Any, spec: dict[str, Any]) -> str:
         return {"integer": "Enter a whole number.", "boolean": "Choose yes or no.", "string": "Enter text."}.get(
             spec.get("type", ""), "This value has the wrong type."
         )
-    return error.message
+    return ""
 
 
 def _load(folder: Path) -> GoldenPath:

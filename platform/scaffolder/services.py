@@ -172,7 +172,14 @@ def scaffold_execute(*, run: ScaffoldRun) -> ScaffoldRun:
         with timeline.step("audit") as entry:
             entry["message"] = "recorded"
         run.status, run.service = ScaffoldRun.Status.SUCCEEDED, service
-    except (ValidationError, RenderError, publishers.PublishError, PermissionDenied, OSError) as error:
+    except (
+        ValidationError,
+        RenderError,
+        publishers.PublishError,
+        PermissionDenied,
+        OSError,
+        doc_files.FileError,
+    ) as error:
         if published:
             publishers.local_unpublish(name=name)
             run.repository_url = ""

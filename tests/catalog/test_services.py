@@ -82,3 +82,10 @@ def test_tags_are_normalised_and_shared(world):
     second = service_make(owner=TeamFactory(), tags=["python"])
     assert sorted(world.service.tags.values_list("name", flat=True)) == ["pci", "python"]
     assert second.tags.get().pk == world.service.tags.get(name="python").pk
+
+
+def test_a_slug_with_a_trailing_newline_is_refused(world):
+    """A regex ending in $ matches before a final newline; the validators use \\Z so that "api\\n" is refused."""
+    with pytest.raises(ValidationError) as error:
+        services.service_create(created_by=world.owner, owner=world.owner_team, slug="orders-api\n", name="Orders")
+    assert "slug" in error.value.message_dict

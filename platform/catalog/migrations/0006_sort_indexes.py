@@ -4,35 +4,34 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('catalog', '0005_file_digests'),
-        ('teams', '0001_initial'),
+        ("catalog", "0005_file_digests"),
+        ("teams", "0001_initial"),
     ]
 
     operations = [
         migrations.RemoveIndex(
-            model_name='service',
-            name='catalog_ser_lifecyc_e7cca2_idx',
+            model_name="service",
+            name="catalog_ser_lifecyc_e7cca2_idx",
         ),
         migrations.RemoveIndex(
-            model_name='service',
-            name='catalog_ser_tier_3cfe67_idx',
+            model_name="service",
+            name="catalog_ser_tier_3cfe67_idx",
         ),
         migrations.AddIndex(
-            model_name='service',
-            index=models.Index(fields=['name', 'id'], name='service_order_name'),
+            model_name="service",
+            index=models.Index(fields=["name", "id"], name="service_order_name"),
         ),
         migrations.AddIndex(
-            model_name='service',
-            index=models.Index(fields=['tier', 'id'], name='service_order_tier'),
+            model_name="service",
+            index=models.Index(fields=["tier", "id"], name="service_order_tier"),
         ),
         migrations.AddIndex(
-            model_name='service',
-            index=models.Index(fields=['lifecycle', 'id'], name='service_order_lifecycle'),
+            model_name="service",
+            index=models.Index(fields=["lifecycle", "id"], name="service_order_lifecycle"),
         ),
         migrations.AddIndex(
-            model_name='service',
-            index=models.Index(fields=['updated_at', 'id'], name='service_order_updated'),
+            model_name="service",
+            index=models.Index(fields=["updated_at", "id"], name="service_order_updated"),
         ),
     ]

@@ -1,0 +1,3 @@
+from app.worker import main
+
+raise SystemExit(main())
