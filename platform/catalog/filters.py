@@ -11,12 +11,15 @@ from teams.models import Team
 class ServiceFilterSet(django_filters.FilterSet):
     q = django_filters.CharFilter(method="search", label="Search")
     owner = django_filters.ModelChoiceFilter(
-        queryset=Team.objects.all(), to_field_name="slug", label="Owner", empty_label="Any team"
+        queryset=Team.objects.only("id", "slug", "name"), to_field_name="slug", label="Owner", empty_label="Any team"
     )
     lifecycle = django_filters.ChoiceFilter(choices=Service.Lifecycle.choices, empty_label="Any lifecycle")
     tier = django_filters.ChoiceFilter(choices=Service.Tier.choices, empty_label="Any tier")
     system = django_filters.ModelChoiceFilter(
-        queryset=System.objects.all(), to_field_name="slug", label="System", empty_label="Any system"
+        queryset=System.objects.only("id", "slug", "name"),
+        to_field_name="slug",
+        label="System",
+        empty_label="Any system",
     )
     tag = django_filters.ModelChoiceFilter(
         queryset=Tag.objects.all(), to_field_name="name", field_name="tags", label="Tag", empty_label="Any tag"

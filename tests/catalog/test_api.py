@@ -460,10 +460,11 @@ def test_only_staff_change_environments(api_client, world, role, expected):
 
 
 @pytest.mark.smoke
-def test_cached_list_follows_every_kind_of_catalog_write(api_client, world, django_assert_max_num_queries):
+def test_cached_list_follows_every_kind_of_catalog_write(api_client, world, django_assert_max_num_queries, settings):
     """The list is served from cache until the catalog changes: an edit, a new service, a tag or a delete."""
     from catalog import cache as catalog_cache
 
+    settings.CATALOG_API_CACHE = True  # on by default only with Redis; one test process shares any cache
     api_client.force_authenticate(world.owner)
     url = reverse("api:service-list")
     first = api_client.get(url).json()

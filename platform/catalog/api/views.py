@@ -1,7 +1,9 @@
 """Catalog API: services, systems and dependencies, with the same permissions as the pages."""
 
+import json
 from typing import Any
 
+from django.conf import settings
 from django.core.cache import cache
 from django.core.exceptions import PermissionDenied
 from django.http import HttpResponse
@@ -12,6 +14,7 @@ from rest_framework import status, viewsets
 from rest_framework.decorators import action
 from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.permissions import IsAdminUser, IsAuthenticated
+from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -47,11 +50,18 @@ class ServiceViewSet(viewsets.ModelViewSet):
         return selectors.service_list_visible(user=self.request.user)
 
     def list(self, request: Request, *args: Any, **kwargs: Any) -> Response:
-        """The catalog is the same for every reader, so a page is cached until the catalog next changes."""
+        """The catalog is the same for every reader, so a page is cached until the catalog next changes.
+
+        Only with a shared cache (Redis): a per-process cache would not see another process's writes.
+        """
+        if not settings.CATALOG_API_CACHE:
+            return super().list(request, *args, **kwargs)
         key = f"api:services:{catalog_cache.version()}:{request.get_full_path()}"
         cached = cache.get(key)
         if cached is None:
-            cached = super().list(request, *args, **kwargs).data
+            data = super().list(request, *args, **kwargs).data
+            # Plain JSON values, not DRF's Hyperlink objects (which drag whole model instances into the pickle).
+            cached = json.loads(JSONRenderer().render(data))
             cache.set(key, cached, CACHE_SECONDS)
         return Response(cached)
 

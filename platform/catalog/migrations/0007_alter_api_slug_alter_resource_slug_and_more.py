@@ -5,40 +5,94 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('catalog', '0006_sort_indexes'),
+        ("catalog", "0006_sort_indexes"),
     ]
 
     operations = [
         migrations.AlterField(
-            model_name='api',
-            name='slug',
-            field=models.SlugField(max_length=100, unique=True, validators=[django.core.validators.RegexValidator('^[a-z0-9]([a-z0-9-]*[a-z0-9])?\\Z', 'Use lowercase letters, digits and hyphens, starting and ending with a letter or digit.')]),
+            model_name="api",
+            name="slug",
+            field=models.SlugField(
+                max_length=100,
+                unique=True,
+                validators=[
+                    django.core.validators.RegexValidator(
+                        "^[a-z0-9]([a-z0-9-]*[a-z0-9])?\\Z",
+                        "Use lowercase letters, digits and hyphens, starting and ending with a letter or digit.",
+                    )
+                ],
+            ),
         ),
         migrations.AlterField(
-            model_name='resource',
-            name='slug',
-            field=models.SlugField(max_length=100, unique=True, validators=[django.core.validators.RegexValidator('^[a-z0-9]([a-z0-9-]*[a-z0-9])?\\Z', 'Use lowercase letters, digits and hyphens, starting and ending with a letter or digit.')]),
+            model_name="resource",
+            name="slug",
+            field=models.SlugField(
+                max_length=100,
+                unique=True,
+                validators=[
+                    django.core.validators.RegexValidator(
+                        "^[a-z0-9]([a-z0-9-]*[a-z0-9])?\\Z",
+                        "Use lowercase letters, digits and hyphens, starting and ending with a letter or digit.",
+                    )
+                ],
+            ),
         ),
         migrations.AlterField(
-            model_name='service',
-            name='component_type',
-            field=models.CharField(default='service', help_text='service, website, library...', max_length=40, validators=[django.core.validators.RegexValidator('^[a-z0-9]([a-z0-9-]*[a-z0-9])?\\Z', 'Use lowercase letters, digits and hyphens, starting and ending with a letter or digit.')]),
+            model_name="service",
+            name="component_type",
+            field=models.CharField(
+                default="service",
+                help_text="service, website, library...",
+                max_length=40,
+                validators=[
+                    django.core.validators.RegexValidator(
+                        "^[a-z0-9]([a-z0-9-]*[a-z0-9])?\\Z",
+                        "Use lowercase letters, digits and hyphens, starting and ending with a letter or digit.",
+                    )
+                ],
+            ),
         ),
         migrations.AlterField(
-            model_name='service',
-            name='slug',
-            field=models.SlugField(max_length=100, unique=True, validators=[django.core.validators.RegexValidator('^[a-z0-9]([a-z0-9-]*[a-z0-9])?\\Z', 'Use lowercase letters, digits and hyphens, starting and ending with a letter or digit.')]),
+            model_name="service",
+            name="slug",
+            field=models.SlugField(
+                max_length=100,
+                unique=True,
+                validators=[
+                    django.core.validators.RegexValidator(
+                        "^[a-z0-9]([a-z0-9-]*[a-z0-9])?\\Z",
+                        "Use lowercase letters, digits and hyphens, starting and ending with a letter or digit.",
+                    )
+                ],
+            ),
         ),
         migrations.AlterField(
-            model_name='system',
-            name='slug',
-            field=models.SlugField(max_length=100, unique=True, validators=[django.core.validators.RegexValidator('^[a-z0-9]([a-z0-9-]*[a-z0-9])?\\Z', 'Use lowercase letters, digits and hyphens, starting and ending with a letter or digit.')]),
+            model_name="system",
+            name="slug",
+            field=models.SlugField(
+                max_length=100,
+                unique=True,
+                validators=[
+                    django.core.validators.RegexValidator(
+                        "^[a-z0-9]([a-z0-9-]*[a-z0-9])?\\Z",
+                        "Use lowercase letters, digits and hyphens, starting and ending with a letter or digit.",
+                    )
+                ],
+            ),
         ),
         migrations.AlterField(
-            model_name='tag',
-            name='name',
-            field=models.CharField(max_length=50, unique=True, validators=[django.core.validators.RegexValidator('^[a-z0-9]([a-z0-9-]*[a-z0-9])?\\Z', 'Use lowercase letters, digits and hyphens, starting and ending with a letter or digit.')]),
+            model_name="tag",
+            name="name",
+            field=models.CharField(
+                max_length=50,
+                unique=True,
+                validators=[
+                    django.core.validators.RegexValidator(
+                        "^[a-z0-9]([a-z0-9-]*[a-z0-9])?\\Z",
+                        "Use lowercase letters, digits and hyphens, starting and ending with a letter or digit.",
+                    )
+                ],
+            ),
         ),
     ]

@@ -5,15 +5,22 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('techdocs', '0001_initial'),
+        ("techdocs", "0001_initial"),
     ]
 
     operations = [
         migrations.AlterField(
-            model_name='runbook',
-            name='slug',
-            field=models.SlugField(max_length=100, validators=[django.core.validators.RegexValidator('^[a-z0-9]([a-z0-9-]*[a-z0-9])?\\Z', 'Use lowercase letters, digits and hyphens, starting and ending with a letter or digit.')]),
+            model_name="runbook",
+            name="slug",
+            field=models.SlugField(
+                max_length=100,
+                validators=[
+                    django.core.validators.RegexValidator(
+                        "^[a-z0-9]([a-z0-9-]*[a-z0-9])?\\Z",
+                        "Use lowercase letters, digits and hyphens, starting and ending with a letter or digit.",
+                    )
+                ],
+            ),
         ),
     ]
