@@ -30,6 +30,12 @@ class ServiceFilterSet(django_filters.FilterSet):
         method="filter_stale",
         label="Runbooks",
     )
+    golden_path = django_filters.ChoiceFilter(
+        choices=[("behind", "Behind its golden path"), ("current", "On the latest golden path")],
+        empty_label="Any golden path",
+        method="filter_golden_path",
+        label="Golden path",
+    )
     ordering = django_filters.OrderingFilter(
         fields=(
             ("name", "name"),
@@ -43,7 +49,7 @@ class ServiceFilterSet(django_filters.FilterSet):
 
     class Meta:
         model = Service
-        fields = ["q", "owner", "lifecycle", "tier", "system", "tag", "stale"]
+        fields = ["q", "owner", "lifecycle", "tier", "system", "tag", "stale", "golden_path"]
 
     def search(self, queryset: QuerySet[Service], name: str, value: str) -> QuerySet[Service]:
         """Every word must appear in the name, slug or description (case-insensitive)."""
@@ -56,6 +62,16 @@ class ServiceFilterSet(django_filters.FilterSet):
     def filter_stale(self, queryset: QuerySet[Service], name: str, value: str) -> QuerySet[Service]:
         stale = selectors.stale_runbook_exists()
         return queryset.filter(stale if value == "yes" else ~stale)
+
+    def filter_golden_path(self, queryset: QuerySet[Service], name: str, value: str) -> QuerySet[Service]:
+        """Services made from a golden path that has a newer version than the one they were made from."""
+        from scaffolder import registry  # the scaffolder builds on the catalog, not the other way round
+
+        behind = Q(pk__in=[])
+        for path in registry.golden_path_list():
+            behind |= Q(golden_path=path.name) & ~Q(golden_path_version=path.version)
+        made = queryset.filter(golden_path__isnull=False).exclude(golden_path="")
+        return made.filter(behind) if value == "behind" else made.exclude(behind)
 
     @property
     def qs(self) -> QuerySet[Service]:

@@ -171,3 +171,17 @@ def test_outsider_cannot_add_dependencies(client, world):
         reverse("catalog:dependency-add", args=[world.service.slug]), {"target": other.slug, "kind": "runtime"}
     )
     assert response.status_code == 403 and Dependency.objects.count() == 0
+
+
+def test_golden_path_filter_lists_services_behind_their_path(client, world):
+    from scaffolder import registry
+
+    path = registry.golden_path_list()[0]
+    service_make(owner=world.owner_team, slug="old-one", golden_path=path.name, golden_path_version="0.0.1")
+    service_make(owner=world.owner_team, slug="new-one", golden_path=path.name, golden_path_version=path.version)
+    client.force_login(world.outsider)
+    slugs = {s.slug for s in client.get(CATALOG, {"golden_path": "behind"}).context["services"]}
+    assert slugs == {"old-one"}
+    assert {s.slug for s in client.get(CATALOG, {"golden_path": "current"}).context["services"]} == {"new-one"}
+    page = client.get(reverse("catalog:service-detail", args=["old-one"])).content.decode()
+    assert f"{path.version} is out" in page
