@@ -42,8 +42,9 @@ def _on_change(sender: Any, **kwargs: Any) -> None:
 def connect() -> None:
     from catalog.models import Api, Dependency, Resource, Service, System, Tag
     from teams.models import Team
+    from techdocs.models import Runbook  # the catalog's "stale runbooks" filter reads them
 
-    for model in (Service, System, Dependency, Tag, Team, Api, Resource):
+    for model in (Service, System, Dependency, Tag, Team, Api, Resource, Runbook):
         post_save.connect(_on_change, sender=model, dispatch_uid=f"catalog-version-save-{model.__name__}")
         post_delete.connect(_on_change, sender=model, dispatch_uid=f"catalog-version-delete-{model.__name__}")
     m2m_changed.connect(_on_change, sender=Service.tags.through, dispatch_uid="catalog-version-tags")

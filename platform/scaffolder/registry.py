@@ -141,7 +141,9 @@ def _load(folder: Path) -> GoldenPath:
 
 @functools.cache
 def _all(root: str) -> dict[str, GoldenPath]:
-    paths = {}
+    paths: dict[str, GoldenPath] = {}
+    if not Path(root).is_dir():
+        return paths
     for folder in sorted(Path(root).iterdir()):
         if (folder / "template.yaml").is_file():
             path = _load(folder)

@@ -54,7 +54,8 @@ class ServiceViewSet(viewsets.ModelViewSet):
 
         Only with a shared cache (Redis): a per-process cache would not see another process's writes.
         """
-        if not settings.CATALOG_API_CACHE:
+        # "stale" depends on the clock as well as on writes, so it is never served from cache.
+        if not settings.CATALOG_API_CACHE or "stale" in request.query_params:
             return super().list(request, *args, **kwargs)
         key = f"api:services:{catalog_cache.version()}:{request.get_full_path()}"
         cached = cache.get(key)
