@@ -69,7 +69,7 @@ def local_publish(*, name: str, worktree: Path, author: tuple[str, str], message
     _git("add", "--all", cwd=worktree)
     _git("commit", "--quiet", "--no-verify", "-m", message, cwd=worktree, author=author)
     bare.parent.mkdir(parents=True, exist_ok=True)
-    _git("clone", "--quiet", "--bare", str(worktree), str(bare), cwd=bare.parent)
+    _git("clone", "--quiet", "--bare", "--", str(worktree), str(bare), cwd=bare.parent)
     # The catalog links to the portal's view of the repository; the page shows the path to clone from.
     return Published(url=f"{settings.PORTAL_URL}{reverse('scaffolder:repository', args=[name])}", path=bare)
 
@@ -86,7 +86,7 @@ def local_browse(*, name: str, limit: int = 10) -> tuple[list[str], list[dict[st
     bare = _bare_path(name)
     if not bare.exists():
         return [], []
-    files = _git("ls-tree", "-r", "--name-only", "main", cwd=bare).splitlines()
-    log = _git("log", f"-{limit}", "--format=%h%x1f%an%x1f%aI%x1f%s", "main", cwd=bare).splitlines()
+    files = _git("ls-tree", "-r", "--name-only", "main", "--", cwd=bare).splitlines()
+    log = _git("log", f"-{limit}", "--format=%h%x1f%an%x1f%aI%x1f%s", "main", "--", cwd=bare).splitlines()
     commits = [dict(zip(("sha", "author", "date", "subject"), line.split("\x1f"), strict=False)) for line in log]
     return files, commits
