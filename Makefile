@@ -4,7 +4,6 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export PYTHONPATH := platform
-export DJANGO_SETTINGS_MODULE ?= portal.settings.dev
 
 .PHONY: run test smoke lint bench venv migrate clean
 
@@ -25,11 +24,12 @@ run: migrate
 	$(BIN)/python manage.py collectstatic --no-input -v0
 	$(BIN)/python manage.py runstack
 
+# --ds: the test settings (fast password hashing) whatever DJANGO_SETTINGS_MODULE the shell exports.
 test: $(STAMP)
-	$(BIN)/pytest $(PYTEST_ARGS)
+	$(BIN)/pytest --ds=portal.settings.test $(PYTEST_ARGS)
 
 smoke: $(STAMP)
-	$(BIN)/pytest -m smoke $(PYTEST_ARGS)
+	$(BIN)/pytest --ds=portal.settings.test -m smoke $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

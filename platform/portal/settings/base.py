@@ -212,6 +212,10 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    "ENUM_NAME_OVERRIDES": {
+        "AdrStatusEnum": "techdocs.models.ADR.Status",
+        "RunStatusEnum": "scaffolder.models.ScaffoldRun.Status",
+    },
 }
 
 LOG_FORMAT = env.str("LOG_FORMAT", default="console")

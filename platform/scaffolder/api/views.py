@@ -3,7 +3,7 @@
 from typing import Any
 
 from django.db.models import Q
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import exceptions, status, viewsets
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -22,6 +22,7 @@ class GoldenPathViewSet(viewsets.ViewSet):
     def list(self, request: Request) -> Response:
         return Response(GoldenPathSerializer(registry.golden_path_list(), many=True).data)
 
+    @extend_schema(parameters=[OpenApiParameter("name", str, OpenApiParameter.PATH)])
     def retrieve(self, request: Request, name: str | None = None) -> Response:
         path = registry.golden_path_get(name or "")
         if path is None:
@@ -36,6 +37,8 @@ class ScaffoldRunViewSet(viewsets.GenericViewSet):
     lookup_field = "uuid"
 
     def get_queryset(self) -> Any:
+        if getattr(self, "swagger_fake_view", False):  # schema generation has no real user
+            return ScaffoldRun.objects.none()
         user: Any = self.request.user
         runs = ScaffoldRun.objects.select_related("owner", "system", "service", "requested_by")
         if user.is_staff:
