@@ -20,6 +20,7 @@ from teams.models import Team
 from techdocs.models import ADR, Runbook
 
 PER_KIND = 8
+CANDIDATES = 300
 SNIPPET_CHARS = 160
 _WORD = re.compile(r"\w+", re.UNICODE)
 # Control characters cannot appear in our text columns' useful content, so they mark highlights safely: the
@@ -100,7 +101,13 @@ def _postgres(kind: _Kind, terms: list[str]) -> list[Hit]:
     queryset: QuerySet[Any] = (
         kind.model.objects.select_related(*kind.related)
         .alias(
-            matches=RawSQL(f"{table}.search_tsv @@ to_tsquery('english', %s)", [tsquery], output_field=BooleanField())
+            # Rank at most CANDIDATES matches: ranking every document that contains a common word costs tens of
+            # milliseconds per kind, and a common word says little about relevance anyway.
+            matches=RawSQL(
+                f"{table}.id IN (SELECT id FROM {table} WHERE search_tsv @@ to_tsquery('english', %s) LIMIT %s)",
+                [tsquery, CANDIDATES],
+                output_field=BooleanField(),
+            )
         )
         .filter(matches=True)
         .annotate(
