@@ -2,7 +2,7 @@
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.exceptions import ValidationError
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
@@ -14,17 +14,13 @@ from techdocs import selectors, services
 from techdocs.forms import AdrForm, RunbookForm
 from techdocs.markdown import split_front_matter
 from techdocs.models import ADR, Runbook
+from techdocs.permissions import docs_require_change
 
 PREVIEW_MAX_CHARS = 1_000_000
 
 
 def _service(slug: str) -> Service:
     return get_object_or_404(Service.objects.select_related("owner"), slug=slug)
-
-
-def _require_change(request: HttpRequest, service: Service) -> None:
-    if not user_can(request.user, "catalog.change_service", service):
-        raise PermissionDenied(f"Only {service.owner} (or a platform admin) can change {service}'s docs.")
 
 
 def _refuse_imported(request: HttpRequest, service: Service, path: str) -> HttpResponse | None:
@@ -58,7 +54,7 @@ def runbook_detail(request: HttpRequest, service: str, slug: str) -> HttpRespons
 def runbook_edit(request: HttpRequest, service: str, slug: str | None = None) -> HttpResponse:
     """Create (no slug) or edit a runbook; every save keeps the previous version."""
     owner = _service(service)
-    _require_change(request, owner)
+    docs_require_change(user=request.user, service=owner)
     runbook = get_object_or_404(Runbook, service=owner, slug=slug) if slug else None
     if runbook is not None and (refusal := _refuse_imported(request, owner, runbook.source_path)):
         return refusal
@@ -78,7 +74,6 @@ def runbook_edit(request: HttpRequest, service: str, slug: str | None = None) ->
                     review_interval_days=data["review_interval_days"],
                 )
             else:
-                runbook.refresh_from_db()
                 runbook = services.runbook_update(
                     runbook=runbook,
                     updated_by=request.user,  # type: ignore[arg-type]
@@ -112,7 +107,7 @@ def markdown_preview(request: HttpRequest) -> HttpResponse:
 @require_POST
 def runbook_review(request: HttpRequest, service: str, slug: str) -> HttpResponse:
     runbook = get_object_or_404(Runbook.objects.select_related("service__owner"), service__slug=service, slug=slug)
-    _require_change(request, runbook.service)
+    docs_require_change(user=request.user, service=runbook.service)
     services.runbook_mark_reviewed(runbook=runbook, reviewed_by=request.user)  # type: ignore[arg-type]
     messages.success(
         request, f"Marked {runbook.title} as reviewed; next review due in {runbook.review_interval_days} days."
@@ -203,7 +198,7 @@ def system_adr_detail(request: HttpRequest, system: str, number: int) -> HttpRes
 def adr_edit(request: HttpRequest, service: str, number: int | None = None) -> HttpResponse:
     """Record a new decision (next free number) or edit one written in Runway."""
     owner = _service(service)
-    _require_change(request, owner)
+    docs_require_change(user=request.user, service=owner)
     adr = get_object_or_404(ADR, service=owner, number=number) if number else None
     if adr is not None and (refusal := _refuse_imported(request, owner, adr.source_path)):
         return refusal

@@ -2,7 +2,7 @@
 
 from typing import Any
 
-from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.exceptions import ValidationError
 from django.utils import timezone
 from drf_spectacular.utils import extend_schema
 from rest_framework import viewsets
@@ -10,15 +10,10 @@ from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from catalog.permissions import user_can
 from techdocs import services
 from techdocs.api.serializers import AdrSerializer, RunbookSerializer, RunbookVersionSerializer
 from techdocs.models import ADR, Runbook
-
-
-def _require_change(request: Request, service: Any) -> None:
-    if not user_can(request.user, "catalog.change_service", service):
-        raise PermissionDenied(f"Only {service.owner} (or a platform admin) can change {service}'s docs.")
+from techdocs.permissions import docs_require_change
 
 
 def _refuse_imported(obj: Runbook | ADR) -> None:
@@ -47,12 +42,12 @@ class RunbookViewSet(viewsets.ModelViewSet):
         data = dict(serializer.validated_data)
         data.pop("note", None)
         data.setdefault("body", "")  # optional in the API (the model allows blank), required by runbook_create
-        _require_change(self.request, data["service"])
+        docs_require_change(user=self.request.user, service=data["service"])
         serializer.instance = services.runbook_create(created_by=self.request.user, **data)
 
     def perform_update(self, serializer: Any) -> None:
         runbook = serializer.instance
-        _require_change(self.request, runbook.service)
+        docs_require_change(user=self.request.user, service=runbook.service)
         _refuse_imported(runbook)
         data = serializer.validated_data
         serializer.instance = services.runbook_update(
@@ -76,7 +71,7 @@ class RunbookViewSet(viewsets.ModelViewSet):
     def review(self, request: Request, pk: str | None = None) -> Response:
         """Record a review without an edit."""
         runbook = self.get_object()
-        _require_change(request, runbook.service)
+        docs_require_change(user=request.user, service=runbook.service)
         runbook = services.runbook_mark_reviewed(runbook=runbook, reviewed_by=request.user)
         return Response(RunbookSerializer(runbook).data)
 
@@ -98,7 +93,7 @@ class AdrViewSet(viewsets.ModelViewSet):
     def perform_create(self, serializer: Any) -> None:
         data = dict(serializer.validated_data)
         service = data["service"]
-        _require_change(self.request, service)
+        docs_require_change(user=self.request.user, service=service)
         number = data.pop("supersedes", None)
         older = ADR.objects.filter(service=service, number=number).first() if number else None
         if number and older is None:
@@ -107,7 +102,7 @@ class AdrViewSet(viewsets.ModelViewSet):
 
     def perform_update(self, serializer: Any) -> None:
         adr = serializer.instance
-        _require_change(self.request, adr.service)
+        docs_require_change(user=self.request.user, service=adr.service)
         _refuse_imported(adr)
         data = {k: v for k, v in serializer.validated_data.items() if k not in ("service", "supersedes")}
         serializer.instance = services.adr_update(adr=adr, updated_by=self.request.user, **data)
