@@ -232,3 +232,13 @@ SCAFFOLD_PUBLISHER = env.str("SCAFFOLD_PUBLISHER", default="local")
 GIT_ROOT = Path(env.str("GIT_ROOT", default=str(VAR_DIR / "git")))
 # The portal's own address, for links made outside a request (a worker registering a new repository).
 PORTAL_URL = env.str("PORTAL_URL", default="http://127.0.0.1:8000").rstrip("/")
+
+# Deployments. The local runtime checks releases out under DEPLOY_ROOT and runs replicas under a supervisord of its
+# own (started on first use, so it outlives worker restarts), reached through XML-RPC on a Unix socket.
+DEPLOY_ROOT = Path(env.str("DEPLOY_ROOT", default=str(VAR_DIR / "deploy")))
+DEPLOY_STEP_LEASE_SECONDS = 120  # a worker holding a step longer than this is presumed dead; the sweeper resumes
+DEPLOY_MAX_STEP_ATTEMPTS = 3
+DEPLOY_MAX_ROLLBACK_ATTEMPTS = 3
+DEPLOY_DEADLINE_SECONDS = env.int("DEPLOY_DEADLINE_SECONDS", default=3600)
+# Prometheus' HTTP API; when set, analysis reads error rates and latencies from it instead of replica endpoints.
+PROMETHEUS_URL = env.str("PROMETHEUS_URL", default="")
