@@ -16,6 +16,7 @@ from catalog.filters import ServiceFilterSet
 from catalog.forms import DependencyForm, ImportForm, ServiceForm, TransferForm
 from catalog.models import Api, Dependency, ImportRun, Service
 from catalog.permissions import user_can
+from deployments import selectors as deployment_selectors
 from portal.forms import apply_errors, validation_response
 from teams import selectors as team_selectors
 from techdocs import selectors as techdocs_selectors
@@ -72,6 +73,8 @@ def service_detail(request: HttpRequest, slug: str) -> HttpResponse:
         "can_change": can_change,
         "dependency_form": DependencyForm() if can_change and not source else None,
         "golden_path_latest": _golden_path_version(service.golden_path),
+        "can_deploy": user_can(request.user, "catalog.deploy_service", service),
+        **deployment_selectors.service_summary(service=service),
     }
     return render(request, "catalog/service_detail.html", context)
 

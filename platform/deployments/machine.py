@@ -68,7 +68,7 @@ def transition(
         setattr(deployment, name, value)
     deployment.save()
     event = DeploymentEvent.objects.create(
-        deployment=deployment, step=target, level=level, message=message, data=data or {}
+        deployment=deployment, step=target, from_state=source, level=level, message=message, data=data or {}
     )
     audit.event_record(
         actor=actor,
@@ -81,8 +81,10 @@ def transition(
     return event
 
 
-def note(deployment: Deployment, message: str, *, step: str = "", level: str = "info", **data: Any) -> None:
+def note(
+    deployment: Deployment, message: str, *, step: str = "", level: str = "info", data: dict[str, Any] | None = None
+) -> None:
     """A timeline line that is not a state change (analysis figures, a retry, a manual pause)."""
     DeploymentEvent.objects.create(
-        deployment=deployment, step=step or deployment.state, level=level, message=message, data=data
+        deployment=deployment, step=step or deployment.state, level=level, message=message, data=data or {}
     )

@@ -183,6 +183,13 @@ class Deployment(models.Model):
         return self.state in ACTIVE_STATES
 
     @property
+    def duration_text(self) -> str:
+        if not (self.started_at and self.finished_at):
+            return ""
+        seconds = (self.finished_at - self.started_at).total_seconds()
+        return f"{seconds:.1f} s" if seconds < 120 else f"{seconds / 60:.1f} min"
+
+    @property
     def progress(self) -> int:
         """Percent of the plan done, for progress bars."""
         if self.state in TERMINAL_STATES:
@@ -202,6 +209,7 @@ class DeploymentEvent(models.Model):
     deployment = models.ForeignKey(Deployment, on_delete=models.CASCADE, related_name="events")
     at = models.DateTimeField(auto_now_add=True)
     step = models.CharField(max_length=40)
+    from_state = models.CharField(max_length=20, blank=True, help_text="Set on state changes: the state left.")
     level = models.CharField(max_length=10, choices=Level.choices, default=Level.INFO)
     message = models.TextField(max_length=2000)
     data = models.JSONField(default=dict, blank=True)
@@ -210,10 +218,17 @@ class DeploymentEvent(models.Model):
         ordering = ["at", "id"]
         indexes = [models.Index(fields=["deployment", "at"], name="deployment_event_timeline")]
 
+    def __str__(self) -> str:
+        return f"#{self.deployment_id} {self.step}: {self.message[:60]}"
+
     def save(self, *args: Any, **kwargs: Any) -> None:
         if self.pk is not None:
             raise ValueError("Deployment events are append-only.")
         super().save(*args, **kwargs)
+
+    @property
+    def step_display(self) -> str:
+        return State(self.step).label if self.step in State.values else self.step
 
 
 class Placement(models.Model):

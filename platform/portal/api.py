@@ -10,6 +10,8 @@ from rest_framework.permissions import SAFE_METHODS, BasePermission
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
+from portal.errors import Conflict
+
 
 class Pagination(PageNumberPagination):
     """`?page=N&page_size=M`; M is capped so that no client can ask for the whole table at once."""
@@ -20,7 +22,10 @@ class Pagination(PageNumberPagination):
 
 
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
-    """DRF's handler, plus Django's ValidationError from a service turned into field errors (400)."""
+    """DRF's handler, plus Django's ValidationError from a service turned into field errors (400) and a
+    service's Conflict into a 409 that names what is in the way."""
+    if isinstance(exc, Conflict):
+        return Response({"detail": exc.message, "existing": exc.existing_url or None}, status=409)
     if isinstance(exc, DjangoValidationError):
         detail = exc.message_dict if hasattr(exc, "error_dict") else {"non_field_errors": exc.messages}
         exc = exceptions.ValidationError(detail=detail)

@@ -6,7 +6,7 @@ NAVIGATION = [
     ("Catalog", "catalog:service-list", "catalog"),
     ("Teams", "teams:team-list", "teams"),
     ("Create", "scaffolder:list", "create"),
-    ("Deployments", "portal:deployments", "deployments"),
+    ("Deployments", "deployments:board", "deployments"),
     ("Insights", "portal:insights", "insights"),
     ("Governance", "audit:event-list", "governance"),
 ]
@@ -22,6 +22,7 @@ def navigation(request: HttpRequest) -> dict[str, object]:
         "audit": "governance",
         "scaffolder": "create",
         "techdocs": "catalog",
+        "deployments": "deployments",
     }.get(namespace, "")
     if match and namespace == "portal":
         section = match.url_name or ""

@@ -9,7 +9,6 @@ from portal import views
 portal_patterns = (
     [
         path("", views.home, name="home"),
-        path("deployments/", views.section, {"name": "deployments"}, name="deployments"),
         path("insights/", views.section, {"name": "insights"}, name="insights"),
         path("search/", views.search_page, name="search"),
     ],
@@ -33,6 +32,7 @@ urlpatterns = [
     path("catalog/", include("catalog.urls")),
     path("docs/", include("techdocs.urls")),
     path("create/", include("scaffolder.urls")),
+    path("deployments/", include("deployments.urls")),
     path("audit/", include("audit.urls")),
     path("api/v1/", include((api_v1, "api"))),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),

@@ -9,10 +9,6 @@ from django.views.decorators.http import require_GET
 from portal import search
 
 SECTIONS = {
-    "deployments": (
-        "Deployments",
-        "Progressive deployments run by Runway's workers, with their timelines, will be listed here.",
-    ),
     "insights": (
         "Insights",
         "Health checks, SLIs and the four DORA metrics per service and team will be shown here.",

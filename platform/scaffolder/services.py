@@ -22,6 +22,7 @@ from django.utils import timezone
 from audit import services as audit
 from catalog import services as catalog_services
 from catalog.models import Service, System
+from deployments import services as deployment_services
 from scaffolder import publishers, registry, tasks
 from scaffolder.models import ScaffoldRun
 from scaffolder.render import RenderError, render_in_child
@@ -211,6 +212,8 @@ def _register(*, run: ScaffoldRun, path: registry.GoldenPath, destination: Path)
         golden_path_version=path.version,
         tags=[tag for tag in path.tags if tag],
     )
+    # Every golden path ships a runway.yaml, so a new service can deploy to every environment from day one.
+    deployment_services.targets_default(service=service)
     docs = destination / "docs"
     for runbook_file in sorted(docs.glob("runbook*.md")):
         parsed = doc_files.runbook_parse(filename=runbook_file.name, text=runbook_file.read_text())

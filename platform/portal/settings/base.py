@@ -173,6 +173,8 @@ CELERY_BEAT_SCHEDULE = {
     "portal-search-index": {"task": "portal.search_index", "schedule": 60.0},
     "catalog-fail-stale-imports": {"task": "catalog.fail_stale_imports", "schedule": 300.0},
     "scaffolder-fail-stale-runs": {"task": "scaffolder.fail_stale_runs", "schedule": 300.0},
+    # Deployments wait by `next_run_at`; the sweeper is how long waits end and how dead workers' steps resume.
+    "deployments-sweep": {"task": "deployments.sweep", "schedule": 5.0},
 }
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 DJANGO_STRUCTLOG_CELERY_ENABLED = True

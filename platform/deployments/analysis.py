@@ -1,0 +1,316 @@
+"""Canary analysis: decide from an analysis window's samples whether a new release is healthy.
+
+The verdict is one of "pass", "fail" or "inconclusive". Missing data is never healthy: a window in which metrics
+could not be read, or in which the canary got (almost) no traffic, is inconclusive, so the engine can wait or
+roll back but never promote on silence.
+
+Error rate: the replicas' own metrics (`Samples.requests` / `Samples.errors`) are preferred, since they count all
+real traffic. A runtime without a metrics endpoint leaves `requests` at 0 and reports instead the analysis
+requests it sent itself: one latency per request in `latencies_ms`, and the failed ones in `errors`. A request
+refused before it got an answer has no latency, so the denominator is never taken below the error count. The canary
+got "no traffic" when both its latency samples and that denominator are under `min_requests`: a canary that
+refuses every connection did get traffic, and fails on its error rate.
+
+Checks on the canary, each against a limit in `Thresholds`: error rate, p95 latency, health probe success. With a
+baseline (the previous release, serving beside the canary) two comparisons follow:
+- latency: a one-sided Mann-Whitney U test (is the canary slower?) that must be significant AND show a median
+  slowdown above `max_slowdown`, so a tiny but significant difference does not roll a release back;
+- errors: a one-sided Fisher exact test on the error counts that must be significant AND show a canary error
+  rate more than `max_error_rate` (relatively) above the baseline's. This catches a release that stays below the
+  absolute limit but errs far more than the release it replaces; the test keeps a handful of errors in a small
+  window from failing it.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+import httpx
+import numpy
+from prometheus_client.parser import text_string_to_metric_families
+from scipy.stats import fisher_exact, mannwhitneyu
+
+from deployments.runtimes.base import Observation, Samples
+
+Result = Literal["pass", "fail", "inconclusive"]
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """The limits a canary must stay within; the defaults suit a web service."""
+
+    max_error_rate: float = 0.05
+    max_p95_ms: float = 500.0
+    min_probe_success: float = 0.95
+    min_requests: int = 10  # fewer canary samples than this is "no data"
+    alpha: float = 0.01  # significance level of the comparisons with the baseline
+    max_slowdown: float = 1.2  # canary median / baseline median tolerated even when significant
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> Thresholds:
+        """Read the limits a deploy target may override; its other settings are not ours to check."""
+        defaults = cls()
+
+        def read(key: str, default: float) -> float:
+            value = config.get(key)
+            return default if value is None else float(value)
+
+        return cls(
+            max_error_rate=read("max_error_rate", defaults.max_error_rate),
+            max_p95_ms=read("max_p95_ms", defaults.max_p95_ms),
+            min_probe_success=read("min_probe_success", defaults.min_probe_success),
+        )
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """The outcome of an analysis window, with reasons a person can read and the figures behind them."""
+
+    result: Result
+    reasons: list[str] = field(default_factory=list)
+    figures: dict[str, Any] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class _Stats:
+    """One set's figures, computed once and shared by the checks and the report."""
+
+    requests: int  # the error rate's denominator (see the module docstring)
+    errors: int
+    error_rate: float | None
+    p50_ms: float | None
+    p95_ms: float | None
+    probe_success: float | None
+    latencies_ms: list[float]
+
+    @classmethod
+    def of(cls, samples: Samples) -> _Stats:
+        requests = max(samples.requests or len(samples.latencies_ms), samples.errors)
+        latencies = samples.latencies_ms
+        return cls(
+            requests=requests,
+            errors=samples.errors,
+            error_rate=samples.errors / requests if requests else None,
+            p50_ms=float(numpy.percentile(latencies, 50)) if latencies else None,
+            p95_ms=float(numpy.percentile(latencies, 95)) if latencies else None,
+            probe_success=samples.probes_ok / samples.probes if samples.probes else None,
+            latencies_ms=latencies,
+        )
+
+    def figures(self) -> dict[str, Any]:
+        return {
+            "requests": self.requests,
+            "errors": self.errors,
+            "error_rate": _round(self.error_rate, 4),
+            "p50_ms": _round(self.p50_ms, 2),
+            "p95_ms": _round(self.p95_ms, 2),
+            "probe_success": _round(self.probe_success, 4),
+            "latency_samples": len(self.latencies_ms),
+        }
+
+
+def _round(value: float | None, digits: int) -> float | None:
+    return None if value is None else round(value, digits)
+
+
+def _percent(rate: float) -> str:
+    return f"{rate * 100:.1f} %"
+
+
+def evaluate(observation: Observation, thresholds: Thresholds) -> Verdict:
+    """Judge the canary on its own limits, then against the baseline when there is one with enough data."""
+    canary = _Stats.of(observation.canary)
+    figures: dict[str, Any] = {"canary": canary.figures(), "baseline": None}
+    if observation.metric_error:
+        return Verdict("inconclusive", [f"metrics could not be read: {observation.metric_error}"], figures)
+    if len(canary.latencies_ms) < thresholds.min_requests and canary.requests < thresholds.min_requests:
+        return Verdict(
+            "inconclusive",
+            [f"the canary got no traffic (fewer than {thresholds.min_requests} requests in the window)"],
+            figures,
+        )
+
+    failures = _absolute_failures(canary, thresholds)
+    notes: list[str] = []
+    if observation.baseline is None:
+        notes.append("no baseline to compare with (first deployment)")
+    else:
+        baseline = _Stats.of(observation.baseline)
+        figures["baseline"] = baseline.figures()
+        failures += _latency_comparison(canary, baseline, thresholds, figures, notes)
+        failures += _error_comparison(canary, baseline, thresholds, figures, notes)
+
+    if failures:
+        return Verdict("fail", failures, figures)
+    return Verdict("pass", ["the canary is within every limit", *notes], figures)
+
+
+def _absolute_failures(canary: _Stats, thresholds: Thresholds) -> list[str]:
+    """The canary's own limits; a figure that could not be measured (no probes, no latencies) is not checked."""
+    failures = []
+    if canary.error_rate is not None and canary.error_rate > thresholds.max_error_rate:
+        failures.append(
+            f"canary error rate {_percent(canary.error_rate)} is above the {_percent(thresholds.max_error_rate)} limit"
+        )
+    if canary.p95_ms is not None and canary.p95_ms > thresholds.max_p95_ms:
+        failures.append(f"canary p95 latency {canary.p95_ms:.1f} ms is above the {thresholds.max_p95_ms:g} ms limit")
+    if canary.probe_success is not None and canary.probe_success < thresholds.min_probe_success:
+        failures.append(
+            f"canary health probes succeeded {_percent(canary.probe_success)} of the time, "
+            f"below the {_percent(thresholds.min_probe_success)} minimum"
+        )
+    return failures
+
+
+def _latency_comparison(
+    canary: _Stats, baseline: _Stats, thresholds: Thresholds, figures: dict[str, Any], notes: list[str]
+) -> list[str]:
+    """Is the canary slower than the baseline, significantly and by more than the tolerated ratio?"""
+    if min(len(canary.latencies_ms), len(baseline.latencies_ms)) < thresholds.min_requests:
+        notes.append("too few latency samples to compare with the baseline")
+        return []
+    test = mannwhitneyu(canary.latencies_ms, baseline.latencies_ms, alternative="greater")
+    u, p_value = float(test.statistic), float(test.pvalue)
+    canary_median = float(numpy.median(canary.latencies_ms))
+    baseline_median = float(numpy.median(baseline.latencies_ms))
+    slowdown = canary_median / baseline_median if baseline_median else math.inf
+    figures["mann_whitney"] = {
+        "u": u,
+        "p_value": p_value,
+        "slowdown": round(slowdown, 3) if math.isfinite(slowdown) else None,
+    }
+    if p_value < thresholds.alpha and canary_median > thresholds.max_slowdown * baseline_median:
+        return [
+            f"the canary is slower than the baseline: median {canary_median:.1f} ms against "
+            f"{baseline_median:.1f} ms (Mann-Whitney p = {p_value:.2g} < {thresholds.alpha:g}, "
+            f"more than {thresholds.max_slowdown:g} times slower)"
+        ]
+    return []
+
+
+def _error_comparison(
+    canary: _Stats, baseline: _Stats, thresholds: Thresholds, figures: dict[str, Any], notes: list[str]
+) -> list[str]:
+    """Does the canary err significantly more than the baseline, by more than `max_error_rate` relatively?"""
+    if canary.error_rate is None or baseline.error_rate is None or baseline.requests < thresholds.min_requests:
+        notes.append("too few baseline requests to compare error rates")
+        return []
+    table = [
+        [canary.errors, canary.requests - canary.errors],
+        [baseline.errors, baseline.requests - baseline.errors],
+    ]
+    p_value = float(fisher_exact(table, alternative="greater").pvalue)
+    figures["error_rate_test"] = {"p_value": p_value}
+    if p_value < thresholds.alpha and canary.error_rate > baseline.error_rate * (1 + thresholds.max_error_rate):
+        return [
+            f"canary error rate {_percent(canary.error_rate)} is significantly above the baseline's "
+            f"{_percent(baseline.error_rate)} (Fisher exact test p = {p_value:.2g} < {thresholds.alpha:g})"
+        ]
+    return []
+
+
+def parse_prometheus_requests(text: str) -> tuple[int, int]:
+    """Total and 5xx counts of `http_requests_total` in a Prometheus exposition (a replica's /metrics).
+
+    Series without a `status` label count in the total only. A text without the counter gives (0, 0), which the
+    analysis reads as no traffic rather than as health.
+    """
+    total = errors = 0.0
+    try:
+        for family in text_string_to_metric_families(text):
+            for sample in family.samples:
+                if sample.name != "http_requests_total":
+                    continue
+                if not math.isfinite(sample.value) or sample.value < 0:
+                    raise ValueError(f"http_requests_total has an impossible value {sample.value}")
+                total += sample.value
+                if sample.labels.get("status", "").startswith("5"):
+                    errors += sample.value
+    except ValueError as error:
+        raise ValueError(f"not a Prometheus exposition: {error or 'unparsable line'}") from error
+    return round(total), round(errors)
+
+
+class MetricsError(Exception):
+    """Prometheus could not be asked or gave an answer we cannot use; the analysis must not read it as health."""
+
+
+def _promql_string(value: str) -> str:
+    """A PromQL double-quoted string literal: label values come from users and must not change the query."""
+    escaped = value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+    return f'"{escaped}"'
+
+
+def query_prometheus(
+    base_url: str,
+    *,
+    service: str,
+    environment: str,
+    version: str,
+    window_seconds: int,
+    client: httpx.Client | None = None,
+) -> Samples:
+    """One release's request and 5xx counts over the window, and its p95 latency, from a Prometheus server.
+
+    Prometheus keeps histograms, not single requests, so `latencies_ms` holds just the p95 (empty when the
+    histogram has no data in the window): the p95 limit still applies, the Mann-Whitney comparison does not
+    (it needs `min_requests` samples). Probes are not Prometheus's business and stay at 0 (not checked).
+    """
+    if window_seconds <= 0:
+        raise ValueError(f"the analysis window must be positive, not {window_seconds} s")
+    selector = ",".join(
+        f"{label}={_promql_string(value)}"
+        for label, value in (("service", service), ("environment", environment), ("version", version))
+    )
+    window = f"[{int(window_seconds)}s]"
+    queries = {
+        "requests": f"sum(increase(http_requests_total{{{selector}}}{window}))",
+        "errors": f'sum(increase(http_requests_total{{{selector},status=~"5.."}}{window}))',
+        "p95": (
+            f"histogram_quantile(0.95, sum by (le) (rate(http_request_duration_seconds_bucket{{{selector}}}{window})))"
+        ),
+    }
+    own_client = client is None
+    http = client or httpx.Client(timeout=10.0)
+    try:
+        values = {name: _query_scalar(http, base_url, query) for name, query in queries.items()}
+    finally:
+        if own_client:
+            http.close()
+    p95_seconds = values["p95"]
+    return Samples(
+        requests=round(values["requests"] or 0.0),
+        errors=round(values["errors"] or 0.0),
+        latencies_ms=[p95_seconds * 1000] if p95_seconds is not None else [],
+    )
+
+
+def _query_scalar(client: httpx.Client, base_url: str, query: str) -> float | None:
+    """The single value of an instant query; None when the result is empty or NaN (no data in the window)."""
+    url = base_url.rstrip("/") + "/api/v1/query"
+    try:
+        response = client.get(url, params={"query": query})
+    except httpx.HTTPError as error:
+        raise MetricsError(f"Prometheus at {base_url} could not be reached: {error}") from error
+    try:
+        body = response.json()
+    except ValueError as error:
+        raise MetricsError(
+            f"Prometheus answered HTTP {response.status_code} with something that is not JSON"
+        ) from error
+    if response.is_error or not isinstance(body, dict) or body.get("status") != "success":
+        detail = body.get("error", "no error given") if isinstance(body, dict) else "unexpected answer"
+        raise MetricsError(f"Prometheus refused the query {query!r} (HTTP {response.status_code}): {detail}")
+    try:
+        result = body["data"]["result"]
+        if body["data"]["resultType"] != "vector" or len(result) > 1:
+            raise ValueError("expected at most one sample of an instant vector")
+        value = float(result[0]["value"][1]) if result else math.nan
+    except (KeyError, IndexError, TypeError, ValueError) as error:
+        raise MetricsError(f"Prometheus's answer to {query!r} has an unexpected shape: {error}") from error
+    return value if math.isfinite(value) else None

@@ -1,0 +1,26 @@
+"""The deploy form on a service: environment (among the service's deploy targets), commit or tag, strategy."""
+
+from typing import Any
+
+from django import forms
+
+from deployments.models import Environment, Strategy
+
+
+class DeployForm(forms.Form):
+    environment = forms.ModelChoiceField(queryset=Environment.objects.none(), empty_label=None)
+    ref = forms.CharField(
+        label="Commit or tag",
+        max_length=100,
+        help_text="A tag (v1.2.0), a branch (main) or a commit sha from the service's repository.",
+        widget=forms.TextInput(attrs={"list": "refs", "autocomplete": "off", "spellcheck": "false"}),
+    )
+    strategy = forms.ChoiceField(
+        choices=[("", "The environment's default")] + list(Strategy.choices),
+        required=False,
+        help_text="Canary shifts traffic in steps with an analysis at each; blue-green switches all at once.",
+    )
+
+    def __init__(self, *args: Any, environments: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["environment"].queryset = environments  # type: ignore[attr-defined]

@@ -1,0 +1,195 @@
+"""Reads for the deployment pages: the board, one deployment with its timeline and charts, the environments
+matrix and a service's deploy summary. Each is a fixed number of queries, whatever the number of rows."""
+
+from dataclasses import dataclass
+from typing import Any
+
+from django.core.paginator import Page, Paginator
+from django.db.models import Prefetch, QuerySet
+
+from catalog.models import Service
+from deployments.models import (
+    ACTIVE_STATES,
+    Deployment,
+    DeploymentEvent,
+    DeployTarget,
+    Environment,
+    Placement,
+)
+
+BOARD_RECENT = 25
+
+
+def _with_related(queryset: QuerySet[Deployment]) -> QuerySet[Deployment]:
+    return queryset.select_related("release", "service", "service__owner", "environment", "requested_by")
+
+
+def board() -> dict[str, Any]:
+    active = list(_with_related(Deployment.objects.filter(state__in=ACTIVE_STATES)).order_by("created_at"))
+    recent = list(
+        _with_related(Deployment.objects.exclude(state__in=ACTIVE_STATES)).order_by("-finished_at")[:BOARD_RECENT]
+    )
+    return {"active": active, "recent": recent}
+
+
+def deployment_get(pk: int) -> Deployment:
+    return _with_related(Deployment.objects.select_related("previous_release", "rollback_of")).get(pk=pk)
+
+
+def timeline(deployment: Deployment) -> list[DeploymentEvent]:
+    return list(deployment.events.all())
+
+
+@dataclass
+class AnalysisPoint:
+    label: str
+    verdict: str
+    canary_p95: float
+    baseline_p95: float | None
+    canary_error_rate: float
+    baseline_error_rate: float | None
+    p_value: float | None
+
+
+def analyses(events: list[DeploymentEvent]) -> list[AnalysisPoint]:
+    """The analysis figures recorded on the timeline, one point per analysis, for the charts."""
+    points = []
+    for event in events:
+        if event.message != "Analysis figures" or "figures" not in event.data:
+            continue
+        figures = event.data["figures"]
+        canary, baseline = figures.get("canary") or {}, figures.get("baseline") or None
+        mann_whitney = figures.get("mann_whitney") or {}
+        points.append(
+            AnalysisPoint(
+                label=f"step {int(event.data.get('step', 0)) + 1}",
+                verdict=event.data.get("verdict", ""),
+                canary_p95=float(canary.get("p95_ms") or 0),
+                baseline_p95=float(baseline["p95_ms"]) if baseline and baseline.get("p95_ms") is not None else None,
+                canary_error_rate=float(canary.get("error_rate") or 0),
+                baseline_error_rate=float(baseline["error_rate"])
+                if baseline and baseline.get("error_rate") is not None
+                else None,
+                p_value=mann_whitney.get("p_value"),
+            )
+        )
+    return points
+
+
+def chart(points: list[AnalysisPoint], *, metric: str, width: int = 560, height: int = 180) -> dict[str, Any]:
+    """Grouped bars (canary beside baseline) per analysis, scaled to fit; geometry only, the template draws."""
+    values: list[tuple[AnalysisPoint, float, float | None]] = []
+    for point in points:
+        if metric == "p95":
+            values.append((point, point.canary_p95, point.baseline_p95))
+        else:
+            values.append(
+                (
+                    point,
+                    point.canary_error_rate * 100,
+                    (point.baseline_error_rate or 0) * 100 if point.baseline_error_rate is not None else None,
+                )
+            )
+    top = max([1.0] + [v for _, c, b in values for v in (c, b) if v is not None])
+    plot_height, left, bottom = height - 40, 44, height - 24
+    slot = (width - left - 10) / max(len(values), 1)
+    bar = min(28.0, slot / 3)
+    bars = []
+    for index, (point, canary, baseline) in enumerate(values):
+        x = left + index * slot + slot / 2 - bar
+        for offset, value, kind in ((0.0, baseline, "baseline"), (bar, canary, "canary")):
+            if value is None:
+                continue
+            h = plot_height * value / top
+            bars.append(
+                {
+                    "x": round(x + offset, 1),
+                    "y": round(bottom - h, 1),
+                    "w": round(bar - 2, 1),
+                    "h": round(h, 1),
+                    "kind": kind,
+                    "value": round(value, 2),
+                    "label": point.label,
+                    "verdict": point.verdict,
+                }
+            )
+    labels = [
+        {"x": round(left + index * slot + slot / 2, 1), "text": point.label, "verdict": point.verdict}
+        for index, (point, _, _) in enumerate(values)
+    ]
+    return {
+        "width": width,
+        "height": height,
+        "bars": bars,
+        "labels": labels,
+        "top": round(top, 2),
+        "unit": "ms" if metric == "p95" else "%",
+        "bottom": bottom,
+        "left": left,
+        "axis_top": bottom - plot_height,
+    }
+
+
+@dataclass
+class MatrixCell:
+    placement: Placement | None
+    active: Deployment | None
+    differs: bool  # runs another version than the environment before it in promotion order
+
+
+@dataclass
+class MatrixRow:
+    service: Service
+    cells: list[MatrixCell]
+
+
+def matrix(*, owner_slug: str = "", q: str = "", page: int = 1, per_page: int = 50) -> dict[str, Any]:
+    """Which release of each service runs in each environment; services paginated, four queries per page."""
+    environments = list(Environment.objects.all())
+    services = Service.objects.select_related("owner").exclude(lifecycle=Service.Lifecycle.DECOMMISSIONED)
+    if owner_slug:
+        services = services.filter(owner__slug=owner_slug)
+    if q:
+        services = services.filter(slug__icontains=q)
+    services = services.filter(deploy_targets__isnull=False).distinct().order_by("slug")
+    paginator = Paginator(
+        services.prefetch_related(
+            Prefetch("placements", queryset=Placement.objects.select_related("release")),
+            Prefetch(
+                "deployments",
+                queryset=Deployment.objects.filter(state__in=ACTIVE_STATES).select_related("release"),
+                to_attr="active_deployments",
+            ),
+        ),
+        per_page,
+    )
+    page_obj: Page = paginator.get_page(page)
+    rows = []
+    for service in page_obj.object_list:
+        placed = {placement.environment_id: placement for placement in service.placements.all()}
+        active = {deployment.environment_id: deployment for deployment in service.active_deployments}
+        cells, previous = [], None
+        for environment in environments:
+            placement = placed.get(environment.pk)
+            version = placement.release_id if placement else None
+            differs = previous is not None and version is not None and version != previous
+            cells.append(MatrixCell(placement=placement, active=active.get(environment.pk), differs=differs))
+            previous = version if version is not None else previous
+        rows.append(MatrixRow(service=service, cells=cells))
+    return {"environments": environments, "rows": rows, "page": page_obj}
+
+
+def service_summary(*, service: Service) -> dict[str, Any]:
+    """A service's deploy targets with what runs in each and what is in flight, and its recent deployments."""
+    targets = list(DeployTarget.objects.filter(service=service).select_related("environment"))
+    placements = {p.environment_id: p for p in Placement.objects.filter(service=service).select_related("release")}
+    active = {
+        d.environment_id: d
+        for d in Deployment.objects.filter(service=service, state__in=ACTIVE_STATES).select_related("release")
+    }
+    rows = [
+        {"target": t, "placement": placements.get(t.environment_id), "active": active.get(t.environment_id)}
+        for t in targets
+    ]
+    recent = list(_with_related(Deployment.objects.filter(service=service))[:10])
+    return {"targets": rows, "recent": recent}

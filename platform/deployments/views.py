@@ -1,0 +1,168 @@
+"""Deployment pages: the board, one deployment live, the environments matrix, the deploy form and controls.
+
+Reading is open to everyone signed in, like the catalog; every change goes through `deployments.services`, which
+checks the deploy permission on the service. Live parts are htmx fragments polled while something is in flight.
+"""
+
+from collections.abc import Callable
+from typing import Any
+from urllib.parse import urlencode
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from catalog import selectors as catalog_selectors
+from catalog.permissions import user_can
+from deployments import selectors, services
+from deployments.forms import DeployForm
+from deployments.models import Deployment, Environment
+from portal.errors import Conflict
+from portal.forms import apply_errors
+from teams.models import Team
+
+
+def _fragment(request: HttpRequest, template: str, name: str) -> str:
+    """The named partial for htmx polls, the whole page otherwise."""
+    return f"{template}#{name}" if request.htmx and not request.htmx.boosted else template  # type: ignore[attr-defined]
+
+
+@login_required
+@require_GET
+def board(request: HttpRequest) -> HttpResponse:
+    """Everything in flight with live progress, and what finished lately."""
+    context = selectors.board()
+    return render(request, _fragment(request, "deployments/board.html", "board"), context)
+
+
+def _deployment(pk: int) -> Deployment:
+    try:
+        return selectors.deployment_get(pk)
+    except Deployment.DoesNotExist:
+        raise Http404("No such deployment.") from None
+
+
+@login_required
+@require_GET
+def detail(request: HttpRequest, pk: int) -> HttpResponse:
+    deployment = _deployment(pk)
+    events = selectors.timeline(deployment)
+    points = selectors.analyses(events)
+    context = {
+        "deployment": deployment,
+        "events": events,
+        "points": points,
+        "latency_chart": selectors.chart(points, metric="p95") if points else None,
+        "error_chart": selectors.chart(points, metric="errors") if points else None,
+        "can_deploy": user_can(request.user, "catalog.deploy_service", deployment.service),
+    }
+    return render(request, _fragment(request, "deployments/detail.html", "live"), context)
+
+
+CONTROLS: dict[str, Callable[..., Deployment]] = {
+    "promote": services.deployment_promote,
+    "abort": services.deployment_abort,
+    "pause": lambda **kw: services.deployment_pause(paused=True, **kw),
+    "resume": lambda **kw: services.deployment_pause(paused=False, **kw),
+}
+DONE = {
+    "promote": "Promoting now: the remaining steps are skipped.",
+    "abort": "Aborted.",
+    "pause": "Paused after the current step.",
+    "resume": "Resumed.",
+}
+
+
+@login_required
+@require_POST
+def control(request: HttpRequest, pk: int, action: str) -> HttpResponse:
+    """Promote now, pause, resume or abort (with rollback)."""
+    deployment = _deployment(pk)
+    if action not in CONTROLS:
+        raise Http404("No such action.")
+    try:
+        CONTROLS[action](deployment=deployment, user=request.user)
+    except Conflict as conflict:
+        messages.error(request, conflict.message)
+    else:
+        messages.success(request, DONE[action])
+    return redirect(deployment)
+
+
+@login_required
+@require_POST
+def redeploy(request: HttpRequest, pk: int) -> HttpResponse:
+    """Deploy this deployment's release again, as a new deployment (the way to roll back to it)."""
+    deployment = _deployment(pk)
+    try:
+        again = services.deployment_redeploy(deployment=deployment, user=request.user)
+    except Conflict as conflict:
+        messages.error(request, conflict.message)
+        return redirect(deployment)
+    except ValidationError as error:
+        messages.error(request, " ".join(error.messages))
+        return redirect(deployment)
+    return redirect(again)
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def deploy(request: HttpRequest, slug: str) -> HttpResponse:
+    service = get_object_or_404(catalog_selectors.service_list_visible(user=request.user), slug=slug)
+    if not user_can(request.user, "catalog.deploy_service", service):
+        raise PermissionDenied(
+            f"Only {service.owner} (the owners of {service.slug}) and platform admins may deploy it."
+        )
+    environments = Environment.objects.filter(deploy_targets__service=service).order_by("order")
+    form = DeployForm(request.POST or None, environments=environments, initial=_initial(request, environments))
+    conflict: Conflict | None = None
+    if request.method == "POST" and form.is_valid():
+        try:
+            deployment = services.deployment_request(
+                service=service,
+                environment=form.cleaned_data["environment"],
+                user=request.user,  # type: ignore[arg-type]
+                ref=form.cleaned_data["ref"],
+                strategy=form.cleaned_data["strategy"],
+            )
+        except ValidationError as error:
+            apply_errors(form, error)
+        except Conflict as error:
+            conflict = error
+        else:
+            return redirect(deployment)
+    context: dict[str, Any] = {
+        "service": service,
+        "form": form,
+        "conflict": conflict,
+        "refs": services.repository_refs(service=service),
+        **selectors.service_summary(service=service),
+    }
+    return render(request, "deployments/deploy.html", context, status=409 if conflict else 200)
+
+
+def _initial(request: HttpRequest, environments: Any) -> dict[str, Any]:
+    wanted = request.GET.get("environment")
+    environment = environments.filter(slug=wanted).first() if wanted else environments.first()
+    return {"environment": environment, "ref": request.GET.get("ref", "")}
+
+
+@login_required
+@require_GET
+def environments(request: HttpRequest) -> HttpResponse:
+    """The environments matrix: which version of each service runs where, and what is on its way."""
+    owner = request.GET.get("owner", "")
+    q = request.GET.get("q", "").strip()[:100]
+    page = request.GET.get("page", "1")
+    context = selectors.matrix(owner_slug=owner, q=q, page=int(page) if page.isdigit() else 1)
+    query = urlencode({key: value for key, value in (("q", q), ("owner", owner)) if value})
+    context |= {
+        "owner": owner,
+        "q": q,
+        "teams": Team.objects.order_by("name").only("slug", "name"),
+        "page_query": f"{query}&" if query else "",
+    }
+    return render(request, _fragment(request, "deployments/environments.html", "matrix"), context)
