@@ -168,7 +168,7 @@ def repository_refs(*, service: Service, limit: int = 20) -> dict[str, list[dict
     tags = [
         dict(zip(("name", "sha", "date"), line.split("\x1f"), strict=False))
         for line in _git(
-            repository, "for-each-ref", "--sort=-creatordate", f"--count={limit}", fmt, "refs/tags"
+            repository, "for-each-ref", "--sort=-creatordate", f"--count={limit}", f"--format={fmt}", "refs/tags"
         ).splitlines()
         if line
     ]

@@ -1,9 +1,107 @@
 from rest_framework import serializers
 
-from deployments.models import Environment
+from deployments.models import Deployment, DeploymentEvent, Environment, Placement, Release, Strategy
 
 
 class EnvironmentSerializer(serializers.ModelSerializer):
     class Meta:
         model = Environment
         fields = ["id", "slug", "name", "order", "protected", "description"]
+
+
+class ReleaseSerializer(serializers.ModelSerializer):
+    service = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+
+    class Meta:
+        model = Release
+        fields = ["id", "service", "version", "commit_sha", "committed_at", "created_at"]
+
+
+class DeploymentEventSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = DeploymentEvent
+        fields = ["at", "step", "from_state", "level", "message", "data"]
+
+
+class DeploymentSerializer(serializers.ModelSerializer):
+    service = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+    environment = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+    release = ReleaseSerializer(read_only=True)
+    previous_version = serializers.CharField(source="previous_release.version", default=None, read_only=True)
+    requested_by = serializers.CharField(source="requested_by.username", default=None, read_only=True)
+    url = serializers.CharField(source="get_absolute_url", read_only=True)
+
+    class Meta:
+        model = Deployment
+        fields = [
+            "id",
+            "url",
+            "service",
+            "environment",
+            "release",
+            "previous_version",
+            "strategy",
+            "runtime",
+            "state",
+            "paused",
+            "needs_attention",
+            "current_step",
+            "plan",
+            "traffic_share",
+            "failure_reason",
+            "requested_by",
+            "created_at",
+            "started_at",
+            "finished_at",
+        ]
+
+
+class DeploymentDetailSerializer(DeploymentSerializer):
+    events = DeploymentEventSerializer(many=True, read_only=True)
+
+    class Meta(DeploymentSerializer.Meta):
+        fields = [*DeploymentSerializer.Meta.fields, "events"]
+
+
+class DeploymentRequestSerializer(serializers.Serializer):
+    service = serializers.SlugField(help_text="The service's slug.")
+    environment = serializers.SlugField(help_text="The environment's slug.")
+    ref = serializers.CharField(required=False, allow_blank=True, max_length=100, help_text="Tag, branch or commit.")
+    release = serializers.CharField(required=False, allow_blank=True, max_length=80, help_text="A known version.")
+    strategy = serializers.ChoiceField(choices=Strategy.choices, required=False, allow_blank=True)
+
+    def validate(self, attrs: dict) -> dict:
+        if not attrs.get("ref") and not attrs.get("release"):
+            raise serializers.ValidationError({"ref": "Give a tag, branch or commit (ref), or a known release."})
+        return attrs
+
+
+class DeployEventSerializer(serializers.Serializer):
+    """A deployment done by an external CD system, reported so history and DORA metrics include it."""
+
+    service = serializers.SlugField()
+    environment = serializers.SlugField()
+    version = serializers.CharField(max_length=80)
+    commit_sha = serializers.RegexField(r"\A[0-9a-f]{40}\Z", help_text="The full 40-character commit sha.")
+    status = serializers.ChoiceField(choices=["succeeded", "failed", "rolled_back"])
+    committed_at = serializers.DateTimeField(required=False, allow_null=True)
+    started_at = serializers.DateTimeField(required=False, allow_null=True)
+    finished_at = serializers.DateTimeField(required=False, allow_null=True)
+    message = serializers.CharField(required=False, allow_blank=True, max_length=2000)
+
+    def validate(self, attrs: dict) -> dict:
+        started, finished = attrs.get("started_at"), attrs.get("finished_at")
+        if started and finished and finished < started:
+            raise serializers.ValidationError({"finished_at": "A deployment cannot finish before it starts."})
+        return attrs
+
+
+class PlacementSerializer(serializers.ModelSerializer):
+    service = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+    environment = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+    version = serializers.CharField(source="release.version", default=None, read_only=True)
+    commit_sha = serializers.CharField(source="release.commit_sha", default=None, read_only=True)
+
+    class Meta:
+        model = Placement
+        fields = ["service", "environment", "version", "commit_sha", "deployment", "since"]

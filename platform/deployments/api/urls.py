@@ -1,7 +1,14 @@
+from django.urls import path
 from rest_framework.routers import SimpleRouter
 
 from deployments.api import views
 
 router = SimpleRouter()
 router.register("environments", views.EnvironmentViewSet, basename="environment")
-urlpatterns = router.urls
+router.register("releases", views.ReleaseViewSet, basename="release")
+router.register("deployments", views.DeploymentViewSet, basename="deployment")
+router.register("placements", views.PlacementViewSet, basename="placement")
+urlpatterns = [
+    path("deploy-events/", views.DeployEventView.as_view(), name="deploy-event"),
+    *router.urls,
+]

@@ -1,12 +1,39 @@
+"""Deployments API: environments, releases, deployments with their controls, reported deploys and what runs where.
+
+Reads are open to every signed-in user (token or session); every write goes through `deployments.services`,
+which checks the deploy permission on the service, so the API and the pages refuse the same things.
+"""
+
 from typing import Any
 
-from rest_framework import viewsets
+from django.core.exceptions import PermissionDenied
+from django.shortcuts import get_object_or_404
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework import exceptions as drf_exceptions
+from rest_framework import mixins, status, viewsets
+from rest_framework.decorators import action
 from rest_framework.permissions import IsAuthenticated
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
 
+from catalog.models import Service
 from deployments import services
-from deployments.api.serializers import EnvironmentSerializer
-from deployments.models import Environment
+from deployments.api.serializers import (
+    DeployEventSerializer,
+    DeploymentDetailSerializer,
+    DeploymentRequestSerializer,
+    DeploymentSerializer,
+    EnvironmentSerializer,
+    PlacementSerializer,
+    ReleaseSerializer,
+)
+from deployments.models import Deployment, Environment, Placement, Release
 from portal.api import StaffWritePermission
+
+
+def _forbidden(error: PermissionDenied) -> drf_exceptions.PermissionDenied:
+    return drf_exceptions.PermissionDenied(str(error) or None)
 
 
 class EnvironmentViewSet(viewsets.ModelViewSet):
@@ -25,3 +52,156 @@ class EnvironmentViewSet(viewsets.ModelViewSet):
         serializer.instance = services.environment_update(
             environment=serializer.instance, updated_by=self.request.user, **serializer.validated_data
         )
+
+
+class ReleaseViewSet(viewsets.ReadOnlyModelViewSet):
+    """Releases by service (`?service=<slug>`), newest first."""
+
+    serializer_class = ReleaseSerializer
+
+    def get_queryset(self) -> Any:
+        queryset = Release.objects.select_related("service").order_by("-created_at", "-id")
+        if service := self.request.query_params.get("service"):
+            queryset = queryset.filter(service__slug=service)
+        return queryset
+
+
+class DeploymentViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
+    """Deployments, newest first. Filter with `?service=`, `?environment=` and `?state=`.
+
+    POST starts one: 201 with the pending deployment, 400 with field errors, 403 without deploy permission on the
+    service, 409 naming the deployment already active for that service and environment.
+    """
+
+    def get_queryset(self) -> Any:
+        queryset = Deployment.objects.select_related(
+            "service", "environment", "release", "release__service", "previous_release", "requested_by"
+        ).order_by("-created_at", "-id")
+        params = self.request.query_params
+        if service := params.get("service"):
+            queryset = queryset.filter(service__slug=service)
+        if environment := params.get("environment"):
+            queryset = queryset.filter(environment__slug=environment)
+        if state := params.get("state"):
+            queryset = queryset.filter(state=state)
+        if self.action == "retrieve":
+            queryset = queryset.prefetch_related("events")
+        return queryset
+
+    def get_serializer_class(self) -> Any:
+        if self.action == "create":
+            return DeploymentRequestSerializer
+        return DeploymentDetailSerializer if self.action == "retrieve" else DeploymentSerializer
+
+    @extend_schema(request=DeploymentRequestSerializer, responses={201: DeploymentSerializer, 409: OpenApiResponse()})
+    def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        serializer = DeploymentRequestSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        service = Service.objects.filter(slug=data["service"]).first()
+        environment = Environment.objects.filter(slug=data["environment"]).first()
+        errors = {}
+        if service is None:
+            errors["service"] = [f"No service called {data['service']}."]
+        if environment is None:
+            errors["environment"] = [f"No environment called {data['environment']}."]
+        if errors:
+            raise drf_exceptions.ValidationError(errors)
+        release = None
+        if data.get("release"):
+            release = Release.objects.filter(service=service, version=data["release"]).first()
+            if release is None:
+                raise drf_exceptions.ValidationError({"release": [f"{service} has no release {data['release']}."]})
+        try:
+            deployment = services.deployment_request(
+                service=service,  # type: ignore[arg-type]
+                environment=environment,  # type: ignore[arg-type]
+                user=request.user,  # type: ignore[arg-type]
+                ref=data.get("ref", ""),
+                release=release,
+                strategy=data.get("strategy", ""),
+            )
+        except PermissionDenied as error:
+            raise _forbidden(error) from None
+        return Response(DeploymentSerializer(deployment).data, status=status.HTTP_201_CREATED)
+
+    def _control(self, request: Request, call: Any, **kwargs: Any) -> Response:
+        deployment = self.get_object()
+        try:
+            result = call(deployment=deployment, user=request.user, **kwargs)
+        except PermissionDenied as error:
+            raise _forbidden(error) from None
+        code = status.HTTP_201_CREATED if result.pk != deployment.pk else status.HTTP_200_OK
+        return Response(DeploymentSerializer(result).data, status=code)
+
+    @extend_schema(request=None, responses=DeploymentSerializer)
+    @action(detail=True, methods=["post"])
+    def promote(self, request: Request, pk: str) -> Response:
+        """Skip the remaining steps: the release takes all traffic now."""
+        return self._control(request, services.deployment_promote)
+
+    @extend_schema(request=None, responses=DeploymentSerializer)
+    @action(detail=True, methods=["post"])
+    def abort(self, request: Request, pk: str) -> Response:
+        """Cancel before the rollout starts, or fail the deployment and roll it back."""
+        return self._control(request, services.deployment_abort)
+
+    @extend_schema(request=None, responses=DeploymentSerializer)
+    @action(detail=True, methods=["post"])
+    def pause(self, request: Request, pk: str) -> Response:
+        return self._control(request, services.deployment_pause, paused=True)
+
+    @extend_schema(request=None, responses=DeploymentSerializer)
+    @action(detail=True, methods=["post"])
+    def resume(self, request: Request, pk: str) -> Response:
+        return self._control(request, services.deployment_pause, paused=False)
+
+    @extend_schema(request=None, responses={201: DeploymentSerializer})
+    @action(detail=True, methods=["post"])
+    def redeploy(self, request: Request, pk: str) -> Response:
+        """Deploy this release again as a new deployment (a rollback to it)."""
+        return self._control(request, services.deployment_redeploy)
+
+
+class DeployEventView(APIView):
+    """Report a deployment done by an external CD system (GitHub Actions, Argo CD...), with an API token."""
+
+    @extend_schema(request=DeployEventSerializer, responses={201: DeploymentSerializer})
+    def post(self, request: Request) -> Response:
+        serializer = DeployEventSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        service = get_object_or_404(Service, slug=data.pop("service"))
+        environment = Environment.objects.filter(slug=data["environment"]).first()
+        if environment is None:
+            raise drf_exceptions.ValidationError({"environment": [f"No environment called {data['environment']}."]})
+        data.pop("environment")
+        try:
+            deployment = services.deploy_event_record(
+                service=service,
+                environment=environment,
+                user=request.user,  # type: ignore[arg-type]
+                committed_at=data.pop("committed_at", None),
+                started_at=data.pop("started_at", None),
+                finished_at=data.pop("finished_at", None),
+                **data,
+            )
+        except PermissionDenied as error:
+            raise _forbidden(error) from None
+        return Response(DeploymentSerializer(deployment).data, status=status.HTTP_201_CREATED)
+
+
+class PlacementViewSet(viewsets.ReadOnlyModelViewSet):
+    """What runs where: one row per service and environment. Filter with `?service=` or `?environment=`."""
+
+    serializer_class = PlacementSerializer
+
+    def get_queryset(self) -> Any:
+        queryset = Placement.objects.select_related("service", "environment", "release").order_by(
+            "service__slug", "environment__order"
+        )
+        if service := self.request.query_params.get("service"):
+            queryset = queryset.filter(service__slug=service)
+        if environment := self.request.query_params.get("environment"):
+            queryset = queryset.filter(environment__slug=environment)
+        return queryset
