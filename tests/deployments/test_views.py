@@ -75,8 +75,9 @@ def test_board_lists_in_flight_and_finished(client, world, target, django_assert
             release=release, service=world.service, environment=target.environment, strategy="canary",
             runtime="simulated", state=State.ROLLED_BACK, failure_reason=f"bad {n}",
         )  # fmt: skip
+    release = release_make(world.service, "2.0.0")
     active = services.deployment_request(
-        service=world.service, environment=target.environment, user=world.owner, release=release_make(world.service, "2.0.0")
+        service=world.service, environment=target.environment, user=world.owner, release=release
     )
     client.force_login(world.outsider)
     with django_assert_max_num_queries(8):
