@@ -245,3 +245,31 @@ class Placement(models.Model):
 
     def __str__(self) -> str:
         return f"{self.service.slug} in {self.environment.slug}: {self.release}"
+
+
+class WebhookCallback(models.Model):
+    """An external CD system's signed report on one step it was asked to do; the webhook runtime waits for these.
+
+    Rows are kept (not overwritten) so a deployment's exchange with its CD system can be read afterwards, and the
+    unique nonce makes a replayed report a database error rather than a second answer.
+    """
+
+    class Status(models.TextChoices):
+        SUCCEEDED = "succeeded", "Succeeded"
+        FAILED = "failed", "Failed"
+        RUNNING = "running", "Running"
+
+    deployment = models.ForeignKey(Deployment, on_delete=models.CASCADE, related_name="callbacks")
+    step = models.CharField(max_length=60)
+    status = models.CharField(max_length=20, choices=Status.choices)
+    message = models.TextField(blank=True, max_length=2000)
+    payload = models.JSONField(default=dict, blank=True)
+    nonce = models.CharField(max_length=64, unique=True)
+    received_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["received_at", "id"]
+        indexes = [models.Index(fields=["deployment", "step"], name="webhook_callback_step")]
+
+    def __str__(self) -> str:
+        return f"#{self.deployment_id} {self.step}: {self.status}"

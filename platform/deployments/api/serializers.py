@@ -10,7 +10,7 @@ class EnvironmentSerializer(serializers.ModelSerializer):
 
 
 class ReleaseSerializer(serializers.ModelSerializer):
-    service = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+    service = serializers.CharField(source="service.slug", read_only=True)
 
     class Meta:
         model = Release
@@ -24,8 +24,8 @@ class DeploymentEventSerializer(serializers.ModelSerializer):
 
 
 class DeploymentSerializer(serializers.ModelSerializer):
-    service = serializers.SlugRelatedField(slug_field="slug", read_only=True)
-    environment = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+    service = serializers.CharField(source="service.slug", read_only=True)
+    environment = serializers.CharField(source="environment.slug", read_only=True)
     release = ReleaseSerializer(read_only=True)
     previous_version = serializers.CharField(source="previous_release.version", default=None, read_only=True)
     requested_by = serializers.CharField(source="requested_by.username", default=None, read_only=True)
@@ -97,8 +97,8 @@ class DeployEventSerializer(serializers.Serializer):
 
 
 class PlacementSerializer(serializers.ModelSerializer):
-    service = serializers.SlugRelatedField(slug_field="slug", read_only=True)
-    environment = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+    service = serializers.CharField(source="service.slug", read_only=True)
+    environment = serializers.CharField(source="environment.slug", read_only=True)
     version = serializers.CharField(source="release.version", default=None, read_only=True)
     commit_sha = serializers.CharField(source="release.commit_sha", default=None, read_only=True)
 
