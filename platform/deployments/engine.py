@@ -116,8 +116,13 @@ def run_step(deployment_id: int, version: int) -> None:
     if outcome is None:
         try:
             outcome = _work(deployment, ctx)
+            ctx.state.pop("last_wait", None)
         except Waiting as waiting:
-            outcome = Outcome(notes=[("info", str(waiting), {})], delay=waiting.seconds)
+            # A poll repeats every few seconds; the timeline says what is awaited once, not on every poll.
+            message = str(waiting)
+            notes = [] if ctx.state.get("last_wait") == message else [("info", message, {})]
+            ctx.state["last_wait"] = message
+            outcome = Outcome(notes=notes, delay=waiting.seconds)
         except StepFailed as failure:
             outcome = _after_failure(deployment, str(failure))
         except Exception as error:

@@ -18,12 +18,13 @@ from urllib.parse import parse_qs, urlparse
 
 import pytest
 from django.core.exceptions import ValidationError
+from django.conf import settings
 from django.test import override_settings
 
 from deployments import tasks, webhooks
 from deployments.models import TERMINAL_STATES, Deployment, Environment, State, WebhookCallback
 from deployments.runtimes.base import Context
-from deployments.runtimes.webhook import WebhookRuntime, callback_url
+from deployments.runtimes.webhook import WebhookRuntime
 from deployments.services import deployment_request
 from tests.deployments.support import release_make, step, target_make
 
@@ -440,5 +441,34 @@ def test_stop_all_tells_the_cd_system_without_waiting(world, production, cd) -> 
     assert request.json["action"] == "stop" and request.json["service"] == world.service.slug
 
 
-def test_the_callback_url_does_not_need_the_url_name() -> None:
-    assert callback_url(7).endswith("/api/v1/deployments/7/callback/")
+def test_the_callback_endpoint_takes_signed_reports_over_http(deployment, cd, api_client) -> None:
+    deployment = run_until_asked(deployment, cd)
+    url = cd.posts[-1].json["callback_url"].removeprefix(settings.PORTAL_URL)
+    assert url == f"/api/v1/deployments/{deployment.pk}/callback/"
+
+    def post(body: bytes, headers: dict[str, str]):  # type: ignore[no-untyped-def]
+        http_headers = {f"HTTP_{name.upper().replace('-', '_')}": value for name, value in headers.items()}
+        return api_client.post(url, data=body, content_type="application/json", **http_headers)
+
+    forged = callback_body("prepare")
+    refused = post(forged, webhooks.signed_headers("guessed", forged))
+    assert refused.status_code == 403 and "bad signature" in refused.json()["detail"]
+    malformed = b'{"step": "prepare", "status": "done", "nonce": "0123456789abcdef"}'
+    invalid = post(malformed, webhooks.signed_headers(SECRET, malformed))
+    assert invalid.status_code == 400 and "status" in invalid.json()
+    assert not WebhookCallback.objects.exists()
+
+    body = callback_body(last_step(cd))
+    accepted = post(body, webhooks.signed_headers(SECRET, body))
+    assert accepted.status_code == 202, accepted.content
+    assert WebhookCallback.objects.get().status == "succeeded"
+    assert post(body, webhooks.signed_headers(SECRET, body)).status_code == 403  # the same report again
+
+
+def test_waiting_is_on_the_timeline_once_not_on_every_poll(deployment, cd) -> None:
+    deployment = run_until_asked(deployment, cd)
+    for _ in range(3):
+        deployment = step(deployment)
+    assert deployment.state == State.POLICY_CHECK
+    waits = [event.message for event in deployment.events.all() if event.message.startswith("waiting for")]
+    assert len(waits) == 1, waits

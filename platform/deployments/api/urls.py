@@ -9,6 +9,7 @@ router.register("releases", views.ReleaseViewSet, basename="release")
 router.register("deployments", views.DeploymentViewSet, basename="deployment")
 router.register("placements", views.PlacementViewSet, basename="placement")
 urlpatterns = [
+    path("deployments/<int:pk>/callback/", views.DeploymentCallbackView.as_view(), name="deployment-callback"),
     path("deploy-events/", views.DeployEventView.as_view(), name="deploy-event"),
     *router.urls,
 ]

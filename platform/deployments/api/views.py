@@ -6,19 +6,19 @@ which checks the deploy permission on the service, so the API and the pages refu
 
 from typing import Any
 
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import exceptions as drf_exceptions
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
-from rest_framework.permissions import IsAuthenticated
+from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from catalog.models import Service
-from deployments import services
+from deployments import services, webhooks
 from deployments.api.serializers import (
     DeployEventSerializer,
     DeploymentDetailSerializer,
@@ -205,3 +205,25 @@ class PlacementViewSet(viewsets.ReadOnlyModelViewSet):
         if environment := self.request.query_params.get("environment"):
             queryset = queryset.filter(environment__slug=environment)
         return queryset
+
+
+class DeploymentCallbackView(APIView):
+    """A CD system's signed report on a step of a deployment that runs on the webhook runtime.
+
+    No session or token: the HMAC signature over the timestamp and the raw body, made with the deploy target's
+    webhook secret, is the authentication (see `deployments.webhooks`). 202 when stored; 400 with field errors
+    for a malformed report; 403 for an unsigned, forged, stale or replayed one, or one for a finished deployment.
+    """
+
+    authentication_classes: list[Any] = []
+    permission_classes = [AllowAny]
+
+    @extend_schema(request=None, responses={202: OpenApiResponse(), 400: OpenApiResponse(), 403: OpenApiResponse()})
+    def post(self, request: Request, pk: int) -> Response:
+        try:
+            callback = webhooks.callback_receive(deployment_id=pk, body=request.body, headers=request.headers)
+        except webhooks.CallbackRefused as refused:
+            return Response({"detail": f"Callback refused: {refused}."}, status=status.HTTP_403_FORBIDDEN)
+        except ValidationError as error:
+            return Response(error.message_dict, status=status.HTTP_400_BAD_REQUEST)
+        return Response({"id": callback.pk, "step": callback.step, "status": callback.status}, status=202)

@@ -19,7 +19,7 @@ from typing import Any
 
 import httpx
 from django.conf import settings
-from django.urls import NoReverseMatch, reverse
+from django.urls import reverse
 
 from deployments import analysis, webhooks
 from deployments.models import DeployTarget, WebhookCallback
@@ -36,15 +36,8 @@ class CDSystemUnavailable(RuntimeError):
 
 
 def callback_url(deployment_id: int) -> str:
-    """Where the CD system reports on this deployment's steps.
-
-    The URL name may be missing while the API is wired up; the path is part of the contract with CD systems,
-    so falling back to it gives the same address.
-    """
-    try:
-        path = reverse("api:deployment-callback", args=[deployment_id])
-    except NoReverseMatch:
-        path = f"/api/v1/deployments/{deployment_id}/callback/"
+    """Where the CD system reports on this deployment's steps."""
+    path = reverse("api:deployment-callback", args=[deployment_id])
     return f"{settings.PORTAL_URL}{path}"
 
 
