@@ -64,6 +64,14 @@ class ServiceForm(InlineValidationMixin, forms.ModelForm):
                 self.initial.setdefault("owner", owner_choices[0].pk)
         self.fields["system"].queryset = System.objects.order_by("name")  # type: ignore[attr-defined]
         self.fields["system"].empty_label = "No system"  # type: ignore[attr-defined]
+        # Retirement is a workflow (Decommission on the service page), not a value to pick here.
+        retiring = (Service.Lifecycle.DECOMMISSIONING, Service.Lifecycle.DECOMMISSIONED)
+        if self.instance.lifecycle in retiring:
+            self.fields["lifecycle"].disabled = True
+        else:
+            lifecycle = self.fields["lifecycle"]
+            lifecycle.choices = [c for c in lifecycle.choices if c[0] not in retiring]  # type: ignore[attr-defined]
+            lifecycle.help_text = "To retire the service, use Decommission on its page."
 
 
 class TransferForm(forms.Form):

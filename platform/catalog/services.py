@@ -110,6 +110,20 @@ def service_create(
     return service
 
 
+RETIRING = (Service.Lifecycle.DECOMMISSIONING, Service.Lifecycle.DECOMMISSIONED)
+
+
+def _refuse_retirement_edits(service: Service, fields: dict[str, object]) -> None:
+    """Retirement has its own workflow (approval, stopping, archiving); an edit neither starts nor undoes it."""
+    if service.lifecycle == Service.Lifecycle.DECOMMISSIONED:
+        raise ValidationError(f"{service.slug} is decommissioned: its record is read-only.")
+    lifecycle = fields.get("lifecycle", service.lifecycle)
+    if lifecycle != service.lifecycle and (lifecycle in RETIRING or service.lifecycle in RETIRING):
+        raise ValidationError(
+            {"lifecycle": ["Retiring a service goes through its decommission workflow (Decommission on its page)."]}
+        )
+
+
 @transaction.atomic
 def service_update(*, service: Service, updated_by: User, **fields: object) -> Service:
     """Change a service's descriptive fields; ownership moves only through service_transfer."""
@@ -118,6 +132,7 @@ def service_update(*, service: Service, updated_by: User, **fields: object) -> S
         raise ValueError(f"service_update cannot change {sorted(unknown)}; use service_transfer for the owner")
     service = Service.objects.select_for_update().get(pk=service.pk)
     _refuse_if_source_owned(service, next(iter(fields), "__all__"))
+    _refuse_retirement_edits(service, fields)
     before = audit.snapshot(service, fields=SERVICE_FIELDS)
     tags = fields.pop("tags", None)
     for name, value in fields.items():

@@ -15,7 +15,7 @@ from catalog import export, imports, selectors, services
 from catalog.filters import ServiceFilterSet
 from catalog.forms import DependencyForm, ImportForm, ServiceForm, TransferForm
 from catalog.models import Api, Dependency, ImportRun, Service
-from catalog.permissions import user_can
+from catalog.permissions import checker_for, user_can
 from deployments import selectors as deployment_selectors
 from portal.forms import apply_errors, validation_response
 from teams import selectors as team_selectors
@@ -55,7 +55,9 @@ def service_detail(request: HttpRequest, slug: str) -> HttpResponse:
     service = get_object_or_404(selectors.service_list_visible(user=request.user), slug=slug)
     outgoing, incoming = selectors.service_dependencies(service=service)
     cycle_ids = selectors.service_cycle_neighbours(service=service) if outgoing and incoming else set()
-    can_change = user_can(request.user, "catalog.change_service", service)
+    retired = service.lifecycle == Service.Lifecycle.DECOMMISSIONED  # a read-only record
+    checker = checker_for(request.user)
+    can_change = not retired and user_can(request.user, "catalog.change_service", service, checker=checker)
     source = selectors.entity_source_for(obj=service)
     context = {
         "service": service,
@@ -73,7 +75,9 @@ def service_detail(request: HttpRequest, slug: str) -> HttpResponse:
         "can_change": can_change,
         "dependency_form": DependencyForm() if can_change and not source else None,
         "golden_path_latest": _golden_path_version(service.golden_path),
-        "can_deploy": user_can(request.user, "catalog.deploy_service", service),
+        "can_deploy": not retired and user_can(request.user, "catalog.deploy_service", service, checker=checker),
+        "can_decommission": not retired
+        and user_can(request.user, "catalog.decommission_service", service, checker=checker),
         **deployment_selectors.service_summary(service=service),
     }
     return render(request, "catalog/service_detail.html", context)

@@ -120,7 +120,9 @@ def run_step(deployment_id: int, version: int) -> None:
         except Waiting as waiting:
             # A poll repeats every few seconds; the timeline says what is awaited once, not on every poll.
             message = str(waiting)
-            notes = [] if ctx.state.get("last_wait") == message else [("info", message, {})]
+            notes: list[tuple[str, str, dict[str, Any]]] = []
+            if ctx.state.get("last_wait") != message:
+                notes.append(("info", message, {}))
             ctx.state["last_wait"] = message
             outcome = Outcome(notes=notes, delay=waiting.seconds)
         except StepFailed as failure:

@@ -24,3 +24,16 @@ class DeployForm(forms.Form):
     def __init__(self, *args: Any, environments: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.fields["environment"].queryset = environments  # type: ignore[attr-defined]
+
+
+class DecommissionForm(forms.Form):
+    reason = forms.CharField(
+        max_length=2000,
+        widget=forms.Textarea(attrs={"rows": 3}),
+        help_text="Why it is retired and what replaces it; it stays on the service's record.",
+    )
+    planned_for = forms.DateField(
+        label="Planned date",
+        widget=forms.DateInput(attrs={"type": "date"}),
+        help_text="The day it stops. Approval before then schedules the work for that day.",
+    )

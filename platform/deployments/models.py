@@ -273,3 +273,114 @@ class WebhookCallback(models.Model):
 
     def __str__(self) -> str:
         return f"#{self.deployment_id} {self.step}: {self.status}"
+
+
+class DecommissionState(models.TextChoices):
+    REQUESTED = "requested", "Awaiting approval"
+    APPROVED = "approved", "Approved"
+    STOPPING = "stopping", "Stopping environments"
+    ARCHIVING = "archiving", "Archiving the repository"
+    REVOKING = "revoking", "Revoking permissions"
+    DONE = "done", "Decommissioned"
+    FAILED = "failed", "Failed"
+    CANCELLED = "cancelled", "Cancelled"
+
+
+DECOMMISSION_CLOSED = frozenset({DecommissionState.DONE, DecommissionState.CANCELLED})
+# The workflow's steps in order; each is a state a worker runs, then leaves for the next.
+DECOMMISSION_STEPS = (
+    DecommissionState.APPROVED,
+    DecommissionState.STOPPING,
+    DecommissionState.ARCHIVING,
+    DecommissionState.REVOKING,
+)
+
+
+class Decommission(models.Model):
+    """Retiring one service: requested by an owner, approved by a lead, then run step by step by workers.
+
+    The service row stays, read-only, with its whole history; only its runtime, repository and permissions go.
+    """
+
+    service = models.ForeignKey(Service, on_delete=models.CASCADE, related_name="decommissions")
+    reason = models.TextField(max_length=2000)
+    planned_for = models.DateField(help_text="The day the service stops; approval before it schedules the work.")
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="decommissions_requested"
+    )
+    approved_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    approved_at = models.DateTimeField(null=True, blank=True)
+    state = models.CharField(max_length=20, choices=DecommissionState.choices, default=DecommissionState.REQUESTED)
+    failed_step = models.CharField(max_length=20, blank=True, help_text="The step to resume after a failure.")
+    failure_reason = models.TextField(blank=True)
+    previous_lifecycle = models.CharField(max_length=20, blank=True)
+    progress = models.JSONField(default=dict, blank=True, help_text="What each step has done, so a retry skips it.")
+    version = models.PositiveIntegerField(default=0)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    next_run_at = models.DateTimeField(null=True, blank=True)
+    lease_until = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["service"],
+                condition=~Q(state__in=sorted(DECOMMISSION_CLOSED)),
+                name="decommission_one_open_per_service",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"Decommission of {self.service.slug} #{self.pk}"
+
+    def get_absolute_url(self) -> str:
+        return reverse("deployments:decommission", args=[self.pk])
+
+    @property
+    def is_open(self) -> bool:
+        return self.state not in DECOMMISSION_CLOSED
+
+    @property
+    def is_running(self) -> bool:
+        return self.state in DECOMMISSION_STEPS and self.approved_at is not None
+
+    @property
+    def started(self) -> bool:
+        """Whether a destructive step has begun; before that the request can simply be cancelled."""
+        step = self.failed_step if self.state == DecommissionState.FAILED else self.state
+        return step in (DecommissionState.STOPPING, DecommissionState.ARCHIVING, DecommissionState.REVOKING)
+
+    @property
+    def step_index(self) -> int:
+        """How many of the four steps are done, for the progress list."""
+        if self.state == DecommissionState.DONE:
+            return len(DECOMMISSION_STEPS)
+        step = self.failed_step if self.state == DecommissionState.FAILED else self.state
+        return DECOMMISSION_STEPS.index(step) if step in DECOMMISSION_STEPS else 0
+
+
+class DecommissionEvent(models.Model):
+    """Append-only timeline of a decommission: requests, checks, approvals, each step and each failure."""
+
+    decommission = models.ForeignKey(Decommission, on_delete=models.CASCADE, related_name="events")
+    at = models.DateTimeField(auto_now_add=True)
+    step = models.CharField(max_length=20)
+    from_state = models.CharField(max_length=20, blank=True)
+    level = models.CharField(max_length=10, default="info")
+    message = models.TextField()
+    data = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["at", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.decommission_id} {self.step}: {self.message[:60]}"
+
+    @property
+    def step_display(self) -> str:
+        return DecommissionState(self.step).label if self.step in DecommissionState.values else self.step

@@ -10,6 +10,8 @@ from django.db.models import Prefetch, QuerySet
 from catalog.models import Service
 from deployments.models import (
     ACTIVE_STATES,
+    Decommission,
+    DecommissionState,
     Deployment,
     DeploymentEvent,
     DeployTarget,
@@ -192,4 +194,5 @@ def service_summary(*, service: Service) -> dict[str, Any]:
         for t in targets
     ]
     recent = list(_with_related(Deployment.objects.filter(service=service))[:10])
-    return {"targets": rows, "recent": recent}
+    decommission = Decommission.objects.filter(service=service).exclude(state=DecommissionState.CANCELLED).first()
+    return {"targets": rows, "recent": recent, "decommission": decommission}

@@ -24,6 +24,8 @@ from catalog.permissions import user_can
 from deployments import engine, machine, strategies
 from deployments.models import (
     ACTIVE_STATES,
+    DECOMMISSION_CLOSED,
+    Decommission,
     Deployment,
     DeploymentEvent,
     DeployTarget,
@@ -269,6 +271,10 @@ def deployment_request(
     _require(user, "catalog.deploy_service", service, "deploy it")
     if service.lifecycle in FINISHED_SERVICE:
         raise ValidationError({"service": [f"{service.slug} is {service.get_lifecycle_display().lower()}."]})
+    if retiring := Decommission.objects.filter(service=service).exclude(state__in=DECOMMISSION_CLOSED).first():
+        raise ValidationError(
+            {"service": [f"{service.slug} is being decommissioned (#{retiring.pk}); it takes no new deployments."]}
+        )
     target = DeployTarget.objects.filter(service=service, environment=environment).first()
     if target is None:
         raise ValidationError(

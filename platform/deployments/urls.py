@@ -10,4 +10,8 @@ urlpatterns = [
     path("<int:pk>/redeploy/", views.redeploy, name="redeploy"),
     path("<int:pk>/<slug:action>/", views.control, name="control"),
     path("new/<slug:slug>/", views.deploy, name="deploy"),
+    path("decommissions/", views.decommissions, name="decommissions"),
+    path("decommissions/<int:pk>/", views.decommission_detail, name="decommission"),
+    path("decommissions/<int:pk>/<slug:action>/", views.decommission_control, name="decommission-control"),
+    path("retire/<slug:slug>/", views.decommission_new, name="decommission-new"),
 ]

@@ -13,13 +13,15 @@ from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from catalog import selectors as catalog_selectors
 from catalog.permissions import user_can
+from deployments import decommission as retire
 from deployments import selectors, services
-from deployments.forms import DeployForm
-from deployments.models import Deployment, Environment
+from deployments.forms import DecommissionForm, DeployForm
+from deployments.models import Decommission, Deployment, Environment
 from portal.errors import Conflict
 from portal.forms import apply_errors
 from teams.models import Team
@@ -166,3 +168,105 @@ def environments(request: HttpRequest) -> HttpResponse:
         "page_query": f"{query}&" if query else "",
     }
     return render(request, _fragment(request, "deployments/environments.html", "matrix"), context)
+
+
+# Decommissioning
+
+
+@login_required
+@require_GET
+def decommissions(request: HttpRequest) -> HttpResponse:
+    """Retirements awaiting approval or running, and those finished lately."""
+    rows = Decommission.objects.select_related("service", "service__owner", "requested_by", "approved_by")
+    context = {
+        "open": [d for d in rows.exclude(state__in=["done", "cancelled"]).order_by("created_at")],
+        "closed": list(rows.filter(state__in=["done", "cancelled"]).order_by("-finished_at")[:25]),
+    }
+    return render(request, "deployments/decommissions.html", context)
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def decommission_new(request: HttpRequest, slug: str) -> HttpResponse:
+    """Ask to retire a service: the checks are on the page before the request is made, and again when it is."""
+    service = get_object_or_404(catalog_selectors.service_list_visible(user=request.user), slug=slug)
+    if not retire.can_request(request.user, service):
+        raise PermissionDenied(f"Only {service.owner} (the owners of {service.slug}) and admins may retire it.")
+    existing = retire.open_decommission(service)
+    if existing is not None:
+        messages.info(request, f"{service.slug} already has decommission #{existing.pk}.")
+        return redirect(existing)
+    form = DecommissionForm(request.POST or None, initial={"planned_for": timezone.localdate()})
+    if request.method == "POST" and form.is_valid():
+        try:
+            created = retire.decommission_request(
+                service=service,
+                user=request.user,  # type: ignore[arg-type]
+                reason=form.cleaned_data["reason"],
+                planned_for=form.cleaned_data["planned_for"],
+            )
+        except ValidationError as error:
+            apply_errors(form, error)
+        except Conflict as conflict:
+            messages.error(request, conflict.message)
+        else:
+            messages.success(request, "Requested. A lead of the team (or a platform admin) approves it next.")
+            return redirect(created)
+    context = {"service": service, "form": form, "checks": retire.checks(service)}
+    return render(request, "deployments/decommission_new.html", context, status=400 if form.errors else 200)
+
+
+def _decommission(pk: int) -> Decommission:
+    found = (
+        Decommission.objects.select_related("service", "service__owner", "requested_by", "approved_by")
+        .filter(pk=pk)
+        .first()
+    )
+    if found is None:
+        raise Http404("No such decommission.")
+    return found
+
+
+@login_required
+@require_GET
+def decommission_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    decommission = _decommission(pk)
+    context = {
+        "decommission": decommission,
+        "events": list(decommission.events.all()),
+        "steps": DECOMMISSION_STEP_LABELS,
+        "can_approve": decommission.state == "requested" and retire.can_approve(request.user, decommission),
+        "can_operate": retire.can_operate(request.user, decommission),
+        "checks": retire.checks(decommission.service) if decommission.state == "requested" else None,
+        "now": timezone.now(),
+    }
+    return render(request, _fragment(request, "deployments/decommission.html", "live"), context)
+
+
+DECOMMISSION_STEP_LABELS = [
+    "Check again that nothing depends on it",
+    "Stop it in every environment",
+    "Archive its repository",
+    "Revoke permissions on it",
+]
+DECOMMISSION_CONTROLS: dict[str, tuple[Callable[..., Decommission], str]] = {
+    "approve": (retire.decommission_approve, "Approved."),
+    "cancel": (retire.decommission_cancel, "Cancelled; the service is back as it was."),
+    "resume": (retire.decommission_resume, "Resumed from the step that failed."),
+}
+
+
+@login_required
+@require_POST
+def decommission_control(request: HttpRequest, pk: int, action: str) -> HttpResponse:
+    decommission = _decommission(pk)
+    if action not in DECOMMISSION_CONTROLS:
+        raise Http404("No such action.")
+    call, done = DECOMMISSION_CONTROLS[action]
+    try:
+        call(decommission=decommission, user=request.user)
+    except (Conflict, ValidationError) as error:
+        messages.error(request, error.message if isinstance(error, Conflict) else " ".join(error.messages))
+    else:
+        messages.success(request, done)
+    return redirect(decommission)

@@ -3,6 +3,7 @@ publishers plug in behind the same two functions by settings (SCAFFOLD_PUBLISHER
 
 import os
 import re
+import shlex
 import shutil
 import subprocess
 from dataclasses import dataclass
@@ -79,6 +80,23 @@ def local_unpublish(*, name: str) -> None:
     bare = _bare_path(name)
     if bare.exists():
         shutil.rmtree(bare)
+
+
+def local_archive(*, name: str, reason: str) -> None:
+    """Make a repository read-only, as a forge's "archive" does: it can still be cloned, every push is refused."""
+    bare = _bare_path(name)
+    if not bare.exists():
+        raise PublishError(f"There is no repository called {name}.")
+    hook = bare / "hooks" / "pre-receive"
+    hook.parent.mkdir(exist_ok=True)
+    message = shlex.quote(f"This repository is archived and takes no pushes: {reason}")
+    hook.write_text(f"#!/bin/sh\necho {message} >&2\nexit 1\n")
+    hook.chmod(0o755)
+    (bare / "ARCHIVED").write_text(reason + "\n")
+
+
+def local_archived(*, name: str) -> bool:
+    return local_exists(name=name) and (_bare_path(name) / "ARCHIVED").exists()
 
 
 def local_browse(*, name: str, limit: int = 10) -> tuple[list[str], list[dict[str, str]]]:

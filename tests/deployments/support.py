@@ -70,7 +70,7 @@ class ScriptedRuntime(Runtime):
             raise RuntimeError("the old replicas would not start")
 
     def stop_all(self, *, service: str, environment: str) -> None:
-        self.calls.append(f"stop_all:{service}:{environment}")
+        self._call(f"stop_all:{service}:{environment}")
 
 
 @contextmanager

@@ -1,6 +1,15 @@
 from rest_framework import serializers
 
-from deployments.models import Deployment, DeploymentEvent, Environment, Placement, Release, Strategy
+from deployments.models import (
+    Decommission,
+    DecommissionEvent,
+    Deployment,
+    DeploymentEvent,
+    Environment,
+    Placement,
+    Release,
+    Strategy,
+)
 
 
 class EnvironmentSerializer(serializers.ModelSerializer):
@@ -105,3 +114,47 @@ class PlacementSerializer(serializers.ModelSerializer):
     class Meta:
         model = Placement
         fields = ["service", "environment", "version", "commit_sha", "deployment", "since"]
+
+
+class DecommissionEventSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = DecommissionEvent
+        fields = ["at", "step", "from_state", "level", "message", "data"]
+
+
+class DecommissionSerializer(serializers.ModelSerializer):
+    service = serializers.CharField(source="service.slug", read_only=True)
+    state_display = serializers.CharField(source="get_state_display", read_only=True)
+    requested_by = serializers.CharField(source="requested_by.username", default=None, read_only=True)
+    approved_by = serializers.CharField(source="approved_by.username", default=None, read_only=True)
+
+    class Meta:
+        model = Decommission
+        fields = [
+            "id",
+            "service",
+            "state",
+            "state_display",
+            "reason",
+            "planned_for",
+            "requested_by",
+            "approved_by",
+            "approved_at",
+            "failed_step",
+            "failure_reason",
+            "created_at",
+            "finished_at",
+        ]
+
+
+class DecommissionDetailSerializer(DecommissionSerializer):
+    events = DecommissionEventSerializer(many=True, read_only=True)
+
+    class Meta(DecommissionSerializer.Meta):
+        fields = [*DecommissionSerializer.Meta.fields, "events"]
+
+
+class DecommissionRequestSerializer(serializers.Serializer):
+    service = serializers.SlugField(max_length=100)
+    reason = serializers.CharField(max_length=2000)
+    planned_for = serializers.DateField()

@@ -18,8 +18,11 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from catalog.models import Service
-from deployments import services, webhooks
+from deployments import decommission, services, webhooks
 from deployments.api.serializers import (
+    DecommissionDetailSerializer,
+    DecommissionRequestSerializer,
+    DecommissionSerializer,
     DeployEventSerializer,
     DeploymentDetailSerializer,
     DeploymentRequestSerializer,
@@ -28,7 +31,7 @@ from deployments.api.serializers import (
     PlacementSerializer,
     ReleaseSerializer,
 )
-from deployments.models import Deployment, Environment, Placement, Release
+from deployments.models import Decommission, Deployment, Environment, Placement, Release
 from portal.api import StaffWritePermission
 
 
@@ -227,3 +230,72 @@ class DeploymentCallbackView(APIView):
         except ValidationError as error:
             return Response(error.message_dict, status=status.HTTP_400_BAD_REQUEST)
         return Response({"id": callback.pk, "step": callback.step, "status": callback.status}, status=202)
+
+
+class DecommissionViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
+    """Service retirements, newest first (`?service=`, `?state=`).
+
+    POST asks to retire a service: 201, 400 with field errors (the `service` error lists the services that still
+    depend on it and the deployments in flight), 403 without the decommission permission, 409 naming an open one.
+    """
+
+    def get_queryset(self) -> Any:
+        queryset = Decommission.objects.select_related("service", "requested_by", "approved_by")
+        params = self.request.query_params
+        if service := params.get("service"):
+            queryset = queryset.filter(service__slug=service)
+        if state := params.get("state"):
+            queryset = queryset.filter(state=state)
+        if self.action == "retrieve":
+            queryset = queryset.prefetch_related("events")
+        return queryset.order_by("-created_at", "-id")
+
+    def get_serializer_class(self) -> Any:
+        if self.action == "create":
+            return DecommissionRequestSerializer
+        return DecommissionDetailSerializer if self.action == "retrieve" else DecommissionSerializer
+
+    @extend_schema(request=DecommissionRequestSerializer, responses={201: DecommissionSerializer})
+    def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        serializer = DecommissionRequestSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        service = Service.objects.filter(slug=data["service"]).first()
+        if service is None:
+            raise drf_exceptions.ValidationError({"service": [f"No service called {data['service']}."]})
+        try:
+            retirement = decommission.decommission_request(
+                service=service,
+                user=request.user,  # type: ignore[arg-type]
+                reason=data["reason"],
+                planned_for=data["planned_for"],
+            )
+        except PermissionDenied as error:
+            raise _forbidden(error) from None
+        return Response(DecommissionSerializer(retirement).data, status=status.HTTP_201_CREATED)
+
+    def _control(self, request: Request, call: Any) -> Response:
+        retirement = self.get_object()
+        try:
+            result = call(decommission=retirement, user=request.user)
+        except PermissionDenied as error:
+            raise _forbidden(error) from None
+        return Response(DecommissionSerializer(result).data)
+
+    @extend_schema(request=None, responses=DecommissionSerializer)
+    @action(detail=True, methods=["post"])
+    def approve(self, request: Request, pk: str) -> Response:
+        """A lead of the owning team (not the requester) or an admin approves; the checks run again first."""
+        return self._control(request, decommission.decommission_approve)
+
+    @extend_schema(request=None, responses=DecommissionSerializer)
+    @action(detail=True, methods=["post"])
+    def cancel(self, request: Request, pk: str) -> Response:
+        """Withdraw it, as long as nothing has been stopped yet."""
+        return self._control(request, decommission.decommission_cancel)
+
+    @extend_schema(request=None, responses=DecommissionSerializer)
+    @action(detail=True, methods=["post"])
+    def resume(self, request: Request, pk: str) -> Response:
+        """Run the failed step again from where it stopped."""
+        return self._control(request, decommission.decommission_resume)
