@@ -50,4 +50,6 @@ def test_starts_within_a_second_and_stops_on_sigterm():
     assert messages[0] == "listening"
     assert entries[0]["port"] == port
     assert "request" in messages
-    assert messages[-2:] == ["stopping", "stopped"]
+    # The request's log line may land after "stopping": it is written once the answer has gone out.
+    assert messages[-1] == "stopped"
+    assert messages.count("stopping") == 1
