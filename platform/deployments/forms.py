@@ -34,6 +34,7 @@ class DecommissionForm(forms.Form):
     )
     planned_for = forms.DateField(
         label="Planned date",
-        widget=forms.DateInput(attrs={"type": "date"}),
+        # ISO, whatever the locale: a date input shows nothing for any other format (en-gb would give 29/11/2026).
+        widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d"),
         help_text="The day it stops. Approval before then schedules the work for that day.",
     )

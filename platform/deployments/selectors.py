@@ -53,8 +53,11 @@ class AnalysisPoint:
     p_value: float | None
 
 
-def analyses(events: list[DeploymentEvent]) -> list[AnalysisPoint]:
-    """The analysis figures recorded on the timeline, one point per analysis, for the charts."""
+def analyses(events: list[DeploymentEvent], *, plan: list[dict[str, Any]] | None = None) -> list[AnalysisPoint]:
+    """The analysis figures recorded on the timeline, one point per analysis, for the charts.
+
+    Each point is named by its plan step's label ("canary at 25 %"), as the plan list names it, else by its number.
+    """
     points = []
     for event in events:
         if event.message != "Analysis figures" or "figures" not in event.data:
@@ -62,9 +65,11 @@ def analyses(events: list[DeploymentEvent]) -> list[AnalysisPoint]:
         figures = event.data["figures"]
         canary, baseline = figures.get("canary") or {}, figures.get("baseline") or None
         mann_whitney = figures.get("mann_whitney") or {}
+        index = int(event.data.get("step", 0))
+        step = plan[index] if plan and 0 <= index < len(plan) else {}
         points.append(
             AnalysisPoint(
-                label=f"step {int(event.data.get('step', 0)) + 1}",
+                label=str(step.get("label") or f"step {index + 1}"),
                 verdict=event.data.get("verdict", ""),
                 canary_p95=float(canary.get("p95_ms") or 0),
                 baseline_p95=float(baseline["p95_ms"]) if baseline and baseline.get("p95_ms") is not None else None,

@@ -52,7 +52,7 @@ def _deployment(pk: int) -> Deployment:
 def detail(request: HttpRequest, pk: int) -> HttpResponse:
     deployment = _deployment(pk)
     events = selectors.timeline(deployment)
-    points = selectors.analyses(events)
+    points = selectors.analyses(events, plan=deployment.plan)
     context = {
         "deployment": deployment,
         "events": events,

@@ -912,7 +912,8 @@ def test_catalog_sync_refuses_a_path_that_is_not_a_folder(tmp_path):
         call_command("catalog_sync", str(tmp_path / "nope"), stdout=io.StringIO())
 
 
-def test_demo_load_imports_the_demo_with_passwords_admin_and_environments(client):
+def test_demo_load_imports_the_demo_with_passwords_admin_and_environments(client, settings, tmp_path):
+    settings.GIT_ROOT = tmp_path / "git"  # the demo's stand-in repositories (see tests/deployments/test_demo.py)
     out = io.StringIO()
     call_command("demo_load", stdout=out, stderr=io.StringIO())
 

@@ -1,24 +1,39 @@
 """A runtime that does no work: every call succeeds at once and analysis sees healthy, steady traffic.
 
 It exists to measure the portal's own orchestration (the benchmark starts a hundred deployments on it) and to
-give services without a repository a deploy history in the demo. Nothing runs anywhere.
+give services without code a deploy history in the demo. Nothing runs anywhere.
+
+A deployment's config may ask for a fault with `"simulate"`, so that a rollback can be shown without a broken
+release (the demo loader sets it on one deployment; no page or API sets it):
+- `"slow"`: the new release answers about twice as slowly as the old one. It stays far below any p95 limit, so
+  only the comparison with the baseline (Mann-Whitney U) catches it, and only when there is a baseline.
+- `"errors"`: one request in five fails on the new release, above the default 5 % error-rate limit.
+Any other value fails the deployment at once, rather than letting a mistyped fault pass for a healthy release.
 """
 
 import random
 
-from deployments.runtimes.base import Context, Observation, Runtime, Samples
+from deployments.runtimes.base import Context, Observation, Runtime, Samples, StepFailed
+
+FAULTS = frozenset({"slow", "errors"})
 
 
-def _samples(seed: int) -> Samples:
+def _samples(seed: str, *, slowdown: float = 1.0, errors: int | None = None) -> Samples:
+    """40 requests around 12 ms, now and then one failed (2.5 %, within every default limit); the same every time
+    for one seed, so a deployment's figures do not change when a page is reloaded."""
     rng = random.Random(seed)
-    latencies = [max(1.0, rng.gauss(12.0, 2.0)) for _ in range(40)]
-    return Samples(requests=40, errors=0, latencies_ms=latencies, probes=2, probes_ok=2)
+    latencies = [max(1.0, rng.gauss(12.0, 2.0)) * slowdown for _ in range(40)]
+    failed = rng.choice((0, 0, 0, 1)) if errors is None else errors
+    return Samples(requests=40, errors=failed, latencies_ms=latencies, probes=2, probes_ok=2)
 
 
 class SimulatedRuntime(Runtime):
     name = "simulated"
 
     def prepare(self, ctx: Context) -> None:
+        fault = ctx.config.get("simulate") or ""
+        if fault and fault not in FAULTS:
+            raise StepFailed(f"Unknown simulated fault {fault!r}; choose one of {', '.join(sorted(FAULTS))}.")
         ctx.state["prepared"] = True
 
     def scale(self, ctx: Context, *, replicas: int) -> None:
@@ -31,8 +46,13 @@ class SimulatedRuntime(Runtime):
         ctx.state["share"] = share
 
     def observe(self, ctx: Context) -> Observation:
-        baseline = _samples(ctx.deployment_id * 2 + 1) if ctx.previous_commit_sha else None
-        return Observation(canary=_samples(ctx.deployment_id * 2), baseline=baseline)
+        window = f"{ctx.deployment_id}:{ctx.step}"  # each analysis window measures anew
+        baseline = _samples(f"{window}:baseline") if ctx.previous_commit_sha else None
+        fault = ctx.config.get("simulate")
+        canary = _samples(
+            f"{window}:canary", slowdown=2.0 if fault == "slow" else 1.0, errors=8 if fault == "errors" else None
+        )
+        return Observation(canary=canary, baseline=baseline)
 
     def finalize(self, ctx: Context) -> None:
         ctx.state["old"] = 0

@@ -142,6 +142,7 @@ else:
     (VAR_DIR / "celery" / "results").mkdir(parents=True, exist_ok=True)
     (VAR_DIR / "celery" / "control").mkdir(parents=True, exist_ok=True)
     CELERY_BROKER_URL = "filesystem://"
+    CELERY_BROKER_TRANSPORT = "portal.broker:Transport"  # kombu's, with messages written atomically (see there)
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         # One folder in and out, so that every process on this host shares the same queue.
         "data_folder_in": str(_queue),
@@ -238,7 +239,8 @@ PORTAL_URL = env.str("PORTAL_URL", default="http://127.0.0.1:8000").rstrip("/")
 # Deployments. The local runtime checks releases out under DEPLOY_ROOT and runs replicas under a supervisord of its
 # own (started on first use, so it outlives worker restarts), reached through XML-RPC on a Unix socket.
 DEPLOY_ROOT = Path(env.str("DEPLOY_ROOT", default=str(VAR_DIR / "deploy")))
-DEPLOY_STEP_LEASE_SECONDS = 120  # a worker holding a step longer than this is presumed dead; the sweeper resumes
+# A worker holding a step longer than this is presumed dead and the sweeper resumes the step (short in fault tests).
+DEPLOY_STEP_LEASE_SECONDS = env.int("DEPLOY_STEP_LEASE_SECONDS", default=120)
 DEPLOY_MAX_STEP_ATTEMPTS = 3
 DEPLOY_MAX_ROLLBACK_ATTEMPTS = 3
 DEPLOY_DEADLINE_SECONDS = env.int("DEPLOY_DEADLINE_SECONDS", default=3600)

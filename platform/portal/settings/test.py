@@ -6,8 +6,16 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from portal.settings.base import *  # noqa: F403
-from portal.settings.base import STATIC_ROOT
+# Everything a test run writes (repositories, deployed releases, the embedded broker's queue) goes to a scratch
+# folder, never into the var/ that `make run` uses: a test must not find the demo's repositories, and a worker
+# started by a test must not take messages from another run's queue. Workers a test starts in a subprocess inherit
+# RUNWAY_VAR_DIR, so they share this run's queue.
+_scratch = Path(tempfile.mkdtemp(prefix="runway-tests-"))
+atexit.register(shutil.rmtree, _scratch, ignore_errors=True)
+os.environ.setdefault("RUNWAY_VAR_DIR", str(_scratch / "var"))
+
+from portal.settings.base import *  # noqa: E402, F403
+from portal.settings.base import STATIC_ROOT  # noqa: E402
 
 STATIC_ROOT.mkdir(parents=True, exist_ok=True)  # WhiteNoise warns on every request when it is missing
 
@@ -17,10 +25,15 @@ STORAGES = {
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
 }
 
-# Repositories and deployed releases go to a scratch folder per test run, never into the var/ that `make run` uses
-# (a test that expects no repository must not find the demo's). Workers started by a test are told their folders
-# through the environment, which wins.
-_scratch = Path(tempfile.mkdtemp(prefix="runway-tests-"))
-atexit.register(shutil.rmtree, _scratch, ignore_errors=True)
 GIT_ROOT = Path(os.environ.get("GIT_ROOT") or _scratch / "git")
 DEPLOY_ROOT = Path(os.environ.get("DEPLOY_ROOT") or _scratch / "deploy")
+
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":  # noqa: F405
+    # A file in WAL mode, as SQLite runs outside tests, not Django's shared-cache in-memory test database: with a live
+    # server and Celery workers in threads (the e2e journeys), in-memory SQLite fails at once with "database table is
+    # locked" where a file waits for the writer (base.py's busy timeout). Kept in RAM and never synced, it is as fast.
+    _test_db = (Path("/dev/shm") if Path("/dev/shm").is_dir() else _scratch) / f"{_scratch.name}.sqlite3"
+    for _end in ("", "-wal", "-shm"):
+        atexit.register(Path(f"{_test_db}{_end}").unlink, missing_ok=True)
+    DATABASES["default"]["TEST"] = {"NAME": str(_test_db)}  # noqa: F405
+    DATABASES["default"]["OPTIONS"]["init_command"] = "PRAGMA journal_mode=WAL; PRAGMA synchronous=OFF;"  # noqa: F405

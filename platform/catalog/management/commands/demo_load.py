@@ -1,16 +1,22 @@
 """`manage.py demo_load`: load the demo organisation from services/ through the catalog-as-code import.
 
 It is the same import a user runs (`catalog_sync`), followed by what descriptors cannot carry: sign-in passwords
-for the demo people, a platform admin, and the deployment environments. Safe to run again.
+for the demo people, a platform admin, the deployment environments, and for the services in DEPLOYED_SERVICES
+deploy targets on the simulated runtime, stand-in git repositories and a deployment history made by the real
+engine (`deployments.demo`). Safe to run again: nothing that exists is made twice.
 """
 
+import contextlib
 from typing import Any
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
+from django.utils import timezone
 
 from catalog import sync
+from catalog.models import CatalogSource
+from deployments import demo as deployment_demo
 from deployments import services as deployment_services
 from deployments.models import Environment
 from portal import tasks as portal_tasks
@@ -22,12 +28,48 @@ ENVIRONMENTS = [
     ("staging", "Staging", 20, False),
     ("production", "Production", 30, True),
 ]
+# Payments and Checkout, the teams of the demo user: they deploy through Runway, the other teams do not (yet).
+DEPLOYED_SERVICES = [
+    "payments-api",
+    "ledger",
+    "card-vault",
+    "payouts",
+    "refunds",
+    "checkout-api",
+    "basket",
+    "web-storefront",
+]
 
 
 class Command(BaseCommand):
     help = "Load the demo organisation from services/ (teams, people, systems, services, runbooks, ADRs)."
 
     def handle(self, *args: Any, **options: Any) -> None:
+        # A first load runs on a clock some weeks back, so that the deployment history (back-dated) never comes
+        # before the services it deploys; a later load is a re-sync, now.
+        first_load = not CatalogSource.objects.filter(name="demo").exists()
+        clock = deployment_demo.Clock(timezone.now() - deployment_demo.DEMO_AGE) if first_load else None
+        with deployment_demo.on_clock(clock) if clock else contextlib.nullcontext():
+            report = self._organisation_load()
+        admin = get_user_model().objects.get(username=DEMO_ADMINS[0])
+        history = deployment_demo.history_load(service_slugs=DEPLOYED_SERVICES, admin=admin, clock=clock)
+        summary = report.as_dict()
+        deployed = (
+            f"{history.deployments} deployments made by the engine on the simulated runtime "
+            f"({history.rolled_back} rolled back), {history.targets} deploy targets, "
+            f"{history.repositories} stand-in repositories"
+            if history.deployments or history.targets or history.repositories
+            else "deployment history already there"
+        )
+        self.stdout.write(
+            self.style.SUCCESS(
+                f"Demo organisation loaded from services/: created {summary['created'] or 'nothing'}, "
+                f"updated {summary['updated'] or 'nothing'}, {summary['unchanged']} unchanged; {deployed}.\n"
+                f"Sign in as demo / {DEMO_PASSWORD} (lead in Payments) or admin / {DEMO_PASSWORD} (platform admin)."
+            )
+        )
+
+    def _organisation_load(self) -> sync.Report:
         report = sync.catalog_import(root=settings.SERVICES_DIR, source_name="demo", location="services/")
         portal_tasks.search_index()  # now, rather than when a worker gets to it
         for problem in report.errors:
@@ -46,14 +88,7 @@ class Command(BaseCommand):
                 deployment_services.environment_create(
                     created_by=None, slug=slug, name=name, order=order, protected=protected
                 )
-        summary = report.as_dict()
-        self.stdout.write(
-            self.style.SUCCESS(
-                f"Demo organisation loaded from services/: created {summary['created'] or 'nothing'}, "
-                f"updated {summary['updated'] or 'nothing'}, {summary['unchanged']} unchanged.\n"
-                f"Sign in as demo / {DEMO_PASSWORD} (lead in Payments) or admin / {DEMO_PASSWORD} (platform admin)."
-            )
-        )
+        return report
 
     def _demo_usernames(self) -> list[str]:
         from catalog.models import EntitySource
