@@ -30,7 +30,6 @@ from typing import Any, Literal
 import httpx
 import numpy
 from prometheus_client.parser import text_string_to_metric_families
-from scipy.stats import fisher_exact, mannwhitneyu
 
 from deployments.runtimes.base import Observation, Samples
 
@@ -127,6 +126,11 @@ def evaluate(observation: Observation, thresholds: Thresholds) -> Verdict:
     canary = _Stats.of(observation.canary)
     figures: dict[str, Any] = {"canary": canary.figures(), "baseline": None}
     if observation.metric_error:
+        # The health probes are the portal's own measurement: a canary that fails them is bad whatever its
+        # metrics endpoint says. Without metrics and with passing probes there is no verdict, never a pass.
+        probes = [f for f in _absolute_failures(canary, thresholds) if f.startswith("canary health probes")]
+        if probes:
+            return Verdict("fail", [*probes, f"its metrics could not be read: {observation.metric_error}"], figures)
         return Verdict("inconclusive", [f"metrics could not be read: {observation.metric_error}"], figures)
     if len(canary.latencies_ms) < thresholds.min_requests and canary.requests < thresholds.min_requests:
         return Verdict(
@@ -174,6 +178,8 @@ def _latency_comparison(
     if min(len(canary.latencies_ms), len(baseline.latencies_ms)) < thresholds.min_requests:
         notes.append("too few latency samples to compare with the baseline")
         return []
+    from scipy.stats import mannwhitneyu  # scipy.stats takes seconds to import: only workers that analyse pay
+
     test = mannwhitneyu(canary.latencies_ms, baseline.latencies_ms, alternative="greater")
     u, p_value = float(test.statistic), float(test.pvalue)
     canary_median = float(numpy.median(canary.latencies_ms))
@@ -200,6 +206,8 @@ def _error_comparison(
     if canary.error_rate is None or baseline.error_rate is None or baseline.requests < thresholds.min_requests:
         notes.append("too few baseline requests to compare error rates")
         return []
+    from scipy.stats import fisher_exact
+
     table = [
         [canary.errors, canary.requests - canary.errors],
         [baseline.errors, baseline.requests - baseline.errors],

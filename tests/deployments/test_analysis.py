@@ -174,6 +174,17 @@ def test_a_metric_error_is_inconclusive_even_when_the_samples_look_healthy() -> 
     assert verdict.reasons == ["metrics could not be read: Prometheus timed out"]
 
 
+def test_a_canary_that_fails_its_health_probes_fails_even_without_metrics() -> None:
+    dead = Samples(requests=0, errors=0, latencies_ms=[], probes=3, probes_ok=0)
+    observation = Observation(canary=dead, baseline=healthy(), metric_error="connection refused on :41234")
+
+    verdict = evaluate(observation, LIMITS)
+
+    assert verdict.result == "fail"
+    assert verdict.reasons[0].startswith("canary health probes succeeded 0")
+    assert "connection refused" in verdict.reasons[1]
+
+
 def test_a_first_deployment_is_judged_on_its_own_limits() -> None:
     passed = evaluate(Observation(canary=healthy()), LIMITS)
     failed = evaluate(Observation(canary=healthy(normal(700, 20, seed=9))), LIMITS)

@@ -252,9 +252,9 @@ def test_a_canary_answering_500_shows_its_errors(runtime: LocalRuntime, repo: Re
     observation = runtime.observe(context)
 
     assert observation.baseline is not None
-    assert observation.canary.requests == 5  # 10 % of 20 is 2, raised to the minimum a canary needs
-    assert observation.canary.errors == 5
-    assert observation.baseline.requests == 15 and observation.baseline.errors == 0
+    assert observation.canary.requests == 10  # 10 % of 20 is 2, raised to the minimum the analysis needs
+    assert observation.canary.errors == 10
+    assert observation.baseline.requests == 10 and observation.baseline.errors == 0
     assert observation.canary.probes_ok == observation.canary.probes  # it is healthy, just wrong
     runtime.stop_all(service="delta", environment="staging")
 

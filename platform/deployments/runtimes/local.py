@@ -74,7 +74,7 @@ ALIVE_STATES = frozenset({"STARTING", "RUNNING", "BACKOFF"})
 RPC_TIMEOUT_SECONDS = 30.0  # generous: reloadConfig re-reads every include file, but a wedged daemon must not hang us
 STOP_SECONDS = 15.0  # a replica gets stopwaitsecs=10 to exit on SIGTERM before supervisord kills it
 HTTP_TIMEOUT_SECONDS = 2.0
-MIN_CANARY_REQUESTS = 5  # below this a canary's error rate says nothing
+MIN_CANARY_REQUESTS = 10  # analysis.Thresholds.min_requests: with fewer, every analysis is inconclusive
 
 
 # --- paths and validation ------------------------------------------------------------------------------------------
@@ -569,6 +569,17 @@ def _supervisor() -> Iterator[_Supervisor]:
         supervisor.close()
 
 
+def _listening() -> bool:
+    """Whether supervisord still holds its socket: while shutting down it faults every RPC but still stops replicas."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+        probe.settimeout(1.0)
+        try:
+            probe.connect(str(socket_path()))
+        except OSError:
+            return False
+    return True
+
+
 def supervisord_shutdown(timeout: float = 20.0) -> None:
     """Stop the runtime's supervisord and every replica under it (tests' teardown; operators switching roots)."""
     supervisor = _Supervisor()
@@ -579,7 +590,7 @@ def supervisord_shutdown(timeout: float = 20.0) -> None:
             supervisor.rpc.shutdown()
         supervisor.close()
         deadline = time.monotonic() + timeout
-        while supervisor.answers():
+        while _listening():  # not answers(): it is False as soon as the shutdown begins, with replicas still running
             if time.monotonic() > deadline:
                 raise RuntimeError(f"supervisord at {socket_path()} did not shut down within {timeout:.0f} s.")
             time.sleep(0.1)
@@ -683,7 +694,8 @@ def _free_port(taken: set[int]) -> int:
 
 def _program_ini(replica: Replica, checkout: Path, config: ReleaseConfig) -> str:
     logs = _log_dir()
-    env = {"RUNWAY_VERSION": replica.version, config.port_env: str(replica.port)}
+    # VERSION is what the shipped golden paths read (app/config.py); RUNWAY_VERSION stays for existing services.
+    env = {"RUNWAY_VERSION": replica.version, "VERSION": replica.version, config.port_env: str(replica.port)}
     meta = {
         "program": replica.program,
         "service": replica.service,

@@ -66,6 +66,7 @@ class Command(BaseCommand):
         # SIGTERM (from a supervisor or `timeout`) stops the children too, as Ctrl-C does.
         signal.signal(signal.SIGTERM, _interrupt)
         processes = {name: subprocess.Popen(command, env=env) for name, command in commands.items()}
+        restarts: dict[str, list[float]] = {"worker": [], "beat": []}
         self.stdout.write(
             self.style.SUCCESS(
                 f"\nRunway is starting on http://{bind}/ — sign in as demo / runway-demo "
@@ -73,10 +74,14 @@ class Command(BaseCommand):
             )
         )
         try:
-            while all(process.poll() is None for process in processes.values()):
+            while True:
                 time.sleep(0.5)
-            stopped = [name for name, process in processes.items() if process.poll() is not None]
-            self.stderr.write(f"{', '.join(stopped)} stopped; stopping the rest.")
+                exited = {name: p.returncode for name, p in processes.items() if p.poll() is not None}
+                if not exited:
+                    continue
+                if "web" in exited or not self._restart(exited, processes, commands, env, restarts):
+                    self.stderr.write(f"{', '.join(exited)} stopped; stopping the rest.")
+                    break
         except KeyboardInterrupt:
             pass
         finally:
@@ -88,6 +93,32 @@ class Command(BaseCommand):
                     process.wait(timeout=10)
                 except subprocess.TimeoutExpired:
                     process.kill()
+
+    def _restart(
+        self,
+        exited: dict[str, int | None],
+        processes: dict[str, subprocess.Popen[bytes]],
+        commands: dict[str, list[str]],
+        env: dict[str, str],
+        restarts: dict[str, list[float]],
+    ) -> bool:
+        """Start a worker or beat that died again, as a service manager would: Celery's worker can exit when its
+        broker vanishes mid-delivery, and nothing is lost by restarting it (PostgreSQL holds the truth and the
+        sweeper re-sends what was in flight). One that keeps dying is given up, with everything else."""
+        now = time.monotonic()
+        for name, code in exited.items():
+            recent = [at for at in restarts[name] if now - at < RESTART_WINDOW_SECONDS]
+            if len(recent) >= MAX_RESTARTS:
+                self.stderr.write(f"{name} exited {MAX_RESTARTS} times within {RESTART_WINDOW_SECONDS} s; giving up.")
+                return False
+            restarts[name] = [*recent, now]
+            self.stderr.write(f"{name} exited with code {code}; starting it again.")
+            processes[name] = subprocess.Popen(commands[name], env=env)
+        return True
+
+
+RESTART_WINDOW_SECONDS = 60
+MAX_RESTARTS = 5
 
 
 def _interrupt(signum: int, frame: object) -> None:
