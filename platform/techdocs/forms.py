@@ -27,7 +27,7 @@ class AdrForm(InlineValidationMixin, forms.ModelForm):
         model = ADR
         fields = ["title", "status", "date", "deciders", "context", "decision", "consequences"]
         widgets = {
-            "date": forms.DateInput(attrs={"type": "date"}),
+            "date": forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d"),  # ISO: a date input reads no other
             "context": forms.Textarea(attrs={"rows": 6}),
             "decision": forms.Textarea(attrs={"rows": 6}),
             "consequences": forms.Textarea(attrs={"rows": 6}),
