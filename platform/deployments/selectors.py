@@ -1,6 +1,7 @@
 """Reads for the deployment pages: the board, one deployment with its timeline and charts, the environments
 matrix and a service's deploy summary. Each is a fixed number of queries, whatever the number of rows."""
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -83,6 +84,12 @@ def analyses(events: list[DeploymentEvent], *, plan: list[dict[str, Any]] | None
     return points
 
 
+def _nice_ceiling(value: float) -> float:
+    """The axis top: the first of 1, 2, 2.5, 5 × 10ⁿ at or above `value`, so the tick reads as a round number."""
+    magnitude = 10 ** math.floor(math.log10(value))
+    return next(step * magnitude for step in (1, 2, 2.5, 5, 10) if step * magnitude >= value)
+
+
 def chart(points: list[AnalysisPoint], *, metric: str, width: int = 560, height: int = 180) -> dict[str, Any]:
     """Grouped bars (canary beside baseline) per analysis, scaled to fit; geometry only, the template draws."""
     values: list[tuple[AnalysisPoint, float, float | None]] = []
@@ -97,7 +104,7 @@ def chart(points: list[AnalysisPoint], *, metric: str, width: int = 560, height:
                     (point.baseline_error_rate or 0) * 100 if point.baseline_error_rate is not None else None,
                 )
             )
-    top = max([1.0] + [v for _, c, b in values for v in (c, b) if v is not None])
+    top = _nice_ceiling(max([1.0] + [v for _, c, b in values for v in (c, b) if v is not None]))
     plot_height, left, bottom = height - 40, 44, height - 24
     slot = (width - left - 10) / max(len(values), 1)
     bar = min(28.0, slot / 3)
