@@ -36,7 +36,8 @@ def clean_log_context() -> Iterator[None]:
 
 
 def test_the_worker_uses_the_configured_broker_and_backend(worker) -> None:  # type: ignore[no-untyped-def]
-    expected_broker = "redis" if settings.REDIS_URL else "filesystem"
+    # Without Redis: kombu's filesystem transport, writing each message atomically (portal/broker.py).
+    expected_broker = "redis" if settings.REDIS_URL else "portal.broker:Transport"
     assert app.connection().transport_cls == expected_broker
     expected_backend = "RedisBackend" if settings.REDIS_URL else "FilesystemBackend"
     assert type(app.backend).__name__ == expected_backend
