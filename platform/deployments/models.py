@@ -148,6 +148,7 @@ class Deployment(models.Model):
     metric_errors = models.PositiveSmallIntegerField(default=0, help_text="Consecutive failed metric reads.")
     next_run_at = models.DateTimeField(null=True, blank=True)
     lease_until = models.DateTimeField(null=True, blank=True)
+    rung_at = models.DateTimeField(null=True, blank=True, help_text="When the sweeper last re-sent its step.")
     deadline = models.DateTimeField(null=True, blank=True)
     paused = models.BooleanField(default=False)
     needs_attention = models.BooleanField(default=False)

@@ -14,7 +14,7 @@ from django.conf import settings
 from django.contrib.auth.models import AnonymousUser, User
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, transaction
-from django.db.models import Q
+from django.db.models import F, Q
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
@@ -414,6 +414,10 @@ def deployment_redeploy(*, deployment: Deployment, user: User) -> Deployment:
     )
 
 
+SWEEP_GRACE_SECONDS = 10
+SWEEP_RING_AGAIN_SECONDS = 30
+
+
 def deployments_sweep() -> dict[str, int]:
     """Enqueue every active step that is due and not held by a live worker; fail deployments past their deadline."""
     now = timezone.now()
@@ -432,19 +436,29 @@ def deployments_sweep() -> dict[str, int]:
             machine.transition(deployment, target, message=reason, level="error", failure_reason=reason)
             engine.enqueue(deployment.pk, deployment.version)
             expired += 1
-    due = Deployment.objects.filter(
-        Q(lease_until__isnull=True) | Q(lease_until__lt=now),
-        Q(next_run_at__isnull=True) | Q(next_run_at__lte=now),
-        state__in=ACTIVE_STATES,
-        paused=False,
-        updated_at__lt=now - timedelta(seconds=1),
-    ).values_list("pk", "version")
-    resumed = 0
-    for pk, version in due:
-        from deployments import tasks
+    # Every step enqueues the next one itself, and waits ring by countdown: the sweeper is for what got lost (a
+    # message, a worker). So it rings only steps idle or overdue for SWEEP_GRACE_SECONDS, and rings each at most
+    # once per SWEEP_RING_AGAIN_SECONDS unless the deployment moved since: with a backlog in the queue it would
+    # otherwise pile copies of every waiting step on top of it.
+    grace = now - timedelta(seconds=SWEEP_GRACE_SECONDS)
+    due = list(
+        Deployment.objects.filter(
+            Q(lease_until__isnull=True) | Q(lease_until__lt=now),
+            Q(next_run_at__isnull=True, updated_at__lt=grace) | Q(next_run_at__lt=grace),
+            Q(rung_at__isnull=True)
+            | Q(rung_at__lt=F("updated_at"))
+            | Q(rung_at__lt=now - timedelta(seconds=SWEEP_RING_AGAIN_SECONDS)),
+            state__in=ACTIVE_STATES,
+            paused=False,
+        ).values_list("pk", "version")
+    )
+    if due:
+        Deployment.objects.filter(pk__in=[pk for pk, _ in due]).update(rung_at=now)
+    from deployments import tasks
 
+    for pk, version in due:
         tasks.deployment_step.delay(pk, version)
-        resumed += 1
+    resumed = len(due)
     if expired or resumed:
         log.info("deployments swept", expired=expired, resumed=resumed)
     return {"expired": expired, "resumed": resumed}

@@ -1,7 +1,10 @@
 """The deployment engine on scripted runtimes: strategies, analysis verdicts, crashes, rollbacks and controls."""
 
+from datetime import timedelta
+
 import pytest
 from django.core.exceptions import PermissionDenied, ValidationError
+from django.utils import timezone
 
 from audit.models import AuditEvent
 from deployments import machine, services
@@ -200,3 +203,29 @@ def test_terminal_states_refuse_every_transition() -> None:
     for terminal in ("succeeded", "rolled_back", "rollback_failed", "cancelled"):
         assert all(not machine.can_transition(terminal, target) for target in State.values)
     assert not machine.can_transition("failed", "promoting")
+
+
+def test_the_sweeper_rings_lost_steps_once_not_every_waiting_one(world, production, monkeypatch) -> None:
+    from deployments import tasks
+
+    rung: list[tuple[int, int]] = []
+    monkeypatch.setattr(tasks.deployment_step, "delay", lambda pk, version: rung.append((pk, version)))
+    target_make(world.service, production, runtime="scripted")
+    lost = deploy(world, production, release_make(world.service))
+    other = Environment.objects.create(name="Staging", slug="staging", order=1)
+    target_make(world.service, other, runtime="scripted")
+    fresh = deploy(world, other, release_make(world.service, "2.0.0"))
+    long_ago = timezone.now() - timedelta(seconds=60)
+    Deployment.objects.filter(pk=lost.pk).update(updated_at=long_ago)  # its message never arrived
+
+    services.deployments_sweep()
+    services.deployments_sweep()  # a second sweep right away must not ring it again
+
+    assert rung == [(lost.pk, lost.version)]  # not `fresh`: its own message is still on its way
+    leased = timezone.now() + timedelta(seconds=60)
+    Deployment.objects.filter(pk=lost.pk).update(updated_at=long_ago, lease_until=leased)
+    services.deployments_sweep()
+    assert len(rung) == 1  # a live lease: a worker has it
+    Deployment.objects.filter(pk=lost.pk).update(rung_at=long_ago - timedelta(seconds=1), lease_until=None)
+    services.deployments_sweep()
+    assert len(rung) == 2 and fresh.pk not in [pk for pk, _ in rung]  # rung again once the last ring is old
