@@ -27,6 +27,7 @@ from celery.contrib.testing.worker import TestWorkController, start_worker
 from django.conf import settings
 from django.db import OperationalError, connection, transaction
 from django.utils import timezone
+from kombu import pools as kombu_pools
 
 from deployments import services
 from deployments.models import TERMINAL_STATES, Deployment, DeployTarget, Environment, Placement, State
@@ -338,9 +339,9 @@ def publishing_to(url: str) -> Iterator[None]:
     """Send this process's tasks (the on-commit enqueue of `deployment_request`) to `url`, the workers' broker."""
 
     def forget_connections() -> None:
-        if app._pool is not None:
-            with contextlib.suppress(Exception):
-                app._pool.force_close_all()
+        # app.pool comes from kombu's process-wide registry of pools, keyed by connection: closing one pool would
+        # leave the registry handing that closed pool to every later publish in this process. Reset the registry.
+        kombu_pools.reset()
         app._pool = None
         app.amqp._producer_pool = None
 
