@@ -42,6 +42,7 @@ bench: $(STAMP)
 	$(BIN)/python tests/bench/run_bench.py || status=1; \
 	$(BIN)/python tests/bench/bench_catalog_as_code.py || status=1; \
 	if [ -f tests/bench/bench_scaffold.py ]; then $(BIN)/python tests/bench/bench_scaffold.py || status=1; fi; \
+	if [ -f tests/bench/bench_deployments.py ]; then $(BIN)/python tests/bench/bench_deployments.py || status=1; fi; \
 	exit $$status
 
 clean:

@@ -3,7 +3,7 @@
 import os
 
 from celery import Celery
-from celery.signals import setup_logging
+from celery.signals import setup_logging, worker_process_init
 from django_structlog.celery.steps import DjangoStructLogInitStep
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings.dev")
@@ -23,3 +23,9 @@ def _logging_from_django(**_kwargs: object) -> None:
     from django.conf import settings
 
     logging.config.dictConfig(settings.LOGGING)
+
+
+@worker_process_init.connect
+def _warm_up(**_kwargs: object) -> None:
+    """Import scipy.stats (seconds) when a worker process starts, not during a deployment's first analysis."""
+    import scipy.stats  # noqa: F401
