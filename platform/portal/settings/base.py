@@ -218,6 +218,8 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {
         "AdrStatusEnum": "techdocs.models.ADR.Status",
         "RunStatusEnum": "scaffolder.models.ScaffoldRun.Status",
+        "DeploymentStateEnum": "deployments.models.State",
+        "DecommissionStateEnum": "deployments.models.DecommissionState",
     },
 }
 
