@@ -37,7 +37,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote, urlsplit, urlunsplit
+
+import stack  # tests/bench/, this script's folder, is first on sys.path
 
 ROOT = Path(__file__).resolve().parents[2]
 OUT = ROOT / "var" / "bench"
@@ -55,54 +56,6 @@ POLL_SECONDS = 0.02
 TARGET_TRANSITION_MS, TARGET_CANARY_SECONDS = 20.0, 15.0
 CANARY_TIMEOUT_SECONDS, BURST_TIMEOUT_SECONDS = 90, 600
 AUTHOR = ("Runway Bench", "bench@example.com")
-
-
-def _database_url() -> tuple[str, str]:
-    configured = os.environ.get("DATABASE_URL", "")
-    if not configured or configured.startswith("sqlite"):
-        path = WORK / "runway.sqlite3"
-        return f"sqlite:///{quote(str(path))}", f"SQLite file {path.relative_to(ROOT)} (embedded default)"
-    parts = urlsplit(configured)
-    if not parts.scheme.startswith("postgres"):
-        sys.exit(f"bench_deployments supports PostgreSQL or SQLite, not {parts.scheme}")
-    import psycopg
-    from psycopg import sql
-
-    admin = urlunsplit(parts._replace(scheme="postgresql", path="/postgres"))
-    with psycopg.connect(admin, autocommit=True, connect_timeout=5) as connection:
-        connection.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(DB_NAME)))
-        connection.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(DB_NAME)))
-    return urlunsplit(parts._replace(path=f"/{DB_NAME}")), f"PostgreSQL database {DB_NAME} on {parts.hostname}"
-
-
-def _redis_url() -> tuple[str, str]:
-    configured = os.environ.get("REDIS_URL", "")
-    if not configured:
-        return "", f"filesystem broker in {(WORK / 'celery').relative_to(ROOT)} (embedded default)"
-    url = urlunsplit(urlsplit(configured)._replace(path=f"/{REDIS_DB}"))
-    import redis
-
-    redis.Redis.from_url(url).flushdb()  # database 12 is this benchmark's own
-    return url, f"Redis database {REDIS_DB} on {urlsplit(configured).hostname} (flushed)"
-
-
-def _environment(database_url: str, redis_url: str) -> dict[str, str]:
-    env = {
-        **os.environ,
-        "PYTHONPATH": str(ROOT / "platform"),
-        "DJANGO_SETTINGS_MODULE": "portal.settings.dev",
-        "DEBUG": "false",
-        "LOG_LEVEL": "WARNING",
-        "DATABASE_URL": database_url,
-        "RUNWAY_VAR_DIR": str(WORK),
-        "GIT_ROOT": str(WORK / "git"),
-        "DEPLOY_ROOT": str(WORK / "deploy"),
-    }
-    if redis_url:
-        env["REDIS_URL"] = redis_url
-    else:
-        env.pop("REDIS_URL", None)
-    return env
 
 
 def _stale_supervisord_stop() -> None:
@@ -184,20 +137,13 @@ class Celery:
                 process.wait(timeout=5)
 
 
-def _quantile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    if len(ordered) == 1:
-        return ordered[0]
-    return statistics.quantiles(ordered, n=100, method="inclusive")[int(q * 100) - 1]
-
-
 def _summary(values: list[float], digits: int = 2) -> dict[str, Any]:
     if not values:
         return {"count": 0}
     return {
         "count": len(values),
         "median": round(statistics.median(values), digits),
-        "p95": round(_quantile(values, 0.95), digits),
+        "p95": round(stack.quantile(values, 0.95), digits),
         "max": round(max(values), digits),
     }
 
@@ -221,9 +167,9 @@ def main() -> int:
     _stale_supervisord_stop()
     shutil.rmtree(WORK, ignore_errors=True)
     (WORK / "staticfiles").mkdir(parents=True)  # whitenoise warns about a missing STATIC_ROOT otherwise
-    database_url, database_text = _database_url()
-    redis_url, broker_text = _redis_url()
-    env = _environment(database_url, redis_url)
+    database_url, database_text = stack.database_url(work=WORK, db_name=DB_NAME, bench="bench_deployments")
+    redis_url, broker_text = stack.redis_url(work=WORK, redis_db=REDIS_DB)
+    env = stack.environment(work=WORK, database_url=database_url, redis_url=redis_url, DEPLOY_ROOT=str(WORK / "deploy"))
     if not redis_url:
         os.environ.pop("REDIS_URL", None)
     os.environ.update(env)

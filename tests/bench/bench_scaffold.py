@@ -24,7 +24,8 @@ import sys
 import time
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote, urlsplit, urlunsplit
+
+import stack  # tests/bench/, this script's folder, is first on sys.path
 
 ROOT = Path(__file__).resolve().parents[2]
 OUT = ROOT / "var" / "bench"
@@ -37,53 +38,6 @@ POLL_SECONDS = 0.02
 TARGET_P95_SECONDS, TARGET_VALIDATE_MS = 3.0, 50.0
 RUN_TIMEOUT_SECONDS, BURST_TIMEOUT_SECONDS = 60, 240
 DESCRIPTION = "A benchmark service that answers hello, made to measure how long scaffolding takes."
-
-
-def _database_url() -> tuple[str, str]:
-    configured = os.environ.get("DATABASE_URL", "")
-    if not configured or configured.startswith("sqlite"):
-        path = WORK / "runway.sqlite3"
-        return f"sqlite:///{quote(str(path))}", f"SQLite file {path.relative_to(ROOT)} (embedded default)"
-    parts = urlsplit(configured)
-    if not parts.scheme.startswith("postgres"):
-        sys.exit(f"bench_scaffold supports PostgreSQL or SQLite, not {parts.scheme}")
-    import psycopg
-    from psycopg import sql
-
-    admin = urlunsplit(parts._replace(scheme="postgresql", path="/postgres"))
-    with psycopg.connect(admin, autocommit=True, connect_timeout=5) as connection:
-        connection.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(DB_NAME)))
-        connection.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(DB_NAME)))
-    return urlunsplit(parts._replace(path=f"/{DB_NAME}")), f"PostgreSQL database {DB_NAME} on {parts.hostname}"
-
-
-def _redis_url() -> tuple[str, str]:
-    configured = os.environ.get("REDIS_URL", "")
-    if not configured:
-        return "", f"filesystem broker in {(WORK / 'celery').relative_to(ROOT)} (embedded default)"
-    url = urlunsplit(urlsplit(configured)._replace(path=f"/{REDIS_DB}"))
-    import redis
-
-    redis.Redis.from_url(url).flushdb()  # database 9 is this benchmark's own
-    return url, f"Redis database {REDIS_DB} on {urlsplit(configured).hostname} (flushed)"
-
-
-def _environment(database_url: str, redis_url: str) -> dict[str, str]:
-    env = {
-        **os.environ,
-        "PYTHONPATH": str(ROOT / "platform"),
-        "DJANGO_SETTINGS_MODULE": "portal.settings.dev",
-        "DEBUG": "false",
-        "LOG_LEVEL": "WARNING",
-        "DATABASE_URL": database_url,
-        "RUNWAY_VAR_DIR": str(WORK),
-        "GIT_ROOT": str(WORK / "git"),
-    }
-    if redis_url:
-        env["REDIS_URL"] = redis_url
-    else:
-        env.pop("REDIS_URL", None)
-    return env
 
 
 class Workers:
@@ -143,19 +97,12 @@ class Workers:
                 process.wait(timeout=5)
 
 
-def _quantile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    if len(ordered) == 1:
-        return ordered[0]
-    return statistics.quantiles(ordered, n=100, method="inclusive")[int(q * 100) - 1]
-
-
 def main() -> int:
     shutil.rmtree(WORK, ignore_errors=True)
     (WORK / "staticfiles").mkdir(parents=True)  # whitenoise warns about a missing STATIC_ROOT otherwise
-    database_url, database_text = _database_url()
-    redis_url, broker_text = _redis_url()
-    env = _environment(database_url, redis_url)
+    database_url, database_text = stack.database_url(work=WORK, db_name=DB_NAME, bench="bench_scaffold")
+    redis_url, broker_text = stack.redis_url(work=WORK, redis_db=REDIS_DB)
+    env = stack.environment(work=WORK, database_url=database_url, redis_url=redis_url)
     if not redis_url:
         os.environ.pop("REDIS_URL", None)
     os.environ.update(env)
@@ -249,7 +196,7 @@ def main() -> int:
             for step in run.steps:
                 steps.setdefault(step["name"], []).append(step["duration_ms"])
         sequential_ok = not failures and len(totals) == SEQUENTIAL
-        p95 = _quantile(totals, 0.95) if totals else float("inf")
+        p95 = stack.quantile(totals, 0.95) if totals else float("inf")
         results["sequential"] = {
             "runs": SEQUENTIAL,
             "succeeded": len(totals),
@@ -262,11 +209,11 @@ def main() -> int:
             },
             "queue_wait_seconds": {
                 "median": round(statistics.median(waits), 3) if waits else None,
-                "p95": round(_quantile(waits, 0.95), 3) if waits else None,
+                "p95": round(stack.quantile(waits, 0.95), 3) if waits else None,
             },
             "worker_execution_seconds": {
                 "median": round(statistics.median(executions), 3) if executions else None,
-                "p95": round(_quantile(executions, 0.95), 3) if executions else None,
+                "p95": round(stack.quantile(executions, 0.95), 3) if executions else None,
             },
             "step_median_ms": {name: statistics.median(values) for name, values in steps.items()},
             "target_p95_seconds": TARGET_P95_SECONDS,
@@ -292,7 +239,7 @@ def main() -> int:
         results["inline_validation"] = {
             "requests": VALIDATIONS,
             "median_ms": round(median_ms, 2),
-            "p95_ms": round(_quantile(samples, 0.95), 2),
+            "p95_ms": round(stack.quantile(samples, 0.95), 2),
             "max_ms": round(max(samples), 2),
             "via": "django.test.Client in process (all middleware, database sessions), not HTTP",
             "target_median_ms": TARGET_VALIDATE_MS,
