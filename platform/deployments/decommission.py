@@ -538,16 +538,18 @@ STEPS: dict[str, Callable[[Decommission], Outcome]] = {
 
 
 def decommissions_sweep() -> int:
-    """Ring again for every running step that is due and not held by a live worker."""
+    """Ring again for running steps idle or overdue for the sweeper's grace and not held by a live worker, as
+    `deployments_sweep` does (a step rings its successor itself; a wait for the planned date ends here)."""
     from deployments import tasks
+    from deployments.services import SWEEP_GRACE_SECONDS
 
     now = timezone.now()
+    grace = now - timedelta(seconds=SWEEP_GRACE_SECONDS)
     due = Decommission.objects.filter(
         Q(lease_until__isnull=True) | Q(lease_until__lt=now),
-        Q(next_run_at__isnull=True) | Q(next_run_at__lte=now),
+        Q(next_run_at__isnull=True, updated_at__lt=grace) | Q(next_run_at__lt=grace),
         state__in=list(STEPS),
         approved_at__isnull=False,
-        updated_at__lt=now - timedelta(seconds=1),
     ).values_list("pk", "version")
     count = 0
     for pk, version in due:
