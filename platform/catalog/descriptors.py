@@ -5,6 +5,7 @@ names and whose `refs` are the entity references still to resolve. `*_document` 
 export. The field mapping lives only here, so that export then import gives the same catalog.
 """
 
+import functools
 import hashlib
 import json
 import re
@@ -13,7 +14,7 @@ from typing import Any
 
 from django.core.exceptions import ValidationError
 
-from catalog.models import Api, Resource, Service, System
+from catalog.models import Api, Resource, Service, System, Tag
 from teams.models import Team
 
 API_VERSIONS = ("backstage.io/v1alpha1", "backstage.io/v1beta1")
@@ -73,6 +74,9 @@ class Entity:
     refs: dict[str, list[Ref]]
     content_hash: str
     docs: list[tuple[str, str]] = field(default_factory=list)  # (relative path, text) of runbooks and ADRs
+    # path → techdocs.files.ParsedRunbook / ParsedADR, or None when it could not be read; filled when the docs are
+    # checked, so that writing them does not parse them again.
+    parsed_docs: dict[str, Any] = field(default_factory=dict)
 
     @property
     def ref(self) -> Ref:
@@ -120,14 +124,30 @@ def _string(value: Any, where: str) -> str:
     return str(value)
 
 
+@functools.cache
+def _field_names(model: type) -> tuple[str, ...]:
+    return tuple(f.name for f in model._meta.concrete_fields)  # type: ignore[attr-defined]
+
+
 def _validate(model: type, fields: dict[str, Any], paths: dict[str, str]) -> None:
     """Run the model's own field validation, reporting errors under descriptor paths."""
-    plain = {k: v for k, v in fields.items() if k in {f.name for f in model._meta.concrete_fields}}
+    names = _field_names(model)
+    plain = {k: v for k, v in fields.items() if k in names}
     try:
-        model(**plain).clean_fields(exclude=[f.name for f in model._meta.concrete_fields if f.name not in plain])
+        model(**plain).clean_fields(exclude=[name for name in names if name not in plain])
     except ValidationError as error:
         name, messages = next(iter(error.message_dict.items()))
         raise DescriptorError(messages[0], paths.get(name, name)) from error
+
+
+@functools.lru_cache(maxsize=4096)
+def _tag_problem(tag: str) -> tuple[str, str] | None:
+    """A tag name's validation (message, descriptor path), once per name: a catalog reuses a few dozen tags."""
+    try:
+        _validate(Tag, {"name": tag}, {"name": "metadata.tags"})
+    except DescriptorError as error:
+        return str(error), error.field or "metadata.tags"
+    return None
 
 
 def content_hash(document: dict[str, Any], docs: list[tuple[str, str]]) -> str:
@@ -317,10 +337,10 @@ def _parse_component(name: str, metadata: dict[str, Any], spec: dict[str, Any], 
         "dashboard_url": "metadata.links",
     }
     _validate(Service, {k: v for k, v in fields.items() if k != "tags"}, paths)
-    from catalog.models import Tag
-
     for tag in fields["tags"]:
-        _validate(Tag, {"name": tag}, {"name": "metadata.tags"})
+        problem = _tag_problem(tag)
+        if problem is not None:
+            raise DescriptorError(*problem)
     for position, link in enumerate(extra):
         _validate(Service, {"docs_url": link["url"]}, {"docs_url": f"metadata.links[{position}].url"})
     depends = _refs(spec, "dependsOn", "component", ("component", "resource"))

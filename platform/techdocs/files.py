@@ -137,6 +137,14 @@ def runbook_parse(*, filename: str, text: str) -> ParsedRunbook:
     )
 
 
+def doc_parse(*, path: str, text: str) -> ParsedADR | ParsedRunbook:
+    """Read a runbook or, under an `adr/` folder, an ADR; raises ValueError (FileError included) saying what to fix."""
+    name = path.rsplit("/", 1)[-1]
+    if "/adr/" in f"/{path}":
+        return adr_parse(filename=name, text=text)
+    return runbook_parse(filename=name, text=text)
+
+
 def adr_filename(adr: ADR) -> str:
     from django.utils.text import slugify
 

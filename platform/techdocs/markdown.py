@@ -16,6 +16,7 @@ on the page as their literal, inert Markdown text.
 
 import html
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -23,6 +24,8 @@ from urllib.parse import urlsplit
 import nh3
 import yaml
 from markdown_it_pyrs import MarkdownIt
+
+from catalog import safe_yaml
 
 ANCHOR_PREFIX = "h-"
 """Every id in rendered HTML starts with this (the sanitiser adds it), so documents cannot reuse page ids."""
@@ -49,20 +52,31 @@ class Rendered:
 def render(*, text: str) -> Rendered:
     """Render Markdown to sanitised HTML with anchored headings; call `split_front_matter` first if the text has any."""
     unsafe_html = _MARKDOWN.render(text, xhtml=False).replace(_ANCHOR_ICON, "")
-    unsafe_html = _TABLE_ALIGN_RE.sub(r'<\1 align="\2">', unsafe_html)
+    if _TABLE_ALIGN_MARK in unsafe_html:
+        unsafe_html = _TABLE_ALIGN_RE.sub(r'<\1 align="\2">', unsafe_html)
     safe_html = _CLEANER.clean(unsafe_html)
-    toc: list[Heading] = []
-    for match in _HEADING_RE.finditer(safe_html):
-        level, inner = int(match[1]), match[2]
-        anchor = _ANCHOR_RE.search(inner)
-        if anchor is not None:  # raw HTML headings have none, so stay out of the TOC as before
-            text_html = inner[: anchor.start()] + inner[anchor.end() :]
-            toc.append(Heading(level=level, text=_visible_text(text_html), anchor=anchor[1]))
+    toc = tuple(_headings(safe_html))
     title = next((heading.text for heading in toc if heading.level == 1), None)
-    return Rendered(html=safe_html, toc=tuple(toc), title=title)
+    return Rendered(html=safe_html, toc=toc, title=title)
 
 
-_YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+def _headings(safe_html: str) -> Iterator[Heading]:
+    """The anchored h1–h4 of sanitised HTML, in order: each `<hN>` up to the first `</hN>` after it (a heading
+    without one is skipped), searched on after that. Raw HTML headings have no anchor, so stay out of the TOC."""
+    find, position = safe_html.find, 0
+    while (start := _HEADING_START_RE.search(safe_html, position)) is not None:
+        end = find(f"</h{start[1]}>", start.end())
+        if end < 0:
+            position = start.start() + 1
+            continue
+        inner, position = safe_html[start.end() : end], end + 5
+        anchor = _ANCHOR_RE.search(inner)
+        if anchor is not None:
+            text_html = inner[: anchor.start()] + inner[anchor.end() :]
+            yield Heading(level=int(start[1]), text=_visible_text(text_html), anchor=anchor[1])
+
+
+_YAML_LOADER = safe_yaml.Loader
 _FRONT_MATTER_RE = re.compile(r"\A\ufeff?---[ \t]*\r?\n(?P<yaml>.*?)^---[ \t]*(?:\r?\n|\Z)", re.DOTALL | re.MULTILINE)
 
 
@@ -76,7 +90,8 @@ def split_front_matter(*, text: str) -> tuple[dict[str, Any], str]:
     if match is None:
         return {}, text
     try:
-        # libyaml's loader when present: the pure-Python one costs ~3 ms per runbook, which adds up in imports.
+        # libyaml's parser when present, and plain documents built directly (see catalog.safe_yaml): front matter
+        # is read for every runbook of an import.
         data = yaml.load(match["yaml"], Loader=_YAML_LOADER)  # noqa: S506 - a safe loader
     except yaml.MarkedYAMLError as exc:
         # +2 on each line number: the opening `---` is line 1 and YAML counts from 0.
@@ -98,7 +113,9 @@ def split_front_matter(*, text: str) -> tuple[dict[str, Any], str]:
 
 def _visible_text(inner_html: str) -> str:
     """The text of a heading's sanitised inner HTML: tags dropped, entities decoded, whitespace collapsed."""
-    return " ".join(html.unescape(_TAG_RE.sub("", inner_html)).split())
+    if "<" in inner_html or "&" in inner_html:  # most headings are plain text
+        inner_html = html.unescape(_TAG_RE.sub("", inner_html))
+    return " ".join(inner_html.split())
 
 
 _MARKDOWN = MarkdownIt("commonmark").enable_many(["table", "strikethrough", "heading_anchors"])
@@ -117,12 +134,13 @@ _ANCHOR_ICON = _anchor_icon()
 
 # markdown-it writes style="text-align:…" on table cells; style never passes the sanitiser, align does.
 _TABLE_ALIGN_RE = re.compile(r'<(th|td) style="text-align:(left|center|right)">')
+_TABLE_ALIGN_MARK = ' style="text-align:'  # a quick test that saves the substitution's scan when there is none
 
 # A tag of nh3's output, where attribute values are always double-quoted (robust even to a ">" inside one).
 _TAG_RE = re.compile(r'<(?:[^">]|"[^"]*")*>')
 # A Markdown heading as nh3 writes it back: <hN><a aria-hidden="true" class="anchor" id="h-…" href="#h-…" rel="…"></a>…
 # </hN>. The anchor is searched for inside the heading, since raw HTML around a heading can put other tags before it.
-_HEADING_RE = re.compile(r"<h([1-4])>(.*?)</h\1>", re.DOTALL)
+_HEADING_START_RE = re.compile(r"<h([1-4])>")
 _ANCHOR_RE = re.compile(r'<a aria-hidden="true" class="anchor" id="([^"]*)"[^>]*></a>')
 
 _CODE_CLASS_RE = re.compile(r"language-[a-z0-9+-]+")

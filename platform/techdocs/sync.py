@@ -4,22 +4,32 @@ Runbooks are matched by slug (from the file name) and ADRs by number; a changed 
 the history shows what each sync brought. Docs that vanished from the source are kept, not deleted.
 """
 
+from collections.abc import Collection
 from typing import Any
 
 from django.contrib.auth.models import User
 from django.utils import timezone
 
+from catalog import bulk
 from catalog.descriptors import Entity
 from catalog.models import Service
 from techdocs import files
 from techdocs.models import ADR, Runbook, RunbookVersion, review_due
 
 
-def docs_import(*, components: list[tuple[Entity, Service]], actor: User | None, report: Any, now: Any) -> None:
-    """Upsert the runbooks and ADRs found next to each component's descriptor."""
+def docs_import(
+    *,
+    components: list[tuple[Entity, Service]],
+    actor: User | None,
+    report: Any,
+    now: Any,
+    created: Collection[int] = (),
+) -> None:
+    """Upsert the runbooks and ADRs found next to each component's descriptor; `created` services (new in this
+    import) have none yet, so they are not looked up."""
     if not components:
         return
-    ids = [service.pk for _, service in components]
+    ids = [service.pk for _, service in components if service.pk not in created]
     runbooks = {(r.service_id, r.slug): r for r in Runbook.objects.filter(service_id__in=ids)}
     adrs = {(a.service_id, a.number): a for a in ADR.objects.filter(service_id__in=ids)}
     author = actor.get_username() if actor else "system"
@@ -27,15 +37,18 @@ def docs_import(*, components: list[tuple[Entity, Service]], actor: User | None,
     new_adrs, changed_adrs, links = [], [], []
     for entity, service in components:
         for path, text in entity.docs:
-            name = path.rsplit("/", 1)[-1]
-            try:
-                if "/adr/" in f"/{path}":
-                    parsed_adr = files.adr_parse(filename=name, text=text)
-                else:
-                    parsed_runbook = files.runbook_parse(filename=name, text=text)
-            except (files.FileError, ValueError):
+            parsed: files.ParsedADR | files.ParsedRunbook | None
+            if path in entity.parsed_docs:  # read once already, by catalog.sync._docs_check
+                parsed = entity.parsed_docs[path]
+            else:
+                try:
+                    parsed = files.doc_parse(path=path, text=text)
+                except ValueError:  # FileError included
+                    parsed = None
+            if parsed is None:
                 continue  # catalog.sync._docs_check reported it when it read the tree
-            if "/adr/" in f"/{path}":
+            if isinstance(parsed, files.ParsedADR):
+                parsed_adr = parsed
                 adr = adrs.get((service.pk, parsed_adr.number))
                 values = {
                     "title": parsed_adr.title,
@@ -56,6 +69,7 @@ def docs_import(*, components: list[tuple[Entity, Service]], actor: User | None,
                     changed_adrs.append(adr)
                 links.append((service.pk, parsed_adr))
                 continue
+            parsed_runbook = parsed
             runbook = runbooks.get((service.pk, parsed_runbook.slug))
             # A file without reviewed_at keeps the review state Runway has; only a new runbook starts reviewed now.
             keep_review = runbook is not None and parsed_runbook.reviewed_at is None
@@ -84,7 +98,7 @@ def docs_import(*, components: list[tuple[Entity, Service]], actor: User | None,
                     versions.append(runbook)
                 runbook.updated_at = now  # bulk_update skips auto_now
                 changed_runbooks.append(runbook)
-    Runbook.objects.bulk_create(new_runbooks, batch_size=2000)
+    bulk.objects_insert(Runbook, new_runbooks)
     Runbook.objects.bulk_update(
         changed_runbooks,
         [
@@ -100,7 +114,8 @@ def docs_import(*, components: list[tuple[Entity, Service]], actor: User | None,
         ],
         batch_size=2000,
     )
-    RunbookVersion.objects.bulk_create(
+    bulk.objects_insert(
+        RunbookVersion,
         [
             RunbookVersion(
                 runbook=r,
@@ -114,9 +129,8 @@ def docs_import(*, components: list[tuple[Entity, Service]], actor: User | None,
             )
             for r in [*new_runbooks, *versions]
         ],
-        batch_size=2000,
     )
-    ADR.objects.bulk_create(new_adrs, batch_size=2000)
+    bulk.objects_insert(ADR, new_adrs)
     ADR.objects.bulk_update(
         changed_adrs, ["title", "status", "date", "deciders", "body", "source_path", "updated_at"], batch_size=2000
     )
