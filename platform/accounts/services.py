@@ -10,6 +10,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
+from accounts import selectors
 from accounts.models import ApiToken
 from audit import services as audit
 
@@ -63,7 +64,7 @@ def token_authenticate(*, presented: str) -> ApiToken | None:
     prefix, _, secret = presented[len(TOKEN_PREFIX) :].partition("_")
     if not prefix or not secret:
         return None
-    token = ApiToken.objects.select_related("user").filter(prefix=prefix).first()
+    token = selectors.token_with_user(prefix=prefix)
     if token is None or not hmac.compare_digest(token.digest, token_digest(secret)):
         return None
     if not token.is_active or not token.user.is_active:

@@ -1,10 +1,13 @@
 """Per-token rate limits: a fixed one-minute window counted atomically in the cache (Redis when configured)."""
 
+import hashlib
 import time
 from typing import Any
 
 from django.conf import settings
-from django.core.cache import cache
+from django.core.cache import cache, caches
+from django.core.cache.backends.redis import RedisCache, RedisSerializer
+from redis.exceptions import NoScriptError
 from rest_framework.throttling import BaseThrottle
 
 from accounts.models import ApiToken
@@ -15,8 +18,12 @@ WINDOW_SECONDS = 60
 class ApiTokenRateThrottle(BaseThrottle):
     """Limits requests made with a personal API token; browser sessions are not throttled here.
 
-    `cache.add` then `cache.incr` is atomic on Redis (SET NX, INCRBY), so concurrent requests on several
-    web processes can never both take the last slot.
+    The count is atomic, so concurrent requests on several web processes can never both take the last slot: on
+    Redis one script increments the window's counter and sets its expiry (one round trip); on other caches
+    `cache.add` then `cache.incr`.
+
+    A view may name cache keys it is about to read (`throttle_prefetch(request)`): they are fetched in the same round
+    trip as the count and left on the request as `throttle_prefetched`: (the keys, {key: value} of those present).
     """
 
     def allow_request(self, request: Any, view: Any) -> bool:
@@ -25,15 +32,46 @@ class ApiTokenRateThrottle(BaseThrottle):
             return True
         now = time.time()
         window = int(now // WINDOW_SECONDS)
-        key = f"ratelimit:token:{token.pk}:{window}"
-        cache.add(key, 0, timeout=WINDOW_SECONDS + 5)
-        try:
-            count = cache.incr(key)
-        except ValueError:  # the key expired between add and incr
-            cache.add(key, 1, timeout=WINDOW_SECONDS + 5)
-            count = 1
+        prefetch = view.throttle_prefetch(request) if hasattr(view, "throttle_prefetch") else []
+        count, found = _count(f"ratelimit:token:{token.pk}:{window}", prefetch)
+        if prefetch:
+            request.throttle_prefetched = (prefetch, found)
         self._retry_after = (window + 1) * WINDOW_SECONDS - now
         return count <= settings.API_TOKEN_RATE_LIMIT
 
     def wait(self) -> float | None:
         return max(1.0, self._retry_after)
+
+
+# INCR, and on the window's first request EXPIRE, then the values of any further keys: one atomic command, so one
+# round trip.
+_COUNT_SCRIPT = """
+local count = redis.call('INCR', KEYS[1])
+if count == 1 then redis.call('EXPIRE', KEYS[1], ARGV[1]) end
+if #KEYS == 1 then return {count, {}} end
+return {count, redis.call('MGET', unpack(KEYS, 2))}
+"""
+_COUNT_SHA = hashlib.sha1(_COUNT_SCRIPT.encode()).hexdigest()  # noqa: S324 - Redis names scripts by their SHA-1
+_SERIALIZER = RedisSerializer()  # how Django's Redis cache stores values (CACHES sets no other serializer)
+
+
+def _count(key: str, prefetch: list[str]) -> tuple[int, dict[str, Any]]:
+    """Add one to the window's counter; return it, and the cached values of `prefetch` that are present."""
+    backend = caches["default"]
+    if isinstance(backend, RedisCache):
+        # The same keys and value format as cache.add, cache.incr and cache.get_many below, in a script.
+        keys = [backend.make_key(name) for name in (key, *prefetch)]
+        client = backend._cache.get_client(keys[0], write=True)
+        try:
+            count, values = client.evalsha(_COUNT_SHA, len(keys), *keys, WINDOW_SECONDS + 5)
+        except NoScriptError:  # not yet in this Redis's script cache: EVAL runs it and puts it there
+            count, values = client.eval(_COUNT_SCRIPT, len(keys), *keys, WINDOW_SECONDS + 5)
+        found = {name: value for name, value in zip(prefetch, values, strict=True) if value is not None}
+        return int(count), {name: _SERIALIZER.loads(value) for name, value in found.items()}
+    cache.add(key, 0, timeout=WINDOW_SECONDS + 5)
+    try:
+        count = cache.incr(key)
+    except ValueError:  # the key expired between add and incr
+        cache.add(key, 1, timeout=WINDOW_SECONDS + 5)
+        count = 1
+    return count, cache.get_many(prefetch) if prefetch else {}

@@ -1,8 +1,11 @@
 """Catalog filters, shared by the HTML catalog page and the API so that both answer the same question."""
 
+from typing import Any
+
 import django_filters
 from django.db.models import Q, QuerySet
 
+from catalog import cache as catalog_cache
 from catalog import selectors
 from catalog.models import Dependency, Service, System, Tag
 from teams.models import Team
@@ -50,6 +53,25 @@ class ServiceFilterSet(django_filters.FilterSet):
     class Meta:
         model = Service
         fields = ["q", "owner", "lifecycle", "tier", "system", "tag", "stale", "golden_path"]
+
+    # Filters whose answer changes without a catalog write: with the clock (stale runbooks) or with the golden paths
+    # on disk. Results filtered by them are never cached.
+    UNCACHEABLE = ("stale", "golden_path")
+
+    @classmethod
+    def cacheable(cls, params: Any) -> bool:
+        """Whether the catalog filtered by `params` (a QueryDict) changes only when the catalog does."""
+        return not any(params.get(name) for name in cls.UNCACHEABLE)
+
+    @classmethod
+    def count_key(cls, params: Any) -> str | None:
+        """A cache key for the number of services matching `params` (a QueryDict), or None when that number may
+        change without a catalog write. Pages, page sizes, orderings and unknown parameters share the key. Every
+        reader sees the same catalog (selectors.service_list_visible), so the key holds no user."""
+        if not cls.cacheable(params):
+            return None
+        names = sorted(name for name in cls.base_filters if name != "ordering")
+        return catalog_cache.entry_key("service-count", repr([(name, params.getlist(name)) for name in names]))
 
     def search(self, queryset: QuerySet[Service], name: str, value: str) -> QuerySet[Service]:
         """Every word must appear in the name, slug or description (case-insensitive)."""

@@ -4,6 +4,8 @@ The catalog is open to every signed-in user (finding any service and its owner i
 `*_visible` functions return everything today; they remain the one place to narrow if that changes.
 """
 
+from datetime import datetime
+
 from django.contrib.auth.models import AnonymousUser, User
 from django.contrib.contenttypes.models import ContentType
 from django.db import connection
@@ -33,16 +35,29 @@ def stale_runbook_exists() -> Exists:
 
 def services_mark_stale(services: list[Service]) -> list[Service]:
     """Set `has_stale_runbook` on a page of services with one query (cheaper than a subquery per catalog row)."""
+    services_mark_stale_until(services)
+    return services
+
+
+def services_mark_stale_until(services: list[Service]) -> datetime | None:
+    """`services_mark_stale`, and when one of these marks turns next by the clock alone (the earliest review still to
+    fall due), or None: until then, and until the catalog changes, the marks stand."""
     from techdocs.models import Runbook
 
-    stale = set(
-        Runbook.objects.filter(service__in=services, review_due_at__lt=timezone.now()).values_list(
-            "service_id", flat=True
-        )
-    )
+    now = timezone.now()
+    stale: set[int] = set()
+    turns: datetime | None = None
+    dues = Runbook.objects.filter(service__in=services).order_by().values_list("service_id", "review_due_at")
+    for service_id, due in dues:
+        if due is None:  # never reviewed on a schedule: not stale in lists
+            continue
+        if due < now:
+            stale.add(service_id)
+        elif turns is None or due < turns:
+            turns = due
     for service in services:
         service.has_stale_runbook = service.pk in stale  # type: ignore[attr-defined]
-    return services
+    return turns
 
 
 def system_list_visible(*, user: User | AnonymousUser) -> QuerySet[System]:
@@ -54,10 +69,16 @@ def dependency_list_visible(*, user: User | AnonymousUser) -> QuerySet[Dependenc
 
 
 def service_dependencies(*, service: Service) -> tuple[list[Dependency], list[Dependency]]:
-    """What the service depends on, and what depends on it, each with the other end's owner loaded."""
-    outgoing = list(service.dependencies.select_related("target__owner").order_by("target__name"))
-    incoming = list(service.dependents.select_related("source__owner").order_by("source__name"))
-    return outgoing, incoming
+    """What the service depends on, and what depends on it, each with the other end's owner loaded.
+
+    Only the columns the service page shows are read: a core service has hundreds of dependents, and building whole
+    services and teams for each cost more than the rest of the page's queries.
+    """
+    edge = ("id", "kind", "source_id", "target_id")
+    shown = ("slug", "name", "owner__name")
+    outgoing = service.dependencies.select_related("target__owner").only(*edge, *(f"target__{f}" for f in shown))
+    incoming = service.dependents.select_related("source__owner").only(*edge, *(f"source__{f}" for f in shown))
+    return list(outgoing.order_by("target__name")), list(incoming.order_by("source__name"))
 
 
 def service_cycle_neighbours(*, service: Service) -> set[int]:

@@ -1,5 +1,10 @@
 """Catalog pages. Each view parses input, checks permission, calls one service or selector, renders."""
 
+from datetime import datetime
+from functools import partial
+from typing import Any
+
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -7,10 +12,14 @@ from django.core.paginator import Paginator
 from django.db.models import Count
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.template.loader import render_to_string
+from django.utils import timezone, translation
 from django.utils.cache import patch_vary_headers
+from django.utils.safestring import SafeString, mark_safe
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from audit import selectors as audit_selectors
+from catalog import cache as catalog_cache
 from catalog import export, imports, selectors, services
 from catalog.filters import ServiceFilterSet
 from catalog.forms import DependencyForm, ImportForm, ServiceForm, TransferForm
@@ -18,35 +27,109 @@ from catalog.models import Api, Dependency, ImportRun, Service
 from catalog.permissions import checker_for, user_can
 from deployments import selectors as deployment_selectors
 from portal.forms import apply_errors, validation_response
+from portal.pagination import CountedPaginator
+from portal.templatetags.portal_tags import SelectOptions, select_options
 from teams import selectors as team_selectors
 from techdocs import selectors as techdocs_selectors
 
 PAGE_SIZE = 50
+# The catalog filters shown as a <select>: every one but the text search and the sort order (a hidden input).
+FILTER_SELECTS = [name for name in ServiceFilterSet.base_filters if name not in ("q", "ordering")]
 
 
 @login_required
 @require_GET
 def service_list(request: HttpRequest) -> HttpResponse:
-    """The catalog: search as you type and filters that swap only the results, kept in the URL."""
+    """The catalog: search as you type and filters that swap only the results, kept in the URL.
+
+    With a shared cache (settings.CATALOG_PAGE_CACHE) the results, their count and the filters' choices are rendered
+    once per catalog version (and query string): they are the same for every reader and change only with the catalog
+    (and, for the stale-runbook badges, when a review falls due).
+    """
     filterset = ServiceFilterSet(request.GET or None, queryset=selectors.service_list_visible(user=request.user))
-    page = Paginator(filterset.qs, PAGE_SIZE).get_page(request.GET.get("page"))
-    page.object_list = selectors.services_mark_stale(list(page.object_list))
-    template = "catalog/service_list.html"
-    if request.htmx and not request.htmx.boosted:  # type: ignore[attr-defined]
-        template += "#results"
     params = request.GET.copy()
     params.pop("page", None)
-    context = {
+    context: dict[str, Any] = {
         "filterset": filterset,
-        "page": page,
-        "services": page.object_list,
         "query": params.urlencode(),
         "ordering": request.GET.get("ordering", ""),
         "can_create": True,
     }
-    response = render(request, template, context)
+    fragment_only = request.htmx and not request.htmx.boosted  # type: ignore[attr-defined]
+    cached = _ServiceListCache(request, with_options=not fragment_only)
+    results = cached.results()
+    if results is None:
+        results, stale_until = _service_list_results(request, filterset, context)
+        cached.results_store(results, stale_until=stale_until)
+    if fragment_only:
+        response = HttpResponse(results)
+    else:
+        options = cached.options() or cached.options_store(
+            {field.name: select_options(field) for field in filterset.form if field.name in FILTER_SELECTS}
+        )
+        context["filter_fields"] = [(field, options[field.name]) for field in filterset.form if field.name in options]
+        context["results"] = results
+        response = render(request, "catalog/service_list.html", context)
     patch_vary_headers(response, ["HX-Request"])
     return response
+
+
+def _service_list_results(
+    request: HttpRequest, filterset: ServiceFilterSet, context: dict[str, Any]
+) -> tuple[SafeString, datetime | None]:
+    """The results fragment (count, table, pagination), and until when its stale-runbook badges hold (see
+    selectors.services_mark_stale_until). Adds the `page` and its `services` to `context`."""
+    count_key = ServiceFilterSet.count_key(request.GET) if settings.CATALOG_PAGE_CACHE else None
+    if count_key:  # the same for every page and sort order of these filters, until the catalog changes
+        count = partial(catalog_cache.remembered, count_key, filterset.qs.count)
+        paginator: Paginator = CountedPaginator(filterset.qs, PAGE_SIZE, count=count)
+    else:
+        paginator = Paginator(filterset.qs, PAGE_SIZE)
+    page = paginator.get_page(request.GET.get("page"))
+    page.object_list = list(page.object_list)
+    stale_until = selectors.services_mark_stale_until(page.object_list)
+    context.update(page=page, services=page.object_list)
+    html: SafeString = render_to_string("catalog/service_list.html#results", context, request)  # type: ignore[assignment]
+    return html, stale_until
+
+
+class _ServiceListCache:
+    """The catalog page's cached parts, read in one round trip: the results for this query string (not for the
+    filters whose answer moves with the clock or the golden paths) and the filters' <option>s."""
+
+    def __init__(self, request: HttpRequest, *, with_options: bool) -> None:
+        self.results_key: str | None = None
+        self.options_key: str | None = None
+        self.made_for, self.fresh = 0, dict[str, Any]()
+        if not settings.CATALOG_PAGE_CACHE:
+            return
+        language = translation.get_language() or ""  # labels are translatable
+        if ServiceFilterSet.cacheable(request.GET):
+            htmx = "htmx" if request.htmx else ""  # type: ignore[attr-defined]  # the fragment differs for htmx
+            query = request.META.get("QUERY_STRING", "")
+            self.results_key = catalog_cache.entry_key("service-list", query, htmx, language)
+        if with_options:
+            self.options_key = catalog_cache.entry_key("filter-options", language)
+        if keys := [key for key in (self.results_key, self.options_key) if key]:
+            self.made_for, self.fresh = catalog_cache.read(keys)
+
+    def results(self) -> SafeString | None:
+        html, stale_until = self.fresh.get(self.results_key or "", (None, None))
+        if html is None or (stale_until is not None and timezone.now() >= stale_until):
+            return None
+        return mark_safe(html)  # noqa: S308 - rendered by the template, as it was before it was cached
+
+    def results_store(self, html: str, *, stale_until: datetime | None) -> None:
+        if self.results_key:
+            catalog_cache.write(self.results_key, self.made_for, (str(html), stale_until))
+
+    def options(self) -> dict[str, SelectOptions] | None:
+        return self.fresh.get(self.options_key or "")
+
+    def options_store(self, options: dict[str, SelectOptions]) -> dict[str, SelectOptions]:
+        if self.options_key:
+            catalog_cache.write(self.options_key, self.made_for, options)
+        return options
 
 
 @login_required

@@ -221,3 +221,18 @@ def test_last_used_at_is_set_on_use_and_written_at_most_once_a_minute(client, wo
     token.refresh_from_db()
     assert token.last_used_at >= before
     assert token.last_used_at > timezone.now() - timedelta(minutes=1)
+
+
+def test_token_lookup_reads_what_the_orm_reads(world):
+    from accounts import selectors, services
+
+    token, _secret = services.token_create(user=world.staff, name="ci", lifetime_days=7)
+    expected = ApiToken.objects.select_related("user").get(pk=token.pk)
+    found = selectors.token_with_user(prefix=token.prefix)
+    assert found is not None and selectors.token_with_user(prefix="0" * 12) is None
+    for obj, other in ((found, expected), (found.user, expected.user)):
+        for field in type(obj)._meta.concrete_fields:
+            mine, theirs = getattr(obj, field.attname), getattr(other, field.attname)
+            assert (mine, type(mine)) == (theirs, type(theirs)), field.name
+        assert obj._state.db == other._state.db and not obj._state.adding
+    assert found.user.is_staff is True and found.expires_at.tzinfo is not None

@@ -479,3 +479,31 @@ def test_cached_list_follows_every_kind_of_catalog_write(api_client, world, djan
     assert body["count"] == 2 and body["results"][-1]["tags"] == ["fresh"]
     Service.objects.filter(slug="zz-new").delete()
     assert api_client.get(url).json()["count"] == 1
+
+
+@pytest.mark.parametrize("accept", ["application/json", "application/json; indent=4", "*/*"])
+def test_cached_list_is_the_list_rendered_afresh(api_client, world, settings, accept):
+    _services_with_tags_and_systems(30)
+    api_client.force_authenticate(world.owner)
+    params = {"page": 2, "page_size": 10, "ordering": "-tier"}
+    settings.CATALOG_API_CACHE = False
+    fresh = api_client.get(SERVICES_URL, params, HTTP_ACCEPT=accept)
+    settings.CATALOG_API_CACHE = True
+    for _ in range(2):  # the first fills the cache, the second is served from it
+        cached = api_client.get(SERVICES_URL, params, HTTP_ACCEPT=accept)
+        assert (cached.status_code, cached.content) == (fresh.status_code, fresh.content)
+        assert [cached[name] for name in ("Content-Type", "Vary", "Allow")] == [
+            fresh[name] for name in ("Content-Type", "Vary", "Allow")
+        ]
+
+
+def test_cached_count_is_shared_by_pages_and_follows_writes(api_client, world, settings, django_assert_num_queries):
+    settings.CATALOG_API_CACHE = True
+    _services_with_tags_and_systems(12)
+    api_client.force_authenticate(world.owner)
+    assert api_client.get(SERVICES_URL, {"page_size": 5}).json()["count"] == 13
+    # Another page of the same question: its rows, and the count from the cache (no COUNT query).
+    with django_assert_num_queries(2):  # the page of services, their tags
+        assert api_client.get(SERVICES_URL, {"page_size": 5, "page": 2}).json()["count"] == 13
+    service_make(owner=world.owner_team, slug="one-more")
+    assert api_client.get(SERVICES_URL, {"page_size": 5, "page": 3}).json()["count"] == 14

@@ -1,5 +1,8 @@
 """Catalog pages: htmx fragments, filters in the URL, bounded queries, forms with field errors."""
 
+import re
+from datetime import timedelta
+
 import pytest
 from django.urls import reverse
 
@@ -185,3 +188,71 @@ def test_golden_path_filter_lists_services_behind_their_path(client, world):
     assert {s.slug for s in client.get(CATALOG, {"golden_path": "current"}).context["services"]} == {"new-one"}
     page = client.get(reverse("catalog:service-detail", args=["old-one"])).content.decode()
     assert f"{path.version} is out" in page
+
+
+# --- the cached catalog page ----------------------------------------------------------------------------------------
+
+
+def _without_csrf(content: bytes) -> str:
+    return re.sub(r'"X-CSRFToken": "[^"]+"|name="csrfmiddlewaretoken" value="[^"]+"', "", content.decode())
+
+
+@pytest.mark.parametrize(
+    "params",
+    [{}, {"q": "bulk 4"}, {"owner": "payments", "ordering": "-tier"}, {"owner": "nobody"}, {"page": "2", "tag": "t1"}],
+)
+def test_cached_catalog_page_is_the_page_rendered_afresh(client, world, settings, params):
+    _populate(world.owner_team, 60)
+    client.force_login(world.outsider)
+    settings.CATALOG_PAGE_CACHE = False
+    fresh = [client.get(CATALOG, params, headers=headers) for headers in ({}, {"HX-Request": "true"})]
+    settings.CATALOG_PAGE_CACHE = True
+    for _ in range(2):  # the first fills the cache, the second is served from it
+        cached = [client.get(CATALOG, params, headers=headers) for headers in ({}, {"HX-Request": "true"})]
+        assert [_without_csrf(r.content) for r in cached] == [_without_csrf(r.content) for r in fresh]
+        assert [r["Vary"] for r in cached] == [r["Vary"] for r in fresh]
+
+
+def test_cached_catalog_page_reads_no_catalog_rows(client, world, settings, django_assert_max_num_queries):
+    settings.CATALOG_PAGE_CACHE = True
+    _populate(TeamFactory(), 5)
+    client.force_login(world.outsider)
+    client.get(CATALOG, {"q": "bulk"})
+    with django_assert_max_num_queries(2):  # the session and the user, at most
+        assert b"bulk-5-4" in client.get(CATALOG, {"q": "bulk"}).content
+
+
+def test_cached_catalog_page_follows_catalog_writes(client, world, settings):
+    settings.CATALOG_PAGE_CACHE = True
+    client.force_login(world.outsider)
+    assert b"1 service</p>" in client.get(CATALOG).content
+    services.service_update(service=world.service, updated_by=world.owner, name="Payments Gateway")
+    assert b"Payments Gateway" in client.get(CATALOG).content
+    service_make(owner=world.other_team, slug="second", name="Second")
+    page = client.get(CATALOG).content
+    assert b"2 services</p>" in page and b"Second" in page
+    world.other_team.name = "Search and Discovery"
+    world.other_team.save()
+    assert b"Search and Discovery" in client.get(CATALOG).content  # in the rows and in the owner filter
+
+
+def test_cached_stale_runbook_badge_appears_when_the_review_falls_due(client, world, settings, monkeypatch):
+    from django.utils import timezone
+
+    from techdocs import services as techdocs_services
+
+    settings.CATALOG_PAGE_CACHE = True
+    now = timezone.now()
+    techdocs_services.runbook_create(
+        service=world.service,
+        title="On-call",
+        body="Page the rota.",
+        created_by=world.owner,
+        review_interval_days=30,
+        last_reviewed_at=now - timedelta(days=29),
+    )
+    client.force_login(world.outsider)
+    assert b"stale runbook</span>" not in client.get(CATALOG).content
+    assert b"stale runbook</span>" not in client.get(CATALOG).content  # from the cache
+    monkeypatch.setattr(timezone, "now", lambda: now + timedelta(days=2))  # no write: only the clock moved
+    assert b"stale runbook</span>" in client.get(CATALOG).content

@@ -15,13 +15,32 @@ class TagListField(serializers.ListField):
         return [tag.name for tag in data.all()]
 
 
+class SlugIdentityField(serializers.HyperlinkedIdentityField):
+    """DRF's link to each row, with one reverse() per page instead of one per row: within a request, two rows' URLs
+    differ only by their slug. Falls back to DRF for a slug that reverse() would have to quote."""
+
+    _MARK = "__slug__"
+    _PLAIN = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_")
+
+    def get_url(self, obj: Any, view_name: str, request: Any, format: Any) -> str | None:  # noqa: A002 - DRF's name
+        slug = getattr(obj, self.lookup_field, None)
+        if not slug or not set(slug) <= self._PLAIN or request is None:
+            return super().get_url(obj, view_name, request, format)  # type: ignore[no-any-return]
+        cached = getattr(self, "_around", None)
+        if cached is None or cached[0] is not request or cached[1] != format:
+            url = self.reverse(view_name, kwargs={self.lookup_url_kwarg: self._MARK}, request=request, format=format)
+            before, _, after = url.partition(self._MARK)
+            cached = self._around = (request, format, before, after)
+        return f"{cached[2]}{slug}{cached[3]}"
+
+
 class ServiceSerializer(serializers.ModelSerializer):
     owner = serializers.SlugRelatedField(slug_field="slug", queryset=Team.objects.all())
     system = serializers.SlugRelatedField(
         slug_field="slug", queryset=System.objects.all(), required=False, allow_null=True
     )
     tags = TagListField(required=False, max_length=30)
-    url = serializers.HyperlinkedIdentityField(view_name="api:service-detail", lookup_field="slug")
+    url = SlugIdentityField(view_name="api:service-detail", lookup_field="slug")
 
     class Meta:
         model = Service

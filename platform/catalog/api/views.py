@@ -1,12 +1,12 @@
 """Catalog API: services, systems and dependencies, with the same permissions as the pages."""
 
 import json
+from functools import partial
 from typing import Any
 
 from django.conf import settings
-from django.core.cache import cache
 from django.core.exceptions import PermissionDenied
-from django.http import HttpResponse
+from django.http import HttpResponse, HttpResponseBase
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import exceptions as drf_exceptions
@@ -32,8 +32,10 @@ from catalog.api.serializers import (
 from catalog.filters import DependencyFilterSet, ServiceFilterSet, SystemFilterSet
 from catalog.models import Dependency, ImportRun
 from catalog.permissions import SERVICE_PERMS, SYSTEM_PERMS, ObjectActionPermission, user_can
+from portal.pagination import CountedPaginator
 
 CACHE_SECONDS = 300
+JSON_MEDIA_TYPE = JSONRenderer.media_type
 
 
 class ServiceViewSet(viewsets.ModelViewSet):
@@ -49,22 +51,45 @@ class ServiceViewSet(viewsets.ModelViewSet):
     def get_queryset(self) -> Any:
         return selectors.service_list_visible(user=self.request.user)
 
-    def list(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+    def _cached_list_key(self, request: Request) -> str | None:
+        """Where a list page is cached, or None for a page that is not (see list)."""
+        # "stale" depends on the clock as well as on writes, so it is never served from cache.
+        if self.action != "list" or not settings.CATALOG_API_CACHE or "stale" in request.query_params:
+            return None
+        return catalog_cache.entry_key("api-services", request.get_full_path())
+
+    def throttle_prefetch(self, request: Request) -> list[str]:
+        """The cached page, fetched in the rate limit's round trip (see ApiTokenRateThrottle)."""
+        key = self._cached_list_key(request)
+        return catalog_cache.prefetch([key]) if key else []
+
+    def list(self, request: Request, *args: Any, **kwargs: Any) -> HttpResponseBase:  # type: ignore[override]
         """The catalog is the same for every reader, so a page is cached until the catalog next changes.
 
-        Only with a shared cache (Redis): a per-process cache would not see another process's writes.
+        Only with a shared cache (Redis): a per-process cache would not see another process's writes. The page is
+        cached as the JSON bytes it is sent as, and served as they are to a plain `Accept: application/json`.
         """
-        # "stale" depends on the clock as well as on writes, so it is never served from cache.
-        if not settings.CATALOG_API_CACHE or "stale" in request.query_params:
+        key = self._cached_list_key(request)
+        if key is None:
             return super().list(request, *args, **kwargs)
-        key = f"api:services:{catalog_cache.version()}:{request.get_full_path()}"
-        cached = cache.get(key)
-        if cached is None:
+        fetched, found = getattr(request, "throttle_prefetched", (None, None))
+        made_for, fresh = catalog_cache.read([key], found=found if fetched == catalog_cache.prefetch([key]) else None)
+        body = fresh.get(key)
+        if body is None:
             data = super().list(request, *args, **kwargs).data
-            # Plain JSON values, not DRF's Hyperlink objects (which drag whole model instances into the pickle).
-            cached = json.loads(JSONRenderer().render(data))
-            cache.set(key, cached, CACHE_SECONDS)
-        return Response(cached)
+            body = JSONRenderer().render(data)
+            catalog_cache.write(key, made_for, body, timeout=CACHE_SECONDS)
+        if type(request.accepted_renderer) is JSONRenderer and request.accepted_media_type == JSON_MEDIA_TYPE:
+            return HttpResponse(body, content_type=JSON_MEDIA_TYPE)
+        return Response(json.loads(body))  # another renderer (the browsable API) or media type parameters
+
+    def paginate_queryset(self, queryset: Any) -> Any:
+        """Counts the filtered catalog once per catalog version instead of on every page."""
+        count_key = ServiceFilterSet.count_key(self.request.query_params)
+        if settings.CATALOG_API_CACHE and count_key is not None and self.paginator is not None:
+            count = partial(catalog_cache.remembered, count_key, queryset.count)
+            self.paginator.django_paginator_class = partial(CountedPaginator, count=count)  # type: ignore[attr-defined]
+        return super().paginate_queryset(queryset)
 
     def perform_create(self, serializer: Any) -> None:
         serializer.instance = services.service_create(created_by=self.request.user, **serializer.validated_data)

@@ -129,7 +129,10 @@ STORAGES = {
 REDIS_URL = env.str("REDIS_URL", default="")
 CELERY_BROKER_TRANSPORT_OPTIONS: dict[str, object]
 if REDIS_URL:
-    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
+    CACHES = {"default": {"BACKEND": "portal.cache.RedisCache", "LOCATION": REDIS_URL}}  # Django's, leaner
+    # Sessions read from Redis, written through to the database: no session query on every signed-in page. Only
+    # with a shared cache: a per-process cache would keep serving a session that another process ended.
+    SESSION_ENGINE = "django.contrib.sessions.backends.cached_db"
     CELERY_BROKER_URL = REDIS_URL
     CELERY_RESULT_BACKEND = REDIS_URL
     # Redis redelivers unacknowledged (acks_late) tasks only after this timeout; keep it above the
@@ -155,6 +158,8 @@ else:
 
 # Cache API catalog pages under a shared catalog version; only safe when every process shares the cache.
 CATALOG_API_CACHE = env.bool("CATALOG_API_CACHE", default=bool(REDIS_URL))
+# The same for the catalog page's results, row counts and filter choices.
+CATALOG_PAGE_CACHE = env.bool("CATALOG_PAGE_CACHE", default=bool(REDIS_URL))
 
 CELERY_TASK_SERIALIZER = "json"
 CELERY_RESULT_SERIALIZER = "json"
