@@ -14,9 +14,8 @@ def _backend_pid() -> int:
         return int(cursor.fetchone()[0])
 
 
-def test_a_connection_that_died_between_requests_is_replaced_and_the_read_answers(is_postgres):
-    if not is_postgres:
-        pytest.skip("needs a server that can end another session")
+@pytest.mark.postgres_only  # needs a server that can end another session
+def test_a_connection_that_died_between_requests_is_replaced_and_the_read_answers():
     dead = _backend_pid()
     killer = connections.create_connection("default")
     try:
@@ -30,9 +29,8 @@ def test_a_connection_that_died_between_requests_is_replaced_and_the_read_answer
     assert _backend_pid() != dead
 
 
-def test_a_failing_statement_is_raised_and_the_healthy_connection_kept(is_postgres):
-    if not is_postgres:
-        pytest.skip("SQLite divides by zero without an error")
+@pytest.mark.postgres_only  # SQLite divides by zero without an error
+def test_a_failing_statement_is_raised_and_the_healthy_connection_kept():
     before = _backend_pid()
     connection.health_check_done = False
     with pytest.raises(DataError):
