@@ -59,3 +59,84 @@ class ScaffoldRun(models.Model):
     def progress(self) -> int:
         finished = sum(1 for step in self.steps if step.get("status") == "done")
         return round(100 * finished / len(STEPS))
+
+
+UPDATE_STEPS = ("check", "clone", "merge", "commit", "publish")
+
+
+class GoldenPathUpdate(models.Model):
+    """A newer version of a service's golden path merged into a branch of its repository, for a person to review.
+
+    Copier renders the version the service was made from and the newer one and merges the difference into the
+    service's code on a branch; where the service and the template changed the same lines, the branch carries
+    conflict markers and cannot be merged until someone resolves them there.
+    """
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        READY = "ready", "Ready to merge"
+        CONFLICTS = "conflicts", "Has conflicts"
+        FAILED = "failed", "Failed"
+        MERGED = "merged", "Merged"
+        DISCARDED = "discarded", "Discarded"
+
+    OPEN = (Status.QUEUED, Status.RUNNING, Status.READY, Status.CONFLICTS)
+
+    uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    service = models.ForeignKey(Service, on_delete=models.CASCADE, related_name="golden_path_updates")
+    golden_path = models.CharField(max_length=100)
+    from_version = models.CharField(max_length=40)
+    to_version = models.CharField(max_length=40)
+    to_ref = models.CharField(max_length=60, blank=True, help_text="The golden path store's tag merged in.")
+    branch = models.CharField(max_length=200, blank=True)
+    base_sha = models.CharField(max_length=40, blank=True, help_text="The commit of main the branch starts from.")
+    head_sha = models.CharField(max_length=40, blank=True)
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.QUEUED, db_index=True)
+    steps = models.JSONField(default=list, blank=True)
+    files = models.JSONField(default=list, blank=True, help_text="[{path, change, conflicted}] against main.")
+    diff = models.TextField(blank=True)
+    diff_truncated = models.BooleanField(default=False)
+    error = models.TextField(blank=True)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    merged_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    merged_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["service"],
+                condition=models.Q(status__in=["queued", "running", "ready", "conflicts"]),
+                name="one_open_golden_path_update_per_service",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.service.slug}: {self.golden_path} {self.from_version} → {self.to_version}"
+
+    def get_absolute_url(self) -> str:
+        return reverse("scaffolder:update-detail", kwargs={"uuid": self.uuid})
+
+    @property
+    def is_open(self) -> bool:
+        return self.status in self.OPEN
+
+    @property
+    def is_working(self) -> bool:
+        return self.status in (self.Status.QUEUED, self.Status.RUNNING)
+
+    @property
+    def conflicted(self) -> list[str]:
+        return [entry["path"] for entry in self.files if entry.get("conflicted")]
+
+    @property
+    def progress(self) -> int:
+        finished = sum(1 for step in self.steps if step.get("status") == "done")
+        return round(100 * finished / len(UPDATE_STEPS))

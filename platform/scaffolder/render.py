@@ -1,8 +1,12 @@
 """Render a golden path with copier, in a child process that has no portal secrets.
 
-Run as `python -m scaffolder.render` with a JSON request on stdin: {"template", "destination", "data"}. It imports
-nothing from the portal (no Django, no settings), is started with a minimal environment, and refuses any result
-that places a file outside the destination or contains a link.
+Run as `python -m scaffolder.render` with a JSON request on stdin: {"template", "destination", "data", "ref",
+"update"}. It imports nothing from the portal (no Django, no settings), is started with a minimal environment, and
+refuses any result that places a file outside the destination or contains a link.
+
+With "update", the destination is a clean git clone of a project copier made before: copier renders the version
+recorded in its .copier-answers.yml and the version `ref`, and merges the difference into it, leaving conflict
+markers where the project and the template changed the same lines.
 """
 
 import json
@@ -19,9 +23,14 @@ class RenderError(RuntimeError):
     """The template could not be rendered with these answers; the message is shown on the run's timeline."""
 
 
-def render_in_child(*, template: Path, destination: Path, data: dict[str, Any]) -> list[str]:
-    """Render `template` into `destination` in a clean child process; returns the relative paths written."""
-    request = json.dumps({"template": str(template), "destination": str(destination), "data": data})
+def render_in_child(
+    *, template: Path, destination: Path, data: dict[str, Any], ref: str | None = None, update: bool = False
+) -> list[str]:
+    """Render `template` (a folder, or a git repository at tag `ref`) into `destination` in a clean child process, or
+    update the project in `destination` to `ref`; returns the relative paths in the destination."""
+    request = json.dumps(
+        {"template": str(template), "destination": str(destination), "data": data, "ref": ref, "update": update}
+    )
     environment = {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
         "HOME": str(destination.parent),
@@ -29,6 +38,11 @@ def render_in_child(*, template: Path, destination: Path, data: dict[str, Any]) 
         "PYTHONPATH": str(Path(__file__).resolve().parent.parent),  # this module only; copier comes from site
         "PYTHONDONTWRITEBYTECODE": "1",
         "GIT_CONFIG_NOSYSTEM": "1",
+        # Copier commits in scratch repositories while it updates a project; they need an identity, never a real one.
+        "GIT_AUTHOR_NAME": "Runway",
+        "GIT_AUTHOR_EMAIL": "runway@localhost",
+        "GIT_COMMITTER_NAME": "Runway",
+        "GIT_COMMITTER_EMAIL": "runway@localhost",
     }
     try:
         result = subprocess.run(
@@ -52,7 +66,9 @@ def render_in_child(*, template: Path, destination: Path, data: dict[str, Any]) 
 def _confined(destination: Path) -> list[str]:
     root = destination.resolve()
     files = []
-    for folder, _dirs, names in os.walk(root):
+    for folder, dirs, names in os.walk(root):
+        if ".git" in dirs and Path(folder) == root:
+            dirs.remove(".git")  # an updated project's own repository
         for name in names:
             path = Path(folder) / name
             if path.is_symlink() or not str(path.resolve()).startswith(str(root) + os.sep):
@@ -66,6 +82,20 @@ def main() -> None:
 
     request = json.loads(sys.stdin.read())
     destination = Path(request["destination"])
+    if request.get("update"):
+        copier.run_update(
+            str(destination),
+            data=request["data"],
+            defaults=True,
+            overwrite=True,
+            conflict="inline",
+            unsafe=False,
+            skip_tasks=True,
+            quiet=True,
+            vcs_ref=request["ref"],
+        )
+        print(json.dumps({"files": _confined(destination)}))
+        return
     copier.run_copy(
         request["template"],
         str(destination),
@@ -75,7 +105,7 @@ def main() -> None:
         skip_tasks=True,
         quiet=True,
         overwrite=False,
-        vcs_ref=None,
+        vcs_ref=request.get("ref"),
     )
     print(json.dumps({"files": _confined(destination)}))
 

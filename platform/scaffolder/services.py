@@ -23,7 +23,7 @@ from audit import services as audit
 from catalog import services as catalog_services
 from catalog.models import Service, System
 from deployments import services as deployment_services
-from scaffolder import publishers, registry, tasks
+from scaffolder import publishers, registry, tasks, versions
 from scaffolder.models import ScaffoldRun
 from scaffolder.render import RenderError, render_in_child
 from teams.models import Membership, Team
@@ -97,10 +97,10 @@ def scaffold_claim(*, run_id: int) -> ScaffoldRun | None:
     return ScaffoldRun.objects.select_related("owner", "system", "requested_by").get(pk=run_id) if claimed else None
 
 
-class _Timeline:
-    """Records each step's status and duration on the run as it happens."""
+class Timeline:
+    """Records each step's status and duration on a run (or a golden path update) as it happens."""
 
-    def __init__(self, run: ScaffoldRun) -> None:
+    def __init__(self, run: Any) -> None:
         self.run = run
         self.run.steps = []
 
@@ -108,11 +108,11 @@ class _Timeline:
         return _Step(self, name)
 
     def save(self) -> None:
-        ScaffoldRun.objects.filter(pk=self.run.pk).update(steps=self.run.steps)
+        type(self.run).objects.filter(pk=self.run.pk).update(steps=self.run.steps)
 
 
 class _Step:
-    def __init__(self, timeline: _Timeline, name: str) -> None:
+    def __init__(self, timeline: Timeline, name: str) -> None:
         self.timeline, self.name = timeline, name
         self.entry: dict[str, Any] = {"name": name, "status": "running", "message": ""}
 
@@ -133,7 +133,7 @@ class _Step:
 def scaffold_execute(*, run: ScaffoldRun) -> ScaffoldRun:
     """Validate → render → publish → register (with runbook, ADRs and grants) → audit; FAILED with a reason else."""
     path = registry.golden_path_get(run.golden_path)
-    timeline = _Timeline(run)
+    timeline = Timeline(run)
     name = str(run.answers.get("name", ""))
     published = False
     workdir = Path(tempfile.mkdtemp(prefix="runway-scaffold-"))
@@ -156,7 +156,9 @@ def scaffold_execute(*, run: ScaffoldRun) -> ScaffoldRun:
         }
         destination = workdir / name
         with timeline.step("render") as entry:
-            files = render_in_child(template=path.folder, destination=destination, data=data)
+            # Rendered from the recorded version, so the project's .copier-answers.yml names a tag it can update from.
+            recorded = versions.version_record(path)
+            files = render_in_child(template=recorded.store, destination=destination, data=data, ref=recorded.ref)
             entry["message"] = f"{len(files)} files"
         with timeline.step("publish") as entry:
             user = run.requested_by
@@ -180,6 +182,7 @@ def scaffold_execute(*, run: ScaffoldRun) -> ScaffoldRun:
         PermissionDenied,
         OSError,
         doc_files.FileError,
+        versions.VersionStoreError,
     ) as error:
         if published:
             publishers.local_unpublish(name=name)

@@ -16,7 +16,18 @@ def run_scaffold(run_id: int) -> None:
 
 @shared_task(name="scaffolder.fail_stale_runs")
 def fail_stale_runs() -> int:
-    """Periodic: end runs whose worker died mid-run (a redelivery cannot claim a RUNNING run)."""
-    from scaffolder import services
+    """Periodic: end runs and golden path updates whose worker died mid-way (a redelivery cannot claim them)."""
+    from scaffolder import drift, services
 
-    return services.scaffold_fail_stale()
+    return services.scaffold_fail_stale() + drift.update_fail_stale()
+
+
+@shared_task(name="scaffolder.run_golden_path_update", acks_late=True)
+def run_golden_path_update(update_id: int) -> None:
+    """Make one golden path update's branch. A second delivery is harmless: only a QUEUED update can be claimed."""
+    from scaffolder import drift
+
+    update = drift.update_claim(update_id=update_id)
+    if update is None:
+        return
+    drift.update_execute(update=update)

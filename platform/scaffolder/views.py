@@ -17,10 +17,11 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from catalog.models import Service, System
+from catalog.permissions import user_can
 from portal.forms import validation_response
-from scaffolder import publishers, registry, services
+from scaffolder import drift, publishers, registry, services
 from scaffolder.forms import OwnerForm, StepForm
-from scaffolder.models import ScaffoldRun
+from scaffolder.models import GoldenPathUpdate, ScaffoldRun
 from scaffolder.render import RenderError, render_in_child
 from teams import selectors as team_selectors
 from teams.models import Team
@@ -250,5 +251,73 @@ def repository(request: HttpRequest, slug: str) -> HttpResponse:
         "files": files,
         "commits": commits,
         "clone_path": publishers.local_path(name=service.slug) if files else "",
+        "latest": drift.latest_for(service),
+        "open_update": service.golden_path_updates.filter(status__in=GoldenPathUpdate.OPEN).first(),
+        "can_update": user_can(request.user, "catalog.change_service", service),
     }
     return render(request, template, context)
+
+
+@login_required
+@require_POST
+def update_request(request: HttpRequest, slug: str) -> HttpResponse:
+    """Ask for an update from the golden path; the page that follows shows the branch being made."""
+    service = get_object_or_404(Service, slug=slug)
+    try:
+        update = drift.update_request(service=service, requested_by=request.user)  # type: ignore[arg-type]
+    except ValidationError as error:
+        messages.error(request, " ".join(error.messages))
+        return redirect(service)
+    return redirect(update)
+
+
+def _update_for(uuid: str) -> GoldenPathUpdate:
+    return get_object_or_404(
+        GoldenPathUpdate.objects.select_related("service__owner", "requested_by", "merged_by"), uuid=uuid
+    )
+
+
+@login_required
+@require_GET
+def update_detail(request: HttpRequest, uuid: str) -> HttpResponse:
+    """An update's timeline (polled while the worker makes the branch), then its files, conflicts and diff."""
+    update = _update_for(uuid)
+    template = "scaffolder/update_detail.html"
+    if request.htmx and not request.htmx.boosted:  # type: ignore[attr-defined]
+        template += "#progress"
+    context = {
+        "update": update,
+        "steps": update.steps,
+        "diff": drift.diff_files(update.diff)
+        if update.status in (update.Status.READY, update.Status.CONFLICTS)
+        else [],
+        "can_update": user_can(request.user, "catalog.change_service", update.service),
+        "clone_path": publishers.local_path(name=update.service.slug),
+    }
+    return render(request, template, context)
+
+
+@login_required
+@require_POST
+def update_action(request: HttpRequest, uuid: str, action: str) -> HttpResponse:
+    """Merge, check again or discard; each says what happened, or why it could not."""
+    update = _update_for(uuid)
+    act = {"merge": drift.update_merge, "refresh": drift.update_refresh, "discard": drift.update_discard}.get(action)
+    if act is None:
+        raise Http404("No such action.")
+    try:
+        done = act(update=update, user=request.user)  # type: ignore[arg-type]
+    except ValidationError as error:
+        messages.error(request, " ".join(error.messages))
+        return redirect(update)
+    if done.status == GoldenPathUpdate.Status.MERGED:
+        messages.success(
+            request, f"Merged into main: {done.service.name} is now on {done.golden_path} {done.to_version}."
+        )
+        return redirect(done.service)
+    if done.status == GoldenPathUpdate.Status.DISCARDED:
+        messages.success(
+            request, f"Discarded; the branch {done.branch} is gone and {done.service.name} stays as it was."
+        )
+        return redirect(done.service)
+    return redirect(done)

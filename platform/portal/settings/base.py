@@ -237,6 +237,8 @@ LOGGING = logging_configure(log_format=LOG_FORMAT, level=LOG_LEVEL)
 # Where the catalog's demo organisation and golden paths live.
 SERVICES_DIR = BASE_DIR / "services"
 GOLDEN_PATHS_DIR = BASE_DIR / "golden_paths"
+# Every version of every golden path that Runway rendered, as tagged commits: what "update from golden path" merges.
+GOLDEN_PATH_STORE = Path(env.str("GOLDEN_PATH_STORE", default=str(VAR_DIR / "golden-paths")))
 # Where new repositories are published; "local" keeps bare git repositories here, browsable from the portal.
 SCAFFOLD_PUBLISHER = env.str("SCAFFOLD_PUBLISHER", default="local")
 GIT_ROOT = Path(env.str("GIT_ROOT", default=str(VAR_DIR / "git")))

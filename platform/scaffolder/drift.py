@@ -1,0 +1,431 @@
+"""Golden path drift: which services are behind their path, and "update from golden path".
+
+An update is made on a worker: clone the service's repository, let copier merge the newer version of the path into
+a branch (`runway/golden-path-<version>`), commit it as the person who asked, and push the branch. The update's page
+shows the diff against main and any conflicts before anyone merges; a branch with conflicts is fixed by a person on
+the branch itself and checked again. Merging is a real `git merge` into main, after which the service is recorded
+as made from the new version.
+"""
+
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import structlog
+import yaml
+from django.contrib.auth.models import User
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import IntegrityError, transaction
+from django.db.models import F
+from django.utils import timezone
+from packaging.version import InvalidVersion, Version
+
+from audit import services as audit
+from catalog.models import Service
+from catalog.permissions import user_can
+from scaffolder import publishers, registry, tasks, versions
+from scaffolder.models import GoldenPathUpdate
+from scaffolder.render import RenderError, render_in_child
+from scaffolder.services import Timeline
+
+log = structlog.get_logger(__name__)
+
+BRANCH = re.compile(r"^runway/golden-path-\d+\.\d+\.\d+$")
+# The lines copier writes around a conflict (`conflict="inline"`).
+CONFLICT_MARKERS = r"^(<<<<<<< before updating|>>>>>>> after updating)$"
+DIFF_MAX_CHARS = 400_000
+CLOSED_LIFECYCLES = ("decommissioning", "decommissioned")
+Status = GoldenPathUpdate.Status
+
+
+class GitError(RuntimeError):
+    pass
+
+
+def _git(cwd: Path, *args: str, author: tuple[str, str] | None = None, ok: tuple[int, ...] = (0,)) -> str:
+    """git in `cwd` with no user or system configuration; never through a shell."""
+    environment = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "HOME": str(cwd),
+        "LANG": "C.UTF-8",
+        "GIT_CONFIG_NOSYSTEM": "1",
+        "GIT_AUTHOR_NAME": author[0] if author else "Runway",
+        "GIT_AUTHOR_EMAIL": author[1] if author else "runway@localhost",
+        "GIT_COMMITTER_NAME": "Runway",
+        "GIT_COMMITTER_EMAIL": "runway@localhost",
+    }
+    result = subprocess.run(
+        ["git", *args], cwd=cwd, env=environment, capture_output=True, text=True, timeout=120, check=False
+    )
+    if result.returncode not in ok:
+        raise GitError(f"git {args[0]} failed: {(result.stderr or result.stdout).strip()[:300]}")
+    return result.stdout
+
+
+# --- Drift ---------------------------------------------------------------------------------------------------------
+
+
+def _version(text: str | None) -> Version | None:
+    try:
+        return Version(text or "")
+    except InvalidVersion:
+        return None
+
+
+def latest_for(service: Service) -> registry.GoldenPath | None:
+    """The golden path `service` was made from, when it has a newer version than the service's."""
+    if not service.golden_path:
+        return None
+    path = registry.golden_path_get(service.golden_path)
+    if path is None:
+        return None
+    current, latest = _version(service.golden_path_version), _version(path.version)
+    if latest is None or (current is not None and current >= latest):
+        return None
+    return path
+
+
+def update_blockers(*, service: Service) -> list[str]:
+    """Every reason an update from the golden path cannot be made for `service` now; empty when it can."""
+    if not service.golden_path:
+        return [f"{service.name} was not made from a golden path."]
+    if registry.golden_path_get(service.golden_path) is None:
+        return [f"The golden path {service.golden_path} is no longer offered."]
+    path = latest_for(service)
+    reasons = []
+    if path is None:
+        reasons.append(f"{service.name} is on the latest version of {service.golden_path}.")
+    if service.lifecycle in CLOSED_LIFECYCLES:
+        reasons.append(f"{service.name} is {service.get_lifecycle_display().lower()}; its repository takes no changes.")
+    if not publishers.local_exists(name=service.slug):
+        reasons.append(f"{service.name} has no repository in Runway to make a branch in.")
+    elif publishers.local_archived(name=service.slug):
+        reasons.append(f"The repository of {service.name} is archived.")
+    open_update = GoldenPathUpdate.objects.filter(service=service, status__in=GoldenPathUpdate.OPEN).first()
+    if open_update is not None:
+        reasons.append(f"An update to {open_update.to_version} is already open; merge or discard it first.")
+    return reasons
+
+
+# --- Requesting ----------------------------------------------------------------------------------------------------
+
+
+def _require_change(user: User, service: Service) -> None:
+    if not user_can(user, "catalog.change_service", service):
+        raise PermissionDenied(f"Only the owners of {service.name} (or platform admins) can update it.")
+
+
+@transaction.atomic
+def update_request(*, service: Service, requested_by: User) -> GoldenPathUpdate:
+    """Record an update of `service` to its golden path's latest version; a worker makes the branch on commit."""
+    _require_change(requested_by, service)
+    reasons = update_blockers(service=service)
+    if reasons:
+        raise ValidationError(reasons)
+    path = latest_for(service)
+    assert path is not None  # update_blockers said so
+    try:
+        with transaction.atomic():
+            update = GoldenPathUpdate.objects.create(
+                service=service,
+                golden_path=path.name,
+                from_version=service.golden_path_version or "",
+                to_version=path.version,
+                branch=f"runway/golden-path-{path.version}",
+                requested_by=requested_by,
+            )
+    except IntegrityError as error:  # a second request at the same moment
+        raise ValidationError("An update of this service is already open; merge or discard it first.") from error
+    audit.event_record(
+        actor=requested_by,
+        action="golden_path_update.requested",
+        target=update,
+        service_id=service.pk,
+        after={"golden_path": path.name, "from": update.from_version, "to": update.to_version},
+    )
+    tasks.run_golden_path_update.delay_on_commit(update.pk)
+    return update
+
+
+def update_claim(*, update_id: int) -> GoldenPathUpdate | None:
+    """QUEUED → RUNNING, counting the attempt; None if another delivery already has it."""
+    claimed = GoldenPathUpdate.objects.filter(pk=update_id, status=Status.QUEUED).update(
+        status=Status.RUNNING, started_at=timezone.now(), attempts=F("attempts") + 1
+    )
+    if not claimed:
+        return None
+    return GoldenPathUpdate.objects.select_related("service", "requested_by").get(pk=update_id)
+
+
+# --- Making the branch ---------------------------------------------------------------------------------------------
+
+
+def _author(user: User) -> tuple[str, str]:
+    return (user.get_full_name() or user.get_username(), user.email or f"{user.get_username()}@localhost")
+
+
+def _answers(worktree: Path) -> dict[str, Any]:
+    answers_file = worktree / ".copier-answers.yml"
+    if not answers_file.is_file():
+        raise ValidationError(
+            "The repository has no .copier-answers.yml, so Runway cannot tell which version it was made from."
+        )
+    try:
+        answers = yaml.safe_load(answers_file.read_text())
+    except yaml.YAMLError as error:
+        raise ValidationError(f".copier-answers.yml cannot be read: {error}") from error
+    if not isinstance(answers, dict) or not answers.get("_commit"):
+        raise ValidationError(
+            ".copier-answers.yml records no template version (_commit): the service was made before Runway kept "
+            "golden path versions, so the update has to be made by hand."
+        )
+    return answers
+
+
+def update_execute(*, update: GoldenPathUpdate) -> GoldenPathUpdate:
+    """check → clone → merge (copier update in a child process) → commit → publish the branch; FAILED with a reason."""
+    service = update.service
+    timeline = Timeline(update)
+    workdir = Path(tempfile.mkdtemp(prefix="runway-update-"))
+    worktree = workdir / service.slug
+    try:
+        with timeline.step("check") as entry:
+            path = registry.golden_path_get(update.golden_path)
+            if path is None or path.version != update.to_version:
+                raise ValidationError(f"Golden path {update.golden_path}@{update.to_version} is no longer offered.")
+            if service.lifecycle in CLOSED_LIFECYCLES or publishers.local_archived(name=service.slug):
+                raise ValidationError(f"{service.name} is being retired; its repository takes no changes.")
+            if not BRANCH.match(update.branch):
+                raise ValidationError(f"{update.branch!r} is not a branch name Runway makes.")
+            recorded = versions.version_record(path)
+            update.to_ref = recorded.ref
+            entry["message"] = f"{path.title} {update.from_version} → {recorded.ref}"
+        with timeline.step("clone") as entry:
+            bare = publishers.local_path(name=service.slug)
+            _git(workdir, "clone", "--quiet", "--branch", "main", "--", bare, str(worktree))
+            update.base_sha = _git(worktree, "rev-parse", "HEAD").strip()
+            answers = _answers(worktree)
+            made_from = str(answers["_commit"])
+            if not versions.version_recorded(name=path.name, ref=made_from):
+                raise ValidationError(
+                    f"Version {made_from} of {path.name} is not in this Runway's golden path store, so there is "
+                    "nothing to compare the service with; the update has to be made by hand."
+                )
+            _git(worktree, "checkout", "--quiet", "-b", update.branch)
+            if answers.get("_src_path") != str(recorded.store):
+                # Copier re-renders the old version from `_src_path`; point it at this Runway's store.
+                text = (worktree / ".copier-answers.yml").read_text()
+                text = re.sub(r"(?m)^_src_path:.*$", f"_src_path: {recorded.store}", text)
+                (worktree / ".copier-answers.yml").write_text(text)
+                _git(worktree, "commit", "--quiet", "--no-verify", "-am", "Point .copier-answers.yml at Runway")
+            entry["message"] = f"main at {update.base_sha[:10]}, made from {made_from}"
+        with timeline.step("merge") as entry:
+            render_in_child(
+                template=recorded.store,
+                destination=worktree,
+                data={"golden_path_version": path.version},
+                ref=recorded.ref,
+                update=True,
+            )
+            _git(worktree, "add", "--all")
+            changed = _git(worktree, "diff", "--cached", "--name-only").splitlines()
+            entry["message"] = f"{len(changed)} files changed"
+        with timeline.step("commit") as entry:
+            _git(
+                worktree,
+                "commit",
+                "--quiet",
+                "--no-verify",
+                "--allow-empty",
+                "-m",
+                f"Update from golden path {path.name} {update.from_version} → {path.version}",
+                author=_author(update.requested_by),
+            )
+            update.head_sha = _git(worktree, "rev-parse", "HEAD").strip()
+            entry["message"] = update.head_sha[:10]
+        with timeline.step("publish") as entry:
+            # The branch is Runway's own; a leftover from a discarded update is replaced.
+            _git(worktree, "push", "--quiet", "--force", "origin", f"HEAD:refs/heads/{update.branch}")
+            entry["message"] = update.branch
+        _review(update)
+    except (ValidationError, RenderError, GitError, versions.VersionStoreError, OSError) as error:
+        update.status = Status.FAILED
+        update.error = "; ".join(error.messages) if isinstance(error, ValidationError) else str(error)
+        log.warning("golden_path_update_failed", update=str(update.uuid), error=update.error)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    update.finished_at = timezone.now()
+    update.save()
+    return update
+
+
+# --- Reviewing -----------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DiffLine:
+    kind: str  # "add", "del", "ctx", "hunk", "conflict"
+    text: str
+
+
+@dataclass(frozen=True)
+class DiffFile:
+    path: str
+    lines: list[DiffLine]
+
+
+def _review(update: GoldenPathUpdate) -> None:
+    """Read the branch as it is in the repository now: its files against main, the diff, the conflicts, the status."""
+    bare = Path(publishers.local_path(name=update.service.slug))
+    head = _git(bare, "rev-parse", "--verify", f"refs/heads/{update.branch}^{{commit}}").strip()
+    span = f"refs/heads/main...{head}"
+    status_lines = _git(bare, "diff", "--name-status", "--no-renames", span).splitlines()
+    changes = {"A": "added", "M": "modified", "D": "deleted", "T": "modified"}
+    files: list[dict[str, Any]] = [
+        {"path": line.split("\t", 1)[1], "change": changes.get(line[:1], "modified"), "conflicted": False}
+        for line in status_lines
+        if "\t" in line
+    ]
+    present = [str(entry["path"]) for entry in files if entry["change"] != "deleted"]
+    conflicted: set[str] = set()
+    if present:
+        found = _git(bare, "grep", "-l", "-E", CONFLICT_MARKERS, head, "--", *present, ok=(0, 1))
+        conflicted = {line.split(":", 1)[1] for line in found.splitlines() if ":" in line}
+    for entry in files:
+        entry["conflicted"] = entry["path"] in conflicted
+    diff = _git(bare, "diff", "--no-color", "--no-renames", span)
+    update.head_sha = head
+    update.files = files
+    update.diff_truncated = len(diff) > DIFF_MAX_CHARS
+    update.diff = diff[:DIFF_MAX_CHARS]
+    update.status = Status.CONFLICTS if conflicted else Status.READY
+    update.error = ""
+
+
+def diff_files(diff: str) -> list[DiffFile]:
+    """A unified diff cut into files and typed lines, for the page to colour."""
+    files: list[DiffFile] = []
+    lines: list[DiffLine] = []
+    for raw in diff.splitlines():
+        if raw.startswith("diff --git "):
+            lines = []
+            files.append(DiffFile(path=raw.split(" b/", 1)[-1], lines=lines))
+        elif not files or raw.startswith(("index ", "--- ", "+++ ", "new file", "deleted file", "similarity")):
+            continue
+        elif raw.startswith("@@"):
+            lines.append(DiffLine("hunk", raw))
+        elif re.match(r"^\+(<<<<<<< before updating|=======|>>>>>>> after updating)$", raw):
+            lines.append(DiffLine("conflict", raw))
+        elif raw.startswith("+"):
+            lines.append(DiffLine("add", raw))
+        elif raw.startswith("-"):
+            lines.append(DiffLine("del", raw))
+        else:
+            lines.append(DiffLine("ctx", raw))
+    return files
+
+
+def _locked(update: GoldenPathUpdate, user: User, *allowed: str) -> GoldenPathUpdate:
+    _require_change(user, update.service)
+    locked = GoldenPathUpdate.objects.select_for_update().select_related("service").get(pk=update.pk)
+    if locked.status not in allowed:
+        raise ValidationError(f"This update is {locked.get_status_display().lower()}.")
+    return locked
+
+
+@transaction.atomic
+def update_refresh(*, update: GoldenPathUpdate, user: User) -> GoldenPathUpdate:
+    """Read the branch again, after someone pushed a fix for its conflicts."""
+    update = _locked(update, user, Status.READY, Status.CONFLICTS)
+    try:
+        _review(update)
+    except GitError as error:
+        raise ValidationError(f"The branch {update.branch} cannot be read: {error}") from error
+    update.save(update_fields=["head_sha", "files", "diff", "diff_truncated", "status", "error"])
+    return update
+
+
+@transaction.atomic
+def update_merge(*, update: GoldenPathUpdate, user: User) -> GoldenPathUpdate:
+    """Merge the branch into main (a merge commit by `user`) and record the service as made from the new version."""
+    update = _locked(update, user, Status.READY, Status.CONFLICTS)
+    service = update.service
+    try:
+        _review(update)
+    except GitError as error:
+        raise ValidationError(f"The branch {update.branch} cannot be read: {error}") from error
+    if update.status == Status.CONFLICTS:
+        update.save(update_fields=["head_sha", "files", "diff", "diff_truncated", "status", "error"])
+        raise ValidationError(
+            f"{len(update.conflicted)} files still have conflict markers: {', '.join(update.conflicted)}."
+        )
+    workdir = Path(tempfile.mkdtemp(prefix="runway-merge-"))
+    try:
+        worktree = workdir / service.slug
+        _git(
+            workdir,
+            "clone",
+            "--quiet",
+            "--branch",
+            "main",
+            "--",
+            publishers.local_path(name=service.slug),
+            str(worktree),
+        )
+        message = f"Merge golden path {update.golden_path} {update.to_version} into main"
+        try:
+            _git(worktree, "merge", "--no-ff", "--no-edit", "-m", message, update.head_sha, author=_author(user))
+        except GitError as error:
+            raise ValidationError(
+                f"main has changed the same lines as the branch since the update was made. Merge main into "
+                f"{update.branch}, push it, and check again. ({error})"
+            ) from error
+        try:
+            _git(worktree, "push", "--quiet", "origin", "HEAD:refs/heads/main")
+        except GitError as error:
+            raise ValidationError(f"main moved while merging; try again. ({error})") from error
+        _git(worktree, "push", "--quiet", "origin", "--delete", update.branch, ok=(0, 1))
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    before = service.golden_path_version
+    Service.objects.filter(pk=service.pk).update(golden_path_version=update.to_version, updated_at=timezone.now())
+    update.status, update.merged_by, update.merged_at = Status.MERGED, user, timezone.now()
+    update.save()
+    audit.event_record(
+        actor=user,
+        action="golden_path_update.merged",
+        target=update,
+        service_id=service.pk,
+        before={"golden_path_version": before},
+        after={"golden_path_version": update.to_version, "commit": update.head_sha},
+    )
+    return update
+
+
+@transaction.atomic
+def update_discard(*, update: GoldenPathUpdate, user: User) -> GoldenPathUpdate:
+    """Drop an open update and its branch; the service stays on its version."""
+    update = _locked(update, user, Status.READY, Status.CONFLICTS, Status.FAILED)
+    bare = Path(publishers.local_path(name=update.service.slug))
+    if update.branch and BRANCH.match(update.branch) and bare.exists():
+        _git(bare, "update-ref", "-d", f"refs/heads/{update.branch}", ok=(0, 1))
+    update.status = Status.DISCARDED
+    update.save(update_fields=["status"])
+    audit.event_record(actor=user, action="golden_path_update.discarded", target=update, service_id=update.service_id)
+    return update
+
+
+def update_fail_stale(*, older_than_minutes: int = 15) -> int:
+    """Fail updates whose worker died mid-way: a redelivery cannot claim a RUNNING update, and the branch is redone."""
+    cutoff = timezone.now() - timedelta(minutes=older_than_minutes)
+    return GoldenPathUpdate.objects.filter(status=Status.RUNNING, started_at__lt=cutoff).update(
+        status=Status.FAILED,
+        finished_at=timezone.now(),
+        error="The worker making this update stopped before it finished. Discard it and ask again.",
+    )

@@ -1,0 +1,163 @@
+"""Every version of every golden path, kept as tagged commits in a bare git repository per path.
+
+Copier can only update a project from a template kept in git: it renders the version a project was made from and the
+newer one, and merges the difference into the project. Golden paths ship as plain folders in golden_paths/, so
+Runway records each version it renders: the folder's tree is committed to GOLDEN_PATH_STORE/<name>.git and tagged
+with the path's version. The tag is what copier writes as `_commit` in a new project's .copier-answers.yml.
+
+A folder whose files changed without a version bump is recorded too, as `1.0.0+r1`, `1.0.0+r2`... (PEP 440 local
+versions, which copier orders after 1.0.0), so that a tag always names one exact content and no project's
+baseline is ever rewritten.
+"""
+
+import fcntl
+import os
+import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import structlog
+from django.conf import settings
+
+from scaffolder.registry import GoldenPath
+
+log = structlog.get_logger(__name__)
+
+# Files that appear in a golden path folder when its generated tests run in place; never part of a version. The
+# folder's own .gitignore files are the generated project's, not the path's, so they are not obeyed here.
+EXCLUDED = tuple(
+    f":(exclude,glob){pattern}"
+    for pattern in ("**/__pycache__/**", "**/*.py[co]", "**/.pytest_cache/**", "**/.DS_Store")
+)
+
+
+class VersionStoreError(RuntimeError):
+    """The store could not record or find a version; the message says which path and what went wrong."""
+
+
+@dataclass(frozen=True)
+class Recorded:
+    """One recorded version: the store to give copier as its source and the tag to check out."""
+
+    store: Path
+    ref: str
+
+
+def _git(store: Path, *args: str, env: dict[str, str] | None = None, input_text: str | None = None) -> str:
+    environment = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "HOME": str(store),
+        "LANG": "C.UTF-8",
+        "GIT_CONFIG_NOSYSTEM": "1",
+        "GIT_DIR": str(store),
+        "GIT_AUTHOR_NAME": "Runway",
+        "GIT_AUTHOR_EMAIL": "runway@localhost",
+        "GIT_COMMITTER_NAME": "Runway",
+        "GIT_COMMITTER_EMAIL": "runway@localhost",
+        **(env or {}),
+    }
+    result = subprocess.run(
+        ["git", *args],
+        env=environment,
+        cwd=environment.get("GIT_WORK_TREE", str(store)),
+        input=input_text,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    if result.returncode != 0:
+        raise VersionStoreError(f"git {args[0]} failed in {store.name}: {result.stderr.strip()[:300]}")
+    return result.stdout.strip()
+
+
+def store_path(name: str) -> Path:
+    return Path(settings.GOLDEN_PATH_STORE) / f"{name}.git"
+
+
+@contextmanager
+def _locked(store: Path) -> Iterator[None]:
+    """One writer per store at a time: two workers scaffolding the same new version must not race on the tag."""
+    store.parent.mkdir(parents=True, exist_ok=True)
+    with open(store.parent / f"{store.name}.lock", "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _tags(store: Path) -> dict[str, str]:
+    """Tag name → tree id of the commit it names."""
+    lines = _git(store, "for-each-ref", "--format=%(refname:short) %(objectname)", "refs/tags").splitlines()
+    trees = {}
+    for line in lines:
+        tag, _commit = line.split(" ", 1)
+        trees[tag] = _git(store, "rev-parse", f"{tag}^{{tree}}")
+    return trees
+
+
+def version_record(path: GoldenPath) -> Recorded:
+    """The tag holding exactly the files of `path` as they are now, recorded first if it is new."""
+    store = store_path(path.name)
+    with _locked(store):
+        if not (store / "HEAD").exists():
+            store.mkdir(parents=True, exist_ok=True)
+            _git(store, "init", "--quiet", "--bare", "--initial-branch=main")
+        index = store / "runway-index"
+        index.unlink(missing_ok=True)
+        # The folder is read as a work tree with a scratch index: its tree id says whether this content is recorded.
+        folder = {"GIT_WORK_TREE": str(path.folder.resolve()), "GIT_INDEX_FILE": str(index)}
+        try:
+            _git(store, "add", "--all", "--force", "--", ".", *EXCLUDED, env=folder)
+            tree = _git(store, "write-tree", env=folder)
+        finally:
+            index.unlink(missing_ok=True)
+        tags = _tags(store)
+        same = [tag for tag, recorded in tags.items() if recorded == tree and _release_of(tag) == path.version]
+        if same:
+            return Recorded(store=store, ref=same[0])
+        ref = path.version
+        if ref in tags:
+            revisions = [tag for tag in tags if _release_of(tag) == path.version]
+            ref = f"{path.version}+r{len(revisions)}"
+            log.warning("golden_path_changed_without_version_bump", golden_path=path.name, version=ref)
+        parent = _git(store, "rev-parse", "--verify", "--quiet", "main^{commit}") if _has_main(store) else ""
+        commit = _git(
+            store,
+            "commit-tree",
+            tree,
+            *(["-p", parent] if parent else []),
+            "-m",
+            f"{path.name} {ref}",
+        )
+        _git(store, "update-ref", "refs/heads/main", commit)
+        _git(store, "tag", "--", ref, commit)
+        log.info("golden_path_version_recorded", golden_path=path.name, version=ref)
+        return Recorded(store=store, ref=ref)
+
+
+def _has_main(store: Path) -> bool:
+    try:
+        _git(store, "rev-parse", "--verify", "--quiet", "refs/heads/main")
+    except VersionStoreError:
+        return False
+    return True
+
+
+def _release_of(tag: str) -> str:
+    return tag.split("+", 1)[0]
+
+
+def version_recorded(*, name: str, ref: str) -> bool:
+    """Whether `ref` is a version of golden path `name` this Runway recorded (so a project made from it can update)."""
+    store = store_path(name)
+    if not (store / "HEAD").exists():
+        return False
+    try:
+        _git(store, "rev-parse", "--verify", "--quiet", f"refs/tags/{ref}")
+    except VersionStoreError:
+        return False
+    return True
