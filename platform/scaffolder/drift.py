@@ -107,10 +107,28 @@ def update_blockers(*, service: Service) -> list[str]:
         reasons.append(f"{service.name} has no repository in Runway to make a branch in.")
     elif publishers.local_archived(name=service.slug):
         reasons.append(f"The repository of {service.name} is archived.")
+    elif path is not None and not _recorded_version(service):
+        reasons.append(
+            f"The repository of {service.name} does not record which version of {service.golden_path} it was made "
+            "from (no _commit in .copier-answers.yml on main), so the update has to be made by hand."
+        )
     open_update = GoldenPathUpdate.objects.filter(service=service, status__in=GoldenPathUpdate.OPEN).first()
     if open_update is not None:
         reasons.append(f"An update to {open_update.to_version} is already open; merge or discard it first.")
     return reasons
+
+
+def _recorded_version(service: Service) -> str:
+    """The golden path version main's .copier-answers.yml names, when this Runway's store holds it; else ""."""
+    bare = Path(publishers.local_path(name=service.slug))
+    try:
+        answers = yaml.safe_load(_git(bare, "show", "main:.copier-answers.yml"))
+    except (GitError, yaml.YAMLError):
+        return ""
+    made_from = str(answers.get("_commit") or "") if isinstance(answers, dict) else ""
+    if made_from and versions.version_recorded(name=str(service.golden_path), ref=made_from):
+        return made_from
+    return ""
 
 
 # --- Requesting ----------------------------------------------------------------------------------------------------

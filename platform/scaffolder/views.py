@@ -251,10 +251,13 @@ def repository(request: HttpRequest, slug: str) -> HttpResponse:
         "files": files,
         "commits": commits,
         "clone_path": publishers.local_path(name=service.slug) if files else "",
-        "latest": drift.latest_for(service),
-        "open_update": service.golden_path_updates.filter(status__in=GoldenPathUpdate.OPEN).first(),
         "can_update": user_can(request.user, "catalog.change_service", service),
     }
+    if files and (latest := drift.latest_for(service)) is not None:
+        open_update = service.golden_path_updates.filter(status__in=GoldenPathUpdate.OPEN).first()
+        context |= {"latest": latest, "open_update": open_update}
+        if open_update is None:
+            context["blockers"] = drift.update_blockers(service=service)
     return render(request, template, context)
 
 

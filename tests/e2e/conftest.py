@@ -1,10 +1,13 @@
 """Chromium through Playwright against pytest-django's live server (which serves /static/ from the finders)."""
 
+import contextlib
 import os
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from celery.contrib.testing.worker import start_worker
 from playwright.sync_api import Browser, Page, Playwright, sync_playwright
 
 # Playwright's sync API runs an event loop in this thread; the ORM calls the tests make around it are still
@@ -60,3 +63,26 @@ def page(browser: Browser, request: pytest.FixtureRequest) -> Iterator[Page]:
         page.screenshot(path=str(SCREENSHOTS / f"{request.node.name}.png"), full_page=True)
     context.close()
     assert not errors, f"JavaScript errors on the page: {errors}"
+
+
+@contextlib.contextmanager
+def worker_running() -> Iterator[None]:
+    """A real Celery worker in a thread, on a queue of its own (other test runs may share the broker)."""
+    from portal.celery import app
+
+    queue = f"runway-e2e-{uuid.uuid4().hex[:12]}"
+    saved = app.conf.task_default_queue
+
+    def routes_forget() -> None:  # the queue declarations and router are cached from the first send
+        for name in ("queues", "default_queue", "router"):
+            app.amqp.__dict__.pop(name, None)
+
+    app.conf.task_default_queue = queue
+    routes_forget()
+    try:
+        with start_worker(app, pool="solo", perform_ping_check=False, shutdown_timeout=30):
+            yield
+        app.control.purge()  # a countdown still held by the worker must not outlive the test in the broker
+    finally:
+        app.conf.task_default_queue = saved
+        routes_forget()

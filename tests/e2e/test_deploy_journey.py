@@ -13,14 +13,12 @@ import re
 import subprocess
 import threading
 import time
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import pytest
-from celery.contrib.testing.worker import start_worker
 from django.contrib.auth.models import User
 from django.db import connections
 from django.utils import timezone
@@ -31,11 +29,10 @@ from deployments import tasks as deployment_tasks
 from deployments.models import Decommission, Deployment, DeployTarget, Placement, State
 from deployments.runtimes import local
 from deployments.runtimes.local import LocalRuntime
-from portal.celery import app
 from scaffolder import publishers
 from teams import services as team_services
 from teams.models import Membership, Team
-from tests.e2e.conftest import SCREENSHOTS
+from tests.e2e.conftest import SCREENSHOTS, worker_running
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
@@ -95,23 +92,9 @@ def roots(settings, tmp_path: Path) -> Iterator[Path]:  # type: ignore[no-untype
 
 @pytest.fixture
 def worker(roots: Path) -> Iterator[None]:
-    """A real worker in a thread, on a queue of its own (other test runs may share the broker), plus the sweeper."""
-    queue = f"runway-e2e-{uuid.uuid4().hex[:12]}"
-    saved = app.conf.task_default_queue
-
-    def routes_forget() -> None:  # the queue declarations and router are cached from the first send
-        for name in ("queues", "default_queue", "router"):
-            app.amqp.__dict__.pop(name, None)
-
-    app.conf.task_default_queue = queue
-    routes_forget()
-    try:
-        with start_worker(app, pool="solo", perform_ping_check=False, shutdown_timeout=30), sweeping():
-            yield
-        app.control.purge()  # a countdown still held by the worker must not outlive the test in the broker
-    finally:
-        app.conf.task_default_queue = saved
-        routes_forget()
+    """A real worker in a thread, plus the sweeper."""
+    with worker_running(), sweeping():
+        yield
 
 
 @contextlib.contextmanager

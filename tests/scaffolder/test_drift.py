@@ -274,8 +274,23 @@ def test_a_project_made_before_versions_were_kept_fails_with_a_reason_and_change
     _commit_change(tmp_path, forget, "Lose the template version")
     main_before = git(_bare(), "rev-parse", "main").strip()
     _bump(paths, "1.1.0")
+    service = Service.objects.get(slug="ledger-api")
+    assert drift.update_blockers(service=service) == [
+        "The repository of ledger-api does not record which version of stdlib-http-service it was made from (no "
+        "_commit in .copier-answers.yml on main), so the update has to be made by hand."
+    ]  # said before anyone asks
 
-    update = _update(world)
+    # Had it been asked for before the file changed, the worker says so and changes nothing.
+    update = GoldenPathUpdate.objects.create(
+        service=service,
+        golden_path=STDLIB,
+        from_version="1.0.0",
+        to_version="1.1.0",
+        branch="runway/golden-path-1.1.0",
+        requested_by=world.owner,
+    )
+    tasks.run_golden_path_update(update.pk)
+    update.refresh_from_db()
 
     assert update.status == Status.FAILED
     assert "made before Runway kept golden path versions" in update.error
@@ -365,3 +380,43 @@ def test_a_conflicted_update_page_says_what_to_do_and_refuses_the_merge(world, p
     update.refresh_from_db()
     assert update.status == Status.CONFLICTS
     assert client.post(reverse("scaffolder:update-action", args=[update.uuid, "rebase"])).status_code == 404
+
+
+# --- API -----------------------------------------------------------------------------------------------------------
+
+
+def test_the_api_asks_follows_and_merges_an_update_with_the_same_checks(world, paths, api_client, mocker):
+    _scaffold(world)
+    url = "/api/v1/golden-path-updates/"
+    api_client.force_authenticate(world.owner)
+    refused = api_client.post(url, {"service": "ledger-api"}, format="json")
+    assert refused.status_code == 400
+    assert refused.json() == {"non_field_errors": ["ledger-api is on the latest version of stdlib-http-service."]}
+    assert api_client.post(url, {"service": "no-such"}, format="json").json()["service"]
+    _bump(paths, "1.1.0")
+    api_client.force_authenticate(world.outsider)
+    assert api_client.post(url, {"service": "ledger-api"}, format="json").status_code == 403
+
+    api_client.force_authenticate(world.owner)
+    mocker.patch("scaffolder.tasks.run_golden_path_update.delay")
+    asked = api_client.post(url, {"service": "ledger-api"}, format="json")
+    assert asked.status_code == 202 and asked.json()["status"] == "queued"
+    update = GoldenPathUpdate.objects.get()
+    tasks.run_golden_path_update(update.pk)
+
+    listed = api_client.get(url, {"service": "ledger-api", "status": "ready"}).json()
+    assert [item["uuid"] for item in listed["results"]] == [str(update.uuid)]
+    assert "diff" not in listed["results"][0]
+    assert api_client.get(url, {"status": "merged"}).json()["results"] == []
+    detail = api_client.get(f"{url}{update.uuid}/").json()
+    assert detail["status"] == "ready" and "+HEALTHCHECK --interval=10s" in detail["diff"]
+    assert {f["path"] for f in detail["files"]} >= {"Dockerfile", "SECURITY.md"}
+
+    api_client.force_authenticate(world.outsider)
+    assert api_client.post(f"{url}{update.uuid}/merge/").status_code == 403
+    api_client.force_authenticate(world.owner)
+    merged = api_client.post(f"{url}{update.uuid}/merge/")
+    assert merged.status_code == 200 and merged.json()["status"] == "merged"
+    assert merged.json()["merged_by"] == "olivia"
+    again = api_client.post(f"{url}{update.uuid}/discard/")
+    assert again.status_code == 400 and again.json() == {"non_field_errors": ["This update is merged."]}

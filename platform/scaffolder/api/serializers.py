@@ -2,8 +2,8 @@ from typing import Any
 
 from rest_framework import serializers
 
-from catalog.models import System
-from scaffolder.models import ScaffoldRun
+from catalog.models import Service, System
+from scaffolder.models import GoldenPathUpdate, ScaffoldRun
 from teams.models import Team
 
 
@@ -54,5 +54,42 @@ class ScaffoldRunSerializer(serializers.ModelSerializer):
             "created_at",
             "started_at",
             "finished_at",
+        ]
+        read_only_fields = fields
+
+
+class GoldenPathUpdateRequestSerializer(serializers.Serializer):
+    service = serializers.SlugRelatedField(slug_field="slug", queryset=Service.objects.all())
+
+
+class GoldenPathUpdateSerializer(serializers.ModelSerializer):
+    service: Any = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+    requested_by = serializers.CharField(source="requested_by.username")
+    merged_by = serializers.CharField(source="merged_by.username", default=None)
+    conflicted = serializers.ListField(child=serializers.CharField(), read_only=True)
+
+    class Meta:
+        model = GoldenPathUpdate
+        fields = [
+            "uuid",
+            "service",
+            "golden_path",
+            "from_version",
+            "to_version",
+            "branch",
+            "base_sha",
+            "head_sha",
+            "status",
+            "steps",
+            "files",
+            "conflicted",
+            "diff",
+            "diff_truncated",
+            "error",
+            "requested_by",
+            "created_at",
+            "finished_at",
+            "merged_by",
+            "merged_at",
         ]
         read_only_fields = fields

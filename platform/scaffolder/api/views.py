@@ -5,12 +5,19 @@ from typing import Any
 from django.db.models import Q
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import exceptions, status, viewsets
+from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from scaffolder import registry, services
-from scaffolder.api.serializers import GoldenPathSerializer, ScaffoldRequestSerializer, ScaffoldRunSerializer
-from scaffolder.models import ScaffoldRun
+from scaffolder import drift, registry, services
+from scaffolder.api.serializers import (
+    GoldenPathSerializer,
+    GoldenPathUpdateRequestSerializer,
+    GoldenPathUpdateSerializer,
+    ScaffoldRequestSerializer,
+    ScaffoldRunSerializer,
+)
+from scaffolder.models import GoldenPathUpdate, ScaffoldRun
 
 
 class GoldenPathViewSet(viewsets.ViewSet):
@@ -70,3 +77,59 @@ class ScaffoldRunViewSet(viewsets.GenericViewSet):
     def list(self, request: Request) -> Response:
         page = self.paginate_queryset(self.get_queryset().order_by("-created_at"))
         return self.get_paginated_response(ScaffoldRunSerializer(page, many=True).data)
+
+
+class GoldenPathUpdateViewSet(viewsets.GenericViewSet):
+    """Updates from a golden path: ask for one (202), follow it, then merge, check again or discard it.
+
+    Any signed-in user can read them (as the service page); asking and acting need change permission on the service.
+    """
+
+    serializer_class = GoldenPathUpdateSerializer
+    lookup_field = "uuid"
+    filterset_fields = ["status"]
+
+    def get_queryset(self) -> Any:
+        updates = GoldenPathUpdate.objects.select_related("service", "requested_by", "merged_by")
+        service = self.request.query_params.get("service")
+        return updates.filter(service__slug=service) if service else updates
+
+    @extend_schema(
+        parameters=[OpenApiParameter("service", str, description="Only the updates of this service (slug).")]
+    )
+    def list(self, request: Request) -> Response:
+        page = self.paginate_queryset(self.filter_queryset(self.get_queryset()).defer("diff").order_by("-created_at"))
+        data = GoldenPathUpdateSerializer(page, many=True).data
+        for item in data:
+            item.pop("diff", None)  # lists stay small; read one update for its diff
+        return self.get_paginated_response(data)
+
+    def retrieve(self, request: Request, uuid: str | None = None) -> Response:
+        return Response(GoldenPathUpdateSerializer(self.get_object()).data)
+
+    @extend_schema(request=GoldenPathUpdateRequestSerializer, responses={202: GoldenPathUpdateSerializer})
+    def create(self, request: Request) -> Response:
+        payload = GoldenPathUpdateRequestSerializer(data=request.data)
+        payload.is_valid(raise_exception=True)
+        update = drift.update_request(service=payload.validated_data["service"], requested_by=request.user)
+        return Response(GoldenPathUpdateSerializer(update).data, status=status.HTTP_202_ACCEPTED)
+
+    def _act(self, act: Any) -> Response:
+        return Response(GoldenPathUpdateSerializer(act(update=self.get_object(), user=self.request.user)).data)
+
+    @extend_schema(request=None, responses=GoldenPathUpdateSerializer)
+    @action(detail=True, methods=["post"])
+    def merge(self, request: Request, uuid: str | None = None) -> Response:
+        """Merge the branch into main; 400 while files have conflicts."""
+        return self._act(drift.update_merge)
+
+    @extend_schema(request=None, responses=GoldenPathUpdateSerializer)
+    @action(detail=True, methods=["post"])
+    def refresh(self, request: Request, uuid: str | None = None) -> Response:
+        """Read the branch again, after a fix for its conflicts was pushed."""
+        return self._act(drift.update_refresh)
+
+    @extend_schema(request=None, responses=GoldenPathUpdateSerializer)
+    @action(detail=True, methods=["post"])
+    def discard(self, request: Request, uuid: str | None = None) -> Response:
+        return self._act(drift.update_discard)
