@@ -1,18 +1,52 @@
-"""Where new repositories go. `local` (the default) keeps bare git repositories under GIT_ROOT; GitHub and GitLab
-publishers plug in behind the same two functions by settings (SCAFFOLD_PUBLISHER)."""
+"""Where new repositories go, behind one interface chosen by SCAFFOLD_PUBLISHER: `local` (the default) keeps bare git
+repositories under GIT_ROOT; `github` and `gitlab` create them on a forge (PyGithub, python-gitlab) and push over HTTPS.
 
+Names, branches and URLs are checked against strict patterns before anything runs and reach git after `--`, never
+through a shell. A forge's token reaches git only through the environment (an `http.<url>.extraHeader` scoped to the
+one repository), never argv, URLs or the database, and is scrubbed from every error this module raises.
+"""
+
+import base64
 import os
 import re
 import shlex
 import shutil
 import subprocess
+import tempfile
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, TypeVar
 
 from django.conf import settings
+from django.core import checks
+from django.core.exceptions import ImproperlyConfigured
 from django.urls import reverse
 
+# Every pattern here is used with fullmatch(): match() with "$" also takes a name that ends in a line break.
 REPO_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,98}[a-z0-9]$")
+# Slash-separated parts of letters, digits, '.', '_' and '-', each starting with a letter or digit; no "..", no part
+# ending in ".lock", no trailing "." (a subset of what `git check-ref-format --branch` accepts).
+BRANCH_NAME = re.compile(
+    r"^(?!.*\.\.)(?!.*\.lock(?:/|$))(?!.*\.$)[A-Za-z0-9][\w.-]*(?:/[A-Za-z0-9][\w.-]*)*$", re.ASCII
+)
+BRANCH_MAX = 200
+# API and repository URLs: http(s), a plain host name or address (or loopback IPv6), a port, path parts of URL-safe
+# characters; no user, query or fragment. A repository URL given to git must also end in ".git".
+HTTP_URL = re.compile(
+    r"^(?P<scheme>https?)://(?P<host>[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?|\[::1\])(?::[0-9]{1,5})?"
+    r"(?P<path>(?:/[A-Za-z0-9._~-]+)*)$",
+    re.ASCII,
+)
+LOOPBACK = frozenset({"127.0.0.1", "localhost", "[::1]"})
+GITHUB_ORG = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,37}[A-Za-z0-9])?$")
+GITLAB_NAMESPACE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,254}(?:/[A-Za-z0-9_][A-Za-z0-9_.-]{0,254})*$")
+VISIBILITIES = ("private", "internal", "public")
+PUBLISHERS = ("local", "github", "gitlab")
+SCRUBBED = "***"
+
+T = TypeVar("T")
 
 
 class PublishError(RuntimeError):
@@ -21,11 +55,18 @@ class PublishError(RuntimeError):
 
 @dataclass(frozen=True)
 class Published:
-    url: str
-    path: Path
+    url: str  # the repository's web page: the portal's for `local`, the forge's otherwise
+    path: Path | None = None  # the bare repository on disk (`local` only)
 
 
-def _git(*args: str, cwd: Path, author: tuple[str, str] | None = None) -> str:
+def _git(
+    *args: str,
+    cwd: Path,
+    author: tuple[str, str] | None = None,
+    extra_env: dict[str, str] | None = None,
+    secrets: Iterable[str] = (),
+    timeout: int = 60,
+) -> str:
     env = {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
         "HOME": str(cwd),
@@ -39,18 +80,49 @@ def _git(*args: str, cwd: Path, author: tuple[str, str] | None = None) -> str:
             "GIT_COMMITTER_NAME": "Runway",
             "GIT_COMMITTER_EMAIL": "runway@localhost",
         }
-    result = subprocess.run(["git", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=60, check=False)
+    env |= extra_env or {}
+    try:
+        result = subprocess.run(
+            ["git", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout, check=False
+        )
+    except subprocess.TimeoutExpired:
+        raise PublishError(f"git {args[0]} did not finish within {timeout} s.") from None
     if result.returncode != 0:
-        raise PublishError(f"git {args[0]} failed: {result.stderr.strip()[:300]}")
+        raise PublishError(f"git {args[0]} failed: {_scrub(result.stderr.strip(), secrets)[:300]}")
     return result.stdout
 
 
-def _bare_path(name: str) -> Path:
-    if not REPO_NAME.match(name):
+def _scrub(text: str, secrets: Iterable[str]) -> str:
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, SCRUBBED)
+    return text
+
+
+def _name_check(name: str) -> str:
+    if not isinstance(name, str) or not REPO_NAME.fullmatch(name):
         raise PublishError(f"{name!r} is not a valid repository name.")
+    return name
+
+
+def _branch_check(branch: str) -> str:
+    if not isinstance(branch, str) or len(branch) > BRANCH_MAX or not BRANCH_NAME.fullmatch(branch):
+        raise PublishError(f"{branch!r} is not a valid branch name.")
+    return branch
+
+
+def _bare_path(name: str) -> Path:
+    _name_check(name)
     root = Path(settings.GIT_ROOT)
     root.mkdir(parents=True, exist_ok=True)
     return root / f"{name}.git"
+
+
+def _commit_all(*, worktree: Path, author: tuple[str, str], message: str) -> None:
+    """Make `worktree` a repository whose `main` holds every file in it as one commit."""
+    _git("init", "--quiet", "--initial-branch=main", cwd=worktree)
+    _git("add", "--all", cwd=worktree)
+    _git("commit", "--quiet", "--no-verify", "-m", message, cwd=worktree, author=author)
 
 
 def local_path(*, name: str) -> str:
@@ -58,7 +130,7 @@ def local_path(*, name: str) -> str:
 
 
 def local_exists(*, name: str) -> bool:
-    return REPO_NAME.match(name) is not None and _bare_path(name).exists()
+    return REPO_NAME.fullmatch(name) is not None and _bare_path(name).exists()
 
 
 def local_publish(*, name: str, worktree: Path, author: tuple[str, str], message: str) -> Published:
@@ -66,9 +138,7 @@ def local_publish(*, name: str, worktree: Path, author: tuple[str, str], message
     bare = _bare_path(name)
     if bare.exists():
         raise PublishError(f"A repository called {name} already exists.")
-    _git("init", "--quiet", "--initial-branch=main", cwd=worktree)
-    _git("add", "--all", cwd=worktree)
-    _git("commit", "--quiet", "--no-verify", "-m", message, cwd=worktree, author=author)
+    _commit_all(worktree=worktree, author=author, message=message)
     bare.parent.mkdir(parents=True, exist_ok=True)
     _git("clone", "--quiet", "--bare", "--", str(worktree), str(bare), cwd=bare.parent)
     # The catalog links to the portal's view of the repository; the page shows the path to clone from.
@@ -108,3 +178,403 @@ def local_browse(*, name: str, limit: int = 10) -> tuple[list[str], list[dict[st
     log = _git("log", f"-{limit}", "--format=%h%x1f%an%x1f%aI%x1f%s", "main", "--", cwd=bare).splitlines()
     commits = [dict(zip(("sha", "author", "date", "subject"), line.split("\x1f"), strict=False)) for line in log]
     return files, commits
+
+
+class Publisher(ABC):
+    """Creates, finds, archives and removes the repositories of new services, and clones and pushes their branches.
+
+    Every method refuses an invalid repository or branch name with PublishError before it touches anything.
+    """
+
+    kind: str
+
+    @abstractmethod
+    def exists(self, *, name: str) -> bool: ...
+
+    @abstractmethod
+    def publish(self, *, name: str, worktree: Path, author: tuple[str, str], message: str) -> Published:
+        """Create repository `name` whose `main` is every file of `worktree` as one commit; refused if it exists."""
+
+    @abstractmethod
+    def unpublish(self, *, name: str) -> None:
+        """Delete repository `name` (nothing happens when there is none)."""
+
+    @abstractmethod
+    def archive(self, *, name: str, reason: str) -> None:
+        """Make repository `name` read-only; it can still be cloned. Forges keep no reason: the caller records it."""
+
+    @abstractmethod
+    def clone(self, *, name: str, into: Path) -> None:
+        """A working clone of `main` of repository `name` in the folder `into` (new or empty)."""
+
+    @abstractmethod
+    def push(self, *, name: str, worktree: Path, branch: str) -> None:
+        """Push `branch` of the working tree `worktree` to the branch of the same name in repository `name`."""
+
+
+class LocalPublisher(Publisher):
+    """Bare repositories under GIT_ROOT (the `local_*` functions), browsable from the portal."""
+
+    kind = "local"
+
+    def exists(self, *, name: str) -> bool:
+        return _bare_path(name).exists()
+
+    def publish(self, *, name: str, worktree: Path, author: tuple[str, str], message: str) -> Published:
+        return local_publish(name=name, worktree=worktree, author=author, message=message)
+
+    def unpublish(self, *, name: str) -> None:
+        local_unpublish(name=name)
+
+    def archive(self, *, name: str, reason: str) -> None:
+        local_archive(name=name, reason=reason)
+
+    def clone(self, *, name: str, into: Path) -> None:
+        bare = self._existing(name)
+        into.parent.mkdir(parents=True, exist_ok=True)
+        _git("clone", "--quiet", "--branch", "main", "--", str(bare), str(into), cwd=into.parent)
+
+    def push(self, *, name: str, worktree: Path, branch: str) -> None:
+        refspec = f"refs/heads/{_branch_check(branch)}:refs/heads/{branch}"
+        _git("push", "--quiet", "--", str(self._existing(name)), refspec, cwd=worktree)
+
+    def _existing(self, name: str) -> Path:
+        bare = _bare_path(name)
+        if not bare.exists():
+            raise PublishError(f"There is no repository called {name}.")
+        return bare
+
+
+@dataclass(frozen=True)
+class _Remote:
+    """A repository on a forge: its web page, the HTTPS URL git pushes to, and the client library's object."""
+
+    web_url: str
+    git_url: str
+    handle: Any
+
+
+class ForgePublisher(Publisher):
+    """What GitHub and GitLab share: the git side (HTTPS with the token in a header) and undoing a half-made publish.
+
+    Subclasses talk to the forge's API; every failure they raise is a PublishError with the token scrubbed out.
+    """
+
+    label: str
+    git_user: str  # the user name of the HTTP Basic credentials git sends with the token as password
+
+    def __init__(self, *, token: str, visibility: str) -> None:
+        self.visibility = visibility
+        basic = base64.b64encode(f"{self.git_user}:{token}".encode()).decode("ascii")
+        self._git_header = f"Authorization: Basic {basic}"
+        self._secrets = (token, basic, base64.b64encode(token.encode()).decode("ascii"))
+
+    def __repr__(self) -> str:  # never the token
+        return f"<{type(self).__name__} {self.location}>"
+
+    @property
+    @abstractmethod
+    def location(self) -> str:
+        """Where repositories are made, for messages: an organisation or a namespace."""
+
+    @abstractmethod
+    def _find(self, name: str) -> _Remote | None: ...
+
+    @abstractmethod
+    def _create(self, name: str) -> _Remote: ...
+
+    @abstractmethod
+    def _delete(self, remote: _Remote) -> None: ...
+
+    @abstractmethod
+    def _archive(self, remote: _Remote) -> None: ...
+
+    def exists(self, *, name: str) -> bool:
+        return self._find(_name_check(name)) is not None
+
+    def publish(self, *, name: str, worktree: Path, author: tuple[str, str], message: str) -> Published:
+        _name_check(name)
+        _commit_all(worktree=worktree, author=author, message=message)  # a local failure creates nothing remote
+        remote = self._create(name)
+        try:
+            self._git_remote("push", "--quiet", "--", remote.git_url, "refs/heads/main:refs/heads/main", cwd=worktree)
+        except BaseException as error:
+            # The repository is ours (we just created it): remove it, so that nothing is left half-made.
+            failure = self._scrub(str(error))
+            try:
+                self._delete(remote)
+            except PublishError as cleanup:
+                raise PublishError(
+                    f"{failure}; the repository {name} created for it in {self.location} could not be deleted "
+                    f"({cleanup}): delete it by hand."
+                ) from None
+            raise
+        return Published(url=remote.web_url)
+
+    def unpublish(self, *, name: str) -> None:
+        remote = self._find(_name_check(name))
+        if remote is not None:
+            self._delete(remote)
+
+    def archive(self, *, name: str, reason: str) -> None:
+        self._archive(self._existing(name))
+
+    def clone(self, *, name: str, into: Path) -> None:
+        remote = self._existing(name)
+        into.parent.mkdir(parents=True, exist_ok=True)
+        self._git_remote("clone", "--quiet", "--branch", "main", "--", remote.git_url, str(into), cwd=into.parent)
+
+    def push(self, *, name: str, worktree: Path, branch: str) -> None:
+        refspec = f"refs/heads/{_branch_check(branch)}:refs/heads/{branch}"
+        remote = self._existing(name)
+        self._git_remote("push", "--quiet", "--", remote.git_url, refspec, cwd=worktree)
+
+    def _existing(self, name: str) -> _Remote:
+        remote = self._find(_name_check(name))
+        if remote is None:
+            raise PublishError(f"There is no repository called {name} in {self.location}.")
+        return remote
+
+    def _scrub(self, text: str) -> str:
+        return _scrub(text, self._secrets)
+
+    def _call(self, what: str, action: Callable[[], T], errors: tuple[type[BaseException], ...]) -> T:
+        """Run one API call; its failure becomes a PublishError without the token and without the original
+        exception chained to it (a chained exception would carry the library's text into tracebacks)."""
+        try:
+            return action()
+        except errors as error:
+            message = f"{self.label} refused to {what}: {self._scrub(str(error))[:500]}"
+        raise PublishError(message)
+
+    def _git_remote(self, *args: str, cwd: Path) -> None:
+        """Run git against one remote URL (the argument after `--`) with the token in a header scoped to it."""
+        url = args[args.index("--") + 1]
+        match = HTTP_URL.fullmatch(url)
+        if not match or not match["path"].endswith(".git"):
+            raise PublishError(f"{self.label} gave a repository URL Runway does not use: {url[:200]!r}.")
+        if match["scheme"] == "http" and match["host"] not in LOOPBACK:
+            raise PublishError(f"{self.label} gave a plain-HTTP repository URL; the token goes over HTTPS only.")
+        with tempfile.TemporaryDirectory(prefix="runway-git-home-") as home:
+            _git(
+                *args,
+                cwd=cwd,
+                secrets=self._secrets,
+                timeout=300,  # a push or clone crosses the network
+                extra_env={
+                    "HOME": home,
+                    "GIT_CONFIG_GLOBAL": os.devnull,  # no ~/.gitconfig, even one a rendered template brought
+                    "GIT_TERMINAL_PROMPT": "0",
+                    "GIT_ALLOW_PROTOCOL": match["scheme"],
+                    "GIT_CONFIG_COUNT": "3",
+                    "GIT_CONFIG_KEY_0": f"http.{url}.extraHeader",
+                    "GIT_CONFIG_VALUE_0": self._git_header,
+                    "GIT_CONFIG_KEY_1": "credential.helper",
+                    "GIT_CONFIG_VALUE_1": "",
+                    "GIT_CONFIG_KEY_2": "http.followRedirects",
+                    "GIT_CONFIG_VALUE_2": "false",
+                },
+            )
+
+
+class GitHubPublisher(ForgePublisher):
+    """Repositories in one GitHub (or GitHub Enterprise) organisation, through PyGithub."""
+
+    kind = "github"
+    label = "GitHub"
+    git_user = "x-access-token"  # what GitHub documents for a token used as an HTTPS password
+
+    def __init__(self, *, token: str, org: str, api_url: str, visibility: str = "private") -> None:
+        import github
+        import requests
+
+        super().__init__(token=token, visibility=visibility)
+        self.org = org
+        self._errors = (github.GithubException, requests.RequestException)
+        # No pauses between calls: a publish makes two or three, far from GitHub's secondary rate limits.
+        self._github = github.Github(
+            auth=github.Auth.Token(token),
+            base_url=api_url,
+            timeout=30,
+            seconds_between_requests=None,
+            seconds_between_writes=None,
+        )
+
+    @classmethod
+    def from_settings(cls) -> "GitHubPublisher":
+        token, org = _required("GITHUB_TOKEN"), _required("GITHUB_ORG")
+        if not GITHUB_ORG.fullmatch(org):
+            raise ImproperlyConfigured(f"GITHUB_ORG {org!r} is not a GitHub organisation name.")
+        return cls(token=token, org=org, api_url=_api_url("GITHUB_API_URL"), visibility=_visibility())
+
+    @property
+    def location(self) -> str:
+        return f"the GitHub organisation {self.org}"
+
+    def _remote(self, repo: Any) -> _Remote:
+        return _Remote(web_url=repo.html_url, git_url=repo.clone_url, handle=repo)
+
+    def _find(self, name: str) -> _Remote | None:
+        import github
+
+        try:
+            repo = self._github.get_repo(f"{self.org}/{name}")
+            repo.html_url  # noqa: B018  (lazy objects load on first attribute: this is the GET)
+        except github.UnknownObjectException:
+            return None
+        except self._errors as error:
+            message = f"GitHub refused to look up {self.org}/{name}: {self._scrub(str(error))[:500]}"
+        else:
+            return self._remote(repo)
+        raise PublishError(message)
+
+    def _create(self, name: str) -> _Remote:
+        try:
+            repo = self._call(
+                f"create {self.org}/{name}",
+                lambda: self._github.get_organization(self.org).create_repo(
+                    name, private=self.visibility != "public", visibility=self.visibility, auto_init=False
+                ),
+                self._errors,
+            )
+        except PublishError:
+            if self._find(name) is not None:
+                raise PublishError(f"A repository called {name} already exists in {self.location}.") from None
+            raise
+        return self._remote(repo)
+
+    def _delete(self, remote: _Remote) -> None:
+        self._call(f"delete {remote.handle.full_name}", remote.handle.delete, self._errors)
+
+    def _archive(self, remote: _Remote) -> None:
+        self._call(f"archive {remote.handle.full_name}", lambda: remote.handle.edit(archived=True), self._errors)
+
+
+class GitLabPublisher(ForgePublisher):
+    """Projects in one GitLab group (a namespace path such as `platform/services`), through python-gitlab."""
+
+    kind = "gitlab"
+    label = "GitLab"
+    git_user = "oauth2"  # GitLab takes any token as the password of `oauth2` over HTTPS
+
+    def __init__(self, *, token: str, url: str, namespace: str, visibility: str = "private") -> None:
+        import gitlab
+        import requests
+
+        super().__init__(token=token, visibility=visibility)
+        self.namespace = namespace
+        self._errors = (gitlab.exceptions.GitlabError, requests.RequestException)
+        self._gitlab = gitlab.Gitlab(url, private_token=token, timeout=30)
+
+    @classmethod
+    def from_settings(cls) -> "GitLabPublisher":
+        token, namespace = _required("GITLAB_TOKEN"), _required("GITLAB_NAMESPACE")
+        if not GITLAB_NAMESPACE.fullmatch(namespace):
+            raise ImproperlyConfigured(f"GITLAB_NAMESPACE {namespace!r} is not a GitLab group path.")
+        return cls(token=token, url=_api_url("GITLAB_URL"), namespace=namespace, visibility=_visibility())
+
+    @property
+    def location(self) -> str:
+        return f"the GitLab group {self.namespace}"
+
+    def _remote(self, project: Any) -> _Remote:
+        return _Remote(web_url=project.web_url, git_url=project.http_url_to_repo, handle=project)
+
+    def _get(self, key: str | int) -> Any:
+        import gitlab
+
+        try:
+            return self._gitlab.projects.get(key)
+        except gitlab.exceptions.GitlabGetError as error:
+            if error.response_code == 404:
+                return None
+            message = f"GitLab refused to look up {key}: {self._scrub(str(error))[:500]}"
+        except self._errors as error:
+            message = f"GitLab refused to look up {key}: {self._scrub(str(error))[:500]}"
+        raise PublishError(message)
+
+    def _find(self, name: str) -> _Remote | None:
+        project = self._get(f"{self.namespace}/{name}")
+        return None if project is None else self._remote(project)
+
+    def _create(self, name: str) -> _Remote:
+        group = self._call(
+            f"find the group {self.namespace}", lambda: self._gitlab.groups.get(self.namespace), self._errors
+        )
+        data = {"name": name, "path": name, "namespace_id": group.id, "visibility": self.visibility}
+        try:
+            project = self._call(
+                f"create {self.namespace}/{name}", lambda: self._gitlab.projects.create(data), self._errors
+            )
+        except PublishError:
+            if self._find(name) is not None:
+                raise PublishError(f"A repository called {name} already exists in {self.location}.") from None
+            raise
+        return self._remote(project)
+
+    def _delete(self, remote: _Remote) -> None:
+        # GitLab may only mark a project for deletion (delayed deletion) and keep it, and perhaps its path, for days;
+        # a project Runway is taking back goes at once, whether this call or someone before it marked it.
+        project = remote.handle
+        if not _marked(project):
+            self._call(f"delete {project.path_with_namespace}", project.delete, self._errors)
+            project = self._get(project.id)
+        if project is not None and _marked(project):
+            query = {"permanently_remove": "true", "full_path": project.path_with_namespace}
+            self._call(f"delete {project.path_with_namespace}", lambda: project.delete(query_data=query), self._errors)
+
+    def _archive(self, remote: _Remote) -> None:
+        self._call(f"archive {remote.handle.path_with_namespace}", remote.handle.archive, self._errors)
+
+
+def _marked(project: Any) -> bool:
+    """Marked for deletion: `marked_for_deletion_at` since GitLab 16, `marked_for_deletion_on` before."""
+    return bool(getattr(project, "marked_for_deletion_at", None) or getattr(project, "marked_for_deletion_on", None))
+
+
+def _required(setting: str) -> str:
+    value = str(getattr(settings, setting, "") or "")
+    if not value:
+        raise ImproperlyConfigured(f"SCAFFOLD_PUBLISHER is {settings.SCAFFOLD_PUBLISHER!r}, which needs {setting}.")
+    return value
+
+
+def _api_url(setting: str) -> str:
+    url = str(getattr(settings, setting, "") or "").rstrip("/")
+    match = HTTP_URL.fullmatch(url)
+    if not match:
+        raise ImproperlyConfigured(f"{setting} {url!r} is not an http(s) URL.")
+    if match["scheme"] == "http" and match["host"] not in LOOPBACK:
+        raise ImproperlyConfigured(f"{setting} must use https: the token would cross the network in clear.")
+    return url
+
+
+def _visibility() -> str:
+    visibility = str(settings.SCAFFOLD_REPOSITORY_VISIBILITY)
+    if visibility not in VISIBILITIES:
+        raise ImproperlyConfigured(
+            f"SCAFFOLD_REPOSITORY_VISIBILITY is {visibility!r}; it must be one of {', '.join(VISIBILITIES)}."
+        )
+    return visibility
+
+
+def publisher() -> Publisher:
+    """The publisher SCAFFOLD_PUBLISHER names, built from settings; ImproperlyConfigured when they are wrong."""
+    kind = settings.SCAFFOLD_PUBLISHER
+    if kind == "local":
+        return LocalPublisher()
+    if kind == "github":
+        return GitHubPublisher.from_settings()
+    if kind == "gitlab":
+        return GitLabPublisher.from_settings()
+    raise ImproperlyConfigured(f"SCAFFOLD_PUBLISHER is {kind!r}; it must be one of {', '.join(PUBLISHERS)}.")
+
+
+@checks.register()
+def publisher_settings_check(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    """`manage.py check` (and every command that runs checks) reports publisher settings that publisher() refuses."""
+    try:
+        publisher()
+    except ImproperlyConfigured as error:
+        return [checks.Error(str(error), id="scaffolder.E001")]
+    return []

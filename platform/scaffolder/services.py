@@ -47,8 +47,12 @@ def answers_check(
     if isinstance(name, str) and not errors.get("name"):
         if Service.objects.filter(slug=name).exists():
             errors["name"] = [f"A service called {name} already exists; choose another name."]
-        elif publishers.local_exists(name=name):
-            errors["name"] = [f"A repository called {name} already exists; choose another name."]
+        else:
+            try:
+                if publishers.publisher().exists(name=name):
+                    errors["name"] = [f"A repository called {name} already exists; choose another name."]
+            except publishers.PublishError as error:  # a name the publisher refuses, or a forge that did not answer
+                errors["name"] = [str(error)]
     if owner is not None and not user.is_staff and not Membership.objects.filter(team=owner, user=user).exists():
         errors["owner"] = [f"You can only create services for a team you belong to; you are not in {owner}."]
     return errors
@@ -163,7 +167,7 @@ def scaffold_execute(*, run: ScaffoldRun) -> ScaffoldRun:
         with timeline.step("publish") as entry:
             user = run.requested_by
             author = (user.get_full_name() or user.get_username(), user.email or f"{user.get_username()}@localhost")
-            repo = publishers.local_publish(
+            repo = publishers.publisher().publish(
                 name=name, worktree=destination, author=author, message=f"Create {name} from {path.name} {path.version}"
             )
             published = True
@@ -184,11 +188,15 @@ def scaffold_execute(*, run: ScaffoldRun) -> ScaffoldRun:
         doc_files.FileError,
         versions.VersionStoreError,
     ) as error:
+        left = ""
         if published:
-            publishers.local_unpublish(name=name)
+            try:
+                publishers.publisher().unpublish(name=name)
+            except publishers.PublishError as cleanup:  # the run fails all the same, and says what it left behind
+                left = f" The repository {name} could not be removed ({cleanup}); delete it by hand."
             run.repository_url = ""
         run.status = ScaffoldRun.Status.FAILED
-        run.error = "; ".join(error.messages) if isinstance(error, ValidationError) else str(error)
+        run.error = ("; ".join(error.messages) if isinstance(error, ValidationError) else str(error)) + left
         log.warning("scaffold_failed", run=str(run.uuid), error=run.error)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
@@ -267,9 +275,19 @@ def scaffold_fail_stale(*, older_than_minutes: int = 15) -> int:
     stale = list(ScaffoldRun.objects.filter(status=ScaffoldRun.Status.RUNNING, started_at__lt=cutoff))
     for run in stale:
         name = str(run.answers.get("name", ""))
-        if not Service.objects.filter(slug=name).exists():
-            publishers.local_unpublish(name=name)
+        error = "The worker running this scaffold stopped before it finished; nothing was kept. Retry it."
+        publisher = publishers.publisher()
+        # A forge is shared: a run that never reached its publish step did not make a repository called `name`.
+        reached = publisher.kind == "local" or any(step.get("name") == "publish" for step in run.steps or [])
+        if reached and not Service.objects.filter(slug=name).exists():
+            try:
+                publisher.unpublish(name=name)
+            except publishers.PublishError as cleanup:  # the run fails all the same, and says what it left behind
+                error = (
+                    f"The worker running this scaffold stopped before it finished, and its repository {name} could "
+                    f"not be removed ({cleanup}); delete it by hand, then retry."
+                )
         run.status, run.finished_at = ScaffoldRun.Status.FAILED, timezone.now()
-        run.error = "The worker running this scaffold stopped before it finished; nothing was kept. Retry it."
+        run.error = error
         run.save(update_fields=["status", "finished_at", "error"])
     return len(stale)

@@ -239,9 +239,22 @@ SERVICES_DIR = BASE_DIR / "services"
 GOLDEN_PATHS_DIR = BASE_DIR / "golden_paths"
 # Every version of every golden path that Runway rendered, as tagged commits: what "update from golden path" merges.
 GOLDEN_PATH_STORE = Path(env.str("GOLDEN_PATH_STORE", default=str(VAR_DIR / "golden-paths")))
-# Where new repositories are published; "local" keeps bare git repositories here, browsable from the portal.
+# Where new repositories are published: "local" keeps bare git repositories under GIT_ROOT, browsable from the portal;
+# "github" and "gitlab" create them on a forge and push over HTTPS (scaffolder/publishers.py).
 SCAFFOLD_PUBLISHER = env.str("SCAFFOLD_PUBLISHER", default="local")
 GIT_ROOT = Path(env.str("GIT_ROOT", default=str(VAR_DIR / "git")))
+# private, internal or public; forges only (a local repository is as visible as the portal).
+SCAFFOLD_REPOSITORY_VISIBILITY = env.str("SCAFFOLD_REPOSITORY_VISIBILITY", default="private")
+# https://docs.github.com/en/rest/repos/repos#create-an-organization-repository: the token needs to create, delete
+# (delete_repo) and administer repositories in GITHUB_ORG. GitHub Enterprise: https://HOST/api/v3.
+GITHUB_TOKEN = env.str("GITHUB_TOKEN", default="")
+GITHUB_ORG = env.str("GITHUB_ORG", default="")
+GITHUB_API_URL = env.str("GITHUB_API_URL", default="https://api.github.com")
+# https://docs.gitlab.com/api/projects/: the token needs the `api` scope and Maintainer (Owner, to delete) in the
+# group GITLAB_NAMESPACE (a group path such as platform/services).
+GITLAB_URL = env.str("GITLAB_URL", default="https://gitlab.com")
+GITLAB_TOKEN = env.str("GITLAB_TOKEN", default="")
+GITLAB_NAMESPACE = env.str("GITLAB_NAMESPACE", default="")
 # The portal's own address, for links made outside a request (a worker registering a new repository).
 PORTAL_URL = env.str("PORTAL_URL", default="http://127.0.0.1:8000").rstrip("/")
 

@@ -1,0 +1,376 @@
+"""A small forge for the publisher tests: the parts of GitHub's REST API and GitLab's REST API v4 the publishers call,
+and git's smart HTTP protocol served by the real `git http-backend`, on 127.0.0.1 with a random port.
+
+Every request without the right token is refused with 401, so a passing test proves the token went where it must:
+`Authorization: token …` (PyGithub) to the GitHub API, `PRIVATE-TOKEN` (python-gitlab) to the GitLab API, and HTTP
+Basic (`x-access-token` or `oauth2` as user, the token as password) to git. Repositories are bare repositories under
+`root/github/<org>/` and `root/gitlab/<group path>/`, read in the tests with the real git.
+"""
+
+import base64
+import json
+import os
+import shutil
+import subprocess
+import threading
+from dataclasses import dataclass, field
+from datetime import date
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, unquote, urlsplit
+
+GITHUB_API = "/github/api/v3"
+GITLAB_API = "/gitlab/api/v4"
+GIT_USERS = {"github": "x-access-token", "gitlab": "oauth2"}
+
+
+@dataclass
+class Seen:
+    """One request as the forge received it."""
+
+    method: str
+    path: str
+    authorised: bool
+    headers: dict[str, str]
+
+
+@dataclass
+class ForgeServer:
+    root: Path
+    token: str
+    org: str = "acme"
+    group: str = "platform/services"
+    group_id: int = 7
+    # Set by a test: a push is refused by a pre-receive hook that prints this (a test puts the token in it, as a
+    # verbose forge might, to prove the publisher scrubs git's output).
+    refuse_pushes: str | None = None
+    # Set by a test: creating a repository fails with this HTTP status and message.
+    refuse_create: tuple[int, str] | None = None
+    # Set by a test: deleting is refused (a token without GitHub's delete_repo scope, or not a GitLab owner).
+    refuse_delete: bool = False
+    # GitLab since 16 (Premium) and 18 (every tier) only marks a deleted project for deletion at first.
+    delayed_deletion: bool = True
+    seen: list[Seen] = field(default_factory=list)
+    github_repos: dict[str, dict[str, Any]] = field(default_factory=dict)
+    gitlab_projects: dict[int, dict[str, Any]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.lock = threading.Lock()
+        self._next_id = 100
+        handler = type("Handler", (_Handler,), {"forge": self})
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self.httpd.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+
+    def start(self) -> "ForgeServer":
+        self.thread.start()
+        return self
+
+    def stop(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+        self.thread.join(timeout=10)
+
+    # --- state, also used by tests to set the scene ------------------------------------------------------------
+
+    def bare(self, forge: str, full_path: str) -> Path:
+        return self.root / forge / f"{full_path}.git"
+
+    def github_create(self, name: str, *, private: bool = True, visibility: str | None = None) -> dict[str, Any]:
+        full = f"{self.org}/{name}"
+        repo = {
+            "id": self._id(),
+            "name": name,
+            "full_name": full,
+            "owner": {"login": self.org, "type": "Organization"},
+            "private": private,
+            "visibility": visibility or ("private" if private else "public"),
+            "archived": False,
+            "url": f"{self.url}{GITHUB_API}/repos/{full}",
+            "html_url": f"{self.url}/github/{full}",
+            "clone_url": f"{self.url}/github/git/{full}.git",
+            "default_branch": "main",
+        }
+        self.github_repos[full] = repo
+        _git_init(self.bare("github", full))
+        return repo
+
+    def gitlab_create(self, name: str, *, visibility: str = "private") -> dict[str, Any]:
+        full = f"{self.group}/{name}"
+        project = {
+            "id": self._id(),
+            "name": name,
+            "path": name,
+            "path_with_namespace": full,
+            "namespace": {"id": self.group_id, "full_path": self.group},
+            "visibility": visibility,
+            "archived": False,
+            "marked_for_deletion_at": None,
+            "web_url": f"{self.url}/gitlab/{full}",
+            "http_url_to_repo": f"{self.url}/gitlab/git/{full}.git",
+        }
+        self.gitlab_projects[project["id"]] = project
+        _git_init(self.bare("gitlab", full))
+        return project
+
+    def gitlab_find(self, key: str) -> dict[str, Any] | None:
+        if key.isdigit():
+            return self.gitlab_projects.get(int(key))
+        return next((p for p in self.gitlab_projects.values() if p["path_with_namespace"] == key), None)
+
+    def archive(self, bare: Path) -> None:
+        """Archived repositories take no pushes (both forges make them read-only)."""
+        _hook(bare, "This repository was archived so it is read-only.")
+
+    def _id(self) -> int:
+        self._next_id += 1
+        return self._next_id
+
+
+def _git_init(bare: Path) -> None:
+    bare.parent.mkdir(parents=True, exist_ok=True)
+    subprocess.run(["git", "init", "--quiet", "--bare", "--initial-branch=main", "--", str(bare)], check=True)
+
+
+def _hook(bare: Path, message: str) -> None:
+    hook = bare / "hooks" / "pre-receive"
+    hook.parent.mkdir(exist_ok=True)
+    hook.write_text(f"#!/bin/sh\ncat >/dev/null\necho {json.dumps(message)} >&2\nexit 1\n")
+    hook.chmod(0o755)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    forge: ForgeServer
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002  (quiet: pytest shows failures itself)
+        pass
+
+    def do_GET(self) -> None:
+        self._dispatch()
+
+    def do_POST(self) -> None:
+        self._dispatch()
+
+    def do_PATCH(self) -> None:
+        self._dispatch()
+
+    def do_DELETE(self) -> None:
+        self._dispatch()
+
+    # --- plumbing ----------------------------------------------------------------------------------------------
+
+    def _dispatch(self) -> None:
+        forge = self.forge
+        raw_path = urlsplit(self.path).path
+        self.query = parse_qs(urlsplit(self.path).query)
+        self.body = self._read_body()
+        kind = _kind(raw_path)
+        authorised = self._authorised(kind)
+        with forge.lock:
+            forge.seen.append(Seen(self.command, self.path, authorised, dict(self.headers.items())))
+        if kind is None:
+            return self._json(404, {"message": "Not Found"})
+        if not authorised:
+            if kind.endswith("-git"):
+                return self._send(401, b"", {"WWW-Authenticate": 'Basic realm="forge"'})
+            return self._json(401, {"message": "Bad credentials" if kind == "github" else "401 Unauthorized"})
+        if kind.endswith("-git"):
+            return self._git(kind.removesuffix("-git"), raw_path)
+        with forge.lock:
+            if kind == "github":
+                return self._github(raw_path.removeprefix(GITHUB_API))
+            return self._gitlab(raw_path.removeprefix(GITLAB_API))
+
+    def _authorised(self, kind: str | None) -> bool:
+        token = self.forge.token
+        if kind == "github":
+            return self.headers.get("Authorization") in (f"token {token}", f"Bearer {token}")
+        if kind == "gitlab":
+            return self.headers.get("PRIVATE-TOKEN") == token
+        if kind in ("github-git", "gitlab-git"):
+            user = GIT_USERS[kind.removesuffix("-git")]
+            basic = base64.b64encode(f"{user}:{token}".encode()).decode()
+            return self.headers.get("Authorization") == f"Basic {basic}"
+        return False
+
+    def _read_body(self) -> bytes:
+        if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
+            chunks = []
+            while size := int(self.rfile.readline().split(b";")[0].strip() or b"0", 16):
+                chunks.append(self.rfile.read(size))
+                self.rfile.readline()
+            self.rfile.readline()
+            return b"".join(chunks)
+        return self.rfile.read(int(self.headers.get("Content-Length") or 0))
+
+    def _payload(self) -> dict[str, Any]:
+        if not self.body:
+            return {}
+        if self.headers.get("Content-Type", "").startswith("application/json"):
+            return dict(json.loads(self.body))
+        return {k: v[0] for k, v in parse_qs(self.body.decode()).items()}
+
+    def _send(self, status: int, body: bytes, headers: dict[str, str]) -> None:
+        self.send_response(status)
+        for key, value in headers.items():
+            self.send_header(key, value)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def _json(self, status: int, data: Any) -> None:
+        body = b"" if data is None else json.dumps(data).encode()
+        self._send(status, body, {"Content-Type": "application/json"})
+
+    # --- GitHub ------------------------------------------------------------------------------------------------
+
+    def _github(self, path: str) -> None:
+        forge, parts = self.forge, [unquote(p) for p in path.strip("/").split("/")]
+        if parts == ["orgs", forge.org] and self.command == "GET":
+            return self._json(200, {"login": forge.org, "id": 1, "url": f"{forge.url}{GITHUB_API}/orgs/{forge.org}"})
+        if parts == ["orgs", forge.org, "repos"] and self.command == "POST":
+            data = self._payload()
+            if forge.refuse_create:
+                return self._json(forge.refuse_create[0], {"message": forge.refuse_create[1]})
+            if f"{forge.org}/{data['name']}" in forge.github_repos:
+                error = {"resource": "Repository", "code": "custom", "field": "name"}
+                return self._json(
+                    422,
+                    {
+                        "message": "Repository creation failed.",
+                        "errors": [{**error, "message": "name already exists on this account"}],
+                    },
+                )
+            repo = forge.github_create(
+                data["name"], private=data.get("private", False), visibility=data.get("visibility")
+            )
+            return self._json(201, repo)
+        if len(parts) == 3 and parts[0] == "repos":
+            full = f"{parts[1]}/{parts[2]}"
+            repo = forge.github_repos.get(full)
+            if repo is None:
+                return self._json(404, {"message": "Not Found"})
+            if self.command == "GET":
+                return self._json(200, repo)
+            if self.command == "DELETE":
+                if forge.refuse_delete:
+                    return self._json(403, {"message": "Must have admin rights to Repository."})
+                del forge.github_repos[full]
+                _remove(forge.bare("github", full))
+                return self._json(204, None)
+            if self.command == "PATCH":
+                data = self._payload()
+                if data.get("archived"):
+                    repo["archived"] = True
+                    forge.archive(forge.bare("github", full))
+                return self._json(200, repo)
+        return self._json(404, {"message": "Not Found"})
+
+    # --- GitLab ------------------------------------------------------------------------------------------------
+
+    def _gitlab(self, path: str) -> None:
+        forge = self.forge
+        parts = path.strip("/").split("/")  # still encoded: "platform%2Fservices" is one part
+        if len(parts) == 2 and parts[0] == "groups" and self.command == "GET":
+            if unquote(parts[1]) in (forge.group, str(forge.group_id)):
+                return self._json(200, {"id": forge.group_id, "full_path": forge.group, "path": forge.group})
+            return self._json(404, {"message": "404 Group Not Found"})
+        if parts == ["projects"] and self.command == "POST":
+            data = self._payload()
+            if forge.refuse_create:
+                return self._json(forge.refuse_create[0], {"message": forge.refuse_create[1]})
+            if int(data["namespace_id"]) != forge.group_id:
+                return self._json(404, {"message": "404 Namespace Not Found"})
+            if forge.gitlab_find(f"{forge.group}/{data['path']}"):
+                taken = ["has already been taken"]
+                return self._json(400, {"message": {"name": taken, "path": taken}})
+            return self._json(201, forge.gitlab_create(data["path"], visibility=data.get("visibility", "private")))
+        if len(parts) >= 2 and parts[0] == "projects":
+            project = forge.gitlab_find(unquote(parts[1]))
+            if project is None:
+                return self._json(404, {"message": "404 Project Not Found"})
+            if len(parts) == 2 and self.command == "GET":
+                return self._json(200, project)
+            if len(parts) == 2 and self.command == "DELETE":
+                return self._gitlab_delete(project)
+            if parts[2:] == ["archive"] and self.command == "POST":
+                project["archived"] = True
+                forge.archive(forge.bare("gitlab", project["path_with_namespace"]))
+                return self._json(201, project)
+        return self._json(404, {"message": "404 Not Found"})
+
+    def _gitlab_delete(self, project: dict[str, Any]) -> None:
+        forge = self.forge
+        if forge.refuse_delete:
+            return self._json(403, {"message": "403 Forbidden"})
+        permanently = self.query.get("permanently_remove") == ["true"]
+        if forge.delayed_deletion and not project["marked_for_deletion_at"]:
+            project["marked_for_deletion_at"] = date.today().isoformat()
+            return self._json(202, {"message": "202 Accepted"})
+        if forge.delayed_deletion and not permanently:
+            return self._json(400, {"message": "Project has been already marked for deletion"})
+        if permanently and self.query.get("full_path") != [project["path_with_namespace"]]:
+            return self._json(400, {"message": "full_path must match the project's path"})
+        del forge.gitlab_projects[project["id"]]
+        _remove(forge.bare("gitlab", project["path_with_namespace"]))
+        return self._json(202, {"message": "202 Accepted"})
+
+    # --- git smart HTTP, through the real git http-backend -------------------------------------------------------
+
+    def _git(self, forge_kind: str, raw_path: str) -> None:
+        forge = self.forge
+        path_info = raw_path.removeprefix(f"/{forge_kind}/git")
+        full = path_info.split(".git/", 1)[0].strip("/")
+        with forge.lock:
+            project = forge.gitlab_find(full) if forge_kind == "gitlab" else None
+            known = full in forge.github_repos if forge_kind == "github" else bool(project)
+            if project and project["marked_for_deletion_at"]:
+                known = False
+        if not known:
+            return self._send(404, b"Repository not found\n", {"Content-Type": "text/plain"})
+        if path_info.endswith("/git-receive-pack") and forge.refuse_pushes is not None:
+            _hook(forge.bare(forge_kind, full), forge.refuse_pushes)
+        env = {
+            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+            "GIT_PROJECT_ROOT": str(forge.root / forge_kind),
+            "GIT_HTTP_EXPORT_ALL": "1",
+            "REMOTE_USER": "runway",
+            "REMOTE_ADDR": "127.0.0.1",
+            "PATH_INFO": path_info,
+            "QUERY_STRING": urlsplit(self.path).query,
+            "REQUEST_METHOD": self.command,
+            "CONTENT_TYPE": self.headers.get("Content-Type", ""),
+            "CONTENT_LENGTH": str(len(self.body)),
+        }
+        if self.headers.get("Content-Encoding"):
+            env["HTTP_CONTENT_ENCODING"] = self.headers["Content-Encoding"]
+        if self.headers.get("Git-Protocol"):
+            env["GIT_PROTOCOL"] = self.headers["Git-Protocol"]
+        result = subprocess.run(["git", "http-backend"], input=self.body, env=env, capture_output=True, timeout=60)
+        head, _, body = result.stdout.partition(b"\r\n\r\n")
+        status, headers = 200, {}
+        for line in head.decode("latin-1").split("\r\n"):
+            key, _, value = line.partition(":")
+            if key.lower() == "status":
+                status = int(value.split()[0])
+            elif key:
+                headers[key] = value.strip()
+        self._send(status, body, headers)
+
+
+def _kind(path: str) -> str | None:
+    if path.startswith(GITHUB_API + "/"):
+        return "github"
+    if path.startswith(GITLAB_API + "/"):
+        return "gitlab"
+    if path.startswith("/github/git/"):
+        return "github-git"
+    if path.startswith("/gitlab/git/"):
+        return "gitlab-git"
+    return None
+
+
+def _remove(bare: Path) -> None:
+    shutil.rmtree(bare)
