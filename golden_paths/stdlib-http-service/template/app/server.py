@@ -102,6 +102,9 @@ class Handler(BaseHTTPRequestHandler):
         except Exception:
             log.exception("unhandled error", extra={"path": path, "request_id": request_id})
             response = json_response(HTTPStatus.INTERNAL_SERVER_ERROR, {"error": "internal error"})
+        route = path if path in ROUTES else "other"
+        # Counted before the answer is sent: a client that reads /metrics right after must see its request counted.
+        self.server.service.metrics.request_observed(self.command, route, response.status)
         self.send_response(response.status)
         self.send_header("Content-Type", response.content_type)
         self.send_header("Content-Length", str(len(response.body)))
@@ -111,8 +114,6 @@ class Handler(BaseHTTPRequestHandler):
         self.end_headers()
         if self.command != "HEAD":
             self.wfile.write(response.body)
-        route = path if path in ROUTES else "other"
-        self.server.service.metrics.request_observed(self.command, route, response.status)
         access_log.info(
             "request",
             extra={
