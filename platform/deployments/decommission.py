@@ -39,6 +39,7 @@ from deployments.models import (
 from deployments.models import DecommissionState as D
 from portal.errors import Conflict
 from scaffolder import publishers
+from scaffolder.models import GoldenPathUpdate
 from teams.models import Membership
 
 log = structlog.get_logger(__name__)
@@ -503,6 +504,12 @@ def _step_archive(decommission: Decommission) -> Outcome:
         )
     else:
         message = "The service has no repository to archive."
+    # An update from the golden path can no longer be merged into an archived repository.
+    dropped = GoldenPathUpdate.objects.filter(service=service, status__in=GoldenPathUpdate.OPEN).update(
+        status=GoldenPathUpdate.Status.DISCARDED
+    )
+    if dropped:
+        message += " Its open golden path update was discarded."
     return Outcome(target=D.REVOKING, message=message)
 
 

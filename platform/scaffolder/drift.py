@@ -374,6 +374,8 @@ def update_merge(*, update: GoldenPathUpdate, user: User) -> GoldenPathUpdate:
     """Merge the branch into main (a merge commit by `user`) and record the service as made from the new version."""
     update = _locked(update, user, Status.READY, Status.CONFLICTS)
     service = update.service
+    if service.lifecycle in CLOSED_LIFECYCLES:
+        raise ValidationError(f"{service.name} is being retired; its repository takes no changes. Discard the update.")
     try:
         _review(update)
     except GitError as error:

@@ -24,6 +24,7 @@ from deployments.models import (
 from deployments.services import deployment_request
 from portal.errors import Conflict
 from scaffolder import publishers
+from scaffolder.models import GoldenPathUpdate
 from teams.models import Membership
 from tests.deployments.support import drive, release_make, scripted, target_make
 from tests.factories import MembershipFactory, UserFactory, service_make
@@ -83,6 +84,11 @@ def test_the_whole_workflow_retires_the_service_and_keeps_its_record(world, lead
     assert decommission.state == DecommissionState.REQUESTED
     assert Service.objects.get(pk=world.service.pk).lifecycle == Service.Lifecycle.EXPERIMENTAL  # nothing yet
 
+    update = GoldenPathUpdate.objects.create(  # an update from the golden path, left open for review
+        service=world.service, golden_path="stdlib-http-service", from_version="1.0.0", to_version="1.1.0",
+        branch="runway/golden-path-1.1.0", status=GoldenPathUpdate.Status.READY, requested_by=world.owner,
+    )  # fmt: skip
+
     retire.decommission_approve(decommission=decommission, user=lead)
     assert Service.objects.get(pk=world.service.pk).lifecycle == Service.Lifecycle.DECOMMISSIONING
     done = run(decommission)
@@ -93,6 +99,8 @@ def test_the_whole_workflow_retires_the_service_and_keeps_its_record(world, lead
     assert sorted(running.calls) == ["stop_all:payments-api:production", "stop_all:payments-api:staging"]
     assert not Placement.objects.filter(service=service).exists()
     assert publishers.local_archived(name="payments-api")
+    update.refresh_from_db()
+    assert update.status == GoldenPathUpdate.Status.DISCARDED  # it could never be merged into an archive
     assert not user_can(world.owner, "catalog.deploy_service", service)
     assert not user_can(world.owner, "catalog.change_service", service)
     # The history stays: deployments, releases, and a timeline of every step.

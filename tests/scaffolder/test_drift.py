@@ -299,11 +299,15 @@ def test_a_project_made_before_versions_were_kept_fails_with_a_reason_and_change
     assert git(_bare(), "rev-parse", "main").strip() == main_before
 
 
-def test_a_retired_service_cannot_be_updated(world, paths):
+def test_a_retired_service_cannot_be_updated_nor_an_open_update_merged(world, paths):
     service = _scaffold(world)
     _bump(paths, "1.1.0")
+    update = _update(world)
     Service.objects.filter(pk=service.pk).update(lifecycle="decommissioning")
     service.refresh_from_db()
+    with pytest.raises(ValidationError, match="its repository takes no changes"):
+        drift.update_merge(update=update, user=world.staff)
+    drift.update_discard(update=update, user=world.staff)
     with pytest.raises(ValidationError, match="its repository takes no changes"):
         drift.update_request(service=service, requested_by=world.owner)
 
