@@ -90,9 +90,30 @@ def database_prepare() -> tuple[str, str]:
     return f"sqlite:///{quote(str(path))}", f"SQLite file {path} ({why})"
 
 
-def bench_environment(database_url: str) -> dict[str, str]:
+REDIS_DB = 13
+DEFAULT_REDIS = f"redis://127.0.0.1:6379/{REDIS_DB}"
+
+
+def redis_prepare() -> tuple[str, str]:
+    """The production stack's cache: REDIS_URL's server, else Redis on 127.0.0.1:6379 if it answers, in a database
+    of the bench's own (flushed); "" when there is none, and the catalog's Redis-only caches stay off."""
+    import redis
+
+    configured = os.environ.get("REDIS_URL", "")
+    candidate = urlunsplit(urlsplit(configured)._replace(path=f"/{REDIS_DB}")) if configured else DEFAULT_REDIS
+    try:
+        redis.Redis.from_url(candidate, socket_connect_timeout=3).flushdb()
+    except redis.RedisError:
+        if configured:
+            raise SystemExit(f"REDIS_URL's server does not answer: {urlsplit(configured).hostname}") from None
+        return "", "none (Redis at 127.0.0.1:6379 did not answer; the catalog's Redis caches are off)"
+    return candidate, f"Redis database {REDIS_DB} on {urlsplit(candidate).hostname} (flushed)"
+
+
+def bench_environment(database_url: str, redis_url: str) -> dict[str, str]:
     """The environment shared by migrate, the data generator (this process) and gunicorn."""
     return {
+        **({"REDIS_URL": redis_url} if redis_url else {}),
         "PYTHONPATH": str(ROOT / "platform"),
         "DJANGO_SETTINGS_MODULE": "portal.settings.prod",
         "DATABASE_URL": database_url,
@@ -171,9 +192,13 @@ def main() -> int:
     overall = time.perf_counter()
 
     database_url, database_text = database_prepare()
-    env = bench_environment(database_url)
+    redis_url, redis_text = redis_prepare()
+    env = bench_environment(database_url, redis_url)
+    if not redis_url:
+        os.environ.pop("REDIS_URL", None)
     os.environ.update(env)
     print(f"Database: {database_text}")
+    print(f"Cache and broker: {redis_text}")
 
     started = time.perf_counter()
     subprocess.run(  # noqa: S603 - a fixed command line
@@ -337,6 +362,7 @@ def main() -> int:
             "db_vendor": connection.vendor,
             "db_version": db_version,
             "database": database_text,
+            "cache": redis_text,
         },
         "server": {
             "command": "gunicorn portal.wsgi --chdir platform --workers 2 --worker-class sync --bind 127.0.0.1:<port>",
