@@ -3,3 +3,8 @@ from django.apps import AppConfig
 
 class AccountsConfig(AppConfig):
     name = "accounts"
+
+    def ready(self) -> None:
+        from accounts import tokens
+
+        tokens.signals_connect()  # cached API tokens follow their users and their deletion

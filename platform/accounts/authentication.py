@@ -5,7 +5,7 @@ from typing import Any
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import authentication, exceptions
 
-from accounts import services
+from accounts import services, throttling, tokens
 
 
 class ApiTokenAuthentication(authentication.BaseAuthentication):
@@ -17,7 +17,17 @@ class ApiTokenAuthentication(authentication.BaseAuthentication):
             return None
         if len(header) != 2:
             raise exceptions.AuthenticationFailed("Send the token as `Authorization: Bearer rwy_...`.")
-        token = services.token_authenticate(presented=header[1])
+        parsed = services.token_parse(header[1])
+        cached, counted = None, None
+        if parsed is not None:
+            view: Any = (getattr(request, "parser_context", None) or {}).get("view")
+            prefetch = view.throttle_prefetch(request) if hasattr(view, "throttle_prefetch") else []
+            cached, counted = throttling.token_round_trip(
+                entry_key=tokens.entry_key(parsed[0]), digest=parsed[1], prefetch=prefetch
+            )
+        token = services.token_authenticate(presented=header[1], cached=cached) if parsed is not None else None
+        if token is not None and counted is not None:
+            request.token_counted = counted  # the throttle's count, taken in the same round trip
         if token is None:
             raise exceptions.AuthenticationFailed("This token is unknown, expired or revoked.")
         return token.user, token

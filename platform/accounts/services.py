@@ -4,13 +4,14 @@ import hashlib
 import hmac
 import secrets as random_secrets
 from datetime import timedelta
+from typing import Any
 
 from django.contrib.auth.models import User
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
-from accounts import selectors
+from accounts import selectors, tokens
 from accounts.models import ApiToken
 from audit import services as audit
 
@@ -53,24 +54,47 @@ def token_revoke(*, token: ApiToken, revoked_by: User) -> ApiToken:
     if token.revoked_at is None:
         token.revoked_at = timezone.now()
         token.save(update_fields=["revoked_at"])
+        tokens.entry_forget([token.prefix], for_good=True)
         audit.event_record(actor=revoked_by, action="api_token.revoked", target=token, before={"name": token.name})
     return token
 
 
-def token_authenticate(*, presented: str) -> ApiToken | None:
-    """The active token matching `rwy_<prefix>_<secret>`, or None; compares digests in constant time."""
+def token_parse(presented: str) -> tuple[str, str] | None:
+    """(prefix, digest of the secret) of a token presented as `rwy_<prefix>_<secret>`; None if it is not one."""
     if not presented.startswith(TOKEN_PREFIX):
         return None
     prefix, _, secret = presented[len(TOKEN_PREFIX) :].partition("_")
     if not prefix or not secret:
         return None
-    token = selectors.token_with_user(prefix=prefix)
-    if token is None or not hmac.compare_digest(token.digest, token_digest(secret)):
+    return prefix, token_digest(secret)
+
+
+def token_authenticate(*, presented: str, cached: Any = None) -> ApiToken | None:
+    """The active token matching `rwy_<prefix>_<secret>`, or None; compares digests in constant time.
+
+    `cached`: what the cache held for the token's prefix, when the caller fetched it already (see tokens.py).
+    """
+    parsed = token_parse(presented)
+    if parsed is None:
+        return None
+    prefix, digest = parsed
+    if cached == tokens.REVOKED:
+        return None
+    from_cache = isinstance(cached, dict)
+    token = tokens.entry_load(cached) if from_cache else selectors.token_with_user(prefix=prefix)
+    if token is None or not hmac.compare_digest(token.digest, digest):
         return None
     if not token.is_active or not token.user.is_active:
         return None
     now = timezone.now()
-    # Written at most once a minute, so that a busy script does not turn every read into a write.
+    # Written at most once a minute, so that a busy script does not turn every read into a write; the cached copy is
+    # dropped with it, so the next request reads the new time.
     if token.last_used_at is None or now - token.last_used_at > timedelta(minutes=1):
         ApiToken.objects.filter(pk=token.pk).update(last_used_at=now)
+        token.last_used_at = now
+        if from_cache:
+            tokens.entry_forget([prefix], for_good=False)
+            return token
+    if not from_cache:
+        tokens.entry_store(token)
     return token

@@ -32,8 +32,12 @@ class ApiTokenRateThrottle(BaseThrottle):
             return True
         now = time.time()
         window = int(now // WINDOW_SECONDS)
-        prefetch = view.throttle_prefetch(request) if hasattr(view, "throttle_prefetch") else []
-        count, found = _count(f"ratelimit:token:{token.pk}:{window}", prefetch)
+        counted = getattr(request, "token_counted", None)
+        if counted is not None and counted[0] == window:  # counted while the token was fetched (Redis)
+            _window, count, prefetch, found = counted
+        else:
+            prefetch = view.throttle_prefetch(request) if hasattr(view, "throttle_prefetch") else []
+            count, found = _count(_counter_key(token.digest, window), prefetch)
         if prefetch:
             request.throttle_prefetched = (prefetch, found)
         self._retry_after = (window + 1) * WINDOW_SECONDS - now
@@ -41,6 +45,34 @@ class ApiTokenRateThrottle(BaseThrottle):
 
     def wait(self) -> float | None:
         return max(1.0, self._retry_after)
+
+
+def _counter_key(digest: str, window: int) -> str:
+    # By the secret's digest, not the token's id, so that the count can be taken before the token is looked up
+    # (see token_round_trip); a wrong secret counts against a key of its own, never against the real token.
+    return f"ratelimit:token:{digest[:32]}:{window}"
+
+
+def token_round_trip(
+    *, entry_key: str, digest: str, prefetch: list[str]
+) -> tuple[Any, tuple[int, int, list[str], dict[str, Any]] | None]:
+    """What the cache holds for a token (`entry_key`) and, on Redis, in the same round trip: the rate-limit count of
+    this request and the `prefetch` keys the view will read. Returns (cached token or None, (window, count, prefetch,
+    found) or None when the count is left to the throttle)."""
+    backend = caches["default"]
+    if not settings.API_TOKEN_CACHE or not isinstance(backend, RedisCache):
+        return cache.get(entry_key) if settings.API_TOKEN_CACHE else None, None
+    window = int(time.time() // WINDOW_SECONDS)
+    names = [entry_key, _counter_key(digest, window), *prefetch]
+    keys = [backend.make_key(name) for name in names]
+    client = backend._cache.get_client(keys[0], write=True)
+    try:
+        entry, count, values = client.evalsha(_TOKEN_SHA, len(keys), *keys, WINDOW_SECONDS + 5)
+    except NoScriptError:
+        entry, count, values = client.eval(_TOKEN_SCRIPT, len(keys), *keys, WINDOW_SECONDS + 5)
+    found = {name: _SERIALIZER.loads(value) for name, value in zip(prefetch, values, strict=True) if value is not None}
+    cached = _SERIALIZER.loads(entry) if entry is not None else None
+    return cached, (window, int(count), prefetch, found)
 
 
 # INCR, and on the window's first request EXPIRE, then the values of any further keys: one atomic command, so one
@@ -52,6 +84,15 @@ if #KEYS == 1 then return {count, {}} end
 return {count, redis.call('MGET', unpack(KEYS, 2))}
 """
 _COUNT_SHA = hashlib.sha1(_COUNT_SCRIPT.encode()).hexdigest()  # noqa: S324 - Redis names scripts by their SHA-1
+# The cached token, then the count as above, then the prefetched keys.
+_TOKEN_SCRIPT = """
+local entry = redis.call('GET', KEYS[1])
+local count = redis.call('INCR', KEYS[2])
+if count == 1 then redis.call('EXPIRE', KEYS[2], ARGV[1]) end
+if #KEYS == 2 then return {entry, count, {}} end
+return {entry, count, redis.call('MGET', unpack(KEYS, 3))}
+"""
+_TOKEN_SHA = hashlib.sha1(_TOKEN_SCRIPT.encode()).hexdigest()  # noqa: S324
 _SERIALIZER = RedisSerializer()  # how Django's Redis cache stores values (CACHES sets no other serializer)
 
 

@@ -141,7 +141,7 @@ def test_concurrent_requests_never_exceed_the_limit(settings, clock):
     """Many threads (each with its own cache connection) race for the same token's last slots."""
     settings.API_TOKEN_RATE_LIMIT = limit = 25
     threads_count, calls_each = 16, 10
-    token = ApiToken(pk=987_654)  # the throttle needs only the token's identity
+    token = ApiToken(pk=987_654, digest="ab" * 32)  # the throttle needs only the token's identity
     request = SimpleNamespace(auth=token)
     start = threading.Barrier(threads_count)
     allowed: list[bool] = []
@@ -166,4 +166,4 @@ def test_concurrent_requests_never_exceed_the_limit(settings, clock):
     assert len(allowed) == threads_count * calls_each
     assert allowed.count(True) == limit
     window = int(clock.now // WINDOW_SECONDS)
-    assert cache.get(f"ratelimit:token:{token.pk}:{window}") == threads_count * calls_each  # no increment lost
+    assert cache.get(throttling._counter_key(token.digest, window)) == threads_count * calls_each  # none lost

@@ -1,7 +1,9 @@
 """Personal API tokens, end to end: created and revoked on the tokens page, presented as `Authorization: Bearer`."""
 
 import re
+import time
 from datetime import timedelta
+from types import SimpleNamespace
 
 import pytest
 from django.contrib.auth import get_user_model
@@ -10,6 +12,7 @@ from django.urls import reverse
 from django.utils import timezone
 from rest_framework.test import APIClient
 
+from accounts import services
 from accounts.models import ApiToken
 from accounts.services import token_digest
 from audit.models import AuditEvent
@@ -141,9 +144,10 @@ def test_unknown_or_garbled_token_is_refused(client, world, header):
 
 def test_expired_token_is_refused(client, world):
     plain = _token_create(client, world.owner)
+    ApiToken.objects.filter(user=world.owner).update(expires_at=timezone.now() + timedelta(seconds=1))
     api = _bearer(plain)
-    assert api.get(SERVICES_URL).status_code == 200
-    ApiToken.objects.filter(user=world.owner).update(expires_at=timezone.now() - timedelta(seconds=1))
+    assert api.get(SERVICES_URL).status_code == 200  # with Redis, the token is now cached for a minute
+    time.sleep(1.1)
     response = api.get(SERVICES_URL)
     assert response.status_code == 401
     assert response["WWW-Authenticate"] == 'Bearer realm="api"'
@@ -199,7 +203,7 @@ def test_the_tokens_page_lists_only_your_own_tokens(client, world):
     assert "olivias laptop" not in page
 
 
-def test_last_used_at_is_set_on_use_and_written_at_most_once_a_minute(client, world):
+def test_last_used_at_is_set_on_use_and_written_at_most_once_a_minute(client, world, monkeypatch):
     plain = _token_create(client, world.owner)
     token = ApiToken.objects.get(user=world.owner)
     assert token.last_used_at is None
@@ -216,11 +220,14 @@ def test_last_used_at_is_set_on_use_and_written_at_most_once_a_minute(client, wo
     token.refresh_from_db()
     assert token.last_used_at == first_use
 
-    ApiToken.objects.filter(pk=token.pk).update(last_used_at=timezone.now() - timedelta(minutes=5))
+    later = timezone.now() + timedelta(minutes=2)  # two minutes on, as the token service sees the clock
+    monkeypatch.setattr(services, "timezone", SimpleNamespace(now=lambda: later))
     assert api.get(SERVICES_URL).status_code == 200
     token.refresh_from_db()
-    assert token.last_used_at >= before
-    assert token.last_used_at > timezone.now() - timedelta(minutes=1)
+    assert token.last_used_at == later
+    assert api.get(SERVICES_URL).status_code == 200  # read again after the write, cached again: still one a minute
+    token.refresh_from_db()
+    assert token.last_used_at == later
 
 
 def test_token_lookup_reads_what_the_orm_reads(world):
@@ -236,3 +243,57 @@ def test_token_lookup_reads_what_the_orm_reads(world):
             assert (mine, type(mine)) == (theirs, type(theirs)), field.name
         assert obj._state.db == other._state.db and not obj._state.adding
     assert found.user.is_staff is True and found.expires_at.tzinfo is not None
+
+
+# --- The token cache (on by default with Redis; forced on here so that the embedded-default run checks it too) ------
+
+
+@pytest.fixture
+def token_cache(settings):  # type: ignore[no-untyped-def]
+    settings.API_TOKEN_CACHE = True
+
+
+def _token_queries(queries) -> list[str]:  # type: ignore[no-untyped-def]
+    return [q["sql"] for q in queries.captured_queries if ApiToken._meta.db_table in q["sql"]]
+
+
+def test_a_token_in_use_is_read_from_the_cache_not_the_database(client, world, token_cache):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    api = _bearer(_token_create(client, world.owner))
+    with CaptureQueriesContext(connection) as first:
+        assert api.get(SERVICES_URL).status_code == 200
+    with CaptureQueriesContext(connection) as second:
+        assert api.get(SERVICES_URL).status_code == 200
+    assert len(_token_queries(first)) >= 1  # read (and its last use written) once
+    assert _token_queries(second) == []
+
+
+def test_a_cached_token_is_refused_at_once_when_revoked_or_its_user_deactivated(client, world, token_cache):
+    api = _bearer(_token_create(client, world.owner))
+    assert api.get(SERVICES_URL).status_code == 200
+    owner = get_user_model().objects.get(pk=world.owner.pk)
+    owner.is_active = False
+    owner.save()
+    assert api.get(SERVICES_URL).status_code == 401
+
+    owner.is_active = True
+    owner.save()
+    assert api.get(SERVICES_URL).status_code == 200  # back, because the user is
+    services.token_revoke(token=ApiToken.objects.get(user=owner), revoked_by=owner)
+    assert api.get(SERVICES_URL).status_code == 401
+
+
+def test_a_wrong_secret_is_refused_even_with_the_token_cached_and_spends_none_of_its_quota(
+    client, world, token_cache, settings
+):
+    plain = _token_create(client, world.owner)
+    settings.API_TOKEN_RATE_LIMIT = 2
+    api = _bearer(plain)
+    assert api.get(SERVICES_URL).status_code == 200  # cached now
+    forged = _bearer(plain[:-4] + ("AAAA" if not plain.endswith("AAAA") else "BBBB"))
+    for _ in range(3):
+        assert forged.get(SERVICES_URL).status_code == 401
+    assert api.get(SERVICES_URL).status_code == 200  # the second of its two
+    assert api.get(SERVICES_URL).status_code == 429

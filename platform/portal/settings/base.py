@@ -160,6 +160,9 @@ else:
 CATALOG_API_CACHE = env.bool("CATALOG_API_CACHE", default=bool(REDIS_URL))
 # The same for the catalog page's results, row counts and filter choices.
 CATALOG_PAGE_CACHE = env.bool("CATALOG_PAGE_CACHE", default=bool(REDIS_URL))
+# API tokens and their users cached for a minute (accounts/tokens.py); only in a shared cache, or a token revoked in
+# one process would still open another's.
+API_TOKEN_CACHE = env.bool("API_TOKEN_CACHE", default=bool(REDIS_URL))
 
 CELERY_TASK_SERIALIZER = "json"
 CELERY_RESULT_SERIALIZER = "json"

@@ -1,0 +1,88 @@
+"""Personal API tokens on the request path: read from the cache when they can be, from the database when not.
+
+A token and its user are cached for a minute under the token's public prefix, so that an API request makes no
+database query at all when its answer is cached too (on Redis, the token, the rate-limit count and the page come
+back in one round trip: see throttling.py). The secret is still checked on every request against the cached digest.
+
+Revoking a token, deleting it, or deactivating or deleting its user writes a tombstone in its place that outlives
+any cached copy; entries are only ever added where nothing is (SET NX), so a request that read the token just before
+it was revoked cannot put it back. Other changes to a user (a name, staff status) reach its tokens at once through
+a plain delete, or within a minute at worst if a request was reading the user at that moment.
+"""
+
+from typing import Any
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.core.cache import cache
+from django.db import connection, transaction
+from django.db.models.signals import post_delete, post_save
+
+from accounts.models import ApiToken
+
+ENTRY_SECONDS = 60
+TOMBSTONE_SECONDS = 5 * ENTRY_SECONDS
+REVOKED = "revoked"
+# Never cached: a password hash has no business in a shared cache. It stays deferred on a cached user.
+_USER_FIELDS = [field.attname for field in get_user_model()._meta.concrete_fields if field.attname != "password"]
+_TOKEN_FIELDS = [field.attname for field in ApiToken._meta.concrete_fields]
+
+
+def entry_key(prefix: str) -> str:
+    return f"apitoken:{prefix}"
+
+
+def entry_store(token: ApiToken) -> None:
+    """Cache a token that was just read from the database, unless something (a tombstone) is there already."""
+    if not settings.API_TOKEN_CACHE:
+        return
+    user = token.user
+    entry = {
+        "token": [getattr(token, name) for name in _TOKEN_FIELDS],
+        "user": [getattr(user, name) for name in _USER_FIELDS],
+    }
+    cache.add(entry_key(token.prefix), entry, ENTRY_SECONDS)
+
+
+def entry_load(entry: dict[str, Any]) -> ApiToken:
+    """The token and its user as the database had them when the entry was made."""
+    token = ApiToken.from_db(connection.alias, _TOKEN_FIELDS, entry["token"])
+    user = get_user_model().from_db(connection.alias, _USER_FIELDS, entry["user"])
+    ApiToken.user.field.set_cached_value(token, user)
+    return token
+
+
+def entry_forget(prefixes: list[str], *, for_good: bool) -> None:
+    """Tombstones for tokens that must be refused, else drop the cached copies: at once, and again once the
+    transaction commits (a request may have cached the old row in between). A revocation that then rolls back leaves
+    its token refused for a few minutes: the safe side."""
+    if not prefixes or not settings.API_TOKEN_CACHE:
+        return
+    keys = [entry_key(prefix) for prefix in prefixes]
+
+    def forget() -> None:
+        if for_good:
+            cache.set_many(dict.fromkeys(keys, REVOKED), TOMBSTONE_SECONDS)
+        else:
+            cache.delete_many(keys)
+
+    forget()
+    transaction.on_commit(forget)
+
+
+def _user_saved(sender: Any, instance: Any, **kwargs: Any) -> None:
+    if kwargs.get("created") or not settings.API_TOKEN_CACHE:
+        return
+    prefixes = list(ApiToken.objects.filter(user_id=instance.pk).values_list("prefix", flat=True))
+    entry_forget(prefixes, for_good=not instance.is_active)
+
+
+def _token_deleted(sender: Any, instance: ApiToken, **kwargs: Any) -> None:
+    # Also for each token of a deleted user: the delete cascades, and Django sends this for every row it removes.
+    entry_forget([instance.prefix], for_good=True)
+
+
+def signals_connect() -> None:
+    user_model = get_user_model()
+    post_save.connect(_user_saved, sender=user_model, dispatch_uid="apitoken-cache-user-saved")
+    post_delete.connect(_token_deleted, sender=ApiToken, dispatch_uid="apitoken-cache-token-deleted")
