@@ -109,6 +109,20 @@ class Tree:
     descriptors_in: dict[str, list[str]] = field(default_factory=lambda: defaultdict(list))  # folder → files
 
 
+def _retirement_refusal(service: Service, lifecycle: str) -> str | None:
+    """Why a descriptor may not change this service, when it may not: retirement goes through Runway's decommission
+    workflow (which stops, archives and revokes), and a decommissioned service is a read-only record."""
+    retiring = (Service.Lifecycle.DECOMMISSIONING, Service.Lifecycle.DECOMMISSIONED)
+    if service.lifecycle == Service.Lifecycle.DECOMMISSIONED:
+        return f"{service.slug} is decommissioned: its record is read-only; this descriptor's changes were not kept."
+    if lifecycle != service.lifecycle and (lifecycle in retiring or service.lifecycle in retiring):
+        return (
+            f"{service.slug} cannot move from {service.lifecycle} to {lifecycle} by import: retiring a service goes "
+            "through its decommission workflow in Runway. Nothing of this component was changed."
+        )
+    return None
+
+
 def _component_folder(parts: Sequence[str]) -> str:
     """The folder a doc belongs to: the one holding its `docs` folder ("." at the top); `parts` of a relative path."""
     docs_at = parts.index("docs")
@@ -935,6 +949,11 @@ class _Writer:
                 created.append((entity, service))
                 owned.append((service, owner, None))
             else:
+                if (refusal := _retirement_refusal(service, values["lifecycle"])) is not None:
+                    self.report.errors.append(
+                        Problem(entity.path, refusal, entity.index, str(entity.ref), "spec.lifecycle")
+                    )
+                    continue
                 previous = service.owner
                 for name, value in values.items():
                     setattr(service, name, value)

@@ -962,3 +962,45 @@ def test_other_markdown_in_docs_is_not_ours_and_is_ignored(tmp_path):
     report = import_tree(root)
     assert report.errors == []
     assert Runbook.objects.filter(service__slug="api-svc").count() == 1
+
+
+@pytest.mark.parametrize(
+    ("before", "after"),
+    [("production", "decommissioned"), ("production", "decommissioning"), ("decommissioning", "production")],
+)
+def test_an_import_cannot_retire_a_service_or_bring_one_back(tmp_path, before, after):
+    tree = tmp_path / "services"
+    shutil.copytree(settings.SERVICES_DIR, tree)
+    import_tree(tree, "demo")
+    Service.objects.filter(slug="payments-api").update(lifecycle=before)
+    descriptor = tree / "payments-api/catalog-info.yaml"
+    old = "Authorises and captures card payments for every order."
+    text = descriptor.read_text().replace(old, "Takes card payments.")
+    descriptor.write_text(text.replace("lifecycle: production", f"lifecycle: {after}", 1))
+    other = tree / "accounts/catalog-info.yaml"
+    other.write_text(other.read_text().replace("description: ", "description: Now with a longer story. ", 1))
+
+    report = import_tree(tree, "demo")
+
+    assert [(p.file, p.entity, p.field) for p in report.errors] == [
+        ("payments-api/catalog-info.yaml", "component:payments-api", "spec.lifecycle")
+    ]
+    assert "goes through its decommission workflow" in report.errors[0].message
+    payments_api = Service.objects.get(slug="payments-api")
+    assert (payments_api.lifecycle, payments_api.description) == (before, old)  # nothing of it changed
+    assert Service.objects.get(slug="accounts").description.startswith("Now with a longer story.")  # others did
+
+
+def test_a_decommissioned_service_is_a_read_only_record_for_imports_too(tmp_path):
+    tree = tmp_path / "services"
+    shutil.copytree(settings.SERVICES_DIR, tree)
+    import_tree(tree, "demo")
+    Service.objects.filter(slug="payments-api").update(lifecycle="decommissioned")
+    descriptor = tree / "payments-api/catalog-info.yaml"
+    descriptor.write_text(descriptor.read_text().replace("card payments", "payments", 1))
+
+    report = import_tree(tree, "demo")
+
+    assert [p.entity for p in report.errors] == ["component:payments-api"]
+    assert "read-only" in report.errors[0].message
+    assert "card payments" in Service.objects.get(slug="payments-api").description
