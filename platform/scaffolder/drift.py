@@ -27,6 +27,7 @@ from django.utils import timezone
 from packaging.version import InvalidVersion, Version
 
 from audit import services as audit
+from catalog import cache as catalog_cache
 from catalog.models import Service
 from catalog.permissions import user_can
 from scaffolder import publishers, registry, tasks, versions
@@ -415,6 +416,7 @@ def update_merge(*, update: GoldenPathUpdate, user: User) -> GoldenPathUpdate:
         shutil.rmtree(workdir, ignore_errors=True)
     before = service.golden_path_version
     Service.objects.filter(pk=service.pk).update(golden_path_version=update.to_version, updated_at=timezone.now())
+    catalog_cache.bump()  # a queryset update sends no signal; cached catalog pages and API lists show the version
     update.status, update.merged_by, update.merged_at = Status.MERGED, user, timezone.now()
     update.save()
     audit.event_record(

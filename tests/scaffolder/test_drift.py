@@ -89,6 +89,19 @@ def _update(world) -> GoldenPathUpdate:  # type: ignore[no-untyped-def]
     return update
 
 
+def _conflicting_update(world, paths: Path, tmp_path: Path) -> GoldenPathUpdate:  # type: ignore[no-untyped-def]
+    """The team changed the health check's interval; 1.1.0 of the path changes the same line."""
+    _scaffold(world)
+
+    def our_healthcheck(clone: Path) -> None:
+        docker = clone / "Dockerfile"
+        docker.write_text(docker.read_text().replace(HEALTHCHECK, HEALTHCHECK.replace("15s", "30s")))
+
+    _commit_change(tmp_path, our_healthcheck, "Check health less often")
+    _bump(paths, "1.1.0")
+    return _update(world)
+
+
 def _show(ref: str, path: str) -> str:
     return git(_bare(), "show", f"{ref}:{path}")
 
@@ -204,16 +217,7 @@ def test_merging_puts_the_update_on_main_and_records_the_new_version(world, path
 
 
 def test_conflicting_lines_are_shown_and_block_the_merge_until_fixed_on_the_branch(world, paths, tmp_path):
-    _scaffold(world)
-
-    def our_healthcheck(clone: Path) -> None:
-        docker = clone / "Dockerfile"
-        docker.write_text(docker.read_text().replace(HEALTHCHECK, HEALTHCHECK.replace("15s", "30s")))
-
-    _commit_change(tmp_path, our_healthcheck, "Check health less often")
-    _bump(paths, "1.1.0")
-
-    update = _update(world)
+    update = _conflicting_update(world, paths, tmp_path)
 
     assert update.status == Status.CONFLICTS, update.error
     assert update.conflicted == ["Dockerfile"]
@@ -366,15 +370,7 @@ def test_asking_from_the_page_leads_to_the_update_and_its_review(
 
 
 def test_a_conflicted_update_page_says_what_to_do_and_refuses_the_merge(world, paths, client, tmp_path):
-    _scaffold(world)
-
-    def our_healthcheck(clone: Path) -> None:
-        docker = clone / "Dockerfile"
-        docker.write_text(docker.read_text().replace(HEALTHCHECK, HEALTHCHECK.replace("15s", "30s")))
-
-    _commit_change(tmp_path, our_healthcheck, "Check health less often")
-    _bump(paths, "1.1.0")
-    update = _update(world)
+    update = _conflicting_update(world, paths, tmp_path)
     client.force_login(world.owner)
     page = client.get(update.get_absolute_url()).content.decode()
     assert "1 file with conflicts" in page and "git clone --branch runway/golden-path-1.1.0" in page
@@ -419,7 +415,10 @@ def test_the_api_asks_follows_and_merges_an_update_with_the_same_checks(world, p
     api_client.force_authenticate(world.outsider)
     assert api_client.post(f"{url}{update.uuid}/merge/").status_code == 403
     api_client.force_authenticate(world.owner)
+    services_url = "/api/v1/services/?q=ledger-api"
+    assert api_client.get(services_url).json()["results"][0]["golden_path_version"] == "1.0.0"  # cached with Redis
     merged = api_client.post(f"{url}{update.uuid}/merge/")
+    assert api_client.get(services_url).json()["results"][0]["golden_path_version"] == "1.1.0"
     assert merged.status_code == 200 and merged.json()["status"] == "merged"
     assert merged.json()["merged_by"] == "olivia"
     again = api_client.post(f"{url}{update.uuid}/discard/")
