@@ -330,6 +330,9 @@ def test_the_pages_walk_an_owner_and_a_lead_through_it(world, lead, running, cli
     assert "Stopped in production, staging" in with_timeline and "permissions revoked" in with_timeline
     listing = client.get(reverse("deployments:decommissions")).content.decode()
     assert decommission.get_absolute_url() in listing
+    record = client.get(world.service.get_absolute_url()).content.decode()
+    assert "Stopped in every environment when it was decommissioned" in record
+    assert "not deployed" not in record and reverse("deployments:deploy", args=["payments-api"]) not in record
 
 
 def test_the_decommission_page_reads_in_few_queries(
