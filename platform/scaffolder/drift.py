@@ -3,8 +3,12 @@
 An update is made on a worker: clone the service's repository, let copier merge the newer version of the path into
 a branch (`runway/golden-path-<version>`), commit it as the person who asked, and push the branch. The update's page
 shows the diff against main and any conflicts before anyone merges; a branch with conflicts is fixed by a person on
-the branch itself and checked again. Merging is a real `git merge` into main, after which the service is recorded
-as made from the new version.
+the branch itself and checked again. On the local publisher merging is a real `git merge` into main, after which the
+service is recorded as made from the new version.
+
+On a forge (GitHub, GitLab) the repository is reached through the publisher: the branch is pushed there with a pull
+or merge request opened for it, the review is read from a scratch clone, and people merge (or close) the request on
+the forge; "check again" asks the forge what became of it and records the new version once it is merged.
 """
 
 import os
@@ -19,8 +23,9 @@ from typing import Any
 
 import structlog
 import yaml
+from django.conf import settings
 from django.contrib.auth.models import User
-from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.exceptions import ImproperlyConfigured, PermissionDenied, ValidationError
 from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
@@ -94,6 +99,13 @@ def latest_for(service: Service) -> registry.GoldenPath | None:
 
 def update_blockers(*, service: Service) -> list[str]:
     """Every reason an update from the golden path cannot be made for `service` now; empty when it can."""
+    try:
+        return _blockers(service, publishers.publisher())
+    except (publishers.PublishError, ImproperlyConfigured) as error:  # a forge that did not answer; never the token
+        return [f"The repository of {service.name} cannot be reached: {error}"]
+
+
+def _blockers(service: Service, publisher: publishers.Publisher) -> list[str]:
     if not service.golden_path:
         return [f"{service.name} was not made from a golden path."]
     if registry.golden_path_get(service.golden_path) is None:
@@ -104,11 +116,12 @@ def update_blockers(*, service: Service) -> list[str]:
         reasons.append(f"{service.name} is on the latest version of {service.golden_path}.")
     if service.lifecycle in CLOSED_LIFECYCLES:
         reasons.append(f"{service.name} is {service.get_lifecycle_display().lower()}; its repository takes no changes.")
-    if not publishers.local_exists(name=service.slug):
-        reasons.append(f"{service.name} has no repository in Runway to make a branch in.")
-    elif publishers.local_archived(name=service.slug):
+    if not publishers.REPO_NAME.fullmatch(service.slug) or not publisher.exists(name=service.slug):
+        where = "in Runway" if publisher.kind == "local" else f"on {publisher.label}"
+        reasons.append(f"{service.name} has no repository {where} to make a branch in.")
+    elif publisher.archived(name=service.slug):
         reasons.append(f"The repository of {service.name} is archived.")
-    elif path is not None and not _recorded_version(service):
+    elif path is not None and not _recorded_version(service, publisher):
         reasons.append(
             f"The repository of {service.name} does not record which version of {service.golden_path} it was made "
             "from (no _commit in .copier-answers.yml on main), so the update has to be made by hand."
@@ -119,12 +132,11 @@ def update_blockers(*, service: Service) -> list[str]:
     return reasons
 
 
-def _recorded_version(service: Service) -> str:
+def _recorded_version(service: Service, publisher: publishers.Publisher) -> str:
     """The golden path version main's .copier-answers.yml names, when this Runway's store holds it; else ""."""
-    bare = Path(publishers.local_path(name=service.slug))
     try:
-        answers = yaml.safe_load(_git(bare, "show", "main:.copier-answers.yml"))
-    except (GitError, yaml.YAMLError):
+        answers = yaml.safe_load(publisher.read_file(name=service.slug, path=".copier-answers.yml") or "")
+    except yaml.YAMLError:
         return ""
     made_from = str(answers.get("_commit") or "") if isinstance(answers, dict) else ""
     if made_from and versions.version_recorded(name=str(service.golden_path), ref=made_from):
@@ -214,11 +226,12 @@ def update_execute(*, update: GoldenPathUpdate) -> GoldenPathUpdate:
     workdir = Path(tempfile.mkdtemp(prefix="runway-update-"))
     worktree = workdir / service.slug
     try:
+        publisher = publishers.publisher()
         with timeline.step("check") as entry:
             path = registry.golden_path_get(update.golden_path)
             if path is None or path.version != update.to_version:
                 raise ValidationError(f"Golden path {update.golden_path}@{update.to_version} is no longer offered.")
-            if service.lifecycle in CLOSED_LIFECYCLES or publishers.local_archived(name=service.slug):
+            if service.lifecycle in CLOSED_LIFECYCLES or publisher.archived(name=service.slug):
                 raise ValidationError(f"{service.name} is being retired; its repository takes no changes.")
             if not BRANCH.match(update.branch):
                 raise ValidationError(f"{update.branch!r} is not a branch name Runway makes.")
@@ -226,8 +239,7 @@ def update_execute(*, update: GoldenPathUpdate) -> GoldenPathUpdate:
             update.to_ref = recorded.ref
             entry["message"] = f"{path.title} {update.from_version} → {recorded.ref}"
         with timeline.step("clone") as entry:
-            bare = publishers.local_path(name=service.slug)
-            _git(workdir, "clone", "--quiet", "--branch", "main", "--", bare, str(worktree))
+            publisher.clone(name=service.slug, into=worktree)
             update.base_sha = _git(worktree, "rev-parse", "HEAD").strip()
             answers = _answers(worktree)
             made_from = str(answers["_commit"])
@@ -270,10 +282,25 @@ def update_execute(*, update: GoldenPathUpdate) -> GoldenPathUpdate:
             entry["message"] = update.head_sha[:10]
         with timeline.step("publish") as entry:
             # The branch is Runway's own; a leftover from a discarded update is replaced.
-            _git(worktree, "push", "--quiet", "--force", "origin", f"HEAD:refs/heads/{update.branch}")
+            publisher.push(name=service.slug, worktree=worktree, branch=update.branch, force=True)
             entry["message"] = update.branch
-        _review(update)
-    except (ValidationError, RenderError, GitError, versions.VersionStoreError, OSError) as error:
+            if publisher.change_request_label:
+                _review(update, publisher)
+                update.change_request_url = publisher.open_change_request(
+                    name=service.slug, branch=update.branch, title=_request_title(update), body=_request_body(update)
+                )
+                entry["message"] = f"{update.branch}: {update.change_request_url}"
+        if not publisher.change_request_label:
+            _review(update, publisher)
+    except (
+        ValidationError,
+        RenderError,
+        GitError,
+        publishers.PublishError,
+        ImproperlyConfigured,
+        versions.VersionStoreError,
+        OSError,
+    ) as error:
         update.status = Status.FAILED
         update.error = "; ".join(error.messages) if isinstance(error, ValidationError) else str(error)
         log.warning("golden_path_update_failed", update=str(update.uuid), error=update.error)
@@ -299,9 +326,52 @@ class DiffFile:
     lines: list[DiffLine]
 
 
-def _review(update: GoldenPathUpdate) -> None:
-    """Read the branch as it is in the repository now: its files against main, the diff, the conflicts, the status."""
-    bare = Path(publishers.local_path(name=update.service.slug))
+def _request_title(update: GoldenPathUpdate) -> str:
+    return f"Update from golden path {update.golden_path} {update.from_version or '?'} → {update.to_version}"
+
+
+def _request_body(update: GoldenPathUpdate) -> str:
+    """The change request's description: what was merged in and which files need a person."""
+    lines = [
+        f"Runway merged version {update.to_version} of the golden path `{update.golden_path}` into this branch with "
+        f"`copier update` (the service was made from {update.from_version or 'an unknown version'}), as asked by "
+        f"{update.requested_by.get_username()}.",
+        "",
+    ]
+    if update.conflicted:
+        lines += [
+            f"**{len(update.conflicted)} file(s) with conflicts**: the service and the golden path changed the same "
+            "lines. Keep what you need between the `<<<<<<< before updating` and `>>>>>>> after updating` lines, "
+            "push to this branch, then press *Check again* in Runway:",
+            "",
+            *(f"- `{path}`" for path in update.conflicted),
+        ]
+    else:
+        lines.append("No conflicts: review the changes and merge when you are happy with them.")
+    lines += ["", f"Runway: {settings.PORTAL_URL}{update.get_absolute_url()}"]
+    return "\n".join(lines)
+
+
+def _review(update: GoldenPathUpdate, publisher: publishers.Publisher | None = None) -> None:
+    """Read the branch as it is in the repository now: its files against main, the diff, the conflicts, the status.
+
+    The local publisher's bare repository is read in place; a forge's branch and main are fetched into a scratch
+    clone first."""
+    publisher = publisher or publishers.publisher()
+    if publisher.kind == "local":
+        _review_in(update, Path(publishers.local_path(name=update.service.slug)))
+        return
+    workdir = Path(tempfile.mkdtemp(prefix="runway-review-"))
+    try:
+        clone = workdir / update.service.slug
+        publisher.clone(name=update.service.slug, into=clone)
+        publisher.fetch(name=update.service.slug, worktree=clone, branch=update.branch)
+        _review_in(update, clone)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _review_in(update: GoldenPathUpdate, bare: Path) -> None:
     head = _git(bare, "rev-parse", "--verify", f"refs/heads/{update.branch}^{{commit}}").strip()
     span = f"refs/heads/main...{head}"
     status_lines = _git(bare, "diff", "--name-status", "--no-renames", span).splitlines()
@@ -358,62 +428,66 @@ def _locked(update: GoldenPathUpdate, user: User, *allowed: str) -> GoldenPathUp
     return locked
 
 
+REVIEW_FIELDS = ["head_sha", "files", "diff", "diff_truncated", "status", "error"]
+
+
+def _publisher() -> publishers.Publisher:
+    try:
+        return publishers.publisher()
+    except ImproperlyConfigured as error:
+        raise ValidationError(f"Runway's publisher is misconfigured: {error}") from None
+
+
 @transaction.atomic
 def update_refresh(*, update: GoldenPathUpdate, user: User) -> GoldenPathUpdate:
-    """Read the branch again, after someone pushed a fix for its conflicts."""
+    """Read the branch again, after someone pushed a fix for its conflicts; on a forge, also ask what became of its
+    change request: merged there → MERGED (the service records the new version), closed unmerged → DISCARDED."""
     update = _locked(update, user, Status.READY, Status.CONFLICTS)
+    publisher = _publisher()
+    if update.change_request_url:
+        return _follow_change_request(update, user, publisher)
     try:
-        _review(update)
-    except GitError as error:
-        raise ValidationError(f"The branch {update.branch} cannot be read: {error}") from error
-    update.save(update_fields=["head_sha", "files", "diff", "diff_truncated", "status", "error"])
+        _review(update, publisher)
+    except (GitError, publishers.PublishError) as error:
+        raise ValidationError(f"The branch {update.branch} cannot be read: {error}") from None
+    update.save(update_fields=REVIEW_FIELDS)
     return update
 
 
-@transaction.atomic
-def update_merge(*, update: GoldenPathUpdate, user: User) -> GoldenPathUpdate:
-    """Merge the branch into main (a merge commit by `user`) and record the service as made from the new version."""
-    update = _locked(update, user, Status.READY, Status.CONFLICTS)
+def _follow_change_request(update: GoldenPathUpdate, user: User, publisher: publishers.Publisher) -> GoldenPathUpdate:
+    what = publisher.change_request_label or "change request"
+    name = update.service.slug
+    try:
+        state = publisher.change_request_state(name=name, url_or_number=update.change_request_url)
+        if state == "open":
+            _review(update, publisher)
+    except (GitError, publishers.PublishError) as error:
+        raise ValidationError(f"The {what} of {update.branch} cannot be read: {error}") from None
+    if state == "open":
+        update.save(update_fields=REVIEW_FIELDS)
+        return update
+    # Merged or closed on the forge: the branch has done its work (the files and diff last read are kept).
+    try:
+        publisher.delete_branch(name=name, branch=update.branch)
+    except publishers.PublishError as error:
+        log.warning("golden_path_update_branch_kept", update=str(update.uuid), error=str(error))
+    if state == "merged":
+        return _record_merged(update, user)
+    update.status = Status.DISCARDED
+    update.save(update_fields=["status"])
+    audit.event_record(
+        actor=user,
+        action="golden_path_update.discarded",
+        target=update,
+        service_id=update.service_id,
+        after={"change_request": update.change_request_url, "closed_on": publisher.kind},
+    )
+    return update
+
+
+def _record_merged(update: GoldenPathUpdate, user: User) -> GoldenPathUpdate:
+    """The branch is on main: the service is made from the new version now (audited)."""
     service = update.service
-    if service.lifecycle in CLOSED_LIFECYCLES:
-        raise ValidationError(f"{service.name} is being retired; its repository takes no changes. Discard the update.")
-    try:
-        _review(update)
-    except GitError as error:
-        raise ValidationError(f"The branch {update.branch} cannot be read: {error}") from error
-    if update.status == Status.CONFLICTS:
-        update.save(update_fields=["head_sha", "files", "diff", "diff_truncated", "status", "error"])
-        raise ValidationError(
-            f"{len(update.conflicted)} files still have conflict markers: {', '.join(update.conflicted)}."
-        )
-    workdir = Path(tempfile.mkdtemp(prefix="runway-merge-"))
-    try:
-        worktree = workdir / service.slug
-        _git(
-            workdir,
-            "clone",
-            "--quiet",
-            "--branch",
-            "main",
-            "--",
-            publishers.local_path(name=service.slug),
-            str(worktree),
-        )
-        message = f"Merge golden path {update.golden_path} {update.to_version} into main"
-        try:
-            _git(worktree, "merge", "--no-ff", "--no-edit", "-m", message, update.head_sha, author=_author(user))
-        except GitError as error:
-            raise ValidationError(
-                f"main has changed the same lines as the branch since the update was made. Merge main into "
-                f"{update.branch}, push it, and check again. ({error})"
-            ) from error
-        try:
-            _git(worktree, "push", "--quiet", "origin", "HEAD:refs/heads/main")
-        except GitError as error:
-            raise ValidationError(f"main moved while merging; try again. ({error})") from error
-        _git(worktree, "push", "--quiet", "origin", "--delete", update.branch, ok=(0, 1))
-    finally:
-        shutil.rmtree(workdir, ignore_errors=True)
     before = service.golden_path_version
     Service.objects.filter(pk=service.pk).update(golden_path_version=update.to_version, updated_at=timezone.now())
     catalog_cache.bump()  # a queryset update sends no signal; cached catalog pages and API lists show the version
@@ -431,12 +505,82 @@ def update_merge(*, update: GoldenPathUpdate, user: User) -> GoldenPathUpdate:
 
 
 @transaction.atomic
+def update_merge(*, update: GoldenPathUpdate, user: User) -> GoldenPathUpdate:
+    """Merge the branch into main (a merge commit by `user`) and record the service as made from the new version.
+
+    Only on the local publisher: on a forge people merge the change request there, and "check again" sees it."""
+    update = _locked(update, user, Status.READY, Status.CONFLICTS)
+    service = update.service
+    if service.lifecycle in CLOSED_LIFECYCLES:
+        raise ValidationError(f"{service.name} is being retired; its repository takes no changes. Discard the update.")
+    publisher = _publisher()
+    if update.change_request_url or publisher.change_request_label:
+        where = update.change_request_url or publisher.label
+        raise ValidationError(
+            f"This update is merged on {publisher.label}, through its "
+            f"{publisher.change_request_label or 'change request'} ({where}); then press Check again."
+        )
+    try:
+        _review(update, publisher)
+    except (GitError, publishers.PublishError) as error:
+        raise ValidationError(f"The branch {update.branch} cannot be read: {error}") from error
+    if update.status == Status.CONFLICTS:
+        update.save(update_fields=REVIEW_FIELDS)
+        raise ValidationError(
+            f"{len(update.conflicted)} files still have conflict markers: {', '.join(update.conflicted)}."
+        )
+    workdir = Path(tempfile.mkdtemp(prefix="runway-merge-"))
+    try:
+        worktree = workdir / service.slug
+        try:
+            publisher.clone(name=service.slug, into=worktree)
+        except publishers.PublishError as error:
+            raise ValidationError(f"The repository of {service.name} cannot be cloned: {error}") from error
+        message = f"Merge golden path {update.golden_path} {update.to_version} into main"
+        try:
+            _git(worktree, "merge", "--no-ff", "--no-edit", "-m", message, update.head_sha, author=_author(user))
+        except GitError as error:
+            raise ValidationError(
+                f"main has changed the same lines as the branch since the update was made. Merge main into "
+                f"{update.branch}, push it, and check again. ({error})"
+            ) from error
+        try:
+            publisher.push(name=service.slug, worktree=worktree, branch="main")
+        except publishers.PublishError as error:
+            raise ValidationError(f"main moved while merging; try again. ({error})") from error
+        try:
+            publisher.delete_branch(name=service.slug, branch=update.branch)
+        except publishers.PublishError as error:  # merged all the same; a leftover branch is replaced next time
+            log.warning("golden_path_update_branch_kept", update=str(update.uuid), error=str(error))
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    return _record_merged(update, user)
+
+
+@transaction.atomic
 def update_discard(*, update: GoldenPathUpdate, user: User) -> GoldenPathUpdate:
-    """Drop an open update and its branch; the service stays on its version."""
+    """Drop an open update and its branch (closing its change request on a forge); the service stays on its version."""
     update = _locked(update, user, Status.READY, Status.CONFLICTS, Status.FAILED)
-    bare = Path(publishers.local_path(name=update.service.slug))
-    if update.branch and BRANCH.match(update.branch) and bare.exists():
-        _git(bare, "update-ref", "-d", f"refs/heads/{update.branch}", ok=(0, 1))
+    name = update.service.slug
+    try:
+        publisher = publishers.publisher()
+        if update.change_request_url:
+            state = publisher.change_request_state(name=name, url_or_number=update.change_request_url)
+            if state == "merged":
+                raise ValidationError(
+                    f"The {publisher.change_request_label} was merged on {publisher.label}; press Check again to "
+                    "record the new version."
+                )
+            publisher.close_change_request(name=name, url_or_number=update.change_request_url)
+        if (
+            update.branch
+            and BRANCH.match(update.branch)
+            and publishers.REPO_NAME.fullmatch(name)
+            and publisher.exists(name=name)
+        ):
+            publisher.delete_branch(name=name, branch=update.branch)
+    except (publishers.PublishError, ImproperlyConfigured) as error:
+        raise ValidationError(f"The branch {update.branch} cannot be removed: {error}") from None
     update.status = Status.DISCARDED
     update.save(update_fields=["status"])
     audit.event_record(actor=user, action="golden_path_update.discarded", target=update, service_id=update.service_id)

@@ -92,6 +92,12 @@ class GoldenPathUpdate(models.Model):
     branch = models.CharField(max_length=200, blank=True)
     base_sha = models.CharField(max_length=40, blank=True, help_text="The commit of main the branch starts from.")
     head_sha = models.CharField(max_length=40, blank=True)
+    change_request_url = models.URLField(
+        max_length=500,
+        blank=True,
+        help_text="The pull request (GitHub) or merge request (GitLab) opened for the branch; empty on the local "
+        "publisher, where the branch is merged in Runway.",
+    )
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.QUEUED, db_index=True)
     steps = models.JSONField(default=list, blank=True)
     files = models.JSONField(default=list, blank=True, help_text="[{path, change, conflicted}] against main.")
@@ -131,6 +137,13 @@ class GoldenPathUpdate(models.Model):
     @property
     def is_working(self) -> bool:
         return self.status in (self.Status.QUEUED, self.Status.RUNNING)
+
+    @property
+    def change_request_label(self) -> str:
+        """What the forge calls the request opened for the branch; empty when there is none."""
+        if not self.change_request_url:
+            return ""
+        return "merge request" if "/-/merge_requests/" in self.change_request_url else "pull request"
 
     @property
     def conflicted(self) -> list[str]:

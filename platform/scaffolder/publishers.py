@@ -44,6 +44,9 @@ GITHUB_ORG = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,37}[A-Za-z0-9])?$")
 GITLAB_NAMESPACE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,254}(?:/[A-Za-z0-9_][A-Za-z0-9_.-]{0,254})*$")
 VISIBILITIES = ("private", "internal", "public")
 PUBLISHERS = ("local", "github", "gitlab")
+# A file path inside a repository, read through a forge's API: parts of letters, digits, '.', '_' and '-', none "..".
+FILE_PATH = re.compile(r"^(?!.*(?:^|/)\.\.?(?:/|$))[\w.-]+(?:/[\w.-]+)*$", re.ASCII)
+CHANGE_STATES = ("open", "merged", "closed")
 SCRUBBED = "***"
 
 T = TypeVar("T")
@@ -109,6 +112,12 @@ def _branch_check(branch: str) -> str:
     if not isinstance(branch, str) or len(branch) > BRANCH_MAX or not BRANCH_NAME.fullmatch(branch):
         raise PublishError(f"{branch!r} is not a valid branch name.")
     return branch
+
+
+def _file_check(path: str) -> str:
+    if not isinstance(path, str) or len(path) > 500 or not FILE_PATH.fullmatch(path):
+        raise PublishError(f"{path!r} is not a file path Runway reads.")
+    return path
 
 
 def _bare_path(name: str) -> Path:
@@ -183,10 +192,14 @@ def local_browse(*, name: str, limit: int = 10) -> tuple[list[str], list[dict[st
 class Publisher(ABC):
     """Creates, finds, archives and removes the repositories of new services, and clones and pushes their branches.
 
-    Every method refuses an invalid repository or branch name with PublishError before it touches anything.
+    Every method refuses an invalid repository or branch name with PublishError before it touches anything. Forges
+    also open change requests (a GitHub pull request, a GitLab merge request): there, branches are merged by people
+    on the forge, and Runway only asks what became of the request.
     """
 
     kind: str
+    label: str = "Runway"
+    change_request_label: str = ""  # "pull request", "merge request"; empty where branches are merged in Runway
 
     @abstractmethod
     def exists(self, *, name: str) -> bool: ...
@@ -204,12 +217,42 @@ class Publisher(ABC):
         """Make repository `name` read-only; it can still be cloned. Forges keep no reason: the caller records it."""
 
     @abstractmethod
-    def clone(self, *, name: str, into: Path) -> None:
-        """A working clone of `main` of repository `name` in the folder `into` (new or empty)."""
+    def clone(self, *, name: str, into: Path, branch: str = "main") -> None:
+        """A working clone of `branch` (main by default) of repository `name` in the folder `into` (new or empty)."""
 
     @abstractmethod
-    def push(self, *, name: str, worktree: Path, branch: str) -> None:
-        """Push `branch` of the working tree `worktree` to the branch of the same name in repository `name`."""
+    def push(self, *, name: str, worktree: Path, branch: str, force: bool = False) -> None:
+        """Push `branch` of the working tree `worktree` to the branch of the same name in repository `name`;
+        `force` replaces whatever that branch held."""
+
+    @abstractmethod
+    def fetch(self, *, name: str, worktree: Path, branch: str) -> str:
+        """Copy `branch` of repository `name` to the branch of the same name in the clone `worktree` (where it must
+        not be checked out), replacing it; its commit."""
+
+    @abstractmethod
+    def delete_branch(self, *, name: str, branch: str) -> None:
+        """Delete `branch` of repository `name`; nothing happens when it has none."""
+
+    @abstractmethod
+    def archived(self, *, name: str) -> bool:
+        """Whether repository `name` is archived (read-only); PublishError when there is no such repository."""
+
+    @abstractmethod
+    def read_file(self, *, name: str, path: str, ref: str = "main") -> str | None:
+        """The text of file `path` on branch `ref` of repository `name`; None when there is no such file."""
+
+    def open_change_request(self, *, name: str, branch: str, title: str, body: str) -> str:
+        """Ask for `branch` to be merged into main (reusing a request already open for it); the request's web URL."""
+        raise PublishError(f"The {self.kind} publisher has no change requests: branches are merged in Runway.")
+
+    def change_request_state(self, *, name: str, url_or_number: str | int) -> str:
+        """What became of a change request of repository `name`: "open", "merged" or "closed" (unmerged)."""
+        raise PublishError(f"The {self.kind} publisher has no change requests: branches are merged in Runway.")
+
+    def close_change_request(self, *, name: str, url_or_number: str | int) -> None:
+        """Close a change request unmerged; nothing happens when it is no longer open."""
+        raise PublishError(f"The {self.kind} publisher has no change requests: branches are merged in Runway.")
 
 
 class LocalPublisher(Publisher):
@@ -229,14 +272,36 @@ class LocalPublisher(Publisher):
     def archive(self, *, name: str, reason: str) -> None:
         local_archive(name=name, reason=reason)
 
-    def clone(self, *, name: str, into: Path) -> None:
+    def clone(self, *, name: str, into: Path, branch: str = "main") -> None:
+        _branch_check(branch)
         bare = self._existing(name)
         into.parent.mkdir(parents=True, exist_ok=True)
-        _git("clone", "--quiet", "--branch", "main", "--", str(bare), str(into), cwd=into.parent)
+        _git("clone", "--quiet", "--branch", branch, "--", str(bare), str(into), cwd=into.parent)
 
-    def push(self, *, name: str, worktree: Path, branch: str) -> None:
-        refspec = f"refs/heads/{_branch_check(branch)}:refs/heads/{branch}"
+    def push(self, *, name: str, worktree: Path, branch: str, force: bool = False) -> None:
+        refspec = f"{'+' if force else ''}refs/heads/{_branch_check(branch)}:refs/heads/{branch}"
         _git("push", "--quiet", "--", str(self._existing(name)), refspec, cwd=worktree)
+
+    def fetch(self, *, name: str, worktree: Path, branch: str) -> str:
+        ref = f"refs/heads/{_branch_check(branch)}"
+        _git("fetch", "--quiet", "--", str(self._existing(name)), f"+{ref}:{ref}", cwd=worktree)
+        return _git("rev-parse", "--verify", f"{ref}^{{commit}}", cwd=worktree).strip()
+
+    def delete_branch(self, *, name: str, branch: str) -> None:
+        ref = f"refs/heads/{_branch_check(branch)}"
+        bare = _bare_path(name)
+        if bare.exists() and _git("for-each-ref", "--format=%(refname)", "--", ref, cwd=bare).strip() == ref:
+            _git("update-ref", "-d", "--", ref, cwd=bare)
+
+    def archived(self, *, name: str) -> bool:
+        return (self._existing(name) / "ARCHIVED").exists()
+
+    def read_file(self, *, name: str, path: str, ref: str = "main") -> str | None:
+        spec = f"refs/heads/{_branch_check(ref)}:{_file_check(path)}"
+        try:
+            return _git("show", spec, cwd=self._existing(name))
+        except PublishError:
+            return None
 
     def _existing(self, name: str) -> Path:
         bare = _bare_path(name)
@@ -262,6 +327,7 @@ class ForgePublisher(Publisher):
 
     label: str
     git_user: str  # the user name of the HTTP Basic credentials git sends with the token as password
+    change_request_path: str  # between the repository's web URL and a change request's number: "/pull/"...
 
     def __init__(self, *, token: str, visibility: str) -> None:
         self.visibility = visibility
@@ -319,15 +385,80 @@ class ForgePublisher(Publisher):
     def archive(self, *, name: str, reason: str) -> None:
         self._archive(self._existing(name))
 
-    def clone(self, *, name: str, into: Path) -> None:
+    def clone(self, *, name: str, into: Path, branch: str = "main") -> None:
+        _branch_check(branch)
         remote = self._existing(name)
         into.parent.mkdir(parents=True, exist_ok=True)
-        self._git_remote("clone", "--quiet", "--branch", "main", "--", remote.git_url, str(into), cwd=into.parent)
+        self._git_remote("clone", "--quiet", "--branch", branch, "--", remote.git_url, str(into), cwd=into.parent)
 
-    def push(self, *, name: str, worktree: Path, branch: str) -> None:
-        refspec = f"refs/heads/{_branch_check(branch)}:refs/heads/{branch}"
+    def push(self, *, name: str, worktree: Path, branch: str, force: bool = False) -> None:
+        refspec = f"{'+' if force else ''}refs/heads/{_branch_check(branch)}:refs/heads/{branch}"
         remote = self._existing(name)
         self._git_remote("push", "--quiet", "--", remote.git_url, refspec, cwd=worktree)
+
+    def fetch(self, *, name: str, worktree: Path, branch: str) -> str:
+        ref = f"refs/heads/{_branch_check(branch)}"
+        remote = self._existing(name)
+        self._git_remote("fetch", "--quiet", "--", remote.git_url, f"+{ref}:{ref}", cwd=worktree)
+        return _git("rev-parse", "--verify", f"{ref}^{{commit}}", cwd=worktree).strip()
+
+    def delete_branch(self, *, name: str, branch: str) -> None:
+        ref = f"refs/heads/{_branch_check(branch)}"
+        remote = self._existing(name)
+        with tempfile.TemporaryDirectory(prefix="runway-branch-") as scratch:
+            # git pushes only from a repository: an empty one, which has nothing to send but the deletion.
+            _git("init", "--quiet", "--bare", cwd=Path(scratch))
+            if self._git_remote("ls-remote", "--heads", "--", remote.git_url, ref, cwd=Path(scratch)).strip():
+                self._git_remote("push", "--quiet", "--", remote.git_url, f":{ref}", cwd=Path(scratch))
+
+    def archived(self, *, name: str) -> bool:
+        return bool(getattr(self._existing(name).handle, "archived", False))
+
+    def read_file(self, *, name: str, path: str, ref: str = "main") -> str | None:
+        return self._read_file(self._existing(name), _file_check(path), _branch_check(ref))
+
+    def open_change_request(self, *, name: str, branch: str, title: str, body: str) -> str:
+        url = self._open_change_request(self._existing(name), _branch_check(branch), title, body)
+        if not HTTP_URL.fullmatch(url):
+            raise PublishError(
+                f"{self.label} gave a {self.change_request_label} URL Runway does not use: {url[:200]!r}."
+            )
+        return url
+
+    def change_request_state(self, *, name: str, url_or_number: str | int) -> str:
+        remote = self._existing(name)
+        state = self._change_request_state(remote, self._change_number(remote, url_or_number))
+        if state not in CHANGE_STATES:
+            raise PublishError(f"{self.label} said the {self.change_request_label} is {state[:40]!r}.")
+        return state
+
+    def close_change_request(self, *, name: str, url_or_number: str | int) -> None:
+        remote = self._existing(name)
+        number = self._change_number(remote, url_or_number)
+        if self._change_request_state(remote, number) == "open":
+            self._close_change_request(remote, number)
+
+    @abstractmethod
+    def _read_file(self, remote: _Remote, path: str, ref: str) -> str | None: ...
+
+    @abstractmethod
+    def _open_change_request(self, remote: _Remote, branch: str, title: str, body: str) -> str: ...
+
+    @abstractmethod
+    def _change_request_state(self, remote: _Remote, number: int) -> str: ...
+
+    @abstractmethod
+    def _close_change_request(self, remote: _Remote, number: int) -> None: ...
+
+    def _change_number(self, remote: _Remote, url_or_number: str | int) -> int:
+        """The number of a change request of `remote`, from itself or from its web URL (of this repository only)."""
+        if isinstance(url_or_number, int) and not isinstance(url_or_number, bool) and url_or_number > 0:
+            return url_or_number
+        prefix = f"{remote.web_url}{self.change_request_path}"
+        text = str(url_or_number)
+        if text.startswith(prefix) and text[len(prefix) :].isascii() and text[len(prefix) :].isdigit():
+            return int(text[len(prefix) :])
+        raise PublishError(f"{text[:200]!r} is not a {self.change_request_label} of {remote.web_url}.")
 
     def _existing(self, name: str) -> _Remote:
         remote = self._find(_name_check(name))
@@ -347,7 +478,7 @@ class ForgePublisher(Publisher):
             message = f"{self.label} refused to {what}: {self._scrub(str(error))[:500]}"
         raise PublishError(message)
 
-    def _git_remote(self, *args: str, cwd: Path) -> None:
+    def _git_remote(self, *args: str, cwd: Path) -> str:
         """Run git against one remote URL (the argument after `--`) with the token in a header scoped to it."""
         url = args[args.index("--") + 1]
         match = HTTP_URL.fullmatch(url)
@@ -356,7 +487,7 @@ class ForgePublisher(Publisher):
         if match["scheme"] == "http" and match["host"] not in LOOPBACK:
             raise PublishError(f"{self.label} gave a plain-HTTP repository URL; the token goes over HTTPS only.")
         with tempfile.TemporaryDirectory(prefix="runway-git-home-") as home:
-            _git(
+            return _git(
                 *args,
                 cwd=cwd,
                 secrets=self._secrets,
@@ -382,6 +513,8 @@ class GitHubPublisher(ForgePublisher):
 
     kind = "github"
     label = "GitHub"
+    change_request_label = "pull request"
+    change_request_path = "/pull/"
     git_user = "x-access-token"  # what GitHub documents for a token used as an HTTPS password
 
     def __init__(self, *, token: str, org: str, api_url: str, visibility: str = "private") -> None:
@@ -449,12 +582,60 @@ class GitHubPublisher(ForgePublisher):
     def _archive(self, remote: _Remote) -> None:
         self._call(f"archive {remote.handle.full_name}", lambda: remote.handle.edit(archived=True), self._errors)
 
+    def _read_file(self, remote: _Remote, path: str, ref: str) -> str | None:
+        import github
+
+        try:
+            content = remote.handle.get_contents(path, ref=ref)
+            if isinstance(content, list):  # a folder
+                return None
+            return str(content.decoded_content.decode("utf-8", errors="replace"))
+        except github.UnknownObjectException:
+            return None
+        except self._errors as error:
+            message = f"GitHub refused to read {path} of {remote.handle.full_name}: {self._scrub(str(error))[:500]}"
+        raise PublishError(message)
+
+    def _open_change_request(self, remote: _Remote, branch: str, title: str, body: str) -> str:
+        repo = remote.handle
+        head = f"{self.org}:{branch}"
+        found = self._call(
+            f"list the pull requests of {repo.full_name}",
+            lambda: list(repo.get_pulls(state="open", head=head, base="main")),
+            self._errors,
+        )
+        if found:
+            return str(found[0].html_url)
+        pull = self._call(
+            f"open a pull request for {branch} in {repo.full_name}",
+            lambda: repo.create_pull(base="main", head=branch, title=title, body=body),
+            self._errors,
+        )
+        return str(pull.html_url)
+
+    def _pull(self, remote: _Remote, number: int) -> Any:
+        return self._call(
+            f"find pull request #{number} of {remote.handle.full_name}",
+            lambda: remote.handle.get_pull(number),
+            self._errors,
+        )
+
+    def _change_request_state(self, remote: _Remote, number: int) -> str:
+        pull = self._pull(remote, number)
+        return "merged" if pull.merged else "open" if pull.state == "open" else "closed"
+
+    def _close_change_request(self, remote: _Remote, number: int) -> None:
+        pull = self._pull(remote, number)
+        self._call(f"close pull request #{number}", lambda: pull.edit(state="closed"), self._errors)
+
 
 class GitLabPublisher(ForgePublisher):
     """Projects in one GitLab group (a namespace path such as `platform/services`), through python-gitlab."""
 
     kind = "gitlab"
     label = "GitLab"
+    change_request_label = "merge request"
+    change_request_path = "/-/merge_requests/"
     git_user = "oauth2"  # GitLab takes any token as the password of `oauth2` over HTTPS
 
     def __init__(self, *, token: str, url: str, namespace: str, visibility: str = "private") -> None:
@@ -525,6 +706,56 @@ class GitLabPublisher(ForgePublisher):
 
     def _archive(self, remote: _Remote) -> None:
         self._call(f"archive {remote.handle.path_with_namespace}", remote.handle.archive, self._errors)
+
+    def _read_file(self, remote: _Remote, path: str, ref: str) -> str | None:
+        import gitlab
+
+        project = remote.handle
+        try:
+            raw = project.files.raw(file_path=path, ref=ref)
+            return bytes(raw).decode("utf-8", errors="replace")
+        except gitlab.exceptions.GitlabGetError as error:
+            if error.response_code == 404:
+                return None
+            message = f"GitLab refused to read {path} of {project.path_with_namespace}: {self._scrub(str(error))[:500]}"
+        except self._errors as error:
+            message = f"GitLab refused to read {path} of {project.path_with_namespace}: {self._scrub(str(error))[:500]}"
+        raise PublishError(message)
+
+    def _open_change_request(self, remote: _Remote, branch: str, title: str, body: str) -> str:
+        project = remote.handle
+        found = self._call(
+            f"list the merge requests of {project.path_with_namespace}",
+            lambda: project.mergerequests.list(
+                source_branch=branch, target_branch="main", state="opened", get_all=False
+            ),
+            self._errors,
+        )
+        if found:
+            return str(found[0].web_url)
+        data = {"source_branch": branch, "target_branch": "main", "title": title, "description": body}
+        request = self._call(
+            f"open a merge request for {branch} in {project.path_with_namespace}",
+            lambda: project.mergerequests.create(data),
+            self._errors,
+        )
+        return str(request.web_url)
+
+    def _merge_request(self, remote: _Remote, number: int) -> Any:
+        return self._call(
+            f"find merge request !{number} of {remote.handle.path_with_namespace}",
+            lambda: remote.handle.mergerequests.get(number),
+            self._errors,
+        )
+
+    def _change_request_state(self, remote: _Remote, number: int) -> str:
+        state = str(self._merge_request(remote, number).state)
+        return {"opened": "open", "locked": "open"}.get(state, state)
+
+    def _close_change_request(self, remote: _Remote, number: int) -> None:
+        request = self._merge_request(remote, number)
+        request.state_event = "close"
+        self._call(f"close merge request !{number}", request.save, self._errors)
 
 
 def _marked(project: Any) -> bool:

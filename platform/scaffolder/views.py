@@ -9,7 +9,7 @@ from typing import Any
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.cache import cache
-from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.exceptions import ImproperlyConfigured, PermissionDenied, ValidationError
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -239,23 +239,47 @@ def run_retry(request: HttpRequest, uuid: str) -> HttpResponse:
     return redirect(retry)
 
 
+def _forge() -> publishers.Publisher | None:
+    """The publisher when it is a forge (no request is made to build it); None for local or misconfigured."""
+    try:
+        chosen = publishers.publisher()
+    except ImproperlyConfigured:
+        return None
+    return chosen if chosen.change_request_label else None
+
+
+def _on_forge(forge: publishers.Publisher | None, service: Service) -> bool:
+    if forge is None or not publishers.REPO_NAME.fullmatch(service.slug):
+        return False
+    try:
+        return forge.exists(name=service.slug)
+    except publishers.PublishError:  # the forge did not answer: offer nothing rather than fail the page
+        return False
+
+
 @login_required
 @require_GET
 def repository(request: HttpRequest, slug: str) -> HttpResponse:
-    """The files and latest commits of a service's repository on the local publisher."""
+    """The files and latest commits of a service's repository on the local publisher; for a repository on a forge,
+    a link to it. Either way, the update from a newer golden path version is offered here."""
     service = get_object_or_404(Service, slug=slug)
     files, commits = publishers.local_browse(name=service.slug)
     template = "scaffolder/_repository.html" if request.htmx else "scaffolder/repository.html"  # type: ignore[attr-defined]
+    forge = None if files else _forge()
     context = {
         "service": service,
         "files": files,
         "commits": commits,
         "clone_path": publishers.local_path(name=service.slug) if files else "",
         "can_update": user_can(request.user, "catalog.change_service", service),
+        "forge_label": forge.label if forge else "",
     }
-    if files and (latest := drift.latest_for(service)) is not None:
+    latest = drift.latest_for(service)
+    # Asking the forge whether it has the repository costs a request: only when there is an update to offer.
+    hosted = bool(files) or (latest is not None and _on_forge(forge, service))
+    if hosted and latest is not None:
         open_update = service.golden_path_updates.filter(status__in=GoldenPathUpdate.OPEN).first()
-        context |= {"latest": latest, "open_update": open_update}
+        context |= {"latest": latest, "open_update": open_update, "hosted": True}
         if open_update is None:
             context["blockers"] = drift.update_blockers(service=service)
     return render(request, template, context)
@@ -295,7 +319,9 @@ def update_detail(request: HttpRequest, uuid: str) -> HttpResponse:
         if update.status in (update.Status.READY, update.Status.CONFLICTS)
         else [],
         "can_update": user_can(request.user, "catalog.change_service", update.service),
-        "clone_path": publishers.local_path(name=update.service.slug),
+        "clone_path": update.service.repository_url
+        if update.change_request_url
+        else publishers.local_path(name=update.service.slug),
     }
     return render(request, template, context)
 

@@ -5,6 +5,10 @@ Every request without the right token is refused with 401, so a passing test pro
 `Authorization: token …` (PyGithub) to the GitHub API, `PRIVATE-TOKEN` (python-gitlab) to the GitLab API, and HTTP
 Basic (`x-access-token` or `oauth2` as user, the token as password) to git. Repositories are bare repositories under
 `root/github/<org>/` and `root/gitlab/<group path>/`, read in the tests with the real git.
+
+Change requests (GitHub pull requests, GitLab merge requests) can be opened, read, listed and closed through the
+APIs; a test plays the person who merges one on the forge with `change_request_merge` (main moves to the branch's
+commit) or closes it with `change_request_close`.
 """
 
 import base64
@@ -54,6 +58,9 @@ class ForgeServer:
     seen: list[Seen] = field(default_factory=list)
     github_repos: dict[str, dict[str, Any]] = field(default_factory=dict)
     gitlab_projects: dict[int, dict[str, Any]] = field(default_factory=dict)
+    # Pull requests by repository full name; merge requests by project id. Numbered from 1 per repository.
+    github_pulls: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    gitlab_merge_requests: dict[int, list[dict[str, Any]]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.lock = threading.Lock()
@@ -124,6 +131,73 @@ class ForgeServer:
         """Archived repositories take no pushes (both forges make them read-only)."""
         _hook(bare, "This repository was archived so it is read-only.")
 
+    def change_requests(self, forge: str, full_path: str) -> list[dict[str, Any]]:
+        if forge == "github":
+            return self.github_pulls.setdefault(full_path, [])
+        project = self.gitlab_find(full_path)
+        assert project is not None
+        return self.gitlab_merge_requests.setdefault(project["id"], [])
+
+    def change_request_open(
+        self, forge: str, full_path: str, *, branch: str, title: str, body: str
+    ) -> dict[str, Any] | None:
+        """A new request to merge `branch` into main; None when the branch is not in the repository."""
+        if not _ref(self.bare(forge, full_path), f"refs/heads/{branch}"):
+            return None
+        requests = self.change_requests(forge, full_path)
+        number = len(requests) + 1
+        if forge == "github":
+            repo = self.github_repos[full_path]
+            request = {
+                "id": self._id(),
+                "number": number,
+                "url": f"{repo['url']}/pulls/{number}",
+                "html_url": f"{repo['html_url']}/pull/{number}",
+                "state": "open",
+                "merged": False,
+                "title": title,
+                "body": body,
+                "head": {"ref": branch, "label": f"{self.org}:{branch}"},
+                "base": {"ref": "main", "label": f"{self.org}:main"},
+            }
+        else:
+            project = self.gitlab_find(full_path)
+            assert project is not None
+            request = {
+                "id": self._id(),
+                "iid": number,
+                "project_id": project["id"],
+                "state": "opened",
+                "title": title,
+                "description": body,
+                "source_branch": branch,
+                "target_branch": "main",
+                "web_url": f"{project['web_url']}/-/merge_requests/{number}",
+            }
+        requests.append(request)
+        return request
+
+    def change_request_merge(self, forge: str, full_path: str, number: int) -> str:
+        """Merge request `number` as a person would on the forge: main moves to the branch's commit; that commit."""
+        with self.lock:
+            request = self.change_requests(forge, full_path)[number - 1]
+            bare = self.bare(forge, full_path)
+            branch = request["head"]["ref"] if forge == "github" else request["source_branch"]
+            head = _ref(bare, f"refs/heads/{branch}")
+            assert head, f"{branch} is not in {full_path}"
+            subprocess.run(["git", f"--git-dir={bare}", "update-ref", "refs/heads/main", head], check=True)
+            if forge == "github":
+                request |= {"state": "closed", "merged": True}
+            else:
+                request["state"] = "merged"
+            return head
+
+    def change_request_close(self, forge: str, full_path: str, number: int) -> None:
+        """Close request `number` unmerged, as a person would on the forge."""
+        with self.lock:
+            request = self.change_requests(forge, full_path)[number - 1]
+            request["state"] = "closed"
+
     def _id(self) -> int:
         self._next_id += 1
         return self._next_id
@@ -132,6 +206,22 @@ class ForgeServer:
 def _git_init(bare: Path) -> None:
     bare.parent.mkdir(parents=True, exist_ok=True)
     subprocess.run(["git", "init", "--quiet", "--bare", "--initial-branch=main", "--", str(bare)], check=True)
+
+
+def _ref(bare: Path, ref: str) -> str:
+    """The commit `ref` names in `bare`; "" when there is none."""
+    result = subprocess.run(
+        ["git", f"--git-dir={bare}", "rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    return result.stdout.strip()
+
+
+def _show(bare: Path, ref: str, path: str) -> bytes | None:
+    result = subprocess.run(["git", f"--git-dir={bare}", "show", f"{ref}:{path}"], capture_output=True, check=False)
+    return result.stdout if result.returncode == 0 else None
 
 
 def _hook(bare: Path, message: str) -> None:
@@ -154,6 +244,9 @@ class _Handler(BaseHTTPRequestHandler):
         self._dispatch()
 
     def do_PATCH(self) -> None:
+        self._dispatch()
+
+    def do_PUT(self) -> None:
         self._dispatch()
 
     def do_DELETE(self) -> None:
@@ -212,6 +305,9 @@ class _Handler(BaseHTTPRequestHandler):
             return dict(json.loads(self.body))
         return {k: v[0] for k, v in parse_qs(self.body.decode()).items()}
 
+    def _raw(self, status: int, body: bytes) -> None:
+        self._send(status, body, {"Content-Type": "text/plain; charset=utf-8"})
+
     def _send(self, status: int, body: bytes, headers: dict[str, str]) -> None:
         self.send_response(status)
         for key, value in headers.items():
@@ -247,6 +343,8 @@ class _Handler(BaseHTTPRequestHandler):
                 data["name"], private=data.get("private", False), visibility=data.get("visibility")
             )
             return self._json(201, repo)
+        if len(parts) > 3 and parts[0] == "repos" and f"{parts[1]}/{parts[2]}" in forge.github_repos:
+            return self._github_repo_parts(f"{parts[1]}/{parts[2]}", parts[3:])
         if len(parts) == 3 and parts[0] == "repos":
             full = f"{parts[1]}/{parts[2]}"
             repo = forge.github_repos.get(full)
@@ -266,6 +364,50 @@ class _Handler(BaseHTTPRequestHandler):
                     repo["archived"] = True
                     forge.archive(forge.bare("github", full))
                 return self._json(200, repo)
+        return self._json(404, {"message": "Not Found"})
+
+    def _github_repo_parts(self, full: str, rest: list[str]) -> None:
+        """Pull requests and file contents of one repository."""
+        forge = self.forge
+        pulls = forge.change_requests("github", full)
+        if rest[0] == "contents" and self.command == "GET":
+            ref = self.query.get("ref", ["main"])[0]
+            content = _show(forge.bare("github", full), ref, "/".join(rest[1:]))
+            if content is None:
+                return self._json(404, {"message": "Not Found"})
+            encoded = base64.b64encode(content).decode()
+            name = rest[-1]
+            return self._json(
+                200,
+                {"type": "file", "encoding": "base64", "name": name, "path": "/".join(rest[1:]), "content": encoded},
+            )
+        if rest == ["pulls"] and self.command == "GET":
+            state, head = self.query.get("state", ["open"])[0], self.query.get("head", [None])[0]
+            found = [
+                pull
+                for pull in pulls
+                if (state == "all" or pull["state"] == state) and (head is None or pull["head"]["label"] == head)
+            ]
+            return self._json(200, found)
+        if rest == ["pulls"] and self.command == "POST":
+            data = self._payload()
+            if any(pull["state"] == "open" and pull["head"]["ref"] == data["head"] for pull in pulls):
+                message = f"A pull request already exists for {forge.org}:{data['head']}."
+                return self._json(422, {"message": "Validation Failed", "errors": [{"message": message}]})
+            pull = forge.change_request_open(
+                "github", full, branch=data["head"], title=data["title"], body=data.get("body", "")
+            )
+            if pull is None:
+                return self._json(422, {"message": "Validation Failed", "errors": [{"field": "head"}]})
+            return self._json(201, pull)
+        if len(rest) == 2 and rest[0] == "pulls" and rest[1].isdigit() and 0 < int(rest[1]) <= len(pulls):
+            pull = pulls[int(rest[1]) - 1]
+            if self.command == "GET":
+                return self._json(200, pull)
+            if self.command == "PATCH":
+                if self._payload().get("state") == "closed" and not pull["merged"]:
+                    pull["state"] = "closed"
+                return self._json(200, pull)
         return self._json(404, {"message": "Not Found"})
 
     # --- GitLab ------------------------------------------------------------------------------------------------
@@ -299,6 +441,44 @@ class _Handler(BaseHTTPRequestHandler):
                 project["archived"] = True
                 forge.archive(forge.bare("gitlab", project["path_with_namespace"]))
                 return self._json(201, project)
+            if len(parts) > 2:
+                return self._gitlab_project_parts(project, parts[2:])
+        return self._json(404, {"message": "404 Not Found"})
+
+    def _gitlab_project_parts(self, project: dict[str, Any], rest: list[str]) -> None:
+        """Merge requests and raw files of one project."""
+        forge, full = self.forge, project["path_with_namespace"]
+        requests = forge.change_requests("gitlab", full)
+        if len(rest) == 4 and rest[:2] == ["repository", "files"] and rest[3] == "raw" and self.command == "GET":
+            content = _show(forge.bare("gitlab", full), self.query.get("ref", ["main"])[0], unquote(rest[2]))
+            if content is None:
+                return self._json(404, {"message": "404 File Not Found"})
+            return self._raw(200, content)
+        if rest == ["merge_requests"] and self.command == "GET":
+            wanted = {key: values[0] for key, values in self.query.items() if key in ("state", "source_branch")}
+            if wanted.get("state") == "all":
+                del wanted["state"]
+            return self._json(200, [mr for mr in requests if all(mr[k] == v for k, v in wanted.items())])
+        if rest == ["merge_requests"] and self.command == "POST":
+            data = self._payload()
+            if any(mr["state"] == "opened" and mr["source_branch"] == data["source_branch"] for mr in requests):
+                return self._json(
+                    409, {"message": ["Another open merge request already exists for this source branch"]}
+                )
+            mr = forge.change_request_open(
+                "gitlab", full, branch=data["source_branch"], title=data["title"], body=data.get("description", "")
+            )
+            if mr is None:
+                return self._json(400, {"message": ["The source branch does not exist"]})
+            return self._json(201, mr)
+        if len(rest) == 2 and rest[0] == "merge_requests" and rest[1].isdigit() and 0 < int(rest[1]) <= len(requests):
+            mr = requests[int(rest[1]) - 1]
+            if self.command == "GET":
+                return self._json(200, mr)
+            if self.command == "PUT":
+                if self._payload().get("state_event") == "close" and mr["state"] == "opened":
+                    mr["state"] = "closed"
+                return self._json(200, mr)
         return self._json(404, {"message": "404 Not Found"})
 
     def _gitlab_delete(self, project: dict[str, Any]) -> None:

@@ -1,8 +1,6 @@
 """Golden path versions and "update from golden path": real copier, real git, a path whose version was bumped."""
 
-import shutil
 import subprocess
-import tempfile
 from pathlib import Path
 
 import pytest
@@ -22,20 +20,6 @@ Status = GoldenPathUpdate.Status
 
 HEALTHCHECK = "HEALTHCHECK --interval=15s --timeout=3s --start-period=5s --retries=3 \\"
 NEW_HEALTHCHECK = "HEALTHCHECK --interval=10s --timeout=2s --start-period=3s --retries=5 \\"
-
-
-@pytest.fixture
-def paths(settings, tmp_path, monkeypatch) -> Path:  # type: ignore[no-untyped-def]
-    """A copy of stdlib-http-service that a test can bump, with its own repositories and version store."""
-    folder = tmp_path / "golden_paths"
-    shutil.copytree(Path(settings.BASE_DIR) / "golden_paths" / STDLIB, folder / STDLIB)
-    settings.GOLDEN_PATHS_DIR = folder
-    settings.GIT_ROOT = tmp_path / "git"
-    settings.GOLDEN_PATH_STORE = tmp_path / "store"
-    scratch = tmp_path / "scratch"
-    scratch.mkdir()
-    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
-    return folder / STDLIB
 
 
 def _bump(folder: Path, version: str, *, dockerfile: bool = True) -> registry.GoldenPath:

@@ -77,6 +77,7 @@ class GoldenPathUpdateSerializer(serializers.ModelSerializer):
             "from_version",
             "to_version",
             "branch",
+            "change_request_url",
             "base_sha",
             "head_sha",
             "status",
