@@ -103,6 +103,11 @@ def _message_for(kind: str, spec: dict[str, Any]) -> str:
     return ""
 
 
+def load(folder: Path) -> GoldenPath:
+    """The golden path in `folder` (named as the folder), validated."""
+    return _load(folder)
+
+
 def _load(folder: Path) -> GoldenPath:
     source = folder / "template.yaml"
     try:

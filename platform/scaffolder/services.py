@@ -134,9 +134,11 @@ class _Step:
         self.timeline.save()
 
 
-def scaffold_execute(*, run: ScaffoldRun) -> ScaffoldRun:
-    """Validate → render → publish → register (with runbook, ADRs and grants) → audit; FAILED with a reason else."""
-    path = registry.golden_path_get(run.golden_path)
+def scaffold_execute(*, run: ScaffoldRun, path: registry.GoldenPath | None = None) -> ScaffoldRun:
+    """Validate → render → publish → register (with runbook, ADRs and grants) → audit; FAILED with a reason else.
+
+    `path`: the golden path to render, when it is not the one golden_paths/ offers now (an earlier release)."""
+    path = path or registry.golden_path_get(run.golden_path)
     timeline = Timeline(run)
     name = str(run.answers.get("name", ""))
     published = False

@@ -12,7 +12,9 @@ baseline is ever rewritten.
 
 import fcntl
 import os
+import shutil
 import subprocess
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -161,3 +163,44 @@ def version_recorded(*, name: str, ref: str) -> bool:
     except VersionStoreError:
         return False
     return True
+
+
+@contextmanager
+def history_versions(path: GoldenPath) -> Iterator[dict[str, GoldenPath]]:
+    """The earlier versions a golden path ships as patches in `history/`, rebuilt in a scratch folder and recorded.
+
+    Each `history/<from>..<to>.patch` is the change that made release <to> out of <from> (`git diff` of the path's
+    folder). Runway can then update services made from releases it never rendered itself: before it was deployed,
+    by another Runway, or by the copier command line. Yields {version: GoldenPath} while the folders exist.
+    """
+    from scaffolder import registry
+
+    patches = {}
+    for patch in (path.folder / "history").glob("*..*.patch"):
+        older, _, newer = patch.name.removesuffix(".patch").partition("..")
+        patches[newer] = (older, patch)
+    found: dict[str, GoldenPath] = {}
+    with tempfile.TemporaryDirectory(prefix="runway-history-") as scratch:
+        current, version = path.folder.resolve(), path.version
+        while version in patches:
+            older, patch = patches[version]
+            folder = Path(scratch) / older / path.name
+            shutil.copytree(current, folder, ignore=shutil.ignore_patterns("history", "__pycache__", "*.py[co]"))
+            result = subprocess.run(
+                ["git", "apply", "--reverse", "--", str(patch.resolve())],
+                cwd=folder,
+                capture_output=True,
+                text=True,
+                timeout=60,
+                check=False,
+                env={"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": scratch, "GIT_CONFIG_NOSYSTEM": "1"},
+            )
+            if result.returncode != 0:
+                raise VersionStoreError(f"{patch.name} does not apply to {path.name} {version}: {result.stderr[:300]}")
+            earlier = registry.load(folder)
+            if earlier.version != older:
+                raise VersionStoreError(f"{patch.name} makes {path.name} {earlier.version}, not {older}.")
+            version_record(earlier)
+            found[older] = earlier
+            current, version = folder, older
+        yield found

@@ -918,7 +918,10 @@ def test_demo_load_imports_the_demo_with_passwords_admin_and_environments(client
     call_command("demo_load", stdout=out, stderr=io.StringIO())
 
     assert "Demo organisation loaded from services/" in out.getvalue()
-    assert Service.objects.count() == 43 and Team.objects.count() == 9
+    assert "nightly-reports made from python-worker 1.0.0, an earlier release" in out.getvalue()
+    assert Service.objects.count() == 44 and Team.objects.count() == 9  # 43 from services/, one scaffolded
+    behind = Service.objects.get(slug="nightly-reports")
+    assert (behind.owner.slug, behind.golden_path, behind.golden_path_version) == ("payments", "python-worker", "1.0.0")
     demo_users = User.objects.filter(username__in=EntitySource.objects.filter(kind="User").values("name"))
     assert demo_users.count() == 10
     assert all(user.check_password("runway-demo") for user in demo_users)

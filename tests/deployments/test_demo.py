@@ -13,6 +13,7 @@ from audit.models import AuditEvent
 from catalog.management.commands.demo_load import DEPLOYED_SERVICES
 from deployments import services
 from deployments.models import Deployment, DeploymentEvent, DeployTarget, Environment, Placement, Release, State
+from scaffolder import demo as scaffolder_demo
 from scaffolder import publishers
 from tests.deployments.support import drive, release_make
 
@@ -55,7 +56,11 @@ def test_demo_load_makes_a_deployment_history_with_the_engine_once(settings, tmp
 
     # Targets: simulated everywhere; canary in production (protected), rolling before it.
     environments = list(Environment.objects.order_by("order"))
-    targets = DeployTarget.objects.select_related("environment", "service")
+    made = DeployTarget.objects.filter(service__slug=scaffolder_demo.SERVICE)  # scaffolded: runs for real
+    assert sorted(made.values_list("runtime", flat=True)) == ["local"] * Environment.objects.count()
+    targets = DeployTarget.objects.select_related("environment", "service").exclude(
+        service__slug=scaffolder_demo.SERVICE
+    )
     assert {t.service.slug for t in targets} == set(DEPLOYED_SERVICES)
     assert targets.count() == len(DEPLOYED_SERVICES) * len(environments)
     assert {t.runtime for t in targets} == {"simulated"}

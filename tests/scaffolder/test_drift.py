@@ -1,5 +1,6 @@
 """Golden path versions and "update from golden path": real copier, real git, a path whose version was bumped."""
 
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -11,6 +12,7 @@ from django.urls import reverse
 
 from audit.models import AuditEvent
 from catalog.models import Service
+from scaffolder import demo as scaffolder_demo
 from scaffolder import drift, registry, services, tasks, versions
 from scaffolder.models import GoldenPathUpdate, ScaffoldRun
 from tests.scaffolder.support import STDLIB, answers, git
@@ -407,3 +409,49 @@ def test_the_api_asks_follows_and_merges_an_update_with_the_same_checks(world, p
     assert merged.json()["merged_by"] == "olivia"
     again = api_client.post(f"{url}{update.uuid}/discard/")
     assert again.status_code == 400 and again.json() == {"non_field_errors": ["This update is merged."]}
+
+
+# --- Releases a path ships as history, and the demo's service made from one -------------------------------------
+
+
+def test_a_path_shipping_its_history_has_its_earlier_releases_recorded(settings, tmp_path):
+    settings.GOLDEN_PATH_STORE = tmp_path / "store"
+    path = registry.golden_path_get("python-worker")
+    assert path is not None and path.version == "1.1.0"
+    with versions.history_versions(path) as earlier:
+        assert list(earlier) == ["1.0.0"]
+        assert not (earlier["1.0.0"].folder / "template" / "SECURITY.md.jinja").exists()
+    store = versions.store_path("python-worker")
+    assert "1.0.0" in git(store, "tag").split()
+    assert "SECURITY.md.jinja" not in git(store, "ls-tree", "-r", "--name-only", "1.0.0")
+    assert 'default: "1.0.0"' in git(store, "show", "1.0.0:copier.yml")
+
+
+def test_a_history_patch_that_does_not_apply_is_a_clear_error(settings, tmp_path):
+    settings.GOLDEN_PATH_STORE = tmp_path / "store"
+    folder = tmp_path / "golden_paths" / "python-worker"
+    shutil.copytree(Path(settings.BASE_DIR) / "golden_paths" / "python-worker", folder)
+    (folder / "template" / ".github" / "workflows" / "ci.yml").write_text("name: CI\n")  # edited since 1.1.0
+    path = registry.load(folder)
+    with pytest.raises(versions.VersionStoreError, match="1.0.0..1.1.0.patch does not apply to python-worker 1.1.0"):
+        with versions.history_versions(path):
+            pass
+
+
+def test_the_demos_service_is_behind_its_path_and_updates_to_the_new_release(world, settings, tmp_path):
+    settings.GIT_ROOT = tmp_path / "git"
+    settings.GOLDEN_PATH_STORE = tmp_path / "store"
+    service = scaffolder_demo.behind_service_load(owner=world.owner_team, user=world.owner)
+    assert service is not None and service.golden_path_version == "1.0.0"
+    assert scaffolder_demo.behind_service_load(owner=world.owner_team, user=world.owner) is None  # made once
+    assert drift.latest_for(service).version == "1.1.0"
+    assert drift.update_blockers(service=service) == []
+
+    update = drift.update_request(service=service, requested_by=world.owner)
+    tasks.run_golden_path_update(update.pk)
+    update.refresh_from_db()
+
+    assert update.status == Status.READY, update.error
+    changes = {entry["path"]: entry["change"] for entry in update.files}
+    assert changes["SECURITY.md"] == "added" and changes[".github/workflows/ci.yml"] == "modified"
+    assert "+          cache: pip" in update.diff

@@ -20,6 +20,8 @@ from deployments import demo as deployment_demo
 from deployments import services as deployment_services
 from deployments.models import Environment
 from portal import tasks as portal_tasks
+from scaffolder import demo as scaffolder_demo
+from teams.models import Team
 
 DEMO_PASSWORD = "runway-demo"
 DEMO_ADMINS = ["admin"]
@@ -53,6 +55,9 @@ class Command(BaseCommand):
             report = self._organisation_load()
         admin = get_user_model().objects.get(username=DEMO_ADMINS[0])
         history = deployment_demo.history_load(service_slugs=DEPLOYED_SERVICES, admin=admin, clock=clock)
+        behind = scaffolder_demo.behind_service_load(
+            owner=Team.objects.get(slug="payments"), user=get_user_model().objects.get(username="demo")
+        )
         summary = report.as_dict()
         deployed = (
             f"{history.deployments} deployments made by the engine on the simulated runtime "
@@ -64,7 +69,14 @@ class Command(BaseCommand):
         self.stdout.write(
             self.style.SUCCESS(
                 f"Demo organisation loaded from services/: created {summary['created'] or 'nothing'}, "
-                f"updated {summary['updated'] or 'nothing'}, {summary['unchanged']} unchanged; {deployed}.\n"
+                f"updated {summary['updated'] or 'nothing'}, {summary['unchanged']} unchanged; {deployed}"
+                + (
+                    f"; {behind.slug} made from {behind.golden_path} {behind.golden_path_version}, an earlier "
+                    "release, to show updates from golden paths"
+                    if behind
+                    else ""
+                )
+                + ".\n"
                 f"Sign in as demo / {DEMO_PASSWORD} (lead in Payments) or admin / {DEMO_PASSWORD} (platform admin)."
             )
         )
