@@ -338,6 +338,7 @@ def test_asking_from_the_page_leads_to_the_update_and_its_review(
     with django_assert_max_num_queries(8):
         page = client.get(update.get_absolute_url()).content.decode()
     assert "Ready to merge" in page and "SECURITY.md" in page and "Merge into main" in page
+    assert f'<a href="{reverse("catalog:service-list")}" aria-current="page">Catalog</a>' in page
     assert 'class="diff-add">+HEALTHCHECK --interval=10s' in page
     polled = client.get(update.get_absolute_url(), HTTP_HX_REQUEST="true").content.decode()
     assert polled.lstrip().startswith('<div id="progress"') and "<html" not in polled
