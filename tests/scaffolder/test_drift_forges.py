@@ -19,11 +19,11 @@ from django.urls import reverse
 from audit.models import AuditEvent
 from catalog import cache as catalog_cache
 from catalog.models import Service
-from scaffolder import drift, publishers, registry, services, tasks
-from scaffolder.models import GoldenPathUpdate, ScaffoldRun
+from scaffolder import drift, publishers, tasks
+from scaffolder.models import GoldenPathUpdate
 from tests.scaffolder.forge_server import ForgeServer
-from tests.scaffolder.support import STDLIB, answers, git, tree
-from tests.scaffolder.test_drift import HEALTHCHECK, NEW_HEALTHCHECK, _bump
+from tests.scaffolder.support import git, tree
+from tests.scaffolder.test_drift import HEALTHCHECK, NEW_HEALTHCHECK, _bump, _scaffold
 from tests.scaffolder.test_forge_publishers import TOKEN, TOKEN_FORMS, _configure
 
 pytestmark = pytest.mark.django_db
@@ -60,18 +60,6 @@ def _web(forge: ForgeServer, kind: str) -> str:
 
 def _request_url(forge: ForgeServer, kind: str, number: int = 1) -> str:
     return f"{_web(forge, kind)}{'/pull/' if kind == 'github' else '/-/merge_requests/'}{number}"
-
-
-def _scaffold(world: Any) -> Service:
-    path = registry.golden_path_get(STDLIB)
-    assert path is not None
-    run = services.scaffold_request(
-        path=path, answers=answers(), owner=world.owner_team, system=None, requested_by=world.owner
-    )
-    tasks.run_scaffold(run.pk)
-    run.refresh_from_db()
-    assert run.status == ScaffoldRun.Status.SUCCEEDED, run.error
-    return Service.objects.get(slug=NAME)
 
 
 def _push_change(forge: ForgeServer, kind: str, tmp_path: Path, edit: Any, message: str, branch: str = "main") -> None:
