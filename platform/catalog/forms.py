@@ -65,12 +65,11 @@ class ServiceForm(InlineValidationMixin, forms.ModelForm):
         self.fields["system"].queryset = System.objects.order_by("name")  # type: ignore[attr-defined]
         self.fields["system"].empty_label = "No system"  # type: ignore[attr-defined]
         # Retirement is a workflow (Decommission on the service page), not a value to pick here.
-        retiring = (Service.Lifecycle.DECOMMISSIONING, Service.Lifecycle.DECOMMISSIONED)
-        if self.instance.lifecycle in retiring:
+        if self.instance.lifecycle in Service.RETIRING:
             self.fields["lifecycle"].disabled = True
         else:
             lifecycle = self.fields["lifecycle"]
-            lifecycle.choices = [c for c in lifecycle.choices if c[0] not in retiring]  # type: ignore[attr-defined]
+            lifecycle.choices = [c for c in lifecycle.choices if c[0] not in Service.RETIRING]  # type: ignore[attr-defined]
             lifecycle.help_text = "To retire the service, use Decommission on its page."
 
 

@@ -63,6 +63,9 @@ class Service(models.Model):
         DECOMMISSIONING = "decommissioning", "Decommissioning"
         DECOMMISSIONED = "decommissioned", "Decommissioned"
 
+    # Set only by the decommission workflow (approval, stopping, archiving, revoking), never by an edit or an import.
+    RETIRING = (Lifecycle.DECOMMISSIONING, Lifecycle.DECOMMISSIONED)
+
     class Tier(models.IntegerChoices):
         CRITICAL = 1, "Tier 1 — critical"
         HIGH = 2, "Tier 2 — high"
@@ -119,6 +122,10 @@ class Service(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    def moves_into_or_out_of_retirement(self, lifecycle: str) -> bool:
+        """Whether changing to `lifecycle` would start or undo a retirement, which only its workflow may do."""
+        return lifecycle != self.lifecycle and (lifecycle in self.RETIRING or self.lifecycle in self.RETIRING)
 
     def get_absolute_url(self) -> str:
         return reverse("catalog:service-detail", kwargs={"slug": self.slug})

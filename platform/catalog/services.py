@@ -110,15 +110,11 @@ def service_create(
     return service
 
 
-RETIRING = (Service.Lifecycle.DECOMMISSIONING, Service.Lifecycle.DECOMMISSIONED)
-
-
 def _refuse_retirement_edits(service: Service, fields: dict[str, object]) -> None:
     """Retirement has its own workflow (approval, stopping, archiving); an edit neither starts nor undoes it."""
     if service.lifecycle == Service.Lifecycle.DECOMMISSIONED:
         raise ValidationError(f"{service.slug} is decommissioned: its record is read-only.")
-    lifecycle = fields.get("lifecycle", service.lifecycle)
-    if lifecycle != service.lifecycle and (lifecycle in RETIRING or service.lifecycle in RETIRING):
+    if service.moves_into_or_out_of_retirement(str(fields.get("lifecycle", service.lifecycle))):
         raise ValidationError(
             {"lifecycle": ["Retiring a service goes through its decommission workflow (Decommission on its page)."]}
         )

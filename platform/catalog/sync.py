@@ -112,10 +112,9 @@ class Tree:
 def _retirement_refusal(service: Service, lifecycle: str) -> str | None:
     """Why a descriptor may not change this service, when it may not: retirement goes through Runway's decommission
     workflow (which stops, archives and revokes), and a decommissioned service is a read-only record."""
-    retiring = (Service.Lifecycle.DECOMMISSIONING, Service.Lifecycle.DECOMMISSIONED)
     if service.lifecycle == Service.Lifecycle.DECOMMISSIONED:
         return f"{service.slug} is decommissioned: its record is read-only; this descriptor's changes were not kept."
-    if lifecycle != service.lifecycle and (lifecycle in retiring or service.lifecycle in retiring):
+    if service.moves_into_or_out_of_retirement(lifecycle):
         return (
             f"{service.slug} cannot move from {service.lifecycle} to {lifecycle} by import: retiring a service goes "
             "through its decommission workflow in Runway. Nothing of this component was changed."

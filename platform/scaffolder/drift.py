@@ -46,7 +46,6 @@ BRANCH = re.compile(r"^runway/golden-path-\d+\.\d+\.\d+$")
 # The lines copier writes around a conflict (`conflict="inline"`).
 CONFLICT_MARKERS = r"^(<<<<<<< before updating|>>>>>>> after updating)$"
 DIFF_MAX_CHARS = 400_000
-CLOSED_LIFECYCLES = ("decommissioning", "decommissioned")
 Status = GoldenPathUpdate.Status
 
 
@@ -114,7 +113,7 @@ def _blockers(service: Service, publisher: publishers.Publisher) -> list[str]:
     reasons = []
     if path is None:
         reasons.append(f"{service.name} is on the latest version of {service.golden_path}.")
-    if service.lifecycle in CLOSED_LIFECYCLES:
+    if service.lifecycle in Service.RETIRING:
         reasons.append(f"{service.name} is {service.get_lifecycle_display().lower()}; its repository takes no changes.")
     if not publishers.REPO_NAME.fullmatch(service.slug) or not publisher.exists(name=service.slug):
         where = "in Runway" if publisher.kind == "local" else f"on {publisher.label}"
@@ -231,7 +230,7 @@ def update_execute(*, update: GoldenPathUpdate) -> GoldenPathUpdate:
             path = registry.golden_path_get(update.golden_path)
             if path is None or path.version != update.to_version:
                 raise ValidationError(f"Golden path {update.golden_path}@{update.to_version} is no longer offered.")
-            if service.lifecycle in CLOSED_LIFECYCLES or publisher.archived(name=service.slug):
+            if service.lifecycle in Service.RETIRING or publisher.archived(name=service.slug):
                 raise ValidationError(f"{service.name} is being retired; its repository takes no changes.")
             if not BRANCH.match(update.branch):
                 raise ValidationError(f"{update.branch!r} is not a branch name Runway makes.")
@@ -511,7 +510,7 @@ def update_merge(*, update: GoldenPathUpdate, user: User) -> GoldenPathUpdate:
     Only on the local publisher: on a forge people merge the change request there, and "check again" sees it."""
     update = _locked(update, user, Status.READY, Status.CONFLICTS)
     service = update.service
-    if service.lifecycle in CLOSED_LIFECYCLES:
+    if service.lifecycle in Service.RETIRING:
         raise ValidationError(f"{service.name} is being retired; its repository takes no changes. Discard the update.")
     publisher = _publisher()
     if update.change_request_url or publisher.change_request_label:
