@@ -372,7 +372,9 @@ def test_a_conflicted_update_page_says_what_to_do_and_refuses_the_merge(world, p
 # --- API -----------------------------------------------------------------------------------------------------------
 
 
-def test_the_api_asks_follows_and_merges_an_update_with_the_same_checks(world, paths, api_client, mocker):
+def test_the_api_asks_follows_and_merges_an_update_with_the_same_checks(
+    world, paths, api_client, mocker, django_assert_max_num_queries
+):
     _scaffold(world)
     url = "/api/v1/golden-path-updates/"
     api_client.force_authenticate(world.owner)
@@ -391,6 +393,14 @@ def test_the_api_asks_follows_and_merges_an_update_with_the_same_checks(world, p
     update = GoldenPathUpdate.objects.get()
     tasks.run_golden_path_update(update.pk)
 
+    for earlier in ("1.0.1", "1.0.2", "1.0.3"):  # a history to list, without the diffs
+        GoldenPathUpdate.objects.create(
+            service=update.service, golden_path=STDLIB, from_version="1.0.0", to_version=earlier,
+            status=Status.DISCARDED, diff="+x\n", requested_by=world.owner,
+        )  # fmt: skip
+    with django_assert_max_num_queries(3):
+        everything = api_client.get(url, {"service": "ledger-api"}).json()
+    assert everything["count"] == 4 and all("diff" not in item for item in everything["results"])
     listed = api_client.get(url, {"service": "ledger-api", "status": "ready"}).json()
     assert [item["uuid"] for item in listed["results"]] == [str(update.uuid)]
     assert "diff" not in listed["results"][0]

@@ -94,3 +94,11 @@ class GoldenPathUpdateSerializer(serializers.ModelSerializer):
             "merged_at",
         ]
         read_only_fields = fields
+
+
+class GoldenPathUpdateListSerializer(GoldenPathUpdateSerializer):
+    """An update in a list: everything but its diff (read one update for that), which the list does not load."""
+
+    class Meta(GoldenPathUpdateSerializer.Meta):
+        fields = [name for name in GoldenPathUpdateSerializer.Meta.fields if name != "diff"]
+        read_only_fields = fields

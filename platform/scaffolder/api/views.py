@@ -12,6 +12,7 @@ from rest_framework.response import Response
 from scaffolder import drift, registry, services
 from scaffolder.api.serializers import (
     GoldenPathSerializer,
+    GoldenPathUpdateListSerializer,
     GoldenPathUpdateRequestSerializer,
     GoldenPathUpdateSerializer,
     ScaffoldRequestSerializer,
@@ -95,14 +96,12 @@ class GoldenPathUpdateViewSet(viewsets.GenericViewSet):
         return updates.filter(service__slug=service) if service else updates
 
     @extend_schema(
-        parameters=[OpenApiParameter("service", str, description="Only the updates of this service (slug).")]
+        parameters=[OpenApiParameter("service", str, description="Only the updates of this service (slug).")],
+        responses=GoldenPathUpdateListSerializer(many=True),
     )
     def list(self, request: Request) -> Response:
         page = self.paginate_queryset(self.filter_queryset(self.get_queryset()).defer("diff").order_by("-created_at"))
-        data = GoldenPathUpdateSerializer(page, many=True).data
-        for item in data:
-            item.pop("diff", None)  # lists stay small; read one update for its diff
-        return self.get_paginated_response(data)
+        return self.get_paginated_response(GoldenPathUpdateListSerializer(page, many=True).data)
 
     def retrieve(self, request: Request, uuid: str | None = None) -> Response:
         return Response(GoldenPathUpdateSerializer(self.get_object()).data)
