@@ -123,12 +123,12 @@ class Service(models.Model):
     def __str__(self) -> str:
         return self.name
 
+    def get_absolute_url(self) -> str:
+        return reverse("catalog:service-detail", kwargs={"slug": self.slug})
+
     def moves_into_or_out_of_retirement(self, lifecycle: str) -> bool:
         """Whether changing to `lifecycle` would start or undo a retirement, which only its workflow may do."""
         return lifecycle != self.lifecycle and (lifecycle in self.RETIRING or self.lifecycle in self.RETIRING)
-
-    def get_absolute_url(self) -> str:
-        return reverse("catalog:service-detail", kwargs={"slug": self.slug})
 
 
 class Dependency(models.Model):
