@@ -18,18 +18,19 @@ class ApiTokenAuthentication(authentication.BaseAuthentication):
         if len(header) != 2:
             raise exceptions.AuthenticationFailed("Send the token as `Authorization: Bearer rwy_...`.")
         parsed = services.token_parse(header[1])
-        cached, counted = None, None
-        if parsed is not None:
-            view: Any = (getattr(request, "parser_context", None) or {}).get("view")
-            prefetch = view.throttle_prefetch(request) if hasattr(view, "throttle_prefetch") else []
-            cached, counted = throttling.token_round_trip(
-                entry_key=tokens.entry_key(parsed[0]), digest=parsed[1], prefetch=prefetch
-            )
-        token = services.token_authenticate(presented=header[1], cached=cached) if parsed is not None else None
-        if token is not None and counted is not None:
-            request.token_counted = counted  # the throttle's count, taken in the same round trip
+        if parsed is None:
+            raise exceptions.AuthenticationFailed("This token is unknown, expired or revoked.")
+        prefix, digest = parsed
+        view: Any = (getattr(request, "parser_context", None) or {}).get("view")
+        prefetch = view.throttle_prefetch(request) if hasattr(view, "throttle_prefetch") else []
+        cached, counted = throttling.token_round_trip(
+            entry_key=tokens.entry_key(prefix), digest=digest, prefetch=prefetch
+        )
+        token = services.token_authenticate(prefix=prefix, digest=digest, cached=cached)
         if token is None:
             raise exceptions.AuthenticationFailed("This token is unknown, expired or revoked.")
+        if counted is not None:
+            request.token_counted = counted  # the throttle's count, taken in the same round trip
         return token.user, token
 
     def authenticate_header(self, request: Any) -> str:

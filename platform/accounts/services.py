@@ -69,15 +69,12 @@ def token_parse(presented: str) -> tuple[str, str] | None:
     return prefix, token_digest(secret)
 
 
-def token_authenticate(*, presented: str, cached: Any = None) -> ApiToken | None:
-    """The active token matching `rwy_<prefix>_<secret>`, or None; compares digests in constant time.
+def token_authenticate(*, prefix: str, digest: str, cached: Any = None) -> ApiToken | None:
+    """The active token with this prefix whose secret has this digest (see token_parse), or None; compares digests
+    in constant time.
 
     `cached`: what the cache held for the token's prefix, when the caller fetched it already (see tokens.py).
     """
-    parsed = token_parse(presented)
-    if parsed is None:
-        return None
-    prefix, digest = parsed
     if cached == tokens.REVOKED:
         return None
     from_cache = isinstance(cached, dict)

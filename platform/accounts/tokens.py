@@ -71,7 +71,12 @@ def entry_forget(prefixes: list[str], *, for_good: bool) -> None:
 
 
 def _user_saved(sender: Any, instance: Any, **kwargs: Any) -> None:
-    if kwargs.get("created") or not settings.API_TOKEN_CACHE:
+    # Signing in saves last_login alone, which a cached token does not carry: no query for the user's tokens then.
+    if (
+        kwargs.get("created")
+        or not settings.API_TOKEN_CACHE
+        or set(kwargs.get("update_fields") or ()) == {"last_login"}
+    ):
         return
     prefixes = list(ApiToken.objects.filter(user_id=instance.pk).values_list("prefix", flat=True))
     entry_forget(prefixes, for_good=not instance.is_active)
