@@ -11,10 +11,8 @@ or merge request opened for it, the review is read from a scratch clone, and peo
 the forge; "check again" asks the forge what became of it and records the new version once it is merged.
 """
 
-import os
 import re
 import shutil
-import subprocess
 import tempfile
 from dataclasses import dataclass
 from datetime import timedelta
@@ -49,28 +47,12 @@ DIFF_MAX_CHARS = 400_000
 Status = GoldenPathUpdate.Status
 
 
-class GitError(RuntimeError):
-    pass
+RUNWAY = ("Runway", "runway@localhost")
 
 
-def _git(cwd: Path, *args: str, author: tuple[str, str] | None = None, ok: tuple[int, ...] = (0,)) -> str:
-    """git in `cwd` with no user or system configuration; never through a shell."""
-    environment = {
-        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-        "HOME": str(cwd),
-        "LANG": "C.UTF-8",
-        "GIT_CONFIG_NOSYSTEM": "1",
-        "GIT_AUTHOR_NAME": author[0] if author else "Runway",
-        "GIT_AUTHOR_EMAIL": author[1] if author else "runway@localhost",
-        "GIT_COMMITTER_NAME": "Runway",
-        "GIT_COMMITTER_EMAIL": "runway@localhost",
-    }
-    result = subprocess.run(
-        ["git", *args], cwd=cwd, env=environment, capture_output=True, text=True, timeout=120, check=False
-    )
-    if result.returncode not in ok:
-        raise GitError(f"git {args[0]} failed: {(result.stderr or result.stdout).strip()[:300]}")
-    return result.stdout
+def _git(cwd: Path, *args: str, author: tuple[str, str] = RUNWAY, ok: tuple[int, ...] = (0,)) -> str:
+    """The publishers' git, in `cwd`; commits are Runway's unless `author` says whose."""
+    return publishers.git_run(*args, cwd=cwd, author=author, ok=ok, timeout=120)
 
 
 # --- Drift ---------------------------------------------------------------------------------------------------------
@@ -294,7 +276,6 @@ def update_execute(*, update: GoldenPathUpdate) -> GoldenPathUpdate:
     except (
         ValidationError,
         RenderError,
-        GitError,
         publishers.PublishError,
         ImproperlyConfigured,
         versions.VersionStoreError,
@@ -447,7 +428,7 @@ def update_refresh(*, update: GoldenPathUpdate, user: User) -> GoldenPathUpdate:
         return _follow_change_request(update, user, publisher)
     try:
         _review(update, publisher)
-    except (GitError, publishers.PublishError) as error:
+    except publishers.PublishError as error:
         raise ValidationError(f"The branch {update.branch} cannot be read: {error}") from None
     update.save(update_fields=REVIEW_FIELDS)
     return update
@@ -460,7 +441,7 @@ def _follow_change_request(update: GoldenPathUpdate, user: User, publisher: publ
         state = publisher.change_request_state(name=name, url_or_number=update.change_request_url)
         if state == "open":
             _review(update, publisher)
-    except (GitError, publishers.PublishError) as error:
+    except publishers.PublishError as error:
         raise ValidationError(f"The {what} of {update.branch} cannot be read: {error}") from None
     if state == "open":
         update.save(update_fields=REVIEW_FIELDS)
@@ -521,7 +502,7 @@ def update_merge(*, update: GoldenPathUpdate, user: User) -> GoldenPathUpdate:
         )
     try:
         _review(update, publisher)
-    except (GitError, publishers.PublishError) as error:
+    except publishers.PublishError as error:
         raise ValidationError(f"The branch {update.branch} cannot be read: {error}") from error
     if update.status == Status.CONFLICTS:
         update.save(update_fields=REVIEW_FIELDS)
@@ -538,7 +519,7 @@ def update_merge(*, update: GoldenPathUpdate, user: User) -> GoldenPathUpdate:
         message = f"Merge golden path {update.golden_path} {update.to_version} into main"
         try:
             _git(worktree, "merge", "--no-ff", "--no-edit", "-m", message, update.head_sha, author=_author(user))
-        except GitError as error:
+        except publishers.PublishError as error:
             raise ValidationError(
                 f"main has changed the same lines as the branch since the update was made. Merge main into "
                 f"{update.branch}, push it, and check again. ({error})"

@@ -62,14 +62,17 @@ class Published:
     path: Path | None = None  # the bare repository on disk (`local` only)
 
 
-def _git(
+def git_run(
     *args: str,
     cwd: Path,
     author: tuple[str, str] | None = None,
     extra_env: dict[str, str] | None = None,
     secrets: Iterable[str] = (),
     timeout: int = 60,
+    ok: tuple[int, ...] = (0,),
 ) -> str:
+    """git in `cwd` with no user or system configuration, never through a shell; PublishError (with `secrets`
+    scrubbed) when it exits with a status not in `ok`."""
     env = {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
         "HOME": str(cwd),
@@ -90,8 +93,9 @@ def _git(
         )
     except subprocess.TimeoutExpired:
         raise PublishError(f"git {args[0]} did not finish within {timeout} s.") from None
-    if result.returncode != 0:
-        raise PublishError(f"git {args[0]} failed: {_scrub(result.stderr.strip(), secrets)[:300]}")
+    if result.returncode not in ok:
+        message = (result.stderr or result.stdout).strip()
+        raise PublishError(f"git {args[0]} failed: {_scrub(message, secrets)[:300]}")
     return result.stdout
 
 
@@ -129,9 +133,9 @@ def _bare_path(name: str) -> Path:
 
 def _commit_all(*, worktree: Path, author: tuple[str, str], message: str) -> None:
     """Make `worktree` a repository whose `main` holds every file in it as one commit."""
-    _git("init", "--quiet", "--initial-branch=main", cwd=worktree)
-    _git("add", "--all", cwd=worktree)
-    _git("commit", "--quiet", "--no-verify", "-m", message, cwd=worktree, author=author)
+    git_run("init", "--quiet", "--initial-branch=main", cwd=worktree)
+    git_run("add", "--all", cwd=worktree)
+    git_run("commit", "--quiet", "--no-verify", "-m", message, cwd=worktree, author=author)
 
 
 def local_path(*, name: str) -> str:
@@ -149,7 +153,7 @@ def local_publish(*, name: str, worktree: Path, author: tuple[str, str], message
         raise PublishError(f"A repository called {name} already exists.")
     _commit_all(worktree=worktree, author=author, message=message)
     bare.parent.mkdir(parents=True, exist_ok=True)
-    _git("clone", "--quiet", "--bare", "--", str(worktree), str(bare), cwd=bare.parent)
+    git_run("clone", "--quiet", "--bare", "--", str(worktree), str(bare), cwd=bare.parent)
     # The catalog links to the portal's view of the repository; the page shows the path to clone from.
     return Published(url=f"{settings.PORTAL_URL}{reverse('scaffolder:repository', args=[name])}", path=bare)
 
@@ -183,8 +187,8 @@ def local_browse(*, name: str, limit: int = 10) -> tuple[list[str], list[dict[st
     bare = _bare_path(name)
     if not bare.exists():
         return [], []
-    files = _git("ls-tree", "-r", "--name-only", "main", "--", cwd=bare).splitlines()
-    log = _git("log", f"-{limit}", "--format=%h%x1f%an%x1f%aI%x1f%s", "main", "--", cwd=bare).splitlines()
+    files = git_run("ls-tree", "-r", "--name-only", "main", "--", cwd=bare).splitlines()
+    log = git_run("log", f"-{limit}", "--format=%h%x1f%an%x1f%aI%x1f%s", "main", "--", cwd=bare).splitlines()
     commits = [dict(zip(("sha", "author", "date", "subject"), line.split("\x1f"), strict=False)) for line in log]
     return files, commits
 
@@ -276,22 +280,22 @@ class LocalPublisher(Publisher):
         _branch_check(branch)
         bare = self._existing(name)
         into.parent.mkdir(parents=True, exist_ok=True)
-        _git("clone", "--quiet", "--branch", branch, "--", str(bare), str(into), cwd=into.parent)
+        git_run("clone", "--quiet", "--branch", branch, "--", str(bare), str(into), cwd=into.parent)
 
     def push(self, *, name: str, worktree: Path, branch: str, force: bool = False) -> None:
         refspec = f"{'+' if force else ''}refs/heads/{_branch_check(branch)}:refs/heads/{branch}"
-        _git("push", "--quiet", "--", str(self._existing(name)), refspec, cwd=worktree)
+        git_run("push", "--quiet", "--", str(self._existing(name)), refspec, cwd=worktree)
 
     def fetch(self, *, name: str, worktree: Path, branch: str) -> str:
         ref = f"refs/heads/{_branch_check(branch)}"
-        _git("fetch", "--quiet", "--", str(self._existing(name)), f"+{ref}:{ref}", cwd=worktree)
-        return _git("rev-parse", "--verify", f"{ref}^{{commit}}", cwd=worktree).strip()
+        git_run("fetch", "--quiet", "--", str(self._existing(name)), f"+{ref}:{ref}", cwd=worktree)
+        return git_run("rev-parse", "--verify", f"{ref}^{{commit}}", cwd=worktree).strip()
 
     def delete_branch(self, *, name: str, branch: str) -> None:
         ref = f"refs/heads/{_branch_check(branch)}"
         bare = _bare_path(name)
-        if bare.exists() and _git("for-each-ref", "--format=%(refname)", "--", ref, cwd=bare).strip() == ref:
-            _git("update-ref", "-d", "--", ref, cwd=bare)
+        if bare.exists() and git_run("for-each-ref", "--format=%(refname)", "--", ref, cwd=bare).strip() == ref:
+            git_run("update-ref", "-d", "--", ref, cwd=bare)
 
     def archived(self, *, name: str) -> bool:
         return (self._existing(name) / "ARCHIVED").exists()
@@ -299,7 +303,7 @@ class LocalPublisher(Publisher):
     def read_file(self, *, name: str, path: str, ref: str = "main") -> str | None:
         spec = f"refs/heads/{_branch_check(ref)}:{_file_check(path)}"
         try:
-            return _git("show", spec, cwd=self._existing(name))
+            return git_run("show", spec, cwd=self._existing(name))
         except PublishError:
             return None
 
@@ -400,14 +404,14 @@ class ForgePublisher(Publisher):
         ref = f"refs/heads/{_branch_check(branch)}"
         remote = self._existing(name)
         self._git_remote("fetch", "--quiet", "--", remote.git_url, f"+{ref}:{ref}", cwd=worktree)
-        return _git("rev-parse", "--verify", f"{ref}^{{commit}}", cwd=worktree).strip()
+        return git_run("rev-parse", "--verify", f"{ref}^{{commit}}", cwd=worktree).strip()
 
     def delete_branch(self, *, name: str, branch: str) -> None:
         ref = f"refs/heads/{_branch_check(branch)}"
         remote = self._existing(name)
         with tempfile.TemporaryDirectory(prefix="runway-branch-") as scratch:
             # git pushes only from a repository: an empty one, which has nothing to send but the deletion.
-            _git("init", "--quiet", "--bare", cwd=Path(scratch))
+            git_run("init", "--quiet", "--bare", cwd=Path(scratch))
             if self._git_remote("ls-remote", "--heads", "--", remote.git_url, ref, cwd=Path(scratch)).strip():
                 self._git_remote("push", "--quiet", "--", remote.git_url, f":{ref}", cwd=Path(scratch))
 
@@ -487,7 +491,7 @@ class ForgePublisher(Publisher):
         if match["scheme"] == "http" and match["host"] not in LOOPBACK:
             raise PublishError(f"{self.label} gave a plain-HTTP repository URL; the token goes over HTTPS only.")
         with tempfile.TemporaryDirectory(prefix="runway-git-home-") as home:
-            return _git(
+            return git_run(
                 *args,
                 cwd=cwd,
                 secrets=self._secrets,
