@@ -28,7 +28,6 @@ table, writes var/bench/deployments.json; exit status 0 when every target is met
 import hashlib
 import json
 import os
-import shutil
 import signal
 import statistics
 import subprocess
@@ -165,22 +164,10 @@ def _git(*args: str, cwd: Path) -> str:
 def main() -> int:
     load_at_start = [round(x, 2) for x in os.getloadavg()]
     _stale_supervisord_stop()
-    shutil.rmtree(WORK, ignore_errors=True)
-    (WORK / "staticfiles").mkdir(parents=True)  # whitenoise warns about a missing STATIC_ROOT otherwise
-    database_url, database_text = stack.database_url(work=WORK, db_name=DB_NAME, bench="bench_deployments")
-    redis_url, broker_text = stack.redis_url(work=WORK, redis_db=REDIS_DB)
-    env = stack.environment(work=WORK, database_url=database_url, redis_url=redis_url, DEPLOY_ROOT=str(WORK / "deploy"))
-    if not redis_url:
-        os.environ.pop("REDIS_URL", None)
-    os.environ.update(env)
+    env, database_text, broker_text = stack.prepare(
+        work=WORK, db_name=DB_NAME, bench="bench_deployments", redis_db=REDIS_DB, DEPLOY_ROOT=str(WORK / "deploy")
+    )
     print(f"Database: {database_text}\nBroker: {broker_text}\nWork folder: {WORK.relative_to(ROOT)}")
-    subprocess.run([sys.executable, "manage.py", "migrate", "--no-input", "-v0"], cwd=ROOT, env=env, check=True)
-
-    sys.path.insert(0, str(ROOT / "platform"))
-    import django
-
-    django.setup()
-    from django.contrib.auth.models import User
     from django.db import connection, connections, reset_queries
     from django.db.models import Count
     from django.test.utils import CaptureQueriesContext
@@ -196,11 +183,8 @@ def main() -> int:
     from portal.celery import app
     from scaffolder import publishers, registry
     from scaffolder.render import render_in_child
-    from teams import services as team_services
 
-    user = User.objects.create_user("bench", "bench@example.com", "bench-Runway-2024!", first_name="Bench")
-    team = team_services.team_create(name="Bench", slug="bench", created_by=None)
-    team_services.membership_set(team=team, user=user, changed_by=None)
+    user, team = stack.bench_team()
     staging = deploy_services.environment_create(created_by=user, name="Staging", slug="staging", order=1)
     production = deploy_services.environment_create(
         created_by=user, name="Production", slug="production", order=2, protected=True

@@ -16,7 +16,6 @@ Prints a table and writes var/bench/scaffold.json; exit status 0 when every targ
 
 import json
 import os
-import shutil
 import signal
 import statistics
 import subprocess
@@ -98,32 +97,17 @@ class Workers:
 
 
 def main() -> int:
-    shutil.rmtree(WORK, ignore_errors=True)
-    (WORK / "staticfiles").mkdir(parents=True)  # whitenoise warns about a missing STATIC_ROOT otherwise
-    database_url, database_text = stack.database_url(work=WORK, db_name=DB_NAME, bench="bench_scaffold")
-    redis_url, broker_text = stack.redis_url(work=WORK, redis_db=REDIS_DB)
-    env = stack.environment(work=WORK, database_url=database_url, redis_url=redis_url)
-    if not redis_url:
-        os.environ.pop("REDIS_URL", None)
-    os.environ.update(env)
+    env, database_text, broker_text = stack.prepare(
+        work=WORK, db_name=DB_NAME, bench="bench_scaffold", redis_db=REDIS_DB
+    )
     print(f"Database: {database_text}\nBroker: {broker_text}\nRepositories: {(WORK / 'git').relative_to(ROOT)}")
-    subprocess.run([sys.executable, "manage.py", "migrate", "--no-input", "-v0"], cwd=ROOT, env=env, check=True)
-
-    sys.path.insert(0, str(ROOT / "platform"))
-    import django
-
-    django.setup()
-    from django.contrib.auth.models import User
     from django.db import connection, connections
     from django.test import Client
 
     from portal.celery import app
     from scaffolder.models import ScaffoldRun
-    from teams import services as team_services
 
-    user = User.objects.create_user("bench", "bench@example.com", "bench-Runway-2024!", first_name="Bench")
-    team = team_services.team_create(name="Bench", slug="bench", created_by=None)
-    team_services.membership_set(team=team, user=user, changed_by=None)
+    user, team = stack.bench_team()
     client = Client(SERVER_NAME="127.0.0.1")
     client.force_login(user)
     session_key = f"wizard:{GOLDEN_PATH}"

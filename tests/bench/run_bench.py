@@ -25,7 +25,7 @@ from urllib.parse import quote, urlsplit, urlunsplit
 ROOT = Path(__file__).resolve().parents[2]
 sys.path[:0] = [str(ROOT / "platform"), str(ROOT)]  # platform/ is the source root; ROOT for `tests.bench`
 
-from tests.bench import data, load  # noqa: E402
+from tests.bench import data, load, stack  # noqa: E402
 
 BENCH_DIR = ROOT / "var" / "bench"
 DB_NAME = "runway_bench"
@@ -91,23 +91,6 @@ def database_prepare() -> tuple[str, str]:
 
 
 REDIS_DB = 13
-DEFAULT_REDIS = f"redis://127.0.0.1:6379/{REDIS_DB}"
-
-
-def redis_prepare() -> tuple[str, str]:
-    """The production stack's cache: REDIS_URL's server, else Redis on 127.0.0.1:6379 if it answers, in a database
-    of the bench's own (flushed); "" when there is none, and the catalog's Redis-only caches stay off."""
-    import redis
-
-    configured = os.environ.get("REDIS_URL", "")
-    candidate = urlunsplit(urlsplit(configured)._replace(path=f"/{REDIS_DB}")) if configured else DEFAULT_REDIS
-    try:
-        redis.Redis.from_url(candidate, socket_connect_timeout=3).flushdb()
-    except redis.RedisError:
-        if configured:
-            raise SystemExit(f"REDIS_URL's server does not answer: {urlsplit(configured).hostname}") from None
-        return "", "none (Redis at 127.0.0.1:6379 did not answer; the catalog's Redis caches are off)"
-    return candidate, f"Redis database {REDIS_DB} on {urlsplit(candidate).hostname} (flushed)"
 
 
 def bench_environment(database_url: str, redis_url: str) -> dict[str, str]:
@@ -192,7 +175,7 @@ def main() -> int:
     overall = time.perf_counter()
 
     database_url, database_text = database_prepare()
-    redis_url, redis_text = redis_prepare()
+    redis_url, redis_text = stack.redis_url(work=BENCH_DIR, redis_db=REDIS_DB, local_default=True)
     env = bench_environment(database_url, redis_url)
     if not redis_url:
         os.environ.pop("REDIS_URL", None)

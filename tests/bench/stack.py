@@ -5,6 +5,7 @@ import os
 import statistics
 import sys
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote, urlsplit, urlunsplit
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -29,16 +30,61 @@ def database_url(*, work: Path, db_name: str, bench: str) -> tuple[str, str]:
     return urlunsplit(parts._replace(path=f"/{db_name}")), f"PostgreSQL database {db_name} on {parts.hostname}"
 
 
-def redis_url(*, work: Path, redis_db: int) -> tuple[str, str]:
-    """The bench's own Redis database, flushed; or "" for the filesystem broker under `work`."""
-    configured = os.environ.get("REDIS_URL", "")
+LOCAL_REDIS = "redis://127.0.0.1:6379"
+
+
+def redis_url(*, work: Path, redis_db: int, local_default: bool = False) -> tuple[str, str]:
+    """The bench's own Redis database, flushed; or "" for the filesystem broker under `work`.
+
+    REDIS_URL's server when it is set; else, with `local_default`, Redis on 127.0.0.1:6379 if it answers (the
+    production stack, for a bench whose figures depend on the cache)."""
+    import redis
+
+    configured = os.environ.get("REDIS_URL", "") or (LOCAL_REDIS if local_default else "")
     if not configured:
         return "", f"filesystem broker in {(work / 'celery').relative_to(ROOT)} (embedded default)"
     url = urlunsplit(urlsplit(configured)._replace(path=f"/{redis_db}"))
-    import redis
-
-    redis.Redis.from_url(url).flushdb()
+    try:
+        redis.Redis.from_url(url, socket_connect_timeout=3).flushdb()
+    except redis.RedisError:
+        if os.environ.get("REDIS_URL"):
+            sys.exit(f"REDIS_URL's server does not answer: {urlsplit(configured).hostname}")
+        return "", "no Redis (127.0.0.1:6379 did not answer): embedded defaults, Redis-only caches off"
     return url, f"Redis database {redis_db} on {urlsplit(configured).hostname} (flushed)"
+
+
+def prepare(*, work: Path, db_name: str, bench: str, redis_db: int, **extra: str) -> tuple[dict[str, str], str, str]:
+    """A clean `work` folder, the bench's database and broker, this process's environment and Django set up on them,
+    migrated; returns (the subprocesses' environment, the database's description, the broker's)."""
+    import shutil
+    import subprocess
+
+    shutil.rmtree(work, ignore_errors=True)
+    (work / "staticfiles").mkdir(parents=True)  # whitenoise warns about a missing STATIC_ROOT otherwise
+    database, database_text = database_url(work=work, db_name=db_name, bench=bench)
+    broker, broker_text = redis_url(work=work, redis_db=redis_db)
+    env = environment(work=work, database_url=database, redis_url=broker, **extra)
+    if not broker:
+        os.environ.pop("REDIS_URL", None)
+    os.environ.update(env)
+    subprocess.run([sys.executable, "manage.py", "migrate", "--no-input", "-v0"], cwd=ROOT, env=env, check=True)
+    sys.path.insert(0, str(ROOT / "platform"))
+    import django
+
+    django.setup()
+    return env, database_text, broker_text
+
+
+def bench_team() -> tuple[Any, Any]:
+    """The bench's user and the team it belongs to (a member, so it may scaffold and deploy for it)."""
+    from django.contrib.auth.models import User
+
+    from teams import services as team_services
+
+    user = User.objects.create_user("bench", "bench@example.com", "bench-Runway-2024!", first_name="Bench")
+    team = team_services.team_create(name="Bench", slug="bench", created_by=None)
+    team_services.membership_set(team=team, user=user, changed_by=None)
+    return user, team
 
 
 def environment(*, work: Path, database_url: str, redis_url: str, **extra: str) -> dict[str, str]:
