@@ -226,6 +226,7 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {
         "AdrStatusEnum": "techdocs.models.ADR.Status",
         "RunStatusEnum": "scaffolder.models.ScaffoldRun.Status",
+        "GoldenPathUpdateStatusEnum": "scaffolder.models.GoldenPathUpdate.Status",
         "DeploymentStateEnum": "deployments.models.State",
         "DecommissionStateEnum": "deployments.models.DecommissionState",
     },
