@@ -17,15 +17,19 @@ import hmac
 import json
 import math
 import re
+import secrets
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import structlog
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 
 from deployments.models import ACTIVE_STATES, Deployment, DeployTarget, RuntimeKind, WebhookCallback
+
+log = structlog.get_logger(__name__)
 
 TIMESTAMP_HEADER = "X-Runway-Timestamp"
 SIGNATURE_HEADER = "X-Runway-Signature"
@@ -182,15 +186,22 @@ def callback_receive(*, deployment_id: int, body: bytes, headers: Mapping[str, s
     from deployments import tasks
 
     deployment = Deployment.objects.filter(pk=deployment_id).first()
-    if deployment is None:
-        raise CallbackRefused(f"no deployment #{deployment_id}")
-    secret = (
-        DeployTarget.objects.filter(service_id=deployment.service_id, environment_id=deployment.environment_id)
-        .values_list("webhook_secret", flat=True)
-        .first()
-    )
+    secret = None
+    if deployment is not None:
+        secret = (
+            DeployTarget.objects.filter(service_id=deployment.service_id, environment_id=deployment.environment_id)
+            .values_list("webhook_secret", flat=True)
+            .first()
+        )
+    if not secret:
+        # An unknown deployment, or one whose target has no secret, is checked against a key nobody holds: the sender
+        # gets exactly the answer a bad signature gets, so the endpoint cannot be used to find which deployments exist.
+        log.warning("webhook_callback_unverifiable", deployment_id=deployment_id, known=deployment is not None)
+        secret = secrets.token_hex(32)
     # Signature first: nothing about the deployment is revealed to a sender who cannot sign.
-    verify(secret or "", headers, body)
+    verify(secret, headers, body)
+    if deployment is None:  # not reached: a key nobody holds verifies nothing
+        raise CallbackRefused("bad signature: the body was not signed with this deploy target's secret")
     report = report_parse(body)
     if "deployment" in report.payload and report.payload["deployment"] != deployment.pk:
         # The signature does not cover the URL, so a report for one deployment must not be posted to another.
