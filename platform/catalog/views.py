@@ -142,10 +142,11 @@ def service_detail(request: HttpRequest, slug: str) -> HttpResponse:
     checker = checker_for(request.user)
     can_change = not retired and user_can(request.user, "catalog.change_service", service, checker=checker)
     source = selectors.entity_source_for(obj=service)
+    source_owned = source is not None and source.missing_since is None
     context = {
         "service": service,
         "source": source,
-        "source_owned": source is not None and source.missing_since is None,
+        "source_owned": source_owned,
         "runbooks": techdocs_selectors.runbook_list_for_service(service=service),
         "adrs": techdocs_selectors.adr_list_for_service(service=service),
         "provided_apis": list(service.provided_apis.all()),
@@ -156,7 +157,8 @@ def service_detail(request: HttpRequest, slug: str) -> HttpResponse:
         "cycle_ids": cycle_ids,
         "events": audit_selectors.event_list_for_service(service_id=service.pk),
         "can_change": can_change,
-        "dependency_form": DependencyForm() if can_change and not source else None,
+        # A catalog source owns the dependencies of what it describes: no controls the service would refuse.
+        "dependency_form": DependencyForm() if can_change and not source_owned else None,
         "golden_path_latest": _golden_path_version(service.golden_path),
         "can_deploy": not retired and user_can(request.user, "catalog.deploy_service", service, checker=checker),
         "can_decommission": not retired

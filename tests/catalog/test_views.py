@@ -256,3 +256,66 @@ def test_cached_stale_runbook_badge_appears_when_the_review_falls_due(client, wo
     assert b"stale runbook</span>" not in client.get(CATALOG).content  # from the cache
     monkeypatch.setattr(timezone, "now", lambda: now + timedelta(days=2))  # no write: only the clock moved
     assert b"stale runbook</span>" in client.get(CATALOG).content
+
+
+# --- controls that cannot work, and refusals as messages ------------------------------------------------------------
+
+
+def _source_owned(service: Service) -> None:
+    """Mark `service` as described by a catalog source, as an import would."""
+    from django.contrib.contenttypes.models import ContentType
+    from django.utils import timezone
+
+    from catalog.models import CatalogSource, EntitySource
+
+    source, _ = CatalogSource.objects.get_or_create(name="git:platform-catalog")
+    EntitySource.objects.create(
+        kind="Component",
+        name=service.slug,
+        source=source,
+        path=f"{service.slug}/catalog-info.yaml",
+        content_hash="0" * 64,
+        content_type=ContentType.objects.get_for_model(Service),
+        object_id=service.pk,
+        synced_at=timezone.now(),
+    )
+
+
+def test_removing_a_source_owned_dependency_is_a_message_not_a_500(client, world):
+    ledger = service_make(owner=world.owner_team, slug="ledger", name="Ledger")
+    dependency = services.dependency_add(source=world.service, target=ledger, kind="runtime", added_by=None)
+    _source_owned(world.service)
+    client.force_login(world.owner)
+    page = world.service.get_absolute_url()
+    url = reverse("catalog:dependency-remove", args=[world.service.slug, dependency.pk])
+    response = client.post(url, headers={"Referer": f"http://testserver{page}"})
+    assert response.status_code == 303 and response["Location"] == f"http://testserver{page}"
+    shown = client.get(page).content.decode()
+    assert "managed by catalog source" in shown and "git:platform-catalog" in shown
+    assert Dependency.objects.filter(pk=dependency.pk).exists()
+
+
+def test_a_refusal_without_a_page_to_return_to_is_a_400_page(client, world):
+    ledger = service_make(owner=world.owner_team, slug="ledger", name="Ledger")
+    dependency = services.dependency_add(source=world.service, target=ledger, kind="runtime", added_by=None)
+    _source_owned(world.service)
+    client.force_login(world.owner)
+    url = reverse("catalog:dependency-remove", args=[world.service.slug, dependency.pk])
+    response = client.post(url, headers={"Referer": "https://elsewhere.example.com/"})
+    assert response.status_code == 400
+    assert "managed by catalog source" in response.content.decode()
+    htmx = client.post(url, headers={"HX-Request": "true"})
+    assert htmx.status_code == 200 and htmx["HX-Retarget"] == "#messages"
+    assert "managed by catalog source" in htmx.content.decode() and "<html" not in htmx.content.decode()
+
+
+def test_source_owned_service_page_offers_no_dependency_controls(client, world):
+    ledger = service_make(owner=world.owner_team, slug="ledger", name="Ledger")
+    services.dependency_add(source=world.service, target=ledger, kind="runtime", added_by=None)
+    client.force_login(world.owner)
+    assert "Remove dependency on Ledger" in client.get(world.service.get_absolute_url()).content.decode()
+    _source_owned(world.service)
+    page = client.get(world.service.get_absolute_url()).content.decode()
+    assert "read-only here" in page
+    assert "Remove dependency on Ledger" not in page
+    assert reverse("catalog:dependency-add", args=[world.service.slug]) not in page

@@ -60,6 +60,8 @@ MIDDLEWARE = [
     "django_htmx.middleware.HtmxMiddleware",
     # After authentication so that user_id is bound; binds request_id for logs, audit rows and tasks.
     "django_structlog.middlewares.RequestMiddleware",
+    # A service's refusal that a view did not catch becomes a message (400/409), never a 500.
+    "portal.middleware.RefusalMiddleware",
 ]
 
 ROOT_URLCONF = "portal.urls"
