@@ -33,6 +33,17 @@ def test_database_trigger_refuses_raw_update_and_delete(world):
     assert AuditEvent.objects.get(pk=event_id).action == "service.created"
 
 
+@pytest.mark.postgres_only
+def test_database_trigger_refuses_truncate(world):
+    """TRUNCATE fires no row trigger; a statement-level one refuses it, unless the session was told the test flush is
+    running (test settings set `runway.audit_truncate`; here it is switched off for this transaction only)."""
+    table = AuditEvent._meta.db_table
+    with pytest.raises(DatabaseError, match="append-only"), transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("SET LOCAL runway.audit_truncate = 'refuse'")
+        cursor.execute(f"TRUNCATE {table}")
+    assert AuditEvent.objects.filter(action="service.created").count() == 1
+
+
 @pytest.mark.smoke
 def test_queryset_update_is_refused_by_the_database_or_left_alone(world, is_postgres):
     """A bulk queryset update bypasses the model; on PostgreSQL the trigger still stops it."""
