@@ -6,6 +6,7 @@ from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST
 
 from accounts import services
@@ -18,6 +19,7 @@ class LoginView(auth_views.LoginView):
     redirect_authenticated_user = True
 
 
+@never_cache  # the page may carry a new secret: no browser cache, history snapshot or proxy may keep a copy
 @login_required
 def token_list(request: HttpRequest) -> HttpResponse:
     """List the user's tokens; a POST creates one and shows its secret this once."""

@@ -69,6 +69,15 @@ def test_secret_is_shown_once_and_never_again(client, world):
     assert f"rwy_{token.prefix}_…" in page  # the list still identifies the token by its public prefix
 
 
+def test_the_page_showing_a_new_secret_is_never_stored_by_a_browser_or_proxy(client, world):
+    client.force_login(world.owner)
+    shown = client.post(TOKENS_URL, {"name": "deploy script", "lifetime_days": 30})
+    assert TOKEN_RE.search(shown.content.decode())
+    for response in (shown, client.get(TOKENS_URL)):
+        directives = {part.strip() for part in response.headers["Cache-Control"].split(",")}
+        assert {"no-store", "private"} <= directives
+
+
 def test_only_the_sha256_digest_is_stored(client, world):
     plain = _token_create(client, world.owner)
     token = ApiToken.objects.get(user=world.owner)
