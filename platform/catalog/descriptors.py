@@ -201,9 +201,10 @@ def _common(name: str, metadata: dict[str, Any]) -> dict[str, Any]:
 
 
 def _parse_group(name: str, metadata: dict[str, Any], spec: dict[str, Any], annotations: dict[str, str]):  # type: ignore[no-untyped-def]
-    profile = spec.get("profile") or {}
+    profile = _profile(spec)
     fields = _common(name, metadata)
-    fields["name"] = _string(profile.get("displayName"), "spec.profile.displayName") or fields["name"]
+    display = _string(profile.get("displayName"), "spec.profile.displayName")
+    fields["name"] = display or fields["name"]
     fields |= {"chat_channel": annotations.get(CHAT, ""), "on_call_url": annotations.get(ON_CALL, "")}
     leads = [lead.strip() for lead in annotations.get(LEADS, "").split(",") if lead.strip()]
     _validate(
@@ -217,11 +218,23 @@ def _parse_group(name: str, metadata: dict[str, Any], spec: dict[str, Any], anno
     )
     members = _refs(spec, "members", "user", ("user",))
     fields["leads"] = leads
+    # Where the team's (unique) name came from, so that a clash is reported on the field to change.
+    fields["name_field"] = "spec.profile.displayName" if display else "metadata.title"
     return fields, {"parent": _one_ref(spec, "parent", "group", required=False), "members": members}
 
 
-def _parse_user(name: str, metadata: dict[str, Any], spec: dict[str, Any], annotations: dict[str, str]):  # type: ignore[no-untyped-def]
+def _profile(spec: dict[str, Any]) -> dict[str, Any]:
     profile = spec.get("profile") or {}
+    if not isinstance(profile, dict):
+        raise DescriptorError("must be a mapping (displayName, email).", "spec.profile")
+    return profile
+
+
+_EMAIL_MAX = 254  # django.contrib.auth.models.User.email's max_length
+
+
+def _parse_user(name: str, metadata: dict[str, Any], spec: dict[str, Any], annotations: dict[str, str]):  # type: ignore[no-untyped-def]
+    profile = _profile(spec)
     display = _string(profile.get("displayName"), "spec.profile.displayName").strip()
     first, _, last = display.partition(" ")
     email = _string(profile.get("email"), "spec.profile.email")
@@ -233,6 +246,9 @@ def _parse_user(name: str, metadata: dict[str, Any], spec: dict[str, Any], annot
             validate_email(email)
         except ValidationError as error:
             raise DescriptorError("is not a valid email address.", "spec.profile.email") from error
+        # validate_email accepts up to 320 characters; the column holds fewer.
+        if len(email) > _EMAIL_MAX:
+            raise DescriptorError(f"is longer than {_EMAIL_MAX} characters.", "spec.profile.email")
     return fields, {"memberOf": _refs(spec, "memberOf", "group", ("group",))}
 
 

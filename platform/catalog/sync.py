@@ -13,6 +13,7 @@ import contextlib
 import gc
 import hashlib
 import io
+import json
 import os
 import tarfile
 import tempfile
@@ -31,6 +32,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group, Permission, User
 from django.contrib.contenttypes.models import ContentType
 from django.db import connection, transaction
+from django.db.models import Q
 from django.utils import timezone
 from guardian.models import GroupObjectPermission
 
@@ -43,10 +45,12 @@ from catalog.permissions import SERVICE_OWNER_PERMS, SYSTEM_OWNER_PERMS
 from portal import tasks as portal_tasks
 from teams.models import Membership, Team
 from techdocs import files as doc_files
+from techdocs.models import Runbook
 
 log = structlog.get_logger(__name__)
 
 MAX_FILE_BYTES = 1_000_000
+MAX_PATH_CHARS = 1000  # EntitySource.path, Runbook.source_path and ADR.source_path
 MAX_ARCHIVE_BYTES = 200_000_000
 DESCRIPTOR_SUFFIXES = (".yaml", ".yml")
 _Loader = safe_yaml.Loader
@@ -198,6 +202,9 @@ def tree_read(root: Path, report: Report, known: dict[str, str] | None = None) -
             is_file = False
         if not is_file:
             continue
+        if len(rel) > MAX_PATH_CHARS:  # the longest path a source record (and a doc's source_path) can hold
+            report.errors.append(Problem(rel, f"This path is longer than {MAX_PATH_CHARS} characters; shorten it."))
+            continue
         data = _read(entry.path)
         if data is None:
             report.errors.append(Problem(rel, "This file is larger than 1 MB; split it or leave it out."))
@@ -249,10 +256,14 @@ def _read(path: str) -> bytes | None:
 
 def _decode(rel: str, data: bytes, report: Report) -> str | None:
     try:
-        return data.decode("utf-8")
+        text = data.decode("utf-8")
     except UnicodeDecodeError:
         report.errors.append(Problem(rel, "This file is not UTF-8 text."))
         return None
+    if "\x00" in text:  # PostgreSQL text cannot hold it
+        report.errors.append(Problem(rel, "This file contains a NUL character (byte 0); remove it."))
+        return None
+    return text
 
 
 def _descriptors_parse(rel: str, text: str, report: Report, digest: str = "") -> list[Entity]:
@@ -285,9 +296,32 @@ def _descriptors_parse(rel: str, text: str, report: Report, digest: str = "") ->
             ref = str(Ref(str(kind).lower(), str(namespace), str(name))) if kind and name else None
             report.errors.append(Problem(rel, str(error), index, ref, error.field))
             continue
-        entity.content_hash = descriptors.content_hash(document, [])
+        dumped = json.dumps(document, sort_keys=True, default=str)
+        if "\\u0000" in dumped:  # a "\0" escape: PostgreSQL text and jsonb cannot hold it
+            where = _nul_path(document)
+            report.errors.append(
+                Problem(
+                    rel, "contains a NUL character (\\0), which Runway cannot store.", index, str(entity.ref), where
+                )
+            )
+            continue
+        entity.content_hash = hashlib.sha256(dumped.encode()).hexdigest()  # = descriptors.content_hash(document, [])
         entities.append(entity)
     return entities
+
+
+def _nul_path(value: Any, path: str = "") -> str | None:
+    """The descriptor path (metadata.title, spec.tags[2]) of the first string holding a NUL character."""
+    if isinstance(value, str):
+        return path if "\x00" in value else None
+    children = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+    for key, child in children:
+        if isinstance(key, str) and "\x00" in key:
+            return f"{path}.{key}".lstrip(".")
+        found = _nul_path(child, f"{path}[{key}]" if isinstance(key, int) else f"{path}.{key}".lstrip("."))
+        if found is not None:
+            return found
+    return None
 
 
 def archive_extract(data: bytes, filename: str, destination: Path, report: Report) -> None:
@@ -353,10 +387,17 @@ def _archive_extract(data: bytes, filename: str, destination: Path, report: Repo
 
 
 class _Resolver:
-    """Decides which parsed entities are valid, given what exists already and what else is being imported."""
+    """Decides which parsed entities are valid, given what exists already and what else is being imported.
 
-    def __init__(self, entities: list[Entity], report: Report) -> None:
+    Valid means every reference resolves and nothing about the entity breaks a database constraint (team names,
+    Runway's global names across namespaces): an entity that would is refused on its own, never the whole import.
+    """
+
+    def __init__(
+        self, entities: list[Entity], report: Report, *, source_name: str = "", skipped: frozenset[str] = frozenset()
+    ) -> None:
         self.report = report
+        self.source_name, self.skipped = source_name, skipped
         self.refused = {problem.entity for problem in report.errors if problem.entity}  # documents that failed to parse
         self.by_ref: dict[Ref, Entity] = {}
         for entity in entities:
@@ -365,8 +406,9 @@ class _Resolver:
                 self._fail(entity, f"{entity.ref} is also defined in {first.path} (document {first.index}).", None)
                 continue
             self.by_ref[entity.ref] = entity
+        self.team_names = dict(Team.objects.values_list("slug", "name"))
         self.existing = {
-            "group": set(Team.objects.values_list("slug", flat=True)),
+            "group": set(self.team_names),
             "system": set(System.objects.values_list("slug", flat=True)),
             "component": set(Service.objects.values_list("slug", flat=True)),
             "api": set(Api.objects.values_list("slug", flat=True)),
@@ -390,6 +432,13 @@ class _Resolver:
         # Entities may refer to others of their own kind (parent groups, component dependencies): assume every
         # candidate valid, then drop the ones with a bad reference until nothing changes.
         self.valid = {entity.ref: entity for entity in pending}
+        self._drop_broken_references()
+        # Refusing an entity for a clash can break references to it, so references are checked once more.
+        if self._drop_clashes():
+            self._drop_broken_references()
+        return self.valid
+
+    def _drop_broken_references(self) -> None:
         reasons: dict[Ref, tuple[str, str]] = {}
         changed = True
         while changed:
@@ -414,7 +463,62 @@ class _Resolver:
                         break
         for ref, (why, field_name) in reasons.items():
             self._fail(self.by_ref[ref], why, field_name)
-        return self.valid
+
+    def _drop_clashes(self) -> bool:
+        """Refuse the entities that would break a unique constraint; True if any was refused. Checked here, in
+        bulk, against the database and the rest of the batch, since one IntegrityError would abort the import."""
+        clashes: dict[Ref, tuple[str, str]] = {}
+        # Runway's names are global (a service's slug is its name), so one name in two namespaces is one row.
+        claimed: dict[tuple[str, str], Ref] = {}
+        for ref in self.valid:
+            first = claimed.setdefault((ref.kind, ref.name), ref)
+            if first != ref:
+                clashes[ref] = (
+                    f"{first} in this import already has the name {ref.name!r}: names are unique across "
+                    "namespaces in Runway, so rename one of them.",
+                    "metadata.namespace",
+                )
+        elsewhere = {r for r in self.valid if r.namespace != "default"}
+        if self.valid:
+            records = EntitySource.objects.filter(
+                ~Q(namespace="default") | Q(name__in={r.name for r in elsewhere})
+            ).select_related("source")
+            for record in records:
+                kind = record.kind.lower()
+                ref = claimed.get((kind, record.name))
+                if ref is None or ref in clashes or ref.namespace == record.namespace:
+                    continue
+                # The same source may move an entity to another namespace; the old record then goes missing.
+                if record.source.name == self.source_name and record.path not in self.skipped:
+                    continue
+                clashes[ref] = (
+                    f"Names are unique across namespaces in Runway, and {record} already has the name "
+                    f"{ref.name!r} (source {record.source.name!r}, {record.path}).",
+                    "metadata.namespace",
+                )
+        # Team names are unique. Existing names are held until the end of the write (rows are inserted before the
+        # renamed ones are updated), so a name a team has now is taken, even if this import renames that team.
+        holders = {name: slug for slug, name in self.team_names.items()}
+        for ref, entity in self.valid.items():
+            if ref.kind != "group" or ref in clashes:
+                continue
+            name = entity.fields["name"]
+            holder = holders.setdefault(name, ref.name)
+            if holder != ref.name:
+                other = Ref("group", "default", holder)
+                who = (
+                    f"{self.by_ref[other].ref} in this import"
+                    if other in self.valid
+                    else f"the team {holder!r} ({self.team_names.get(holder, holder)})"
+                )
+                clashes[ref] = (
+                    f"{who} already has the name {name!r}; team names are unique, so choose another.",
+                    entity.fields.get("name_field", "spec.profile.displayName"),
+                )
+        for ref, (why, field_name) in clashes.items():
+            del self.valid[ref]
+            self._fail(self.by_ref[ref], why, field_name)
+        return bool(clashes)
 
 
 # --- writing ------------------------------------------------------------------------------------------------------
@@ -438,13 +542,26 @@ class _Plan:
 def _docs_check(owner: Entity, report: Report) -> None:
     """Report unreadable runbooks and ADRs at every import, not only when their component is written again; what
     was read is kept on the entity for techdocs.sync to write."""
+    runbooks: dict[str, str] = {}  # slug → file, per component: runbooks are unique by slug, ADRs by number
+    adrs: dict[int, str] = {}
     for rel, text in owner.docs:
         try:
-            owner.parsed_docs[rel] = doc_files.doc_parse(path=rel, text=text)
+            parsed = doc_files.doc_parse(path=rel, text=text)
+            if isinstance(parsed, doc_files.ParsedADR):
+                if (first := adrs.setdefault(parsed.number, rel)) != rel:
+                    raise ValueError(f"ADR {parsed.number} is also {first}; give each ADR its own number.")
+            else:
+                if len(parsed.slug) > _RUNBOOK_SLUG_CHARS:
+                    raise ValueError(f"A runbook's name is at most {_RUNBOOK_SLUG_CHARS} characters; shorten it.")
+                if (first := runbooks.setdefault(parsed.slug, rel)) != rel:
+                    raise ValueError(f"The runbook {parsed.slug!r} is also {first}; rename one of them.")
+            owner.parsed_docs[rel] = parsed
         except ValueError as error:  # FileError included
             owner.parsed_docs[rel] = None
             report.errors.append(Problem(rel, str(error), None, str(owner.ref), None))
 
+
+_RUNBOOK_SLUG_CHARS = Runbook._meta.get_field("slug").max_length or 100
 
 _gc_lock = threading.Lock()
 _gc_depth = 0
@@ -504,7 +621,7 @@ def _catalog_import(*, root: Path, source_name: str, actor: User | None, locatio
         owner.docs = files
         owner.content_hash = descriptors.content_hash({"descriptor": owner.content_hash}, files)
         _docs_check(owner, report)
-    valid = _Resolver(tree.entities, report).resolve()
+    valid = _Resolver(tree.entities, report, source_name=source_name, skipped=frozenset(tree.skipped)).resolve()
     with transaction.atomic():
         if connection.vendor == "postgresql":
             # Search vectors are filled in after commit by a worker (portal.search_index), not row by row here.
