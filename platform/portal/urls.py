@@ -5,6 +5,7 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from portal import views
+from portal.api_root import ApiRootView
 
 portal_patterns = (
     [
@@ -16,6 +17,7 @@ portal_patterns = (
 )
 
 api_v1 = [
+    path("", ApiRootView.as_view(), name="root"),
     path("", include("teams.api.urls")),
     path("", include("catalog.api.urls")),
     path("", include("deployments.api.urls")),
