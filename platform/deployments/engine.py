@@ -345,8 +345,8 @@ def _analyse(deployment: Deployment, ctx: Context, runtime: runtimes.Runtime) ->
 def _figures_line(figures: dict[str, Any]) -> str:
     canary = figures.get("canary", {})
     parts = [
-        f"error rate {canary.get('error_rate', 0) * 100:.1f} %",
-        f"p95 {canary.get('p95_ms', 0):.0f} ms",
-        f"probes {canary.get('probe_success', 0) * 100:.0f} %",
+        f"error rate {analysis.percent(canary.get('error_rate') or 0)}",
+        f"p95 {canary.get('p95_ms') or 0:.0f} ms",
+        f"probes {analysis.percent(canary.get('probe_success') or 0)}",
     ]
     return ", ".join(parts) + "."

@@ -63,7 +63,8 @@ class DeployTarget(models.Model):
     replicas = models.PositiveSmallIntegerField(default=2, validators=[MinValueValidator(1), MaxValueValidator(10)])
     canary_steps = models.JSONField(default=default_canary_steps, blank=True, help_text="Traffic shares in percent.")
     bake_seconds = models.PositiveIntegerField(default=10, validators=[MaxValueValidator(3600)])
-    max_error_rate = models.FloatField(default=0.05, validators=[MinValueValidator(0), MaxValueValidator(1)])
+    # The analysis defaults (deployments.analysis.Thresholds): a 99 % success rate, as in Flagger's examples.
+    max_error_rate = models.FloatField(default=0.01, validators=[MinValueValidator(0), MaxValueValidator(1)])
     max_p95_ms = models.PositiveIntegerField(default=500)
     min_probe_success = models.FloatField(default=0.95, validators=[MinValueValidator(0), MaxValueValidator(1)])
     webhook_url = models.URLField(max_length=500, blank=True)

@@ -9,6 +9,7 @@ from django.core.paginator import Page, Paginator
 from django.db.models import Prefetch, QuerySet
 
 from catalog.models import Service
+from deployments.analysis import percent
 from deployments.models import (
     ACTIVE_STATES,
     Decommission,
@@ -90,6 +91,11 @@ def _nice_ceiling(value: float) -> float:
     return next(step * magnitude for step in (1, 2, 2.5, 5, 10) if step * magnitude >= value)
 
 
+def _figure_text(value: float, metric: str) -> str:
+    """A bar's or tick's figure; an error rate (in percent here) is written by `percent()`, as the timeline does."""
+    return f"{value:.1f} ms" if metric == "p95" else percent(value / 100)
+
+
 def chart(points: list[AnalysisPoint], *, metric: str, width: int = 560, height: int = 180) -> dict[str, Any]:
     """Grouped bars (canary beside baseline) per analysis, scaled to fit; geometry only, the template draws."""
     values: list[tuple[AnalysisPoint, float, float | None]] = []
@@ -123,6 +129,7 @@ def chart(points: list[AnalysisPoint], *, metric: str, width: int = 560, height:
                     "h": round(h, 1),
                     "kind": kind,
                     "value": round(value, 2),
+                    "text": _figure_text(value, metric),
                     "label": point.label,
                     "verdict": point.verdict,
                 }
@@ -137,6 +144,8 @@ def chart(points: list[AnalysisPoint], *, metric: str, width: int = 560, height:
         "bars": bars,
         "labels": labels,
         "top": round(top, 2),
+        "top_text": f"{top:g} ms" if metric == "p95" else _figure_text(top, metric),
+        "zero_text": "0 ms" if metric == "p95" else _figure_text(0.0, metric),
         "unit": "ms" if metric == "p95" else "%",
         "bottom": bottom,
         "left": left,

@@ -17,8 +17,9 @@ def samples(*, errors: int = 0, latency: float = 0.0) -> Samples:
 
 
 class ScriptedRuntime(Runtime):
-    """`script` holds outcomes in order: "pass", "fail", "error" for analyses; "crash" raises in any step;
-    "bad" makes the next scale fail its health check; "rollback_fail" makes the next rollback raise."""
+    """`script` holds outcomes in order: "pass", "fail", "error", "one_error" (1 of 40 failed) for analyses;
+    "crash" raises in any step; "bad" makes the next scale fail its health check; "rollback_fail" makes the next
+    rollback raise."""
 
     name = "scripted"
 
@@ -53,10 +54,12 @@ class ScriptedRuntime(Runtime):
 
     def observe(self, ctx: Context) -> Observation:
         self._call("observe")
-        kind = self._next("pass", "fail", "error") or "pass"
+        kind = self._next("pass", "fail", "error", "one_error") or "pass"
         baseline = samples() if ctx.previous_commit_sha else None
         if kind == "fail":
             return Observation(canary=samples(errors=20), baseline=baseline)
+        if kind == "one_error":
+            return Observation(canary=samples(errors=1), baseline=baseline)
         if kind == "error":
             return Observation(canary=Samples(), baseline=baseline, metric_error="metrics endpoint refused")
         return Observation(canary=samples(), baseline=baseline)

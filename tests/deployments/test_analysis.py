@@ -13,8 +13,10 @@ from deployments.analysis import (
     Thresholds,
     evaluate,
     parse_prometheus_requests,
+    percent,
     query_prometheus,
 )
+from deployments.models import DeployTarget
 from deployments.runtimes.base import Observation, Samples
 
 LIMITS = Thresholds()
@@ -46,7 +48,7 @@ def test_an_error_rate_above_the_limit_fails() -> None:
     verdict = evaluate(Observation(canary=healthy(requests=100, errors=12)), LIMITS)
 
     assert verdict.result == "fail"
-    assert verdict.reasons == ["canary error rate 12.0 % is above the 5.0 % limit"]
+    assert verdict.reasons == ["canary error rate 12.0 % is above the 1.0 % limit"]
     assert verdict.figures["canary"]["error_rate"] == 0.12
 
 
@@ -63,7 +65,7 @@ def test_a_canary_refusing_every_connection_fails_rather_than_counting_as_no_tra
     verdict = evaluate(Observation(canary=Samples(errors=30, probes=10, probes_ok=0)), LIMITS)
 
     assert verdict.result == "fail"
-    assert "canary error rate 100.0 % is above the 5.0 % limit" in verdict.reasons
+    assert "canary error rate 100.0 % is above the 1.0 % limit" in verdict.reasons
 
 
 def test_more_errors_than_counted_requests_caps_the_error_rate_at_one() -> None:
@@ -127,23 +129,62 @@ def test_a_significant_but_small_slowdown_passes() -> None:
 
 
 def test_a_canary_erring_far_more_than_the_baseline_fails_even_below_the_limit() -> None:
-    observation = Observation(canary=healthy(requests=1000, errors=40), baseline=healthy(requests=1000, errors=1))
+    observation = Observation(canary=healthy(requests=1000, errors=9), baseline=healthy(requests=1000, errors=0))
 
     verdict = evaluate(observation, LIMITS)
 
     assert verdict.result == "fail"
     assert verdict.reasons == [
-        "canary error rate 4.0 % is significantly above the baseline's 0.1 % (Fisher exact test p = 1.3e-11 < 0.01)"
+        "canary error rate 0.9 % is significantly above the baseline's 0.0 % (Fisher exact test p = 0.0019 < 0.01)"
     ]
 
 
 def test_a_single_extra_error_in_a_small_window_is_not_significant() -> None:
     observation = Observation(canary=healthy(requests=40, errors=1), baseline=healthy(requests=40, errors=0))
 
-    verdict = evaluate(observation, LIMITS)
+    verdict = evaluate(observation, Thresholds(max_error_rate=0.05))
 
     assert verdict.result == "pass"
     assert verdict.figures["error_rate_test"]["p_value"] >= LIMITS.alpha
+
+
+def test_the_default_limits_fail_a_canary_erring_2_5_percent_beside_a_clean_baseline() -> None:
+    """Flagger's examples ask for a 99 % success rate: one error in 40 requests is above the default limit."""
+    observation = Observation(canary=healthy(requests=40, errors=1), baseline=healthy(requests=40, errors=0))
+
+    verdict = evaluate(observation, Thresholds())
+
+    assert verdict.result == "fail"
+    assert verdict.reasons == ["canary error rate 2.5 % is above the 1.0 % limit"]
+
+
+def test_deploy_targets_default_to_the_analysis_limits() -> None:
+    """A target made without settings gets the same limits as an analysis without a config."""
+    target = DeployTarget()
+    config = {name: getattr(target, name) for name in ("max_error_rate", "max_p95_ms", "min_probe_success")}
+
+    assert Thresholds.from_config(config) == Thresholds()
+    assert Thresholds().max_error_rate == 0.01
+
+
+def test_the_baseline_comparison_keeps_its_own_margin_whatever_the_absolute_limit() -> None:
+    """A lenient absolute limit does not make the comparison with the baseline lenient too."""
+    observation = Observation(canary=healthy(requests=1000, errors=40), baseline=healthy(requests=1000, errors=1))
+
+    verdict = evaluate(observation, Thresholds(max_error_rate=0.5))
+
+    assert verdict.result == "fail"
+    assert verdict.reasons[0].startswith("canary error rate 4.0 % is significantly above the baseline's 0.1 %")
+
+
+def test_percent_rounds_one_way_for_every_page() -> None:
+    assert [percent(rate) for rate in (0.025, 0.0, 0.01, 0.12345, 1)] == [
+        "2.5 %",
+        "0.0 %",
+        "1.0 %",
+        "12.3 %",
+        "100.0 %",
+    ]
 
 
 @pytest.mark.parametrize(

@@ -146,3 +146,30 @@ def test_service_page_shows_where_it_runs_and_a_deploy_button(client, world, tar
     client.force_login(world.outsider)
     page = client.get(world.service.get_absolute_url()).content.decode()
     assert reverse("deployments:deploy", args=[world.service.slug]) not in page
+
+
+def test_an_error_rate_reads_the_same_in_the_timeline_the_table_and_the_chart(client, world, target) -> None:
+    """One failed request in 40 is 2.5 %: the table once said "2 %" beside a timeline saying "2.5 %"."""
+    from deployments import services
+    from tests.deployments.support import scripted
+
+    target.runtime = "scripted"
+    target.save()
+    with scripted() as runtime:
+        runtime.script.extend(["one_error"])
+        deployment = drive(
+            services.deployment_request(
+                service=world.service,
+                environment=target.environment,
+                user=world.owner,
+                release=release_make(world.service),
+            )
+        )
+    assert deployment.state == State.ROLLED_BACK  # 2.5 % is above the default 1 % limit
+    client.force_login(world.owner)
+    html = client.get(deployment.get_absolute_url()).content.decode()
+
+    assert "canary error rate 2.5 % is above the 1.0 % limit" in html  # the timeline and the failure reason
+    assert "<td>2.5 % / –</td>" in html  # the analysis table
+    assert "canary at 10 % canary: 2.5 %</title>" in html  # the chart's bar
+    assert " 2 %" not in html and "2.50" not in html

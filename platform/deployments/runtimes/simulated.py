@@ -7,7 +7,7 @@ A deployment's config may ask for a fault with `"simulate"`, so that a rollback 
 release (the demo loader sets it on one deployment; no page or API sets it):
 - `"slow"`: the new release answers about twice as slowly as the old one. It stays far below any p95 limit, so
   only the comparison with the baseline (Mann-Whitney U) catches it, and only when there is a baseline.
-- `"errors"`: one request in five fails on the new release, above the default 5 % error-rate limit.
+- `"errors"`: one request in five fails on the new release, far above the default 1 % error-rate limit.
 Any other value fails the deployment at once, rather than letting a mistyped fault pass for a healthy release.
 """
 
@@ -18,13 +18,15 @@ from deployments.runtimes.base import Context, Observation, Runtime, Samples, St
 FAULTS = frozenset({"slow", "errors"})
 
 
-def _samples(seed: str, *, slowdown: float = 1.0, errors: int | None = None) -> Samples:
-    """40 requests around 12 ms, now and then one failed (2.5 %, within every default limit); the same every time
-    for one seed, so a deployment's figures do not change when a page is reloaded."""
+def _samples(seed: str, *, slowdown: float = 1.0, error_rate: float | None = None) -> Samples:
+    """400 requests counted, 40 of them timed around 12 ms, now and then one or two failed (at most 0.5 %, within
+    every default limit); the same every time for one seed, so a deployment's figures do not change when a page is
+    reloaded."""
     rng = random.Random(seed)
     latencies = [max(1.0, rng.gauss(12.0, 2.0)) * slowdown for _ in range(40)]
-    failed = rng.choice((0, 0, 0, 1)) if errors is None else errors
-    return Samples(requests=40, errors=failed, latencies_ms=latencies, probes=2, probes_ok=2)
+    requests = 400
+    failed = rng.choice((0, 0, 1, 2)) if error_rate is None else round(requests * error_rate)
+    return Samples(requests=requests, errors=failed, latencies_ms=latencies, probes=2, probes_ok=2)
 
 
 class SimulatedRuntime(Runtime):
@@ -50,7 +52,7 @@ class SimulatedRuntime(Runtime):
         baseline = _samples(f"{window}:baseline") if ctx.previous_commit_sha else None
         fault = ctx.config.get("simulate")
         canary = _samples(
-            f"{window}:canary", slowdown=2.0 if fault == "slow" else 1.0, errors=8 if fault == "errors" else None
+            f"{window}:canary", slowdown=2.0 if fault == "slow" else 1.0, error_rate=0.2 if fault == "errors" else None
         )
         return Observation(canary=canary, baseline=baseline)
 
