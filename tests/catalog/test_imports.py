@@ -229,6 +229,25 @@ def test_invalid_descriptors_are_reported_per_file(client, world, var_dir):
     assert "Imported, with 1 problem" in page and "broken/catalog-info.yaml" in page
 
 
+def test_a_deeply_nested_descriptor_or_runbook_is_reported_and_the_run_succeeds(world, var_dir):
+    deep = "[" * 600 + "]" * 600
+    files = {
+        **VALID,
+        "deep/catalog-info.yaml": f"apiVersion: {deep}\n",
+        "ledger/docs/runbook-deep.md": f"---\ntitle: {deep}\n---\n# Deep\n",
+    }
+    run = _request(world, _zip(files))
+
+    tasks.run_import(run.pk)
+
+    run.refresh_from_db()
+    assert run.status == ImportRun.Status.SUCCEEDED, run.error
+    problems = {p["file"]: p["message"] for p in run.report["errors"]}
+    assert set(problems) == {"deep/catalog-info.yaml", "ledger/docs/runbook-deep.md"}
+    assert all("nested more than 100 levels deep" in message for message in problems.values())
+    assert Runbook.objects.filter(service__slug="ledger").count() == 1
+
+
 def test_import_detail_polls_until_the_run_is_done(client, world, var_dir):
     run = _request(world, _zip(VALID))
     client.force_login(world.staff)

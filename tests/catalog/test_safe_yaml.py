@@ -63,3 +63,27 @@ def test_aliases_keep_sharing_one_object_and_recursion_works():
     assert shared["a"] is shared["b"]
     looped = yaml.load("a: &a\n  b: *a\n", Loader=Loader)  # noqa: S506
     assert looped["a"]["b"] is looped["a"]
+
+
+DEEP = [
+    "a: " + "[" * 600 + "]" * 600 + "\n",  # flow lists, built by the plain path
+    "a: " + "{b: " * 300 + "1" + "}" * 300 + "\n",  # flow mappings
+    "".join("  " * level + "- \n" for level in range(150)) + "  " * 150 + "x\n",  # block lists
+    "t: !!set {a}\na: " + "[" * 600 + "]" * 600 + "\n",  # not plain: PyYAML's constructor, checked first
+]
+
+
+@pytest.mark.parametrize("text", DEEP)
+def test_deep_nesting_is_a_yaml_error_naming_its_line_not_a_recursion_error(text):
+    with pytest.raises(yaml.YAMLError) as raised:
+        list(yaml.load_all(text, Loader=Loader))  # noqa: S506
+    assert isinstance(raised.value, yaml.MarkedYAMLError) and raised.value.problem_mark is not None
+    assert "nested more than 100 levels deep" in str(raised.value)
+
+
+def test_nesting_up_to_the_limit_loads():
+    text = "a: " + "[" * 99 + "1" + "]" * 99 + "\n"  # the mapping and 99 lists: 100 levels
+    value = yaml.load(text, Loader=Loader)  # noqa: S506
+    for _ in range(100):
+        value = value["a"] if isinstance(value, dict) else value[0]
+    assert value == 1

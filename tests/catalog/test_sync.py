@@ -945,6 +945,21 @@ def test_demo_load_imports_the_demo_with_passwords_admin_and_environments(client
     assert User.objects.get(username="demo").check_password("runway-demo")
 
 
+def test_a_deeply_nested_descriptor_is_reported_and_the_rest_imports(tmp_path):
+    base_tree(tmp_path)
+    write(tmp_path, "deep/catalog-info.yaml", "apiVersion: " + "[" * 600 + "]" * 600 + "\n")  # 1.2 KB
+
+    report = import_tree(tmp_path)
+
+    problem = only_problem(report)
+    assert problem.file == "deep/catalog-info.yaml"
+    assert problem.message == (
+        "This is not valid YAML (line 1, column 112): lists and mappings are nested more than 100 levels deep; "
+        "flatten the document."
+    )
+    assert_base_imported()
+
+
 def test_yaml_aliases_are_refused_before_anything_is_expanded(tmp_path):
     root = base_tree(tmp_path)
     laughs = "a: &a [x, x, x, x, x, x, x, x, x]\n" + "".join(
