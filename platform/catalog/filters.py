@@ -4,11 +4,26 @@ from typing import Any
 
 import django_filters
 from django.db.models import Q, QuerySet
+from django.db.models.functions import Lower
 
 from catalog import cache as catalog_cache
 from catalog import selectors
 from catalog.models import Dependency, Service, System, Tag
 from teams.models import Team
+
+
+class CaseInsensitiveOrderingFilter(django_filters.OrderingFilter):
+    """Names sort as people read them ("api gateway" before "Billing"), not by code point, where every capital comes
+    before every lowercase letter (the databases here collate by code point: C.UTF-8, SQLite's BINARY)."""
+
+    TEXT_FIELDS = ("name", "owner__name")
+
+    def get_ordering_value(self, param: str) -> Any:
+        value = super().get_ordering_value(param)
+        field = value.lstrip("-")
+        if field not in self.TEXT_FIELDS:
+            return value
+        return Lower(field).desc() if value.startswith("-") else Lower(field).asc()
 
 
 class ServiceFilterSet(django_filters.FilterSet):
@@ -39,7 +54,7 @@ class ServiceFilterSet(django_filters.FilterSet):
         method="filter_golden_path",
         label="Golden path",
     )
-    ordering = django_filters.OrderingFilter(
+    ordering = CaseInsensitiveOrderingFilter(
         fields=(
             ("name", "name"),
             ("owner__name", "owner"),
@@ -99,9 +114,36 @@ class ServiceFilterSet(django_filters.FilterSet):
     def qs(self) -> QuerySet[Service]:
         queryset = super().qs
         if not getattr(self.form, "cleaned_data", {}).get("ordering"):
-            queryset = queryset.order_by("name", "pk")
+            queryset = queryset.order_by(Lower("name"), "pk")
         else:
             queryset = queryset.order_by(*queryset.query.order_by, "pk")  # a stable order for pagination
+        return queryset
+
+
+class CatalogPageFilterSet(ServiceFilterSet):
+    """The catalog page's filters: the API's, and decommissioned services are left out unless asked for. They are a
+    record kept for history, not services anyone runs, and the everyday list is for finding the ones that run. The
+    API keeps answering with every service, as its clients expect."""
+
+    retired = django_filters.ChoiceFilter(
+        choices=[("show", "Include decommissioned"), ("only", "Only decommissioned")],
+        empty_label="Hide decommissioned",
+        method="filter_retired",
+        label="Decommissioned",
+    )
+
+    class Meta(ServiceFilterSet.Meta):
+        fields = [*ServiceFilterSet.Meta.fields, "retired"]
+
+    def filter_retired(self, queryset: QuerySet[Service], name: str, value: str) -> QuerySet[Service]:
+        return queryset.filter(lifecycle=Service.Lifecycle.DECOMMISSIONED) if value == "only" else queryset
+
+    @property
+    def qs(self) -> QuerySet[Service]:
+        queryset = super().qs
+        data = getattr(self.form, "cleaned_data", {})
+        if not data.get("retired") and data.get("lifecycle") != Service.Lifecycle.DECOMMISSIONED:
+            queryset = queryset.exclude(lifecycle=Service.Lifecycle.DECOMMISSIONED)
         return queryset
 
 

@@ -10,6 +10,7 @@ from django.contrib.auth.models import AnonymousUser, User
 from django.contrib.contenttypes.models import ContentType
 from django.db import connection
 from django.db.models import Exists, Model, OuterRef, Prefetch, QuerySet
+from django.db.models.functions import Lower
 from django.utils import timezone
 
 from catalog.models import Dependency, EntitySource, Service, System, Tag
@@ -78,7 +79,7 @@ def service_dependencies(*, service: Service) -> tuple[list[Dependency], list[De
     shown = ("slug", "name", "owner__name")
     outgoing = service.dependencies.select_related("target__owner").only(*edge, *(f"target__{f}" for f in shown))
     incoming = service.dependents.select_related("source__owner").only(*edge, *(f"source__{f}" for f in shown))
-    return list(outgoing.order_by("target__name")), list(incoming.order_by("source__name"))
+    return list(outgoing.order_by(Lower("target__name"))), list(incoming.order_by(Lower("source__name")))
 
 
 def service_cycle_neighbours(*, service: Service) -> set[int]:

@@ -10,6 +10,7 @@ from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
 from django.db.models import Count
+from django.db.models.functions import Lower
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.template.loader import render_to_string
@@ -21,7 +22,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from audit import selectors as audit_selectors
 from catalog import cache as catalog_cache
 from catalog import export, imports, selectors, services
-from catalog.filters import ServiceFilterSet
+from catalog.filters import CatalogPageFilterSet
 from catalog.forms import DependencyForm, ImportForm, ServiceForm, TransferForm
 from catalog.models import Api, Dependency, ImportRun, Service
 from catalog.permissions import checker_for, user_can
@@ -34,7 +35,7 @@ from techdocs import selectors as techdocs_selectors
 
 PAGE_SIZE = 50
 # The catalog filters shown as a <select>: every one but the text search and the sort order (a hidden input).
-FILTER_SELECTS = [name for name in ServiceFilterSet.base_filters if name not in ("q", "ordering")]
+FILTER_SELECTS = [name for name in CatalogPageFilterSet.base_filters if name not in ("q", "ordering")]
 
 
 @login_required
@@ -46,7 +47,7 @@ def service_list(request: HttpRequest) -> HttpResponse:
     once per catalog version (and query string): they are the same for every reader and change only with the catalog
     (and, for the stale-runbook badges, when a review falls due).
     """
-    filterset = ServiceFilterSet(request.GET or None, queryset=selectors.service_list_visible(user=request.user))
+    filterset = CatalogPageFilterSet(request.GET or None, queryset=selectors.service_list_visible(user=request.user))
     params = request.GET.copy()
     params.pop("page", None)
     context: dict[str, Any] = {
@@ -75,11 +76,11 @@ def service_list(request: HttpRequest) -> HttpResponse:
 
 
 def _service_list_results(
-    request: HttpRequest, filterset: ServiceFilterSet, context: dict[str, Any]
+    request: HttpRequest, filterset: CatalogPageFilterSet, context: dict[str, Any]
 ) -> tuple[SafeString, datetime | None]:
     """The results fragment (count, table, pagination), and until when its stale-runbook badges hold (see
     selectors.services_mark_stale_until). Adds the `page` and its `services` to `context`."""
-    count_key = ServiceFilterSet.count_key(request.GET) if settings.CATALOG_PAGE_CACHE else None
+    count_key = CatalogPageFilterSet.count_key(request.GET) if settings.CATALOG_PAGE_CACHE else None
     if count_key:  # the same for every page and sort order of these filters, until the catalog changes
         count = partial(catalog_cache.remembered, count_key, filterset.qs.count)
         paginator: Paginator = CountedPaginator(filterset.qs, PAGE_SIZE, count=count)
@@ -104,7 +105,7 @@ class _ServiceListCache:
         if not settings.CATALOG_PAGE_CACHE:
             return
         language = translation.get_language() or ""  # labels are translatable
-        if ServiceFilterSet.cacheable(request.GET):
+        if CatalogPageFilterSet.cacheable(request.GET):
             htmx = "htmx" if request.htmx else ""  # type: ignore[attr-defined]  # the fragment differs for htmx
             query = request.META.get("QUERY_STRING", "")
             self.results_key = catalog_cache.entry_key("service-list", query, htmx, language)
@@ -277,7 +278,7 @@ def dependency_remove(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
 @login_required
 @require_GET
 def system_list(request: HttpRequest) -> HttpResponse:
-    systems = selectors.system_list_visible(user=request.user).order_by("name")
+    systems = selectors.system_list_visible(user=request.user).order_by(Lower("name"))
 
     systems = systems.annotate(service_count=Count("services"))
     return render(request, "catalog/system_list.html", {"systems": systems})
@@ -287,7 +288,7 @@ def system_list(request: HttpRequest) -> HttpResponse:
 @require_GET
 def system_detail(request: HttpRequest, slug: str) -> HttpResponse:
     system = get_object_or_404(selectors.system_list_visible(user=request.user), slug=slug)
-    system_services = selectors.service_list_visible(user=request.user).filter(system=system).order_by("name")
+    system_services = selectors.service_list_visible(user=request.user).filter(system=system).order_by(Lower("name"))
     return render(request, "catalog/system_detail.html", {"system": system, "services": system_services})
 
 

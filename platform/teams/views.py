@@ -3,6 +3,7 @@
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
+from django.db.models.functions import Lower
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
@@ -18,7 +19,7 @@ from teams.permissions import team_can_manage
 @login_required
 @require_GET
 def team_list(request: HttpRequest) -> HttpResponse:
-    teams = selectors.team_list_visible(user=request.user).order_by("name")
+    teams = selectors.team_list_visible(user=request.user).order_by(Lower("name"))
     query = request.GET.get("q", "").strip()
     if query:
         teams = teams.filter(name__icontains=query)
@@ -29,14 +30,14 @@ def team_list(request: HttpRequest) -> HttpResponse:
 @require_GET
 def team_detail(request: HttpRequest, slug: str) -> HttpResponse:
     team = get_object_or_404(Team.objects.select_related("parent"), slug=slug)
-    owned = catalog_selectors.service_list_visible(user=request.user).filter(owner=team).order_by("name")
+    owned = catalog_selectors.service_list_visible(user=request.user).filter(owner=team).order_by(Lower("name"))
     can_manage = team_can_manage(request.user, team)
     context = {
         "team": team,
         "memberships": selectors.membership_list(team=team),
         "services": owned,
-        "systems": team.systems.order_by("name"),
-        "children": team.children.order_by("name"),
+        "systems": team.systems.order_by(Lower("name")),
+        "children": team.children.order_by(Lower("name")),
         "can_manage": can_manage,
         "membership_form": MembershipForm() if can_manage else None,
     }

@@ -319,3 +319,45 @@ def test_source_owned_service_page_offers_no_dependency_controls(client, world):
     assert "read-only here" in page
     assert "Remove dependency on Ledger" not in page
     assert reverse("catalog:dependency-add", args=[world.service.slug]) not in page
+
+
+# --- order, retired services ------------------------------------------------------------------------------------------
+
+
+def test_catalog_sorts_names_as_people_read_them(client, world, settings):
+    for name in ("Web storefront", "api gateway", "Zebra", "billing"):
+        service_make(owner=world.owner_team, name=name)
+    client.force_login(world.outsider)
+    for cache in (False, True):
+        settings.CATALOG_PAGE_CACHE = cache
+        names = [s.name for s in client.get(CATALOG).context["services"]]
+        assert names == ["api gateway", "billing", "Payments API", "Web storefront", "Zebra"]
+        descending = [s.name for s in client.get(CATALOG, {"ordering": "-name"}).context["services"]]
+        assert descending == names[::-1]
+
+
+def test_decommissioned_services_are_hidden_unless_asked_for(client, world, django_assert_max_num_queries):
+    service_make(owner=world.owner_team, slug="old-ledger", name="Old ledger", lifecycle="decommissioned")
+    service_make(owner=world.owner_team, slug="retiring", name="Retiring", lifecycle="decommissioning")
+    client.force_login(world.outsider)
+
+    def slugs(**params: str) -> set[str]:
+        return {s.slug for s in client.get(CATALOG, params).context["services"]}
+
+    with django_assert_max_num_queries(10):
+        assert slugs() == {"payments-api", "retiring"}
+    assert slugs(retired="show") == {"payments-api", "retiring", "old-ledger"}
+    assert slugs(retired="only") == {"old-ledger"}
+    assert slugs(lifecycle="decommissioned") == {"old-ledger"}  # asking for the lifecycle is asking for them
+    page = client.get(CATALOG).content.decode()
+    assert 'name="retired"' in page and "Include decommissioned" in page
+
+
+def test_catalog_box_filters_the_list_and_the_top_bar_searches_everything(client, world):
+    client.force_login(world.outsider)
+    page = client.get(CATALOG, {"q": "payments"}).content.decode()
+    top_bar = re.search(r'<form class="global-search".*?</form>', page, re.S).group()  # type: ignore[union-attr]
+    assert 'value="payments"' not in top_bar  # the top bar is not a second copy of the catalog's box
+    assert 'id="catalog-q"' in page and 'value="payments"' in page
+    assert "from:input[name=q]" not in page  # typing in the top bar must not refresh the list
+    assert "from:#catalog-q" in page

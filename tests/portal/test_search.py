@@ -204,3 +204,52 @@ def test_anonymous_is_sent_to_sign_in(client, docs):
     response = client.get(SEARCH, {"q": "ledger"})
     assert response.status_code == 302
     assert response["Location"].startswith(LOGIN)
+
+
+# --- snippets read as text, people can be found ----------------------------------------------------------------------
+
+
+def test_snippets_show_markdown_as_plain_text(client, docs):
+    body = (
+        "## Alerts\n\n| alert | action |\n|---|---|\n| **PaymentsDown** | page the [rota](https://rota.example.com) |\n\n"
+        "> Keep `kubectl` handy.\n\n- restart the *zeppelin* worker\n"
+    )
+    techdocs_services.runbook_create(service=docs.service, title="Zeppelin alerts", body=body, created_by=None)
+    client.force_login(docs.owner)
+    (hit,) = {g.kind: g for g in _search(client, "zeppelin").context["groups"]}["runbooks"].hits
+    text = str(hit.snippet)
+    words = text.replace("<mark>", "").replace("</mark>", "")
+    for markup in ("##", "|", "---", "**", "](", "`", "> "):
+        assert markup not in words, (markup, text)
+    assert "<mark>zeppelin</mark>" in text.lower() or "<mark>Zeppelin</mark>" in text
+    assert "PaymentsDown" in text or "rota" in text or "restart" in text
+
+
+@pytest.mark.parametrize("query", ["olivia", "Olivia Okafor", "olivia@example", "okafor"])
+def test_people_are_found_by_username_name_and_email_with_their_teams(client, docs, query):
+    docs.owner.first_name, docs.owner.last_name, docs.owner.email = "Olivia", "Okafor", "olivia@example.com"
+    docs.owner.save()
+    client.force_login(docs.outsider)
+    groups = {g.kind: g for g in _search(client, query).context["groups"]}
+    (hit,) = groups["people"].hits
+    assert hit.title == "Olivia Okafor"
+    assert "olivia" in hit.context and "Payments" in hit.context
+    assert hit.url == docs.owner_team.get_absolute_url()
+
+
+def test_inactive_people_are_not_found(client, docs):
+    docs.owner.is_active = False
+    docs.owner.save()
+    client.force_login(docs.outsider)
+    assert "people" not in _hits(_search(client, "olivia"))
+
+
+def test_search_page_query_count_is_bounded(client, docs, django_assert_max_num_queries):
+    from tests.factories import MembershipFactory, UserFactory
+
+    for i in range(12):
+        MembershipFactory(team=docs.other_team, user=UserFactory(username=f"ledgerperson{i}"))
+    client.force_login(docs.outsider)
+    with django_assert_max_num_queries(12):  # session, user, one per kind, the snippets
+        groups = _search(client, "ledger").context["groups"]
+    assert {g.kind for g in groups} >= {"services", "people"}
