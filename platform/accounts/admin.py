@@ -1,6 +1,9 @@
 from django.contrib import admin
 
+from accounts.forms import AdminSigninForm
 from accounts.models import ApiToken
+
+admin.site.login_form = AdminSigninForm  # throttled as the portal's sign-in page is
 
 
 @admin.register(ApiToken)

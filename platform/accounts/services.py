@@ -1,4 +1,4 @@
-"""Writes for personal API tokens."""
+"""Writes for personal API tokens, and the record of failed sign-ins."""
 
 import hashlib
 import hmac
@@ -6,14 +6,18 @@ import secrets as random_secrets
 from datetime import timedelta
 from typing import Any
 
+import structlog
+from django.conf import settings
 from django.contrib.auth.models import User
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
-from accounts import selectors, tokens
+from accounts import selectors, throttling, tokens
 from accounts.models import ApiToken
 from audit import services as audit
+
+log = structlog.get_logger(__name__)
 
 TOKEN_PREFIX = "rwy_"
 MAX_LIFETIME_DAYS = 366
@@ -95,3 +99,27 @@ def token_authenticate(*, prefix: str, digest: str, cached: Any = None) -> ApiTo
     if not from_cache:
         tokens.entry_store(token)
     return token
+
+
+def signin_failure_record(*, username: str, address: str) -> list[str]:
+    """Count a failed sign-in from `address` as `username` (accounts.throttling) and audit it on the account, with any
+    lockout it started. Unknown usernames are counted but not audited: people type passwords into the username box."""
+    locks = throttling.signin_failure_count(username=username, address=address)
+    user = User.objects.filter(username=username).first()
+    if user is None:
+        if locks:
+            log.warning("signin_locked", address=address, locks=locks)
+        return locks
+    with transaction.atomic():
+        audit.event_record(
+            actor=None, actor_repr="anonymous", action="account.signin_failed", target=user, after={"address": address}
+        )
+        if locks:
+            audit.event_record(
+                actor=None,
+                actor_repr="anonymous",
+                action="account.signin_locked",
+                target=user,
+                after={"address": address, "seconds": settings.SIGNIN_LOCKOUT_SECONDS},
+            )
+    return locks

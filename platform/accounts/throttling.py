@@ -1,12 +1,15 @@
-"""Per-token rate limits: a fixed one-minute window counted atomically in the cache (Redis when configured)."""
+"""Rate limits counted atomically in the cache (Redis when configured): per API token in a fixed one-minute window, and
+failed sign-ins per account and client address and per client address."""
 
 import hashlib
+import math
 import time
 from typing import Any
 
 from django.conf import settings
 from django.core.cache import cache, caches
 from django.core.cache.backends.redis import RedisCache, RedisSerializer
+from django.http import HttpRequest
 from redis.exceptions import NoScriptError
 from rest_framework.throttling import BaseThrottle
 
@@ -96,23 +99,82 @@ _TOKEN_SHA = hashlib.sha1(_TOKEN_SCRIPT.encode()).hexdigest()  # noqa: S324
 _SERIALIZER = RedisSerializer()  # how Django's Redis cache stores values (CACHES sets no other serializer)
 
 
-def _count(key: str, prefetch: list[str]) -> tuple[int, dict[str, Any]]:
-    """Add one to the window's counter; return it, and the cached values of `prefetch` that are present."""
+def _count(key: str, prefetch: list[str], *, timeout: int = WINDOW_SECONDS + 5) -> tuple[int, dict[str, Any]]:
+    """Add one to the counter `key`, which expires `timeout` seconds after its first count; return it, and the cached
+    values of `prefetch` that are present."""
     backend = caches["default"]
     if isinstance(backend, RedisCache):
         # The same keys and value format as cache.add, cache.incr and cache.get_many below, in a script.
         keys = [backend.make_key(name) for name in (key, *prefetch)]
         client = backend._cache.get_client(keys[0], write=True)
         try:
-            count, values = client.evalsha(_COUNT_SHA, len(keys), *keys, WINDOW_SECONDS + 5)
+            count, values = client.evalsha(_COUNT_SHA, len(keys), *keys, timeout)
         except NoScriptError:  # not yet in this Redis's script cache: EVAL runs it and puts it there
-            count, values = client.eval(_COUNT_SCRIPT, len(keys), *keys, WINDOW_SECONDS + 5)
+            count, values = client.eval(_COUNT_SCRIPT, len(keys), *keys, timeout)
         found = {name: value for name, value in zip(prefetch, values, strict=True) if value is not None}
         return int(count), {name: _SERIALIZER.loads(value) for name, value in found.items()}
-    cache.add(key, 0, timeout=WINDOW_SECONDS + 5)
+    cache.add(key, 0, timeout=timeout)
     try:
         count = cache.incr(key)
     except ValueError:  # the key expired between add and incr
-        cache.add(key, 1, timeout=WINDOW_SECONDS + 5)
+        cache.add(key, 1, timeout=timeout)
         count = 1
     return count, cache.get_many(prefetch) if prefetch else {}
+
+
+# Sign-in throttling. A username alone is never locked: anyone could then keep its owner out for good by typing wrong
+# passwords. What is locked is the pair (account, client address) after SIGNIN_FAILURES_PER_ACCOUNT failures, and a
+# client address after SIGNIN_FAILURES_PER_ADDRESS failures on any accounts (one address trying many accounts); each
+# lock ends SIGNIN_LOCKOUT_SECONDS after it began, and failures older than that are forgotten.
+
+
+def client_address(request: HttpRequest) -> str:
+    """The client's address: REMOTE_ADDR, or behind SIGNIN_TRUSTED_PROXIES reverse proxies the address the outermost of
+    them saw (counted from the right of X-Forwarded-For, the only entries a client cannot write itself)."""
+    address = request.META.get("REMOTE_ADDR", "")
+    proxies = settings.SIGNIN_TRUSTED_PROXIES
+    if proxies > 0:
+        forwarded = [part.strip() for part in request.META.get("HTTP_X_FORWARDED_FOR", "").split(",") if part.strip()]
+        if forwarded:
+            address = forwarded[-min(proxies, len(forwarded))]
+    return address[:64]
+
+
+def _signin_keys(username: str, address: str) -> dict[str, str]:
+    pair = hashlib.sha256(f"{username.casefold()}\0{address}".encode()).hexdigest()[:32]
+    alone = hashlib.sha256(address.encode()).hexdigest()[:32]
+    return {
+        "account": f"signin:failures:account:{pair}",
+        "address": f"signin:failures:address:{alone}",
+        "account_lock": f"signin:lock:account:{pair}",
+        "address_lock": f"signin:lock:address:{alone}",
+    }
+
+
+def signin_wait(*, username: str, address: str) -> int:
+    """Seconds until `address` may try to sign in as `username` again; 0 when it may now."""
+    keys = _signin_keys(username, address)
+    until = max(cache.get_many([keys["account_lock"], keys["address_lock"]]).values(), default=0.0)
+    return max(0, math.ceil(until - time.time()))
+
+
+def signin_failure_count(*, username: str, address: str) -> list[str]:
+    """Count a failed sign-in; return the locks it started ("account", "address"), usually none."""
+    keys = _signin_keys(username, address)
+    lockout = settings.SIGNIN_LOCKOUT_SECONDS
+    limits = {"account": settings.SIGNIN_FAILURES_PER_ACCOUNT, "address": settings.SIGNIN_FAILURES_PER_ADDRESS}
+    started = []
+    for kind, limit in limits.items():
+        count, _found = _count(keys[kind], [], timeout=lockout)
+        if count >= limit:
+            # The lock holds its end time; the count starts again from nothing once the lock is over.
+            cache.set(keys[f"{kind}_lock"], time.time() + lockout, timeout=lockout)
+            cache.delete(keys[kind])
+            started.append(kind)
+    return started
+
+
+def signin_success(*, username: str, address: str) -> None:
+    """A right password forgets that account's failures from that address (not the address's own count: one account
+    an attacker holds must not reset its attempts on everyone else's)."""
+    cache.delete(_signin_keys(username, address)["account"])

@@ -10,13 +10,14 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST
 
 from accounts import services
-from accounts.forms import ApiTokenForm
+from accounts.forms import ApiTokenForm, SigninForm
 from accounts.models import ApiToken
 
 
 class LoginView(auth_views.LoginView):
     template_name = "accounts/login.html"
     redirect_authenticated_user = True
+    authentication_form = SigninForm
 
 
 @never_cache  # the page may carry a new secret: no browser cache, history snapshot or proxy may keep a copy

@@ -34,15 +34,19 @@ def event_record(
     before: dict[str, Any] | None = None,
     after: dict[str, Any] | None = None,
     service_id: int | None = None,
+    actor_repr: str = "",
 ) -> AuditEvent:
-    """Append one audit event, stamped with the current request id; must run inside the change's transaction."""
+    """Append one audit event, stamped with the current request id; must run inside the change's transaction.
+
+    `actor_repr` names an actor who is not a signed-in user (for example "anonymous" for a sign-in attempt); without
+    it, an event with no user is the system's."""
     if not transaction.get_connection().in_atomic_block:
         raise RuntimeError("Audit events must be written in the transaction of the change they record.")
     user = actor if actor is not None and actor.is_authenticated else None
     context = structlog.contextvars.get_contextvars()
     event = AuditEvent(
         actor=user,
-        actor_repr=user.get_username()[:150] if user else "system",
+        actor_repr=user.get_username()[:150] if user else (actor_repr or "system")[:150],
         action=action,
         object_type=target._meta.label_lower,
         object_id=str(target.pk),
