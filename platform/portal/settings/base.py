@@ -210,6 +210,13 @@ REST_FRAMEWORK = {
 }
 # Requests per minute allowed to one personal API token.
 API_TOKEN_RATE_LIMIT = env.int("API_TOKEN_RATE_LIMIT", default=600)
+# Failed sign-ins (accounts/throttling.py): an address is locked out of one account after SIGNIN_FAILURES_PER_ACCOUNT
+# failures, out of every account after SIGNIN_FAILURES_PER_ADDRESS, for SIGNIN_LOCKOUT_SECONDS. Behind reverse proxies,
+# SIGNIN_TRUSTED_PROXIES says how many, so that the client's address is read from X-Forwarded-For.
+SIGNIN_FAILURES_PER_ACCOUNT = env.int("SIGNIN_FAILURES_PER_ACCOUNT", default=5)
+SIGNIN_FAILURES_PER_ADDRESS = env.int("SIGNIN_FAILURES_PER_ADDRESS", default=30)
+SIGNIN_LOCKOUT_SECONDS = env.int("SIGNIN_LOCKOUT_SECONDS", default=900)
+SIGNIN_TRUSTED_PROXIES = env.int("SIGNIN_TRUSTED_PROXIES", default=0)
 API_PAGE_SIZE = 50
 API_MAX_PAGE_SIZE = 200
 
