@@ -130,6 +130,16 @@ def can_approve(user: User | AnonymousUser, decommission: Decommission) -> bool:
     ).exists()
 
 
+def approver_role(user: User, decommission: Decommission) -> str:
+    """What made `user` able to approve, in words: "a lead of Payments" or "a platform admin"."""
+    lead = Membership.objects.filter(
+        team_id=decommission.service.owner_id, user_id=user.pk, role=Membership.Role.LEAD
+    ).exists()
+    if lead:
+        return f"a lead of {decommission.service.owner}"
+    return "a platform admin" if user.is_staff else "no longer a lead or an admin"
+
+
 def can_operate(user: User | AnonymousUser, decommission: Decommission) -> bool:
     """Cancel or resume: the owners (with the decommission permission, until it is revoked), leads and admins."""
     return user_can(user, "catalog.decommission_service", decommission.service) or can_approve(user, decommission)
@@ -297,11 +307,13 @@ def _approve(locked: Decommission, user: User) -> None:
     start = max(timezone.now(), timezone.make_aware(datetime.combine(locked.planned_for, time.min)))
     when = "now" if start <= timezone.now() else f"on {locked.planned_for:%d %b %Y}"
     previous = locked.service.lifecycle
+    role = approver_role(user, locked)
     transition(
         locked,
         D.APPROVED,
         actor=user,
-        message=f"Approved by {user}; the service stops {when}.",
+        message=f"Approved by {user}, {role}; the service stops {when}.",
+        data={"approved_as": role},
         approved_by=user,
         approved_at=timezone.now(),
         previous_lifecycle=previous,
@@ -379,6 +391,10 @@ class Outcome:
     data: dict[str, Any] = field(default_factory=dict)
     changes: dict[str, Any] = field(default_factory=dict)
     notes: list[tuple[str, str]] = field(default_factory=list)  # (level, message)
+    # What the step did, written under the step that did it, before the transition that announces the next one:
+    # a transition's event carries the state it enters, so a result written there would sit one step late.
+    done: str = ""
+    done_data: dict[str, Any] = field(default_factory=dict)
     delay: float = 0.0
     lifecycle: str = ""  # the service's lifecycle after this step, if it changes
 
@@ -433,6 +449,8 @@ def _finish(claimed: Decommission, outcome: Outcome) -> None:
             return
         for level, message in outcome.notes:
             note(decommission, message, level=level)
+        if outcome.done:
+            note(decommission, outcome.done, data=outcome.done_data)
         next_run = timezone.now() + timedelta(seconds=outcome.delay) if outcome.delay else None
         changes = {"progress": claimed.progress, **outcome.changes}
         if outcome.target:
@@ -469,7 +487,7 @@ def _step_checks(decommission: Decommission) -> Outcome:
             level="error",
             changes={"failed_step": D.APPROVED, "failure_reason": reason},
         )
-    return Outcome(target=D.STOPPING, message="Checks passed again; stopping every environment.")
+    return Outcome(target=D.STOPPING, done="Checks passed again.", message="Stopping it in every environment.")
 
 
 def _step_stop(decommission: Decommission) -> Outcome:
@@ -490,7 +508,12 @@ def _step_stop(decommission: Decommission) -> Outcome:
         stopped.append(environment)  # kept even if a later environment fails, so a retry skips this one
     Placement.objects.filter(service=service).delete()
     where = ", ".join(stopped) if stopped else "no environment (it never ran anywhere)"
-    return Outcome(target=D.ARCHIVING, message=f"Stopped in {where}.", data={"stopped": stopped})
+    return Outcome(
+        target=D.ARCHIVING,
+        done=f"Stopped in {where}.",
+        done_data={"stopped": stopped},
+        message="Archiving its repository.",
+    )
 
 
 def _step_archive(decommission: Decommission) -> Outcome:
@@ -510,7 +533,7 @@ def _step_archive(decommission: Decommission) -> Outcome:
     )
     if dropped:
         message += " Its open golden path update was discarded."
-    return Outcome(target=D.REVOKING, message=message)
+    return Outcome(target=D.REVOKING, done=message, message="Revoking every permission on it.")
 
 
 def _step_revoke(decommission: Decommission) -> Outcome:
@@ -529,9 +552,9 @@ def _step_revoke(decommission: Decommission) -> Outcome:
             revoked.append(f"{user.get_username()}: {perm}")
     return Outcome(
         target=D.DONE,
-        message=f"{len(revoked)} permission{'s' if len(revoked) != 1 else ''} revoked. "
-        f"{service.slug} is decommissioned; its page stays as a read-only record.",
-        data={"revoked": revoked},
+        done=f"{len(revoked)} permission{'s' if len(revoked) != 1 else ''} revoked.",
+        done_data={"revoked": revoked},
+        message=f"{service.slug} is decommissioned; its page stays as a read-only record.",
         lifecycle=Service.Lifecycle.DECOMMISSIONED,
     )
 

@@ -231,9 +231,11 @@ def _decommission(pk: int) -> Decommission:
 @require_GET
 def decommission_detail(request: HttpRequest, pk: int) -> HttpResponse:
     decommission = _decommission(pk)
+    events = list(decommission.events.all())
     context = {
         "decommission": decommission,
-        "events": list(decommission.events.all()),
+        "events": events,
+        "approved_as": _approved_as(decommission, events),
         "steps": DECOMMISSION_STEP_LABELS,
         "can_approve": decommission.state == "requested" and retire.can_approve(request.user, decommission),
         "can_operate": retire.can_operate(request.user, decommission),
@@ -241,6 +243,16 @@ def decommission_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "now": timezone.now(),
     }
     return render(request, _fragment(request, "deployments/decommission.html", "live"), context)
+
+
+def _approved_as(decommission: Decommission, events: list[Any]) -> str:
+    """What the approver was when they approved (recorded then), else what they are now."""
+    if decommission.approved_by is None:
+        return ""
+    for event in reversed(events):
+        if event.step == "approved" and event.from_state == "requested" and event.data.get("approved_as"):
+            return str(event.data["approved_as"])
+    return retire.approver_role(decommission.approved_by, decommission)
 
 
 DECOMMISSION_STEP_LABELS = [

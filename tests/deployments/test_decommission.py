@@ -111,7 +111,7 @@ def test_the_whole_workflow_retires_the_service_and_keeps_its_record(world, lead
     assert sorted(audited.values_list("action", flat=True)) == sorted(
         ["decommission.requested", *(f"decommission.{step}" for step in steps)]
     )
-    revoked = done.events.get(step="done").data["revoked"]
+    revoked = done.events.get(step="revoking", from_state="").data["revoked"]
     assert "team:payments: deploy_service" in revoked
 
 
@@ -342,3 +342,49 @@ def test_the_decommission_page_reads_in_few_queries(
     client.force_login(lead)
     with django_assert_max_num_queries(12):
         assert client.get(decommission.get_absolute_url()).status_code == 200
+
+
+def test_each_step_reports_what_it_did_under_its_own_badge(world, lead, running, repo, client) -> None:
+    """The timeline once put "Stopped in …" under "Archiving the repository", one step late."""
+    done = run(retire.decommission_approve(decommission=request(world), user=lead))
+
+    said = [(event.step, event.message) for event in done.events.all()]
+    assert ("approved", "Checks passed again.") in said
+    assert ("stopping", "Stopped in production, staging.") in said
+    assert any(step == "archiving" and message.startswith("Repository archived") for step, message in said)
+    assert any(step == "revoking" and "permissions revoked" in message for step, message in said)
+
+    client.force_login(lead)
+    page = client.get(done.get_absolute_url()).content.decode()
+    timeline = page[page.index('id="timeline-heading"') :]
+    badges = {label: timeline.index(f">{label}</span>") for label in (
+        "Approved", "Stopping environments", "Archiving the repository", "Revoking permissions", "Decommissioned"
+    )}  # fmt: skip
+    assert list(badges.values()) == sorted(badges.values())  # in the order of the workflow
+    for text, badge, following in (
+        ("Checks passed again.", "Approved", "Stopping environments"),
+        ("Stopped in production, staging.", "Stopping environments", "Archiving the repository"),
+        ("Repository archived", "Archiving the repository", "Revoking permissions"),
+        ("permissions revoked", "Revoking permissions", "Decommissioned"),
+    ):
+        assert badges[badge] < timeline.index(text) < badges[following], text
+
+
+def test_the_approval_names_what_the_approver_is(world, lead, client) -> None:
+    """A platform admin who approves is named as an admin, not as "a lead of Payments"."""
+    by_admin = retire.decommission_approve(decommission=request(world), user=world.staff)
+    client.force_login(world.owner)
+    page = client.get(by_admin.get_absolute_url()).content.decode()
+    assert "Approved by stella, a platform admin" in page
+    assert "lead of Payments — stella" not in page
+
+    retire.decommission_cancel(decommission=by_admin, user=world.owner)
+    by_lead = retire.decommission_approve(decommission=request(world), user=lead)
+    page = client.get(by_lead.get_absolute_url()).content.decode()
+    assert "Approved by liam, a lead of Payments" in page
+
+
+def test_a_pending_approval_says_who_may_give_it(world, client) -> None:
+    client.force_login(world.owner)
+    page = client.get(request(world).get_absolute_url()).content.decode()
+    assert "Approval by a lead of Payments or a platform admin" in page
