@@ -28,6 +28,7 @@ from typing import Any
 
 import structlog
 import yaml
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group, Permission, User
 from django.contrib.contenttypes.models import ContentType
@@ -334,11 +335,83 @@ def archive_extract(data: bytes, filename: str, destination: Path, report: Repor
         ) from error
 
 
+class ArchiveTooLarge(ValueError):
+    """An upload that unpacks to more bytes or files than the settings allow; nothing of it is imported."""
+
+
+# Defaults of the settings CATALOG_ARCHIVE_MAX_UNPACKED_BYTES and CATALOG_ARCHIVE_MAX_FILES: a 10,000-component
+# catalog with its docs unpacks to about 60 MB in 50,000 files.
+DEFAULT_MAX_UNPACKED_BYTES = 250_000_000
+DEFAULT_MAX_FILES = 100_000
+
+
+def _archive_limits() -> tuple[int, int]:
+    return (
+        int(getattr(settings, "CATALOG_ARCHIVE_MAX_UNPACKED_BYTES", DEFAULT_MAX_UNPACKED_BYTES)),
+        int(getattr(settings, "CATALOG_ARCHIVE_MAX_FILES", DEFAULT_MAX_FILES)),
+    )
+
+
+class _Budget:
+    """Counts what an archive unpacks to, as it streams, and stops it at the limits."""
+
+    def __init__(self) -> None:
+        self.max_bytes, self.max_files = _archive_limits()
+        self.bytes = self.files = 0
+
+    def member(self, count: int = 1) -> None:
+        self.files += count
+        if self.files > self.max_files:
+            raise ArchiveTooLarge(
+                f"The archive holds more than {self.max_files:,} files (CATALOG_ARCHIVE_MAX_FILES). "
+                "Nothing was imported: upload only the catalog's descriptors and docs, or split it by source."
+            )
+
+    def spend(self, count: int) -> None:
+        self.bytes += count
+        if self.bytes > self.max_bytes:
+            raise ArchiveTooLarge(
+                f"The archive unpacks to more than {self.max_bytes // 1_000_000:,} MB "
+                "(CATALOG_ARCHIVE_MAX_UNPACKED_BYTES). Nothing was imported: upload only the catalog's descriptors "
+                "and docs, or split it by source."
+            )
+
+
+def _copy(source: Any, path: Path, budget: _Budget) -> bool:
+    """Stream one member to `path`, counting its bytes; False (and no file) if it is over MAX_FILE_BYTES after all."""
+    written = 0
+    with open(path, "wb") as out:
+        while chunk := source.read(1 << 16):
+            written += len(chunk)
+            budget.spend(len(chunk))
+            if written > MAX_FILE_BYTES:
+                break
+            out.write(chunk)
+    if written > MAX_FILE_BYTES:
+        path.unlink()
+        return False
+    return True
+
+
+def _zip_entries(data: bytes) -> int | None:
+    """The entry count a zip's end record declares, read before zipfile builds an object per entry."""
+    try:
+        end = zipfile._EndRecData(io.BytesIO(data))  # type: ignore[attr-defined]
+    except (AttributeError, OSError):
+        return None
+    return int(end[zipfile._ECD_ENTRIES_TOTAL]) if end else None  # type: ignore[attr-defined]
+
+
 def _archive_extract(data: bytes, filename: str, destination: Path, report: Report) -> None:
-    """Unpack a .zip or .tar(.gz) upload; members with absolute paths, `..` or links are refused one by one."""
+    """Unpack a .zip or .tar(.gz) upload; members with absolute paths, `..` or links are refused one by one.
+
+    What it unpacks to is counted as it streams (every member's bytes, even those skipped, since a compressed tar
+    must be decompressed to pass them) and stopped with ArchiveTooLarge at the settings' limits; the caller's
+    temporary folder then goes, with whatever was written."""
     if len(data) > MAX_ARCHIVE_BYTES:
         raise ValueError("The archive is larger than 200 MB.")
     destination = destination.resolve()
+    budget = _Budget()
 
     def target(name: str) -> Path | None:
         member = PurePosixPath(name.replace("\\", "/"))
@@ -347,9 +420,15 @@ def _archive_extract(data: bytes, filename: str, destination: Path, report: Repo
             return None
         return destination / member
 
+    def too_big(name: str) -> None:
+        report.errors.append(Problem(name, "This file is larger than 1 MB; skipped."))
+
     if zipfile.is_zipfile(io.BytesIO(data)):  # by content: a .zip name on other bytes gets the ValueError below
+        budget.member(_zip_entries(data) or 0)  # before zipfile reads the whole central directory
+        budget.files = 0
         with zipfile.ZipFile(io.BytesIO(data)) as archive:
             for info in archive.infolist():
+                budget.member()
                 path = target(info.filename)
                 if path is None or info.is_dir():
                     continue
@@ -357,17 +436,21 @@ def _archive_extract(data: bytes, filename: str, destination: Path, report: Repo
                     report.errors.append(Problem(info.filename, "Links inside archives are not followed; skipped."))
                     continue
                 if info.file_size > MAX_FILE_BYTES:
-                    report.errors.append(Problem(info.filename, "This file is larger than 1 MB; skipped."))
+                    budget.spend(info.file_size)
+                    too_big(info.filename)
                     continue
                 path.parent.mkdir(parents=True, exist_ok=True)
-                path.write_bytes(archive.read(info))
+                with archive.open(info) as source:
+                    if not _copy(source, path, budget):
+                        too_big(info.filename)
         return
     try:
         archive = tarfile.open(fileobj=io.BytesIO(data))
     except tarfile.TarError as error:
         raise ValueError("Upload a .zip, .tar or .tar.gz archive of your catalog folder.") from error
     with archive:
-        for member in archive.getmembers():
+        for member in archive:  # one header at a time: getmembers() would read (and decompress) all of it first
+            budget.member()
             path = target(member.name)
             if path is None or member.isdir():
                 continue
@@ -375,12 +458,15 @@ def _archive_extract(data: bytes, filename: str, destination: Path, report: Repo
                 report.errors.append(Problem(member.name, "Only regular files are read from archives; skipped."))
                 continue
             if member.size > MAX_FILE_BYTES:
-                report.errors.append(Problem(member.name, "This file is larger than 1 MB; skipped."))
+                budget.spend(member.size)
+                too_big(member.name)
                 continue
             extracted = archive.extractfile(member)
             if extracted is not None:
                 path.parent.mkdir(parents=True, exist_ok=True)
-                path.write_bytes(extracted.read())
+                if not _copy(extracted, path, budget):
+                    too_big(member.name)
+            archive.members.clear()  # tarfile keeps every header it read; nothing here looks back
 
 
 # --- resolving references -----------------------------------------------------------------------------------------

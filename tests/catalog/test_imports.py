@@ -2,6 +2,7 @@
 
 import io
 import tarfile
+import tempfile
 import time
 import zipfile
 from pathlib import Path
@@ -246,6 +247,70 @@ def test_a_deeply_nested_descriptor_or_runbook_is_reported_and_the_run_succeeds(
     assert set(problems) == {"deep/catalog-info.yaml", "ledger/docs/runbook-deep.md"}
     assert all("nested more than 100 levels deep" in message for message in problems.values())
     assert Runbook.objects.filter(service__slug="ledger").count() == 1
+
+
+def _bomb(kind: str, *, members: int, size: int) -> bytes:
+    """A small archive that unpacks to `members` files of `size` zero bytes each (beside a valid tree)."""
+    buffer = io.BytesIO()
+    if kind == "zip":
+        with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+            for name, text in VALID.items():
+                archive.writestr(name, text)
+            for number in range(members):
+                archive.writestr(f"filler/{number}.bin", b"\0" * size)
+    else:
+        with tarfile.open(fileobj=buffer, mode="w:gz") as archive:
+            for name, text in VALID.items():
+                info = tarfile.TarInfo(name)
+                info.size = len(text.encode())
+                archive.addfile(info, io.BytesIO(text.encode()))
+            for number in range(members):
+                info = tarfile.TarInfo(f"filler/{number}.bin")
+                info.size = size
+                archive.addfile(info, io.BytesIO(b"\0" * size))
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize("kind", ["zip", "tar.gz"])
+@pytest.mark.parametrize(
+    ("members", "size", "message"),
+    [
+        (40, 900_000, "unpacks to more than 30 MB"),  # 36 MB from about 40 KB
+        (200, 10, "more than 100 files"),
+    ],
+)
+def test_an_archive_over_the_unpacked_size_or_file_count_fails_cleanly(
+    world, var_dir, settings, tmp_path, monkeypatch, kind, members, size, message
+):
+    settings.CATALOG_ARCHIVE_MAX_UNPACKED_BYTES = 30_000_000
+    settings.CATALOG_ARCHIVE_MAX_FILES = 100
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+    data = _bomb(kind, members=members, size=size)
+    assert len(data) < 200_000
+    run = _request(world, data, filename=f"catalog.{kind}")
+
+    tasks.run_import(run.pk)
+
+    run.refresh_from_db()
+    assert run.status == ImportRun.Status.FAILED
+    assert message in run.error and "Nothing was imported" in run.error
+    assert not Service.objects.filter(slug="ledger").exists()
+    assert list(scratch.iterdir()) == []  # the partly unpacked folder is gone
+    assert _uploads(var_dir) == []
+
+
+def test_an_archive_within_the_limits_imports(world, var_dir, settings):
+    settings.CATALOG_ARCHIVE_MAX_UNPACKED_BYTES = 30_000_000
+    settings.CATALOG_ARCHIVE_MAX_FILES = 100
+    run = _request(world, _bomb("zip", members=20, size=900_000))
+
+    tasks.run_import(run.pk)
+
+    run.refresh_from_db()
+    assert run.status == ImportRun.Status.SUCCEEDED, run.error
+    assert Service.objects.filter(slug="ledger").exists()
 
 
 def test_import_detail_polls_until_the_run_is_done(client, world, var_dir):
