@@ -252,7 +252,8 @@ def _work(deployment: Deployment, ctx: Context) -> Outcome:
         runtime.finalize(ctx)
         return Outcome(
             target=State.SUCCEEDED,
-            message=f"{deployment.release.version} now runs in {deployment.environment} on {replicas} replicas.",
+            message=f"{deployment.release.version} now runs in {deployment.environment} on "
+            f"{strategies.replicas(replicas)}.",
             changes={"traffic_share": 100},
         )
     if state == State.FAILED:
@@ -277,11 +278,12 @@ def _roll_out(deployment: Deployment, ctx: Context, runtime: runtimes.Runtime) -
     ctx.step = f"{index}:{step['action']}"
     action = step["action"]
     changes: dict[str, Any] = {"current_step": index + 1}
+    numbered = f"Step {index + 1} of {strategies.step_count(deployment.plan)}"
     if action == "analyse":
         bake = float(step["bake"])
         return Outcome(
             target=State.ANALYSING,
-            message=f"Baking {step['bake']} s before analysis: {step.get('label', '')}.",
+            message=f"{numbered}: baking {step['bake']} s before analysis: {step.get('label', '')}.",
             delay=bake,
             changes={"metric_errors": 0},
         )
@@ -292,7 +294,7 @@ def _roll_out(deployment: Deployment, ctx: Context, runtime: runtimes.Runtime) -
     elif action == "shift":
         runtime.route(ctx, share=int(step["share"]))
         changes["traffic_share"] = int(step["share"])
-    note = f"Step {index + 1} of {len(deployment.plan)}: {strategies.describe(step)}."
+    note = f"{numbered}: {strategies.describe(step)}."
     if index + 1 >= len(deployment.plan):
         return Outcome(
             target=State.PROMOTING, message=f"{note} Every step passed; promoting the release.", changes=changes

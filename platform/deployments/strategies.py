@@ -65,11 +65,26 @@ def describe(step: Step) -> str:
     """The step in words, for the timeline."""
     action = step["action"]
     if action == "scale":
-        return f"Start new replicas until {step['replicas']} run"
+        return f"Start new replicas until {_verb(int(step['replicas']), 'run')}"
     if action == "retire":
-        return f"Stop old replicas until {step['keep']} remain"
+        return f"Stop old replicas until {_verb(int(step['keep']), 'remain')}"
     if action == "shift":
         return f"Send {step['share']} % of traffic to the new release"
     if action == "analyse":
         return f"Bake {step['bake']} s, then analyse ({step.get('label', '')})"
     return action
+
+
+def _verb(count: int, verb: str) -> str:
+    """ "1 runs", "2 run": the verb agrees with the number of replicas."""
+    return f"{count} {verb}s" if count == 1 else f"{count} {verb}"
+
+
+def replicas(count: int) -> str:
+    """ "1 replica", "2 replicas"."""
+    return f"{count} replica" if count == 1 else f"{count} replicas"
+
+
+def step_count(plan: list[Step]) -> int:
+    """The steps a person sees: the plan's, then the promotion, which the pages list last."""
+    return len(plan) + 1

@@ -21,7 +21,7 @@ from catalog.permissions import user_can
 from deployments import decommission as retire
 from deployments import selectors, services
 from deployments.forms import DecommissionForm, DeployForm
-from deployments.models import Decommission, Deployment, Environment
+from deployments.models import Decommission, Deployment, Environment, Strategy
 from portal.errors import Conflict
 from portal.forms import apply_errors
 from teams.models import Team
@@ -141,15 +141,31 @@ def deploy(request: HttpRequest, slug: str) -> HttpResponse:
         "form": form,
         "conflict": conflict,
         "refs": services.repository_refs(service=service),
+        "pick_query": _pick_query(form, environments),
         **selectors.service_summary(service=service),
     }
     return render(request, "deployments/deploy.html", context, status=409 if conflict else 200)
 
 
+def _pick_query(form: DeployForm, environments: Any) -> str:
+    """The form's environment and strategy as a query string, for the links that pick a tag or commit: without
+    JavaScript a pick reloads the form, and it must not forget where the person meant to deploy."""
+    chosen = form["environment"].value()
+    slug = next((e.slug for e in environments if str(e.pk) == str(getattr(chosen, "pk", chosen))), "")
+    strategy = form["strategy"].value() or ""
+    query = urlencode({key: value for key, value in (("environment", slug), ("strategy", strategy)) if value})
+    return f"{query}&" if query else ""
+
+
 def _initial(request: HttpRequest, environments: Any) -> dict[str, Any]:
     wanted = request.GET.get("environment")
     environment = environments.filter(slug=wanted).first() if wanted else environments.first()
-    return {"environment": environment, "ref": request.GET.get("ref", "")}
+    strategy = request.GET.get("strategy", "")
+    return {
+        "environment": environment,
+        "ref": request.GET.get("ref", "")[:100],
+        "strategy": strategy if strategy in Strategy.values else "",
+    }
 
 
 @login_required

@@ -173,3 +173,52 @@ def test_an_error_rate_reads_the_same_in_the_timeline_the_table_and_the_chart(cl
     assert "<td>2.5 % / –</td>" in html  # the analysis table
     assert "canary at 10 % canary: 2.5 %</title>" in html  # the chart's bar
     assert " 2 %" not in html and "2.50" not in html
+
+
+def test_deploy_form_offers_tags_and_recent_commits_to_pick(client, world, repo, target, staging) -> None:
+    """Each tag and recent commit is a link that fills the box (a script does it in place; without one the link
+    reloads the form with it filled in, keeping the chosen environment)."""
+    client.force_login(world.owner)
+    url = reverse("deployments:deploy", args=[world.service.slug])
+    html = client.get(url, {"environment": staging.slug}).content.decode()
+
+    picks = section(html, 'aria-labelledby="refs-heading"')
+    assert 'data-ref="v1.0.0"' in picks and f"?environment={staging.slug}&amp;ref=v1.0.0" in picks
+    assert f'data-ref="{repo.second}"' in picks and f'data-ref="{repo.first}"' in picks
+    assert picks.index("v1.0.0") < picks.index(repo.second)  # tags first, then commits, newest first
+    assert "/static/deployments/deploy-form.js" in html
+    assert "onclick" not in html  # the Content-Security-Policy forbids inline scripts
+
+    filled = client.get(url, {"environment": staging.slug, "ref": "v1.0.0"}).content.decode()
+    assert 'name="ref" value="v1.0.0"' in filled
+
+
+def test_the_plan_counts_its_promotion_and_one_replica_is_singular(client, world, target) -> None:
+    """The timeline said "Step n of 7" beside an 8-item plan, and "on 1 replicas"."""
+    from deployments import services
+
+    target.strategy, target.replicas = "rolling", 1
+    target.save()
+    deployment = drive(
+        services.deployment_request(
+            service=world.service, environment=target.environment, user=world.owner, release=release_make(world.service)
+        )
+    )
+    client.force_login(world.owner)
+    html = client.get(deployment.get_absolute_url()).content.decode()
+
+    items = len(deployment.plan) + 1  # the page lists the promotion after the plan's steps
+    assert section(html, 'class="plan"').count("<li") == items
+    assert f"Step 1 of {items}: Start new replicas until 1 runs." in html
+    assert f"Step 3 of {items}: Stop old replicas until 0 remain." in html
+    assert "Start replicas until 1 runs" in html
+    assert f"now runs in {target.environment} on 1 replica." in html
+    assert "1 replicas" not in html
+
+
+def section(html: str, marker: str) -> str:
+    """The element that carries `marker`, up to its closing tag (good enough for these flat pages)."""
+    start = html.index(marker)
+    tag = html.rfind("<", 0, start)
+    name = html[tag + 1 : html.index(" ", tag)]
+    return html[start : html.index(f"</{name}>", start)]
