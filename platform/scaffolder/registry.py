@@ -12,7 +12,10 @@ from typing import Any
 
 import yaml
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from jsonschema import Draft202012Validator
+
+from portal.validators import BIDI_CONTROLS, bidi_controls_refuse
 
 SEMVER = re.compile(r"^\d+\.\d+\.\d+$")
 # C0 controls except tab and newline, DEL, C1 controls, and the Unicode line and paragraph separators.
@@ -70,6 +73,11 @@ class GoldenPath:
             multiline = spec.get("maxLength", 0) > 120 and "pattern" not in spec
             if _CONTROL.search(value) or (not multiline and ("\n" in value or "\r" in value)):
                 errors.setdefault(name, []).append("Control characters and line breaks are not allowed here.")
+            elif BIDI_CONTROLS.search(value):
+                try:
+                    bidi_controls_refuse(value)
+                except ValidationError as error:
+                    errors.setdefault(name, []).extend(error.messages)
             elif "pattern" in spec and not errors.get(name) and re.fullmatch(spec["pattern"], value) is None:
                 # jsonschema searches; a pattern ending in $ would accept a trailing newline.
                 errors.setdefault(name, []).append(_message_for("pattern", spec))
