@@ -15,6 +15,7 @@ from typing import Any
 from django.core.exceptions import ValidationError
 
 from catalog.models import Api, Resource, Service, System, Tag
+from portal.validators import bidi_controls_refuse
 from teams.models import Team
 
 API_VERSIONS = ("backstage.io/v1alpha1", "backstage.io/v1beta1")
@@ -236,6 +237,10 @@ _EMAIL_MAX = 254  # django.contrib.auth.models.User.email's max_length
 def _parse_user(name: str, metadata: dict[str, Any], spec: dict[str, Any], annotations: dict[str, str]):  # type: ignore[no-untyped-def]
     profile = _profile(spec)
     display = _string(profile.get("displayName"), "spec.profile.displayName").strip()
+    try:  # people's names are bulk-written, not model-validated: the same refusal as every other name
+        bidi_controls_refuse(display)
+    except ValidationError as error:
+        raise DescriptorError(error.messages[0], "spec.profile.displayName") from error
     first, _, last = display.partition(" ")
     email = _string(profile.get("email"), "spec.profile.email")
     fields = {"username": name, "first_name": first[:150], "last_name": last[:150], "email": email}
