@@ -4,12 +4,14 @@ The catalog is open to every signed-in user (finding any service and its owner i
 `*_visible` functions return everything today; they remain the one place to narrow if that changes.
 """
 
+from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import datetime
 
 from django.contrib.auth.models import AnonymousUser, User
 from django.contrib.contenttypes.models import ContentType
 from django.db import connection
-from django.db.models import Exists, Model, OuterRef, Prefetch, QuerySet
+from django.db.models import Exists, Model, OuterRef, Prefetch, Q, QuerySet
 from django.db.models.functions import Lower
 from django.utils import timezone
 
@@ -112,3 +114,98 @@ def entity_source_for(*, obj: Model) -> EntitySource | None:
         .filter(content_type=content_type, object_id=obj.pk)  # type: ignore[attr-defined]
         .first()
     )
+
+
+# The picture of a neighbourhood stops growing here: past ~60 boxes a graph is no longer read, and a core service with
+# hundreds of dependents would cost a long layout. The text lists beside it stay complete.
+NEIGHBOURHOOD_NODE_LIMIT = 60
+
+
+@dataclass(frozen=True)
+class Neighbourhood:
+    """Services within `depth` dependency hops of some roots, in either direction, and the edges among them."""
+
+    roots: frozenset[int]
+    nodes: dict[int, tuple[str, str, str]]  # id → (slug, name, lifecycle)
+    edges: frozenset[tuple[int, int, str]]  # (source id, target id, kind)
+    cycle_edges: frozenset[tuple[int, int]]  # edges inside a cycle that the neighbourhood shows whole
+    truncated: bool
+
+
+def dependency_neighbourhood(
+    *, roots: Iterable[int], depth: int = 2, limit: int = NEIGHBOURHOOD_NODE_LIMIT
+) -> Neighbourhood:
+    """What the roots depend on and what depends on them, `depth` hops out, in depth + 1 queries whatever its size."""
+    root_ids = frozenset(roots)
+    nodes: set[int] = set(root_ids)
+    edges: set[tuple[int, int, str]] = set()
+    frontier, truncated = set(root_ids), False
+    for _ in range(depth):
+        if not frontier:
+            break
+        found = Dependency.objects.filter(Q(source_id__in=frontier) | Q(target_id__in=frontier)).values_list(
+            "source_id", "target_id", "kind"
+        )
+        edges.update(found)
+        new = sorted({end for source, target, _kind in edges for end in (source, target)} - nodes)
+        if len(nodes) + len(new) > limit:
+            new, truncated = new[: max(0, limit - len(nodes))], True
+        nodes.update(new)
+        frontier = set(new)
+    shown = {(source, target, kind) for source, target, kind in edges if source in nodes and target in nodes}
+    rows = Service.objects.filter(pk__in=nodes).values_list("pk", "slug", "name", "lifecycle")
+    return Neighbourhood(
+        roots=root_ids,
+        nodes={pk: (slug, name, lifecycle) for pk, slug, name, lifecycle in rows},
+        edges=frozenset(shown),
+        cycle_edges=frozenset(_edges_in_cycles({(source, target) for source, target, _kind in shown})),
+        truncated=truncated,
+    )
+
+
+def _edges_in_cycles(edges: set[tuple[int, int]]) -> set[tuple[int, int]]:
+    """The edges whose two ends lie in one strongly connected component (Tarjan's algorithm, iterative: a long chain
+    must not hit Python's recursion limit)."""
+    graph: dict[int, list[int]] = {}
+    for source, target in edges:
+        graph.setdefault(source, []).append(target)
+        graph.setdefault(target, [])
+    index: dict[int, int] = {}
+    low: dict[int, int] = {}
+    component: dict[int, int] = {}
+    stack: list[int] = []
+    on_stack: set[int] = set()
+    counter = 0
+    for start in graph:
+        if start in index:
+            continue
+        work = [(start, iter(graph[start]))]
+        index[start] = low[start] = counter
+        counter += 1
+        stack.append(start)
+        on_stack.add(start)
+        while work:
+            node, children = work[-1]
+            child = next(children, None)
+            if child is not None:
+                if child not in index:
+                    index[child] = low[child] = counter
+                    counter += 1
+                    stack.append(child)
+                    on_stack.add(child)
+                    work.append((child, iter(graph[child])))
+                elif child in on_stack:
+                    low[node] = min(low[node], index[child])
+                continue
+            work.pop()
+            if work:
+                parent = work[-1][0]
+                low[parent] = min(low[parent], low[node])
+            if low[node] == index[node]:
+                while True:
+                    member = stack.pop()
+                    on_stack.discard(member)
+                    component[member] = node
+                    if member == node:
+                        break
+    return {(source, target) for source, target in edges if component[source] == component[target]}

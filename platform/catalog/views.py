@@ -21,7 +21,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from audit import selectors as audit_selectors
 from catalog import cache as catalog_cache
-from catalog import export, imports, selectors, services
+from catalog import export, graph, imports, selectors, services
 from catalog.filters import CatalogPageFilterSet
 from catalog.forms import DependencyForm, ImportForm, ServiceForm, TransferForm
 from catalog.models import Api, Dependency, ImportRun, Service
@@ -156,6 +156,7 @@ def service_detail(request: HttpRequest, slug: str) -> HttpResponse:
         "outgoing": outgoing,
         "incoming": incoming,
         "cycle_ids": cycle_ids,
+        **(_dependency_picture([service.pk], title=f"Dependencies of {service.name}") if outgoing or incoming else {}),
         "events": audit_selectors.event_list_for_service(service_id=service.pk),
         "can_change": can_change,
         # A catalog source owns the dependencies of what it describes: no controls the service would refuse.
@@ -288,8 +289,21 @@ def system_list(request: HttpRequest) -> HttpResponse:
 @require_GET
 def system_detail(request: HttpRequest, slug: str) -> HttpResponse:
     system = get_object_or_404(selectors.system_list_visible(user=request.user), slug=slug)
-    system_services = selectors.service_list_visible(user=request.user).filter(system=system).order_by(Lower("name"))
-    return render(request, "catalog/system_detail.html", {"system": system, "services": system_services})
+    system_services = list(
+        selectors.service_list_visible(user=request.user).filter(system=system).order_by(Lower("name"))
+    )
+    picture = _dependency_picture([service.pk for service in system_services], title=f"Dependencies of {system.name}")
+    return render(request, "catalog/system_detail.html", {"system": system, "services": system_services, **picture})
+
+
+def _dependency_picture(roots: list[int], *, title: str) -> dict[str, Any]:
+    """The neighbourhood two hops around `roots` as an SVG (None without `dot`), and whether it was cut short."""
+    neighbourhood = selectors.dependency_neighbourhood(roots=roots)
+    return {
+        "graph": graph.neighbourhood_svg(neighbourhood, title=title),
+        "graph_truncated": neighbourhood.truncated,
+        "graph_limit": selectors.NEIGHBOURHOOD_NODE_LIMIT,
+    }
 
 
 @login_required
