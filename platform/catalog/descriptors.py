@@ -20,6 +20,9 @@ from teams.models import Team
 
 API_VERSIONS = ("backstage.io/v1alpha1", "backstage.io/v1beta1")
 KINDS = ("Group", "User", "System", "Resource", "API", "Component")
+# Relations an entity may declare before their target is in the catalog (Backstage keeps them dangling); an owner or a
+# parent team must exist.
+SOFT_RELATIONS = ("dependsOn", "providesApis", "consumesApis", "system")
 NAME = re.compile(r"^[a-z0-9]([a-z0-9-]{0,98}[a-z0-9])?$")
 NAMESPACE = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
 REF = re.compile(r"^(?:(?P<kind>[A-Za-z]+):)?(?:(?P<namespace>[a-z0-9-]+)/)?(?P<name>[A-Za-z0-9][A-Za-z0-9._-]*)$")
@@ -78,6 +81,8 @@ class Entity:
     # path → techdocs.files.ParsedRunbook / ParsedADR, or None when it could not be read; filled when the docs are
     # checked, so that writing them does not parse them again.
     parsed_docs: dict[str, Any] = field(default_factory=dict)
+    # (spec key, reference) of relations whose target is not in the catalog or this import: kept as unresolved.
+    unresolved: list[tuple[str, "Ref"]] = field(default_factory=list)
 
     @property
     def ref(self) -> Ref:

@@ -257,6 +257,45 @@ class EntitySource(models.Model):
         return f"{self.kind.lower()}:{self.namespace}/{self.name}"
 
 
+class UnresolvedRelation(models.Model):
+    """A relation an imported entity declares to one not (yet) in the catalog, as Backstage keeps a dangling one.
+
+    The entity imports without it; each later import makes the relation once its target exists and deletes this row.
+    """
+
+    class Relation(models.TextChoices):
+        DEPENDS_ON = "dependsOn", "depends on"
+        PROVIDES_APIS = "providesApis", "provides"
+        CONSUMES_APIS = "consumesApis", "consumes"
+        SYSTEM = "system", "part of"
+
+    entity = models.ForeignKey(EntitySource, on_delete=models.CASCADE, related_name="unresolved")
+    relation = models.CharField(max_length=20, choices=Relation.choices)
+    target_kind = models.CharField(max_length=20)  # as in references: component, resource, api, system
+    target_namespace = models.CharField(max_length=63, default="default")
+    target_name = models.CharField(max_length=100)
+    # For a dependency on a component: runtime, build or data (runway.dev/dependency-kinds).
+    dependency_kind = models.CharField(max_length=10, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["relation", "target_kind", "target_name"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["entity", "relation", "target_kind", "target_namespace", "target_name"],
+                name="unresolved_relation_unique",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.entity} {self.relation} {self.target_ref}"
+
+    @property
+    def target_ref(self) -> str:
+        prefix = "" if self.target_namespace == "default" else f"{self.target_namespace}/"
+        return f"{self.target_kind}:{prefix}{self.target_name}"
+
+
 class ImportRun(models.Model):
     """One uploaded catalog archive and its import, run by a worker; the report is kept for the page and API."""
 

@@ -33,7 +33,6 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group, Permission, User
 from django.contrib.contenttypes.models import ContentType
 from django.db import connection, transaction
-from django.db.models import Q
 from django.utils import timezone
 from guardian.models import GroupObjectPermission
 
@@ -41,7 +40,17 @@ from audit.models import AuditEvent
 from catalog import bulk, descriptors, safe_yaml
 from catalog import cache as catalog_cache
 from catalog.descriptors import DescriptorError, Entity, Ref
-from catalog.models import Api, CatalogSource, Dependency, EntitySource, Resource, Service, System, Tag
+from catalog.models import (
+    Api,
+    CatalogSource,
+    Dependency,
+    EntitySource,
+    Resource,
+    Service,
+    System,
+    Tag,
+    UnresolvedRelation,
+)
 from catalog.permissions import SERVICE_OWNER_PERMS, SYSTEM_OWNER_PERMS
 from portal import tasks as portal_tasks
 from teams.models import Membership, Team
@@ -76,6 +85,8 @@ class Report:
     unchanged: int = 0
     missing: list[str] = field(default_factory=list)
     errors: list[Problem] = field(default_factory=list)
+    # Imported, but worth knowing: relations still waiting for their target.
+    warnings: list[Problem] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -89,6 +100,7 @@ class Report:
             "unchanged": self.unchanged,
             "missing": self.missing,
             "errors": [asdict(problem) for problem in self.errors],
+            "warnings": [asdict(problem) for problem in self.warnings],
         }
 
 
@@ -472,6 +484,22 @@ def _archive_extract(data: bytes, filename: str, destination: Path, report: Repo
 # --- resolving references -----------------------------------------------------------------------------------------
 
 
+_KIND_MODELS: dict[str, type] = {"component": Service, "resource": Resource, "api": Api, "system": System}
+_KIND_NAMES = {"component": "Component", "resource": "Resource", "api": "API", "system": "System"}
+
+
+def _target_key(row: UnresolvedRelation) -> tuple[str, str, str]:
+    return (row.target_kind, row.target_namespace, row.target_name)
+
+
+# The relations each kind may keep unresolved.
+SOFT_KEYS = {
+    "Component": frozenset(descriptors.SOFT_RELATIONS),
+    "API": frozenset({"system"}),
+    "Resource": frozenset({"system"}),
+}
+
+
 class _Resolver:
     """Decides which parsed entities are valid, given what exists already and what else is being imported.
 
@@ -480,10 +508,16 @@ class _Resolver:
     """
 
     def __init__(
-        self, entities: list[Entity], report: Report, *, source_name: str = "", skipped: frozenset[str] = frozenset()
+        self,
+        entities: list[Entity],
+        report: Report,
+        *,
+        records: list[EntitySource],
+        source_pk: int | None = None,
+        skipped: frozenset[str] = frozenset(),
     ) -> None:
         self.report = report
-        self.source_name, self.skipped = source_name, skipped
+        self.records, self.source_pk, self.skipped = records, source_pk, skipped
         self.refused = {problem.entity for problem in report.errors if problem.entity}  # documents that failed to parse
         self.by_ref: dict[Ref, Entity] = {}
         for entity in entities:
@@ -522,7 +556,28 @@ class _Resolver:
         # Refusing an entity for a clash can break references to it, so references are checked once more.
         if self._drop_clashes():
             self._drop_broken_references()
+        for entity in self.valid.values():
+            self._set_aside_unresolved(entity)
         return self.valid
+
+    def _set_aside_unresolved(self, entity: Entity) -> None:
+        """Move the relations whose target is neither valid here nor in the catalog to `entity.unresolved`: the
+        entity imports without them, and they are made once the target arrives."""
+        for key in descriptors.SOFT_RELATIONS:
+            refs = entity.refs.get(key)
+            if not refs:
+                continue
+            kept = []
+            for target in refs:
+                if (
+                    target in self.valid
+                    or target == entity.ref
+                    or (target.namespace == "default" and target.name in self.existing.get(target.kind, ()))
+                ):
+                    kept.append(target)
+                else:
+                    entity.unresolved.append((key, target))
+            entity.refs[key] = kept
 
     def _drop_broken_references(self) -> None:
         reasons: dict[Ref, tuple[str, str]] = {}
@@ -531,6 +586,8 @@ class _Resolver:
             changed = False
             for ref, entity in list(self.valid.items()):
                 for key, refs in entity.refs.items():
+                    if key in SOFT_KEYS.get(entity.kind, ()):
+                        continue  # a missing target leaves the relation unresolved, see _set_aside_unresolved
                     for target in refs:
                         if key in ("members", "memberOf"):
                             continue  # people and teams list each other; an unknown one is reported, not fatal
@@ -564,22 +621,18 @@ class _Resolver:
                     "namespaces in Runway, so rename one of them.",
                     "metadata.namespace",
                 )
-        elsewhere = {r for r in self.valid if r.namespace != "default"}
-        if self.valid:
-            records = EntitySource.objects.filter(
-                ~Q(namespace="default") | Q(name__in={r.name for r in elsewhere})
-            ).select_related("source")
-            for record in records:
+        if any(r.namespace != "default" for r in self.valid) or any(r.namespace != "default" for r in self.records):
+            for record in self.records:
                 kind = record.kind.lower()
                 ref = claimed.get((kind, record.name))
                 if ref is None or ref in clashes or ref.namespace == record.namespace:
                     continue
                 # The same source may move an entity to another namespace; the old record then goes missing.
-                if record.source.name == self.source_name and record.path not in self.skipped:
+                if record.source_id == self.source_pk and record.path not in self.skipped:
                     continue
                 clashes[ref] = (
                     f"Names are unique across namespaces in Runway, and {record} already has the name "
-                    f"{ref.name!r} (source {record.source.name!r}, {record.path}).",
+                    f"{ref.name!r} (source {record.source.name!r}, {record.path}).",  # one query, for a rare clash
                     "metadata.namespace",
                 )
         # Team names are unique. Existing names are held until the end of the write (rows are inserted before the
@@ -685,7 +738,10 @@ def catalog_import(*, root: Path, source_name: str, actor: User | None = None, l
 
 def _catalog_import(*, root: Path, source_name: str, actor: User | None, location: str) -> Report:
     report = Report(source=source_name)
-    previous = CatalogSource.objects.filter(name=source_name).values_list("file_digests", flat=True).first()
+    source_pk, previous = CatalogSource.objects.filter(name=source_name).values_list("pk", "file_digests").first() or (
+        None,
+        {},
+    )
     tree = tree_read(Path(root), report, known=previous or {})
     components_by_folder: dict[str, list[Entity]] = defaultdict(list)
     for entity in tree.entities:
@@ -707,7 +763,11 @@ def _catalog_import(*, root: Path, source_name: str, actor: User | None, locatio
         owner.docs = files
         owner.content_hash = descriptors.content_hash({"descriptor": owner.content_hash}, files)
         _docs_check(owner, report)
-    valid = _Resolver(tree.entities, report, source_name=source_name, skipped=frozenset(tree.skipped)).resolve()
+    # Read once for the resolver (names across namespaces) and the writer (which entity is whose).
+    records = list(EntitySource.objects.all())
+    valid = _Resolver(
+        tree.entities, report, records=records, source_pk=source_pk, skipped=frozenset(tree.skipped)
+    ).resolve()
     with transaction.atomic():
         if connection.vendor == "postgresql":
             # Search vectors are filled in after commit by a worker (portal.search_index), not row by row here.
@@ -715,7 +775,9 @@ def _catalog_import(*, root: Path, source_name: str, actor: User | None, locatio
                 cursor.execute("SET LOCAL runway.defer_search_index = 'on'")
             portal_tasks.search_index.delay_on_commit()
         source, _ = CatalogSource.objects.get_or_create(name=source_name, defaults={"location": location})
-        _Writer(source=source, report=report, actor=actor, skipped=tree.skipped).write(list(valid.values()))
+        _Writer(source=source, report=report, actor=actor, skipped=tree.skipped, records=records).write(
+            list(valid.values())
+        )
         source.location = location or source.location
         source.last_synced_at = timezone.now()
         source.last_report = report.as_dict()
@@ -760,15 +822,21 @@ def catalog_import_archive(*, data: bytes, filename: str, source_name: str, acto
 class _Writer:
     """Bulk writes for one import, inside the caller's transaction."""
 
-    def __init__(self, *, source: CatalogSource, report: Report, actor: User | None, skipped: set[str]) -> None:
+    def __init__(
+        self,
+        *,
+        source: CatalogSource,
+        report: Report,
+        actor: User | None,
+        skipped: set[str],
+        records: list[EntitySource],
+    ) -> None:
         self.source, self.report, self.actor, self.skipped = source, report, actor, skipped
         self.now = timezone.now()
         self.events: list[AuditEvent] = []
         context = structlog.contextvars.get_contextvars()
         self.request_id = str(context.get("request_id") or context.get("task_id") or "")[:64]
-        self.sources: dict[tuple[str, str, str], EntitySource] = {
-            (s.kind, s.namespace, s.name): s for s in EntitySource.objects.all()
-        }
+        self.sources: dict[tuple[str, str, str], EntitySource] = {(s.kind, s.namespace, s.name): s for s in records}
         self.seen: set[int] = set()
         for record in self.sources.values():  # entities of files not even parsed, since nothing changed
             if record.source_id == source.pk and record.path in skipped and record.missing_since is None:
@@ -827,6 +895,7 @@ class _Writer:
             for name, value in fields.items():
                 setattr(record, name, value)
         self._pending_records.append(record)
+        self._written.append((record, entity))
         (self.report.created if created else self.report.updated)[entity.kind] += 1
         self.events.append(
             AuditEvent(
@@ -844,6 +913,7 @@ class _Writer:
 
     def write(self, entities: list[Entity]) -> None:
         self._pending_records: list[EntitySource] = []
+        self._written: list[tuple[EntitySource, Entity]] = []
         teams = self._teams(entities)
         users = self._users(entities, teams)
         systems = self._systems(entities, teams)
@@ -869,7 +939,116 @@ class _Writer:
             record.missing_since = self.now
             self.report.missing.append(str(record))
         EntitySource.objects.bulk_update(gone, ["missing_since"], batch_size=2000)
+        # An entity gone from its source waits for nothing; should it come back, it is written again with its own.
+        self._unresolved_store([r.pk for r in old_records] + [r.pk for r in gone])
+        self._unresolved_resolve()
         bulk.objects_insert(AuditEvent, self.events)
+
+    # unresolved relations ---------------------------------------------------------------------------------------
+
+    def _unresolved_store(self, rewritten: list[int]) -> None:
+        """A written entity's waiting relations are what its descriptor says now."""
+        if rewritten:
+            UnresolvedRelation.objects.filter(entity_id__in=rewritten).delete()
+        rows = [
+            UnresolvedRelation(
+                entity=record,
+                relation=key,
+                target_kind=ref.kind,
+                target_namespace=ref.namespace,
+                target_name=ref.name,
+                dependency_kind=(
+                    entity.fields.get("dependency_kinds", {}).get(ref.name, "runtime")
+                    if key == "dependsOn" and ref.kind == "component"
+                    else ""
+                ),
+                created_at=self.now,
+            )
+            for record, entity in self._written
+            for key, ref in dict.fromkeys(entity.unresolved)
+        ]
+        bulk.objects_insert(UnresolvedRelation, rows)
+
+    def _unresolved_resolve(self) -> None:
+        """Make every waiting relation (of any source) whose target now exists, and warn about this source's others.
+
+        Targets in the default namespace are found by name, others by their source record; one query for the
+        waiting rows, then a few per kind only when some can be resolved."""
+        waiting = list(UnresolvedRelation.objects.select_related("entity"))
+        if not waiting:
+            return
+        by_name: dict[str, set[str]] = defaultdict(set)
+        elsewhere: set[tuple[str, str, str]] = set()
+        for row in waiting:
+            if row.target_namespace == "default":
+                by_name[row.target_kind].add(row.target_name)
+            else:
+                elsewhere.add((_KIND_NAMES[row.target_kind], row.target_namespace, row.target_name))
+        targets: dict[tuple[str, str, str], int] = {}
+        for kind, names in by_name.items():
+            for slug, pk in _KIND_MODELS[kind].objects.filter(slug__in=names).values_list("slug", "pk"):
+                targets[(kind, "default", slug)] = pk
+        if elsewhere:
+            for kind, namespace, name, pk in EntitySource.objects.filter(
+                kind__in={k for k, _, _ in elsewhere}, name__in={n for _, _, n in elsewhere}
+            ).values_list("kind", "namespace", "name", "object_id"):
+                if (kind, namespace, name) in elsewhere:
+                    targets[(kind.lower(), namespace, name)] = pk
+        found = [(row, targets[key]) for row in waiting if (key := _target_key(row)) in targets]
+        if found:
+            self._unresolved_make(found)
+        done = {row.pk for row, _ in found}
+        for row in waiting:
+            if row.pk not in done and row.entity.source_id == self.source.pk and row.entity_id in self.seen:
+                self.report.warnings.append(
+                    Problem(
+                        row.entity.path,
+                        f"{row.target_ref} is not in the catalog yet; the relation is kept and made when it arrives.",
+                        row.entity.document_index,
+                        str(Ref(row.entity.kind.lower(), row.entity.namespace, row.entity.name)),
+                        f"spec.{row.relation}",
+                    )
+                )
+        self.report.warnings.sort(key=lambda p: (p.file, p.document or 0, p.field or "", p.message))
+
+    def _unresolved_make(self, found: list[tuple[UnresolvedRelation, int]]) -> None:
+        holders: dict[str, set[int]] = defaultdict(set)
+        for row, _ in found:
+            holders[row.entity.kind].add(row.entity.object_id)
+        # Holders deleted since, and decommissioned services (read-only records), get nothing.
+        alive = {
+            kind: set(
+                _KIND_MODELS[kind.lower()]
+                .objects.filter(pk__in=ids)
+                .exclude(**({"lifecycle": Service.Lifecycle.DECOMMISSIONED} if kind == "Component" else {}))
+                .values_list("pk", flat=True)
+            )
+            for kind, ids in holders.items()
+        }
+        edges, resources, provided, consumed = [], [], [], []
+        systems: dict[tuple[type, int], list[int]] = defaultdict(list)
+        for row, target in found:
+            holder = row.entity.object_id
+            if holder not in alive[row.entity.kind]:
+                continue
+            if row.relation == "system":
+                systems[(_KIND_MODELS[row.entity.kind.lower()], target)].append(holder)
+            elif row.relation == "dependsOn" and row.target_kind == "component":
+                if holder != target:
+                    edges.append((holder, target, row.dependency_kind or "runtime", self.now))
+            elif row.relation == "dependsOn":
+                resources.append((holder, target))
+            elif row.relation == "providesApis":
+                provided.append((holder, target))
+            else:
+                consumed.append((holder, target))
+        bulk.rows_insert(Dependency, ["source_id", "target_id", "kind", "created_at"], edges, ignore_conflicts=True)
+        bulk.rows_insert(Service.resources.through, ["service_id", "resource_id"], resources, ignore_conflicts=True)
+        bulk.rows_insert(Api.providers.through, ["service_id", "api_id"], provided, ignore_conflicts=True)
+        bulk.rows_insert(Api.consumers.through, ["service_id", "api_id"], consumed, ignore_conflicts=True)
+        for (model, system_id), ids in systems.items():
+            model.objects.filter(pk__in=ids).update(system_id=system_id, updated_at=self.now)
+        UnresolvedRelation.objects.filter(pk__in=[row.pk for row, _ in found]).delete()
 
     # kinds ------------------------------------------------------------------------------------------------------
 

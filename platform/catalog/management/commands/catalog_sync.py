@@ -34,5 +34,8 @@ class Command(BaseCommand):
             what = f"{problem.entity} " if problem.entity else ""
             field = f"{problem.field}: " if problem.field else ""
             self.stdout.write(self.style.ERROR(f"  {where}: {what}{field}{problem.message}"))
+        for problem in report.warnings:
+            where = problem.file + (f" (document {problem.document})" if problem.document is not None else "")
+            self.stdout.write(self.style.WARNING(f"  {where}: {problem.entity} {problem.field}: {problem.message}"))
         if report.errors:
             self.stdout.write(self.style.WARNING(f"{len(report.errors)} problem(s); the valid entities were imported."))
