@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 import math
 import re
 import secrets
@@ -28,6 +27,7 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 
 from deployments.models import ACTIVE_STATES, Deployment, DeployTarget, RuntimeKind, WebhookCallback
+from portal.api import json_loads
 
 log = structlog.get_logger(__name__)
 
@@ -137,17 +137,14 @@ def _metrics_errors(metrics: Any, field: str) -> list[str]:
     return errors
 
 
-def _no_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not a JSON number")
-
-
 def report_parse(body: bytes) -> Report:
     """Check a callback body field by field; `ValidationError` says what to fix in each."""
     try:
-        # NaN and Infinity are not JSON, and PostgreSQL would refuse to store them in the payload.
-        data = json.loads(body.decode("utf-8"), parse_constant=_no_constant)
+        # The API's own bounded parser: NaN, Infinity and NUL characters (which PostgreSQL would refuse to store in
+        # the payload) and nesting too deep to parse are refused, not a 500.
+        data = json_loads(body.decode("utf-8"))
     except (UnicodeDecodeError, ValueError) as error:
-        raise ValidationError({"body": [f"The body is not JSON: {error}."]}) from None
+        raise ValidationError({"body": [f"The body is not JSON: {str(error).rstrip('.')}."]}) from None
     if not isinstance(data, dict):
         raise ValidationError({"body": ["The body must be a JSON object."]})
     errors: dict[str, list[str]] = {}

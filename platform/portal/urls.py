@@ -1,10 +1,10 @@
 """Top-level URLs: pages per app, the API under /api/v1/, the schema and its docs."""
 
 from django.contrib import admin
-from django.urls import include, path
+from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from portal import views
+from portal import api, views
 from portal.api_root import ApiRootView
 
 portal_patterns = (
@@ -39,5 +39,7 @@ urlpatterns = [
     path("api/v1/", include((api_v1, "api"))),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+    # Any other path under /api/ answers as the API does (JSON), not with the HTML 404 page.
+    re_path(r"^api/", api.not_found),
     path("admin/", admin.site.urls),
 ]

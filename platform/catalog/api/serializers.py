@@ -3,6 +3,7 @@ from typing import Any
 from rest_framework import serializers
 
 from catalog.models import Dependency, ImportRun, Service, System, Tag
+from portal.api import SlugRelatedField
 from teams.models import Team
 
 
@@ -35,10 +36,8 @@ class SlugIdentityField(serializers.HyperlinkedIdentityField):
 
 
 class ServiceSerializer(serializers.ModelSerializer):
-    owner = serializers.SlugRelatedField(slug_field="slug", queryset=Team.objects.all())
-    system = serializers.SlugRelatedField(
-        slug_field="slug", queryset=System.objects.all(), required=False, allow_null=True
-    )
+    owner = SlugRelatedField(slug_field="slug", queryset=Team.objects.all())
+    system = SlugRelatedField(slug_field="slug", queryset=System.objects.all(), required=False, allow_null=True)
     tags = TagListField(required=False, max_length=30)
     url = SlugIdentityField(view_name="api:service-detail", lookup_field="slug")
 
@@ -77,12 +76,12 @@ class ServiceSerializer(serializers.ModelSerializer):
 
 
 class TransferSerializer(serializers.Serializer):
-    new_owner = serializers.SlugRelatedField(slug_field="slug", queryset=Team.objects.all())
+    new_owner = SlugRelatedField(slug_field="slug", queryset=Team.objects.all())
     note = serializers.CharField(required=False, allow_blank=True, max_length=500, default="")
 
 
 class SystemSerializer(serializers.ModelSerializer):
-    owner = serializers.SlugRelatedField(slug_field="slug", queryset=Team.objects.all())
+    owner = SlugRelatedField(slug_field="slug", queryset=Team.objects.all())
 
     class Meta:
         model = System
@@ -97,8 +96,8 @@ class SystemSerializer(serializers.ModelSerializer):
 
 
 class DependencySerializer(serializers.ModelSerializer):
-    source = serializers.SlugRelatedField(slug_field="slug", queryset=Service.objects.all())
-    target = serializers.SlugRelatedField(slug_field="slug", queryset=Service.objects.all())
+    source = SlugRelatedField(slug_field="slug", queryset=Service.objects.all())
+    target = SlugRelatedField(slug_field="slug", queryset=Service.objects.all())
 
     class Meta:
         model = Dependency
@@ -119,7 +118,7 @@ class TagSerializer(serializers.ModelSerializer):
 
 
 class ImportRunSerializer(serializers.ModelSerializer):
-    created_by = serializers.CharField(source="created_by.username", default=None)
+    created_by = serializers.CharField(source="created_by.username", default=None, allow_null=True)
 
     class Meta:
         model = ImportRun
@@ -145,3 +144,8 @@ class ImportSerializer(serializers.Serializer):
         required=False,
         help_text="Name of the source; re-importing under the same name updates it.",
     )
+
+
+class ExportQuerySerializer(serializers.Serializer):
+    team = serializers.SlugField(required=False, help_text="Only this team's services (its slug).")
+    service = serializers.SlugField(required=False, help_text="Only this service (its slug).")

@@ -6,9 +6,11 @@ from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import PermissionDenied
+from django.db.models import ProtectedError
 from django.http import HttpResponse, HttpResponseBase
+from django.urls import reverse
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import exceptions as drf_exceptions
 from rest_framework import status, viewsets
 from rest_framework.decorators import action
@@ -23,6 +25,7 @@ from catalog import cache as catalog_cache
 from catalog import export, imports, selectors, services
 from catalog.api.serializers import (
     DependencySerializer,
+    ExportQuerySerializer,
     ImportRunSerializer,
     ImportSerializer,
     ServiceSerializer,
@@ -32,13 +35,15 @@ from catalog.api.serializers import (
 from catalog.filters import DependencyFilterSet, ServiceFilterSet, SystemFilterSet
 from catalog.models import Dependency, ImportRun
 from catalog.permissions import SERVICE_PERMS, SYSTEM_PERMS, ObjectActionPermission, user_can
+from portal.api import LookupMixin, protected_message
+from portal.errors import Conflict
 from portal.pagination import CountedPaginator
 
 CACHE_SECONDS = 300
 JSON_MEDIA_TYPE = JSONRenderer.media_type
 
 
-class ServiceViewSet(viewsets.ModelViewSet):
+class ServiceViewSet(LookupMixin, viewsets.ModelViewSet):
     """Services in the catalog. Filters: owner, lifecycle, tier, system, tag, q (text); ordering: name, owner,
     tier, lifecycle, updated (prefix - for descending)."""
 
@@ -99,8 +104,21 @@ class ServiceViewSet(viewsets.ModelViewSet):
             service=serializer.instance, updated_by=self.request.user, **serializer.validated_data
         )
 
+    @extend_schema(responses={204: None})
+    def destroy(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        """Remove a service registered by mistake (platform admins). One with deploy history is refused with a
+        409: retire it with a decommission instead, which keeps that history."""
+        return super().destroy(request, *args, **kwargs)
+
     def perform_destroy(self, instance: Any) -> None:
-        services.service_delete(service=instance, deleted_by=self.request.user)
+        try:
+            services.service_delete(service=instance, deleted_by=self.request.user)
+        except ProtectedError as error:
+            raise Conflict(
+                f"{instance.slug} has deploy history and cannot be deleted ({protected_message(error)[:-1].lower()}). "
+                f"Decommission it instead (POST /api/v1/decommissions/), which retires it and keeps its history.",
+                existing_url=reverse("deployments:decommission-new", kwargs={"slug": instance.slug}),
+            ) from None
 
     @extend_schema(request=TransferSerializer, responses=ServiceSerializer)
     @action(detail=True, methods=["post"])
@@ -113,7 +131,7 @@ class ServiceViewSet(viewsets.ModelViewSet):
         return Response(ServiceSerializer(service, context=self.get_serializer_context()).data)
 
 
-class SystemViewSet(viewsets.ModelViewSet):
+class SystemViewSet(LookupMixin, viewsets.ModelViewSet):
     serializer_class = SystemSerializer
     filterset_class = SystemFilterSet
     permission_classes = [IsAuthenticated, ObjectActionPermission]
@@ -209,8 +227,13 @@ class ExportView(APIView):
     """Descriptors and docs as a zip: ?team=<slug> (its services), ?service=<slug>, or the whole catalog."""
 
     @extend_schema(
-        parameters=[OpenApiParameter("team", str), OpenApiParameter("service", str)],
-        responses={(200, "application/zip"): OpenApiTypes.BINARY},
+        parameters=[ExportQuerySerializer],
+        responses={
+            (200, "application/zip"): OpenApiTypes.BINARY,
+            404: OpenApiResponse(description="No such team or service."),
+        },
     )
     def get(self, request: Request) -> HttpResponse:
-        return export.zip_response(team=request.query_params.get("team"), service=request.query_params.get("service"))
+        query = ExportQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        return export.zip_response(team=query.validated_data.get("team"), service=query.validated_data.get("service"))

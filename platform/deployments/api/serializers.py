@@ -36,8 +36,10 @@ class DeploymentSerializer(serializers.ModelSerializer):
     service = serializers.CharField(source="service.slug", read_only=True)
     environment = serializers.CharField(source="environment.slug", read_only=True)
     release = ReleaseSerializer(read_only=True)
-    previous_version = serializers.CharField(source="previous_release.version", default=None, read_only=True)
-    requested_by = serializers.CharField(source="requested_by.username", default=None, read_only=True)
+    previous_version = serializers.CharField(
+        source="previous_release.version", default=None, allow_null=True, read_only=True
+    )
+    requested_by = serializers.CharField(source="requested_by.username", default=None, allow_null=True, read_only=True)
     url = serializers.CharField(source="get_absolute_url", read_only=True)
 
     class Meta:
@@ -108,8 +110,8 @@ class DeployEventSerializer(serializers.Serializer):
 class PlacementSerializer(serializers.ModelSerializer):
     service = serializers.CharField(source="service.slug", read_only=True)
     environment = serializers.CharField(source="environment.slug", read_only=True)
-    version = serializers.CharField(source="release.version", default=None, read_only=True)
-    commit_sha = serializers.CharField(source="release.commit_sha", default=None, read_only=True)
+    version = serializers.CharField(source="release.version", default=None, allow_null=True, read_only=True)
+    commit_sha = serializers.CharField(source="release.commit_sha", default=None, allow_null=True, read_only=True)
 
     class Meta:
         model = Placement
@@ -125,8 +127,8 @@ class DecommissionEventSerializer(serializers.ModelSerializer):
 class DecommissionSerializer(serializers.ModelSerializer):
     service = serializers.CharField(source="service.slug", read_only=True)
     state_display = serializers.CharField(source="get_state_display", read_only=True)
-    requested_by = serializers.CharField(source="requested_by.username", default=None, read_only=True)
-    approved_by = serializers.CharField(source="approved_by.username", default=None, read_only=True)
+    requested_by = serializers.CharField(source="requested_by.username", default=None, allow_null=True, read_only=True)
+    approved_by = serializers.CharField(source="approved_by.username", default=None, allow_null=True, read_only=True)
 
     class Meta:
         model = Decommission

@@ -19,6 +19,7 @@ from rest_framework.views import APIView
 
 from catalog.models import Service
 from deployments import decommission, services, webhooks
+from deployments.api.filters import DecommissionFilterSet, DeploymentFilterSet, PlacementFilterSet, ReleaseFilterSet
 from deployments.api.serializers import (
     DecommissionDetailSerializer,
     DecommissionRequestSerializer,
@@ -32,14 +33,14 @@ from deployments.api.serializers import (
     ReleaseSerializer,
 )
 from deployments.models import Decommission, Deployment, Environment, Placement, Release
-from portal.api import StaffWritePermission
+from portal.api import LookupMixin, StaffWritePermission
 
 
 def _forbidden(error: PermissionDenied) -> drf_exceptions.PermissionDenied:
     return drf_exceptions.PermissionDenied(str(error) or None)
 
 
-class EnvironmentViewSet(viewsets.ModelViewSet):
+class EnvironmentViewSet(LookupMixin, viewsets.ModelViewSet):
     """Deployment targets in promotion order; platform admins manage them."""
 
     serializer_class = EnvironmentSerializer
@@ -61,12 +62,10 @@ class ReleaseViewSet(viewsets.ReadOnlyModelViewSet):
     """Releases by service (`?service=<slug>`), newest first."""
 
     serializer_class = ReleaseSerializer
+    filterset_class = ReleaseFilterSet
 
     def get_queryset(self) -> Any:
-        queryset = Release.objects.select_related("service").order_by("-created_at", "-id")
-        if service := self.request.query_params.get("service"):
-            queryset = queryset.filter(service__slug=service)
-        return queryset
+        return Release.objects.select_related("service").order_by("-created_at", "-id")
 
 
 class DeploymentViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
@@ -76,17 +75,12 @@ class DeploymentViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
     service, 409 naming the deployment already active for that service and environment.
     """
 
+    filterset_class = DeploymentFilterSet
+
     def get_queryset(self) -> Any:
         queryset = Deployment.objects.select_related(
             "service", "environment", "release", "release__service", "previous_release", "requested_by"
         ).order_by("-created_at", "-id")
-        params = self.request.query_params
-        if service := params.get("service"):
-            queryset = queryset.filter(service__slug=service)
-        if environment := params.get("environment"):
-            queryset = queryset.filter(environment__slug=environment)
-        if state := params.get("state"):
-            queryset = queryset.filter(state=state)
         if self.action == "retrieve":
             queryset = queryset.prefetch_related("events")
         return queryset
@@ -169,7 +163,10 @@ class DeploymentViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
 class DeployEventView(APIView):
     """Report a deployment done by an external CD system (GitHub Actions, Argo CD...), with an API token."""
 
-    @extend_schema(request=DeployEventSerializer, responses={201: DeploymentSerializer})
+    @extend_schema(
+        request=DeployEventSerializer,
+        responses={201: DeploymentSerializer, 404: OpenApiResponse(description="No such service.")},
+    )
     def post(self, request: Request) -> Response:
         serializer = DeployEventSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
@@ -198,16 +195,12 @@ class PlacementViewSet(viewsets.ReadOnlyModelViewSet):
     """What runs where: one row per service and environment. Filter with `?service=` or `?environment=`."""
 
     serializer_class = PlacementSerializer
+    filterset_class = PlacementFilterSet
 
     def get_queryset(self) -> Any:
-        queryset = Placement.objects.select_related("service", "environment", "release").order_by(
+        return Placement.objects.select_related("service", "environment", "release").order_by(
             "service__slug", "environment__order"
         )
-        if service := self.request.query_params.get("service"):
-            queryset = queryset.filter(service__slug=service)
-        if environment := self.request.query_params.get("environment"):
-            queryset = queryset.filter(environment__slug=environment)
-        return queryset
 
 
 class DeploymentCallbackView(APIView):
@@ -239,13 +232,10 @@ class DecommissionViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet
     depend on it and the deployments in flight), 403 without the decommission permission, 409 naming an open one.
     """
 
+    filterset_class = DecommissionFilterSet
+
     def get_queryset(self) -> Any:
         queryset = Decommission.objects.select_related("service", "requested_by", "approved_by")
-        params = self.request.query_params
-        if service := params.get("service"):
-            queryset = queryset.filter(service__slug=service)
-        if state := params.get("state"):
-            queryset = queryset.filter(state=state)
         if self.action == "retrieve":
             queryset = queryset.prefetch_related("events")
         return queryset.order_by("-created_at", "-id")

@@ -198,7 +198,14 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_PAGINATION_CLASS": "portal.api.Pagination",
-    "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
+    # Refuses NUL characters in any query parameter (400) before django-filter reads them.
+    "DEFAULT_FILTER_BACKENDS": ["portal.api.FilterBackend"],
+    # JSON bodies nested too deeply to parse (RecursionError) or to walk safely are a 400 (portal.api.JSONParser).
+    "DEFAULT_PARSER_CLASSES": [
+        "portal.api.JSONParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
     "DEFAULT_THROTTLE_CLASSES": ["accounts.throttling.ApiTokenRateThrottle"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_RENDERER_CLASSES": [
@@ -232,6 +239,8 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # Every operation's error responses (400/401/403/404/409/415/429), which drf-spectacular leaves out.
+    "POSTPROCESSING_HOOKS": ["drf_spectacular.hooks.postprocess_schema_enums", "portal.api.schema_error_responses"],
     "ENUM_NAME_OVERRIDES": {
         "AdrStatusEnum": "techdocs.models.ADR.Status",
         "RunStatusEnum": "scaffolder.models.ScaffoldRun.Status",

@@ -3,6 +3,7 @@ from typing import Any
 from rest_framework import serializers
 
 from catalog.models import Service, System
+from portal.api import SlugRelatedField
 from scaffolder.models import GoldenPathUpdate, ScaffoldRun
 from teams.models import Team
 
@@ -24,16 +25,14 @@ class GoldenPathSerializer(serializers.Serializer):
 class ScaffoldRequestSerializer(serializers.Serializer):
     golden_path = serializers.CharField(max_length=100)
     answers = serializers.DictField(help_text="Answers to the golden path's parameters.")
-    owner = serializers.SlugRelatedField(slug_field="slug", queryset=Team.objects.all())
-    system = serializers.SlugRelatedField(
-        slug_field="slug", queryset=System.objects.all(), required=False, allow_null=True
-    )
+    owner = SlugRelatedField(slug_field="slug", queryset=Team.objects.all())
+    system = SlugRelatedField(slug_field="slug", queryset=System.objects.all(), required=False, allow_null=True)
 
 
 class ScaffoldRunSerializer(serializers.ModelSerializer):
-    owner: Any = serializers.SlugRelatedField(slug_field="slug", read_only=True)
-    system: Any = serializers.SlugRelatedField(slug_field="slug", read_only=True)
-    service: Any = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+    owner: Any = SlugRelatedField(slug_field="slug", read_only=True)
+    system: Any = SlugRelatedField(slug_field="slug", read_only=True, allow_null=True)
+    service: Any = SlugRelatedField(slug_field="slug", read_only=True, allow_null=True)
     requested_by = serializers.CharField(source="requested_by.username")
 
     class Meta:
@@ -59,14 +58,16 @@ class ScaffoldRunSerializer(serializers.ModelSerializer):
 
 
 class GoldenPathUpdateRequestSerializer(serializers.Serializer):
-    service = serializers.SlugRelatedField(slug_field="slug", queryset=Service.objects.all())
+    service = SlugRelatedField(slug_field="slug", queryset=Service.objects.all())
 
 
 class GoldenPathUpdateSerializer(serializers.ModelSerializer):
-    service: Any = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+    service: Any = SlugRelatedField(slug_field="slug", read_only=True)
     requested_by = serializers.CharField(source="requested_by.username")
-    merged_by = serializers.CharField(source="merged_by.username", default=None)
+    merged_by = serializers.CharField(source="merged_by.username", default=None, allow_null=True)
     conflicted = serializers.ListField(child=serializers.CharField(), read_only=True)
+    # Empty on the local publisher: a read-only model field would be documented as a URI, which "" is not.
+    change_request_url = serializers.URLField(read_only=True, allow_blank=True)
 
     class Meta:
         model = GoldenPathUpdate

@@ -10,6 +10,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from scaffolder import drift, registry, services
+from scaffolder.api.filters import GoldenPathUpdateFilterSet
 from scaffolder.api.serializers import (
     GoldenPathSerializer,
     GoldenPathUpdateListSerializer,
@@ -88,17 +89,12 @@ class GoldenPathUpdateViewSet(viewsets.GenericViewSet):
 
     serializer_class = GoldenPathUpdateSerializer
     lookup_field = "uuid"
-    filterset_fields = ["status"]
+    filterset_class = GoldenPathUpdateFilterSet
 
     def get_queryset(self) -> Any:
-        updates = GoldenPathUpdate.objects.select_related("service", "requested_by", "merged_by")
-        service = self.request.query_params.get("service")
-        return updates.filter(service__slug=service) if service else updates
+        return GoldenPathUpdate.objects.select_related("service", "requested_by", "merged_by")
 
-    @extend_schema(
-        parameters=[OpenApiParameter("service", str, description="Only the updates of this service (slug).")],
-        responses=GoldenPathUpdateListSerializer(many=True),
-    )
+    @extend_schema(responses=GoldenPathUpdateListSerializer(many=True))
     def list(self, request: Request) -> Response:
         page = self.paginate_queryset(self.filter_queryset(self.get_queryset()).defer("diff").order_by("-created_at"))
         return self.get_paginated_response(GoldenPathUpdateListSerializer(page, many=True).data)

@@ -3,13 +3,12 @@ from typing import Any
 from django.contrib.auth import get_user_model
 from rest_framework import serializers
 
+from portal.api import SlugRelatedField
 from teams.models import Membership, Team
 
 
 class TeamSerializer(serializers.ModelSerializer):
-    parent = serializers.SlugRelatedField(
-        slug_field="slug", queryset=Team.objects.all(), required=False, allow_null=True
-    )
+    parent = SlugRelatedField(slug_field="slug", queryset=Team.objects.all(), required=False, allow_null=True)
 
     class Meta:
         model = Team
@@ -33,8 +32,8 @@ class TeamSerializer(serializers.ModelSerializer):
 
 
 class MembershipSerializer(serializers.ModelSerializer):
-    team = serializers.SlugRelatedField(slug_field="slug", queryset=Team.objects.all())
-    user = serializers.SlugRelatedField(slug_field="username", queryset=get_user_model().objects.filter(is_active=True))
+    team = SlugRelatedField(slug_field="slug", queryset=Team.objects.all())
+    user = SlugRelatedField(slug_field="username", queryset=get_user_model().objects.filter(is_active=True))
 
     class Meta:
         model = Membership

@@ -4,7 +4,7 @@ from django.core.exceptions import PermissionDenied
 from rest_framework import viewsets
 from rest_framework.permissions import SAFE_METHODS, BasePermission, IsAuthenticated
 
-from portal.api import StaffWritePermission
+from portal.api import LookupMixin, StaffWritePermission
 from teams import selectors, services
 from teams.api.serializers import MembershipSerializer, TeamSerializer
 from teams.models import Membership, Team
@@ -18,7 +18,7 @@ class TeamManagerPermission(BasePermission):
         return request.method in SAFE_METHODS or team_can_manage(request.user, obj)
 
 
-class TeamViewSet(viewsets.ModelViewSet):
+class TeamViewSet(LookupMixin, viewsets.ModelViewSet):
     """Teams. Creating one is for platform admins; its leads and maintainers edit it."""
 
     serializer_class = TeamSerializer

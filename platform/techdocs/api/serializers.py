@@ -3,11 +3,12 @@ from typing import Any
 from rest_framework import serializers
 
 from catalog.models import Service
+from portal.api import SlugRelatedField
 from techdocs.models import ADR, Runbook, RunbookVersion
 
 
 class RunbookSerializer(serializers.ModelSerializer):
-    service = serializers.SlugRelatedField(slug_field="slug", queryset=Service.objects.all())
+    service = SlugRelatedField(slug_field="slug", queryset=Service.objects.all())
     is_stale = serializers.BooleanField(read_only=True)
     note = serializers.CharField(write_only=True, required=False, allow_blank=True, max_length=300)
 
@@ -56,7 +57,7 @@ class RunbookVersionSerializer(serializers.ModelSerializer):
 
 
 class AdrSerializer(serializers.ModelSerializer):
-    service = serializers.SlugRelatedField(slug_field="slug", queryset=Service.objects.all())
+    service = SlugRelatedField(slug_field="slug", queryset=Service.objects.all())
     superseded_by = serializers.SerializerMethodField()
     supersedes = serializers.IntegerField(
         write_only=True,

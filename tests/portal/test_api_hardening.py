@@ -1,0 +1,307 @@
+"""Bad input never makes a 5xx: deep JSON, NUL bytes in query parameters and slugs, deleting what history protects;
+and what the API returns is what its schema says."""
+
+import json
+
+import pytest
+from django.db import connection
+from rest_framework.test import APIClient
+
+from deployments.models import Environment
+
+DEEP_JSON = "[" * 100_000
+NUL = "a\x00b"
+
+
+@pytest.fixture
+def admin_api(world) -> APIClient:  # type: ignore[no-untyped-def]
+    api = APIClient()
+    api.force_authenticate(world.staff)
+    return api
+
+
+@pytest.fixture
+def staging(db) -> Environment:  # type: ignore[no-untyped-def]
+    return Environment.objects.create(name="Staging", slug="staging", order=1)
+
+
+def _deploy_reported(api: APIClient) -> None:
+    body = {
+        "service": "payments-api",
+        "environment": "staging",
+        "version": "1.0.0",
+        "commit_sha": "a" * 40,
+        "status": "succeeded",
+    }
+    assert api.post("/api/v1/deploy-events/", body, format="json").status_code == 201
+
+
+# Deep JSON bodies
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("post", "/api/v1/services/"),
+        ("patch", "/api/v1/services/payments-api/"),
+        ("post", "/api/v1/teams/"),
+        ("post", "/api/v1/deployments/"),
+        ("post", "/api/v1/deploy-events/"),
+        ("post", "/api/v1/scaffold-runs/"),
+        ("post", "/api/v1/runbooks/"),
+    ],
+)
+def test_deeply_nested_json_is_a_400(admin_api, method, path) -> None:
+    response = getattr(admin_api, method)(path, DEEP_JSON, content_type="application/json")
+    assert response.status_code == 400, response.content
+    assert "nested" in response.json()["detail"]
+
+
+@pytest.mark.parametrize(
+    ("body", "reason"),
+    [
+        (DEEP_JSON.encode(), "nested too deeply"),
+        (("[" * 70 + "]" * 70).encode(), "nested too deeply"),
+        (json.dumps({"step": "prepare", "status": "succeeded", "message": NUL}).encode(), "Null characters"),
+        (json.dumps({"step": "prepare", "status": "succeeded", "extra": {NUL: 1}}).encode(), "Null characters"),
+    ],
+)
+def test_the_webhook_callback_refuses_deep_or_nul_json_as_a_field_error(body, reason) -> None:
+    from django.core.exceptions import ValidationError
+
+    from deployments import webhooks
+
+    with pytest.raises(ValidationError, match=reason) as refused:
+        webhooks.report_parse(body)
+    assert set(refused.value.message_dict) == {"body"}
+
+
+def test_json_nested_deeper_than_the_limit_is_a_400(admin_api) -> None:
+    body = {"golden_path": "python-worker", "owner": "payments", "answers": json.loads("[" * 70 + "]" * 70)}
+    response = admin_api.post("/api/v1/scaffold-runs/", body, format="json")
+    assert response.status_code == 400 and "nested too deeply" in response.json()["detail"]
+
+
+def test_moderately_nested_json_still_parses(admin_api) -> None:
+    body = {"golden_path": "python-worker", "owner": "payments", "answers": {"a": json.loads("[" * 50 + "]" * 50)}}
+    response = admin_api.post("/api/v1/scaffold-runs/", body, format="json")
+    assert response.status_code == 400 and "nested" not in json.dumps(response.json())
+
+
+# NUL bytes in query parameters: a 400 naming the parameter on the API
+
+
+@pytest.mark.parametrize(
+    ("path", "param"),
+    [
+        ("/api/v1/services/", "owner"),
+        ("/api/v1/services/", "system"),
+        ("/api/v1/services/", "tag"),
+        ("/api/v1/services/", "q"),
+        ("/api/v1/systems/", "owner"),
+        ("/api/v1/dependencies/", "source"),
+        ("/api/v1/releases/", "service"),
+        ("/api/v1/deployments/", "service"),
+        ("/api/v1/deployments/", "environment"),
+        ("/api/v1/deployments/", "state"),
+        ("/api/v1/placements/", "service"),
+        ("/api/v1/placements/", "environment"),
+        ("/api/v1/decommissions/", "service"),
+        ("/api/v1/decommissions/", "state"),
+        ("/api/v1/golden-path-updates/", "service"),
+        ("/api/v1/runbooks/", "service__slug"),
+        ("/api/v1/adrs/", "service__slug"),
+        ("/api/v1/memberships/", "team__slug"),
+        ("/api/v1/teams/", "parent__slug"),
+        ("/api/v1/audit-events/", "actor"),
+        ("/api/v1/catalog/export/", "team"),
+        ("/api/v1/catalog/export/", "service"),
+    ],
+)
+def test_a_nul_byte_in_a_query_parameter_is_a_400_naming_it(admin_api, path, param) -> None:
+    response = admin_api.get(path, {param: NUL})
+    assert response.status_code == 400, response.content
+    assert param in response.json()
+
+
+@pytest.mark.parametrize(
+    ("path", "param"),
+    [
+        ("/catalog/", "owner"),
+        ("/catalog/", "system"),
+        ("/catalog/", "tag"),
+        ("/catalog/", "q"),
+        ("/audit/", "actor"),
+        ("/audit/", "object_type"),
+    ],
+)
+def test_a_nul_byte_in_a_filter_on_a_page_is_a_form_error(client, world, path, param) -> None:
+    client.force_login(world.staff)
+    response = client.get(path, {param: NUL})
+    assert response.status_code == 200
+    assert "Null characters are not allowed" in response.content.decode() or param in response.context["filter"].errors
+
+
+@pytest.mark.parametrize(("path", "param"), [("/catalog/export/", "team"), ("/catalog/export/", "service")])
+def test_a_nul_byte_in_the_export_page_is_not_a_500(client, world, path, param) -> None:
+    client.force_login(world.staff)
+    assert client.get(path, {param: NUL}).status_code in (400, 404)
+
+
+# NUL bytes in slugs of request bodies: a field error
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body", "field"),
+    [
+        ("post", "/api/v1/services/", {"slug": "x", "name": "X", "owner": NUL}, "owner"),
+        ("post", "/api/v1/services/", {"slug": "x", "name": "X", "owner": "payments", "system": NUL}, "system"),
+        ("post", "/api/v1/services/payments-api/transfer/", {"new_owner": NUL}, "new_owner"),
+        ("post", "/api/v1/systems/", {"slug": "x", "name": "X", "owner": NUL}, "owner"),
+        ("post", "/api/v1/dependencies/", {"source": NUL, "target": "payments-api"}, "source"),
+        ("post", "/api/v1/teams/", {"slug": "x", "name": "X", "parent": NUL}, "parent"),
+        ("post", "/api/v1/memberships/", {"team": NUL, "user": "olivia", "role": "member"}, "team"),
+        ("post", "/api/v1/memberships/", {"team": "payments", "user": NUL, "role": "member"}, "user"),
+        ("post", "/api/v1/runbooks/", {"service": NUL, "title": "T", "body": ""}, "service"),
+        ("post", "/api/v1/adrs/", {"service": NUL, "title": "T", "status": "proposed"}, "service"),
+        ("post", "/api/v1/golden-path-updates/", {"service": NUL}, "service"),
+        ("post", "/api/v1/scaffold-runs/", {"golden_path": NUL, "owner": "payments", "answers": {}}, "golden_path"),
+        ("post", "/api/v1/scaffold-runs/", {"golden_path": "python-worker", "owner": NUL, "answers": {}}, "owner"),
+        ("post", "/api/v1/deployments/", {"service": NUL, "environment": "staging", "ref": "main"}, "service"),
+        ("post", "/api/v1/decommissions/", {"service": NUL, "reason": "r", "planned_for": "2030-01-01"}, "service"),
+        ("patch", "/api/v1/services/payments-api/", {"system": NUL}, "system"),
+        ("patch", "/api/v1/teams/payments/", {"parent": NUL}, "parent"),
+    ],
+)
+def test_a_nul_byte_in_a_slug_of_a_body_is_a_field_error(admin_api, staging, method, path, body, field) -> None:
+    response = getattr(admin_api, method)(path, body, format="json")
+    assert response.status_code == 400, response.content
+    assert field in response.json()
+
+
+def test_nul_bytes_in_json_answers_are_a_400(admin_api) -> None:
+    body = {"golden_path": "python-worker", "owner": "payments", "answers": {"name": "x", "description": NUL}}
+    assert admin_api.post("/api/v1/scaffold-runs/", body, format="json").status_code == 400
+
+
+def test_a_value_the_database_refuses_is_a_400_not_a_500(admin_api, monkeypatch) -> None:
+    """The safety net under the field checks: a DataError (here forced) is the request's fault, answered as such."""
+    from django.db import DataError
+
+    from catalog.api import views
+
+    def refuse(*args, **kwargs):  # type: ignore[no-untyped-def]
+        raise DataError("PostgreSQL text fields cannot contain NUL (0x00) bytes")
+
+    monkeypatch.setattr(views.services, "system_create", refuse)
+    response = admin_api.post("/api/v1/systems/", {"slug": "x", "name": "X", "owner": "payments"}, format="json")
+    assert response.status_code == 400 and response.json() == {
+        "non_field_errors": ["A value in the request cannot be stored."]
+    }
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/api/v1/services/a%00b/",
+        "/api/v1/systems/a%00b/",
+        "/api/v1/teams/a%00b/",
+        "/api/v1/environments/a%00b/",
+        "/api/v1/golden-paths/a%00b/",
+    ],
+)
+def test_a_nul_byte_in_a_path_is_a_404(admin_api, path) -> None:
+    assert admin_api.get(path).status_code == 404
+
+
+@pytest.mark.parametrize("path", ["/api/v1/deployments/0.5/", "/api/v1/runbooks/a%2Fb/", "/api/v1/no-such-thing/"])
+@pytest.mark.parametrize("method", ["get", "post", "delete"])
+def test_an_unrouted_api_path_is_a_json_404(world, path, method) -> None:
+    api = APIClient(enforce_csrf_checks=True)
+    api.force_login(world.staff)
+    response = getattr(api, method)(path)
+    assert response.status_code == 404
+    assert response["Content-Type"] == "application/json" and response.json() == {"detail": "Not found."}
+
+
+# Deleting what history protects
+
+
+def test_deleting_a_service_with_deploy_history_is_a_409_that_says_to_decommission(admin_api, world, staging) -> None:
+    _deploy_reported(admin_api)
+    response = admin_api.delete("/api/v1/services/payments-api/")
+    assert response.status_code == 409, response.content
+    assert "decommission" in response.json()["detail"].lower()
+    assert admin_api.get("/api/v1/services/payments-api/").status_code == 200
+    assert not world.service.__class__.objects.filter(pk=world.service.pk, slug="gone").exists()
+
+
+def test_a_refused_delete_writes_no_audit_event(admin_api, world, staging) -> None:
+    from audit.models import AuditEvent
+
+    _deploy_reported(admin_api)
+    admin_api.delete("/api/v1/services/payments-api/")
+    assert not AuditEvent.objects.filter(action="service.deleted").exists()
+
+
+# What the schema says
+
+
+@pytest.fixture
+def openapi(admin_api) -> dict:  # type: ignore[no-untyped-def]
+    response = admin_api.get("/api/schema/", HTTP_ACCEPT="application/vnd.oai.openapi+json")
+    return response.json()
+
+
+def _property(openapi: dict, component: str, name: str) -> dict:  # type: ignore[type-arg]
+    return openapi["components"]["schemas"][component]["properties"][name]
+
+
+@pytest.mark.parametrize(
+    ("component", "name"),
+    [
+        ("Decommission", "approved_by"),
+        ("Decommission", "requested_by"),
+        ("Deployment", "previous_version"),
+        ("Deployment", "requested_by"),
+        ("ScaffoldRun", "service"),
+        ("ScaffoldRun", "system"),
+        ("Placement", "version"),
+        ("GoldenPathUpdate", "merged_by"),
+        ("ImportRun", "created_by"),
+    ],
+)
+def test_fields_that_can_be_null_are_nullable_in_the_schema(openapi, component, name) -> None:
+    assert _property(openapi, component, name).get("nullable") is True
+
+
+def test_blank_urls_are_allowed_by_the_schema(openapi) -> None:
+    field = _property(openapi, "GoldenPathUpdate", "change_request_url")
+    assert "format" not in field
+    assert {"type": "string", "maxLength": 0} in field["oneOf"]
+    assert {"type": "string", "format": "uri"} in field["oneOf"]
+
+
+@pytest.mark.parametrize(
+    ("path", "method", "codes"),
+    [
+        ("/api/v1/services/", "get", {"400", "401", "403", "404", "429"}),
+        ("/api/v1/services/", "post", {"400", "401", "403", "409", "429"}),
+        ("/api/v1/services/{slug}/", "delete", {"401", "403", "404", "409", "429"}),
+        ("/api/v1/deployments/", "post", {"400", "409"}),
+        ("/api/v1/catalog/export/", "get", {"400", "404"}),
+        ("/api/v1/deploy-events/", "post", {"400", "404"}),
+    ],
+)
+def test_error_responses_are_documented(openapi, path, method, codes) -> None:
+    documented = set(openapi["paths"][path][method]["responses"])
+    assert codes <= documented, documented
+
+
+def test_error_bodies_are_described(openapi) -> None:
+    responses = openapi["paths"]["/api/v1/services/{slug}/"]["delete"]["responses"]
+    assert "application/json" in responses["409"]["content"]
+
+
+def test_is_postgres_fixture_still_available(is_postgres) -> None:
+    assert is_postgres == (connection.vendor == "postgresql")
