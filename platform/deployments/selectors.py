@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.core.paginator import Page, Paginator
-from django.db.models import Prefetch, QuerySet
+from django.db.models import Exists, F, OuterRef, Prefetch, QuerySet
 
 from catalog.models import Service
 from deployments.analysis import percent
@@ -21,19 +21,40 @@ from deployments.models import (
     Placement,
 )
 
-BOARD_RECENT = 25
+BOARD_RECENT = 25  # finished deployments per page of the board
+BOARD_SERVICES = 500  # slugs the board's service box suggests
 
 
 def _with_related(queryset: QuerySet[Deployment]) -> QuerySet[Deployment]:
-    return queryset.select_related("release", "service", "service__owner", "environment", "requested_by")
-
-
-def board() -> dict[str, Any]:
-    active = list(_with_related(Deployment.objects.filter(state__in=ACTIVE_STATES)).order_by("created_at"))
-    recent = list(
-        _with_related(Deployment.objects.exclude(state__in=ACTIVE_STATES)).order_by("-finished_at")[:BOARD_RECENT]
+    return queryset.select_related(
+        "release", "previous_release", "service", "service__owner", "environment", "requested_by"
     )
-    return {"active": active, "recent": recent}
+
+
+def deployment_list_visible(*, user: object) -> QuerySet[Deployment]:
+    """Every signed-in user may see every deployment, as they see the catalog; the board and its filters start here."""
+    return Deployment.objects.all()
+
+
+def board(
+    *, deployments: QuerySet[Deployment] | None = None, page: int | str | None = 1, per_page: int = BOARD_RECENT
+) -> dict[str, Any]:
+    """Everything in flight among `deployments`, and a page of those finished, latest first; four queries."""
+    deployments = Deployment.objects.all() if deployments is None else deployments
+    active = list(_with_related(deployments.filter(state__in=ACTIVE_STATES)).order_by("created_at", "id"))
+    finished = _with_related(deployments.exclude(state__in=ACTIVE_STATES)).order_by(
+        F("finished_at").desc(nulls_last=True), "-id"
+    )
+    page_obj = Paginator(finished, per_page).get_page(page)
+    return {"active": active, "recent": page_obj.object_list, "page": page_obj}
+
+
+def board_service_slugs() -> list[str]:
+    """The slugs the board's service box suggests: services with deployments, by slug."""
+    deployed = Deployment.objects.filter(service=OuterRef("pk"))
+    return list(
+        Service.objects.filter(Exists(deployed)).order_by("slug").values_list("slug", flat=True)[:BOARD_SERVICES]
+    )
 
 
 def deployment_get(pk: int) -> Deployment:

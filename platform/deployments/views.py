@@ -14,14 +14,17 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
+from django.utils.cache import patch_vary_headers
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from django_htmx.http import HttpResponseClientRedirect
 
 from catalog import selectors as catalog_selectors
 from catalog.permissions import user_can
 from deployments import decommission as retire
 from deployments import selectors, services
+from deployments.filters import DeploymentFilterSet
 from deployments.forms import DecommissionForm, DeployForm
-from deployments.models import Decommission, Deployment, Environment, Strategy
+from deployments.models import Decommission, Deployment, Environment, State, Strategy
 from portal.errors import Conflict
 from portal.forms import apply_errors
 from teams.models import Team
@@ -35,9 +38,23 @@ def _fragment(request: HttpRequest, template: str, name: str) -> str:
 @login_required
 @require_GET
 def board(request: HttpRequest) -> HttpResponse:
-    """Everything in flight with live progress, and what finished lately."""
-    context = selectors.board()
-    return render(request, _fragment(request, "deployments/board.html", "board"), context)
+    """Everything in flight with live progress, and what finished, a page at a time; filtered by service,
+    environment, state or team. The live part polls with the same query, so it keeps its filters and page."""
+    filterset = DeploymentFilterSet(request.GET or None, queryset=selectors.deployment_list_visible(user=request.user))
+    context = selectors.board(deployments=filterset.qs, page=request.GET.get("page"))
+    params = request.GET.copy()
+    params.pop("page", None)
+    context |= {
+        "filterset": filterset,
+        "filtered": bool(filterset.is_bound and filterset.form.has_changed()),
+        "query": request.GET.urlencode(),
+        "page_query": f"{params.urlencode()}&" if params else "",
+    }
+    if not request.htmx or request.htmx.boosted:  # type: ignore[attr-defined]
+        context["service_slugs"] = selectors.board_service_slugs()
+    response = render(request, _fragment(request, "deployments/board.html", "board"), context)
+    patch_vary_headers(response, ["HX-Request"])
+    return response
 
 
 def _deployment(pk: int) -> Deployment:
@@ -60,6 +77,7 @@ def detail(request: HttpRequest, pk: int) -> HttpResponse:
         "latency_chart": selectors.chart(points, metric="p95") if points else None,
         "error_chart": selectors.chart(points, metric="errors") if points else None,
         "can_deploy": user_can(request.user, "catalog.deploy_service", deployment.service),
+        "confirm": {action: _question(deployment, action) for action in CONFIRMED},
     }
     return render(request, _fragment(request, "deployments/detail.html", "live"), context)
 
@@ -76,22 +94,69 @@ DONE = {
     "pause": "Paused after the current step.",
     "resume": "Resumed.",
 }
+# Controls that cannot be taken back act only on a post that says it was confirmed: the page's buttons ask first
+# (htmx's hx-confirm) and send `confirmed=yes`; without JavaScript the post lands on a page that asks instead.
+CONFIRMED = ("promote", "abort")
+
+
+def _question(deployment: Deployment, action: str) -> str:
+    """What a person confirms before an irreversible control: the same words in the dialog and on the page."""
+    release, environment = deployment.release.version, deployment.environment
+    if action == "promote":
+        return (
+            f"Promote {release} to {environment} now? The remaining steps and their analyses are skipped, and it "
+            "takes all traffic."
+        )
+    if deployment.state in (State.PENDING, State.POLICY_CHECK):
+        return f"Cancel deployment #{deployment.pk} of {release} to {environment}? It has not started rolling out."
+    previous = deployment.previous_release
+    back_to = f"roll back to {previous.version}" if previous else "roll back (its replicas are stopped)"
+    return (
+        f"Abort deployment #{deployment.pk} of {release} to {environment} and {back_to}? "
+        "Deploying it again starts from the first step."
+    )
+
+
+def _confirmed(request: HttpRequest) -> bool:
+    return request.POST.get("confirmed") == "yes"
+
+
+def _ask(request: HttpRequest, *, question: str, act: str, back: Any, back_label: str) -> HttpResponse:
+    """The confirmation step for a post that was not confirmed (no JavaScript, so no dialog): nothing is done yet."""
+    context = {"question": question, "act": act, "action_url": request.path, "back": back, "back_label": back_label}
+    return render(request, "deployments/confirm.html", context)
+
+
+def _back_to(request: HttpRequest, target: Any) -> HttpResponse:
+    """After a control: a whole page load (so its message shows), for htmx and plain posts alike."""
+    if request.htmx:  # type: ignore[attr-defined]
+        return HttpResponseClientRedirect(target.get_absolute_url())
+    return redirect(target)
 
 
 @login_required
 @require_POST
 def control(request: HttpRequest, pk: int, action: str) -> HttpResponse:
-    """Promote now, pause, resume or abort (with rollback)."""
+    """Promote now, pause, resume or abort (with rollback); promote and abort only once confirmed."""
     deployment = _deployment(pk)
     if action not in CONTROLS:
         raise Http404("No such action.")
+    if action in CONFIRMED and not _confirmed(request):
+        if not user_can(request.user, "catalog.deploy_service", deployment.service):
+            raise PermissionDenied(f"Only {deployment.service.owner} and platform admins can control this deployment.")
+        act = "Promote now" if action == "promote" else _abort_label(deployment)
+        return _ask(request, question=_question(deployment, action), act=act, back=deployment, back_label="Go back")
     try:
         CONTROLS[action](deployment=deployment, user=request.user)
     except Conflict as conflict:
         messages.error(request, conflict.message)
     else:
         messages.success(request, DONE[action])
-    return redirect(deployment)
+    return _back_to(request, deployment)
+
+
+def _abort_label(deployment: Deployment) -> str:
+    return "Cancel" if deployment.state in (State.PENDING, State.POLICY_CHECK) else "Abort and roll back"
 
 
 @login_required
@@ -255,6 +320,7 @@ def decommission_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "steps": DECOMMISSION_STEP_LABELS,
         "can_approve": decommission.state == "requested" and retire.can_approve(request.user, decommission),
         "can_operate": retire.can_operate(request.user, decommission),
+        "approve_question": _approval_question(decommission),
         "checks": retire.checks(decommission.service) if decommission.state == "requested" else None,
         "now": timezone.now(),
     }
@@ -284,12 +350,27 @@ DECOMMISSION_CONTROLS: dict[str, tuple[Callable[..., Decommission], str]] = {
 }
 
 
+def _approval_question(decommission: Decommission) -> str:
+    """What an approver confirms: the work it starts and that it cannot be undone."""
+    service = decommission.service
+    when = "now" if decommission.planned_for <= timezone.localdate() else f"on {decommission.planned_for:%-d %b %Y}"
+    return (
+        f"Approve decommissioning {service.slug}? It is stopped in every environment {when}, its repository is "
+        "archived and every permission on it is revoked. This cannot be undone."
+    )
+
+
 @login_required
 @require_POST
 def decommission_control(request: HttpRequest, pk: int, action: str) -> HttpResponse:
     decommission = _decommission(pk)
     if action not in DECOMMISSION_CONTROLS:
         raise Http404("No such action.")
+    if action == "approve" and not _confirmed(request):
+        if not retire.can_approve(request.user, decommission):
+            raise PermissionDenied("Only a lead of the owning team or a platform admin may approve this.")
+        question = _approval_question(decommission)
+        return _ask(request, question=question, act="Approve", back=decommission, back_label="Go back")
     call, done = DECOMMISSION_CONTROLS[action]
     try:
         call(decommission=decommission, user=request.user)
@@ -297,4 +378,4 @@ def decommission_control(request: HttpRequest, pk: int, action: str) -> HttpResp
         messages.error(request, error.message if isinstance(error, Conflict) else " ".join(error.messages))
     else:
         messages.success(request, done)
-    return redirect(decommission)
+    return _back_to(request, decommission)

@@ -323,8 +323,12 @@ def test_the_pages_walk_an_owner_and_a_lead_through_it(world, lead, running, cli
     assert approve not in client.get(decommission.get_absolute_url()).content.decode()  # not for the requester
 
     client.force_login(lead)
-    assert approve in client.get(decommission.get_absolute_url()).content.decode()
-    client.post(approve)
+    page = client.get(decommission.get_absolute_url()).content.decode()
+    assert approve in page and 'hx-confirm="Approve decommissioning payments-api? It is stopped in every' in page
+    asked = client.post(approve)  # not confirmed (no JavaScript, so no dialog): a page asks first
+    assert asked.status_code == 200 and 'name="confirmed" value="yes"' in asked.content.decode()
+    assert Decommission.objects.get().state == DecommissionState.REQUESTED
+    client.post(approve, {"confirmed": "yes"})
     assert run(decommission).state == DecommissionState.DONE
     with_timeline = client.get(decommission.get_absolute_url()).content.decode()
     assert "Stopped in production, staging" in with_timeline and "permissions revoked" in with_timeline
@@ -388,3 +392,10 @@ def test_a_pending_approval_says_who_may_give_it(world, client) -> None:
     client.force_login(world.owner)
     page = client.get(request(world).get_absolute_url()).content.decode()
     assert "Approval by a lead of Payments or a platform admin" in page
+
+
+def test_only_approvers_get_the_approval_confirmation(world, client) -> None:
+    decommission = request(world)
+    client.force_login(world.outsider)
+    approve = reverse("deployments:decommission-control", args=[decommission.pk, "approve"])
+    assert client.post(approve).status_code == 403

@@ -82,7 +82,7 @@ def test_board_lists_in_flight_and_finished(client, world, target, django_assert
     client.force_login(world.outsider)
     with django_assert_max_num_queries(8):
         page = client.get(reverse("deployments:board"))
-    assert page.content.count(b"Rolled back") == 6
+    assert page.content.count(b'class="badge badge-dep-rolled_back">Rolled back') == 6
     assert f'aria-label="Progress of #{active.pk}"'.encode() in page.content
     fragment = client.get(reverse("deployments:board"), HTTP_HX_REQUEST="true")
     assert fragment.content.lstrip().startswith(b'<div id="board"')
@@ -222,3 +222,133 @@ def section(html: str, marker: str) -> str:
     tag = html.rfind("<", 0, start)
     name = html[tag + 1 : html.index(" ", tag)]
     return html[start : html.index(f"</{name}>", start)]
+
+
+def analysing(world, target) -> Deployment:  # type: ignore[no-untyped-def]
+    """A production-like canary waiting in its first analysis (a long bake), as a person would find it."""
+    from deployments import services
+    from tests.deployments.support import step
+
+    target.bake_seconds = 3600
+    target.save()
+    deployment = services.deployment_request(
+        service=world.service, environment=target.environment, user=world.owner, release=release_make(world.service)
+    )
+    while deployment.state != State.ANALYSING:
+        deployment = step(deployment)
+    return deployment
+
+
+def test_irreversible_controls_ask_first_and_the_safe_one_is_primary(client, world, target) -> None:
+    deployment = analysing(world, target)
+    client.force_login(world.owner)
+    controls = section(client.get(deployment.get_absolute_url()).content.decode(), 'aria-labelledby="controls-heading"')
+
+    forms = {action: form for form in controls.split("<form")[1:] for action in ("promote", "pause", "abort")
+             if f"/{action}/" in form}  # fmt: skip
+    assert set(forms) == {"promote", "pause", "abort"}
+    assert 'hx-confirm="Promote 1.0.0 to Staging now?' in forms["promote"]
+    assert 'hx-confirm="Abort deployment' in forms["abort"] and "roll back" in forms["abort"]
+    assert "hx-confirm" not in forms["pause"]  # pausing is safe and undone by Resume
+    assert 'class="primary"' in forms["pause"] and 'class="primary"' not in forms["promote"]
+    assert '"confirmed": "yes"' in forms["promote"] and "onclick" not in controls
+
+
+@pytest.mark.parametrize("action", ["promote", "abort"])
+def test_an_unconfirmed_control_shows_a_confirmation_step_and_does_nothing(client, world, target, action) -> None:
+    """Without JavaScript there is no dialog: the post lands on a page that asks, and only its button acts."""
+    deployment = analysing(world, target)
+    url = reverse("deployments:control", args=[deployment.pk, action])
+    client.force_login(world.owner)
+
+    asked = client.post(url)
+    assert asked.status_code == 200
+    html = asked.content.decode()
+    assert 'name="confirmed" value="yes"' in html and deployment.get_absolute_url() in html
+    assert Deployment.objects.get(pk=deployment.pk).state == State.ANALYSING
+
+    done = client.post(url, {"confirmed": "yes"})
+    assert done.status_code == 302 and done["Location"] == deployment.get_absolute_url()
+    expected = State.PROMOTING if action == "promote" else State.FAILED
+    assert Deployment.objects.get(pk=deployment.pk).state == expected
+
+
+def test_a_confirmed_htmx_control_sends_the_browser_to_the_deployment(client, world, target) -> None:
+    deployment = analysing(world, target)
+    client.force_login(world.owner)
+    url = reverse("deployments:control", args=[deployment.pk, "abort"])
+    response = client.post(url, {"confirmed": "yes"}, HTTP_HX_REQUEST="true")
+    assert response["HX-Redirect"] == deployment.get_absolute_url()
+    assert Deployment.objects.get(pk=deployment.pk).state == State.FAILED
+
+
+def test_outsiders_get_no_confirmation_step(client, world, target) -> None:
+    deployment = analysing(world, target)
+    client.force_login(world.outsider)
+    assert client.post(reverse("deployments:control", args=[deployment.pk, "promote"])).status_code == 403
+
+
+def finished_deployments(service, environment, count: int, *, state: str = State.SUCCEEDED) -> list[Deployment]:  # type: ignore[no-untyped-def]
+    from django.utils import timezone
+
+    made = []
+    for n in range(count):
+        release = release_make(service, f"3.{n}.{state[:1]}")
+        made.append(
+            Deployment.objects.create(
+                release=release, service=service, environment=environment, strategy="rolling", runtime="simulated",
+                state=state, finished_at=timezone.now(), previous_release=made[-1].release if made else None,
+            )
+        )  # fmt: skip
+    return made
+
+
+def test_the_board_pages_what_finished_in_few_queries(client, world, target, django_assert_max_num_queries) -> None:
+    """The board showed only the latest 25 finished deployments, with no way to the others."""
+    made = finished_deployments(world.service, target.environment, 60)
+    client.force_login(world.outsider)
+
+    with django_assert_max_num_queries(10):
+        first = client.get(reverse("deployments:board")).content.decode()
+    with django_assert_max_num_queries(10):
+        third = client.get(reverse("deployments:board"), {"page": 3}).content.decode()
+
+    assert "Page 1 of 3" in first and 'href="?page=2"' in first
+    assert f'href="{made[-1].get_absolute_url()}"' in first  # newest first
+    assert f'href="{made[0].get_absolute_url()}"' in third and f'href="{made[-1].get_absolute_url()}"' not in third
+    assert third.count("<tr>") == 1 + 10  # the header and the last ten
+
+
+def test_the_board_filters_by_service_environment_state_and_team(client, world, target, staging) -> None:
+    from deployments.models import Environment
+    from tests.factories import service_make
+
+    production = Environment.objects.create(name="Production", slug="production", order=2)
+    search = service_make(owner=world.other_team, slug="search-api")
+    ours = finished_deployments(world.service, staging, 2)
+    theirs = finished_deployments(search, production, 2, state=State.ROLLED_BACK)
+    client.force_login(world.outsider)
+
+    def shown(**query: str) -> set[int]:
+        html = client.get(reverse("deployments:board"), query).content.decode()
+        return {d.pk for d in (*ours, *theirs) if f'href="{d.get_absolute_url()}"' in html}
+
+    everything = {d.pk for d in (*ours, *theirs)}
+    assert shown() == everything
+    assert shown(service="search-api") == {d.pk for d in theirs}
+    assert shown(environment="staging") == {d.pk for d in ours}
+    assert shown(state="rolled_back") == {d.pk for d in theirs}
+    assert shown(team="payments") == {d.pk for d in ours}
+    assert shown(team="payments", environment="production") == set()
+
+    page = client.get(reverse("deployments:board"), {"team": "search", "page": "1"}).content.decode()
+    assert 'hx-get="/deployments/?team=search&amp;page=1"' in page  # the live part polls with its filters
+    assert '<option value="search-api">' in page  # the service box suggests slugs
+
+
+@pytest.mark.parametrize("query", [{"service": "a\x00b"}, {"environment": "\x00"}, {"state": "nope"}, {"team": "x"}])
+def test_bad_board_filters_say_what_is_wrong(client, world, target, query) -> None:
+    client.force_login(world.outsider)
+    response = client.get(reverse("deployments:board"), query)
+    assert response.status_code == 200
+    assert 'class="form-errors" role="alert"' in response.content.decode()

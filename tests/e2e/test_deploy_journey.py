@@ -26,7 +26,7 @@ from playwright.sync_api import Page, expect
 
 from deployments import services as deployment_services
 from deployments import tasks as deployment_tasks
-from deployments.models import Decommission, Deployment, DeployTarget, Placement, State
+from deployments.models import Decommission, Deployment, DeployTarget, Environment, Placement, State
 from deployments.runtimes import local
 from deployments.runtimes.local import LocalRuntime
 from scaffolder import publishers
@@ -161,8 +161,11 @@ def timeline(deployment_id: int) -> str:
     return "\n".join(lines)
 
 
-def deploy(page: Page, base_url: str, *, environment: str, ref: str, strategy: str = "") -> int:
-    """From the service's page: Deploy, choose where and what, submit; returns the new deployment's id."""
+def deploy(page: Page, base_url: str, *, environment: str, ref: str, strategy: str = "", pick: bool = False) -> int:
+    """From the service's page: Deploy, choose where and what, submit; returns the new deployment's id.
+
+    With `pick`, the ref is chosen from the form's list of tags and recent commits instead of typed.
+    """
     page.goto(f"{base_url}/catalog/services/{SERVICE}/")
     page.get_by_role("link", name="Deploy", exact=True).click()
     expect(page.get_by_role("heading", level=1)).to_have_text(f"Deploy {SERVICE}")
@@ -170,7 +173,16 @@ def deploy(page: Page, base_url: str, *, environment: str, ref: str, strategy: s
     offered = page.locator("datalist#refs option").evaluate_all("options => options.map(o => o.value)")
     assert ref in offered, (ref, offered)
     page.get_by_label("Environment").select_option(label=environment)
-    page.get_by_label("Commit or tag").fill(ref)
+    if pick:
+        form_url = page.url
+        page.get_by_role("region", name="Tags and recent commits").get_by_role("link", name=ref, exact=True).click()
+        expect(page.get_by_label("Commit or tag")).to_have_value(ref)
+        assert page.url == form_url, "picking a ref reloaded the form instead of filling the box"
+        expect(page.get_by_label("Environment")).to_have_value(
+            page.get_by_label("Environment").locator("option", has_text=environment).get_attribute("value") or ""
+        )
+    else:
+        page.get_by_label("Commit or tag").fill(ref)
     if strategy:
         page.get_by_label("Strategy").select_option(label=strategy)
     page.get_by_role("button", name="Deploy", exact=True).click()
@@ -189,6 +201,16 @@ def wait_until_finished(page: Page, deployment_id: int, outcome: str) -> None:
         raise AssertionError(f"{error}\n{timeline(deployment_id)}") from None
     assert same_document(page), "the deployment page reloaded instead of swapping its live part"
     expect(page.locator("#live")).not_to_have_attribute("hx-trigger", re.compile("."))  # polling stopped
+
+
+def posts_to(page: Page, fragment: str) -> list[str]:
+    """Every POST the page sends to a URL containing `fragment`, from now on (a dismissed question sends none)."""
+    sent: list[str] = []
+    page.on(
+        "request",
+        lambda request: sent.append(request.url) if request.method == "POST" and fragment in request.url else None,
+    )
+    return sent
 
 
 def git(cwd: Path, *args: str) -> str:
@@ -284,7 +306,7 @@ def test_scaffold_deploy_canary_roll_back_and_decommission(  # type: ignore[no-u
     before = LocalRuntime().endpoints(SERVICE, "production")
     assert [(row["version"], row["state"]) for row in before] == [(first_version, "RUNNING")] * 2, before
 
-    broken_id = deploy(page, base, environment="Production", ref="v1.1.0", strategy="Canary")
+    broken_id = deploy(page, base, environment="Production", ref="v1.1.0", strategy="Canary", pick=True)
     wait_until_finished(page, broken_id, "Rolled back")
     reason = page.get_by_role("alert")
     expect(reason).to_contain_text("Analysis failed (canary at 10 %): canary error rate")
@@ -325,8 +347,17 @@ def test_scaffold_deploy_canary_roll_back_and_decommission(  # type: ignore[no-u
     sign_out(page)
 
     sign_in(page, base, "lena", decommission_url.removeprefix(base))
+    # Approving cannot be undone: the button asks first, and dismissing the question leaves the request as it was.
+    asked: list[str] = []
+    approvals = posts_to(page, "/approve/")
+    page.once("dialog", lambda dialog: (asked.append(dialog.message), dialog.dismiss()))
+    page.get_by_role("button", name="Approve").click()
+    expect(page.locator("#progress-heading + .badge")).to_have_text("Awaiting approval")
+    assert asked and asked[0].startswith(f"Approve decommissioning {SERVICE}?"), asked
+    page.once("dialog", lambda dialog: dialog.accept())
     page.get_by_role("button", name="Approve").click()
     expect(page.get_by_role("status")).to_contain_text("Approved.")
+    assert len(approvals) == 1, approvals  # the dismissed question sent nothing; only the accepted one did
     mark_document(page)
     expect(page.locator("#progress-heading + .badge")).to_have_text("Decommissioned", timeout=DEPLOY_MS)
     assert same_document(page), "the decommission page reloaded instead of polling its progress"
@@ -358,3 +389,50 @@ def test_scaffold_deploy_canary_roll_back_and_decommission(  # type: ignore[no-u
 
     elapsed = time.monotonic() - started
     print(f"journey took {elapsed:.1f} s")
+
+
+def test_irreversible_controls_act_only_once_confirmed(  # type: ignore[no-untyped-def]
+    page: Page, live_server, people: People
+) -> None:
+    """A production canary waiting in its analysis: Pause is the primary control; Promote now and Abort ask first,
+    and only an accepted question acts (no worker runs here: the page and the database say what happened)."""
+    from tests.deployments.support import release_make, step
+    from tests.factories import service_make
+
+    service = service_make(owner=people.team, slug="basket-api", name="Basket API")
+    production = DeployTarget.objects.create(
+        service=service, environment=Environment.objects.get(slug="production"), runtime="simulated",
+        strategy="canary", bake_seconds=3600,
+    )  # fmt: skip
+    deployment = deployment_services.deployment_request(
+        service=service, environment=production.environment, user=people.owner, release=release_make(service, "2.0.0")
+    )
+    while deployment.state != State.ANALYSING:
+        deployment = step(deployment)
+
+    sign_in(page, live_server.url, "olivia", deployment.get_absolute_url())
+    controls = page.locator("section", has=page.locator("#controls-heading"))
+    expect(controls.locator("button.primary")).to_have_text("Pause")
+    expect(controls.get_by_role("button", name="Promote now")).not_to_have_class(re.compile("primary"))
+    sent = posts_to(page, f"/deployments/{deployment.pk}/")
+
+    asked: list[str] = []
+    page.once("dialog", lambda dialog: (asked.append(dialog.message), dialog.dismiss()))
+    controls.get_by_role("button", name="Promote now").click()
+    expect(controls.get_by_role("button", name="Promote now")).to_be_visible()
+    assert asked == [
+        "Promote 2.0.0 to Production now? The remaining steps and their analyses are skipped, and it takes all traffic."
+    ]
+    page.once("dialog", lambda dialog: (asked.append(dialog.message), dialog.dismiss()))
+    controls.get_by_role("button", name="Abort and roll back").click()
+    expect(controls.get_by_role("button", name="Abort and roll back")).to_be_visible()
+    assert len(asked) == 2 and asked[1].startswith(f"Abort deployment #{deployment.pk} of 2.0.0 to Production")
+    assert sent == [], sent  # dismissed: nothing was sent
+    assert Deployment.objects.get(pk=deployment.pk).state == State.ANALYSING
+
+    page.once("dialog", lambda dialog: dialog.accept())
+    controls.get_by_role("button", name="Abort and roll back").click()
+    expect(page.get_by_role("status")).to_contain_text("Aborted.")
+    assert sent == [f"{live_server.url}/deployments/{deployment.pk}/abort/"], sent
+    assert Deployment.objects.get(pk=deployment.pk).state == State.FAILED
+    screenshot(page, "6-aborted-after-confirming")
