@@ -7,6 +7,7 @@ With DATABASE_URL and REDIS_URL set, it runs on PostgreSQL and Redis, the produc
 from pathlib import Path
 
 import environ
+from csp.constants import NONCE
 
 BASE_DIR = Path(__file__).resolve().parents[3]  # the repository root
 VAR_DIR = Path(environ.Env().str("RUNWAY_VAR_DIR", default=str(BASE_DIR / "var")))
@@ -50,6 +51,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "csp.middleware.CSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -63,6 +65,28 @@ MIDDLEWARE = [
     # A service's refusal that a view did not catch becomes a message (400/409), never a 500.
     "portal.middleware.RefusalMiddleware",
 ]
+
+# Content-Security-Policy on every response (django-csp): scripts, styles, images and connections from the portal
+# itself only, and no inline script at all (static/js/runway.js holds the pages' behaviour; a <script> or <style> that
+# must be inline carries the request's nonce, `request.csp_nonce`). Inline style *attributes* are allowed
+# (style-src-attr): pages draw progress and traffic bars with a computed width, and an attribute can neither run code
+# nor select other elements, so the CSS-injection attacks that read a page need a <style> element, which stays refused.
+# htmx's own indicator <style> is turned off (base.html's htmx-config) and its rules live in runway.css.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'", NONCE],
+        "style-src": ["'self'", NONCE],
+        "style-src-attr": ["'unsafe-inline'"],
+        "img-src": ["'self'", "data:"],  # Swagger UI's icons are data: URLs
+        "font-src": ["'self'"],
+        "connect-src": ["'self'"],
+        "object-src": ["'none'"],
+        "base-uri": ["'none'"],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'none'"],  # as X-Frame-Options: DENY
+    }
+}
 
 ROOT_URLCONF = "portal.urls"
 WSGI_APPLICATION = "portal.wsgi.application"
