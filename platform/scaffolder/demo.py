@@ -33,7 +33,9 @@ def behind_service_load(*, owner: Team, user: User) -> Service | None:
             owner=owner,
             requested_by=user,
         )
-        run = services.scaffold_execute(run=run, path=oldest)
+        claimed = services.scaffold_claim(run_id=run.pk)
+        assert claimed is not None  # just made, queued for nobody else
+        run = services.scaffold_execute(run=claimed, path=oldest)
     if run.status != ScaffoldRun.Status.SUCCEEDED:
         raise RuntimeError(f"The demo's {SERVICE} could not be made: {run.error}")
     return run.service

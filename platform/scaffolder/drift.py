@@ -25,7 +25,7 @@ from django.conf import settings
 from django.contrib.auth.models import User
 from django.core.exceptions import ImproperlyConfigured, PermissionDenied, ValidationError
 from django.db import IntegrityError, transaction
-from django.db.models import F
+from django.db.models import F, Q
 from django.utils import timezone
 from packaging.version import InvalidVersion, Version
 
@@ -33,7 +33,7 @@ from audit import services as audit
 from catalog import cache as catalog_cache
 from catalog.models import Service
 from catalog.permissions import user_can
-from scaffolder import publishers, registry, tasks, versions
+from scaffolder import leases, publishers, registry, tasks, versions
 from scaffolder.models import GoldenPathUpdate
 from scaffolder.render import RenderError, render_in_child
 from scaffolder.services import Timeline
@@ -166,9 +166,9 @@ def update_request(*, service: Service, requested_by: User) -> GoldenPathUpdate:
 
 
 def update_claim(*, update_id: int) -> GoldenPathUpdate | None:
-    """QUEUED → RUNNING, counting the attempt; None if another delivery already has it."""
+    """QUEUED → RUNNING, counting the attempt and taking its lease; None if another delivery already has it."""
     claimed = GoldenPathUpdate.objects.filter(pk=update_id, status=Status.QUEUED).update(
-        status=Status.RUNNING, started_at=timezone.now(), attempts=F("attempts") + 1
+        status=Status.RUNNING, started_at=timezone.now(), attempts=F("attempts") + 1, lease_until=leases.lease_until()
     )
     if not claimed:
         return None
@@ -201,10 +201,17 @@ def _answers(worktree: Path) -> dict[str, Any]:
 
 
 def update_execute(*, update: GoldenPathUpdate) -> GoldenPathUpdate:
-    """check → clone → merge (copier update in a child process) → commit → publish the branch; FAILED with a reason."""
+    """check → clone → merge (copier update in a child process) → commit → publish the branch; FAILED with a reason.
+
+    `update` is a claimed update (RUNNING, holding a lease), renewed here while the steps run."""
+    with leases.Heartbeat(update) as heartbeat:
+        return _execute(update, heartbeat)
+
+
+def _execute(update: GoldenPathUpdate, heartbeat: leases.Heartbeat) -> GoldenPathUpdate:
     service = update.service
-    timeline = Timeline(update)
-    workdir = Path(tempfile.mkdtemp(prefix="runway-update-"))
+    timeline = Timeline(update, heartbeat)
+    workdir = leases.work_folder("update", update)
     worktree = workdir / service.slug
     try:
         publisher = publishers.publisher()
@@ -285,8 +292,10 @@ def update_execute(*, update: GoldenPathUpdate) -> GoldenPathUpdate:
         update.error = "; ".join(error.messages) if isinstance(error, ValidationError) else str(error)
         log.warning("golden_path_update_failed", update=str(update.uuid), error=update.error)
     finally:
-        shutil.rmtree(workdir, ignore_errors=True)
-    update.finished_at = timezone.now()
+        leases.work_remove("update", update)
+    update.finished_at, update.lease_until = timezone.now(), None
+    if not leases.owned(update).exists():
+        raise leases.LeaseLost(f"{update} was taken over; this attempt's outcome is dropped.")
     update.save()
     return update
 
@@ -567,11 +576,27 @@ def update_discard(*, update: GoldenPathUpdate, user: User) -> GoldenPathUpdate:
     return update
 
 
-def update_fail_stale(*, older_than_minutes: int = 15) -> int:
-    """Fail updates whose worker died mid-way: a redelivery cannot claim a RUNNING update, and the branch is redone."""
-    cutoff = timezone.now() - timedelta(minutes=older_than_minutes)
-    return GoldenPathUpdate.objects.filter(status=Status.RUNNING, started_at__lt=cutoff).update(
-        status=Status.FAILED,
-        finished_at=timezone.now(),
-        error="The worker making this update stopped before it finished. Discard it and ask again.",
+def update_sweep() -> int:
+    """Fail RUNNING updates whose lease lapsed (their worker died), with the step that was running marked interrupted.
+
+    Not retried: a dead attempt may have pushed the branch or opened its change request already; discarding the
+    update removes both, and asking again starts clean."""
+    now = timezone.now()
+    lapsed = GoldenPathUpdate.objects.filter(status=Status.RUNNING).filter(
+        Q(lease_until__lt=now) | Q(lease_until__isnull=True, started_at__lt=now - timedelta(minutes=15))
     )
+    swept = 0
+    for pk in lapsed.values_list("pk", flat=True):
+        with transaction.atomic():
+            update = GoldenPathUpdate.objects.select_for_update(skip_locked=True).filter(pk=pk, status=Status.RUNNING)
+            found = update.first()
+            if found is None or (found.lease_until is not None and found.lease_until > timezone.now()):
+                continue
+            leases.work_remove("update", found)
+            found.steps = leases.interrupt(found.steps, "The worker making this step stopped before it finished.")
+            found.status, found.finished_at, found.lease_until = Status.FAILED, timezone.now(), None
+            found.error = "The worker making this update stopped before it finished. Discard it and ask again."
+            found.save(update_fields=["status", "finished_at", "lease_until", "steps", "error"])
+            log.warning("golden_path_update_failed", update=str(found.uuid), error=found.error)
+            swept += 1
+    return swept

@@ -29,6 +29,9 @@ class ScaffoldRun(models.Model):
     golden_path = models.CharField(max_length=100)
     golden_path_version = models.CharField(max_length=40)
     answers = models.JSONField(default=dict)
+    display_name = models.CharField(
+        max_length=100, blank=True, help_text="The new service's name as people read it; empty: made from the slug."
+    )
     owner = models.ForeignKey(Team, on_delete=models.PROTECT, related_name="+")
     system = models.ForeignKey(System, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
@@ -36,6 +39,9 @@ class ScaffoldRun(models.Model):
     steps = models.JSONField(default=list, blank=True)
     error = models.TextField(blank=True)
     attempts = models.PositiveSmallIntegerField(default=0)
+    lease_until = models.DateTimeField(
+        null=True, blank=True, help_text="While running: the worker renews this; once it lapses, the worker is gone."
+    )
     service = models.ForeignKey(Service, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     repository_url = models.CharField(max_length=500, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -105,6 +111,9 @@ class GoldenPathUpdate(models.Model):
     diff_truncated = models.BooleanField(default=False)
     error = models.TextField(blank=True)
     attempts = models.PositiveSmallIntegerField(default=0)
+    lease_until = models.DateTimeField(
+        null=True, blank=True, help_text="While running: the worker renews this; once it lapses, the worker is gone."
+    )
     requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)

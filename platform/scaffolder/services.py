@@ -5,8 +5,6 @@ leaves nothing half-made: the repository is only published after a successful re
 registered once the repository exists, and a failed registration removes the repository again.
 """
 
-import shutil
-import tempfile
 import time
 from datetime import timedelta
 from pathlib import Path
@@ -16,14 +14,15 @@ import structlog
 from django.contrib.auth.models import User
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
-from django.db.models import F
+from django.db.models import F, Q
 from django.utils import timezone
 
 from audit import services as audit
+from audit.models import AuditEvent
 from catalog import services as catalog_services
 from catalog.models import Service, System
 from deployments import services as deployment_services
-from scaffolder import publishers, registry, tasks, versions
+from scaffolder import leases, publishers, registry, tasks, versions
 from scaffolder.models import ScaffoldRun
 from scaffolder.render import RenderError, render_in_child
 from teams.models import Membership, Team
@@ -34,25 +33,61 @@ log = structlog.get_logger(__name__)
 MAX_ATTEMPTS = 3
 
 
+# Words a slug spells in lower case that people write otherwise, for the display name made from a slug.
+_WORDS = {"api": "API", "apis": "APIs", "ui": "UI", "db": "DB", "http": "HTTP", "sdk": "SDK", "cli": "CLI", "id": "ID"}
+_WORDS |= {"ml": "ML", "etl": "ETL", "grpc": "gRPC", "sql": "SQL", "io": "IO", "ci": "CI", "cd": "CD", "s3": "S3"}
+DISPLAY_NAME_MAX = Service._meta.get_field("name").max_length or 100
+
+
+def display_name_default(slug: str) -> str:
+    """The name people would write for a slug: "ledger-api" → "Ledger API"."""
+    words = [_WORDS.get(word, word) for word in slug.split("-") if word]
+    return " ".join(words)[:1].upper() + " ".join(words)[1:]
+
+
+def display_name_errors(display_name: str) -> list[str]:
+    if len(display_name) > DISPLAY_NAME_MAX:
+        return [f"Keep the display name to {DISPLAY_NAME_MAX} characters (it has {len(display_name)})."]
+    if registry._CONTROL.search(display_name) or "\n" in display_name or "\r" in display_name:
+        return ["Control characters and line breaks are not allowed here."]
+    return []
+
+
+def name_check(name: str, *, run: ScaffoldRun | None = None) -> list[str]:
+    """Why `name` cannot be a new service's slug and repository: taken in the catalog, by a run under way (other than
+    `run`), or on the publisher (one request to a forge). Empty when it is free."""
+    if Service.objects.filter(slug=name).exists():
+        return [f"A service called {name} already exists; choose another name."]
+    pending = ScaffoldRun.objects.filter(
+        status__in=(ScaffoldRun.Status.QUEUED, ScaffoldRun.Status.RUNNING), answers__name=name
+    )
+    if run is not None:
+        pending = pending.exclude(pk=run.pk)
+    if pending.exists():
+        return [f"A service called {name} is being created right now; choose another name."]
+    try:
+        if publishers.publisher().exists(name=name):
+            return [f"A repository called {name} already exists; choose another name."]
+    except publishers.PublishError as error:  # a name the publisher refuses, or a forge that did not answer
+        return [str(error)]
+    return []
+
+
 def answers_check(
     *,
     path: registry.GoldenPath,
     answers: dict[str, Any],
     owner: Team | None,
     user: User,
+    run: ScaffoldRun | None = None,
 ) -> dict[str, list[str]]:
-    """Every reason these answers cannot be used, by field; the same checks for the wizard and the API."""
+    """Every reason these answers cannot be used, by field; the same checks for the wizard and the API.
+
+    `run`: the run these answers belong to, once it exists (it does not compete with itself for the name)."""
     errors = path.validate(answers)
     name = answers.get("name")
-    if isinstance(name, str) and not errors.get("name"):
-        if Service.objects.filter(slug=name).exists():
-            errors["name"] = [f"A service called {name} already exists; choose another name."]
-        else:
-            try:
-                if publishers.publisher().exists(name=name):
-                    errors["name"] = [f"A repository called {name} already exists; choose another name."]
-            except publishers.PublishError as error:  # a name the publisher refuses, or a forge that did not answer
-                errors["name"] = [str(error)]
+    if isinstance(name, str) and not errors.get("name") and (taken := name_check(name, run=run)):
+        errors["name"] = taken
     if owner is not None and not user.is_staff and not Membership.objects.filter(team=owner, user=user).exists():
         errors["owner"] = [f"You can only create services for a team you belong to; you are not in {owner}."]
     return errors
@@ -66,10 +101,16 @@ def scaffold_request(
     owner: Team,
     system: System | None,
     requested_by: User,
+    display_name: str = "",
 ) -> ScaffoldRun:
-    """Record a scaffold run after checking everything that can be checked up front; a worker runs it on commit."""
+    """Record a scaffold run after checking everything that can be checked up front; a worker runs it on commit.
+
+    `display_name`: the service's name as people read it; empty, it is made from the slug when the service is."""
     answers = {**path.defaults(), **answers}
+    display_name = display_name.strip()
     errors = answers_check(path=path, answers=answers, owner=owner, user=requested_by)
+    if display_errors := display_name_errors(display_name):
+        errors["display_name"] = display_errors
     # Membership is checked itself: an answer named "owner" (no path has one) is a field error, not a 403.
     if not requested_by.is_staff and not Membership.objects.filter(team=owner, user=requested_by).exists():
         raise PermissionDenied(errors["owner"][0])
@@ -79,6 +120,7 @@ def scaffold_request(
         golden_path=path.name,
         golden_path_version=path.version,
         answers=answers,
+        display_name=display_name,
         owner=owner,
         system=system,
         requested_by=requested_by,
@@ -94,25 +136,36 @@ def scaffold_request(
 
 
 def scaffold_claim(*, run_id: int) -> ScaffoldRun | None:
-    """QUEUED → RUNNING, counting the attempt; None if another delivery already has it."""
+    """QUEUED → RUNNING, counting the attempt and taking its lease; None if another delivery already has it."""
     claimed = ScaffoldRun.objects.filter(pk=run_id, status=ScaffoldRun.Status.QUEUED).update(
-        status=ScaffoldRun.Status.RUNNING, started_at=timezone.now(), attempts=F("attempts") + 1
+        status=ScaffoldRun.Status.RUNNING,
+        started_at=timezone.now(),
+        attempts=F("attempts") + 1,
+        lease_until=leases.lease_until(),
     )
     return ScaffoldRun.objects.select_related("owner", "system", "requested_by").get(pk=run_id) if claimed else None
 
 
 class Timeline:
-    """Records each step's status and duration on a run (or a golden path update) as it happens."""
+    """Records each step's status and duration on a run (or a golden path update) as it happens.
 
-    def __init__(self, run: Any) -> None:
+    Steps an earlier attempt left (marked interrupted by the sweeper) stay at the top, so the page says what happened
+    to the worker that died. Every write is conditional on this attempt still holding the run: a worker whose lease
+    was taken over gets `LeaseLost` at its next step instead of overwriting the new attempt's timeline."""
+
+    def __init__(self, run: Any, heartbeat: leases.Heartbeat | None = None) -> None:
         self.run = run
-        self.run.steps = []
+        self.heartbeat = heartbeat
+        self.run.steps = [step for step in run.steps or [] if step.get("status") == "interrupted"]
 
     def step(self, name: str) -> "_Step":
+        if self.heartbeat is not None and self.heartbeat.lost.is_set():
+            raise leases.LeaseLost(f"{self.run} was taken over by another attempt.")
         return _Step(self, name)
 
     def save(self) -> None:
-        type(self.run).objects.filter(pk=self.run.pk).update(steps=self.run.steps)
+        if not leases.owned(self.run).update(steps=self.run.steps):
+            raise leases.LeaseLost(f"{self.run} was taken over by another attempt.")
 
 
 class _Step:
@@ -137,17 +190,22 @@ class _Step:
 def scaffold_execute(*, run: ScaffoldRun, path: registry.GoldenPath | None = None) -> ScaffoldRun:
     """Validate → render → publish → register (with runbook, ADRs and grants) → audit; FAILED with a reason else.
 
-    `path`: the golden path to render, when it is not the one golden_paths/ offers now (an earlier release)."""
-    path = path or registry.golden_path_get(run.golden_path)
-    timeline = Timeline(run)
+    `run` is a claimed run (RUNNING, holding a lease), renewed here while the steps run. `path`: the golden path to
+    render, when it is not the one golden_paths/ offers now (an earlier release)."""
+    with leases.Heartbeat(run) as heartbeat:
+        return _execute(run=run, path=path or registry.golden_path_get(run.golden_path), heartbeat=heartbeat)
+
+
+def _execute(*, run: ScaffoldRun, path: registry.GoldenPath | None, heartbeat: leases.Heartbeat) -> ScaffoldRun:
+    timeline = Timeline(run, heartbeat)
     name = str(run.answers.get("name", ""))
     published = False
-    workdir = Path(tempfile.mkdtemp(prefix="runway-scaffold-"))
+    workdir = leases.work_folder("scaffold", run)
     try:
         with timeline.step("validate") as entry:
             if path is None or path.version != run.golden_path_version:
                 raise ValidationError(f"Golden path {run.golden_path}@{run.golden_path_version} is not available.")
-            errors = answers_check(path=path, answers=run.answers, owner=run.owner, user=run.requested_by)
+            errors = answers_check(path=path, answers=run.answers, owner=run.owner, user=run.requested_by, run=run)
             if errors:
                 raise ValidationError("; ".join(f"{k}: {' '.join(v)}" for k, v in errors.items()))
             entry["message"] = f"{path.title} {path.version}"
@@ -201,9 +259,11 @@ def scaffold_execute(*, run: ScaffoldRun, path: registry.GoldenPath | None = Non
         run.error = ("; ".join(error.messages) if isinstance(error, ValidationError) else str(error)) + left
         log.warning("scaffold_failed", run=str(run.uuid), error=run.error)
     finally:
-        shutil.rmtree(workdir, ignore_errors=True)
-    run.finished_at = timezone.now()
-    run.save(update_fields=["status", "service", "repository_url", "error", "finished_at", "steps"])
+        leases.work_remove("scaffold", run)
+    run.finished_at, run.lease_until = timezone.now(), None
+    fields = ["status", "service", "repository_url", "error", "finished_at", "steps", "lease_until"]
+    if not leases.owned(run).update(**{field: getattr(run, field) for field in fields}):
+        raise leases.LeaseLost(f"{run} was taken over by another attempt; this one's outcome is dropped.")
     return run
 
 
@@ -215,7 +275,7 @@ def _register(*, run: ScaffoldRun, path: registry.GoldenPath, destination: Path)
         created_by=run.requested_by,
         owner=run.owner,
         slug=answers["name"],
-        name=answers["name"],
+        name=run.display_name or display_name_default(answers["name"]),
         description=str(answers.get("description", ""))[:5000],
         system=run.system,
         lifecycle="experimental",
@@ -268,28 +328,97 @@ def scaffold_retry(*, run: ScaffoldRun, requested_by: User) -> ScaffoldRun:
     if path is None:
         raise ValidationError(f"Golden path {run.golden_path} is no longer available.")
     answers = {k: v for k, v in run.answers.items() if k in path.properties}
-    return scaffold_request(path=path, answers=answers, owner=run.owner, system=run.system, requested_by=requested_by)
+    return scaffold_request(
+        path=path,
+        answers=answers,
+        owner=run.owner,
+        system=run.system,
+        requested_by=requested_by,
+        display_name=run.display_name,
+    )
 
 
-def scaffold_fail_stale(*, older_than_minutes: int = 15) -> int:
-    """Fail RUNNING runs started long ago; their half-made repository, if any, is removed first."""
-    cutoff = timezone.now() - timedelta(minutes=older_than_minutes)
-    stale = list(ScaffoldRun.objects.filter(status=ScaffoldRun.Status.RUNNING, started_at__lt=cutoff))
-    for run in stale:
-        name = str(run.answers.get("name", ""))
-        error = "The worker running this scaffold stopped before it finished; nothing was kept. Retry it."
-        publisher = publishers.publisher()
-        # A forge is shared: a run that never reached its publish step did not make a repository called `name`.
-        reached = publisher.kind == "local" or any(step.get("name") == "publish" for step in run.steps or [])
-        if reached and not Service.objects.filter(slug=name).exists():
-            try:
-                publisher.unpublish(name=name)
-            except publishers.PublishError as cleanup:  # the run fails all the same, and says what it left behind
-                error = (
-                    f"The worker running this scaffold stopped before it finished, and its repository {name} could "
-                    f"not be removed ({cleanup}); delete it by hand, then retry."
-                )
+INTERRUPTED = "The worker running this step stopped before it finished (its lease lapsed)."
+
+
+def scaffold_sweep() -> int:
+    """Finish every RUNNING run whose lease lapsed (its worker died): retried while it has attempts left, else failed.
+
+    Either way the step that was running is marked interrupted, the run's work folder goes, and a repository the dead
+    attempt made is removed (unless the service was registered, in which case the run had in fact succeeded)."""
+    now = timezone.now()
+    lapsed = ScaffoldRun.objects.filter(status=ScaffoldRun.Status.RUNNING).filter(
+        # Runs claimed before leases existed have none: the old fifteen minutes stand for theirs.
+        Q(lease_until__lt=now) | Q(lease_until__isnull=True, started_at__lt=now - timedelta(minutes=15))
+    )
+    swept = 0
+    for pk in lapsed.values_list("pk", flat=True):
+        swept += _sweep_one(pk)
+    leases.work_sweep()
+    return swept
+
+
+def _sweep_one(pk: int) -> int:
+    with transaction.atomic():
+        run = (
+            ScaffoldRun.objects.select_for_update(skip_locked=True)
+            .filter(pk=pk, status=ScaffoldRun.Status.RUNNING)
+            .first()
+        )
+        if run is None or (run.lease_until is not None and run.lease_until > timezone.now()):
+            return 0  # another sweeper has it, or the worker renewed in the meantime
+        leases.work_remove("scaffold", run)
+        run.steps = leases.interrupt(run.steps, INTERRUPTED)
+        run.lease_until = None
+        registered = AuditEvent.objects.filter(
+            action="scaffold.succeeded", object_type=ScaffoldRun._meta.label_lower, object_id=str(run.pk)
+        ).first()
+        if registered is not None:  # the worker died after registering: the run did its work
+            run.status, run.finished_at = ScaffoldRun.Status.SUCCEEDED, timezone.now()
+            run.service = Service.objects.filter(pk=registered.service_id or 0).first()
+            run.repository_url = run.service.repository_url if run.service else ""
+            run.steps = [
+                {**step, "status": "done", "message": "recorded"} if step.get("name") == "audit" else step
+                for step in run.steps
+            ]
+            run.save(update_fields=["status", "finished_at", "service", "repository_url", "steps", "lease_until"])
+            return 1
+        left = _unpublish_orphan(run)
+        if run.attempts < MAX_ATTEMPTS and not left:
+            run.status = ScaffoldRun.Status.QUEUED
+            run.save(update_fields=["status", "steps", "lease_until"])
+            audit.event_record(
+                actor=None,
+                action="scaffold.retried",
+                target=run,
+                after={"attempt": run.attempts + 1, "reason": "the worker running it stopped"},
+            )
+            tasks.run_scaffold.delay_on_commit(run.pk)
+            log.warning("scaffold_retried", run=str(run.uuid), attempts=run.attempts)
+            return 1
+        tries = f"{run.attempts} times" if run.attempts > 1 else "once"
+        run.error = left or (
+            f"The worker running this scaffold stopped before it finished ({tries}); nothing was kept. Retry it."
+        )
         run.status, run.finished_at = ScaffoldRun.Status.FAILED, timezone.now()
-        run.error = error
-        run.save(update_fields=["status", "finished_at", "error"])
-    return len(stale)
+        run.save(update_fields=["status", "finished_at", "error", "steps", "lease_until"])
+        log.warning("scaffold_failed", run=str(run.uuid), error=run.error)
+        return 1
+
+
+def _unpublish_orphan(run: ScaffoldRun) -> str:
+    """Remove the repository a dead attempt made; a sentence naming what is left when that fails, else ""."""
+    name = str(run.answers.get("name", ""))
+    publisher = publishers.publisher()
+    # A forge is shared: a run that never reached its publish step did not make a repository called `name`.
+    reached = publisher.kind == "local" or any(step.get("name") == "publish" for step in run.steps or [])
+    if not reached or Service.objects.filter(slug=name).exists():
+        return ""
+    try:
+        publisher.unpublish(name=name)
+    except publishers.PublishError as cleanup:  # the run fails all the same, and says what it left behind
+        return (
+            f"The worker running this scaffold stopped before it finished, and its repository {name} could not be "
+            f"removed ({cleanup}); delete it by hand, then retry."
+        )
+    return ""

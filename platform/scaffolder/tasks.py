@@ -1,6 +1,9 @@
 """Celery adapters for scaffolding: an id in, one service call."""
 
+from typing import Any
+
 from celery import shared_task
+from celery.signals import worker_ready
 
 
 @shared_task(name="scaffolder.run_scaffold", acks_late=True)
@@ -16,10 +19,18 @@ def run_scaffold(run_id: int) -> None:
 
 @shared_task(name="scaffolder.fail_stale_runs")
 def fail_stale_runs() -> int:
-    """Periodic: end runs and golden path updates whose worker died mid-way (a redelivery cannot claim them)."""
+    """Periodic: retry or fail runs and golden path updates whose worker died mid-way (their lease lapsed)."""
     from scaffolder import drift, services
 
-    return services.scaffold_fail_stale() + drift.update_fail_stale()
+    return services.scaffold_sweep() + drift.update_sweep()
+
+
+@worker_ready.connect
+def _work_folders_sweep(**_kwargs: Any) -> None:
+    """A worker starting (after a crash, say) removes the work folders that dead workers left."""
+    from scaffolder import leases
+
+    leases.work_sweep()
 
 
 @shared_task(name="scaffolder.run_golden_path_update", acks_late=True)

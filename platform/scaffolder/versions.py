@@ -101,9 +101,7 @@ def version_record(path: GoldenPath) -> Recorded:
     """The tag holding exactly the files of `path` as they are now, recorded first if it is new."""
     store = store_path(path.name)
     with _locked(store):
-        if not (store / "HEAD").exists():
-            store.mkdir(parents=True, exist_ok=True)
-            _git(store, "init", "--quiet", "--bare", "--initial-branch=main")
+        _store_init(store)
         index = store / "runway-index"
         index.unlink(missing_ok=True)
         # The folder is read as a work tree with a scratch index: its tree id says whether this content is recorded.
@@ -135,6 +133,21 @@ def version_record(path: GoldenPath) -> Recorded:
         _git(store, "tag", "--", ref, commit)
         log.info("golden_path_version_recorded", golden_path=path.name, version=ref)
         return Recorded(store=store, ref=ref)
+
+
+def _store_init(store: Path) -> None:
+    """Make the bare repository if it is not there, all at once: a worker killed inside `git init` must not leave a
+    folder that looks like a store and is not one (every later scaffold of the path would fail on it)."""
+    if (store / "HEAD").is_file() and (store / "objects").is_dir() and (store / "refs").is_dir():
+        return
+    if store.exists():  # a half-made init from before it was atomic: it cannot hold a recorded version
+        log.warning("golden_path_store_half_made", store=str(store))
+        shutil.rmtree(store)
+    scratch = store.with_name(f".{store.name}.init")
+    shutil.rmtree(scratch, ignore_errors=True)
+    scratch.mkdir(parents=True)
+    _git(scratch, "init", "--quiet", "--bare", "--initial-branch=main")
+    scratch.rename(store)
 
 
 def _has_main(store: Path) -> bool:

@@ -66,7 +66,7 @@ def test_an_owner_updates_a_service_from_its_golden_path(page: Page, live_server
         expect(page.get_by_text("behind: 1.1.0 is out")).to_be_visible()
         page.get_by_role("button", name="Update from golden path").click()
 
-        expect(page.get_by_role("heading", name="Update ledger-api to stdlib-http-service 1.1.0")).to_be_visible()
+        expect(page.get_by_role("heading", name="Update Ledger API to stdlib-http-service 1.1.0")).to_be_visible()
         expect(page.get_by_text("Ready to merge")).to_be_visible(timeout=60_000)  # the page polls the worker
         expect(page.get_by_role("link", name="Dockerfile")).to_be_visible()
         expect(page.locator(".diff-add", has_text=NEW_HEALTHCHECK)).to_be_visible()
@@ -75,7 +75,7 @@ def test_an_owner_updates_a_service_from_its_golden_path(page: Page, live_server
 
         page.get_by_role("button", name="Merge into main").click()
         expect(page).to_have_url(f"{base}/catalog/services/ledger-api/")
-        expect(page.get_by_text("Merged into main: ledger-api is now on stdlib-http-service 1.1.0.")).to_be_visible()
+        expect(page.get_by_text("Merged into main: Ledger API is now on stdlib-http-service 1.1.0.")).to_be_visible()
         expect(page.get_by_text("up to date")).to_be_visible()
 
     assert Service.objects.get(slug="ledger-api").golden_path_version == "1.1.0"

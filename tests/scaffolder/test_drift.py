@@ -2,6 +2,7 @@
 
 import shutil
 import subprocess
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -9,11 +10,12 @@ import yaml
 from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.urls import reverse
+from django.utils import timezone
 
 from audit.models import AuditEvent
 from catalog.models import Service
 from scaffolder import demo as scaffolder_demo
-from scaffolder import drift, registry, services, tasks, versions
+from scaffolder import drift, leases, registry, services, tasks, versions
 from scaffolder.models import GoldenPathUpdate, ScaffoldRun
 from tests.scaffolder.support import STDLIB, answers, git
 
@@ -115,6 +117,17 @@ def test_each_version_is_recorded_once_and_a_changed_folder_without_a_bump_gets_
     assert sorted(git(first.store, "tag").split()) == ["1.0.0", "1.0.0+r1", "1.1.0"]
 
 
+def test_a_store_whose_init_was_killed_half_way_is_made_again(paths):
+    """A worker SIGKILLed inside `git init` left a folder with a HEAD and nothing else; it used to fail every scaffold
+    of the path ("not a git repository") from then on."""
+    store = versions.store_path(STDLIB)
+    store.mkdir(parents=True)
+    (store / "HEAD").write_text("ref: refs/heads/main\n")
+    recorded = versions.version_record(registry.golden_path_get(STDLIB))
+    assert recorded.ref == "1.0.0" and git(store, "tag").split() == ["1.0.0"]
+    assert sorted(p.name for p in store.parent.iterdir() if p.name.startswith(".")) == []  # no scratch init left
+
+
 def test_files_left_by_running_the_templates_tests_are_not_part_of_a_version(paths):
     path = registry.golden_path_get(STDLIB)
     recorded = versions.version_record(path)
@@ -138,7 +151,7 @@ def test_a_scaffolded_project_records_the_tag_it_was_made_from(world, paths):
 def test_a_service_is_behind_only_when_its_path_has_a_newer_version(world, paths):
     service = _scaffold(world)
     assert drift.latest_for(service) is None
-    assert drift.update_blockers(service=service) == ["ledger-api is on the latest version of stdlib-http-service."]
+    assert drift.update_blockers(service=service) == ["Ledger API is on the latest version of stdlib-http-service."]
     _bump(paths, "1.1.0")
     assert drift.latest_for(service).version == "1.1.0"
     assert drift.update_blockers(service=service) == []
@@ -252,6 +265,38 @@ def test_a_discarded_update_removes_its_branch_and_a_new_one_can_be_made(world, 
     assert again.status == Status.READY
 
 
+def test_an_update_whose_worker_died_fails_within_its_lease_with_a_finished_timeline(world, paths, settings, tmp_path):
+    settings.VAR_DIR = tmp_path / "var"
+    _scaffold(world)
+    _bump(paths, "1.1.0")
+    update = drift.update_request(service=Service.objects.get(slug="ledger-api"), requested_by=world.owner)
+    claimed = drift.update_claim(update_id=update.pk)
+    assert claimed is not None and claimed.lease_until is not None and claimed.attempts == 1
+    folder = leases.work_folder("update", claimed)
+    # The worker died in the merge step: its lease was last renewed a moment ago, and then lapsed.
+    GoldenPathUpdate.objects.filter(pk=update.pk).update(
+        steps=[
+            {"name": "check", "status": "done"},
+            {"name": "clone", "status": "done"},
+            {"name": "merge", "status": "running"},
+        ]
+    )
+    assert drift.update_sweep() == 0  # the lease still stands
+    GoldenPathUpdate.objects.filter(pk=update.pk).update(lease_until=timezone.now() - timedelta(seconds=1))
+
+    assert tasks.fail_stale_runs() == 1
+
+    update.refresh_from_db()
+    assert (update.status, update.lease_until) == (Status.FAILED, None) and update.finished_at is not None
+    assert update.error == "The worker making this update stopped before it finished. Discard it and ask again."
+    assert [(s["name"], s["status"]) for s in update.steps] == [
+        ("check", "done"), ("clone", "done"), ("merge", "interrupted")
+    ]  # fmt: skip
+    assert not folder.exists()
+    drift.update_discard(update=update, user=world.owner)  # and the service can be updated again
+    assert not drift.update_blockers(service=update.service)
+
+
 def test_a_project_made_before_versions_were_kept_fails_with_a_reason_and_changes_nothing(world, paths, tmp_path):
     _scaffold(world)
 
@@ -266,7 +311,7 @@ def test_a_project_made_before_versions_were_kept_fails_with_a_reason_and_change
     _bump(paths, "1.1.0")
     service = Service.objects.get(slug="ledger-api")
     assert drift.update_blockers(service=service) == [
-        "The repository of ledger-api does not record which version of stdlib-http-service it was made from (no "
+        "The repository of Ledger API does not record which version of stdlib-http-service it was made from (no "
         "_commit in .copier-answers.yml on main), so the update has to be made by hand."
     ]  # said before anyone asks
 
@@ -380,7 +425,7 @@ def test_the_api_asks_follows_and_merges_an_update_with_the_same_checks(
     api_client.force_authenticate(world.owner)
     refused = api_client.post(url, {"service": "ledger-api"}, format="json")
     assert refused.status_code == 400
-    assert refused.json() == {"non_field_errors": ["ledger-api is on the latest version of stdlib-http-service."]}
+    assert refused.json() == {"non_field_errors": ["Ledger API is on the latest version of stdlib-http-service."]}
     assert api_client.post(url, {"service": "no-such"}, format="json").json()["service"]
     _bump(paths, "1.1.0")
     api_client.force_authenticate(world.outsider)

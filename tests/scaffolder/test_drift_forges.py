@@ -345,11 +345,11 @@ def test_what_blocks_an_update_is_read_from_the_forge(kind, forge, paths, world,
     _bump(paths, "1.1.0")
     service = Service.objects.get(slug=NAME)
     assert drift.update_blockers(service=service) == [
-        "The repository of ledger-api does not record which version of stdlib-http-service it was made from (no "
+        "The repository of Ledger API does not record which version of stdlib-http-service it was made from (no "
         "_commit in .copier-answers.yml on main), so the update has to be made by hand."
     ]
     publishers.publisher().archive(name=NAME, reason="test")
-    assert drift.update_blockers(service=service) == ["The repository of ledger-api is archived."]
+    assert drift.update_blockers(service=service) == ["The repository of Ledger API is archived."]
     Service.objects.filter(pk=service.pk).update(slug="ledger-gone")
     service.refresh_from_db()
     where = "GitHub" if kind == "github" else "GitLab"

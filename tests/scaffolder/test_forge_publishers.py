@@ -482,18 +482,25 @@ def test_the_sweeper_removes_a_stale_runs_forge_repository_but_not_a_strangers(k
         path=path, answers=answers(name="billing-api"), owner=world.owner_team, system=None, requested_by=world.owner
     )
     long_ago = timezone.now() - timedelta(hours=1)
+    # Both on their last attempt, so the sweeper fails them rather than retrying.
     ScaffoldRun.objects.filter(pk=stale.pk).update(
         status=ScaffoldRun.Status.RUNNING,
         started_at=long_ago,
+        lease_until=long_ago,
+        attempts=services.MAX_ATTEMPTS,
         steps=[{"name": "validate", "status": "done"}, {"name": "publish", "status": "running"}],
     )
     ScaffoldRun.objects.filter(pk=early.pk).update(
-        status=ScaffoldRun.Status.RUNNING, started_at=long_ago, steps=[{"name": "render", "status": "running"}]
+        status=ScaffoldRun.Status.RUNNING,
+        started_at=long_ago,
+        lease_until=long_ago,
+        attempts=services.MAX_ATTEMPTS,
+        steps=[{"name": "render", "status": "running"}],
     )
     _precreate(forge, kind)  # half-made by the stale run
     _precreate(forge, kind, "billing-api")  # made by someone else after the early run's checks
 
-    assert services.scaffold_fail_stale() == 2
+    assert services.scaffold_sweep() == 2
     assert _record(forge, kind) is None
     assert _record(forge, kind, "billing-api") is not None
     for run in ScaffoldRun.objects.all():

@@ -17,7 +17,7 @@ from guardian.shortcuts import get_perms
 from audit.models import AuditEvent
 from catalog.models import Service
 from catalog.permissions import user_can
-from scaffolder import publishers, registry, services, tasks
+from scaffolder import leases, publishers, registry, services, tasks
 from scaffolder.models import STEPS, ScaffoldRun
 from scaffolder.render import RenderError
 from techdocs.models import ADR, Runbook
@@ -32,6 +32,7 @@ def git_root(settings, tmp_path, monkeypatch) -> Path:  # type: ignore[no-untype
     """A per-test GIT_ROOT and golden-path folder; the scaffolder's scratch folders go under tmp_path/scratch."""
     settings.GIT_ROOT = tmp_path / "git"
     settings.GOLDEN_PATHS_DIR = paths_install(tmp_path)
+    settings.VAR_DIR = tmp_path / "var"  # the runs' work folders (leases.work_root)
     scratch = tmp_path / "scratch"
     scratch.mkdir()
     monkeypatch.setattr(tempfile, "tempdir", str(scratch))
@@ -67,7 +68,7 @@ def _nothing_made(git_root: Path, tmp_path: Path, name: str = "ledger-api") -> N
     assert not Service.objects.filter(slug=name).exists()
     assert not (git_root / f"{name}.git").exists()
     assert tree(git_root) == []
-    assert tree(tmp_path / "scratch") == []  # the render folder is gone too
+    assert tree(tmp_path / "scratch") == [] and tree(leases.work_root()) == []  # the render folder is gone too
 
 
 # --- Requesting -------------------------------------------------------------------------------------------------
@@ -153,7 +154,7 @@ def test_scaffold_registers_the_service_with_its_repository_docs_and_grants(worl
     assert catalog_info["metadata"]["name"] == "ledger-api"
     assert catalog_info["spec"] == {"type": "service", "lifecycle": "experimental", "owner": "group:payments"}
     assert tree(git_root) != [] and {p.split("/")[0] for p in tree(git_root)} == {"ledger-api.git"}
-    assert tree(tmp_path / "scratch") == []  # the working copy is removed
+    assert tree(tmp_path / "scratch") == [] and tree(leases.work_root()) == []  # the working copy is removed
 
 
 def test_run_records_five_timed_steps_and_two_audit_events(world, path):
@@ -527,10 +528,19 @@ def test_retry_is_checked_again_like_a_new_request(world, path, monkeypatch):
 # --- The stale-run sweeper --------------------------------------------------------------------------------------
 
 
-def _stale(run: ScaffoldRun, *, minutes: int) -> None:
+def _died(run: ScaffoldRun, *, attempts: int = 1, lapsed: bool = True, step: str = "render") -> Path:
+    """`run` as a worker that died in `step` leaves it: RUNNING, its lease lapsed (or not yet), its folder there."""
     ScaffoldRun.objects.filter(pk=run.pk).update(
-        status=ScaffoldRun.Status.RUNNING, started_at=timezone.now() - timedelta(minutes=minutes)
+        status=ScaffoldRun.Status.RUNNING,
+        started_at=timezone.now() - timedelta(minutes=1),
+        attempts=attempts,
+        lease_until=timezone.now() + timedelta(seconds=-1 if lapsed else 60),
+        steps=[{"name": "validate", "status": "done", "message": "ok"}, {"name": step, "status": "running"}],
     )
+    folder = leases.work_folder("scaffold", run)
+    (folder / run.answers["name"] / "half-rendered.txt").parent.mkdir()
+    (folder / run.answers["name"] / "half-rendered.txt").write_text("x")
+    return folder
 
 
 def _bare_repo(git_root: Path, name: str, tmp_path: Path) -> Path:
@@ -540,41 +550,129 @@ def _bare_repo(git_root: Path, name: str, tmp_path: Path) -> Path:
     return publishers.local_publish(name=name, worktree=worktree, author=("A", "a@example.com"), message="x").path
 
 
-def test_sweeper_fails_a_long_running_run_and_removes_its_repository(world, path, git_root, tmp_path):
-    stuck = _request(path, world.owner, world.owner_team)
-    _stale(stuck, minutes=60)
-    bare = _bare_repo(git_root, "ledger-api", tmp_path)
-    recent = _request(path, world.owner, world.owner_team, name="fresh-api")
-    _stale(recent, minutes=2)
-    recent_bare = _bare_repo(git_root, "fresh-api", tmp_path)
+def test_the_sweeper_retries_a_run_whose_worker_died_and_the_retry_finishes_it(
+    world, path, git_root, tmp_path, django_capture_on_commit_callbacks, mocker
+):
+    died = _request(path, world.owner, world.owner_team)
+    folder = _died(died, step="publish")
+    bare = _bare_repo(git_root, "ledger-api", tmp_path)  # half-published by the dead attempt
+    alive = _request(path, world.owner, world.owner_team, name="fresh-api")
+    alive_folder = _died(alive, lapsed=False)
+    delay = mocker.patch("scaffolder.tasks.run_scaffold.delay")
 
-    assert services.scaffold_fail_stale() == 1
+    with django_capture_on_commit_callbacks(execute=True):
+        assert tasks.fail_stale_runs() == 1
+
+    died.refresh_from_db()
+    assert (died.status, died.lease_until, died.error) == (ScaffoldRun.Status.QUEUED, None, "")
+    assert [(s["name"], s["status"]) for s in died.steps] == [("validate", "done"), ("publish", "interrupted")]
+    assert died.steps[1]["message"] == services.INTERRUPTED
+    delay.assert_called_once_with(died.pk)
+    assert not bare.exists() and not folder.exists()
+    retried = AuditEvent.objects.get(action="scaffold.retried")
+    assert retried.after == {"attempt": 2, "reason": "the worker running it stopped"} and retried.actor is None
+    alive.refresh_from_db()  # its worker still renews its lease: untouched
+    assert alive.status == ScaffoldRun.Status.RUNNING and alive_folder.exists()
+
+    tasks.run_scaffold(died.pk)  # what the re-sent message does on another worker
+
+    died.refresh_from_db()
+    assert died.status == ScaffoldRun.Status.SUCCEEDED, died.error
+    assert died.attempts == 2 and died.lease_until is None
+    # The interrupted attempt stays at the top of the timeline; the retry's five steps follow.
+    assert [(s["name"], s["status"]) for s in died.steps] == [("publish", "interrupted")] + [
+        (name, "done") for name in STEPS
+    ]
+    assert git(git_root / "ledger-api.git", "rev-list", "--count", "main").strip() == "1"
+    assert sorted(p.name for p in leases.work_root().iterdir()) == [alive_folder.name]
+
+
+def test_a_run_that_keeps_killing_its_worker_fails_with_a_finished_timeline(world, path, git_root, tmp_path):
+    stuck = _request(path, world.owner, world.owner_team)
+    folder = _died(stuck, attempts=services.MAX_ATTEMPTS)
+    bare = _bare_repo(git_root, "ledger-api", tmp_path)
+
+    assert services.scaffold_sweep() == 1
+
     stuck.refresh_from_db()
     assert stuck.status == ScaffoldRun.Status.FAILED and stuck.finished_at is not None
-    assert stuck.error == "The worker running this scaffold stopped before it finished; nothing was kept. Retry it."
-    assert not bare.exists()
-    recent.refresh_from_db()
-    assert recent.status == ScaffoldRun.Status.RUNNING and recent_bare.exists()
+    assert stuck.error == (
+        "The worker running this scaffold stopped before it finished (3 times); nothing was kept. Retry it."
+    )
+    assert [(s["name"], s["status"]) for s in stuck.steps] == [("validate", "done"), ("render", "interrupted")]
+    assert not bare.exists() and not folder.exists() and tree(leases.work_root()) == []
     assert tasks.fail_stale_runs() == 0  # the periodic task finds nothing left
 
 
-def test_sweeper_keeps_the_repository_of_a_registered_service(world, path, git_root, tmp_path):
+def test_a_run_whose_worker_died_after_registering_succeeded(world, path, git_root):
+    run = _scaffold(path, world.owner, world.owner_team)
+    service = run.service
+    ScaffoldRun.objects.filter(pk=run.pk).update(
+        status=ScaffoldRun.Status.RUNNING,
+        service=None,
+        repository_url="",
+        finished_at=None,
+        lease_until=timezone.now() - timedelta(seconds=1),
+        steps=[*run.steps[:4], {"name": "audit", "status": "running"}],
+    )
+
+    assert services.scaffold_sweep() == 1
+
+    run.refresh_from_db()
+    assert (run.status, run.service, run.error) == (ScaffoldRun.Status.SUCCEEDED, service, "")
+    assert run.repository_url == service.repository_url and run.progress == 100
+    assert (git_root / "ledger-api.git").exists()
+
+
+def test_the_sweeper_keeps_the_repository_of_a_registered_service(world, path, git_root, tmp_path):
     stuck = _request(path, world.owner, world.owner_team)
-    _stale(stuck, minutes=60)
+    _died(stuck, attempts=services.MAX_ATTEMPTS)
     bare = _bare_repo(git_root, "ledger-api", tmp_path)
     service_make(owner=world.owner_team, slug="ledger-api")
-    assert services.scaffold_fail_stale() == 1
+    assert services.scaffold_sweep() == 1
     stuck.refresh_from_db()
     assert stuck.status == ScaffoldRun.Status.FAILED
     assert bare.exists()
 
 
-def test_sweeper_ignores_queued_and_finished_runs(world, path):
+def test_runs_claimed_before_leases_existed_are_swept_after_fifteen_minutes(world, path):
+    old = _request(path, world.owner, world.owner_team)
+    recent = _request(path, world.owner, world.owner_team, name="fresh-api")
+    for run, minutes in ((old, 60), (recent, 2)):
+        ScaffoldRun.objects.filter(pk=run.pk).update(
+            status=ScaffoldRun.Status.RUNNING, started_at=timezone.now() - timedelta(minutes=minutes), attempts=3
+        )
+    assert services.scaffold_sweep() == 1
+    assert ScaffoldRun.objects.get(pk=old.pk).status == ScaffoldRun.Status.FAILED
+    assert ScaffoldRun.objects.get(pk=recent.pk).status == ScaffoldRun.Status.RUNNING
+
+
+def test_the_sweeper_ignores_queued_and_finished_runs(world, path):
     queued = _request(path, world.owner, world.owner_team)
-    ScaffoldRun.objects.filter(pk=queued.pk).update(started_at=timezone.now() - timedelta(hours=3))
-    assert services.scaffold_fail_stale() == 0
+    ScaffoldRun.objects.filter(pk=queued.pk).update(
+        started_at=timezone.now() - timedelta(hours=3), lease_until=timezone.now() - timedelta(hours=3)
+    )
+    assert services.scaffold_sweep() == 0
     queued.refresh_from_db()
     assert queued.status == ScaffoldRun.Status.QUEUED
+
+
+def test_a_starting_worker_removes_the_work_folders_dead_workers_left(world, path, git_root):
+    dead = _request(path, world.owner, world.owner_team)
+    dead_folder = _died(dead)
+    alive = _request(path, world.owner, world.owner_team, name="fresh-api")
+    alive_folder = _died(alive, lapsed=False)
+    finished_folder = leases.work_root() / "update-00000000-0000-0000-0000-000000000000"  # no such update
+    finished_folder.mkdir()
+    stranger = leases.work_root() / "notes"  # not a work folder: left alone
+    stranger.mkdir()
+
+    tasks._work_folders_sweep(sender=None)
+
+    assert sorted(p.name for p in leases.work_root().iterdir()) == sorted([alive_folder.name, "notes"])
+    assert not dead_folder.exists() and not finished_folder.exists()
+    dead.refresh_from_db()
+    assert dead.status == ScaffoldRun.Status.RUNNING  # the sweeper, not a starting worker, decides about the run
 
 
 def test_a_golden_path_with_a_broken_runbook_fails_cleanly(world, git_root, tmp_path, settings):

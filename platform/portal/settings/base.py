@@ -207,7 +207,8 @@ CELERY_BEAT_SCHEDULE = {
     # A safety net: imports enqueue the indexer themselves when they commit.
     "portal-search-index": {"task": "portal.search_index", "schedule": 60.0},
     "catalog-fail-stale-imports": {"task": "catalog.fail_stale_imports", "schedule": 300.0},
-    "scaffolder-fail-stale-runs": {"task": "scaffolder.fail_stale_runs", "schedule": 300.0},
+    # Scaffold runs and golden path updates whose worker died are found by their lapsed lease (scaffolder/leases.py).
+    "scaffolder-fail-stale-runs": {"task": "scaffolder.fail_stale_runs", "schedule": 10.0},
     # Deployments wait by `next_run_at`; the sweeper is how long waits end and how dead workers' steps resume.
     "deployments-sweep": {"task": "deployments.sweep", "schedule": 5.0},
 }
@@ -301,6 +302,9 @@ GITHUB_API_URL = env.str("GITHUB_API_URL", default="https://api.github.com")
 GITLAB_URL = env.str("GITLAB_URL", default="https://gitlab.com")
 GITLAB_TOKEN = env.str("GITLAB_TOKEN", default="")
 GITLAB_NAMESPACE = env.str("GITLAB_NAMESPACE", default="")
+# A worker running a scaffold or a golden path update renews a lease on it every third of this; a run whose lease
+# lapsed (its worker died) is retried or failed by the sweeper within this plus its 10 s period (short in tests).
+SCAFFOLD_LEASE_SECONDS = env.int("SCAFFOLD_LEASE_SECONDS", default=30)
 # The portal's own address, for links made outside a request (a worker registering a new repository).
 PORTAL_URL = env.str("PORTAL_URL", default="http://127.0.0.1:8000").rstrip("/")
 
