@@ -13,7 +13,7 @@ from typing import Any
 
 import yaml
 
-from techdocs.markdown import split_front_matter
+from techdocs.markdown import LimitError, limits_check, split_front_matter
 from techdocs.models import ADR, Runbook
 
 ADR_FILENAME = re.compile(r"^(\d{1,4})-([a-z0-9][a-z0-9-]*)\.md$")
@@ -27,6 +27,14 @@ _STATUSES = {choice.value for choice in ADR.Status}
 
 class FileError(ValueError):
     """A file that cannot be read as a runbook or ADR; the message says what to fix."""
+
+
+def _limits_check(text: str) -> None:
+    """The limits rendering applies, so an imported document is refused (and reported) rather than stored unshowable."""
+    try:
+        limits_check(text=text)
+    except LimitError as error:
+        raise FileError(str(error)) from error
 
 
 @dataclass
@@ -68,6 +76,7 @@ def adr_parse(*, filename: str, text: str) -> ParsedADR:
     if not match:
         raise FileError("ADR files are named NNNN-some-title.md, for example 0003-use-postgresql.md.")
     number = int(match.group(1))
+    _limits_check(text)
     meta, body = split_front_matter(text=text)
     title_match = _TITLE.search(body)
     title = str(meta.get("title") or (title_match.group(2) if title_match else "")).strip()
@@ -117,6 +126,7 @@ def runbook_parse(*, filename: str, text: str) -> ParsedRunbook:
     if not match:
         raise FileError("Runbook files are named runbook.md or runbook-<name>.md.")
     slug = match.group(1) or "runbook"
+    _limits_check(text)
     meta, body = split_front_matter(text=text)
     title_match = _TITLE.search(body)
     title = str(meta.get("title") or (title_match.group(2) if title_match else slug.replace("-", " ").title()))

@@ -3,7 +3,17 @@ from typing import Any
 from django import forms
 
 from portal.forms import InlineValidationMixin
+from techdocs import markdown
 from techdocs.models import ADR, Runbook
+
+
+def _markdown_clean(text: str) -> str:
+    """The limits rendering applies (size, nesting...), as a field error before anything is saved."""
+    try:
+        markdown.limits_check(text=text)
+    except markdown.LimitError as error:
+        raise forms.ValidationError(str(error), code="markdown_limit") from error
+    return text
 
 
 class RunbookForm(InlineValidationMixin, forms.ModelForm):
@@ -14,6 +24,9 @@ class RunbookForm(InlineValidationMixin, forms.ModelForm):
         fields = ["title", "review_interval_days", "body"]
         widgets = {"body": forms.Textarea(attrs={"rows": 24, "class": "mono"})}
         labels = {"review_interval_days": "Review every (days)", "body": "Markdown"}
+
+    def clean_body(self) -> str:
+        return _markdown_clean(self.cleaned_data["body"])
 
 
 class AdrForm(InlineValidationMixin, forms.ModelForm):
@@ -41,3 +54,12 @@ class AdrForm(InlineValidationMixin, forms.ModelForm):
             self.fields["supersedes"].queryset = candidates  # type: ignore[attr-defined]
         else:
             del self.fields["supersedes"]
+
+    def clean_context(self) -> str:
+        return _markdown_clean(self.cleaned_data["context"])
+
+    def clean_decision(self) -> str:
+        return _markdown_clean(self.cleaned_data["decision"])
+
+    def clean_consequences(self) -> str:
+        return _markdown_clean(self.cleaned_data["consequences"])

@@ -1,6 +1,9 @@
 """Markdown → sanitised HTML for TechDocs pages, with heading anchors, a table of contents and YAML front matter.
 
-Three steps per render, the engine and the sanitiser built once at import time:
+First `limits_check` reads the source once (size, nesting of block quotes, lists and HTML, and the renderer's
+superlinear paths; see the notes above it for why this renderer and this guard): a text over a limit is never given
+to the renderer or the sanitiser, and shows as escaped plain text under a notice. The same check refuses such text
+when a runbook or ADR is saved or imported. Then three steps, the engine and the sanitiser built once at import time:
 - markdown-it-pyrs (the Rust port of markdown-it: CommonMark + tables + strikethrough + heading anchors, raw HTML on)
   turns the text into HTML. Every heading starts with `<a class="anchor" id="slug" href="#slug">`, GitHub-style
   slugs, duplicates numbered -1, -2…
@@ -16,6 +19,7 @@ on the page as their literal, inert Markdown text.
 
 import html
 import re
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -47,17 +51,61 @@ class Rendered:
     html: str
     toc: tuple[Heading, ...]
     title: str | None
+    problem: str = ""
+    """Why the text was not rendered (over a limit), or "" when it was."""
 
 
 def render(*, text: str) -> Rendered:
-    """Render Markdown to sanitised HTML with anchored headings; call `split_front_matter` first if the text has any."""
+    """Render Markdown to sanitised HTML with anchored headings; call `split_front_matter` first if the text has any.
+
+    A text over the limits (see `limits_check`) is never given to the renderer or the sanitiser: it comes back as
+    its escaped source in a <pre>, under a notice saying which limit it broke, with `problem` set.
+    """
+    try:
+        limits_check(text=text)
+    except LimitError as error:
+        return unrendered(text=text, problem=str(error))
+    return _render_checked(text)
+
+
+def _render_checked(text: str) -> Rendered:
+    """The three steps, for a text `limits_check` accepted."""
     unsafe_html = _MARKDOWN.render(text, xhtml=False).replace(_ANCHOR_ICON, "")
     if _TABLE_ALIGN_MARK in unsafe_html:
         unsafe_html = _TABLE_ALIGN_RE.sub(r'<\1 align="\2">', unsafe_html)
+    if (depth := _output_depth_over(unsafe_html, limits().max_nesting)) is not None:
+        # Emphasis can nest the output deeper than the source scan sees; nh3 must not get it either.
+        return unrendered(text=text, problem=f"Its emphasis nests more than {depth} deep; simplify it.")
     safe_html = _CLEANER.clean(unsafe_html)
     toc = tuple(_headings(safe_html))
     title = next((heading.text for heading in toc if heading.level == 1), None)
     return Rendered(html=safe_html, toc=toc, title=title)
+
+
+def unrendered(*, text: str, problem: str) -> Rendered:
+    """What a document over the limits shows instead: a notice and its source, escaped (cheap whatever the text)."""
+    notice = html.escape(f"This document is shown as plain text: {problem}")
+    source = html.escape(text[: limits().max_bytes])
+    more = "\n…" if len(text) > limits().max_bytes else ""
+    return Rendered(
+        html=f'<p class="notice" role="note">{notice}</p>\n<pre class="markdown-source">{source}{more}</pre>\n',
+        toc=(),
+        title=None,
+        problem=problem,
+    )
+
+
+# The elements the renderer nests from emphasis, which the source checks do not bound (container and raw HTML depth
+# are): `*` runs in one paragraph can open hundreds of <em>/<strong> inside each other.
+_INLINE_TAG_RE = re.compile(r"<(/?)(em|strong|s|del|a)(?=[\s>])")
+
+
+def _output_depth_over(unsafe_html: str, max_nesting: int) -> int | None:
+    """The depth limit if the renderer nested emphasis deeper than it, else None: nh3's parser (html5ever) takes time
+    in proportion to depth for each tag, so its input is bounded too."""
+    if unsafe_html.count("<em>") + unsafe_html.count("<strong>") + unsafe_html.count("<s>") <= max_nesting:
+        return None
+    return max_nesting if _tag_depth_over(unsafe_html, _INLINE_TAG_RE, max_nesting) is not None else None
 
 
 def _headings(safe_html: str) -> Iterator[Heading]:
@@ -116,6 +164,235 @@ def _visible_text(inner_html: str) -> str:
     if "<" in inner_html or "&" in inner_html:  # most headings are plain text
         inner_html = html.unescape(_TAG_RE.sub("", inner_html))
     return " ".join(inner_html.split())
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Limits, checked before anything is rendered or sanitised.
+#
+# Why markdown-it-pyrs with a guard, not markdown-it-py with maxNesting (measured on the bench's 200 KB runbook,
+# tests/bench/bench_catalog_as_code.py, on the shared 2-core box): markdown-it-pyrs renders it in ~11 ms (~25 ms
+# with nh3 and the TOC), markdown-it-py 4.3 (+ mdit-py-plugins) in ~90 ms before sanitising, so the pure-Python
+# engine alone misses the 50 ms target. Neither is bounded by itself: markdown-it-pyrs recurses without a depth limit
+# (nested `>`, `- `, `1. ` overflow the stack and kill the process), is superlinear on some inputs (emphasis runs in
+# one paragraph, link reference definitions, repeated headings' anchors, unclosed `<?`/`<![CDATA[`) and lets one
+# table line amplify into millions of cells; markdown-it-py is linear but still takes seconds on 256 KB of such
+# input, and nh3 (html5ever) is quadratic in HTML nesting whichever renderer feeds it. So: the fast renderer, and a
+# one-pass scan of the source that refuses what it cannot render in bounded time, with a clear reason.
+# ---------------------------------------------------------------------------------------------------------------
+
+DEFAULT_MAX_BYTES = 256 * 1024
+"""MARKDOWN_MAX_BYTES: the largest document rendered (UTF-8 bytes). The bench's 200 KB runbook fits."""
+DEFAULT_MAX_NESTING = 32
+"""MARKDOWN_MAX_NESTING: the deepest nesting of block quotes and list items, and of HTML tags."""
+
+# Budgets for the renderer's superlinear paths, far above what real documents use (the bench's 200 KB runbook:
+# 558 headings, 66 of them "Escalation", 971 emphasis runs in all, no reference definitions).
+MAX_TABLE_CELLS = 65_536  # markdown-it's own cap on cells it pads out: a wide header over many short rows
+MAX_HEADINGS = 2_000
+MAX_SAME_HEADING = 200  # headings with one text: each gets a numbered anchor, found by trying -1, -2...
+MAX_LINK_DEFINITIONS = 500
+MAX_EMPHASIS_RUNS = 2_000  # runs of * _ ~ in one paragraph (or one table row)
+MAX_UNCLOSED_HTML = 20  # `<?` or `<![CDATA[` with no end after it: each is searched for to the end of the text
+
+
+class LimitError(ValueError):
+    """A document over the limits: it is never given to the renderer. The message names the limit and what to fix."""
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_bytes: int
+    max_nesting: int
+
+
+def limits() -> Limits:
+    """The limits in force: settings MARKDOWN_MAX_BYTES and MARKDOWN_MAX_NESTING, or the defaults."""
+    from django.conf import settings
+
+    return Limits(
+        max_bytes=int(getattr(settings, "MARKDOWN_MAX_BYTES", DEFAULT_MAX_BYTES)),
+        max_nesting=int(getattr(settings, "MARKDOWN_MAX_NESTING", DEFAULT_MAX_NESTING)),
+    )
+
+
+def limits_check(*, text: str, limits_: Limits | None = None) -> None:
+    """Raise LimitError when `text` is over a limit, saying which; one pass over the lines, a few ms per 200 KB.
+
+    The same check guards rendering, saving (forms, API) and importing, so a document that is accepted renders.
+    Nesting is over-estimated, never under-estimated: indentation counts one level per two columns on lines that open
+    a block quote or list item, which is as deep as the renderer can go.
+    """
+    lim = limits_ or limits()
+    if len(text) > lim.max_bytes or len(text.encode()) > lim.max_bytes:
+        size = len(text.encode())
+        raise LimitError(
+            f"The document is {_kb(size)}; the limit is {_kb(lim.max_bytes)} (MARKDOWN_MAX_BYTES). "
+            "Split it into several documents."
+        )
+    _nesting_check(text, lim.max_nesting)
+    _structure_check(text)
+    if "<" in text:
+        _html_check(text, lim.max_nesting)
+
+
+def _kb(size: int) -> str:
+    return f"{size / 1024:,.0f} KB" if size >= 10 * 1024 else f"{size / 1024:,.1f} KB"
+
+
+def _line_number(text: str, position: int) -> int:
+    return text.count("\n", 0, position) + 1
+
+
+# Each check below counts with one regular expression over the whole text (C speed), and walks lines or tags in
+# Python only when that count says the limit could be reached: real documents never take the slow paths.
+
+_CONTAINER_RE = re.compile(r"[ \t]*(?:>|[-+*](?=[ \t]|$)|[0-9]{1,9}[.)](?=[ \t]|$))", re.MULTILINE)
+_CONTAINER_PREFIX_CHARS = r"[ \t>*+\-0-9.)]"
+
+
+def _nesting_check(text: str, max_nesting: int) -> None:
+    """Block quotes and list items nested deeper than `max_nesting` on some line.
+
+    A line's depth is over-estimated, never under-estimated: its markers, plus one level per two columns of
+    indentation where indentation can continue list items of earlier lines (at the start of the line and after a
+    `>`, less its optional space; a list item's content starts at least two columns in). Each level takes at least
+    one character, so only lines whose first `max_nesting` + 1 characters could all be markers need a look.
+    """
+    candidates = re.compile(rf"^{_CONTAINER_PREFIX_CHARS}{{{max_nesting + 1}}}", re.MULTILINE)
+    for candidate in candidates.finditer(text):
+        position, depth, after = candidate.start(), 0, "start"
+        while depth <= max_nesting and (marker := _CONTAINER_RE.match(text, position)) is not None:
+            token = marker[0]
+            symbol = token.lstrip(" \t")
+            space = token[: len(token) - len(symbol)]
+            columns = space.count(" ") + 4 * space.count("\t")
+            if after == "start":
+                depth += columns // 2
+            elif after == ">":
+                depth += max(columns - 1, 0) // 2
+            depth += 1
+            after, position = (">" if symbol == ">" else "item"), marker.end()
+        if depth > max_nesting:
+            raise LimitError(
+                f"Line {_line_number(text, candidate.start())} nests block quotes and list items {depth} deep or "
+                f"more; the limit is {max_nesting} (MARKDOWN_MAX_NESTING)."
+            )
+
+
+_QUOTED = r"[ \t>]*"  # a line's indentation and block quote markers
+_HEADING_RE = re.compile(rf"^{_QUOTED}#{{1,6}}(?:[ \t]+(.*?))?[ \t#]*$", re.MULTILINE)
+_DEFINITION_RE = re.compile(rf"^{_QUOTED}\[[^\]\n]+\]:", re.MULTILINE)
+_DELIMITER_ROW_RE = re.compile(
+    rf"^{_QUOTED}\|?[ \t]*:?-+:?[ \t]*(?:\|[ \t]*:?-+:?[ \t]*)+\|?[ \t]*$|^{_QUOTED}\|[ \t]*:?-+:?[ \t]*\|[ \t]*$",
+    re.MULTILINE,
+)
+_BLANK_LINE_RE = re.compile(rf"\n{_QUOTED}(?=\n|\Z)")
+_EMPHASIS_RUN_RE = re.compile(r"[*_~]+")
+
+
+def _structure_check(text: str) -> None:
+    """The renderer's superlinear paths: headings, link definitions, table cells, emphasis runs, unclosed `<?`."""
+    headings = _HEADING_RE.findall(text)
+    if len(headings) > MAX_HEADINGS:
+        raise LimitError(f"The document has {len(headings):,} headings; the limit is {MAX_HEADINGS:,}.")
+    if len(headings) > MAX_SAME_HEADING:
+        same = Counter("".join(c for c in heading.lower() if c.isalnum()) for heading in headings).most_common(1)
+        if same and same[0][1] > MAX_SAME_HEADING:
+            raise LimitError(
+                f"The document has {same[0][1]} headings with the same text; the limit is {MAX_SAME_HEADING}."
+            )
+    definitions = len(_DEFINITION_RE.findall(text))
+    if definitions > MAX_LINK_DEFINITIONS:
+        raise LimitError(
+            f"The document has {definitions:,} link reference definitions ('[name]: url' lines); the limit is "
+            f"{MAX_LINK_DEFINITIONS}. Write the links inline instead."
+        )
+    cells = 0
+    for row in _DELIMITER_ROW_RE.finditer(text):
+        # Every row up to the next blank line is padded out to the delimiter row's columns.
+        columns = row[0].strip(" \t>").strip("|").count("|") + 1
+        blank = _BLANK_LINE_RE.search(text, row.end())
+        rows = text.count("\n", row.end(), blank.start() if blank else len(text)) + 2
+        cells += columns * rows
+        if cells > MAX_TABLE_CELLS:
+            raise LimitError(
+                f"Line {_line_number(text, row.start())}: the document's tables have more than "
+                f"{MAX_TABLE_CELLS:,} cells in all (columns × rows); split the tables."
+            )
+    if len(_EMPHASIS_RUN_RE.findall(text)) > MAX_EMPHASIS_RUNS:
+        position = 0
+        for blank in (*_BLANK_LINE_RE.finditer(text), None):
+            end = blank.start() if blank else len(text)
+            paragraph = text[position:end]
+            # A table row's cells are rendered one by one: count rows apart (a generous reading of "paragraph").
+            lines = paragraph.split("\n") if _DELIMITER_ROW_RE.search(paragraph) else [paragraph]
+            if any(len(_EMPHASIS_RUN_RE.findall(line)) > MAX_EMPHASIS_RUNS for line in lines):
+                raise LimitError(
+                    f"Line {_line_number(text, position)}: a paragraph has more than {MAX_EMPHASIS_RUNS:,} runs of "
+                    "*, _ or ~; split it with blank lines."
+                )
+            position = blank.end() if blank else end
+    unclosed = _unclosed(text, "<?", "?>") + _unclosed(text, "<![CDATA[", "]]>")
+    if unclosed > MAX_UNCLOSED_HTML:
+        raise LimitError(
+            f"The document has {unclosed} '<?' or '<![CDATA[' with no '?>' or ']]>' after them; the limit is "
+            f"{MAX_UNCLOSED_HTML}. Put them in `code`, or close them."
+        )
+
+
+def _unclosed(text: str, start: str, end: str) -> int:
+    """How many `start` come after the last `end`: each of those makes the renderer search to the end of the text."""
+    if start not in text:
+        return 0
+    return text.count(start, text.rfind(end) + 1)
+
+
+_SOURCE_TAG_RE = re.compile(r"<(/?)([A-Za-z][A-Za-z0-9-]*)(?=[\s/>]|$)")  # not autolinks such as <https://…>
+_FENCED_CODE_RE = re.compile(r"^[ \t>]*(`{3,}|~{3,})[^\n]*\n.*?(?:^[ \t>]*\1[ \t]*$|\Z)", re.MULTILINE | re.DOTALL)
+_CODE_SPAN_RE = re.compile(r"(`+)[^`].*?\1", re.DOTALL)
+_VOID_TAGS = frozenset(
+    "area base br col embed hr img input link meta source track wbr param keygen basefont bgsound frame".split()
+)
+
+
+def _html_check(text: str, max_nesting: int) -> None:
+    """Raw HTML tags nested deeper than `max_nesting`, followed as the sanitiser's parser nests them (an end tag
+    closes up to its start tag, a stray one is ignored); tags in code are text, so code is left out first."""
+    if len(_SOURCE_TAG_RE.findall(text)) <= max_nesting:
+        return
+    if "`" in text or "~~~" in text:
+        text = _CODE_SPAN_RE.sub(_newlines, _FENCED_CODE_RE.sub(_newlines, text))
+    if (position := _tag_depth_over(text, _SOURCE_TAG_RE, max_nesting)) is not None:
+        raise LimitError(
+            f"Line {_line_number(text, position)} nests HTML tags more than {max_nesting} deep "
+            "(MARKDOWN_MAX_NESTING); close the tags the document opens."
+        )
+
+
+def _newlines(match: re.Match[str]) -> str:
+    """Code left out, its line breaks kept so that line numbers stay right."""
+    return "\n" * match[0].count("\n")
+
+
+def _tag_depth_over(html_text: str, tag_re: re.Pattern[str], limit: int) -> int | None:
+    """Where the start tags matched by `tag_re` first nest deeper than `limit`, or None."""
+    stack: list[str] = []
+    open_: dict[str, int] = {}
+    for tag in tag_re.finditer(html_text):
+        name = tag[2].lower()
+        if tag[1]:
+            if open_.get(name):
+                while stack:
+                    top = stack.pop()
+                    open_[top] -= 1
+                    if top == name:
+                        break
+        elif name not in _VOID_TAGS:
+            stack.append(name)
+            open_[name] = open_.get(name, 0) + 1
+            if len(stack) > limit:
+                return tag.start()
+    return None
 
 
 _MARKDOWN = MarkdownIt("commonmark").enable_many(["table", "strikethrough", "heading_anchors"])

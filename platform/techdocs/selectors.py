@@ -15,7 +15,8 @@ RENDER_CACHE_SECONDS = 24 * 3600
 
 
 def markdown_render(*, text: str) -> markdown.Rendered:
-    """Render Markdown through the sanitiser; the result is cached under a hash of the text."""
+    """Render Markdown through the sanitiser; the result is cached under a hash of the text (a text over the limits
+    too: its plain-text stand-in is as cheap to rebuild, but not to check)."""
     key = "md2:" + hashlib.sha256(text.encode()).hexdigest()
     rendered = cache.get(key)
     if rendered is None:
@@ -64,6 +65,21 @@ def version_diff(*, older: RunbookVersion, newer: RunbookVersion) -> list[tuple[
         else:
             kinds.append(("same", line))
     return kinds
+
+
+def adr_markdown(*, adr: ADR) -> str:
+    """The Markdown an ADR page shows: an imported file's text after its front matter, else the three sections."""
+    if adr.body:
+        try:
+            _meta, text = markdown.split_front_matter(text=adr.body)
+        except ValueError:
+            return adr.body
+        return text
+    return "\n\n".join(
+        f"## {heading}\n\n{value}"
+        for heading, value in (("Context", adr.context), ("Decision", adr.decision), ("Consequences", adr.consequences))
+        if value
+    )
 
 
 def adr_list_for_service(*, service: Service) -> list[ADR]:

@@ -12,6 +12,7 @@ from django.utils.text import slugify
 
 from audit import services as audit
 from catalog.models import Service, System
+from techdocs import markdown, selectors
 from techdocs.models import ADR, Runbook, RunbookVersion
 
 ADR_FIELDS = ["number", "title", "status", "date", "deciders", "context", "decision", "consequences", "body"]
@@ -19,6 +20,23 @@ ADR_FIELDS = ["number", "title", "status", "date", "deciders", "context", "decis
 
 def _actor_name(user: User | None) -> str:
     return user.get_username() if user is not None else "system"
+
+
+def _markdown_check(**texts: str) -> None:
+    """Refuse Markdown the pages would not render (techdocs.markdown.limits_check), naming the field and the limit."""
+    errors = {}
+    for field, text in texts.items():
+        try:
+            markdown.limits_check(text=text)
+        except markdown.LimitError as error:
+            errors["non_field_errors" if field == "whole" else field] = [str(error)]
+    if errors:
+        raise ValidationError(errors)
+
+
+def _adr_markdown_check(adr: ADR) -> None:
+    _markdown_check(**{name: getattr(adr, name) for name in ("context", "decision", "consequences", "body")})
+    _markdown_check(whole=selectors.adr_markdown(adr=adr))  # its sections are shown as one document
 
 
 def _version_add(*, runbook: Runbook, author: User | None, note: str = "", created_at: Any = None) -> None:
@@ -58,6 +76,7 @@ def runbook_create(
         last_reviewed_at=last_reviewed_at or timezone.now(),
         last_reviewed_by=last_reviewed_by or _actor_name(created_by),
     )
+    _markdown_check(body=body)
     runbook.full_clean()
     runbook.save()
     _version_add(runbook=runbook, author=created_by, note="created")
@@ -91,6 +110,7 @@ def runbook_update(
     runbook.version += 1
     runbook.last_reviewed_at = timezone.now()
     runbook.last_reviewed_by = _actor_name(updated_by)
+    _markdown_check(body=body)
     runbook.full_clean()
     runbook.save()
     _version_add(runbook=runbook, author=updated_by, note=note)
@@ -158,6 +178,7 @@ def adr_create(
         number=number or adr_next_number(service=service, system=system),
         **fields,
     )
+    _adr_markdown_check(adr)
     adr.full_clean()
     adr.save()
     audit.event_record(
@@ -179,6 +200,7 @@ def adr_update(*, adr: ADR, updated_by: User | None, **fields: Any) -> ADR:
         if name not in ADR_FIELDS or name == "number":
             raise ValueError(f"adr_update cannot change {name!r}")
         setattr(adr, name, value)
+    _adr_markdown_check(adr)
     adr.full_clean()
     adr.save()
     after = audit.snapshot(adr, fields=ADR_FIELDS)

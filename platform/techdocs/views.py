@@ -10,13 +10,11 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from catalog.models import Service, System
 from catalog.permissions import user_can
 from portal.forms import apply_errors, validation_response
-from techdocs import selectors, services
+from techdocs import markdown, selectors, services
 from techdocs.forms import AdrForm, RunbookForm
 from techdocs.markdown import split_front_matter
 from techdocs.models import ADR, Runbook
 from techdocs.permissions import docs_require_change
-
-PREVIEW_MAX_CHARS = 1_000_000
 
 
 def _service(slug: str) -> Service:
@@ -94,13 +92,17 @@ def runbook_edit(request: HttpRequest, service: str, slug: str | None = None) ->
 @require_POST
 def markdown_preview(request: HttpRequest) -> HttpResponse:
     """The editor's live preview: the posted Markdown rendered exactly as the page will show it."""
-    text = request.POST.get("body", "")[:PREVIEW_MAX_CHARS]
+    text = request.POST.get("body", "")
     try:
-        _meta, text = split_front_matter(text=text)
+        # Checked before front matter is split off and before anything is cached or rendered: the editor shows
+        # what saving would refuse, instead of a rendering.
+        markdown.limits_check(text=text)
+        _meta, body = split_front_matter(text=text)
+    except markdown.LimitError as error:
+        return render(request, "techdocs/_preview.html", {"error": str(error)})
     except ValueError:
-        pass
-    rendered = selectors.markdown_render(text=text)
-    return render(request, "techdocs/_preview.html", {"rendered": rendered})
+        body = text
+    return render(request, "techdocs/_preview.html", {"rendered": selectors.markdown_render(text=body)})
 
 
 @login_required
@@ -148,16 +150,7 @@ def runbook_history(request: HttpRequest, service: str, slug: str) -> HttpRespon
 
 
 def _adr_page(request: HttpRequest, adr: ADR) -> HttpResponse:
-    text = adr.body or "\n\n".join(
-        f"## {heading}\n\n{value}"
-        for heading, value in (("Context", adr.context), ("Decision", adr.decision), ("Consequences", adr.consequences))
-        if value
-    )
-    if adr.body:
-        try:
-            _meta, text = split_front_matter(text=text)
-        except ValueError:
-            pass
+    text = selectors.adr_markdown(adr=adr)
     return render(
         request,
         "techdocs/adr_detail.html",
