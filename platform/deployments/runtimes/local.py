@@ -598,6 +598,25 @@ def supervisord_shutdown(timeout: float = 20.0) -> None:
         supervisor.close()
 
 
+def supervisord_pid() -> int | None:
+    """The pid of the runtime's supervisord when one answers on its socket, else None."""
+    supervisor = _Supervisor(timeout=5.0)
+    try:
+        return int(supervisor.rpc.getPID()) if supervisor.answers() else None
+    finally:
+        supervisor.close()
+
+
+def supervisord_restore() -> int:
+    """Start supervisord if replicas are configured and none runs (the machine, or `make run`, was stopped): it starts
+    them itself (autostart), so what the environments page says is deployed answers again. Returns how many."""
+    replicas = _configured()
+    if replicas:
+        with _supervisor():
+            pass
+    return len(replicas)
+
+
 def _write_atomic(path: Path, text: str) -> None:
     # The temporary name does not match conf.d/*.ini, so supervisord never reads a half-written file.
     temporary = path.with_name(f".{path.name}.tmp")
