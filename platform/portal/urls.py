@@ -1,7 +1,7 @@
 """Top-level URLs: pages per app, the API under /api/v1/, the schema and its docs."""
 
 from django.contrib import admin
-from django.urls import include, path, re_path
+from django.urls import URLPattern, URLResolver, include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 from portal import api, views
@@ -16,7 +16,7 @@ portal_patterns = (
     "portal",
 )
 
-api_v1 = [
+api_v1: list[URLPattern | URLResolver] = [
     path("", ApiRootView.as_view(), name="root"),
     path("", include("teams.api.urls")),
     path("", include("catalog.api.urls")),
