@@ -69,3 +69,22 @@ def test_team_page_lists_members_and_services(client, world, django_assert_max_n
         response = client.get(world.owner_team.get_absolute_url())
     content = response.content.decode()
     assert "olivia" in content and "Payments API" in content
+
+
+def test_team_page_add_member_box_has_visible_labels(client, world):
+    """Each field of the add-member box has a label a sighted user can read (not only a screen-reader one)."""
+    import re
+
+    lead = MembershipFactory(team=world.owner_team, role=Membership.Role.LEAD).user
+    client.force_login(lead)
+    page = client.get(reverse("teams:team-detail", args=[world.owner_team.slug])).content.decode()
+    form = re.search(r'<form[^>]*action="[^"]*/members/".*?</form>', page, re.S)
+    assert form is not None
+    box = form.group()
+    for name in ("username", "role"):
+        field_id = re.search(rf'name="{name}"[^>]*id="([^"]+)"|id="([^"]+)"[^>]*name="{name}"', box)
+        assert field_id is not None
+        ident = field_id.group(1) or field_id.group(2)
+        label = re.search(rf'<label for="{ident}">([^<]+)</label>', box)
+        assert label is not None and label.group(1).strip(), f"no visible label for {name}"
+    assert "visually-hidden" not in box
