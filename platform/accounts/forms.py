@@ -39,7 +39,7 @@ class SigninThrottleMixin:
         minutes = max(1, math.ceil(wait / 60))
         return ValidationError(
             "Too many failed sign-ins from your network address. For your account's safety, signing in from it is "
-            f"paused: try again in {minutes} minute{'s' if minutes != 1 else ''}, or ask a platform admin to help.",
+            f"paused: try again in {minutes} minute{'s' if minutes != 1 else ''}.",
             code="throttled",
         )
 

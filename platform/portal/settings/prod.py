@@ -10,6 +10,9 @@ LOGGING = logging_configure(log_format=LOG_FORMAT, level=env.str("LOG_LEVEL", de
 
 # https://docs.djangoproject.com/en/5.2/howto/deployment/checklist/
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+# Production sits behind one reverse proxy (the header above trusts it too): sign-in throttling counts the address that
+# proxy saw, not the proxy's own, or every user would share one count.
+SIGNIN_TRUSTED_PROXIES = env.int("SIGNIN_TRUSTED_PROXIES", default=1)
 SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=True)
 SESSION_COOKIE_SECURE = True
 CSRF_COOKIE_SECURE = True
