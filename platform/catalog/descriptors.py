@@ -172,7 +172,7 @@ def document_parse(document: Any, *, path: str, index: int) -> Entity:
         raise DescriptorError(f"Unknown apiVersion {api_version!r}; use backstage.io/v1alpha1.", "apiVersion")
     kind = document.get("kind")
     if kind not in KINDS:
-        raise DescriptorError(f"Unknown kind {kind!r}; Runway reads {', '.join(KINDS)}.", "kind")
+        raise DescriptorError(f"Unknown kind {kind!r}; Runway reads {', '.join(KINDS)} and Location.", "kind")
     metadata = document.get("metadata")
     if not isinstance(metadata, dict):
         raise DescriptorError("metadata must be a mapping with at least a name.", "metadata")
@@ -196,6 +196,57 @@ def document_parse(document: Any, *, path: str, index: int) -> Entity:
     return Entity(
         kind=kind, namespace=namespace, name=name, path=path, index=index, fields=fields, refs=refs, content_hash=""
     )
+
+
+@dataclass
+class Location:
+    """A `kind: Location` document: other descriptor files to read, as (descriptor field, target) pairs."""
+
+    file: str  # the relative path (or URL) of the file holding it
+    index: int
+    name: str
+    targets: list[tuple[str, str]]
+    optional: bool  # spec.presence: optional, so a missing target is not a problem
+
+    @property
+    def ref(self) -> str:
+        return f"location:{self.name}"
+
+
+def location_parse(document: dict[str, Any], *, path: str, index: int) -> Location:
+    """Check a Location document (spec.target and/or spec.targets, optional spec.type and spec.presence)."""
+    if document.get("apiVersion") not in API_VERSIONS:
+        raise DescriptorError(
+            f"Unknown apiVersion {document.get('apiVersion')!r}; use backstage.io/v1alpha1.", "apiVersion"
+        )
+    metadata = document.get("metadata")
+    name = metadata.get("name") if isinstance(metadata, dict) else None
+    if not isinstance(name, str) or not NAME.fullmatch(name):
+        raise DescriptorError(
+            "metadata.name must be lowercase letters, digits and hyphens (at most 100).", "metadata.name"
+        )
+    spec = document.get("spec") or {}
+    if not isinstance(spec, dict):
+        raise DescriptorError("spec must be a mapping.", "spec")
+    if spec.get("type") not in (None, "url", "file"):
+        raise DescriptorError("spec.type is url or file.", "spec.type")
+    if spec.get("presence") not in (None, "required", "optional"):
+        raise DescriptorError("spec.presence is required or optional.", "spec.presence")
+    targets: list[tuple[str, str]] = []
+    if spec.get("target") is not None:
+        if not isinstance(spec["target"], str) or not spec["target"].strip():
+            raise DescriptorError("must be a path or URL.", "spec.target")
+        targets.append(("spec.target", spec["target"].strip()))
+    listed = spec.get("targets") or []
+    if not isinstance(listed, list):
+        raise DescriptorError("must be a list of paths or URLs.", "spec.targets")
+    for position, target in enumerate(listed):
+        if not isinstance(target, str) or not target.strip():
+            raise DescriptorError("must be a path or URL.", f"spec.targets[{position}]")
+        targets.append((f"spec.targets[{position}]", target.strip()))
+    if not targets:
+        raise DescriptorError("A Location needs spec.target or spec.targets.", "spec.targets")
+    return Location(path, index, name, targets, spec.get("presence") == "optional")
 
 
 def _common(name: str, metadata: dict[str, Any]) -> dict[str, Any]:

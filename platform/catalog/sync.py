@@ -15,9 +15,12 @@ import hashlib
 import io
 import json
 import os
+import posixpath
+import re
 import tarfile
 import tempfile
 import threading
+import urllib.parse
 import zipfile
 import zlib
 from collections import defaultdict
@@ -26,6 +29,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+import httpx
 import structlog
 import yaml
 from django.conf import settings
@@ -39,7 +43,7 @@ from guardian.models import GroupObjectPermission
 from audit.models import AuditEvent
 from catalog import bulk, descriptors, safe_yaml
 from catalog import cache as catalog_cache
-from catalog.descriptors import DescriptorError, Entity, Ref
+from catalog.descriptors import DescriptorError, Entity, Location, Ref
 from catalog.models import (
     Api,
     CatalogSource,
@@ -228,19 +232,23 @@ def tree_read(root: Path, report: Report, known: dict[str, str] | None = None) -
         else:
             raw_docs[_component_folder(parts)].append((rel, data))
     unchanged_folders = set()
+    locations: list[Location] = []
     for rel, data in raw_descriptors.items():
         folder = _parent(rel)
         digest = hashlib.sha256(data)
         for doc_rel, doc_data in raw_docs.get(folder, []):
             digest.update(b"\0" + doc_rel.encode() + b"\0" + doc_data)
         tree.digests[rel] = digest.hexdigest()
-        if known.get(rel) == tree.digests[rel]:
+        # A file with Locations is always read: the files its targets lead to are only found through it.
+        if known.get(rel) == tree.digests[rel] and b"Location" not in data:
             tree.skipped.add(rel)
             unchanged_folders.add(folder)
             continue
         text = _decode(rel, data, report)
         if text is not None:
-            tree.entities.extend(_descriptors_parse(rel, text, report, tree.digests[rel]))
+            tree.entities.extend(_descriptors_parse(rel, text, report, tree.digests[rel], locations))
+    if locations:
+        _locations_follow(root, locations, set(raw_descriptors), tree, report)
     for folder, files in raw_docs.items():
         if folder in unchanged_folders and all(r in tree.skipped for r in tree.descriptors_in[folder]):
             continue
@@ -249,6 +257,163 @@ def tree_read(root: Path, report: Report, known: dict[str, str] | None = None) -
             if text is not None:
                 tree.docs[folder].append((rel, text))
     return tree
+
+
+# --- Location entities -----------------------------------------------------------------------------------------
+
+
+class _Refused(Exception):
+    """A Location target that is not followed; the message says why."""
+
+
+_URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:")
+_LOOPBACK = ("localhost", "127.0.0.1", "::1")
+
+
+def _locations_follow(root: Path, queue: list[Location], read: set[str], tree: Tree, report: Report) -> None:
+    """Read what Location documents point at: files inside `root` (relative to the Location's own file), or remote
+    files from CATALOG_LOCATION_ALLOWED_HOSTS. Each target's problem is reported on that target; a file is read
+    once however many Locations name it, so a cycle ends, and is reported on the target that closes it."""
+    edges: dict[str, list[tuple[str, Location, str]]] = defaultdict(list)
+    while queue:
+        location = queue.pop(0)
+        for field_name, target in location.targets:
+            try:
+                key = _location_target(location.file, target)
+                if key not in read:
+                    read.add(key)
+                    data = _target_read(key, root)
+                    text = _decode(key, data, report)
+                    if text is not None:
+                        tree.entities.extend(_descriptors_parse(key, text, report, "", queue))
+            except _Missing as missing:
+                if location.optional:
+                    report.warnings.append(
+                        Problem(
+                            location.file, f"{missing} (optional, so skipped)", location.index, location.ref, field_name
+                        )
+                    )
+                else:
+                    report.errors.append(Problem(location.file, str(missing), location.index, location.ref, field_name))
+                continue
+            except _Refused as refused:
+                report.errors.append(Problem(location.file, str(refused), location.index, location.ref, field_name))
+                continue
+            edges[location.file].append((key, location, field_name))
+    _location_cycles(edges, report)
+
+
+class _Missing(_Refused):
+    """A target that does not exist (only a warning when the Location says presence: optional)."""
+
+
+def _location_target(base: str, target: str) -> str:
+    """The relative path inside `root`, or the URL, that `target` names from the file `base`."""
+    if any(char in target for char in "*?["):
+        raise _Refused(f"{target!r}: patterns are not followed; list each file.")
+    if _URL.match(base):
+        return _url_check(urllib.parse.urljoin(base, target))
+    if _URL.match(target):
+        return _url_check(target)
+    if target.startswith("/") or PurePosixPath(target).is_absolute():
+        raise _Refused(f"{target!r}: a target must be relative to the Location's file (or an https URL).")
+    rel = posixpath.normpath(posixpath.join(_parent(base), target))
+    if rel == ".." or rel.startswith("../"):
+        raise _Refused(f"{target!r} leads outside the imported folder; it is not followed.")
+    if len(rel) > MAX_PATH_CHARS:
+        raise _Refused(f"{target!r}: the path is longer than {MAX_PATH_CHARS} characters.")
+    return rel
+
+
+def _url_check(url: str) -> str:
+    parts = urllib.parse.urlsplit(url)
+    host = (parts.hostname or "").lower()
+    allowed = [h.lower() for h in getattr(settings, "CATALOG_LOCATION_ALLOWED_HOSTS", [])]
+    if parts.scheme not in ("http", "https") or not host:
+        raise _Refused(f"{url!r}: only https URLs (and files inside the imported folder) are followed.")
+    if host not in allowed:
+        raise _Refused(
+            f"{url!r}: remote targets are followed only from the hosts in CATALOG_LOCATION_ALLOWED_HOSTS, and "
+            f"{host} is not one; import that catalog on its own, or ask an administrator to allow the host."
+        )
+    if parts.scheme == "http" and host not in _LOOPBACK:
+        raise _Refused(f"{url!r}: use https; plain http is followed only to this machine.")
+    if parts.username or parts.password:
+        raise _Refused(f"{url!r}: credentials in URLs are not used; the host must serve the file without them.")
+    if len(url) > MAX_PATH_CHARS:
+        raise _Refused(f"{url[:100]!r}…: the URL is longer than {MAX_PATH_CHARS} characters.")
+    return url
+
+
+def _target_read(key: str, root: Path) -> bytes:
+    if _URL.match(key):
+        return _url_read(key)
+    path = root / key
+    if not _inside(root, path):  # through a link
+        raise _Refused(f"{key!r} is a link that leads outside the imported folder; it is not followed.")
+    if not path.exists():
+        raise _Missing(f"{key!r} does not exist in the imported folder.")
+    if not path.is_file():
+        raise _Refused(f"{key!r} is a folder; name the descriptor file inside it.")
+    data = _read(str(path))
+    if data is None:
+        raise _Refused(f"{key!r} is larger than 1 MB; split it.")
+    return data
+
+
+def _url_read(url: str) -> bytes:
+    """GET a remote descriptor: no redirects (they could leave the allowed hosts), a timeout, at most 1 MB."""
+    try:
+        with httpx.Client(timeout=10.0, follow_redirects=False) as client, client.stream("GET", url) as response:
+            if response.status_code == 404:
+                raise _Missing(f"{url!r} answered 404 Not Found.")
+            if response.status_code != 200:
+                raise _Refused(f"{url!r} answered {response.status_code}; only a 200 with the file is read.")
+            chunks, size = [], 0
+            for chunk in response.iter_bytes():
+                size += len(chunk)
+                if size > MAX_FILE_BYTES:
+                    raise _Refused(f"{url!r} is larger than 1 MB; split it.")
+                chunks.append(chunk)
+    except httpx.HTTPError as error:
+        raise _Refused(f"{url!r} could not be fetched ({error.__class__.__name__}: {error}).") from error
+    return b"".join(chunks)
+
+
+def _location_cycles(edges: dict[str, list[tuple[str, Location, str]]], report: Report) -> None:
+    """Report each target that leads back to a file on the current path of Locations (depth first, no recursion)."""
+    done: set[str] = set()
+    for start in list(edges):
+        if start in done:
+            continue
+        path = [start]
+        on_path = {start}
+        stack = [iter(edges.get(start, []))]
+        while stack:
+            step = next(stack[-1], None)
+            if step is None:
+                stack.pop()
+                finished = path.pop()
+                on_path.discard(finished)
+                done.add(finished)
+                continue
+            target, location, field_name = step
+            if target in on_path:
+                chain = " → ".join([*path[path.index(target) :], target])
+                report.errors.append(
+                    Problem(
+                        location.file,
+                        f"This target closes a cycle of Locations ({chain}); each file is read once, so remove one "
+                        "of these references.",
+                        location.index,
+                        location.ref,
+                        field_name,
+                    )
+                )
+            elif target not in done:
+                path.append(target)
+                on_path.add(target)
+                stack.append(iter(edges.get(target, [])))
 
 
 def _read(path: str) -> bytes | None:
@@ -279,7 +444,10 @@ def _decode(rel: str, data: bytes, report: Report) -> str | None:
     return text
 
 
-def _descriptors_parse(rel: str, text: str, report: Report, digest: str = "") -> list[Entity]:
+def _descriptors_parse(
+    rel: str, text: str, report: Report, digest: str = "", locations: list[Location] | None = None
+) -> list[Entity]:
+    """The entities of one descriptor file; its Location documents go to `locations`."""
     entities = []
     # YAML aliases let a small file stand for an enormous document (the "billion laughs"); descriptors never
     # need them. Anchors are rare, so the extra scan only runs when a file has one.
@@ -298,6 +466,15 @@ def _descriptors_parse(rel: str, text: str, report: Report, digest: str = "") ->
         return []
     for index, document in enumerate(documents):
         if document is None:
+            continue
+        if isinstance(document, dict) and document.get("kind") == "Location" and locations is not None:
+            try:
+                locations.append(descriptors.location_parse(document, path=rel, index=index))
+            except DescriptorError as error:
+                metadata = document.get("metadata")
+                name = metadata.get("name") if isinstance(metadata, dict) else None
+                ref = f"location:{name}" if isinstance(name, str) else None
+                report.errors.append(Problem(rel, str(error), index, ref, error.field))
             continue
         try:
             entity = descriptors.document_parse(document, path=rel, index=index)
