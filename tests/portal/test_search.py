@@ -211,7 +211,8 @@ def test_anonymous_is_sent_to_sign_in(client, docs):
 
 def test_snippets_show_markdown_as_plain_text(client, docs):
     body = (
-        "## Alerts\n\n| alert | action |\n|---|---|\n| **PaymentsDown** | page the [rota](https://rota.example.com) |\n\n"
+        "## Alerts\n\n| alert | action |\n|---|---|\n"
+        "| **PaymentsDown** | page the [rota](https://rota.example.com) |\n\n"
         "> Keep `kubectl` handy.\n\n- restart the *zeppelin* worker\n"
     )
     techdocs_services.runbook_create(service=docs.service, title="Zeppelin alerts", body=body, created_by=None)
