@@ -186,6 +186,12 @@ else:
 CATALOG_API_CACHE = env.bool("CATALOG_API_CACHE", default=bool(REDIS_URL))
 # The same for the catalog page's results, row counts and filter choices.
 CATALOG_PAGE_CACHE = env.bool("CATALOG_PAGE_CACHE", default=bool(REDIS_URL))
+# Uploaded catalog archives (catalog/sync.py) stop, and their import fails, past this unpacked size or file count,
+# counted as they stream.
+CATALOG_ARCHIVE_MAX_UNPACKED_BYTES = env.int("CATALOG_ARCHIVE_MAX_UNPACKED_BYTES", default=250_000_000)
+CATALOG_ARCHIVE_MAX_FILES = env.int("CATALOG_ARCHIVE_MAX_FILES", default=100_000)
+# Hosts whose descriptor files a catalog's Location entities may name by (https) URL; none by default.
+CATALOG_LOCATION_ALLOWED_HOSTS = env.list("CATALOG_LOCATION_ALLOWED_HOSTS", default=[])
 # API tokens and their users cached for a minute (accounts/tokens.py); only in a shared cache, or a token revoked in
 # one process would still open another's.
 API_TOKEN_CACHE = env.bool("API_TOKEN_CACHE", default=bool(REDIS_URL))
