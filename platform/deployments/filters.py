@@ -35,7 +35,7 @@ class DeploymentFilterSet(django_filters.FilterSet):
         widget=forms.TextInput(attrs={"list": "service-slugs", "placeholder": "Any service", "autocomplete": "off"}),
     )
     environment = django_filters.ChoiceFilter(
-        field_name="environment__slug", choices=environment_choices, empty_label="Any environment"
+        field_name="environment__slug", choices=environment_choices, label="Environment", empty_label="Any environment"
     )
     state = django_filters.ChoiceFilter(choices=State.choices, empty_label="Any state")
     team = django_filters.ChoiceFilter(
