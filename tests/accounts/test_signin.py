@@ -8,7 +8,7 @@ from django.urls import reverse
 
 from audit.models import AuditEvent
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.smoke]  # the embedded defaults (SQLite, local memory cache) too
 
 LOGIN_URL = reverse("accounts:login")
 ADMIN_LOGIN_URL = reverse("admin:login")
