@@ -6,6 +6,7 @@ from django import forms
 
 from catalog.models import System
 from portal.forms import InlineValidationMixin
+from scaffolder import services
 from scaffolder.registry import GoldenPath
 from teams.models import Team
 
@@ -25,18 +26,36 @@ def _field(spec: dict[str, Any], required: bool) -> forms.Field:
     return forms.CharField(label=label, help_text=help_text, required=required, strip=True, widget=widget)
 
 
+DISPLAY_NAME = "display_name"
+
+
 class StepForm(InlineValidationMixin, forms.Form):
-    """One wizard step: the step's parameters, checked by the golden path's schema."""
+    """One wizard step: the step's parameters, checked by the golden path's schema.
+
+    The step that asks for the service's `name` also asks for its display name, and checks as you type that the
+    name is free: in the catalog, among the runs under way and on the publisher."""
 
     def __init__(self, *args: Any, path: GoldenPath, fields: tuple[str, ...], **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.path, self.names = path, fields
+        self.display_name = ""
         required = set(path.schema.get("required", []))
         for name in fields:
             self.fields[name] = _field(path.properties[name], name in required)
+            if name == "name":
+                slug = str(self.data.get("name") or self.initial.get("name") or "ledger-api")
+                self.fields[DISPLAY_NAME] = forms.CharField(
+                    label="Display name",
+                    required=False,
+                    strip=True,
+                    help_text="The service's name as people read it in the catalog. Leave it empty to use one made "
+                    "from the service name.",
+                    widget=forms.TextInput(attrs={"placeholder": services.display_name_default(slug)}),
+                )
 
     def clean(self) -> dict[str, Any]:
         data = super().clean() or {}
+        self.display_name = str(data.pop(DISPLAY_NAME, "") or "")
         answers = {name: value for name, value in data.items() if value not in (None, "")}
         for name, spec in self.path.properties.items():
             if name in answers and "enum" in spec and spec.get("type") == "integer":
@@ -44,6 +63,12 @@ class StepForm(InlineValidationMixin, forms.Form):
         for name, messages in self.path.validate(answers, only=self.names).items():
             if name in self.fields and name not in self.errors:
                 self.add_error(name, messages)
+        if "name" in self.names and "name" in answers and "name" not in self.errors:
+            if taken := services.name_check(str(answers["name"])):
+                self.add_error("name", taken)
+        if DISPLAY_NAME in self.fields and DISPLAY_NAME not in self.errors:
+            if problems := services.display_name_errors(self.display_name):
+                self.add_error(DISPLAY_NAME, problems)
         return answers
 
 

@@ -15,12 +15,13 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from django_htmx.http import HttpResponseClientRedirect
 
 from catalog.models import Service, System
 from catalog.permissions import user_can
 from portal.forms import validation_response
 from scaffolder import drift, publishers, registry, services
-from scaffolder.forms import OwnerForm, StepForm
+from scaffolder.forms import DISPLAY_NAME, OwnerForm, StepForm
 from scaffolder.models import GoldenPathUpdate, ScaffoldRun
 from scaffolder.render import RenderError, render_in_child
 from teams import selectors as team_selectors
@@ -66,7 +67,8 @@ def wizard_step(request: HttpRequest, name: str, number: int) -> HttpResponse:
         request.POST or None,
         path=path,
         fields=step.fields,
-        initial={k: v for k, v in state["answers"].items() if k in step.fields},
+        initial={k: v for k, v in state["answers"].items() if k in step.fields}
+        | {DISPLAY_NAME: state.get(DISPLAY_NAME, "")},
     )
     form.enable_inline_validation(request.path)
     if (partial := validation_response(request, form)) is not None:
@@ -78,6 +80,8 @@ def wizard_step(request: HttpRequest, name: str, number: int) -> HttpResponse:
                 state["answers"].pop(field_name, None)
                 if path.properties[field_name].get("type") == "boolean":
                     state["answers"][field_name] = False
+        if DISPLAY_NAME in form.fields:
+            state[DISPLAY_NAME] = form.display_name
         _save(request, path, state)
         if number < len(path.steps):
             return redirect("scaffolder:step", name=path.name, number=number + 1)
@@ -151,16 +155,66 @@ def _preview_files(request: HttpRequest, path: registry.GoldenPath, state: dict[
     return files
 
 
+def _label(path: registry.GoldenPath, key: str) -> str:
+    """A parameter's title from template.yaml, or its key made readable."""
+    if key in (DISPLAY_NAME, "owner", "system"):
+        return {DISPLAY_NAME: "Display name", "owner": "Owner team", "system": "System"}[key]
+    title = path.properties.get(key, {}).get("title")
+    return str(title) if title else key.replace("_", " ").capitalize()
+
+
+def _step_of(path: registry.GoldenPath, key: str) -> str:
+    """The wizard page that asks for `key`."""
+    if key in ("owner", "system"):
+        return reverse("scaffolder:owner", args=[path.name])
+    for number, step in enumerate(path.steps, start=1):
+        if key in step.fields or (key == DISPLAY_NAME and "name" in step.fields):
+            return reverse("scaffolder:step", args=[path.name, number])
+    return reverse("scaffolder:step", args=[path.name, 1])
+
+
+def _readable(value: Any) -> str:
+    if isinstance(value, bool):
+        return "Yes" if value else "No"
+    return "" if value is None else str(value)
+
+
+def _summary(
+    path: registry.GoldenPath, state: dict[str, Any], owner: Team | None, system: System | None
+) -> list[dict[str, str]]:
+    """The answers as a person reads them: the path's own titles, Yes/No, team and system names; each with a link
+    to the page that changes it."""
+    answers = state["answers"]
+    slug = str(answers.get("name", ""))
+    rows = []
+    for key in path.properties:
+        if key in answers:
+            rows.append({"label": _label(path, key), "value": _readable(answers[key]), "url": _step_of(path, key)})
+        if key == "name":
+            shown = state.get(DISPLAY_NAME) or services.display_name_default(slug)
+            rows.append({"label": "Display name", "value": shown, "url": _step_of(path, DISPLAY_NAME)})
+    owner_url = reverse("scaffolder:owner", args=[path.name])
+    rows.append({"label": "Owner team", "value": owner.name if owner else "", "url": owner_url})
+    rows.append({"label": "System", "value": system.name if system else "None", "url": owner_url})
+    rows.append({"label": "Golden path", "value": f"{path.title} {path.version}", "url": ""})
+    return rows
+
+
 @login_required
 @require_GET
 def wizard_preview(request: HttpRequest, name: str) -> HttpResponse:
-    """The file tree that will be created, nothing created yet; problems with the answers are listed here."""
+    """The file tree that will be created, nothing created yet; problems with the answers are listed here, each with
+    a link to the page that fixes it."""
     path = _path(name)
     state = _state(request, path)
     owner = Team.objects.filter(slug=state.get("owner")).first()
+    system = System.objects.filter(slug=state["system"]).first() if state.get("system") else None
     errors = services.answers_check(path=path, answers=state["answers"], owner=owner, user=request.user)  # type: ignore[arg-type]
     if owner is None:
         errors.setdefault("owner", ["Choose the team that will own the service."])
+    if problems := services.display_name_errors(state.get(DISPLAY_NAME, "")):
+        errors[DISPLAY_NAME] = problems
+    order = {key: index for index, key in enumerate([*path.properties, DISPLAY_NAME, "owner", "system"])}
     files: dict[str, str] = {}
     render_error = ""
     if not errors:
@@ -180,7 +234,12 @@ def wizard_preview(request: HttpRequest, name: str) -> HttpResponse:
             "path": path,
             "state": state,
             "owner": owner,
-            "errors": errors,
+            "summary": _summary(path, state, owner, system),
+            "display_name": state.get(DISPLAY_NAME) or services.display_name_default(str(state["answers"].get("name"))),
+            "errors": [
+                {"label": _label(path, key), "messages": errors[key], "url": _step_of(path, key)}
+                for key in sorted(errors, key=lambda key: order.get(key, len(order)))
+            ],
             "render_error": render_error,
             "files": sorted(files),
             "selected": selected,
@@ -199,8 +258,13 @@ def wizard_confirm(request: HttpRequest, name: str) -> HttpResponse:
     system = System.objects.filter(slug=state["system"]).first() if state.get("system") else None
     try:
         run = services.scaffold_request(
-            path=path, answers=state["answers"], owner=owner, system=system, requested_by=request.user
-        )  # type: ignore[arg-type]
+            path=path,
+            answers=state["answers"],
+            owner=owner,
+            system=system,
+            requested_by=request.user,  # type: ignore[arg-type]
+            display_name=state.get(DISPLAY_NAME, ""),
+        )
     except (ValidationError, PermissionDenied) as error:
         messages.error(request, " ".join(getattr(error, "messages", [str(error)])))
         return redirect("scaffolder:preview", name=path.name)
@@ -219,10 +283,18 @@ def _run_for(request: HttpRequest, uuid: str) -> ScaffoldRun:
 @login_required
 @require_GET
 def run_detail(request: HttpRequest, uuid: str) -> HttpResponse:
-    """A run's timeline; htmx polls the #timeline fragment until the run is done."""
+    """A run's timeline; htmx polls the #timeline fragment until the run is done, and the poll that sees it succeed
+    takes the browser to the new service's page."""
     run = _run_for(request, uuid)
     template = "scaffolder/run_detail.html"
     if request.htmx and not request.htmx.boosted:  # type: ignore[attr-defined]
+        if run.status == ScaffoldRun.Status.SUCCEEDED and run.service is not None:
+            messages.success(
+                request,
+                f"{run.service.name} is in the catalog, owned by {run.owner.name}, with its repository, runbook and "
+                f"decision records.",
+            )
+            return HttpResponseClientRedirect(run.service.get_absolute_url())
         template += "#timeline"
     return render(request, template, {"run": run, "steps": run.steps})
 

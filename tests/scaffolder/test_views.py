@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 from django.urls import reverse
 
-from catalog.models import Service
-from scaffolder import registry, services, tasks, views
+from catalog.models import Service, System
+from scaffolder import publishers, registry, services, tasks, views
 from scaffolder.models import ScaffoldRun
 from scaffolder.render import RenderError
 from tests.factories import MembershipFactory, UserFactory
@@ -150,6 +150,94 @@ def test_answers_are_kept_going_back_and_forward(client, world, git_root):
     assert client.session[SESSION_KEY]["answers"]["greeting"] == "Bonjour"  # later answers survive
 
 
+def test_step_one_refuses_a_taken_name_as_you_type(client, world, git_root, tmp_path):
+    """Taken in the catalog, by a run under way, or on the publisher: said at step 1, not at the last step."""
+    client.force_login(world.owner)
+    services.scaffold_request(  # under way: queued, its repository not made yet
+        path=registry.golden_path_get(STDLIB), answers=answers(name="queued-api"), owner=world.owner_team,
+        system=None, requested_by=world.owner,
+    )  # fmt: skip
+    worktree = tmp_path / "elsewhere"
+    worktree.mkdir()
+    (worktree / "README.md").write_text("# made by hand\n")
+    publishers.local_publish(name="lonely-repo", worktree=worktree, author=("A", "a@example.com"), message="x")
+
+    def inline(name: str) -> str:
+        response = client.post(STEP1, {"name": name, "_validate": "name"}, headers=HTMX)
+        return response.content.decode()
+
+    assert "A service called payments-api already exists; choose another name." in inline("payments-api")
+    assert "A service called queued-api is being created right now; choose another name." in inline("queued-api")
+    assert "A repository called lonely-repo already exists; choose another name." in inline("lonely-repo")
+    assert inline("ledger-api").strip() == '<div class="field-errors" id="errors-name" aria-live="polite"></div>'
+
+    response = client.post(STEP1, {"name": "payments-api", "description": DESCRIPTION})
+    assert response.status_code == 200 and list(response.context["form"].errors) == ["name"]
+    assert "name" not in client.session.get(SESSION_KEY, {}).get("answers", {})  # nothing kept
+
+
+def test_the_display_name_defaults_from_the_slug_and_names_the_service(client, world, git_root):
+    client.force_login(world.owner)
+    page = client.get(STEP1).content.decode()
+    assert 'name="display_name"' in page and 'placeholder="Ledger API"' in page
+    assert page.index('name="name"') < page.index('name="display_name"') < page.index('name="description"')
+    bad = client.post(STEP1, {"name": "ledger-api", "display_name": "Ledger\x07", "description": DESCRIPTION})
+    assert bad.context["form"].errors == {"display_name": ["Control characters and line breaks are not allowed here."]}
+
+    _walk_to_preview(client)  # no display name given
+    preview = client.get(PREVIEW)
+    assert {"label": "Display name", "value": "Ledger API", "url": STEP1} in preview.context["summary"]
+    assert "Create Ledger API" in preview.content.decode()
+
+    client.post(STEP1, {"name": "ledger-api", "display_name": " Ledger of payments ", "description": DESCRIPTION})
+    assert client.session[SESSION_KEY]["display_name"] == "Ledger of payments"
+    assert 'value="Ledger of payments"' in client.get(STEP1).content.decode()  # kept going back
+    assert "Create Ledger of payments" in client.get(PREVIEW).content.decode()
+    client.post(CONFIRM)
+    run = ScaffoldRun.objects.get()
+    assert run.display_name == "Ledger of payments"
+    tasks.run_scaffold(run.pk)
+    service = Service.objects.get(slug="ledger-api")
+    assert service.name == "Ledger of payments"
+
+
+@pytest.mark.parametrize(
+    ("slug", "expected"),
+    [("ledger-api", "Ledger API"), ("payments-ui", "Payments UI"), ("grpc-gateway", "GRPC gateway"), ("abcd", "Abcd")],
+)
+def test_display_names_made_from_slugs(slug, expected):
+    assert services.display_name_default(slug) == expected
+
+
+def test_the_preview_reads_as_a_person_would_write_it(client, world, git_root, mocker):
+    """Titles from template.yaml, Yes/No, the team's and system's names; no parameter keys, slugs or Python values."""
+    mocker.patch("scaffolder.views.render_in_child", side_effect=RenderError("sized-service has no template"))
+    system = System.objects.create(slug="money-movement", name="Money movement", owner=world.owner_team)
+    client.force_login(world.owner)
+    session = client.session
+    session[f"wizard:{SIZED}"] = {
+        "answers": {**answers(), "replicas": 3, "public": False},
+        "owner": "payments",
+        "system": system.slug,
+    }
+    session.save()
+    response = client.get(reverse("scaffolder:preview", args=[SIZED]))
+    rows = {row["label"]: row["value"] for row in response.context["summary"]}
+    assert rows == {
+        "Name": "ledger-api",  # sized-service's parameters have no title here: their keys, made readable
+        "Display name": "Ledger API",
+        "Description": DESCRIPTION,
+        "Replicas": "3",
+        "Public": "No",
+        "Owner team": "Payments",
+        "System": "Money movement",
+        "Golden path": "Sized service (test) 2.1.0",
+    }
+    content = response.content.decode()
+    assert "<dt>Public</dt><dd>No" in content and "<dt>System</dt><dd>Money movement" in content
+    assert "False" not in content and "money-movement" not in content and "<dt>public</dt>" not in content
+
+
 @pytest.mark.smoke
 def test_each_path_keeps_its_own_answers(client, world, git_root):
     client.force_login(world.owner)
@@ -212,7 +300,7 @@ def test_preview_lists_the_rendered_files_and_shows_one(client, world, git_root,
     assert response.context["selected"] == "README.md"
     content = response.content.decode()
     assert f"{len(files)} files" in content and 'hx-get="?file=catalog-info.yaml"' in content
-    assert f'action="{CONFIRM}"' in content and "Create ledger-api" in content
+    assert f'action="{CONFIRM}"' in content and "Create Ledger API" in content
     assert "# ledger-api" in content and DESCRIPTION in content
     # A dry run: nothing published, no run, no service, and the render folder is gone.
     assert tree(git_root) == [] and tree(tmp_path / "scratch") == []
@@ -248,14 +336,20 @@ def test_preview_of_invalid_answers_lists_the_problems_and_offers_no_confirm(cli
     session.save()
     response = client.get(PREVIEW)
     assert response.status_code == 200
-    assert response.context["errors"] == {
-        "name": ["A service called payments-api already exists; choose another name."],
-        "description": ["This field is required."],
-        "owner": ["Choose the team that will own the service."],
-    }
+    assert response.context["errors"] == [
+        {
+            "label": "Service name",
+            "messages": ["A service called payments-api already exists; choose another name."],
+            "url": STEP1,
+        },
+        {"label": "Description", "messages": ["This field is required."], "url": STEP1},
+        {"label": "Owner team", "messages": ["Choose the team that will own the service."], "url": OWNER},
+    ]
     content = response.content.decode()
     assert "Fix these first" in content and "A service called payments-api already exists" in content
-    assert CONFIRM not in content and "Create payments-api" not in content
+    assert f'<a href="{STEP1}">Change service name</a>' in content
+    assert f'<a class="button" href="{OWNER}">Back</a>' in content  # a way back from a preview that cannot go on
+    assert CONFIRM not in content and "Create Payments API" not in content
     assert render.call_count == 0  # nothing is rendered for answers that cannot be used
 
 
@@ -266,7 +360,7 @@ def test_preview_for_a_team_i_am_not_in_is_refused(client, world, git_root):
     session[SESSION_KEY] = {"answers": answers(), "owner": "search", "system": ""}
     session.save()
     response = client.get(PREVIEW)
-    assert "you are not in Search" in response.context["errors"]["owner"][0]
+    assert "you are not in Search" in response.context["errors"][0]["messages"][0]
     assert CONFIRM not in response.content.decode()
 
 
@@ -277,6 +371,7 @@ def test_preview_shows_a_render_failure(client, world, git_root, mocker):
     _walk_to_preview(client)
     content = client.get(PREVIEW).content.decode()
     assert "The template could not be rendered: x" in content and CONFIRM not in content
+    assert f'<a class="button" href="{OWNER}">Back</a>' in content
 
 
 # --- Confirm and the run page -----------------------------------------------------------------------------------
@@ -297,6 +392,12 @@ def test_confirm_creates_a_run_and_redirects_to_its_page(client, world, git_root
     assert fragment.startswith('<div id="timeline"') and "<html" not in fragment and "every 700ms" in fragment
 
     tasks.run_scaffold(run.pk)
+    # The page's poll that sees the run succeed takes the browser to the new service, which says what was made.
+    poll = client.get(run.get_absolute_url(), headers=HTMX)
+    assert poll["HX-Redirect"] == "/catalog/services/ledger-api/"
+    landed = client.get(poll["HX-Redirect"]).content.decode()
+    assert "Ledger API is in the catalog, owned by Payments, with its repository, runbook and decision" in landed
+    # Visited later (no htmx), the run's page still shows its timeline, with a link to the service.
     done = client.get(run.get_absolute_url()).content.decode()
     assert "hx-trigger" not in done.split('id="timeline"', 1)[1].split(">", 1)[0]
     assert 'hx-trigger="every' not in done
