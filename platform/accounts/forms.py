@@ -27,7 +27,10 @@ class SigninThrottleMixin:
         try:
             cleaned: dict[str, Any] = super().clean()  # type: ignore[misc]
         except ValidationError as error:
-            if username and self.cleaned_data.get("password") and error.code == "invalid_login":
+            # A wrong password leaves no user_cache; the admin's refusal of a right password for a non-staff account
+            # (the same error code) is not a failed sign-in.
+            wrong = getattr(self, "user_cache", None) is None and error.code == "invalid_login"
+            if username and self.cleaned_data.get("password") and wrong:
                 if services.signin_failure_record(username=username, address=address):
                     raise self._locked_error(throttling.signin_wait(username=username, address=address)) from None
             raise

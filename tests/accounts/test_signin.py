@@ -134,3 +134,11 @@ def test_the_admin_sign_in_is_throttled_too(client, world, settings) -> None:
     assert REFUSED in refused.content.decode() and not _signed_in(client)
     # The count is shared: the portal's own sign-in page refuses that address for the account as well.
     assert REFUSED in _sign_in(client, "stella", PASSWORD, ATTACKER).content.decode()
+
+
+def test_the_admin_refusing_a_right_password_of_a_non_staff_account_is_not_a_failure(client, world, settings) -> None:
+    for _attempt in range(settings.SIGNIN_FAILURES_PER_ACCOUNT + 1):
+        refused = _sign_in(client, "olivia", PASSWORD, OFFICE, url=ADMIN_LOGIN_URL)
+        assert REFUSED not in refused.content.decode()
+    assert not AuditEvent.objects.filter(action="account.signin_failed").exists()
+    assert _sign_in(client, "olivia", PASSWORD, OFFICE).status_code == 302
