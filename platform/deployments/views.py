@@ -123,7 +123,15 @@ def _confirmed(request: HttpRequest) -> bool:
 
 def _ask(request: HttpRequest, *, question: str, act: str, back: Any, back_label: str) -> HttpResponse:
     """The confirmation step for a post that was not confirmed (no JavaScript, so no dialog): nothing is done yet."""
-    context = {"question": question, "act": act, "action_url": request.path, "back": back, "back_label": back_label}
+    title, _, detail = question.partition("? ")
+    context = {
+        "title": f"{title}?" if detail else title,
+        "detail": detail,
+        "act": act,
+        "action_url": request.path,
+        "back": back,
+        "back_label": back_label,
+    }
     return render(request, "deployments/confirm.html", context)
 
 
