@@ -106,12 +106,23 @@ def test_size_is_refused_over_the_byte_limit():
     [
         ("|a" * 2000 + "|\n" + "|-" * 2000 + "|\n" + "|\n" * 100, "more than 65,536 cells"),
         ("# h\n" * 201, "201 headings with the same text"),
+        ("- # h\n" * 201, "201 headings with the same text"),
+        ("h\n=\n\n" * 201, "201 headings with the same text"),
         ("".join(f"# h{i}\n" for i in range(2001)), "2,001 headings"),
         ("".join(f"[l{i}]: /u{i}\n" for i in range(501)), "501 link reference definitions"),
         ("*a* **b**\n" * 600, "more than 2,000 runs of *, _ or ~"),
         ("a <?" * 21, "21 '<?' or '<![CDATA['"),
     ],
-    ids=["table cells", "same heading", "headings", "link definitions", "emphasis runs", "unclosed <?"],
+    ids=[
+        "table cells",
+        "same heading",
+        "same heading in list items",
+        "same setext heading",
+        "headings",
+        "link definitions",
+        "emphasis runs",
+        "unclosed <?",
+    ],
 )
 def test_the_renderers_superlinear_paths_are_bounded(text, message):
     assert message in _refusal(text)
