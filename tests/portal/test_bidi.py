@@ -143,3 +143,23 @@ def test_an_import_refuses_a_persons_display_name_with_an_override(tmp_path: Pat
     (problem,) = sync.catalog_import(root=tmp_path, source_name="bidi").errors
     assert problem.field == "spec.profile.displayName" and "U+202E" in problem.message
     assert not get_user_model().objects.filter(username="mallory").exists()
+
+
+def test_a_reported_deployments_message_refuses_an_override(api_client, world) -> None:
+    from deployments.models import Environment
+
+    Environment.objects.get_or_create(slug="production", defaults={"name": "Production", "order": 30})
+    api_client.force_authenticate(world.owner)
+    response = api_client.post(
+        "/api/v1/deploy-events/",
+        {
+            "service": world.service.slug,
+            "environment": "production",
+            "version": "1.2.3",
+            "commit_sha": "a" * 40,
+            "status": "failed",
+            "message": f"Rolled back by {RLO}nimda",
+        },
+        format="json",
+    )
+    assert response.status_code == 400 and "U+202E" in str(response.json()["message"])

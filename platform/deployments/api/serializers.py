@@ -10,6 +10,7 @@ from deployments.models import (
     Release,
     Strategy,
 )
+from portal import validators
 
 
 class EnvironmentSerializer(serializers.ModelSerializer):
@@ -98,7 +99,10 @@ class DeployEventSerializer(serializers.Serializer):
     committed_at = serializers.DateTimeField(required=False, allow_null=True)
     started_at = serializers.DateTimeField(required=False, allow_null=True)
     finished_at = serializers.DateTimeField(required=False, allow_null=True)
-    message = serializers.CharField(required=False, allow_blank=True, max_length=2000)
+    # Written to the timeline without model validation, so it refuses bidirectional controls here, as model text does.
+    message = serializers.CharField(
+        required=False, allow_blank=True, max_length=2000, validators=[validators.bidi_controls_refuse]
+    )
 
     def validate(self, attrs: dict) -> dict:
         started, finished = attrs.get("started_at"), attrs.get("finished_at")
