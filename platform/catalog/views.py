@@ -156,7 +156,6 @@ def service_detail(request: HttpRequest, slug: str) -> HttpResponse:
         "outgoing": outgoing,
         "incoming": incoming,
         "cycle_ids": cycle_ids,
-        **(_dependency_picture([service.pk], title=f"Dependencies of {service.name}") if outgoing or incoming else {}),
         "events": audit_selectors.event_list_for_service(service_id=service.pk),
         "can_change": can_change,
         # A catalog source owns the dependencies of what it describes: no controls the service would refuse.
@@ -289,11 +288,31 @@ def system_list(request: HttpRequest) -> HttpResponse:
 @require_GET
 def system_detail(request: HttpRequest, slug: str) -> HttpResponse:
     system = get_object_or_404(selectors.system_list_visible(user=request.user), slug=slug)
-    system_services = list(
-        selectors.service_list_visible(user=request.user).filter(system=system).order_by(Lower("name"))
-    )
-    picture = _dependency_picture([service.pk for service in system_services], title=f"Dependencies of {system.name}")
-    return render(request, "catalog/system_detail.html", {"system": system, "services": system_services, **picture})
+    system_services = selectors.service_list_visible(user=request.user).filter(system=system).order_by(Lower("name"))
+    return render(request, "catalog/system_detail.html", {"system": system, "services": system_services})
+
+
+# The dependency pictures are fragments that their pages fetch once loaded: drawing a new one runs `dot` (~20 ms),
+# which the page itself, and its text lists of the same dependencies, should not wait for.
+
+
+@login_required
+@require_GET
+def service_graph(request: HttpRequest, slug: str) -> HttpResponse:
+    """The picture of a service's dependency neighbourhood (empty when there is nothing to draw or no `dot`)."""
+    service = get_object_or_404(selectors.service_list_visible(user=request.user), slug=slug)
+    picture = _dependency_picture([service.pk], title=f"Dependencies of {service.name}")
+    return render(request, "catalog/_graph.html", picture)
+
+
+@login_required
+@require_GET
+def system_graph(request: HttpRequest, slug: str) -> HttpResponse:
+    """The picture of the neighbourhood of a system's services."""
+    system = get_object_or_404(selectors.system_list_visible(user=request.user), slug=slug)
+    members = selectors.service_list_visible(user=request.user).filter(system=system).values_list("pk", flat=True)
+    picture = _dependency_picture(list(members), title=f"Dependencies of {system.name}")
+    return render(request, "catalog/_graph.html", picture)
 
 
 def _dependency_picture(roots: list[int], *, title: str) -> dict[str, Any]:
