@@ -7,6 +7,7 @@ from django import forms
 from catalog.models import System
 from portal.forms import InlineValidationMixin
 from scaffolder import services
+from scaffolder.models import display_name_default
 from scaffolder.registry import GoldenPath
 from teams.models import Team
 
@@ -50,7 +51,7 @@ class StepForm(InlineValidationMixin, forms.Form):
                     strip=True,
                     help_text="The service's name as people read it in the catalog. Leave it empty to use one made "
                     "from the service name.",
-                    widget=forms.TextInput(attrs={"placeholder": services.display_name_default(slug)}),
+                    widget=forms.TextInput(attrs={"placeholder": display_name_default(slug)}),
                 )
 
     def clean(self) -> dict[str, Any]:

@@ -66,6 +66,22 @@ class ScaffoldRun(models.Model):
         finished = sum(1 for step in self.steps if step.get("status") == "done")
         return round(100 * finished / len(STEPS))
 
+    @property
+    def service_name(self) -> str:
+        """The name the new service gets: the display name asked for, else one made from the slug."""
+        return self.display_name or display_name_default(str(self.answers.get("name", "")))
+
+
+# Words a slug spells in lower case that people write otherwise, for the display name made from a slug.
+_WORDS = {"api": "API", "apis": "APIs", "ui": "UI", "db": "DB", "http": "HTTP", "sdk": "SDK", "cli": "CLI", "id": "ID"}
+_WORDS |= {"ml": "ML", "etl": "ETL", "grpc": "gRPC", "sql": "SQL", "io": "IO", "ci": "CI", "cd": "CD", "s3": "S3"}
+
+
+def display_name_default(slug: str) -> str:
+    """The name people would write for a slug: "ledger-api" → "Ledger API"."""
+    words = " ".join(_WORDS.get(word, word) for word in slug.split("-") if word)
+    return words[:1].upper() + words[1:]
+
 
 UPDATE_STEPS = ("check", "clone", "merge", "commit", "publish")
 

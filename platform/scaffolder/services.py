@@ -22,6 +22,7 @@ from audit.models import AuditEvent
 from catalog import services as catalog_services
 from catalog.models import Service, System
 from deployments import services as deployment_services
+from portal.validators import bidi_controls_refuse
 from scaffolder import leases, publishers, registry, tasks, versions
 from scaffolder.models import ScaffoldRun
 from scaffolder.render import RenderError, render_in_child
@@ -33,16 +34,7 @@ log = structlog.get_logger(__name__)
 MAX_ATTEMPTS = 3
 
 
-# Words a slug spells in lower case that people write otherwise, for the display name made from a slug.
-_WORDS = {"api": "API", "apis": "APIs", "ui": "UI", "db": "DB", "http": "HTTP", "sdk": "SDK", "cli": "CLI", "id": "ID"}
-_WORDS |= {"ml": "ML", "etl": "ETL", "grpc": "gRPC", "sql": "SQL", "io": "IO", "ci": "CI", "cd": "CD", "s3": "S3"}
 DISPLAY_NAME_MAX = Service._meta.get_field("name").max_length or 100
-
-
-def display_name_default(slug: str) -> str:
-    """The name people would write for a slug: "ledger-api" → "Ledger API"."""
-    words = [_WORDS.get(word, word) for word in slug.split("-") if word]
-    return " ".join(words)[:1].upper() + " ".join(words)[1:]
 
 
 def display_name_errors(display_name: str) -> list[str]:
@@ -50,6 +42,10 @@ def display_name_errors(display_name: str) -> list[str]:
         return [f"Keep the display name to {DISPLAY_NAME_MAX} characters (it has {len(display_name)})."]
     if registry._CONTROL.search(display_name) or "\n" in display_name or "\r" in display_name:
         return ["Control characters and line breaks are not allowed here."]
+    try:
+        bidi_controls_refuse(display_name)
+    except ValidationError as error:
+        return error.messages
     return []
 
 
@@ -275,7 +271,7 @@ def _register(*, run: ScaffoldRun, path: registry.GoldenPath, destination: Path)
         created_by=run.requested_by,
         owner=run.owner,
         slug=answers["name"],
-        name=run.display_name or display_name_default(answers["name"]),
+        name=run.service_name,
         description=str(answers.get("description", ""))[:5000],
         system=run.system,
         lifecycle="experimental",

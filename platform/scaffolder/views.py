@@ -22,7 +22,7 @@ from catalog.permissions import user_can
 from portal.forms import validation_response
 from scaffolder import drift, publishers, registry, services
 from scaffolder.forms import DISPLAY_NAME, OwnerForm, StepForm
-from scaffolder.models import GoldenPathUpdate, ScaffoldRun
+from scaffolder.models import GoldenPathUpdate, ScaffoldRun, display_name_default
 from scaffolder.render import RenderError, render_in_child
 from teams import selectors as team_selectors
 from teams.models import Team
@@ -191,7 +191,7 @@ def _summary(
         if key in answers:
             rows.append({"label": _label(path, key), "value": _readable(answers[key]), "url": _step_of(path, key)})
         if key == "name":
-            shown = state.get(DISPLAY_NAME) or services.display_name_default(slug)
+            shown = state.get(DISPLAY_NAME) or display_name_default(slug)
             rows.append({"label": "Display name", "value": shown, "url": _step_of(path, DISPLAY_NAME)})
     owner_url = reverse("scaffolder:owner", args=[path.name])
     rows.append({"label": "Owner team", "value": owner.name if owner else "", "url": owner_url})
@@ -235,7 +235,7 @@ def wizard_preview(request: HttpRequest, name: str) -> HttpResponse:
             "state": state,
             "owner": owner,
             "summary": _summary(path, state, owner, system),
-            "display_name": state.get(DISPLAY_NAME) or services.display_name_default(str(state["answers"].get("name"))),
+            "display_name": state.get(DISPLAY_NAME) or display_name_default(str(state["answers"].get("name"))),
             "errors": [
                 {"label": _label(path, key), "messages": errors[key], "url": _step_of(path, key)}
                 for key in sorted(errors, key=lambda key: order.get(key, len(order)))

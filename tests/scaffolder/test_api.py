@@ -7,6 +7,7 @@ import pytest
 from django.urls import reverse
 
 from audit.models import AuditEvent
+from catalog.models import Service
 from scaffolder import registry, services, tasks
 from scaffolder.models import ScaffoldRun
 from tests.factories import MembershipFactory, UserFactory
@@ -174,6 +175,24 @@ def test_taken_names_are_400(api_client, world, git_root):
     response = api_client.post(RUNS, _body(answers=answers(name="payments-api")), format="json")
     assert response.status_code == 400
     assert response.json() == {"name": ["A service called payments-api already exists; choose another name."]}
+
+
+def test_a_display_name_names_the_service_and_is_checked_like_the_wizards(api_client, world, git_root):
+    api_client.force_authenticate(world.owner)
+    bad = api_client.post(RUNS, _body(display_name="Ledger\u2028API"), format="json")
+    assert bad.status_code == 400
+    assert bad.json() == {"display_name": ["Control characters and line breaks are not allowed here."]}
+    flipped = api_client.post(RUNS, _body(display_name="Ledger \u202eIPA"), format="json")
+    assert "U+202E (RIGHT-TO-LEFT OVERRIDE) at position 8" in flipped.json()["display_name"][0]
+    long = api_client.post(RUNS, _body(display_name="x" * 101), format="json")
+    assert long.json() == {"display_name": ["Keep the display name to 100 characters (it has 101)."]}
+
+    response = api_client.post(RUNS, _body(display_name="Ledger of payments"), format="json")
+    assert response.status_code == 202 and response.json()["display_name"] == "Ledger of payments"
+    again = api_client.post(RUNS, _body(), format="json")  # the same name, while the first run is under way
+    assert again.json() == {"name": ["A service called ledger-api is being created right now; choose another name."]}
+    tasks.run_scaffold(ScaffoldRun.objects.get().pk)
+    assert Service.objects.get(slug="ledger-api").name == "Ledger of payments"
 
 
 @pytest.mark.smoke

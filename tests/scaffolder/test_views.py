@@ -9,7 +9,7 @@ from django.urls import reverse
 
 from catalog.models import Service, System
 from scaffolder import publishers, registry, services, tasks, views
-from scaffolder.models import ScaffoldRun
+from scaffolder.models import ScaffoldRun, display_name_default
 from scaffolder.render import RenderError
 from tests.factories import MembershipFactory, UserFactory
 from tests.scaffolder.support import DESCRIPTION, SIZED, STDLIB, answers, git, paths_install, tree
@@ -206,7 +206,7 @@ def test_the_display_name_defaults_from_the_slug_and_names_the_service(client, w
     [("ledger-api", "Ledger API"), ("payments-ui", "Payments UI"), ("grpc-gateway", "GRPC gateway"), ("abcd", "Abcd")],
 )
 def test_display_names_made_from_slugs(slug, expected):
-    assert services.display_name_default(slug) == expected
+    assert display_name_default(slug) == expected
 
 
 def test_the_preview_reads_as_a_person_would_write_it(client, world, git_root, mocker):
@@ -386,7 +386,7 @@ def test_confirm_creates_a_run_and_redirects_to_its_page(client, world, git_root
 
     page = client.get(run.get_absolute_url())
     content = page.content.decode()
-    assert page.status_code == 200 and "Creating ledger-api" in content
+    assert page.status_code == 200 and "Creating Ledger API" in content
     assert 'hx-trigger="every 700ms"' in content and "Waiting for a worker" in content
     fragment = client.get(run.get_absolute_url(), headers=HTMX).content.decode().strip()
     assert fragment.startswith('<div id="timeline"') and "<html" not in fragment and "every 700ms" in fragment

@@ -27,6 +27,14 @@ class ScaffoldRequestSerializer(serializers.Serializer):
     answers = serializers.DictField(help_text="Answers to the golden path's parameters.")
     owner = SlugRelatedField(slug_field="slug", queryset=Team.objects.all())
     system = SlugRelatedField(slug_field="slug", queryset=System.objects.all(), required=False, allow_null=True)
+    # Checked by the service (length, control characters), with the wizard's messages.
+    display_name = serializers.CharField(
+        required=False,
+        allow_blank=True,
+        default="",
+        trim_whitespace=False,
+        help_text="The new service's name as people read it (e.g. Ledger API); empty, it is made from answers.name.",
+    )
 
 
 class ScaffoldRunSerializer(serializers.ModelSerializer):
@@ -42,6 +50,7 @@ class ScaffoldRunSerializer(serializers.ModelSerializer):
             "golden_path",
             "golden_path_version",
             "answers",
+            "display_name",
             "owner",
             "system",
             "requested_by",

@@ -70,6 +70,7 @@ class ScaffoldRunViewSet(viewsets.GenericViewSet):
             owner=data["owner"],
             system=data.get("system"),
             requested_by=request.user,
+            display_name=data["display_name"],
         )
         return Response(ScaffoldRunSerializer(run).data, status=status.HTTP_202_ACCEPTED)
 
