@@ -12,6 +12,7 @@ from django.core.exceptions import ValidationError
 from django.utils.text import capfirst
 
 from audit.models import AuditEvent
+from portal.filters import UtcIsoDateTimeFilter
 
 PLACEHOLDERS = {
     "action": "Action, e.g. service.",
@@ -78,8 +79,8 @@ class AuditEventFilterSet(django_filters.FilterSet):
         widget=forms.TextInput(attrs={"list": "audit-services", "autocomplete": "off", "spellcheck": "false"}),
     )
     request_id = django_filters.CharFilter()
-    since = django_filters.IsoDateTimeFilter(field_name="occurred_at", lookup_expr="gte", label="Since")
-    until = django_filters.IsoDateTimeFilter(field_name="occurred_at", lookup_expr="lt", label="Until")
+    since = UtcIsoDateTimeFilter(field_name="occurred_at", lookup_expr="gte", label="Since")
+    until = UtcIsoDateTimeFilter(field_name="occurred_at", lookup_expr="lt", label="Until")
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

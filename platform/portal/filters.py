@@ -1,0 +1,21 @@
+"""Filter pieces shared by the apps' FilterSets (pages and API alike)."""
+
+from datetime import UTC, datetime
+from typing import Any
+
+import django_filters
+from django_filters.fields import IsoDateTimeField
+
+
+class UtcIsoDateTimeField(IsoDateTimeField):
+    """An ISO 8601 date-time, converted to UTC. Python accepts UTC offsets up to ±23:59 and PostgreSQL only up to
+    ±15:59, so `2026-01-01T00:00-19:00` passed on as it came would be refused by the database (a 500); the same
+    instant in UTC is a value PostgreSQL takes."""
+
+    def to_python(self, value: Any) -> datetime | None:
+        parsed = super().to_python(value)
+        return parsed.astimezone(UTC) if parsed is not None and parsed.tzinfo is not None else parsed
+
+
+class UtcIsoDateTimeFilter(django_filters.IsoDateTimeFilter):
+    field_class = UtcIsoDateTimeField
