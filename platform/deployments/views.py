@@ -11,6 +11,8 @@ from urllib.parse import urlencode
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.paginator import Paginator
+from django.db.models import F
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
@@ -265,13 +267,20 @@ def environments(request: HttpRequest) -> HttpResponse:
 @login_required
 @require_GET
 def decommissions(request: HttpRequest) -> HttpResponse:
-    """Retirements awaiting approval or running, and those finished lately."""
+    """Retirements awaiting approval or running, and those finished, a page at a time, latest first."""
     rows = Decommission.objects.select_related("service", "service__owner", "requested_by", "approved_by")
+    closed = rows.filter(state__in=["done", "cancelled"]).order_by(F("finished_at").desc(nulls_last=True), "-id")
+    page = Paginator(closed, DECOMMISSIONS_PAGE).get_page(request.GET.get("page"))
     context = {
-        "open": [d for d in rows.exclude(state__in=["done", "cancelled"]).order_by("created_at")],
-        "closed": list(rows.filter(state__in=["done", "cancelled"]).order_by("-finished_at")[:25]),
+        "open": list(rows.exclude(state__in=["done", "cancelled"]).order_by("created_at")),
+        "closed": page.object_list,
+        "page": page,
+        "page_query": "",
     }
     return render(request, "deployments/decommissions.html", context)
+
+
+DECOMMISSIONS_PAGE = 25
 
 
 @login_required

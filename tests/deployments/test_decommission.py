@@ -399,3 +399,19 @@ def test_only_approvers_get_the_approval_confirmation(world, client) -> None:
     client.force_login(world.outsider)
     approve = reverse("deployments:decommission-control", args=[decommission.pk, "approve"])
     assert client.post(approve).status_code == 403
+
+
+def test_finished_decommissions_are_paged(world, client, django_assert_max_num_queries) -> None:
+    """The list showed the latest 25 finished ones and no way to older ones."""
+    for n in range(30):
+        service = service_make(owner=world.owner_team, slug=f"old-{n}")
+        Decommission.objects.create(
+            service=service, reason=REASON, planned_for=timezone.localdate(), requested_by=world.owner,
+            state=DecommissionState.CANCELLED, finished_at=timezone.now() - timedelta(minutes=n),
+        )  # fmt: skip
+    client.force_login(world.outsider)
+    with django_assert_max_num_queries(8):
+        first = client.get(reverse("deployments:decommissions")).content.decode()
+    second = client.get(reverse("deployments:decommissions"), {"page": 2}).content.decode()
+    assert "Page 1 of 2" in first and ">old-0<" in first and ">old-29<" not in first
+    assert ">old-29<" in second and ">old-0<" not in second
