@@ -372,7 +372,9 @@ def _unclosed(text: str, start: str, end: str) -> int:
 
 _SOURCE_TAG_RE = re.compile(r"<(/?)([A-Za-z][A-Za-z0-9-]*)(?=[\s/>]|$)")  # not autolinks such as <https://…>
 _FENCED_CODE_RE = re.compile(r"^[ \t>]*(`{3,}|~{3,})[^\n]*\n.*?(?:^[ \t>]*\1[ \t]*$|\Z)", re.MULTILINE | re.DOTALL)
-_CODE_SPAN_RE = re.compile(r"(`+)[^`].*?\1", re.DOTALL)
+# Code spans within one line only: with `.*?` across lines, each unmatched backtick would search to the end of the
+# text. Spans this misses are counted as prose, which can only over-count tags.
+_CODE_SPAN_RE = re.compile(r"(`+)[^`\n]+\1")
 _VOID_TAGS = frozenset(
     "area base br col embed hr img input link meta source track wbr param keygen basefont bgsound frame".split()
 )

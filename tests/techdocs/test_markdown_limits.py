@@ -250,3 +250,24 @@ def test_an_imported_document_over_the_limits_is_reported_and_the_rest_imports(t
     assert_base_imported()
     assert list(Runbook.objects.filter(service__slug="api-svc").values_list("slug", flat=True)) == ["runbook"]
     assert list(ADR.objects.filter(service__slug="api-svc").values_list("number", flat=True)) == [1, 2]
+
+
+_PARSE_CHILD = """
+import django
+django.setup()
+from techdocs import files
+padded = "a" + " " * 200_000 + "b"
+print(files.runbook_parse(filename="runbook.md", text="# " + padded).title[:1])
+print(files.adr_parse(filename="0001-x.md", text="# 1. T\\n\\nDate: 2026-01-02\\nDeciders: " + padded).deciders[:1])
+"""
+
+
+def test_a_title_or_field_padded_with_spaces_is_read_in_one_pass():
+    # `(.+?)\s*$` retried the trailing spaces at every character: minutes for this, on every import of the file.
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "platform"), "DJANGO_SETTINGS_MODULE": "portal.settings.test"}
+    child = subprocess.run(
+        [sys.executable, "-c", _PARSE_CHILD], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
+    )
+
+    assert child.returncode == 0, child.stderr[-2000:]
+    assert child.stdout.split() == ["a", "a"]
