@@ -29,7 +29,14 @@ def render_in_child(
     """Render `template` (a folder, or a git repository at tag `ref`) into `destination` in a clean child process, or
     update the project in `destination` to `ref`; returns the relative paths in the destination."""
     request = json.dumps(
-        {"template": str(template), "destination": str(destination), "data": data, "ref": ref, "update": update}
+        {
+            "template": str(template),
+            "destination": str(destination),
+            "data": data,
+            "ref": ref,
+            "update": update,
+            "parent": os.getpid(),
+        }
     )
     environment = {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
@@ -77,10 +84,30 @@ def _confined(destination: Path) -> list[str]:
     return sorted(files)
 
 
+PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent(parent: int) -> None:
+    """Be killed when the process that started this render dies (Linux): a worker SIGKILLed mid-render must not leave
+    copier writing on into a work folder the sweeper removes, for up to RENDER_TIMEOUT_SECONDS. Done here, in the
+    child, rather than in a preexec_fn, which is unsafe in a worker that runs a lease heartbeat thread."""
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+    import signal
+
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != parent:  # the parent died before the line above took effect
+        os._exit(1)
+
+
 def main() -> None:
+    request = json.loads(sys.stdin.read())
+    if isinstance(request.get("parent"), int):
+        _die_with_parent(request["parent"])
+
     import copier
 
-    request = json.loads(sys.stdin.read())
     destination = Path(request["destination"])
     if request.get("update"):
         copier.run_update(

@@ -138,3 +138,62 @@ def test_a_worker_killed_mid_render_leaves_a_run_the_sweeper_retries_and_another
     service = Service.objects.get(slug="ledger-api")
     assert done.service == service and service.owner == world.owner_team
     assert git(Path(settings.GIT_ROOT) / "ledger-api.git", "rev-list", "--count", "main").strip() == "1"
+
+
+def _children(parent: int, marker: bytes) -> list[int]:
+    """Live processes whose parent is `parent` and whose command line holds `marker`."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        with contextlib.suppress(OSError, IndexError):
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            if fields[0] != "Z" and int(fields[1]) == parent and marker in (entry / "cmdline").read_bytes():
+                found.append(int(entry.name))
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return False
+
+
+@pytest.mark.django_db(transaction=False)
+def test_a_render_does_not_outlive_the_worker_that_started_it(tmp_path: Path) -> None:
+    """Killed with its worker, copier does not write on into a work folder the sweeper removes."""
+    template = tmp_path / "endless"
+    template.mkdir()
+    (template / "copier.yml").write_text("name: {type: str}\n")
+    # Ten billion sandboxed loop turns: a render that never ends by itself.
+    (template / "endless.txt.jinja").write_text(
+        "{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}\n"
+    )
+    (tmp_path / "out").mkdir()
+    script = (
+        "from pathlib import Path; from scaffolder.render import render_in_child; "
+        f"render_in_child(template=Path({str(template)!r}), destination=Path({str(tmp_path / 'out' / 'x')!r}), "
+        "data={'name': 'x'})"
+    )
+    worker = subprocess.Popen(
+        [sys.executable, "-c", script], env=os.environ | {"PYTHONPATH": str(PLATFORM)}, start_new_session=True
+    )
+    render: list[int] = []
+    try:
+        deadline = time.monotonic() + FINISH_SECONDS
+        while not (render := _children(worker.pid, b"scaffolder.render")):
+            assert worker.poll() is None and time.monotonic() < deadline, "the render never started"
+            time.sleep(0.05)
+        time.sleep(1)  # well into the endless loop
+        os.kill(worker.pid, signal.SIGKILL)  # the worker alone, as an out-of-memory kill would
+        worker.wait(timeout=10)
+        deadline = time.monotonic() + 30  # generous: it goes at once; before, it rendered on alone
+        while _alive(render[0]):
+            assert time.monotonic() < deadline, "the render went on after its worker died"
+            time.sleep(0.05)
+    finally:
+        for pid in render:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        worker.kill()
