@@ -88,3 +88,16 @@ def test_team_page_add_member_box_has_visible_labels(client, world):
         label = re.search(rf'<label for="{ident}">([^<]+)</label>', box)
         assert label is not None and label.group(1).strip(), f"no visible label for {name}"
     assert "visually-hidden" not in box
+
+
+def test_team_list_and_team_page_sort_names_whatever_their_case(client, world):
+    from tests.factories import TeamFactory, service_make
+
+    for name in ("zeta", "Alpha", "beta"):
+        TeamFactory(name=name, slug=name.lower())
+        service_make(owner=world.owner_team, name=f"{name} service")
+    client.force_login(world.outsider)
+    teams = [team.name for team in client.get(reverse("teams:team-list")).context["teams"]]
+    assert teams == sorted(teams, key=str.lower) and teams.index("Alpha") < teams.index("beta") < teams.index("zeta")
+    owned = [s.name for s in client.get(reverse("teams:team-detail", args=[world.owner_team.slug])).context["services"]]
+    assert owned == ["Alpha service", "beta service", "Payments API", "zeta service"]
