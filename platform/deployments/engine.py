@@ -234,12 +234,17 @@ def _work(deployment: Deployment, ctx: Context) -> Outcome:
         return Outcome(target=State.POLICY_CHECK, message="Checking deploy policies.")
     if state == State.POLICY_CHECK:
         verdict = policies.deploy_check(deployment)
+        # Warn policies never block: each failed one is a warning on the timeline, pointing at the decision.
+        notes = [("warning", f"Policy warning: {text}", {"decision": verdict.decision_id}) for text in verdict.warnings]
         if not verdict.allowed:
-            return _fail(f"Policy check refused the deployment: {verdict.message}")
+            refused = _fail(f"Policy check refused the deployment: {verdict.message}")
+            refused.notes = notes
+            return refused
         runtime.prepare(ctx)
         return Outcome(
             target=State.ROLLING_OUT,
             message=f"Policy check passed ({verdict.message}). Release {deployment.release.version} prepared.",
+            notes=notes,
         )
     if state == State.ROLLING_OUT:
         return _roll_out(deployment, ctx, runtime)

@@ -47,6 +47,7 @@ INSTALLED_APPS = [
     "techdocs",
     "scaffolder",
     "deployments",
+    "governance",
 ]
 
 MIDDLEWARE = [
@@ -324,3 +325,13 @@ DEPLOY_MAX_ROLLBACK_ATTEMPTS = 3
 DEPLOY_DEADLINE_SECONDS = env.int("DEPLOY_DEADLINE_SECONDS", default=3600)
 # Prometheus' HTTP API; when set, analysis reads error rates and latencies from it instead of replica endpoints.
 PROMETHEUS_URL = env.str("PROMETHEUS_URL", default="")
+
+# Governance: deploy policies written in CEL and judged against a fact document (docs/governance.md).
+# The organisation's time zone gives the fact document's weekday and hour ("no deploys on Friday after 14:00").
+GOVERNANCE = {
+    "ORG_TIME_ZONE": env.str("RUNWAY_ORG_TIME_ZONE", default="UTC"),
+    # No policy can hang a worker: CEL has no loops, so an expression's cost is bounded by its size and by how deeply
+    # its comprehensions (all, exists, map, filter...) nest over the document's lists.
+    "MAX_EXPRESSION_CHARS": 2000,
+    "MAX_COMPREHENSIONS": 3,
+}

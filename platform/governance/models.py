@@ -1,0 +1,115 @@
+"""Deploy policies (CEL), their immutable versions, and the decisions they made."""
+
+from django.conf import settings
+from django.db import models
+
+from catalog.models import slug_validator
+from deployments.models import Deployment
+
+
+class Action(models.TextChoices):
+    DENY = "deny", "Deny"
+    WARN = "warn", "Warn"
+    AUDIT = "audit", "Audit (dry run)"
+
+
+class Policy(models.Model):
+    """A named rule for deployments. What it says lives in its versions; `current` is the one that judges.
+
+    `source_path` is empty for a policy edited in the portal, or the file a policy sync read it from; a policy gone
+    from its source is disabled and gets `missing_since`, never deleted (decisions refer to its versions)."""
+
+    name = models.SlugField(max_length=100, unique=True, validators=[slug_validator])
+    description = models.TextField(blank=True, max_length=2000)
+    enabled = models.BooleanField(default=True)
+    source_path = models.CharField(max_length=1000, blank=True, help_text="Policy file it was synced from, if any.")
+    missing_since = models.DateTimeField(null=True, blank=True)
+    current = models.ForeignKey(
+        "PolicyVersion", null=True, blank=True, on_delete=models.PROTECT, related_name="+", editable=False
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+        verbose_name_plural = "policies"
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class PolicyVersion(models.Model):
+    """One immutable version of a policy: a decision names the versions that judged it, so they never change."""
+
+    policy = models.ForeignKey(Policy, on_delete=models.CASCADE, related_name="versions")
+    number = models.PositiveIntegerField()
+    match = models.TextField(default="true", help_text="CEL: which changes the policy applies to.")
+    rule = models.TextField(help_text="CEL: what must hold for a matching change.")
+    message = models.CharField(max_length=500, blank=True)
+    message_expression = models.TextField(blank=True, help_text="CEL giving a precise message; wins over `message`.")
+    action = models.CharField(max_length=20, choices=Action.choices, default=Action.DENY)
+    author = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    author_repr = models.CharField(max_length=150, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["policy__name", "-number"]
+        constraints = [models.UniqueConstraint(fields=["policy", "number"], name="policy_version_unique_number")]
+
+    def __str__(self) -> str:
+        return f"{self.policy.name} v{self.number}"
+
+    def save(self, *args: object, **kwargs: object) -> None:
+        if self.pk is not None:
+            raise ValueError("Policy versions are immutable: save a new version instead.")
+        super().save(*args, **kwargs)  # type: ignore[arg-type]
+
+    def content(self) -> dict[str, str]:
+        """What the version says, as written in a policy file (audit before/after, diffs, change detection)."""
+        return {
+            "match": self.match,
+            "rule": self.rule,
+            "message": self.message,
+            "message_expression": self.message_expression,
+            "action": self.action,
+        }
+
+
+class Verdict(models.TextChoices):
+    ALLOW = "allow", "Allowed"
+    DENY = "deny", "Denied"
+
+
+class Decision(models.Model):
+    """One evaluation of the enabled policies against one fact document: what was known, who judged, what they said.
+
+    A deployment has at most one: its policy step is judged once, and a retry of that step finds the decision made."""
+
+    deployment = models.OneToOneField(
+        Deployment, null=True, blank=True, on_delete=models.CASCADE, related_name="policy_decision"
+    )
+    service_slug = models.CharField(max_length=100, blank=True, db_index=True)
+    environment_slug = models.CharField(max_length=50, blank=True)
+    facts = models.JSONField(help_text="The fact document the policies saw.")
+    verdict = models.CharField(max_length=20, choices=Verdict.choices)
+    # [{policy, version_id, version, action, outcome, message, error}], one per enabled policy
+    results = models.JSONField(default=list)
+    duration_ms = models.FloatField(help_text="Time to build the facts and evaluate the policies.")
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"decision #{self.pk} ({self.verdict})"
+
+    @property
+    def allowed(self) -> bool:
+        return self.verdict == Verdict.ALLOW
+
+    def messages(self, action: str) -> list[str]:
+        """The messages of the `action` policies that failed or could not be evaluated."""
+        return [r["message"] for r in self.results if r["action"] == action and r["outcome"] in ("fail", "error")]

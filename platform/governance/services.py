@@ -1,0 +1,198 @@
+"""Writes for governance: saving policies (platform admins only, audited) and recording decisions.
+
+`deployment_judge` is the one function the deployment engine calls at a deployment's policy step.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import cel
+from django.contrib.auth.models import AnonymousUser, User
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from audit import services as audit
+from catalog.models import slug_validator
+from deployments.models import Deployment
+from governance import expressions, facts, selectors
+from governance.expressions import Judged
+from governance.models import Decision, Policy, PolicyVersion, Verdict
+
+
+def _require_admin(user: User | AnonymousUser | None) -> None:
+    """`None` is the system (a policy sync run by an operator); a person must be a platform admin."""
+    if user is not None and not (user.is_authenticated and user.is_staff):
+        raise PermissionDenied("Only platform admins may create or change deploy policies.")
+
+
+def _policy_state(policy: Policy | None, version: PolicyVersion | None) -> dict[str, Any] | None:
+    if policy is None:
+        return None
+    state: dict[str, Any] = {"enabled": policy.enabled, "description": policy.description}
+    if version is not None:
+        state |= {"version": version.number, **version.content()}
+    return state
+
+
+@transaction.atomic
+def policy_save(
+    *,
+    user: User | AnonymousUser | None,
+    name: str,
+    rule: str,
+    match: str = "true",
+    message: str = "",
+    message_expression: str = "",
+    action: str = "deny",
+    description: str = "",
+    enabled: bool = True,
+    source_path: str = "",
+) -> Policy:
+    """Create a policy or change one; what it says changes only by a new version, with its author and time."""
+    _require_admin(user)
+    name = name.strip()
+    try:
+        slug_validator(name)
+    except ValidationError as error:
+        raise ValidationError({"name": error.messages}) from None
+    match = match.strip() or "true"
+    expressions.version_check(
+        match=match, rule=rule, message=message, message_expression=message_expression, action=action
+    )
+    policy = Policy.objects.select_for_update(of=("self",)).select_related("current").filter(name=name).first()
+    before = _policy_state(policy, policy.current if policy else None)
+    if policy is None:
+        policy = Policy(name=name)
+    policy.description, policy.enabled, policy.source_path = description, enabled, source_path
+    policy.missing_since = None
+    policy.full_clean(exclude=["current"])
+    policy.save()
+    content = {
+        "match": match,
+        "rule": rule,
+        "message": message,
+        "message_expression": message_expression,
+        "action": action,
+    }
+    version = policy.current
+    if version is None or version.content() != content:
+        version = PolicyVersion(
+            policy=policy,
+            number=(version.number + 1) if version else 1,
+            author=user if isinstance(user, User) else None,
+            author_repr=user.get_username() if isinstance(user, User) else "policy sync",
+            **content,
+        )
+        version.full_clean()
+        version.save()
+        policy.current = version
+        policy.save(update_fields=["current", "updated_at"])
+    after = _policy_state(policy, version)
+    if before != after:
+        action_name = "policy.created" if before is None else "policy.changed"
+        audit.event_record(actor=user, action=action_name, target=policy, before=before, after=after)
+    return policy
+
+
+@transaction.atomic
+def policy_disable_missing(*, policy: Policy, user: User | AnonymousUser | None) -> Policy:
+    """A policy gone from the files it was synced from: disabled and marked, never deleted (decisions cite it)."""
+    _require_admin(user)
+    policy = Policy.objects.select_for_update(of=("self",)).select_related("current").get(pk=policy.pk)
+    if policy.missing_since is not None and not policy.enabled:
+        return policy
+    before = _policy_state(policy, policy.current)
+    policy.enabled, policy.missing_since = False, timezone.now()
+    policy.save(update_fields=["enabled", "missing_since", "updated_at"])
+    audit.event_record(
+        actor=user, action="policy.missing", target=policy, before=before, after=_policy_state(policy, policy.current)
+    )
+    return policy
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """Every enabled policy's word on one fact document."""
+
+    results: list[Judged] = field(default_factory=list)
+    duration_ms: float = 0.0
+
+    @property
+    def allowed(self) -> bool:
+        return not any(result.blocks for result in self.results)
+
+    @property
+    def verdict(self) -> str:
+        return Verdict.ALLOW if self.allowed else Verdict.DENY
+
+    @property
+    def denials(self) -> list[Judged]:
+        return [result for result in self.results if result.blocks]
+
+    @property
+    def warnings(self) -> list[Judged]:
+        return [r for r in self.results if r.action == "warn" and r.outcome in ("fail", "error")]
+
+    def summary(self) -> str:
+        counted = len(self.results)
+        if not counted:
+            return "no deploy policies are enabled"
+        if self.denials:
+            return " ".join(result.message for result in self.denials)
+        applied = sum(1 for result in self.results if result.outcome != "skip")
+        return f"{applied} of {counted} policies applied, none denied"
+
+
+def policies_evaluate(*, document: facts.Facts) -> Evaluation:
+    """Judge one fact document with every enabled policy. Reads one query; each expression compiles once."""
+    started = time.perf_counter()
+    versions = selectors.policy_versions_enabled()
+    context = cel.Context(document)  # converted to CEL values once, not once per policy
+    results = [expressions.policy_evaluate(version, context) for version in versions]
+    return Evaluation(results=results, duration_ms=(time.perf_counter() - started) * 1000)
+
+
+def _decision_make(*, change: facts.Change, document: facts.Facts, evaluation: Evaluation, started: float) -> Decision:
+    return Decision(
+        deployment=change.deployment,
+        service_slug=change.service.slug,
+        environment_slug=change.environment.slug,
+        facts=document,
+        verdict=evaluation.verdict,
+        results=[result.as_dict() for result in evaluation.results],
+        duration_ms=round((time.perf_counter() - started) * 1000, 3),
+        requested_by=change.requester,
+    )
+
+
+def deployment_judge(*, deployment: Deployment) -> Decision:
+    """The policy step: build the facts, evaluate the enabled policies and record the decision with the deployment.
+
+    A deployment is judged once. A retry of its policy step (a crashed worker) finds the decision already made and
+    returns it, so a policy edited in between never re-judges a deployment."""
+    if existing := selectors.decision_for(deployment=deployment):
+        return existing
+    started = time.perf_counter()
+    change = facts.Change.of(deployment)
+    document = facts.facts_build(change=change)
+    evaluation = policies_evaluate(document=document)
+    decision = _decision_make(change=change, document=document, evaluation=evaluation, started=started)
+    try:
+        with transaction.atomic():
+            decision.save()
+            audit.event_record(
+                actor=None,
+                action="policy.decision",
+                target=decision,
+                after={"deployment": deployment.pk, "verdict": decision.verdict, "results": decision.results},
+                service_id=deployment.service_id,
+            )
+    except IntegrityError:  # another delivery of the same step recorded it first
+        found = selectors.decision_for(deployment=deployment)
+        assert found is not None
+        return found
+    return decision

@@ -1,0 +1,161 @@
+"""The fact document: every documented field, built from the catalog and the deployments in a bounded query count."""
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from django.utils import timezone
+
+from deployments.models import State
+from governance import facts
+from techdocs.models import ADR, Runbook
+from tests.deployments.support import release_make
+from tests.factories import UserFactory
+
+pytestmark = pytest.mark.django_db
+
+
+def deployment_make(world, environment, release, *, state=State.SUCCEEDED, age_days=0.0, user=None):  # type: ignore[no-untyped-def]
+    from deployments.models import Deployment
+
+    deployment = Deployment.objects.create(
+        release=release,
+        service=world.service,
+        environment=environment,
+        strategy="rolling",
+        runtime="simulated",
+        requested_by=user or world.owner,
+        state=state,
+        finished_at=timezone.now() - timedelta(days=age_days),
+    )
+    Deployment.objects.filter(pk=deployment.pk).update(created_at=timezone.now() - timedelta(days=age_days))
+    return deployment
+
+
+def change_for(world, environment, release, **fields):  # type: ignore[no-untyped-def]
+    return facts.Change(
+        service=world.service,
+        environment=environment,
+        strategy=fields.pop("strategy", "canary"),
+        version=release.version,
+        commit=release.commit_sha,
+        requester=fields.pop("requester", world.owner),
+        **fields,
+    )
+
+
+def test_the_document_has_exactly_the_documented_groups_and_fields(world, production) -> None:
+    release = release_make(world.service)
+    document = facts.facts_build(change=change_for(world, production, release))
+    sample = facts.sample_document()
+    assert list(document) == ["service", "change", "history", "now", "freeze"]
+    for group, value in sample.items():
+        if isinstance(value, dict):
+            assert set(document[group]) == set(value), group
+    assert document["freeze"] == []
+    assert document["service"]["last_ownership_review"] is None
+    assert document["change"]["approvals"] == []
+
+
+def test_service_facts_come_from_the_catalog(world, production) -> None:
+    world.service.tags.create(name="pci")
+    world.service.language = "go"
+    world.service.save()
+    Runbook.objects.create(service=world.service, slug="restart", title="Restart", last_reviewed_at=timezone.now())
+    Runbook.objects.create(service=world.service, slug="failover", title="Failover")  # never reviewed: stale
+    ADR.objects.create(service=world.service, number=1, title="Use Postgres")
+    document = facts.facts_build(change=change_for(world, production, release_make(world.service)))
+    service = document["service"]
+    assert service["slug"] == "payments-api" and service["owner"] == "payments" and service["tier"] == 1
+    assert service["tags"] == ["pci"] and service["language"] == "go" and service["system"] is None
+    assert (service["runbooks"], service["stale_runbooks"], service["adrs"]) == (2, 1, 1)
+    assert service["golden_path"] == {"name": None, "version": None, "latest": None, "behind": False}
+
+
+def test_a_service_made_from_an_older_golden_path_is_behind(world, production) -> None:
+    from scaffolder import registry
+
+    path = registry.golden_path_list()[0]
+    world.service.golden_path, world.service.golden_path_version = path.name, "0.0.1"
+    world.service.save()
+    document = facts.facts_build(change=change_for(world, production, release_make(world.service)))
+    assert document["service"]["golden_path"] == {
+        "name": path.name, "version": "0.0.1", "latest": path.version, "behind": True,
+    }  # fmt: skip
+
+
+def test_change_facts_say_where_this_release_already_succeeded(world, staging, production) -> None:
+    release, other = release_make(world.service), release_make(world.service, "2.0.0")
+    done = deployment_make(world, staging, release, age_days=1)
+    deployment_make(world, staging, other)  # another commit: not this release
+    document = facts.facts_build(change=change_for(world, production, release))
+    change = document["change"]
+    assert change["environment"] == {"slug": "production", "name": "Production", "protected": True, "order": 2}
+    assert change["succeeded_in"] == {"staging": facts._iso(done.finished_at)}
+    assert change["succeeded_in"]["staging"].endswith("Z")
+    assert change["requester"] == {"username": "olivia", "platform_admin": False, "roles": ["member"]}
+    assert (change["strategy"], change["version"], change["commit"]) == ("canary", "1.0.0", release.commit_sha)
+
+
+def test_a_failed_deployment_of_the_release_is_no_success(world, staging, production) -> None:
+    release = release_make(world.service)
+    deployment_make(world, staging, release, state=State.ROLLED_BACK)
+    document = facts.facts_build(change=change_for(world, production, release))
+    assert document["change"]["succeeded_in"] == {}
+
+
+def test_a_requester_outside_the_team_has_no_roles_and_staff_are_platform_admins(world, production) -> None:
+    release = release_make(world.service)
+    outsider = facts.facts_build(change=change_for(world, production, release, requester=world.outsider))
+    admin = facts.facts_build(change=change_for(world, production, release, requester=world.staff))
+    assert outsider["change"]["requester"]["roles"] == []
+    assert admin["change"]["requester"]["platform_admin"] is True
+
+
+def test_history_counts_deployments_failures_and_rollbacks_in_7_and_30_days(world, staging) -> None:
+    release = release_make(world.service)
+    deployment_make(world, staging, release, age_days=1)
+    deployment_make(world, staging, release, state=State.ROLLED_BACK, age_days=2)
+    deployment_make(world, staging, release, state=State.FAILED, age_days=10)
+    deployment_make(world, staging, release, age_days=20)
+    deployment_make(world, staging, release, state=State.ROLLED_BACK, age_days=40)  # too old for either
+    document = facts.facts_build(change=change_for(world, staging, release))
+    assert document["history"] == {
+        "deployments_7d": 2, "failures_7d": 1, "rollbacks_7d": 1,
+        "deployments_30d": 4, "failures_30d": 2, "rollbacks_30d": 1,
+    }  # fmt: skip
+
+
+def test_now_is_in_the_organisations_time_zone(world, production, settings) -> None:
+    settings.GOVERNANCE = {**settings.GOVERNANCE, "ORG_TIME_ZONE": "Europe/Berlin"}
+    at = datetime(2026, 3, 27, 13, 30, tzinfo=UTC)  # a Friday: 14:30 in Berlin (CET, before the DST change)
+    document = facts.facts_build(change=change_for(world, production, release_make(world.service), at=at))
+    assert document["now"] == {
+        "timestamp": "2026-03-27T13:30:00Z", "time_zone": "Europe/Berlin", "date": "2026-03-27",
+        "weekday": 5, "day": "Friday", "hour": 14, "minute": 30,
+    }  # fmt: skip
+    after_dst = facts.facts_build(
+        change=change_for(world, production, release_make(world.service, "2"), at=at + timedelta(days=3))
+    )
+    assert (after_dst["now"]["day"], after_dst["now"]["hour"]) == ("Monday", 15)  # CEST from 29 March
+
+
+def test_building_the_document_takes_a_bounded_number_of_queries(  # type: ignore[no-untyped-def]
+    world, staging, production, django_assert_max_num_queries
+) -> None:
+    release = release_make(world.service)
+    for index in range(30):
+        deployment_make(world, staging, release_make(world.service, f"0.{index}"), age_days=index % 20)
+        Runbook.objects.create(service=world.service, slug=f"rb-{index}", title=f"Runbook {index}")
+    for index in range(10):
+        world.service.tags.create(name=f"tag-{index}")
+    change = change_for(world, production, release, requester=UserFactory())
+    with django_assert_max_num_queries(8):
+        document = facts.facts_build(change=change)
+    assert document["history"]["deployments_30d"] == 30 and document["service"]["runbooks"] == 30
+
+
+def test_the_document_is_plain_json(world, production) -> None:
+    import json
+
+    document = facts.facts_build(change=change_for(world, production, release_make(world.service)))
+    assert json.loads(json.dumps(document)) == document

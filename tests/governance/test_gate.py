@@ -1,0 +1,116 @@
+"""The policy step of real deployments, driven through the real engine and judged by real CEL policies."""
+
+import pytest
+
+from audit.models import AuditEvent
+from deployments import services as deployment_services
+from deployments.models import Deployment, DeploymentEvent, State
+from governance.models import Decision
+from tests.deployments.support import drive, release_make, scripted, step, target_make
+
+pytestmark = pytest.mark.django_db
+
+
+def deploy(world, environment, release, **kwargs) -> Deployment:  # type: ignore[no-untyped-def]
+    return deployment_services.deployment_request(
+        service=world.service, environment=environment, user=world.owner, release=release, **kwargs
+    )
+
+
+def test_with_no_policies_the_deployment_proceeds_and_the_decision_is_recorded(world, production) -> None:
+    target_make(world.service, production, runtime="scripted", canary_steps=[50])
+    with scripted():
+        deployment = drive(deploy(world, production, release_make(world.service)))
+    assert deployment.state == State.SUCCEEDED
+    decision = Decision.objects.get(deployment=deployment)
+    assert decision.verdict == "allow" and decision.results == []
+    assert decision.facts["change"]["environment"]["slug"] == "production"
+    assert deployment.events.filter(message__contains="no deploy policies are enabled").exists()
+
+
+def test_a_deny_policy_fails_the_deployment_with_its_message(world, staging, production, policy) -> None:
+    policy(
+        "staging-before-production",
+        "'staging' in change.succeeded_in",
+        match="change.environment.slug == 'production'",
+        message_expression="'Release ' + change.version + ' has not succeeded in staging yet.'",
+    )
+    target_make(world.service, production, runtime="scripted", canary_steps=[50])
+    release = release_make(world.service)
+    with scripted() as runtime:
+        deployment = drive(deploy(world, production, release))
+    assert deployment.state == State.ROLLED_BACK
+    assert deployment.failure_reason == (
+        "Policy check refused the deployment: Release 1.0.0 has not succeeded in staging yet."
+    )
+    assert "prepare" not in runtime.calls  # nothing was touched
+    decision = Decision.objects.get(deployment=deployment)
+    [result] = decision.results
+    assert decision.verdict == "deny" and result["outcome"] == "fail"
+    assert result["version_id"] == decision.results[0]["version_id"] and result["version"] == 1
+    assert AuditEvent.objects.filter(action="policy.decision", object_id=str(decision.pk)).exists()
+
+
+def test_the_same_release_passes_once_it_succeeded_in_staging(world, staging, production, policy) -> None:
+    policy("staging-before-production", "'staging' in change.succeeded_in", match="change.environment.protected")
+    target_make(world.service, staging, runtime="scripted", canary_steps=[50])
+    target_make(world.service, production, runtime="scripted", canary_steps=[50])
+    release = release_make(world.service)
+    with scripted():
+        assert drive(deploy(world, staging, release)).state == State.SUCCEEDED
+        assert drive(deploy(world, production, release)).state == State.SUCCEEDED
+
+
+def test_warn_policies_go_on_the_timeline_and_audit_policies_only_on_the_decision(world, production, policy) -> None:
+    policy("tier-one-docs", "service.runbooks > 0", action="warn", message="payments-api has no runbook.")
+    policy("hours", "false", action="audit", message="Outside working hours.")
+    target_make(world.service, production, runtime="scripted", canary_steps=[50])
+    with scripted():
+        deployment = drive(deploy(world, production, release_make(world.service)))
+    assert deployment.state == State.SUCCEEDED
+    warning = deployment.events.get(level=DeploymentEvent.Level.WARNING)
+    assert warning.message == "Policy warning: payments-api has no runbook."
+    assert warning.data == {"decision": deployment.policy_decision.pk}
+    assert not deployment.events.filter(message__contains="working hours").exists()
+    outcomes = {r["policy"]: r["outcome"] for r in deployment.policy_decision.results}
+    assert outcomes == {"hours": "fail", "tier-one-docs": "fail"}
+
+
+def test_a_deployment_past_its_policy_step_is_not_rejudged_by_a_later_edit(world, production, policy) -> None:
+    policy("canary-in-production", "change.strategy != 'rolling'", message="Use canary.")
+    target_make(world.service, production, runtime="scripted", canary_steps=[50])
+    with scripted():
+        deployment = deploy(world, production, release_make(world.service))
+        deployment = step(step(deployment))  # pending → policy check → rolling out
+        assert deployment.state == State.ROLLING_OUT
+        policy("canary-in-production", "false", message="Nothing ships.")
+        deployment = drive(deployment)
+    assert deployment.state == State.SUCCEEDED
+    decision = Decision.objects.get(deployment=deployment)
+    assert decision.results[0]["version"] == 1 and decision.verdict == "allow"
+
+
+def test_a_retried_policy_step_reuses_its_decision(world, production, policy) -> None:
+    """The worker crashed after judging (in `prepare`); the retry must not judge again with an edited policy."""
+    policy("canary-in-production", "change.strategy != 'rolling'", message="Use canary.")
+    target_make(world.service, production, runtime="scripted", canary_steps=[50])
+    with scripted() as runtime:
+        deployment = step(deploy(world, production, release_make(world.service)))
+        runtime.script.append("crash")
+        deployment = step(deployment)
+        assert deployment.state == State.POLICY_CHECK and Decision.objects.count() == 1
+        policy("canary-in-production", "false", message="Nothing ships.")
+        deployment = drive(deployment)
+    assert deployment.state == State.SUCCEEDED and Decision.objects.count() == 1
+
+
+def test_a_deny_policy_that_errors_fails_the_deployment_naming_the_policy(world, production, policy) -> None:
+    policy("failure-ratio", "history.deployments_30d / history.failures_30d < 10", message="Too many failures.")
+    target_make(world.service, production, runtime="scripted", canary_steps=[50])
+    with scripted():
+        deployment = drive(deploy(world, production, release_make(world.service)))
+    assert deployment.state == State.ROLLED_BACK
+    assert deployment.failure_reason == (
+        "Policy check refused the deployment: Policy failure-ratio could not be evaluated: "
+        "division by zero in CEL expression"
+    )

@@ -1,0 +1,154 @@
+"""Policies as CEL: checked when saved, versioned and audited, evaluated fail-closed with real CEL."""
+
+import pytest
+from django.core.exceptions import PermissionDenied, ValidationError
+
+from audit.models import AuditEvent
+from governance import expressions, facts, services
+from governance.models import Policy, PolicyVersion
+
+pytestmark = pytest.mark.django_db
+
+
+def refused(policy, **fields) -> dict[str, list[str]]:  # type: ignore[no-untyped-def]
+    with pytest.raises(ValidationError) as caught:
+        policy(fields.pop("name", "p"), fields.pop("rule", "true"), **fields)
+    return caught.value.message_dict
+
+
+def document(**groups: dict) -> dict:  # type: ignore[type-arg]
+    base = facts.sample_document()
+    for name, values in groups.items():
+        base[name] = {**base[name], **values}
+    return base
+
+
+def test_a_syntax_error_is_a_field_error_with_its_position(policy) -> None:
+    errors = refused(policy, rule="service.tier == 1 &&")
+    assert list(errors) == ["rule"]
+    assert "line 1, column 21: Syntax error: mismatched input '<EOF>'" in errors["rule"][0]
+
+
+def test_a_field_the_document_never_has_is_refused_at_save_time(policy) -> None:
+    errors = refused(policy, rule="service.teir == 1")
+    assert "service.teir: the fact document has no such field (it has slug, name, owner" in errors["rule"][0]
+    errors = refused(policy, match="change.environment.protected.value", rule="true")
+    assert "change.environment.protected has no fields" in errors["match"][0]
+    errors = refused(policy, rule="deployment.tier == 1")
+    assert "unknown name 'deployment': the fact document has service, change, history, now, freeze" in errors["rule"][0]
+
+
+def test_names_inside_strings_and_comprehension_variables_are_not_fields(policy) -> None:
+    saved = policy(
+        "tags",
+        "service.tags.all(t, t != 'service.nope') && !('staging.x' in change.succeeded_in)",
+        action="warn",
+    )
+    assert saved.current.rule.startswith("service.tags.all")
+    policy("open-map", "change.succeeded_in.staging != ''")  # environment slugs are data, not fields
+
+
+def test_a_rule_must_give_true_or_false_and_a_message_expression_a_string(policy) -> None:
+    errors = refused(policy, rule="service.tier")
+    assert "must give true or false; on a sample fact document it gave 1" in errors["rule"][0]
+    errors = refused(policy, rule="true", message="", message_expression="service.tier")
+    assert "must give a string" in errors["message_expression"][0]
+
+
+def test_require_approval_waits_for_the_approvals_slice(policy) -> None:
+    errors = refused(policy, action="require_approval")
+    assert errors["action"] == [
+        "require_approval arrives with approvals, which do not exist yet; use deny, warn or audit for now."
+    ]
+    assert "Choose one of: deny, warn, audit." in refused(policy, action="block")["action"][0]
+
+
+def test_size_and_comprehension_limits(policy, settings) -> None:
+    long = " || ".join(["service.tier == 1"] * 200)
+    assert "characters long; the limit is 2000" in refused(policy, rule=long)["rule"][0]
+    nested = "service.tags.all(a, service.tags.all(b, service.tags.all(c, service.tags.exists(d, a == d))))"
+    assert "uses 4 comprehensions" in refused(policy, rule=nested)["rule"][0]
+
+
+def test_only_platform_admins_save_policies(world) -> None:
+    for user in (world.owner, world.outsider):
+        with pytest.raises(PermissionDenied):
+            services.policy_save(user=user, name="mine", rule="true", message="m")
+    assert not Policy.objects.exists()
+
+
+def test_every_change_is_a_new_immutable_version_audited_with_before_and_after(policy, world) -> None:
+    first = policy("tier-one-canary", "change.strategy != 'rolling'", message="Use canary.")
+    same = policy("tier-one-canary", "change.strategy != 'rolling'", message="Use canary.")
+    assert same.current == first.current and same.current.number == 1
+    changed = policy("tier-one-canary", "change.strategy == 'canary'", message="Use canary.")
+    assert changed.current.number == 2 and PolicyVersion.objects.filter(policy=changed).count() == 2
+    assert changed.current.author == world.staff
+    events = list(AuditEvent.objects.filter(object_type="governance.policy").order_by("pk"))
+    assert [event.action for event in events] == ["policy.created", "policy.changed"]
+    assert events[1].before["rule"] == "change.strategy != 'rolling'" and events[1].before["version"] == 1
+    assert events[1].after["rule"] == "change.strategy == 'canary'" and events[1].after["version"] == 2
+    version = changed.current
+    version.rule = "false"
+    with pytest.raises(ValueError, match="immutable"):
+        version.save()
+
+
+def test_evaluation_applies_deny_warn_and_audit_and_skips_what_does_not_match(policy) -> None:
+    policy("prod-canary", "change.strategy != 'rolling'", match="change.environment.protected", message="Canary!")
+    policy("golden", "!service.golden_path.behind", action="warn", message="Behind its golden path.")
+    policy("hours", "now.hour >= 8 && now.hour < 18", action="audit", message="Outside working hours.")
+    policy("tier-4-only", "false", match="service.tier == 4", message="never")
+    facts_ = document(change={"strategy": "rolling"}, now={"hour": 22})
+    evaluation = services.policies_evaluate(document=facts_)
+    outcomes = {result.policy: result.outcome for result in evaluation.results}
+    assert outcomes == {"golden": "fail", "hours": "fail", "prod-canary": "fail", "tier-4-only": "skip"}
+    assert not evaluation.allowed and [r.message for r in evaluation.denials] == ["Canary!"]
+    assert [r.message for r in evaluation.warnings] == ["Behind its golden path."]
+    allowed = services.policies_evaluate(document=document(change={"strategy": "canary"}))
+    assert allowed.allowed and allowed.warnings  # a warning never blocks
+
+
+def test_a_message_expression_says_precisely_what_is_wrong(policy) -> None:
+    policy(
+        "staging-first",
+        "'staging' in change.succeeded_in",
+        message="Deploy to staging first.",
+        message_expression="change.version + ' has not succeeded in staging yet.'",
+    )
+    evaluation = services.policies_evaluate(document=document(change={"succeeded_in": {}, "version": "v9"}))
+    assert evaluation.denials[0].message == "v9 has not succeeded in staging yet."
+
+
+def test_a_policy_that_errors_at_run_time_denies_and_says_why(policy) -> None:
+    policy("ratio", "history.deployments_7d / history.failures_7d > 2", message="Too many failures.")
+    policy("ratio-warn", "history.deployments_7d / history.failures_7d > 2", action="warn", message="w")
+    evaluation = services.policies_evaluate(document=document(history={"failures_7d": 0}))
+    deny = next(result for result in evaluation.results if result.policy == "ratio")
+    assert deny.outcome == "error" and deny.blocks
+    assert deny.message == "Policy ratio could not be evaluated: division by zero in CEL expression"
+    warn = next(result for result in evaluation.results if result.policy == "ratio-warn")
+    assert warn.outcome == "error" and not warn.blocks
+    assert [result.policy for result in evaluation.denials] == ["ratio"]
+
+
+def test_a_field_missing_at_run_time_denies(policy) -> None:
+    policy("tier", "service.tier < 3", message="m")
+    facts_ = facts.sample_document()
+    del facts_["service"]["tier"]
+    [result] = services.policies_evaluate(document=facts_).results
+    assert result.outcome == "error" and "KeyError" in result.message and "tier" in result.message
+
+
+def test_disabled_policies_do_not_judge(policy) -> None:
+    policy("off", "false", enabled=False)
+    assert services.policies_evaluate(document=facts.sample_document()).results == []
+
+
+def test_expressions_are_compiled_once(policy) -> None:
+    policy("once", "service.tier > 0 && now.hour >= 0")
+    expressions.compiled.cache_clear()
+    for _ in range(5):
+        services.policies_evaluate(document=facts.sample_document())
+    info = expressions.compiled.cache_info()
+    assert info.misses == 2 and info.hits == 8  # match and rule, compiled on the first evaluation only
