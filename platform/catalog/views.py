@@ -27,6 +27,7 @@ from catalog.forms import DependencyForm, ImportForm, ServiceForm, TransferForm
 from catalog.models import Api, Dependency, ImportRun, Service
 from catalog.permissions import checker_for, user_can
 from deployments import selectors as deployment_selectors
+from portal.filters import query_param
 from portal.forms import apply_errors, validation_response
 from portal.pagination import CountedPaginator
 from portal.templatetags.portal_tags import SelectOptions, select_options
@@ -390,7 +391,7 @@ def import_detail(request: HttpRequest, pk: int) -> HttpResponse:
 @require_GET
 def export_download(request: HttpRequest) -> HttpResponse:
     """Download descriptors and docs as a zip: ?team=<slug> (its services), ?service=<slug>, or everything."""
-    return export.zip_response(team=request.GET.get("team"), service=request.GET.get("service"))
+    return export.zip_response(team=query_param(request.GET, "team"), service=query_param(request.GET, "service"))
 
 
 def _golden_path_version(name: str | None) -> str | None:

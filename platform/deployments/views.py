@@ -28,6 +28,7 @@ from deployments.filters import DeploymentFilterSet
 from deployments.forms import DecommissionForm, DeployForm
 from deployments.models import Decommission, Deployment, Environment, State, Strategy
 from portal.errors import Conflict
+from portal.filters import query_param
 from portal.forms import apply_errors
 from teams.models import Team
 
@@ -233,7 +234,7 @@ def _pick_query(form: DeployForm, environments: Any) -> str:
 
 
 def _initial(request: HttpRequest, environments: Any) -> dict[str, Any]:
-    wanted = request.GET.get("environment")
+    wanted = query_param(request.GET, "environment")
     environment = environments.filter(slug=wanted).first() if wanted else environments.first()
     strategy = request.GET.get("strategy", "")
     return {
@@ -247,8 +248,8 @@ def _initial(request: HttpRequest, environments: Any) -> dict[str, Any]:
 @require_GET
 def environments(request: HttpRequest) -> HttpResponse:
     """The environments matrix: which version of each service runs where, and what is on its way."""
-    owner = request.GET.get("owner", "")
-    q = request.GET.get("q", "").strip()[:100]
+    owner = query_param(request.GET, "owner")
+    q = query_param(request.GET, "q").strip()[:100]
     page = request.GET.get("page", "1")
     context = selectors.matrix(owner_slug=owner, q=q, page=int(page) if page.isdigit() else 1)
     query = urlencode({key: value for key, value in (("q", q), ("owner", owner)) if value})

@@ -19,3 +19,14 @@ class UtcIsoDateTimeField(IsoDateTimeField):
 
 class UtcIsoDateTimeFilter(django_filters.IsoDateTimeFilter):
     field_class = UtcIsoDateTimeField
+
+
+def query_param(params: Any, name: str, default: str = "") -> str:
+    """A query parameter a page reads by hand (a search box, a slug to preselect), safe to put in a query.
+
+    PostgreSQL text cannot hold a NUL character, so a value with one would be refused by the database (a 500). No
+    stored value can contain one either, so each NUL becomes U+FFFD, the replacement character: the value still
+    matches nothing (an empty result, as it should) and the page shows it back with the bad character visible.
+    """
+    value = params.get(name, default)
+    return value.replace("\x00", "\ufffd") if isinstance(value, str) else default

@@ -9,6 +9,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from catalog import selectors as catalog_selectors
+from portal.filters import query_param
 from portal.forms import apply_errors, validation_response
 from teams import selectors, services
 from teams.forms import MembershipForm, TeamForm
@@ -20,7 +21,7 @@ from teams.permissions import team_can_manage
 @require_GET
 def team_list(request: HttpRequest) -> HttpResponse:
     teams = selectors.team_list_visible(user=request.user).order_by(Lower("name"))
-    query = request.GET.get("q", "").strip()
+    query = query_param(request.GET, "q").strip()
     if query:
         teams = teams.filter(name__icontains=query)
     return render(request, "teams/team_list.html", {"teams": teams, "query": query})
