@@ -192,6 +192,7 @@ MAX_HEADINGS = 2_000
 MAX_SAME_HEADING = 200  # headings with one text: each gets a numbered anchor, found by trying -1, -2...
 MAX_LINK_DEFINITIONS = 500
 MAX_EMPHASIS_RUNS = 2_000  # runs of * _ ~ in one paragraph (or one table row)
+MAX_EMPHASIS_RUN_LENGTH = 64
 MAX_UNCLOSED_HTML = 20  # `<?` or `<![CDATA[` with no end after it: each is searched for to the end of the text
 
 
@@ -333,11 +334,30 @@ def _structure_check(text: str) -> None:
             )
     if text.count("*") + text.count("_") + text.count("~") > MAX_EMPHASIS_RUNS:
         _emphasis_check(lines)
+    if _LONG_RUN_RE.search(text) is not None:
+        _long_run_check(text)
     unclosed = _unclosed(text, "<?", "?>") + _unclosed(text, "<![CDATA[", "]]>")
     if unclosed > MAX_UNCLOSED_HTML:
         raise LimitError(
             f"The document has {unclosed} '<?' or '<![CDATA[' with no '?>' or ']]>' after them; the limit is "
             f"{MAX_UNCLOSED_HTML}. Put them in `code`, or close them."
+        )
+
+
+_LONG_RUN_RE = re.compile(rf"[*_~]{{{MAX_EMPHASIS_RUN_LENGTH + 1},}}")
+
+
+def _long_run_check(text: str) -> None:
+    """A long run of * (or _ or ~) nests one level of emphasis per pair: 100,000 of them overflowed the renderer's
+    stack on a worker thread. A line of nothing else is a thematic break (or a code fence), and code is not read."""
+    prose = _FENCED_CODE_RE.sub(_newlines, text) if "`" in text or "~" in text else text
+    for run in _LONG_RUN_RE.finditer(prose):
+        start, end = prose.rfind("\n", 0, run.start()) + 1, prose.find("\n", run.end())
+        if not prose[start : end if end >= 0 else len(prose)].strip(" \t" + run[0][0]):
+            continue
+        raise LimitError(
+            f"Line {_line_number(prose, run.start())} has a run of {len(run[0]):,} *, _ or ~; at most "
+            f"{MAX_EMPHASIS_RUN_LENGTH} are rendered (each pair nests a level of emphasis)."
         )
 
 
@@ -371,7 +391,13 @@ def _unclosed(text: str, start: str, end: str) -> int:
 
 
 _SOURCE_TAG_RE = re.compile(r"<(/?)([A-Za-z][A-Za-z0-9-]*)(?=[\s/>]|$)")  # not autolinks such as <https://…>
-_FENCED_CODE_RE = re.compile(r"^[ \t>]*(`{3,}|~{3,})[^\n]*\n.*?(?:^[ \t>]*\1[ \t]*$|\Z)", re.MULTILINE | re.DOTALL)
+# Top-level fenced code, read as CommonMark does (a backtick fence's info has no backtick; a fence closes at a run at
+# least as long), so no line the renderer reads as Markdown is skipped. Fences inside block quotes and list items
+# are left in, which can only over-count.
+_FENCED_CODE_RE = re.compile(
+    r"^ {0,3}(`{3,}(?=[^`\n]*$)|~{3,})[^\n]*(?:.*?\n {0,3}\1[`~]*[ \t]*(?=\n|\Z)|.*)",
+    re.MULTILINE | re.DOTALL,
+)
 # Code spans within one line only: with `.*?` across lines, each unmatched backtick would search to the end of the
 # text. Spans this misses are counted as prose, which can only over-count tags.
 _CODE_SPAN_RE = re.compile(r"(`+)[^`\n]+\1")

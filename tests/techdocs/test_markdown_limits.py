@@ -31,14 +31,24 @@ CRASH_INPUTS = {
     "repeated numbers": ('"1. " * 30_000', "MARKDOWN_MAX_NESTING"),
     "nested div": ('"<div>" * 100_000', "MARKDOWN_MAX_BYTES"),
     "nested div under the size limit": ('"<div>" * 50_000', "MARKDOWN_MAX_NESTING"),
+    "a long run of stars": ('"*" * 100_000 + "a" + "*" * 100_000', "at most 64 are rendered"),
 }
 
+# Rendered on a thread with a 512 KB stack, as a threaded worker might have (musl's default is 128 KB): the renderer
+# recursed once per level, so depth that a main thread survived still killed such a worker.
 _CHILD = """
-import json, django
+import json, threading, django
 django.setup()
 from techdocs.markdown import render
-rendered = render(text={expression})
-print(json.dumps({{"problem": rendered.problem, "html": rendered.html, "toc": len(rendered.toc)}}))
+out = {{}}
+def run():
+    rendered = render(text={expression})
+    out.update(problem=rendered.problem, html=rendered.html, toc=len(rendered.toc))
+threading.stack_size(512 * 1024)
+thread = threading.Thread(target=run)
+thread.start()
+thread.join()
+print(json.dumps(out))
 """
 
 
@@ -128,8 +138,14 @@ def test_the_renderers_superlinear_paths_are_bounded(text, message):
     assert message in _refusal(text)
 
 
+def test_long_runs_of_stars_are_refused_outside_thematic_breaks_and_code():
+    assert "Line 3 has a run of 65 *, _ or ~; at most 64" in _refusal("a\n\n" + "*" * 65 + "a" + "*" * 65)
+    assert "run of 70" in _refusal("> ```\n" + "_" * 70 + "a")  # a fence in a block quote ends with it
+    limits_check(text="x\n\n" + "*" * 80 + "\n\n" + "_ " * 80 + "\n```c\n/" + "*" * 80 + "/\n```\n")
+
+
 def test_emphasis_that_nests_too_deep_is_not_given_to_the_sanitiser():
-    rendered = render(text="*" * 100 + "a" + "*" * 100)
+    rendered = render(text="*a " * 40 + "b" + " a*" * 40)  # short runs, each opening one more level
     assert "emphasis nests more than 32 deep" in rendered.problem and "<em>" not in rendered.html
 
 
