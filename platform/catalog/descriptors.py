@@ -95,7 +95,11 @@ def ref_parse(value: Any, *, default_kind: str, field_name: str) -> Ref:
     if not match:
         raise DescriptorError(f"{value!r} is not an entity reference like group:payments.", field_name)
     kind = (match.group("kind") or default_kind).lower()
-    return Ref(kind, match.group("namespace") or "default", match.group("name").lower())
+    namespace, name = match.group("namespace") or "default", match.group("name").lower()
+    # As long as the names and namespaces of entities (and their columns) may be.
+    if len(name) > 100 or len(namespace) > 63:
+        raise DescriptorError(f"{value[:120]!r}: names are at most 100 characters, namespaces 63.", field_name)
+    return Ref(kind, namespace, name)
 
 
 def _refs(spec: dict[str, Any], key: str, default_kind: str, allowed: tuple[str, ...]) -> list[Ref]:

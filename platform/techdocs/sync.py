@@ -124,7 +124,7 @@ def docs_import(
                 body=r.body,
                 author=actor,
                 author_repr=author,
-                note=f"imported from {r.source_path}",
+                note=f"imported from {r.source_path}"[:300],  # the note's column; source_path holds it whole
                 created_at=now,
             )
             for r in [*new_runbooks, *versions]

@@ -233,3 +233,32 @@ def test_a_path_longer_than_the_column_is_that_files_problem(tmp_path):
     assert problem.file == deep and "1000" in problem.message
     assert_base_imported()
     assert_not_imported("deep")
+
+
+def test_a_runbook_deep_in_the_tree_keeps_its_version_note_within_its_column(tmp_path, run_import):
+    base_tree(tmp_path)
+    folder = "/".join(["f" * 90] * 4)  # a runbook path of ~400 characters, inside the 1000 a path may have
+    write_documents(tmp_path, f"{folder}/catalog-info.yaml", component("deep-docs"))
+    write(tmp_path, f"{folder}/docs/runbook.md", runbook_text())
+
+    report = run_import(tmp_path)
+
+    assert report.errors == []
+    runbook = Runbook.objects.get(service__slug="deep-docs")
+    assert runbook.source_path.endswith(f"{folder}/docs/runbook.md")
+    assert runbook.versions.get().note.startswith("imported from ")
+
+
+@pytest.mark.parametrize(
+    ("reference", "field"),
+    [("component:" + "g" * 120, "spec.dependsOn"), ("component:" + "n" * 70 + "/ghost", "spec.dependsOn")],
+)
+def test_a_reference_longer_than_a_name_can_be_is_that_entitys_problem(tmp_path, run_import, reference, field):
+    base_tree(tmp_path)
+    write_documents(tmp_path, "long/catalog-info.yaml", component("long-ref", dependsOn=[reference]))
+
+    report = run_import(tmp_path)
+
+    problem = only_problem(report)
+    assert (problem.entity, problem.field) == ("component:long-ref", field)
+    assert_not_imported("long-ref")
