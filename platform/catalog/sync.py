@@ -703,7 +703,9 @@ class _Resolver:
                 self._fail(entity, f"{entity.ref} is also defined in {first.path} (document {first.index}).", None)
                 continue
             self.by_ref[entity.ref] = entity
-        self.team_names = dict(Team.objects.values_list("slug", "name"))
+        teams = list(Team.objects.values_list("slug", "name", "parent__slug"))
+        self.team_names = {slug: name for slug, name, _ in teams}
+        self.team_parents = {slug: parent for slug, _, parent in teams if parent}
         self.existing = {
             "group": set(self.team_names),
             "system": set(System.objects.values_list("slug", flat=True)),
@@ -831,6 +833,21 @@ class _Resolver:
                     f"{who} already has the name {name!r}; team names are unique, so choose another.",
                     entity.fields.get("name_field", "spec.profile.displayName"),
                 )
+        # Teams nest, but never under themselves (the team form refuses it too): follow each imported group's new
+        # parent chain, through teams this import leaves alone, and refuse the groups on a loop.
+        parents = dict(self.team_parents)
+        groups = [ref for ref in self.valid if ref.kind == "group" and ref not in clashes]
+        for ref in groups:
+            parent_refs = self.valid[ref].refs.get("parent") or []
+            parents[ref.name] = parent_refs[0].name if parent_refs else None
+        for ref in groups:
+            chain, slug = [ref.name], parents.get(ref.name)
+            while slug is not None and slug not in chain:
+                chain.append(slug)
+                slug = parents.get(slug)
+            if slug == ref.name:
+                loop = " → ".join(f"group:{name}" for name in [*chain, ref.name])
+                clashes[ref] = (f"{loop}: a team cannot be nested under itself or one of its sub-teams.", "spec.parent")
         for ref, (why, field_name) in clashes.items():
             del self.valid[ref]
             self._fail(self.by_ref[ref], why, field_name)

@@ -262,3 +262,43 @@ def test_a_reference_longer_than_a_name_can_be_is_that_entitys_problem(tmp_path,
     problem = only_problem(report)
     assert (problem.entity, problem.field) == ("component:long-ref", field)
     assert_not_imported("long-ref")
+
+
+def test_groups_nested_in_a_loop_are_refused_and_the_rest_imports(tmp_path, run_import):
+    base_tree(tmp_path)
+    write_documents(
+        tmp_path,
+        "org/loop.yaml",
+        document("Group", "ring-a", {"profile": {"displayName": "Ring A"}, "parent": "group:ring-b"}),
+        document("Group", "ring-b", {"profile": {"displayName": "Ring B"}, "parent": "group:ring-a"}),
+        document("Group", "selfish", {"profile": {"displayName": "Selfish"}, "parent": "group:selfish"}),
+    )
+
+    report = run_import(tmp_path)
+
+    problems = {p.entity: p for p in report.errors}
+    assert set(problems) == {"group:ring-a", "group:ring-b", "group:selfish"}, report.errors
+    assert problems["group:ring-a"].message.startswith("group:ring-a → group:ring-b → group:ring-a: a team cannot")
+    assert all(p.field == "spec.parent" for p in problems.values())
+    assert not Team.objects.filter(slug__in=["ring-a", "ring-b", "selfish"]).exists()
+    assert_base_imported()
+
+
+def test_a_group_moved_under_its_own_sub_team_is_refused_and_keeps_its_place(tmp_path):
+    base_tree(tmp_path)
+    import_tree(tmp_path)  # beta is under alpha
+    write_documents(
+        tmp_path,
+        "org/groups.yaml",
+        document(
+            "Group",
+            "alpha",
+            {"type": "team", "profile": {"displayName": "Alpha"}, "members": ["ann"], "parent": "group:beta"},
+        ),
+        document("Group", "beta", {"type": "team", "profile": {"displayName": "Beta"}, "parent": "group:alpha"}),
+    )
+
+    report = import_tree(tmp_path)
+
+    assert {p.entity for p in report.errors} == {"group:alpha", "group:beta"}
+    assert Team.objects.get(slug="beta").parent.slug == "alpha" and Team.objects.get(slug="alpha").parent is None
