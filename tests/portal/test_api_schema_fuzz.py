@@ -12,6 +12,7 @@ import pytest
 import schemathesis
 from django.core.signals import request_finished, request_started
 from django.db import close_old_connections, transaction
+from django.utils import timezone
 from drf_spectacular.generators import SchemaGenerator
 from hypothesis import HealthCheck
 from hypothesis import settings as hypothesis_settings
@@ -21,6 +22,7 @@ from schemathesis.specs.openapi.checks import (
     response_schema_conformance,
     status_code_conformance,
 )
+from werkzeug.test import Client
 
 from accounts import services as account_services
 from deployments.models import Environment
@@ -84,3 +86,74 @@ def test_api_conforms_to_its_schema(case, token, data_errors):  # type: ignore[n
     finally:
         transaction.savepoint_rollback(savepoint)
     assert not [event for event in data_errors if "api_data_error" in event], data_errors
+
+
+@pytest.fixture
+def history(world, token):  # type: ignore[no-untyped-def]
+    """Real records in the states that leave fields empty: a canary driven to its end on the simulated runtime (no
+    previous version), a deploy reported by a CD system, a decommission awaiting approval (no approver), a runbook
+    and an ADR."""
+    from deployments import decommission, services
+    from tests.deployments.support import drive, release_make, target_make
+    from tests.factories import service_make
+
+    staging = Environment.objects.get(slug="staging")
+    target_make(world.service, staging, runtime="simulated", strategy="canary", replicas=2)
+    deployment = services.deployment_request(
+        service=world.service, environment=staging, user=world.owner, release=release_make(world.service, "1.0.0")
+    )
+    drive(deployment)
+    services.deploy_event_record(
+        service=world.service,
+        environment=staging,
+        user=world.owner,
+        version="1.0.1",
+        commit_sha="b" * 40,
+        status="succeeded",
+        committed_at=None,
+        started_at=None,
+        finished_at=None,
+    )
+    spare = service_make(owner=world.owner_team, slug="spare", name="Spare")
+    decommission.decommission_request(
+        service=spare, user=world.owner, reason="Replaced by payments-api.", planned_for=timezone.localdate()
+    )
+    client = Client(application)
+    headers = {"Authorization": f"Bearer {token}"}
+    runbook = {"service": "payments-api", "title": "On call", "body": "# Pager\n"}
+    adr = {"service": "payments-api", "title": "Use PostgreSQL", "status": "accepted", "context": "x"}
+    for path, body in (("/api/v1/runbooks/", runbook), ("/api/v1/adrs/", adr)):
+        assert client.post(path, json=body, headers=headers).status_code == 201
+    return client, headers
+
+
+READS = [
+    "/api/v1/services/",
+    "/api/v1/services/{slug}/",
+    "/api/v1/deployments/",
+    "/api/v1/deployments/{id}/",
+    "/api/v1/releases/",
+    "/api/v1/placements/",
+    "/api/v1/decommissions/",
+    "/api/v1/decommissions/{id}/",
+    "/api/v1/runbooks/",
+    "/api/v1/adrs/",
+    "/api/v1/audit-events/",
+    "/api/v1/environments/",
+    "/api/v1/teams/",
+    "/api/v1/memberships/",
+    "/api/v1/golden-paths/",
+]
+
+
+@pytest.mark.parametrize("template", READS)
+def test_real_records_conform_to_the_schema(history, template) -> None:
+    """What the fuzzer cannot make: records a real workflow left behind, read back and checked against the schema
+    (nullable fields, empty URLs, enums)."""
+    client, headers = history
+    items = client.get(template.split("{")[0], headers=headers).get_json()
+    first = (items["results"] if isinstance(items, dict) else items)[0]
+    path = template.replace("{slug}", str(first.get("slug"))).replace("{id}", str(first.get("id")))
+    response = client.get(path, headers=headers)
+    assert response.status_code == 200, response.get_data(as_text=True)
+    schema[template]["GET"].validate_response(response)
