@@ -10,7 +10,7 @@ from portal.api_root import ApiRootView
 portal_patterns = (
     [
         path("", views.home, name="home"),
-        path("insights/", views.section, {"name": "insights"}, name="insights"),
+        path("insights/", include("insights.urls")),
         path("search/", views.search_page, name="search"),
     ],
     "portal",
@@ -24,6 +24,7 @@ api_v1: list[URLPattern | URLResolver] = [
     path("", include("audit.api.urls")),
     path("", include("techdocs.api.urls")),
     path("", include("scaffolder.api.urls")),
+    path("", include("insights.api.urls")),
 ]
 
 urlpatterns = [

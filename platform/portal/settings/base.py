@@ -48,6 +48,7 @@ INSTALLED_APPS = [
     "scaffolder",
     "deployments",
     "governance",
+    "insights",
 ]
 
 MIDDLEWARE = [

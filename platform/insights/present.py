@@ -1,0 +1,200 @@
+"""Figures as people read them: units chosen by size, bands in colour, charts as SVG geometry, links to the board."""
+
+from dataclasses import dataclass
+from datetime import date
+from urllib.parse import urlencode
+
+from django.urls import reverse
+
+from insights import bands, selectors
+
+# Badge colours: white text on each meets WCAG AA (4.5:1).
+BAND_COLOURS = {
+    bands.ELITE: "#237a36",
+    bands.HIGH: "#2f4ac0",
+    bands.MEDIUM: "#a45c00",
+    bands.LOW: "#c92a2a",
+    bands.NO_DATA: "#5b6475",
+}
+
+
+def duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "—"
+    if seconds < 3600:
+        return f"{seconds / 60:.0f} min"
+    if seconds < 48 * 3600:
+        return f"{seconds / 3600:.1f} h"
+    return f"{seconds / 86400:.1f} days"
+
+
+def share(value: float | None) -> str:
+    return "—" if value is None else f"{value * 100:.1f} %"
+
+
+def frequency(figures: selectors.Figures) -> str:
+    if figures.per_day is None:
+        return "—"
+    if figures.per_day >= 1:
+        return f"{figures.per_day:.1f} per day"
+    return f"{figures.per_week:.1f} per week"
+
+
+def board_url(question_scope: selectors.Scope, environment: str, **extra: str) -> str:
+    """The deployments board filtered to a scope and environment (it has no date filter: the newest come first)."""
+    params = {**question_scope.board_filters, **({"environment": environment} if environment else {}), **extra}
+    return reverse("deployments:board") + ("?" + urlencode(params) if params else "")
+
+
+def board_environment(environment: str, environments: list) -> str:  # type: ignore[type-arg]
+    """The board filters by one environment: the one asked for, or the only protected one when there is one."""
+    if environment:
+        return environment
+    return environments[0].slug if len(environments) == 1 else ""
+
+
+@dataclass
+class Tile:
+    key: str
+    title: str
+    value: str
+    detail: str
+    band: bands.Band | None
+    link: str = ""
+    band_note: str = ""
+
+    @property
+    def colour(self) -> str:
+        return BAND_COLOURS[self.band.key] if self.band else BAND_COLOURS[bands.NO_DATA]
+
+
+def tiles(figures: selectors.Figures, *, scope: selectors.Scope, environment: str) -> list[Tile]:
+    marks = figures.bands
+    days = figures.days
+    return [
+        Tile(
+            "deployment_frequency",
+            "Deployment frequency",
+            frequency(figures),
+            f"{figures.successes} successful of {figures.deployments} in {days} days; "
+            f"a deployment on {share(figures.share_of_days)} of days.",
+            marks["deployment_frequency"],
+            board_url(scope, environment, state="succeeded"),
+        ),
+        Tile("lead_time", "Change lead time", "Not measured yet", selectors.LEAD_TIME_REASON, marks["lead_time"]),
+        Tile(
+            "change_fail_rate",
+            "Change fail rate",
+            share(figures.change_fail_rate),
+            f"{figures.failures} of {figures.deployments} deployments failed or were rolled back.",
+            marks["change_fail_rate"],
+            board_url(scope, environment),
+        ),
+        Tile(
+            "recovery_time",
+            "Failed deployment recovery time",
+            "median " + duration(figures.recovery_median) if figures.recovery_median is not None else "—",
+            f"p90 {duration(figures.recovery_p90)} over {figures.recovered} recoveries"
+            + (f"; {figures.unrecovered} not recovered yet." if figures.unrecovered else "."),
+            marks["recovery_time"],
+            board_url(scope, environment, state="rolled_back"),
+        ),
+        Tile(
+            "rework_rate",
+            "Rework rate",
+            share(figures.rework_rate),
+            f"{figures.rework} of {figures.deployments} deployments were rollbacks or redeploys of an older release.",
+            None,
+            board_url(scope, environment),
+            band_note="DORA publishes no bands for rework rate.",
+        ),
+    ]
+
+
+@dataclass
+class Cell:
+    value: str
+    band: bands.Band | None
+
+    @property
+    def colour(self) -> str:
+        return BAND_COLOURS[self.band.key] if self.band else ""
+
+
+def cells(figures: selectors.Figures) -> list[Cell]:
+    """A row of the comparison table: frequency, change fail rate and recovery with their bands, then rework."""
+    marks = figures.bands
+    return [
+        Cell(frequency(figures), marks["deployment_frequency"]),
+        Cell(share(figures.change_fail_rate), marks["change_fail_rate"]),
+        Cell(duration(figures.recovery_median), marks["recovery_time"]),
+        Cell(share(figures.rework_rate), None),
+    ]
+
+
+# Charts
+
+WIDTH, HEIGHT, LEFT, TOP, BOTTOM = 360, 150, 44, 12, 118
+
+
+@dataclass
+class Bar:
+    x: float
+    y: float
+    w: float
+    h: float
+    text: str
+    label: str
+
+
+@dataclass
+class Chart:
+    id: str
+    title: str
+    bars: list[Bar]
+    empty: list[Bar]  # weeks with nothing to measure, drawn as a mark on the axis
+    top_text: str
+    ticks: list[tuple[float, str]]
+    width: int = WIDTH
+    height: int = HEIGHT
+    left: int = LEFT
+    top: int = TOP
+    bottom: int = BOTTOM
+
+
+def _chart(
+    chart_id: str, title: str, points: list[tuple[date, float | None]], fmt: object, top_hint: float = 0.0
+) -> Chart:
+    values = [v for _, v in points if v is not None]
+    top = max([*values, top_hint]) or 1.0
+    slot = (WIDTH - LEFT - 4) / max(len(points), 1)
+    gap = min(2.0, slot * 0.2)
+    bars, empty = [], []
+    for n, (monday, value) in enumerate(points):
+        x = round(LEFT + n * slot + gap / 2, 1)
+        label = f"Week of {monday:%d %b %Y}"
+        if value is None:
+            empty.append(Bar(x, BOTTOM - 2, round(slot - gap, 1), 2, "no data", label))
+            continue
+        h = round((BOTTOM - TOP) * value / top, 1)
+        bars.append(Bar(x, round(BOTTOM - h, 1), round(slot - gap, 1), h, fmt(value), label))  # type: ignore[operator]
+    step = max(1, len(points) // 4)
+    ticks = [(round(LEFT + n * slot + slot / 2, 1), f"{points[n][0]:%d %b}") for n in range(0, len(points), step)]
+    return Chart(chart_id, title, bars, empty, fmt(top), ticks)  # type: ignore[operator]
+
+
+def charts(weekly: list[tuple[date, selectors.Figures]]) -> list[Chart]:
+    return [
+        _chart(
+            "chart-frequency",
+            "Successful deployments per week",
+            [(d, f.successes) for d, f in weekly],
+            lambda v: f"{v:.0f}",
+            1,
+        ),
+        _chart("chart-cfr", "Change fail rate per week", [(d, f.change_fail_rate) for d, f in weekly], share, 0.0),
+        _chart(
+            "chart-recovery", "Median recovery time per week", [(d, f.recovery_median) for d, f in weekly], duration
+        ),
+        _chart("chart-rework", "Rework rate per week", [(d, f.rework_rate) for d, f in weekly], share),
+    ]

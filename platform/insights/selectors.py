@@ -1,0 +1,374 @@
+"""DORA figures read from Runway's own deployment records, with aggregate SQL.
+
+Definitions (docs/insights.md explains them and their edges):
+- A deployment counts once it has an outcome: *succeeded* (Runway's, or reported as succeeded by a CD system) or
+  *failed* (failed, rolling back, rolled back, rollback failed; or reported failed or rolled back). Pending, running
+  and cancelled deployments never reached users with an outcome, so no figure counts them.
+- A deployment happens at its `finished_at` (when it succeeded, or when its rollback ended), falling back to
+  `started_at` for a failure still rolling back. Windows are whole calendar days in a time zone.
+- Recovery runs from the failed deployment's start (when the bad change began to reach users) to its rollback's end,
+  or, when it was not rolled back, to the next successful deployment of that service to that environment.
+- Rework counts deployments rolled back (their rollback was an unplanned deployment), redeploys made to roll back
+  (`rollback_of`), and deployments of a release older than the one they replaced; each deployment counts once.
+
+One query gives a scope's whole-window figures, one its weekly points, one its breakdown (teams or services): the
+database groups, counts and takes percentiles; Python only divides.
+"""
+
+import math
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from django.db import connection
+from django.db.models import (
+    Aggregate,
+    Case,
+    Count,
+    DateTimeField,
+    F,
+    FloatField,
+    Func,
+    OuterRef,
+    Q,
+    QuerySet,
+    Subquery,
+    When,
+)
+from django.db.models.functions import Coalesce, TruncDate, TruncWeek
+from django.urls import reverse
+
+from catalog.models import Service, System
+from deployments.models import Deployment, Environment, State
+from insights import bands
+from teams.models import Team
+
+FAILURE_STATES = [State.FAILED, State.ROLLING_BACK, State.ROLLED_BACK, State.ROLLBACK_FAILED]
+ROLLBACK_STATES = [State.ROLLING_BACK, State.ROLLED_BACK, State.ROLLBACK_FAILED]
+
+
+def _reported(*statuses: str) -> Q:
+    """A deploy reported by a CD system (deployments.services.deploy_event_record) with one of these outcomes."""
+    return Q(state=State.EXTERNAL, runtime_state__reported_status__in=statuses)
+
+
+SUCCESS = Q(state=State.SUCCEEDED) | _reported("succeeded")
+FAILURE = Q(state__in=FAILURE_STATES) | _reported("failed", "rolled_back")
+ROLLED_BACK = Q(state=State.ROLLED_BACK) | _reported("rolled_back")
+REWORK = (
+    Q(rollback_of__isnull=False)
+    | Q(state__in=ROLLBACK_STATES)
+    | _reported("rolled_back")
+    # Release ids grow as Runway records releases: a smaller id than the one replaced is an older release.
+    | Q(previous_release__isnull=False, release_id__lt=F("previous_release_id"))
+)
+MOMENT = Coalesce("finished_at", "started_at", "created_at")
+
+LEAD_TIME_REASON = (
+    "Not measured yet: Runway records one commit per release (the one deployed), not the change set behind it, and "
+    "lead time runs from the change set's first commit. It will be measured once releases record their change sets."
+)
+
+
+class Percentile(Aggregate):
+    """PostgreSQL's continuous percentile (linear interpolation between the nearest values); NULLs are ignored."""
+
+    function = "PERCENTILE_CONT"
+    name = "Percentile"
+    template = "%(function)s(%(fraction)s) WITHIN GROUP (ORDER BY %(expressions)s)"
+    output_field = FloatField()
+
+    def __init__(self, expression: Any, fraction: float, **extra: Any) -> None:
+        super().__init__(expression, fraction=float(fraction), **extra)
+
+
+class Epoch(Func):
+    """Seconds in an interval (PostgreSQL)."""
+
+    template = "EXTRACT(EPOCH FROM %(expressions)s)"
+    output_field = FloatField()
+
+
+def percentile(values: list[float], fraction: float) -> float | None:
+    """PERCENTILE_CONT in Python, for databases without it: the same interpolation, so the figures agree."""
+    ordered = sorted(values)
+    if not ordered:
+        return None
+    position = fraction * (len(ordered) - 1)
+    low, high = math.floor(position), math.ceil(position)
+    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
+
+
+# Scopes and windows
+
+
+@dataclass(frozen=True)
+class Scope:
+    """What the figures are about: the whole organisation, one team's services, one system's, or one service."""
+
+    kind: str  # org, team, system, service
+    pk: int | None = None
+    slug: str = ""
+    name: str = "Organisation"
+
+    @property
+    def key(self) -> str:
+        return "org" if self.kind == "org" else f"{self.kind}:{self.slug}"
+
+    @property
+    def filter(self) -> Q:
+        return {
+            "org": Q(),
+            "team": Q(service__owner_id=self.pk),
+            "system": Q(service__system_id=self.pk),
+            "service": Q(service_id=self.pk),
+        }[self.kind]
+
+    @property
+    def url(self) -> str:
+        if self.kind == "org":
+            return reverse("portal:insights")
+        return reverse(f"portal:insights-{self.kind}", args=[self.slug])
+
+    @property
+    def board_filters(self) -> dict[str, str]:
+        """The deployments board's filters for this scope (the board filters by team and service, not system)."""
+        return {"team": {"team": self.slug}, "service": {"service": self.slug}}.get(self.kind, {})
+
+
+def scope_find(text: str) -> Scope:
+    """Read `org`, `team:<slug>`, `system:<slug>` or `service:<slug>`; ValueError says what is wrong."""
+    text = (text or "org").strip()
+    if text == "org":
+        return Scope("org")
+    kind, _, slug = text.partition(":")
+    models: dict[str, Any] = {"team": Team, "system": System, "service": Service}
+    if kind not in models or not slug:
+        raise ValueError("Give the scope as org, team:<slug>, system:<slug> or service:<slug>.")
+    found = models[kind].objects.filter(slug=slug).values_list("pk", "name").first()
+    if found is None:
+        raise ValueError(f"There is no {kind} {slug!r}.")
+    return Scope(kind, found[0], slug, found[1])
+
+
+@dataclass(frozen=True)
+class Window:
+    """Whole calendar days, first to last inclusive, in one time zone."""
+
+    first_day: date
+    last_day: date
+    zone: ZoneInfo
+    label: str = ""
+
+    @property
+    def days(self) -> int:
+        return (self.last_day - self.first_day).days + 1
+
+    @property
+    def start(self) -> datetime:
+        return datetime.combine(self.first_day, time(), tzinfo=self.zone)
+
+    @property
+    def end(self) -> datetime:
+        return datetime.combine(self.last_day + timedelta(days=1), time(), tzinfo=self.zone)
+
+    def weeks(self) -> list[date]:
+        """The Monday of every week the window touches, in order."""
+        monday = self.first_day - timedelta(days=self.first_day.weekday())
+        return [monday + timedelta(weeks=n) for n in range((self.last_day - monday).days // 7 + 1)]
+
+
+def window_last(days: int, *, zone: ZoneInfo, today: date) -> Window:
+    return Window(today - timedelta(days=days - 1), today, zone, f"{days}d")
+
+
+def environments_default() -> list[Environment]:
+    """Production by default: every protected (production-like) environment."""
+    return list(Environment.objects.filter(protected=True).order_by("order", "name"))
+
+
+# Figures
+
+
+@dataclass
+class Figures:
+    """The DORA figures of one scope (or one week, team or service of it) over some days."""
+
+    days: int
+    successes: int = 0
+    failures: int = 0
+    rework: int = 0
+    days_with_success: int = 0
+    recovered: int = 0
+    recovery_median: float | None = None  # seconds
+    recovery_p90: float | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def deployments(self) -> int:
+        return self.successes + self.failures
+
+    @property
+    def unrecovered(self) -> int:
+        return self.failures - self.recovered
+
+    @property
+    def per_day(self) -> float | None:
+        return self.successes / self.days if self.deployments and self.days else None
+
+    @property
+    def per_week(self) -> float | None:
+        return None if self.per_day is None else self.per_day * 7
+
+    @property
+    def share_of_days(self) -> float | None:
+        return self.days_with_success / self.days if self.deployments and self.days else None
+
+    @property
+    def change_fail_rate(self) -> float | None:
+        return self.failures / self.deployments if self.deployments else None
+
+    @property
+    def rework_rate(self) -> float | None:
+        return self.rework / self.deployments if self.deployments else None
+
+    @property
+    def lead_time(self) -> None:
+        return None
+
+    @property
+    def bands(self) -> dict[str, bands.Band]:
+        return {
+            "deployment_frequency": bands.band_of("deployment_frequency", self.per_day),
+            "lead_time": bands.band_of("lead_time", None),
+            "change_fail_rate": bands.band_of("change_fail_rate", self.change_fail_rate),
+            "recovery_time": bands.band_of("recovery_time", self.recovery_median),
+        }
+
+
+def _deployments(*, scope: Scope, window: Window, environments: list[Environment]) -> QuerySet[Deployment]:
+    """The deployments with an outcome in the scope, environments and window, with what the figures need."""
+    next_success = Deployment.objects.filter(
+        SUCCESS,
+        service_id=OuterRef("service_id"),
+        environment_id=OuterRef("environment_id"),
+        finished_at__gt=OuterRef("failed_at"),
+    ).order_by("finished_at", "pk")
+    queryset = (
+        Deployment.objects.filter(scope.filter, environment__in=[e.pk for e in environments])
+        .filter(SUCCESS | FAILURE)
+        .annotate(moment=MOMENT)
+        .filter(moment__gte=window.start, moment__lt=window.end)
+        .annotate(
+            failed_at=Coalesce("started_at", "created_at"),
+            recovered_at=Case(
+                When(ROLLED_BACK, then=F("finished_at")),
+                When(FAILURE, then=Subquery(next_success.values("finished_at")[:1])),
+                output_field=DateTimeField(),
+            ),
+        )
+    )
+    if connection.vendor == "postgresql":
+        queryset = queryset.annotate(recovery_s=Epoch(F("recovered_at") - F("failed_at")))
+    return queryset
+
+
+def _aggregates(zone: ZoneInfo) -> dict[str, Any]:
+    counts: dict[str, Any] = {
+        "successes": Count("pk", filter=SUCCESS),
+        "failures": Count("pk", filter=FAILURE),
+        "rework": Count("pk", filter=REWORK),
+        "days_with_success": Count(TruncDate("moment", tzinfo=zone), filter=SUCCESS, distinct=True),
+        "recovered": Count("pk", filter=Q(FAILURE, recovered_at__isnull=False)),
+    }
+    if connection.vendor == "postgresql":
+        counts["recovery_median"] = Percentile("recovery_s", 0.5)
+        counts["recovery_p90"] = Percentile("recovery_s", 0.9)
+    return counts
+
+
+def _recoveries_in_python(queryset: QuerySet[Deployment], group: str | None) -> dict[Any, tuple[float, float]]:
+    """Median and p90 recovery per group, computed here where the database has no PERCENTILE_CONT (SQLite)."""
+    found: dict[Any, list[float]] = defaultdict(list)
+    rows = queryset.filter(FAILURE, recovered_at__isnull=False)
+    for key, failed_at, recovered_at in rows.values_list(group or "pk", "failed_at", "recovered_at"):
+        found[key if group else None].append((recovered_at - failed_at).total_seconds())
+    return {key: (percentile(v, 0.5), percentile(v, 0.9)) for key, v in found.items()}  # type: ignore[misc]
+
+
+def _figures(row: dict[str, Any], days: int) -> Figures:
+    return Figures(
+        days=days,
+        successes=row["successes"],
+        failures=row["failures"],
+        rework=row["rework"],
+        days_with_success=row["days_with_success"],
+        recovered=row["recovered"],
+        recovery_median=row.get("recovery_median"),
+        recovery_p90=row.get("recovery_p90"),
+    )
+
+
+def dora_figures(*, scope: Scope, window: Window, environments: list[Environment]) -> Figures:
+    """The scope's figures over the whole window: one query."""
+    queryset = _deployments(scope=scope, window=window, environments=environments)
+    figures = _figures(queryset.aggregate(**_aggregates(window.zone)), window.days)
+    if connection.vendor != "postgresql":
+        figures.recovery_median, figures.recovery_p90 = _recoveries_in_python(queryset, None).get(None, (None, None))
+    return figures
+
+
+def dora_weekly(*, scope: Scope, window: Window, environments: list[Environment]) -> list[tuple[date, Figures]]:
+    """One point per week (Monday to Sunday in the window's time zone) the window touches: one query.
+
+    A week cut by the window's edge counts only its days inside the window, so its rate per day stays comparable.
+    """
+    queryset = _deployments(scope=scope, window=window, environments=environments).annotate(
+        week=TruncWeek("moment", tzinfo=window.zone)
+    )
+    rows = {row["week"].date(): row for row in queryset.values("week").annotate(**_aggregates(window.zone))}
+    python = _recoveries_in_python(queryset, "week") if connection.vendor != "postgresql" else {}
+    points = []
+    for monday in window.weeks():
+        days = (min(monday + timedelta(days=6), window.last_day) - max(monday, window.first_day)).days + 1
+        row = rows.get(monday)
+        figures = _figures(row, days) if row else Figures(days=days)
+        for key, (median, p90) in python.items():
+            if key.date() == monday:
+                figures.recovery_median, figures.recovery_p90 = median, p90
+        points.append((monday, figures))
+    return points
+
+
+def dora_breakdown(*, scope: Scope, window: Window, environments: list[Environment]) -> list[tuple[Scope, Figures]]:
+    """The organisation by team, or a team or system by service: one query, plus one for the names.
+
+    Every team (or service) of the scope is listed, those without deployments too ("no data" shows who does not
+    deploy through Runway yet).
+    """
+    if scope.kind == "service":
+        return []
+    by_team = scope.kind == "org"
+    group = "service__owner_id" if by_team else "service_id"
+    queryset = _deployments(scope=scope, window=window, environments=environments)
+    rows = {row[group]: row for row in queryset.values(group).annotate(**_aggregates(window.zone)).order_by()}
+    python = _recoveries_in_python(queryset, group) if connection.vendor != "postgresql" else {}
+    if by_team:
+        members = Team.objects.order_by("name").values_list("pk", "slug", "name")
+        kind = "team"
+    else:
+        members = (
+            Service.objects.filter(**({"owner_id": scope.pk} if scope.kind == "team" else {"system_id": scope.pk}))
+            .order_by("name")
+            .values_list("pk", "slug", "name")
+        )
+        kind = "service"
+    result = []
+    for pk, slug, name in members:
+        figures = _figures(rows[pk], window.days) if pk in rows else Figures(days=window.days)
+        if pk in python:
+            figures.recovery_median, figures.recovery_p90 = python[pk]
+        result.append((Scope(kind, pk, slug, name), figures))
+    return result
