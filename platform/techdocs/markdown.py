@@ -173,11 +173,15 @@ def _visible_text(inner_html: str) -> str:
 # tests/bench/bench_catalog_as_code.py, on the shared 2-core box): markdown-it-pyrs renders it in ~11 ms (~25 ms
 # with nh3 and the TOC), markdown-it-py 4.3 (+ mdit-py-plugins) in ~90 ms before sanitising, so the pure-Python
 # engine alone misses the 50 ms target. Neither is bounded by itself: markdown-it-pyrs recurses without a depth limit
-# (nested `>`, `- `, `1. ` overflow the stack and kill the process), is superlinear on some inputs (emphasis runs in
+# (nested `>`, `- `, `1. `, long runs of `*` overflow the stack and kill the process), is superlinear on some inputs
+# (emphasis runs in
 # one paragraph, link reference definitions, repeated headings' anchors, unclosed `<?`/`<![CDATA[`) and lets one
 # table line amplify into millions of cells; markdown-it-py is linear but still takes seconds on 256 KB of such
 # input, and nh3 (html5ever) is quadratic in HTML nesting whichever renderer feeds it. So: the fast renderer, and a
-# one-pass scan of the source that refuses what it cannot render in bounded time, with a clear reason.
+# scan of the source that refuses what it cannot render in bounded time, with a clear reason. The scan covers every
+# crashing or slow kind of input found (about 60, from CommonMark's pathological tests and beyond; none renders in
+# more than a few hundred ms at 256 KB on a thread with a 512 KB stack). The renderer has no limits of its own, so a
+# new kind needs a budget here; rendering in a child process with a deadline would bound even those.
 # ---------------------------------------------------------------------------------------------------------------
 
 DEFAULT_MAX_BYTES = 256 * 1024
@@ -217,11 +221,10 @@ def limits() -> Limits:
 
 
 def limits_check(*, text: str, limits_: Limits | None = None) -> None:
-    """Raise LimitError when `text` is over a limit, saying which; one pass over the lines, a few ms per 200 KB.
+    """Raise LimitError when `text` is over a limit, saying which: a few regular expression passes, ~4 ms per 200 KB.
 
     The same check guards rendering, saving (forms, API) and importing, so a document that is accepted renders.
-    Nesting is over-estimated, never under-estimated: indentation counts one level per two columns on lines that open
-    a block quote or list item, which is as deep as the renderer can go.
+    Depth is over-estimated, never under-estimated (see `_nesting_check`), so nothing accepted overflows the renderer.
     """
     lim = limits_ or limits()
     if len(text) > lim.max_bytes or len(text.encode()) > lim.max_bytes:
