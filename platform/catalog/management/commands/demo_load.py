@@ -19,6 +19,7 @@ from catalog.models import CatalogSource
 from deployments import demo as deployment_demo
 from deployments import services as deployment_services
 from deployments.models import Environment
+from governance import sync as policy_sync
 from portal import tasks as portal_tasks
 from scaffolder import demo as scaffolder_demo
 from teams.models import Team
@@ -58,6 +59,12 @@ class Command(BaseCommand):
         behind = scaffolder_demo.behind_service_load(
             owner=Team.objects.get(slug="payments"), user=get_user_model().objects.get(username="demo")
         )
+        # After the history: the demo's past deployments were made before the organisation had its policies.
+        policies = policy_sync.policy_sync(root=settings.GOVERNANCE["POLICIES_DIR"])
+        for file, name, message in policies.errors:
+            self.stderr.write(f"  policies/{file}: {name} {message}")
+        if policies.errors:
+            raise CommandError(f"The starter policies have {len(policies.errors)} problem(s); see above.")
         summary = report.as_dict()
         deployed = (
             f"{history.deployments} deployments made by the engine on the simulated runtime "
@@ -76,7 +83,8 @@ class Command(BaseCommand):
                     if behind
                     else ""
                 )
-                + ".\n"
+                + f"; {len(policies.created) + len(policies.changed) + len(policies.unchanged)} deploy policies "
+                "from policies/.\n"
                 f"Sign in as demo / {DEMO_PASSWORD} (lead in Payments) or admin / {DEMO_PASSWORD} (platform admin)."
             )
         )
