@@ -16,8 +16,8 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from audit import services as audit
-from catalog.models import slug_validator
-from deployments.models import Deployment
+from catalog.models import Service, slug_validator
+from deployments.models import Deployment, DeployTarget, Environment, Release, Strategy
 from governance import expressions, facts, selectors
 from governance.expressions import Judged
 from governance.models import Decision, Policy, PolicyVersion, Verdict
@@ -195,4 +195,46 @@ def deployment_judge(*, deployment: Deployment) -> Decision:
         found = selectors.decision_for(deployment=deployment)
         assert found is not None
         return found
+    return decision
+
+
+def policy_check(
+    *,
+    service: Service,
+    environment: Environment,
+    version: str,
+    user: User | AnonymousUser,
+    commit_sha: str = "",
+    strategy: str = "",
+) -> Decision:
+    """A dry run: what the enabled policies would say about this change now. Records a decision with no deployment
+    (the evidence of what a pipeline outside Runway was told) and changes nothing else."""
+    started = time.perf_counter()
+    if not strategy:
+        target = DeployTarget.objects.filter(service=service, environment=environment).only("strategy").first()
+        if target is None:
+            raise ValidationError(
+                {
+                    "strategy": [
+                        f"{service.slug} has no deploy target in {environment.slug}, so name the strategy the "
+                        f"pipeline uses: one of {', '.join(Strategy.values)}."
+                    ]
+                }
+            )
+        strategy = target.strategy
+    if not commit_sha:
+        release = Release.objects.filter(service=service, version=version).only("commit_sha").first()
+        commit_sha = release.commit_sha if release else ""
+    change = facts.Change(
+        service=service,
+        environment=environment,
+        strategy=strategy,
+        version=version,
+        commit=commit_sha,
+        requester=user if isinstance(user, User) else None,
+    )
+    document = facts.facts_build(change=change)
+    evaluation = policies_evaluate(document=document)
+    decision = _decision_make(change=change, document=document, evaluation=evaluation, started=started)
+    decision.save()
     return decision

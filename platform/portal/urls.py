@@ -25,6 +25,7 @@ api_v1: list[URLPattern | URLResolver] = [
     path("", include("techdocs.api.urls")),
     path("", include("scaffolder.api.urls")),
     path("", include("insights.api.urls")),
+    path("", include("governance.api.urls")),
 ]
 
 urlpatterns = [

@@ -1,0 +1,45 @@
+"""Governance API: a dry run of the deploy policies for a pipeline that deploys outside Runway."""
+
+from django.shortcuts import get_object_or_404
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework import exceptions as drf_exceptions
+from rest_framework import status
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from catalog.models import Service
+from deployments.models import Environment
+from governance import services
+from governance.api.serializers import PolicyCheckRequestSerializer, PolicyCheckSerializer
+
+
+class PolicyCheckView(APIView):
+    """Ask what each enabled deploy policy says about a change before making it. Any signed-in user may ask: the
+    answer changes nothing (it is recorded as a decision with no deployment)."""
+
+    @extend_schema(
+        request=PolicyCheckRequestSerializer,
+        responses={
+            200: PolicyCheckSerializer,
+            400: OpenApiResponse(description="A field is missing or wrong; the body says which."),
+            404: OpenApiResponse(description="No such service."),
+        },
+    )
+    def post(self, request: Request) -> Response:
+        serializer = PolicyCheckRequestSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        service = get_object_or_404(Service.objects.select_related("owner", "system"), slug=data["service"])
+        environment = Environment.objects.filter(slug=data["environment"]).first()
+        if environment is None:
+            raise drf_exceptions.ValidationError({"environment": [f"No environment called {data['environment']}."]})
+        decision = services.policy_check(
+            service=service,
+            environment=environment,
+            version=data["version"],
+            commit_sha=data.get("commit_sha", ""),
+            strategy=data.get("strategy", ""),
+            user=request.user,
+        )
+        return Response(PolicyCheckSerializer(decision).data, status=status.HTTP_200_OK)

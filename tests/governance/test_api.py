@@ -1,0 +1,122 @@
+"""POST /api/v1/policy-checks/: a dry run of the deploy policies for a pipeline that deploys outside Runway."""
+
+import pytest
+
+from deployments.models import Deployment, State
+from governance.models import Decision
+from tests.deployments.support import release_make, target_make
+
+pytestmark = pytest.mark.django_db
+
+URL = "/api/v1/policy-checks/"
+
+
+@pytest.fixture
+def policies(policy):  # type: ignore[no-untyped-def]
+    policy(
+        "staging-first",
+        "'staging' in change.succeeded_in",
+        match="change.environment.protected",
+        message_expression="change.version + ' has not succeeded in staging.'",
+    )
+    policy("canary-tier-1", "change.strategy != 'rolling'", match="service.tier == 1", message="Roll out slowly.")
+    policy("docs", "service.runbooks > 0", action="warn", message="No runbook.")
+
+
+def test_a_dry_run_says_what_each_policy_would_say_and_links_no_deployment(
+    api_client, world, production, policies
+) -> None:  # type: ignore[no-untyped-def]
+    api_client.force_authenticate(world.owner)
+    response = api_client.post(
+        URL,
+        {"service": "payments-api", "environment": "production", "version": "v2", "strategy": "rolling"},
+        format="json",
+    )
+    assert response.status_code == 200, response.json()
+    body = response.json()
+    assert body["allowed"] is False and body["verdict"] == "deny"
+    results = {result["policy"]: (result["outcome"], result["message"]) for result in body["results"]}
+    assert results == {
+        "canary-tier-1": ("fail", "Roll out slowly."),
+        "docs": ("fail", "No runbook."),
+        "staging-first": ("fail", "v2 has not succeeded in staging."),
+    }
+    assert body["facts"]["change"]["requester"]["username"] == "olivia"
+    decision = Decision.objects.get(pk=body["decision"])
+    assert decision.deployment is None and decision.service_slug == "payments-api"
+    assert not Deployment.objects.exists()
+
+
+def test_the_release_commit_and_the_targets_strategy_are_found_when_not_given(
+    api_client, world, staging, production, policies
+) -> None:  # type: ignore[no-untyped-def]
+    release = release_make(world.service, "v3")
+    target_make(world.service, production, strategy="canary")
+    Deployment.objects.create(
+        release=release, service=world.service, environment=staging, strategy="rolling", runtime="simulated",
+        state=State.SUCCEEDED,
+    )  # fmt: skip
+    api_client.force_authenticate(world.outsider)  # any signed-in user may ask
+    response = api_client.post(URL, {"service": "payments-api", "environment": "production", "version": "v3"})
+    body = response.json()
+    assert response.status_code == 200 and body["allowed"] is True, body
+    assert body["facts"]["change"]["commit"] == release.commit_sha and body["facts"]["change"]["strategy"] == "canary"
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "field"),
+    [
+        ({"service": "nope", "environment": "production", "version": "v1", "strategy": "canary"}, 404, None),
+        ({"service": "payments-api", "environment": "mars", "version": "v1", "strategy": "canary"}, 400, "environment"),
+        ({"service": "payments-api", "environment": "production", "version": "v1"}, 400, "strategy"),
+        ({"service": "payments-api", "environment": "production", "version": "v 1\x00"}, 400, "version"),
+        (
+            {"service": "payments-api", "environment": "production", "version": "v1", "commit_sha": "abc"},
+            400,
+            "commit_sha",
+        ),
+        (
+            {"service": "payments-api", "environment": "production", "version": "v1", "strategy": "yolo"},
+            400,
+            "strategy",
+        ),
+    ],
+)
+def test_bad_input_is_a_clear_error(api_client, world, production, body, status, field) -> None:  # type: ignore[no-untyped-def]
+    api_client.force_authenticate(world.owner)
+    response = api_client.post(URL, body, format="json")
+    assert response.status_code == status, response.json()
+    if field:
+        assert field in response.json()
+    assert not Decision.objects.exists()
+
+
+def test_a_strategy_is_required_without_a_deploy_target_and_the_error_says_why(api_client, world, production) -> None:  # type: ignore[no-untyped-def]
+    api_client.force_authenticate(world.owner)
+    response = api_client.post(URL, {"service": "payments-api", "environment": "production", "version": "v1"})
+    assert response.json()["strategy"] == [
+        "payments-api has no deploy target in production, so name the strategy the pipeline uses: one of rolling, "
+        "blue_green, canary."
+    ]
+
+
+def test_anonymous_callers_are_refused(api_client, world, production) -> None:  # type: ignore[no-untyped-def]
+    response = api_client.post(URL, {"service": "payments-api", "environment": "production", "version": "v1"})
+    assert response.status_code == 401
+
+
+def test_the_dry_run_is_in_the_schema(api_client, world) -> None:  # type: ignore[no-untyped-def]
+    api_client.force_authenticate(world.owner)
+    schema = api_client.get("/api/schema/", HTTP_ACCEPT="application/vnd.oai.openapi+json").json()
+    operation = schema["paths"]["/api/v1/policy-checks/"]["post"]
+    assert {"200", "400", "404"} <= set(operation["responses"])
+    assert "outcome" in schema["components"]["schemas"]["PolicyResult"]["properties"]
+
+
+def test_a_dry_run_takes_a_bounded_number_of_queries(
+    api_client, world, production, policies, django_assert_max_num_queries
+) -> None:  # type: ignore[no-untyped-def]
+    api_client.force_authenticate(world.owner)
+    body = {"service": "payments-api", "environment": "production", "version": "v1", "strategy": "canary"}
+    with django_assert_max_num_queries(12):
+        assert api_client.post(URL, body, format="json").status_code == 200
