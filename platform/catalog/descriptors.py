@@ -9,6 +9,7 @@ import functools
 import hashlib
 import json
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -502,10 +503,19 @@ def system_document(system: System) -> dict[str, Any]:
     }
 
 
-def resource_document(resource: Resource) -> dict[str, Any]:
+def _waiting_system(spec: dict[str, Any], waiting: Sequence[Any]) -> None:
+    """A system the entity still waits for (catalog.models.UnresolvedRelation) is exported as it was written."""
+    if "system" not in spec:
+        for row in waiting:
+            if row.relation == "system":
+                spec["system"] = row.target_ref
+
+
+def resource_document(resource: Resource, *, waiting: Sequence[Any] = ()) -> dict[str, Any]:
     spec: dict[str, Any] = {"type": resource.type, "owner": f"group:{resource.owner.slug}"}
     if resource.system is not None:
         spec["system"] = resource.system.slug
+    _waiting_system(spec, waiting)
     return {
         "apiVersion": API_VERSIONS[0],
         "kind": "Resource",
@@ -514,10 +524,11 @@ def resource_document(resource: Resource) -> dict[str, Any]:
     }
 
 
-def api_document(api: Api) -> dict[str, Any]:
+def api_document(api: Api, *, waiting: Sequence[Any] = ()) -> dict[str, Any]:
     spec: dict[str, Any] = {"type": api.type, "lifecycle": api.lifecycle, "owner": f"group:{api.owner.slug}"}
     if api.system is not None:
         spec["system"] = api.system.slug
+    _waiting_system(spec, waiting)
     spec["definition"] = api.definition
     return {
         "apiVersion": API_VERSIONS[0],
@@ -527,8 +538,9 @@ def api_document(api: Api) -> dict[str, Any]:
     }
 
 
-def component_document(service: Service) -> dict[str, Any]:
-    """The service as a Component; expects tags, dependencies, resources and APIs prefetched."""
+def component_document(service: Service, *, waiting: Sequence[Any] = ()) -> dict[str, Any]:
+    """The service as a Component; expects tags, dependencies, resources and APIs prefetched. `waiting` are its
+    relations still waiting for their target (catalog.models.UnresolvedRelation), exported as they were written."""
     annotations = dict(service.annotations)
     annotations[TIER] = str(service.tier)
     for key, value in ((LANGUAGE, service.language), (CHAT, service.chat_channel), (ON_CALL, service.on_call_url)):
@@ -536,6 +548,11 @@ def component_document(service: Service) -> dict[str, Any]:
             annotations[key] = value
     dependencies = sorted(service.dependencies.all(), key=lambda d: (d.target.slug, d.kind))
     kinds = [f"{d.target.slug}={d.kind}" for d in dependencies if d.kind != "runtime"]
+    kinds += sorted(
+        f"{row.target_name}={row.dependency_kind}"
+        for row in waiting
+        if row.relation == "dependsOn" and row.dependency_kind not in ("", "runtime")
+    )
     if kinds:
         annotations[DEPENDENCY_KINDS] = ",".join(kinds)
     links = [
@@ -551,12 +568,15 @@ def component_document(service: Service) -> dict[str, Any]:
     }
     if service.system is not None:
         spec["system"] = service.system.slug
+    _waiting_system(spec, waiting)
+    later = {key: sorted(row.target_ref for row in waiting if row.relation == key) for key in SOFT_RELATIONS}
     depends = sorted({f"component:{d.target.slug}" for d in dependencies})
     depends += sorted(f"resource:{r.slug}" for r in service.resources.all())
+    depends += later["dependsOn"]
     if depends:
         spec["dependsOn"] = depends
     for key, related in (("providesApis", service.provided_apis), ("consumesApis", service.consumed_apis)):
-        names = sorted(f"api:{api.slug}" for api in related.all())
+        names = sorted(f"api:{api.slug}" for api in related.all()) + later[key]
         if names:
             spec[key] = names
     return {

@@ -5,12 +5,12 @@ import zipfile
 from collections import defaultdict
 
 import yaml
-from django.db.models import Prefetch, QuerySet
+from django.db.models import Prefetch, Q, QuerySet
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404
 
 from catalog import descriptors
-from catalog.models import Api, Dependency, Resource, Service, System
+from catalog.models import Api, Dependency, Resource, Service, System, UnresolvedRelation
 from teams.models import Membership, Team
 from techdocs import files as doc_files
 from techdocs.models import ADR, Runbook
@@ -18,6 +18,19 @@ from techdocs.models import ADR, Runbook
 
 def _dump(documents: list[dict]) -> str:
     return yaml.safe_dump_all(documents, sort_keys=False, allow_unicode=True, width=120)
+
+
+def _waiting(ids: dict[str, set[int]]) -> dict[tuple[str, int], list[UnresolvedRelation]]:
+    """The relations the exported entities still wait for, so that they are exported too (one query)."""
+    condition = Q(pk__in=[])
+    for kind, pks in ids.items():
+        if pks:
+            condition |= Q(entity__kind=kind, entity__object_id__in=pks)
+    waiting: dict[tuple[str, int], list[UnresolvedRelation]] = defaultdict(list)
+    if any(ids.values()):
+        for row in UnresolvedRelation.objects.filter(condition).select_related("entity"):
+            waiting[(row.entity.kind, row.entity.object_id)].append(row)
+    return waiting
 
 
 def catalog_export(*, services: QuerySet[Service], teams: QuerySet[Team] | None = None) -> dict[str, str]:
@@ -47,10 +60,20 @@ def catalog_export(*, services: QuerySet[Service], teams: QuerySet[Team] | None 
         first = min(s.pk for s in resource.dependents.all() if s.pk in service_ids)
         resources_by_owner_service[first].append(resource)
     system_ids = {s.system_id for s in service_list if s.system_id}
+    waiting = _waiting(
+        {
+            "Component": service_ids,
+            "API": {a.pk for apis in provided.values() for a in apis},
+            "Resource": {r.pk for resources in resources_by_owner_service.values() for r in resources},
+        }
+    )
     for service in service_list:
-        documents = [descriptors.component_document(service)]
-        documents += [descriptors.api_document(api) for api in provided[service.pk]]
-        documents += [descriptors.resource_document(r) for r in resources_by_owner_service[service.pk]]
+        documents = [descriptors.component_document(service, waiting=waiting[("Component", service.pk)])]
+        documents += [descriptors.api_document(api, waiting=waiting[("API", api.pk)]) for api in provided[service.pk]]
+        documents += [
+            descriptors.resource_document(r, waiting=waiting[("Resource", r.pk)])
+            for r in resources_by_owner_service[service.pk]
+        ]
         for related in [*provided[service.pk], *resources_by_owner_service[service.pk]]:
             system_ids.add(related.system_id) if related.system_id else None
         out[f"{service.slug}/catalog-info.yaml"] = _dump(documents)

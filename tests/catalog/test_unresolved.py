@@ -6,6 +6,7 @@ import io
 import zipfile
 
 import pytest
+import yaml
 from django.urls import reverse
 
 from catalog import sync
@@ -214,3 +215,19 @@ def test_a_dependency_kind_is_kept_while_it_waits(tmp_path):
     assert UnresolvedRelation.objects.get(target_name="ghost", target_kind="component").dependency_kind == "build"
     assert sync.Report(source="x").as_dict()["warnings"] == []
     assert not Dependency.objects.filter(source__slug="lonely", target__slug="ghost").exists()
+
+
+def test_the_export_keeps_the_relations_still_waiting_so_it_imports_back_the_same(tmp_path):
+    from catalog.export import catalog_export
+
+    import_tree(dangling_tree(tmp_path))
+
+    files = catalog_export(services=Service.objects.filter(slug="lonely"))
+
+    documents = {d["metadata"]["name"]: d for d in yaml.safe_load_all(files["lonely/catalog-info.yaml"])}
+    spec = documents["lonely"]["spec"]
+    assert spec["system"] == "system:ghost-sys"
+    assert spec["dependsOn"] == ["component:api-svc", "component:ghost", "resource:ghost-db"]
+    assert spec["providesApis"] == ["api:ghost-api"]
+    assert spec["consumesApis"] == ["api:api-v1", "api:ghost-feed"]
+    assert documents["lonely"]["metadata"]["annotations"]["runway.dev/dependency-kinds"] == "ghost=build"
