@@ -1,0 +1,203 @@
+"""Hypothesis: for random histories, the SQL figures equal a direct recomputation in Python from the raw records."""
+
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import pytest
+from django.db import transaction
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from deployments.models import Deployment, Environment, State
+from insights import selectors
+from insights.selectors import Scope, Window
+from tests.factories import TeamFactory, service_make
+from tests.insights.support import deployment_make, release_make
+
+pytestmark = pytest.mark.django_db(transaction=False)
+
+EPOCH = datetime(2026, 3, 1, tzinfo=UTC)
+WINDOW_DAYS = (date(2026, 3, 3), date(2026, 3, 12))
+OUTCOMES = [
+    (State.SUCCEEDED, ""),
+    (State.ROLLED_BACK, ""),
+    (State.ROLLBACK_FAILED, ""),
+    (State.CANCELLED, ""),
+    ("", "succeeded"),
+    ("", "failed"),
+    ("", "rolled_back"),
+]
+
+
+@dataclass
+class Planned:
+    service: int
+    production: bool
+    outcome: int
+    start_minutes: int
+    duration_minutes: int
+    older_release: bool
+    rollback: bool
+
+
+planned = st.builds(
+    Planned,
+    service=st.integers(0, 2),
+    production=st.booleans(),
+    outcome=st.integers(0, len(OUTCOMES) - 1),
+    start_minutes=st.integers(0, 16 * 24 * 60),
+    duration_minutes=st.integers(0, 3 * 24 * 60),
+    older_release=st.booleans(),
+    rollback=st.booleans(),
+)
+
+
+def percentile(values: list[float], fraction: float) -> float | None:
+    values = sorted(values)
+    if not values:
+        return None
+    k = fraction * (len(values) - 1)
+    low = int(k)
+    high = min(low + 1, len(values) - 1)
+    return values[low] + (values[high] - values[low]) * (k - low)
+
+
+def recompute(rows: list[Deployment], *, window: Window, environments: set[int], services: set[int]) -> dict:
+    """Every figure by its definition in docs/insights.md, written again from scratch over plain objects."""
+
+    def reported(row: Deployment) -> str:
+        return row.runtime_state.get("reported_status", "") if row.state == State.EXTERNAL else ""
+
+    def success(row: Deployment) -> bool:
+        return row.state == State.SUCCEEDED or reported(row) == "succeeded"
+
+    def failure(row: Deployment) -> bool:
+        failed = ("failed", "rolling_back", "rolled_back", "rollback_failed")
+        return row.state in failed or reported(row) in ("failed", "rolled_back")
+
+    def moment(row: Deployment) -> datetime:
+        return row.finished_at or row.started_at or row.created_at
+
+    counted = [
+        r
+        for r in rows
+        if r.environment_id in environments
+        and r.service_id in services
+        and (success(r) or failure(r))
+        and window.start <= moment(r) < window.end
+    ]
+    recoveries = []
+    for r in counted:
+        if not failure(r):
+            continue
+        if r.state == State.ROLLED_BACK or reported(r) == "rolled_back":
+            recovered = r.finished_at
+        else:
+            later = [
+                s.finished_at
+                for s in rows
+                if success(s)
+                and s.service_id == r.service_id
+                and s.environment_id == r.environment_id
+                and s.finished_at
+                and s.finished_at > r.started_at
+            ]
+            recovered = min(later) if later else None
+        if recovered is not None:
+            recoveries.append((recovered - r.started_at).total_seconds())
+    rework = [
+        r
+        for r in counted
+        if r.rollback_of_id is not None
+        or r.state in ("rolling_back", "rolled_back", "rollback_failed")
+        or reported(r) == "rolled_back"
+        or (r.previous_release_id is not None and r.release_id < r.previous_release_id)
+    ]
+    days = {moment(r).astimezone(window.zone).date() for r in counted if success(r)}
+    return {
+        "successes": sum(success(r) for r in counted),
+        "failures": sum(failure(r) for r in counted),
+        "rework": len(rework),
+        "days_with_success": len(days),
+        "recovered": len(recoveries),
+        "median": percentile(recoveries, 0.5),
+        "p90": percentile(recoveries, 0.9),
+    }
+
+
+def same(a: float | None, b: float | None) -> bool:
+    return a == b if a is None or b is None else abs(a - b) < 1e-6
+
+
+@pytest.fixture
+def stage(db):  # type: ignore[no-untyped-def]
+    production = Environment.objects.create(name="Production", slug="production", order=30, protected=True)
+    staging = Environment.objects.create(name="Staging", slug="staging", order=20)
+    teams = [TeamFactory(slug="red"), TeamFactory(slug="blue")]
+    services = [service_make(owner=teams[n % 2]) for n in range(3)]
+    return production, staging, teams, services
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    history=st.lists(planned, max_size=25),
+    zone=st.sampled_from(["UTC", "Europe/Paris", "America/Los_Angeles", "Asia/Kolkata", "Pacific/Chatham"]),
+)
+def test_sql_figures_equal_a_recomputation_from_the_records(stage, history: list[Planned], zone: str) -> None:
+    production, staging, teams, services = stage
+    with transaction.atomic():
+        releases = {s.pk: [release_make(s), release_make(s)] for s in services}
+        busy: dict[tuple[int, int], datetime] = defaultdict(lambda: EPOCH - timedelta(days=30))
+        made: list[Deployment] = []
+        for plan in sorted(history, key=lambda p: p.start_minutes):
+            service = services[plan.service]
+            environment = production if plan.production else staging
+            state, reported = OUTCOMES[plan.outcome]
+            # One deployment at a time per service and environment, as the engine (and the database) insists.
+            started = max(EPOCH + timedelta(minutes=plan.start_minutes), busy[(service.pk, environment.pk)])
+            finished = started + timedelta(minutes=plan.duration_minutes)
+            busy[(service.pk, environment.pk)] = finished + timedelta(seconds=1)
+            old, new = releases[service.pk]
+            previous = [d for d in made if d.service_id == service.pk and d.environment_id == environment.pk]
+            made.append(
+                deployment_make(
+                    service,
+                    environment,
+                    state,
+                    started=started,
+                    finished=finished,
+                    release=old if plan.older_release else new,
+                    previous_release=new if plan.older_release else None,
+                    rollback_of=previous[-1] if plan.rollback and previous else None,
+                    reported=reported,
+                )
+            )
+        rows = list(Deployment.objects.all())
+        window = Window(*WINDOW_DAYS, ZoneInfo(zone))
+        scopes = [
+            (Scope("org"), {s.pk for s in services}),
+            (selectors.scope_find(f"team:{teams[0].slug}"), {s.pk for s in services if s.owner_id == teams[0].pk}),
+            (selectors.scope_find(f"service:{services[2].slug}"), {services[2].pk}),
+        ]
+        for environments in ([production], [staging, production]):
+            for scope, members in scopes:
+                got = selectors.dora_figures(scope=scope, window=window, environments=environments)
+                want = recompute(rows, window=window, environments={e.pk for e in environments}, services=members)
+                assert (got.successes, got.failures, got.rework, got.days_with_success, got.recovered) == (
+                    want["successes"],
+                    want["failures"],
+                    want["rework"],
+                    want["days_with_success"],
+                    want["recovered"],
+                )
+                assert same(got.recovery_median, want["median"]) and same(got.recovery_p90, want["p90"])
+        weekly = selectors.dora_weekly(scope=Scope("org"), window=window, environments=[production])
+        assert (
+            sum(week.successes for _, week in weekly)
+            == recompute(rows, window=window, environments={production.pk}, services={s.pk for s in services})[
+                "successes"
+            ]
+        )
+        transaction.set_rollback(True)
