@@ -1,0 +1,145 @@
+"""Insights pages, their CSV and the API: figures on the page, links to the board, clear errors, sign-in required."""
+
+import csv
+import io
+
+import pytest
+from django.urls import reverse
+
+from tests.factories import UserFactory
+
+pytestmark = pytest.mark.django_db
+
+RANGE = {"since": "2026-03-02", "until": "2026-03-15", "tz": "Europe/Paris"}
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "/insights/",
+        "/insights/teams/payments/",
+        "/insights/services/pay-api/",
+        "/insights/systems/payments-core/",
+        "/insights/dora.csv",
+    ],
+)
+def test_pages_send_anonymous_people_to_sign_in(client, history, url: str) -> None:
+    response = client.get(url)
+    assert response.status_code == 302 and "/accounts/login/" in response["Location"]
+
+
+def test_api_refuses_anonymous_callers(api_client, history) -> None:
+    assert api_client.get("/api/v1/insights/dora/").status_code == 401
+
+
+def test_organisation_page_shows_tiles_bands_charts_and_teams(client, history, django_assert_max_num_queries) -> None:
+    client.force_login(UserFactory())
+    with django_assert_max_num_queries(12):
+        page = client.get("/insights/", RANGE)
+    assert page.status_code == 200
+    html = page.content.decode()
+    assert "<h1>Insights</h1>" in html and 'aria-current="page"' in html
+    assert "0.5 per day" not in html and "3.5 per week" in html  # under one a day, shown per week
+    assert "41.7 %" in html and "median 3.5 h" in html
+    assert ">High</span>" in html and ">Medium</span>" in html
+    assert "Not measured yet" in html  # lead time: a reason, never a made-up figure
+    assert html.count('role="img"') == 4 and "<script>" not in html
+    # Numbers link to the board, filtered.
+    assert "/deployments/?environment=production&amp;state=succeeded" in html
+    assert (
+        'href="/insights/teams/payments/?' in html and "/deployments/?team=payments&amp;environment=production" in html
+    )
+    assert "Quiet" in html and ">No data</span>" in html
+
+
+def test_team_system_and_service_pages(client, history) -> None:
+    client.force_login(UserFactory())
+    team = client.get("/insights/teams/payments/", RANGE).content.decode()
+    assert "<h1>Payments</h1>" in team and "Pay API" in team and "/deployments/?service=pay-api" in team
+    system = client.get("/insights/systems/payments-core/", RANGE)
+    assert system.status_code == 200 and b"Ledger" in system.content
+    service = client.get("/insights/services/pay-api/", RANGE).content.decode()
+    assert "<h1>Pay API</h1>" in service and "33.3 %" in service  # 2 of 6
+    assert client.get("/insights/teams/nobody/").status_code == 404
+
+
+@pytest.mark.parametrize(
+    ("query", "message"),
+    [
+        ({"window": "12d"}, "Select a valid choice"),
+        ({"since": "2026-03-02"}, "A range needs both since and until."),
+        ({"since": "2026-03-09", "until": "2026-03-02"}, "until must be on or after since"),
+        ({"window": "7d", "since": "2026-03-02", "until": "2026-03-03"}, "not both"),
+        ({"tz": "Mars/Olympus"}, "is not a time zone"),
+        ({"since": "0001-01-01", "until": "9999-12-31"}, "Give a date between"),
+        ({"environment": "moon"}, "Select a valid choice"),
+    ],
+)
+def test_bad_questions_get_a_message_on_the_page(client, history, query: dict, message: str) -> None:
+    client.force_login(UserFactory())
+    page = client.get("/insights/", query)
+    assert page.status_code == 400 and message in page.content.decode()
+
+
+def test_csv_has_the_window_then_each_week(client, history) -> None:
+    client.force_login(UserFactory())
+    response = client.get("/insights/dora.csv", {"scope": "team:payments", **RANGE})
+    assert response.status_code == 200 and response["Content-Type"].startswith("text/csv")
+    assert 'filename="dora-team-payments-2026-03-02-2026-03-15.csv"' in response["Content-Disposition"]
+    rows = list(csv.DictReader(io.StringIO(response.content.decode())))
+    assert [row["period"] for row in rows] == ["window", "week", "week"]
+    whole = rows[0]
+    assert (whole["deployments"], whole["successes"], whole["failures"], whole["rework"]) == ("9", "6", "3", "4")
+    assert whole["recovery_median_seconds"] == "21600" and whole["change_fail_rate_band"] == "medium"
+    bad = client.get("/insights/dora.csv", {"scope": "team:"})
+    assert bad.status_code == 400 and b"Give the scope as org" in bad.content
+
+
+def test_api_gives_the_figures_of_a_scope(api_client, history) -> None:
+    api_client.force_authenticate(UserFactory())
+    response = api_client.get("/api/v1/insights/dora/", {"scope": "team:payments", **RANGE})
+    assert response.status_code == 200
+    body = response.json()
+    assert body["scope"] == {"kind": "team", "slug": "payments", "name": "Payments"}
+    assert body["window"] == {
+        "first_day": "2026-03-02",
+        "last_day": "2026-03-15",
+        "days": 14,
+        "time_zone": "Europe/Paris",
+    }
+    assert body["environments"] == ["production"]
+    assert (body["deployments"], body["successes"], body["failures"], body["rework"]) == (9, 6, 3, 4)
+    assert body["deployment_frequency"]["band"] == "high"
+    assert body["change_fail_rate"] == {"value": pytest.approx(1 / 3), "band": "medium"}
+    assert body["recovery_time"]["median_seconds"] == pytest.approx(21600)
+    assert body["lead_time"]["median_seconds"] is None and body["lead_time"]["band"] == "no_data"
+    assert [week["week_start"] for week in body["weekly"]] == ["2026-03-02", "2026-03-09"]
+    service = api_client.get("/api/v1/insights/dora/", {"scope": "service:pay-api", "window": "7d"})
+    assert service.status_code == 200 and service.json()["window"]["days"] == 7
+
+
+@pytest.mark.parametrize(
+    ("query", "field", "message"),
+    [
+        ({"scope": "galaxy:far"}, "scope", "Give the scope as org"),
+        ({"scope": "team:nobody"}, "scope", "There is no team 'nobody'."),
+        ({"window": "30"}, "window", "Select a valid choice"),
+        ({"since": "2026-03-02"}, "non_field_errors", "A range needs both since and until."),
+        ({"tz": "../../etc/passwd"}, "tz", "is not a time zone"),
+        ({"scope": "org\x00"}, "scope", "Null characters are not allowed."),
+    ],
+)
+def test_api_explains_bad_questions(api_client, history, query: dict, field: str, message: str) -> None:
+    api_client.force_authenticate(UserFactory())
+    response = api_client.get("/api/v1/insights/dora/", query)
+    assert response.status_code == 400
+    assert any(message in text for text in response.json()[field])
+
+
+def test_the_api_is_in_the_schema(client, history) -> None:
+    client.force_login(UserFactory())
+    schema = client.get("/api/schema/", HTTP_ACCEPT="application/vnd.oai.openapi+json").json()
+    operation = schema["paths"]["/api/v1/insights/dora/"]["get"]
+    assert {p["name"] for p in operation["parameters"]} == {"scope", "window", "since", "until", "environment", "tz"}
+    assert set(operation["responses"]) >= {"200", "400", "401"}
+    assert reverse("api:insights-dora") == "/api/v1/insights/dora/"
