@@ -1210,21 +1210,23 @@ class _Writer:
         for row, _ in found:
             holders[row.entity.kind].add(row.entity.object_id)
         # Holders deleted since, and decommissioned services (read-only records), get nothing.
-        alive = {
-            kind: set(
+        alive: dict[str, dict[int, str]] = {
+            kind: dict(
                 _KIND_MODELS[kind.lower()]
                 .objects.filter(pk__in=ids)
                 .exclude(**({"lifecycle": Service.Lifecycle.DECOMMISSIONED} if kind == "Component" else {}))
-                .values_list("pk", flat=True)
+                .values_list("pk", "name")
             )
             for kind, ids in holders.items()
         }
         edges, resources, provided, consumed = [], [], [], []
         systems: dict[tuple[type, int], list[int]] = defaultdict(list)
+        made: dict[tuple[str, int], list[str]] = defaultdict(list)  # holder → relations made, for its audit event
         for row, target in found:
             holder = row.entity.object_id
             if holder not in alive[row.entity.kind]:
                 continue
+            made[(row.entity.kind, holder)].append(f"{row.relation} {row.target_ref}")
             if row.relation == "system":
                 systems[(_KIND_MODELS[row.entity.kind.lower()], target)].append(holder)
             elif row.relation == "dependsOn" and row.target_kind == "component":
@@ -1243,6 +1245,21 @@ class _Writer:
         for (model, system_id), ids in systems.items():
             model.objects.filter(pk__in=ids).update(system_id=system_id, updated_at=self.now)
         UnresolvedRelation.objects.filter(pk__in=[row.pk for row, _ in found]).delete()
+        for (kind, holder), relations in made.items():
+            model = _KIND_MODELS[kind.lower()]
+            self.events.append(
+                AuditEvent(
+                    actor=self.actor,
+                    actor_repr=self.actor.get_username() if self.actor else "system",
+                    action=f"{kind.lower()}.relations_resolved",
+                    object_type=model._meta.label_lower,
+                    object_id=str(holder),
+                    object_repr=alive[kind][holder][:200],
+                    service_id=holder if model is Service else None,
+                    after={"relations": sorted(relations), "source": self.source.name},
+                    request_id=self.request_id,
+                )
+            )
 
     # kinds ------------------------------------------------------------------------------------------------------
 

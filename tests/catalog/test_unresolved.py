@@ -9,6 +9,7 @@ import pytest
 import yaml
 from django.urls import reverse
 
+from audit.models import AuditEvent
 from catalog import sync
 from catalog.models import Api, Dependency, EntitySource, Resource, Service, UnresolvedRelation
 from tests.catalog.test_sync import (
@@ -112,6 +113,8 @@ def test_a_later_import_brings_the_targets_and_the_relations_are_made(tmp_path, 
     assert Api.objects.get(slug="lonely-api").system.slug == "ghost-sys"
     assert Resource.objects.get(slug="lonely-db").system.slug == "ghost-sys"
     assert pending() == set()
+    event = AuditEvent.objects.get(action="component.relations_resolved", service_id=lonely.pk)
+    assert "dependsOn component:ghost" in event.after["relations"] and event.after["source"] == "b"
     # The first source, unchanged, writes nothing and has nothing left to warn about.
     with django_assert_max_num_queries(20):
         again = import_tree(tmp_path / "a", source="a")
