@@ -16,7 +16,6 @@ from rest_framework import exceptions, parsers, serializers
 from rest_framework.pagination import PageNumberPagination
 from rest_framework.permissions import SAFE_METHODS, BasePermission
 from rest_framework.response import Response
-from rest_framework.views import exception_handler as drf_exception_handler
 
 from portal.errors import Conflict
 
@@ -159,6 +158,8 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
     if isinstance(exc, DjangoValidationError):
         detail = exc.message_dict if hasattr(exc, "error_dict") else {"non_field_errors": exc.messages}
         exc = exceptions.ValidationError(detail=detail)
+    from rest_framework.views import exception_handler as drf_exception_handler  # its APIView reads our parser
+
     if isinstance(exc, exceptions.ValidationError) and isinstance(exc.detail, list):
         exc.detail = {"non_field_errors": exc.detail}  # one shape for every 400: field -> messages
     return drf_exception_handler(exc, context)

@@ -16,6 +16,7 @@ from collections.abc import Callable
 
 from django.contrib import messages
 from django.core.exceptions import ValidationError
+from django.db.models import ProtectedError, RestrictedError
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
 from django.shortcuts import render
 from django.utils.http import url_has_allowed_host_and_scheme
@@ -40,6 +41,10 @@ class RefusalMiddleware:
         return self.get_response(request)
 
     def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
+        if isinstance(exception, ProtectedError | RestrictedError):  # a delete that history refuses: a conflict
+            from portal.api import protected_message
+
+            exception = Conflict(protected_message(exception))
         if not isinstance(exception, ValidationError | Conflict):
             return None
         text = refusal_text(exception)

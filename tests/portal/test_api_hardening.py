@@ -214,6 +214,21 @@ def test_a_utc_offset_postgresql_does_not_take_is_read_as_the_same_instant(clien
         ("post", "/api/v1/decommissions/", {"service": NUL, "reason": "r", "planned_for": "2030-01-01"}, "service"),
         ("patch", "/api/v1/services/payments-api/", {"system": NUL}, "system"),
         ("patch", "/api/v1/teams/payments/", {"parent": NUL}, "parent"),
+        # Text fields: DRF's CharField refuses NUL itself (ProhibitNullCharactersValidator, DRF 3.8+).
+        ("post", "/api/v1/systems/", {"slug": "x", "name": NUL, "owner": "payments"}, "name"),
+        ("post", "/api/v1/runbooks/", {"service": "payments-api", "title": "T", "body": NUL}, "body"),
+        (
+            "post",
+            "/api/v1/deploy-events/",
+            {
+                "service": "payments-api",
+                "environment": "staging",
+                "version": NUL,
+                "commit_sha": "a" * 40,
+                "status": "succeeded",
+            },
+            "version",
+        ),
     ],
 )
 def test_a_nul_byte_in_a_slug_of_a_body_is_a_field_error(admin_api, staging, method, path, body, field) -> None:
@@ -285,6 +300,23 @@ def test_a_refused_delete_writes_no_audit_event(admin_api, world, staging) -> No
     _deploy_reported(admin_api)
     admin_api.delete("/api/v1/services/payments-api/")
     assert not AuditEvent.objects.filter(action="service.deleted").exists()
+
+
+def test_a_page_whose_delete_history_refuses_answers_409_saying_why(world, staging) -> None:
+    """No page deletes protected records today; the refusal middleware answers any that comes to, as the API does."""
+    from django.db.models import ProtectedError
+    from django.test import RequestFactory
+
+    from deployments.models import Release
+    from portal.middleware import RefusalMiddleware
+
+    release = Release.objects.create(service=world.service, version="1.0.0", commit_sha="a" * 40)
+    request = RequestFactory().get("/catalog/payments-api/")
+    response = RefusalMiddleware(lambda request: None).process_exception(  # type: ignore[arg-type, return-value]
+        request, ProtectedError("protected", {release})
+    )
+    assert response is not None and response.status_code == 409
+    assert "1 releases refer to it" in response.content.decode()
 
 
 # What the schema says
