@@ -2,6 +2,7 @@
 
 from django.conf import settings
 from django.db import models
+from django.urls import reverse
 
 from catalog.models import slug_validator
 from deployments.models import Deployment
@@ -36,6 +37,9 @@ class Policy(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    def get_absolute_url(self) -> str:
+        return reverse("governance:policy-detail", kwargs={"name": self.name})
 
 
 class PolicyVersion(models.Model):

@@ -24,3 +24,11 @@ def policy_versions_enabled() -> list[PolicyVersion]:
 
 def decision_for(*, deployment: Deployment) -> Decision | None:
     return Decision.objects.filter(deployment=deployment).first()
+
+
+def policy_versions(*, policy: Policy) -> list[PolicyVersion]:
+    """A policy's versions, newest first, each with its author loaded."""
+    versions = list(PolicyVersion.objects.filter(policy=policy).select_related("author").order_by("-number"))
+    for version in versions:
+        version.policy = policy
+    return versions

@@ -20,6 +20,7 @@ def navigation(request: HttpRequest) -> dict[str, object]:
         "catalog": "catalog",
         "teams": "teams",
         "audit": "governance",
+        "governance": "governance",
         "scaffolder": "create",
         "techdocs": "catalog",
         "deployments": "deployments",

@@ -38,6 +38,7 @@ urlpatterns = [
     path("create/", include("scaffolder.urls")),
     path("deployments/", include("deployments.urls")),
     path("audit/", include("audit.urls")),
+    path("governance/", include("governance.urls")),
     path("api/v1/", include((api_v1, "api"))),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     # The split view serves Swagger UI's set-up script as a resource of its own: the CSP allows no inline script.

@@ -1,0 +1,9 @@
+from django.urls import path
+
+from governance import views
+
+app_name = "governance"
+urlpatterns = [
+    path("policies/", views.policy_list, name="policy-list"),
+    path("policies/<slug:name>/", views.policy_detail, name="policy-detail"),
+]

@@ -1,0 +1,60 @@
+"""The Governance pages: the policies and their versions, read-only, for every signed-in user."""
+
+import pytest
+from django.urls import reverse
+
+from governance import sync
+
+pytestmark = pytest.mark.django_db
+
+
+def test_anonymous_visitors_are_sent_to_sign_in(client, world) -> None:  # type: ignore[no-untyped-def]
+    for url in (reverse("governance:policy-list"), reverse("governance:policy-detail", kwargs={"name": "x"})):
+        response = client.get(url)
+        assert response.status_code == 302 and "/accounts/login/" in response["Location"]
+
+
+def test_the_list_shows_every_policy_with_its_action_and_version(
+    client, world, policy, django_assert_max_num_queries
+) -> None:  # type: ignore[no-untyped-def]
+    policy("canary-in-production", "change.strategy != 'rolling'", match="change.environment.protected")
+    policy("canary-in-production", "change.strategy == 'canary'", match="change.environment.protected")
+    for index in range(10):
+        policy(f"p-{index}", "true", action="warn", enabled=index % 2 == 0)
+    client.force_login(world.outsider)
+    with django_assert_max_num_queries(8):
+        response = client.get(reverse("governance:policy-list"))
+    page = response.content.decode()
+    assert response.status_code == 200
+    assert "canary-in-production" in page and "change.strategy == &#x27;canary&#x27;" in page and "v2" in page
+    assert page.count(">disabled<") == 5 and 'aria-current="page">Governance' in page
+
+
+def test_the_detail_lists_every_version_newest_first(client, world, policy) -> None:  # type: ignore[no-untyped-def]
+    policy("canary-in-production", "change.strategy != 'rolling'", message="first")
+    policy("canary-in-production", "change.strategy == 'canary'", message="second")
+    client.force_login(world.owner)
+    page = client.get(reverse("governance:policy-detail", kwargs={"name": "canary-in-production"})).content.decode()
+    assert page.index(">v2 ") < page.index(">v1 ") and page.count("in force") == 1
+    assert "second" in page and "first" in page and "by stella" in page
+
+
+def test_a_policy_missing_from_its_files_says_so(client, world, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    (tmp_path / "p.yaml").write_text("name: gone\nrule: 'true'\nmessage: m\n")
+    sync.policy_sync(root=tmp_path)
+    (tmp_path / "p.yaml").unlink()
+    sync.policy_sync(root=tmp_path)
+    client.force_login(world.owner)
+    assert "missing from source" in client.get(reverse("governance:policy-list")).content.decode()
+    detail = client.get(reverse("governance:policy-detail", kwargs={"name": "gone"})).content.decode()
+    assert "missing from its policy files since" in detail and "p.yaml" in detail
+
+
+def test_an_unknown_policy_is_a_404(client, world) -> None:  # type: ignore[no-untyped-def]
+    client.force_login(world.owner)
+    assert client.get(reverse("governance:policy-detail", kwargs={"name": "nope"})).status_code == 404
+
+
+def test_an_empty_list_says_what_that_means(client, world) -> None:  # type: ignore[no-untyped-def]
+    client.force_login(world.owner)
+    assert "every deployment is allowed" in client.get(reverse("governance:policy-list")).content.decode()
