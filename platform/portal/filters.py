@@ -4,6 +4,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import django_filters
+from django.core.exceptions import ValidationError
 from django_filters.fields import IsoDateTimeField
 
 
@@ -14,7 +15,12 @@ class UtcIsoDateTimeField(IsoDateTimeField):
 
     def to_python(self, value: Any) -> datetime | None:
         parsed = super().to_python(value)
-        return parsed.astimezone(UTC) if parsed is not None and parsed.tzinfo is not None else parsed
+        if parsed is None or parsed.tzinfo is None:
+            return parsed
+        try:
+            return parsed.astimezone(UTC)
+        except OverflowError:  # 0001-01-01T00:00+15:00 is before the first instant Python can hold in UTC
+            raise ValidationError("This date and time is out of range.", code="overflow") from None
 
 
 class UtcIsoDateTimeFilter(django_filters.IsoDateTimeFilter):

@@ -191,6 +191,23 @@ def test_a_utc_offset_postgresql_does_not_take_is_read_as_the_same_instant(clien
     assert response.status_code == 200
 
 
+@pytest.mark.parametrize(("path", "status"), [("/api/v1/audit-events/", 400), ("/audit/", 200)])
+def test_an_instant_before_the_first_utc_one_is_a_field_error(client, world, path, status) -> None:
+    client.force_login(world.staff)
+    response = client.get(path, {"since": "0001-01-01T00:00:00+15:00"})
+    assert response.status_code == status
+    assert "out of range" in response.content.decode()
+
+
+@pytest.mark.parametrize(("when", "status"), [("0001-01-01T00:00:00+15:00", 400), ("1930-11-28T11:16:27-19:05", 201)])
+def test_reported_deploy_times_are_stored_as_utc_or_refused(admin_api, staging, when, status) -> None:
+    body = {"service": "payments-api", "environment": "staging", "version": "1.0.0", "commit_sha": "a" * 40}
+    response = admin_api.post("/api/v1/deploy-events/", {**body, "status": "succeeded", "started_at": when})
+    assert response.status_code == status, response.content
+    if status == 400:
+        assert "out of range" in response.json()["started_at"][0]
+
+
 # NUL bytes in slugs of request bodies: a field error
 
 
