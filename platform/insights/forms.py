@@ -49,17 +49,32 @@ class InsightsForm(forms.Form):
     )
     window = forms.ChoiceField(
         required=False,
-        choices=[("7d", "Last 7 days"), ("30d", "Last 30 days"), ("90d", "Last 90 days"), ("365d", "Last 365 days")],
+        choices=[
+            ("7d", "Last 7 days"),
+            ("30d", "Last 30 days"),
+            ("90d", "Last 90 days"),
+            ("365d", "Last 365 days"),
+            ("", "From and to below"),
+        ],
         help_text="Whole days up to today; empty is the last 30 days.",
     )
-    since = forms.DateField(required=False, label="From", widget=forms.DateInput(attrs={"type": "date"}))
-    until = forms.DateField(required=False, label="To", widget=forms.DateInput(attrs={"type": "date"}))
+    since = forms.DateField(
+        required=False, label="From", widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d")
+    )
+    until = forms.DateField(
+        required=False, label="To", widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d")
+    )
     environment = forms.ChoiceField(required=False, choices=environment_choices)
     tz = forms.CharField(required=False, max_length=64, label="Time zone")
 
-    def __init__(self, *args: Any, scope: selectors.Scope | None = None, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
+    def __init__(self, data: Any, *, scope: selectors.Scope | None = None) -> None:
+        if not any(data.get(name) for name in ("window", "since", "until")):
+            # The default window, written into the question so the page's select shows the window it answers for.
+            data = data.copy()
+            data["window"] = "30d"
+        super().__init__(data)
         self.fixed_scope = scope
+        self.fields["tz"].widget.attrs["placeholder"] = settings.TIME_ZONE
         if scope is not None:
             del self.fields["scope"]
 

@@ -21,6 +21,8 @@ BAND_COLOURS = {
 def duration(seconds: float | None) -> str:
     if seconds is None:
         return "—"
+    if seconds < 60:
+        return f"{seconds:.0f} s"
     if seconds < 3600:
         return f"{seconds / 60:.0f} min"
     if seconds < 48 * 3600:
@@ -30,6 +32,10 @@ def duration(seconds: float | None) -> str:
 
 def share(value: float | None) -> str:
     return "—" if value is None else f"{value * 100:.1f} %"
+
+
+def share_tick(value: float) -> str:
+    return f"{value * 100:.0f} %"
 
 
 def frequency(figures: selectors.Figures) -> str:
@@ -81,7 +87,13 @@ def tiles(figures: selectors.Figures, *, scope: selectors.Scope, environment: st
             marks["deployment_frequency"],
             board_url(scope, environment, state="succeeded"),
         ),
-        Tile("lead_time", "Change lead time", "Not measured yet", selectors.LEAD_TIME_REASON, marks["lead_time"]),
+        Tile(
+            "lead_time",
+            "Change lead time",
+            "Not measured yet",
+            "Runway records the commit each release deploys, not the change set behind it (see docs/insights.md).",
+            marks["lead_time"],
+        ),
         Tile(
             "change_fail_rate",
             "Change fail rate",
@@ -134,7 +146,7 @@ def cells(figures: selectors.Figures) -> list[Cell]:
 
 # Charts
 
-WIDTH, HEIGHT, LEFT, TOP, BOTTOM = 360, 150, 44, 12, 118
+WIDTH, HEIGHT, LEFT, TOP, BOTTOM = 360, 150, 52, 12, 118
 
 
 @dataclass
@@ -163,7 +175,12 @@ class Chart:
 
 
 def _chart(
-    chart_id: str, title: str, points: list[tuple[date, float | None]], fmt: object, top_hint: float = 0.0
+    chart_id: str,
+    title: str,
+    points: list[tuple[date, float | None]],
+    fmt: object,
+    top_hint: float = 0.0,
+    tick: object = None,
 ) -> Chart:
     values = [v for _, v in points if v is not None]
     top = max([*values, top_hint]) or 1.0
@@ -180,7 +197,7 @@ def _chart(
         bars.append(Bar(x, round(BOTTOM - h, 1), round(slot - gap, 1), h, fmt(value), label))  # type: ignore[operator]
     step = max(1, len(points) // 4)
     ticks = [(round(LEFT + n * slot + slot / 2, 1), f"{points[n][0]:%d %b}") for n in range(0, len(points), step)]
-    return Chart(chart_id, title, bars, empty, fmt(top), ticks)  # type: ignore[operator]
+    return Chart(chart_id, title, bars, empty, (tick or fmt)(top), ticks)  # type: ignore[operator]
 
 
 def charts(weekly: list[tuple[date, selectors.Figures]]) -> list[Chart]:
@@ -192,9 +209,16 @@ def charts(weekly: list[tuple[date, selectors.Figures]]) -> list[Chart]:
             lambda v: f"{v:.0f}",
             1,
         ),
-        _chart("chart-cfr", "Change fail rate per week", [(d, f.change_fail_rate) for d, f in weekly], share, 0.0),
+        _chart(
+            "chart-cfr",
+            "Change fail rate per week",
+            [(d, f.change_fail_rate) for d, f in weekly],
+            share,
+            0.0,
+            share_tick,
+        ),
         _chart(
             "chart-recovery", "Median recovery time per week", [(d, f.recovery_median) for d, f in weekly], duration
         ),
-        _chart("chart-rework", "Rework rate per week", [(d, f.rework_rate) for d, f in weekly], share),
+        _chart("chart-rework", "Rework rate per week", [(d, f.rework_rate) for d, f in weekly], share, 0.0, share_tick),
     ]

@@ -42,7 +42,7 @@ def test_organisation_page_shows_tiles_bands_charts_and_teams(client, history, d
     assert "0.5 per day" not in html and "3.5 per week" in html  # under one a day, shown per week
     assert "41.7 %" in html and "median 3.5 h" in html
     assert ">High</span>" in html and ">Medium</span>" in html
-    assert "Not measured yet" in html  # lead time: a reason, never a made-up figure
+    assert "Not measured yet" in html and "not the change set" in html  # a reason, never a made-up figure
     assert html.count('role="img"') == 4 and "<script>" not in html
     # Numbers link to the board, filtered.
     assert "/deployments/?environment=production&amp;state=succeeded" in html
