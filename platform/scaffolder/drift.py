@@ -12,8 +12,6 @@ the forge; "check again" asks the forge what became of it and records the new ve
 """
 
 import re
-import shutil
-import tempfile
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -350,14 +348,11 @@ def _review(update: GoldenPathUpdate, publisher: publishers.Publisher | None = N
     if publisher.kind == "local":
         _review_in(update, Path(publishers.local_path(name=update.service.slug)))
         return
-    workdir = Path(tempfile.mkdtemp(prefix="runway-review-"))
-    try:
+    with leases.scratch("review") as workdir:
         clone = workdir / update.service.slug
         publisher.clone(name=update.service.slug, into=clone)
         publisher.fetch(name=update.service.slug, worktree=clone, branch=update.branch)
         _review_in(update, clone)
-    finally:
-        shutil.rmtree(workdir, ignore_errors=True)
 
 
 def _review_in(update: GoldenPathUpdate, bare: Path) -> None:
@@ -518,8 +513,7 @@ def update_merge(*, update: GoldenPathUpdate, user: User) -> GoldenPathUpdate:
         raise ValidationError(
             f"{len(update.conflicted)} files still have conflict markers: {', '.join(update.conflicted)}."
         )
-    workdir = Path(tempfile.mkdtemp(prefix="runway-merge-"))
-    try:
+    with leases.scratch("merge") as workdir:
         worktree = workdir / service.slug
         try:
             publisher.clone(name=service.slug, into=worktree)
@@ -541,8 +535,6 @@ def update_merge(*, update: GoldenPathUpdate, user: User) -> GoldenPathUpdate:
             publisher.delete_branch(name=service.slug, branch=update.branch)
         except publishers.PublishError as error:  # merged all the same; a leftover branch is replaced next time
             log.warning("golden_path_update_branch_kept", update=str(update.uuid), error=str(error))
-    finally:
-        shutil.rmtree(workdir, ignore_errors=True)
     return _record_merged(update, user)
 
 

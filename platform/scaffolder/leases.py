@@ -11,12 +11,18 @@ stalled past its lease and the sweeper moved on) finds no row to renew or write 
 worker that took over.
 
 Each run works in a folder of its own, `VAR_DIR/work/<kind>-<uuid>`. A folder whose run holds no live lease was
-left by a dead worker; the sweeper removes it, and so does every worker as it starts.
+left by a dead worker; the sweeper removes it, and so does every worker as it starts. Work done inside a request (the
+wizard's preview render, a merge, a review clone) uses `scratch()` folders there too, which hold no lease: one older
+than SCRATCH_MAX_AGE was left by a process that died (a web worker killed by its timeout) and is removed the same way.
 """
 
+import contextlib
 import re
 import shutil
 import threading
+import time
+import uuid
+from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -29,6 +35,8 @@ from django.utils import timezone
 log = structlog.get_logger(__name__)
 
 FOLDER = re.compile(r"\A(?P<kind>scaffold|update)-(?P<uuid>[0-9a-f-]{36})\Z")
+SCRATCH = re.compile(r"\Ascratch-[a-z]+-[0-9a-f]{32}\Z")
+SCRATCH_MAX_AGE = 3600  # seconds; far beyond any request (a render stops at 60 s, git at 120 s)
 RUNNING = "running"  # ScaffoldRun.Status.RUNNING == GoldenPathUpdate.Status.RUNNING
 
 
@@ -59,12 +67,16 @@ class Heartbeat:
         self._thread = threading.Thread(target=self._beat, name=f"lease-{run.uuid}", daemon=True)
 
     def __enter__(self) -> "Heartbeat":
-        self._thread.start()
+        # Inside an uncommitted transaction (a management command's, a test's) the run is invisible to every other
+        # connection: no sweeper can see its lease lapse, and the heartbeat's own connection could not find the row.
+        if not connection.in_atomic_block:
+            self._thread.start()
         return self
 
     def __exit__(self, *_exc: object) -> None:
         self._stop.set()
-        self._thread.join()
+        if self._thread.is_alive():
+            self._thread.join()
 
     def _beat(self) -> None:
         try:
@@ -112,18 +124,36 @@ def work_remove(kind: str, run: Any) -> None:
     shutil.rmtree(work_root() / f"{kind}-{run.uuid}", ignore_errors=True)
 
 
+@contextlib.contextmanager
+def scratch(kind: str) -> Iterator[Path]:
+    """A folder for work done inside a request, removed afterwards (or by `work_sweep`, if the process dies)."""
+    folder = work_root() / f"scratch-{kind}-{uuid.uuid4().hex}"
+    folder.mkdir(parents=True)
+    try:
+        yield folder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
 def work_sweep() -> list[str]:
-    """Remove every work folder whose run holds no live lease (its worker is gone); returns the names removed."""
+    """Remove every work folder whose run holds no live lease (its worker is gone), and scratch folders older than
+    SCRATCH_MAX_AGE; returns the names removed."""
     from scaffolder.models import GoldenPathUpdate, ScaffoldRun
 
     root = work_root()
     if not root.is_dir():
         return []
     found: dict[str, dict[str, Path]] = {"scaffold": {}, "update": {}}
+    stale: list[Path] = []
     for folder in root.iterdir():
-        match = FOLDER.match(folder.name)
-        if match and folder.is_dir() and not folder.is_symlink():
+        if not folder.is_dir() or folder.is_symlink():
+            continue
+        if (match := FOLDER.match(folder.name)) is not None:
             found[match["kind"]][match["uuid"]] = folder
+        elif SCRATCH.match(folder.name):
+            with contextlib.suppress(OSError):  # gone already: its request finished
+                if time.time() - folder.stat().st_mtime > SCRATCH_MAX_AGE:
+                    stale.append(folder)
     now = timezone.now()
     live: set[str] = set()
     for model, kind in ((ScaffoldRun, "scaffold"), (GoldenPathUpdate, "update")):
@@ -131,6 +161,9 @@ def work_sweep() -> list[str]:
             held = model.objects.filter(uuid__in=list(found[kind]), status=RUNNING, lease_until__gt=now)
             live |= {f"{kind}-{uuid}" for uuid in held.values_list("uuid", flat=True)}
     removed = []
+    for folder in stale:
+        shutil.rmtree(folder, ignore_errors=True)
+        removed.append(folder.name)
     for folders in found.values():
         for folder in folders.values():
             if folder.name not in live:

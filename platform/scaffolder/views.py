@@ -1,9 +1,6 @@
 """The scaffolding wizard: pick a golden path, answer its steps (each its own URL), choose the owner, preview the
 files (a dry run), confirm; then watch the run's timeline live."""
 
-import shutil
-import tempfile
-from pathlib import Path
 from typing import Any
 
 from django.contrib import messages
@@ -20,7 +17,7 @@ from django_htmx.http import HttpResponseClientRedirect
 from catalog.models import Service, System
 from catalog.permissions import user_can
 from portal.forms import validation_response
-from scaffolder import drift, publishers, registry, services
+from scaffolder import drift, leases, publishers, registry, services
 from scaffolder.forms import DISPLAY_NAME, OwnerForm, StepForm
 from scaffolder.models import GoldenPathUpdate, ScaffoldRun, display_name_default
 from scaffolder.render import RenderError, render_in_child
@@ -133,8 +130,7 @@ def _preview_files(request: HttpRequest, path: registry.GoldenPath, state: dict[
     key = f"preview:{request.session.session_key}:{path.name}:{hash(repr(sorted(state.items(), key=str)))}"
     files = cache.get(key)
     if files is None:
-        folder = Path(tempfile.mkdtemp(prefix="runway-preview-"))
-        try:
+        with leases.scratch("preview") as folder:
             data = {
                 **state["answers"],
                 "owner": state["owner"],
@@ -149,8 +145,6 @@ def _preview_files(request: HttpRequest, path: registry.GoldenPath, state: dict[
             for rel in names:
                 raw = (folder / "out" / rel).read_bytes()[:PREVIEW_MAX_BYTES]
                 files[rel] = raw.decode("utf-8", errors="replace")
-        finally:
-            shutil.rmtree(folder, ignore_errors=True)
         cache.set(key, files, PREVIEW_SECONDS)
     return files
 

@@ -17,6 +17,7 @@ def paths(settings, tmp_path, monkeypatch) -> Path:  # type: ignore[no-untyped-d
     settings.GOLDEN_PATHS_DIR = folder
     settings.GIT_ROOT = tmp_path / "git"
     settings.GOLDEN_PATH_STORE = tmp_path / "store"
+    settings.VAR_DIR = tmp_path / "var"  # work and scratch folders (scaffolder.leases)
     scratch = tmp_path / "scratch"
     scratch.mkdir()
     monkeypatch.setattr(tempfile, "tempdir", str(scratch))

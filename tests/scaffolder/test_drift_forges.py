@@ -19,7 +19,7 @@ from django.urls import reverse
 from audit.models import AuditEvent
 from catalog import cache as catalog_cache
 from catalog.models import Service
-from scaffolder import drift, publishers, tasks
+from scaffolder import drift, leases, publishers, tasks
 from scaffolder.models import GoldenPathUpdate
 from tests.scaffolder.forge_server import ForgeServer
 from tests.scaffolder.support import git, tree
@@ -31,6 +31,11 @@ Status = GoldenPathUpdate.Status
 NAME = "ledger-api"
 BRANCH = "runway/golden-path-1.1.0"
 TITLE = "Update from golden path stdlib-http-service 1.0.0 → 1.1.0"
+
+
+def _scratch() -> list[str]:
+    """Review and merge clones (leases.scratch) still on disk."""
+    return sorted(p.name for p in leases.work_root().glob("scratch-*"))
 
 
 @pytest.fixture
@@ -167,7 +172,7 @@ def test_the_update_pushes_a_branch_to_the_forge_and_opens_a_request_for_it(
     assert f"+{NEW_HEALTHCHECK}" in update.diff and "Owned by ledgers." not in update.diff
 
     assert tree(tmp_path / "git") == []  # nothing in the local publisher's GIT_ROOT...
-    assert tree(tmp_path / "scratch") == []  # ...and no clone left behind
+    assert tree(tmp_path / "scratch") == [] and _scratch() == []  # ...and no clone left behind
     assert all(seen.authorised for seen in forge.seen)
     assert _leaks(update, caplog) == []
     with pytest.raises(ValidationError, match="already open"):
@@ -204,7 +209,7 @@ def test_conflicts_are_listed_in_the_request_and_merging_is_left_to_the_forge(
     assert refreshed.status == Status.READY and refreshed.conflicted == []  # read from the forge again
     assert refreshed.head_sha == git(_bare(forge, kind), "rev-parse", BRANCH).strip() != update.base_sha
     assert Service.objects.get(slug=NAME).golden_path_version == "1.0.0"  # still open on the forge
-    assert tree(tmp_path / "scratch") == []
+    assert tree(tmp_path / "scratch") == [] and _scratch() == []
     assert _leaks(refreshed, caplog) == []
 
 

@@ -1,7 +1,9 @@
 """Scaffolding services and the task: a real render, a real bare git repository, nothing half-made on failure."""
 
+import os
 import shutil
 import tempfile
+import time
 from datetime import timedelta
 from pathlib import Path
 
@@ -666,9 +668,14 @@ def test_a_starting_worker_removes_the_work_folders_dead_workers_left(world, pat
     finished_folder.mkdir()
     stranger = leases.work_root() / "notes"  # not a work folder: left alone
     stranger.mkdir()
+    # A preview render's folder whose web worker was killed an hour ago, and one in use by a request now.
+    with leases.scratch("preview") as old_scratch, leases.scratch("preview") as busy_scratch:
+        hour_ago = time.time() - leases.SCRATCH_MAX_AGE - 60
+        os.utime(old_scratch, (hour_ago, hour_ago))
 
-    tasks._work_folders_sweep(sender=None)
+        tasks._work_folders_sweep(sender=None)
 
+        assert not old_scratch.exists() and busy_scratch.exists()
     assert sorted(p.name for p in leases.work_root().iterdir()) == sorted([alive_folder.name, "notes"])
     assert not dead_folder.exists() and not finished_folder.exists()
     dead.refresh_from_db()
@@ -691,3 +698,23 @@ def test_a_golden_path_with_a_broken_runbook_fails_cleanly(world, git_root, tmp_
     assert [(s["name"], s["status"]) for s in run.steps][-1] == ("register", "failed")
     assert run.finished_at is not None and run.repository_url == ""
     _nothing_made(git_root, tmp_path)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_heartbeat_renews_the_lease_and_notices_when_another_attempt_took_the_run(world, path, settings):
+    settings.SCAFFOLD_LEASE_SECONDS = 3  # a beat every second
+    run = services.scaffold_claim(run_id=_request(path, world.owner, world.owner_team).pk)
+    assert run is not None
+    first = run.lease_until
+    with leases.Heartbeat(run) as heartbeat:
+        deadline = time.monotonic() + 60
+        while ScaffoldRun.objects.get(pk=run.pk).lease_until == first:
+            assert time.monotonic() < deadline, "the lease was never renewed"
+            time.sleep(0.05)
+        assert not heartbeat.lost.is_set()
+        ScaffoldRun.objects.filter(pk=run.pk).update(attempts=run.attempts + 1)  # the sweeper sent it again
+        while not heartbeat.lost.is_set():
+            assert time.monotonic() < deadline, "the heartbeat never noticed"
+            time.sleep(0.05)
+    with pytest.raises(leases.LeaseLost):
+        services.Timeline(run, heartbeat).step("render")

@@ -8,7 +8,7 @@ import pytest
 from django.urls import reverse
 
 from catalog.models import Service, System
-from scaffolder import publishers, registry, services, tasks, views
+from scaffolder import leases, publishers, registry, services, tasks, views
 from scaffolder.models import ScaffoldRun, display_name_default
 from scaffolder.render import RenderError
 from tests.factories import MembershipFactory, UserFactory
@@ -30,6 +30,7 @@ HTMX = {"HX-Request": "true"}
 def git_root(settings, tmp_path, monkeypatch) -> Path:  # type: ignore[no-untyped-def]
     settings.GIT_ROOT = tmp_path / "git"
     settings.GOLDEN_PATHS_DIR = paths_install(tmp_path)
+    settings.VAR_DIR = tmp_path / "var"  # work and scratch folders (scaffolder.leases)
     scratch = tmp_path / "scratch"
     scratch.mkdir()
     monkeypatch.setattr(tempfile, "tempdir", str(scratch))
@@ -303,7 +304,7 @@ def test_preview_lists_the_rendered_files_and_shows_one(client, world, git_root,
     assert f'action="{CONFIRM}"' in content and "Create Ledger API" in content
     assert "# ledger-api" in content and DESCRIPTION in content
     # A dry run: nothing published, no run, no service, and the render folder is gone.
-    assert tree(git_root) == [] and tree(tmp_path / "scratch") == []
+    assert tree(git_root) == [] and tree(tmp_path / "scratch") == [] and tree(leases.work_root()) == []
     assert not ScaffoldRun.objects.exists() and not Service.objects.filter(slug="ledger-api").exists()
 
     fragment = client.get(PREVIEW, {"file": "catalog-info.yaml"}, headers=HTMX)
