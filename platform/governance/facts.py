@@ -18,10 +18,11 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.models import User
-from django.db.models import Count, Max, Q
+from django.db.models import Count, F, Max, OuterRef, Q, Subquery
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from catalog.models import Service
+from catalog.models import Service, Tag
 from deployments.models import Deployment, Environment, State
 
 Facts = dict[str, Any]
@@ -126,30 +127,44 @@ def _service(change: Change) -> dict[str, Any]:
     from scaffolder import registry  # the scaffolder builds on the catalog; read its registry, not its models
     from techdocs.models import ADR, Runbook
 
-    service = change.service
-    runbooks = Runbook.objects.filter(service=service).aggregate(
-        total=Count("pk"), stale=Count("pk", filter=Q(review_due_at__isnull=True) | Q(review_due_at__lt=change.at))
+    def count(queryset: Any) -> Coalesce:
+        grouped = queryset.filter(service=OuterRef("pk")).order_by().values("service").annotate(n=Count("pk"))
+        return Coalesce(Subquery(grouped.values("n")[:1]), 0)
+
+    # One row for the service, its owner, system and document counts; the tags are the only other query.
+    row = (
+        Service.objects.filter(pk=change.service.pk)
+        .values("slug", "name", "tier", "lifecycle", "language", "golden_path", "golden_path_version")
+        .annotate(
+            owner_slug=F("owner__slug"),
+            system_slug=F("system__slug"),
+            runbook_count=count(Runbook.objects.all()),
+            stale_count=count(Runbook.objects.filter(Q(review_due_at__isnull=True) | Q(review_due_at__lt=change.at))),
+            adr_count=count(ADR.objects.all()),
+        )
+        .get()
     )
-    path = registry.golden_path_get(service.golden_path) if service.golden_path else None
+    tags = sorted(Tag.objects.filter(services=change.service.pk).values_list("name", flat=True))
+    path = registry.golden_path_get(row["golden_path"]) if row["golden_path"] else None
     latest = path.version if path else None
     return {
-        "slug": service.slug,
-        "name": service.name,
-        "owner": service.owner.slug,
-        "system": service.system.slug if service.system else None,
-        "tier": service.tier,
-        "lifecycle": service.lifecycle,
-        "tags": sorted(tag.name for tag in service.tags.all()),
-        "language": service.language,
+        "slug": row["slug"],
+        "name": row["name"],
+        "owner": row["owner_slug"],
+        "system": row["system_slug"],
+        "tier": row["tier"],
+        "lifecycle": row["lifecycle"],
+        "tags": tags,
+        "language": row["language"],
         "golden_path": {
-            "name": service.golden_path or None,
-            "version": service.golden_path_version or None,
+            "name": row["golden_path"] or None,
+            "version": row["golden_path_version"] or None,
             "latest": latest,
-            "behind": bool(latest and service.golden_path_version and latest != service.golden_path_version),
+            "behind": bool(latest and row["golden_path_version"] and latest != row["golden_path_version"]),
         },
-        "runbooks": runbooks["total"],
-        "stale_runbooks": runbooks["stale"],
-        "adrs": ADR.objects.filter(service=service).count(),
+        "runbooks": row["runbook_count"],
+        "stale_runbooks": row["stale_count"],
+        "adrs": row["adr_count"],
         # Ownership reviews do not exist yet; the field is here so that policies can already test for null.
         "last_ownership_review": None,
     }
