@@ -2,11 +2,15 @@
 
 import csv
 import io
+from datetime import timedelta
 
 import pytest
 from django.urls import reverse
+from django.utils import timezone
 
+from deployments.models import State
 from tests.factories import UserFactory
+from tests.insights.support import deployment_make
 
 pytestmark = pytest.mark.django_db
 
@@ -143,3 +147,21 @@ def test_the_api_is_in_the_schema(client, history) -> None:
     assert {p["name"] for p in operation["parameters"]} == {"scope", "window", "since", "until", "environment", "tz"}
     assert set(operation["responses"]) >= {"200", "400", "401"}
     assert reverse("api:insights-dora") == "/api/v1/insights/dora/"
+
+
+def test_service_page_shows_its_own_figures(client, history) -> None:
+    client.force_login(UserFactory())
+    quiet = client.get(history.pay_api.get_absolute_url()).content.decode()
+    assert "Delivery, last 30 days" in quiet and "no figures yet" in quiet  # the fixture's history is older
+    now = timezone.now()
+    deployment_make(
+        history.pay_api,
+        history.production,
+        State.ROLLED_BACK,
+        started=now - timedelta(days=2, minutes=30),
+        finished=now - timedelta(days=2),
+    )
+    deployment_make(history.pay_api, history.production, State.SUCCEEDED, started=now - timedelta(days=1), finished=now)
+    page = client.get(history.pay_api.get_absolute_url()).content.decode()
+    assert "50.0 %" in page and "median 30 min" in page and 'href="/insights/services/pay-api/"' in page
+    assert "/deployments/?service=pay-api&amp;state=succeeded" in page
