@@ -13,7 +13,9 @@ from django.db import models
 BIDI_CONTROLS = re.compile("[\u202a-\u202e\u2066-\u2069]")
 
 # Runway's own apps and django.contrib.auth (people's names); every text field of their models refuses the controls.
-GUARDED_APPS = frozenset({"auth", "accounts", "teams", "catalog", "techdocs", "scaffolder", "deployments"})
+GUARDED_APPS = frozenset(
+    {"auth", "accounts", "teams", "catalog", "techdocs", "scaffolder", "deployments", "governance"}
+)
 
 
 def bidi_controls_refuse(value: object) -> None:

@@ -152,3 +152,13 @@ def test_expressions_are_compiled_once(policy) -> None:
         services.policies_evaluate(document=facts.sample_document())
     info = expressions.compiled.cache_info()
     assert info.misses == 2 and info.hits == 8  # match and rule, compiled on the first evaluation only
+
+
+def test_a_message_with_a_text_direction_override_is_refused(policy, tmp_path) -> None:
+    from governance import sync
+
+    errors = refused(policy, message="Deploys are \u202eallowed")
+    assert "U+202E" in errors["message"][0] and not Policy.objects.exists()
+    (tmp_path / "p.yaml").write_text("name: sneaky\nrule: 'true'\ndescription: \"ok \\u202e\"\nmessage: m\n")
+    [(_file, name, message)] = sync.policy_sync(root=tmp_path).errors
+    assert name == "sneaky" and "U+202E" in message and not Policy.objects.exists()
