@@ -14,6 +14,7 @@ from redis.exceptions import NoScriptError
 from rest_framework.throttling import BaseThrottle
 
 from accounts.models import ApiToken
+from portal.cache import script_keys
 
 WINDOW_SECONDS = 60
 
@@ -66,9 +67,7 @@ def token_round_trip(
     if not settings.API_TOKEN_CACHE or not isinstance(backend, RedisCache):
         return cache.get(entry_key) if settings.API_TOKEN_CACHE else None, None
     window = int(time.time() // WINDOW_SECONDS)
-    names = [entry_key, _counter_key(digest, window), *prefetch]
-    keys = [backend.make_key(name) for name in names]
-    client = backend._cache.get_client(keys[0], write=True)
+    client, keys = script_keys([entry_key, _counter_key(digest, window), *prefetch])
     try:
         entry, count, values = client.evalsha(_TOKEN_SHA, len(keys), *keys, WINDOW_SECONDS + 5)
     except NoScriptError:
@@ -104,9 +103,9 @@ def _count(key: str, prefetch: list[str], *, timeout: int = WINDOW_SECONDS + 5) 
     values of `prefetch` that are present."""
     backend = caches["default"]
     if isinstance(backend, RedisCache):
-        # The same keys and value format as cache.add, cache.incr and cache.get_many below, in a script.
-        keys = [backend.make_key(name) for name in (key, *prefetch)]
-        client = backend._cache.get_client(keys[0], write=True)
+        # The same keys (scoped to this installation) and value format as cache.add, cache.incr and cache.get_many
+        # below, in a script.
+        client, keys = script_keys([key, *prefetch])
         try:
             count, values = client.evalsha(_COUNT_SHA, len(keys), *keys, timeout)
         except NoScriptError:  # not yet in this Redis's script cache: EVAL runs it and puts it there

@@ -156,8 +156,18 @@ STORAGES = {
 # on this machine under var/.
 REDIS_URL = env.str("REDIS_URL", default="")
 CELERY_BROKER_TRANSPORT_OPTIONS: dict[str, object]
+# Every key in the shared cache starts with this installation's identity (portal/cache.py), so that installations
+# sharing one Redis database (staging and production, two benches) never serve each other's entries. Empty: the
+# database's name and a random id stored in it by migrate, read on the first cache use (never while settings load).
+RUNWAY_INSTALLATION_ID = env.str("RUNWAY_INSTALLATION_ID", default="")
 if REDIS_URL:
-    CACHES = {"default": {"BACKEND": "portal.cache.RedisCache", "LOCATION": REDIS_URL}}  # Django's, leaner
+    CACHES = {
+        "default": {
+            "BACKEND": "portal.cache.RedisCache",  # Django's, leaner
+            "LOCATION": REDIS_URL,
+            "KEY_FUNCTION": "portal.cache.make_key",
+        }
+    }
     # Sessions read from Redis, written through to the database: no session query on every signed-in page. Only
     # with a shared cache: a per-process cache would keep serving a session that another process ended.
     SESSION_ENGINE = "django.contrib.sessions.backends.cached_db"
@@ -167,6 +177,7 @@ if REDIS_URL:
     # longest task time limit. https://docs.celeryq.dev/en/stable/getting-started/backends-and-brokers/redis.html
     CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
 else:
+    # A per-process cache serves one database only: nothing to scope, and no query for the identity.
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "runway"}}
     _queue = VAR_DIR / "celery" / "queue"
     _queue.mkdir(parents=True, exist_ok=True)
