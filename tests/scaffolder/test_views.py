@@ -559,3 +559,20 @@ def test_a_real_worker_runs_the_confirmed_scaffold(client, world, git_root):
     service = Service.objects.get(slug="ledger-api")
     assert run.service == service and service.owner == world.owner_team
     assert git(git_root / "ledger-api.git", "rev-list", "--count", "main").strip() == "1"
+
+
+def test_a_run_whose_worker_died_shows_the_interrupted_step_and_is_listed_by_its_name(client, world, git_root):
+    client.force_login(world.owner)
+    run = services.scaffold_request(
+        path=registry.golden_path_get(STDLIB), answers=answers(), owner=world.owner_team, system=None,
+        requested_by=world.owner, display_name="Ledger of payments",
+    )  # fmt: skip
+    ScaffoldRun.objects.filter(pk=run.pk).update(
+        status=ScaffoldRun.Status.QUEUED,
+        steps=[{"name": "render", "status": "interrupted", "message": services.INTERRUPTED}],
+    )
+    content = client.get(run.get_absolute_url()).content.decode()
+    assert "<h1>Creating Ledger of payments</h1>" in content
+    assert '<strong>render</strong> <span class="badge badge-step-failed">interrupted</span>' in content
+    assert f'<div class="small danger">{services.INTERRUPTED}</div>' in content
+    assert f'<a href="{run.get_absolute_url()}">Ledger of payments</a>' in client.get(LIST).content.decode()
