@@ -110,6 +110,9 @@ class Decision(models.Model):
     def __str__(self) -> str:
         return f"decision #{self.pk} ({self.verdict})"
 
+    def get_absolute_url(self) -> str:
+        return reverse("governance:decision-detail", kwargs={"pk": self.pk})
+
     @property
     def allowed(self) -> bool:
         return self.verdict == Verdict.ALLOW

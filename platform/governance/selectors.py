@@ -22,6 +22,11 @@ def policy_versions_enabled() -> list[PolicyVersion]:
     return versions
 
 
+def decision_list() -> QuerySet[Decision]:
+    """Decisions with what the page shows of their deployment; readable by every signed-in user, as the catalog is."""
+    return Decision.objects.select_related("deployment__release", "deployment__environment", "requested_by")
+
+
 def decision_for(*, deployment: Deployment) -> Decision | None:
     return Decision.objects.filter(deployment=deployment).first()
 

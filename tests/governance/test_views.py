@@ -58,3 +58,41 @@ def test_an_unknown_policy_is_a_404(client, world) -> None:  # type: ignore[no-u
 def test_an_empty_list_says_what_that_means(client, world) -> None:  # type: ignore[no-untyped-def]
     client.force_login(world.owner)
     assert "every deployment is allowed" in client.get(reverse("governance:policy-list")).content.decode()
+
+
+def test_a_decision_page_shows_each_policys_word_and_the_facts(client, world, policy) -> None:  # type: ignore[no-untyped-def]
+    from deployments.models import Environment
+    from governance import services
+    from tests.deployments.support import release_make
+
+    policy("canary-only", "change.strategy == 'canary'", message="Use a canary.")
+    policy("never-tier-4", "false", match="service.tier == 4", message="never", action="warn")
+    production = Environment.objects.create(name="Production", slug="production", order=2, protected=True)
+    release_make(world.service, "v7")
+    decision = services.policy_check(
+        service=world.service, environment=production, version="v7", user=world.owner, strategy="rolling"
+    )
+    client.force_login(world.outsider)
+    page = client.get(decision.get_absolute_url()).content.decode()
+    assert f"Decision #{decision.pk}: denied" in page and "A dry run for payments-api → production" in page
+    assert "Use a canary." in page and "skipped" in page and "failed" in page
+    assert "&quot;strategy&quot;: &quot;rolling&quot;" in page
+    assert client.get(reverse("governance:decision-detail", kwargs={"pk": decision.pk + 1})).status_code == 404
+
+
+def test_a_deployments_decision_page_links_the_deployment(client, world, policy) -> None:  # type: ignore[no-untyped-def]
+    from deployments import services as deployment_services
+    from deployments.models import Environment
+    from tests.deployments.support import drive, release_make, scripted, target_make
+
+    staging = Environment.objects.create(name="Staging", slug="staging", order=1)
+    target_make(world.service, staging, runtime="scripted", canary_steps=[50])
+    with scripted():
+        deployment = drive(
+            deployment_services.deployment_request(
+                service=world.service, environment=staging, user=world.owner, release=release_make(world.service)
+            )
+        )
+    client.force_login(world.owner)
+    page = client.get(deployment.policy_decision.get_absolute_url()).content.decode()
+    assert deployment.get_absolute_url() in page and "No deploy policy was enabled" in page
