@@ -173,6 +173,41 @@ def test_a_nul_byte_in_a_page_parameter_read_by_hand_matches_nothing(client, wor
     assert b"Payments API" not in response.content or param in ("environment",)
 
 
+def _page_paths() -> list[str]:
+    """Every page route (not the API, which the schema fuzzer covers, nor the admin), with sample path arguments."""
+    import re
+
+    from django.urls import URLPattern, URLResolver, get_resolver
+
+    def walk(patterns, prefix):  # type: ignore[no-untyped-def]
+        for pattern in patterns:
+            if isinstance(pattern, URLResolver):
+                yield from walk(pattern.url_patterns, prefix + str(pattern.pattern))
+            elif isinstance(pattern, URLPattern):
+                yield prefix + str(pattern.pattern)
+
+    samples = {"int": "1", "slug": "payments-api", "uuid": "00000000-0000-0000-0000-000000000000", "str": "x"}
+    paths = set()
+    for route in walk(get_resolver().url_patterns, "/"):
+        if route.startswith(("/admin", "/api", "/accounts/logout")) or "^" in route or "(" in route:
+            continue
+        paths.add(re.sub(r"<(\w+):\w+>", lambda match: samples.get(match[1], "x"), route))
+    return sorted(paths)
+
+
+def test_no_page_answers_a_nul_byte_in_a_query_parameter_with_a_5xx(client, world, staging) -> None:
+    """The parameters the issue named, on every page: a form error, an empty result or a 404, never a 500."""
+    client.force_login(world.staff)
+    client.raise_request_exception = False
+    failures = []
+    for path in _page_paths():
+        for param in ("service", "environment", "state", "q", "owner", "team"):
+            response = client.get(path, {param: NUL})
+            if response.status_code >= 500:
+                failures.append(f"{path}?{param}= → {response.status_code}")
+    assert not failures, failures
+
+
 def test_query_param_replaces_nul_characters() -> None:
     from django.http import QueryDict
 
