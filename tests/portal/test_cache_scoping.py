@@ -243,3 +243,22 @@ def test_a_cached_api_page_still_costs_one_redis_round_trip(world, settings, mon
     again = api.get(SERVICES_URL)
     assert again.content == first.content
     assert sent == ["EVALSHA"]
+
+
+_SEND_SCRIPT = r"""
+import django
+django.setup()
+from portal.tasks import health_check
+health_check.delay()
+"""
+
+
+def test_with_the_setting_celery_queues_are_scoped_too(settings):
+    """A worker of one installation must not take another's tasks; with RUNWAY_INSTALLATION_ID the queue's keys are
+    the installation's own."""
+    env = _env(connection.settings_dict["NAME"]) | {"RUNWAY_INSTALLATION_ID": "staging-eu"}
+    done = subprocess.run([sys.executable, "-c", _SEND_SCRIPT], cwd=settings.BASE_DIR, env=env, capture_output=True)
+    assert done.returncode == 0, done.stderr[-3000:]
+    keys = set(redis.Redis.from_url(settings.REDIS_URL).scan_iter(count=1000))
+    assert b"staging-eu:celery" in keys
+    assert [key for key in keys if not key.startswith(b"staging-eu:")] == []

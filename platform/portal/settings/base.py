@@ -176,6 +176,12 @@ if REDIS_URL:
     # Redis redelivers unacknowledged (acks_late) tasks only after this timeout; keep it above the
     # longest task time limit. https://docs.celeryq.dev/en/stable/getting-started/backends-and-brokers/redis.html
     CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
+    if RUNWAY_INSTALLATION_ID:
+        # Queues and results scoped too: a worker must never take another installation's tasks (they name rows of
+        # that one's database). Only by the setting: a worker started before `migrate` would read no identity from
+        # the database and listen on a queue nobody sends to.
+        CELERY_BROKER_TRANSPORT_OPTIONS["global_keyprefix"] = f"{RUNWAY_INSTALLATION_ID}:"
+        CELERY_RESULT_BACKEND_TRANSPORT_OPTIONS = {"global_keyprefix": f"{RUNWAY_INSTALLATION_ID}:"}
 else:
     # A per-process cache serves one database only: nothing to scope, and no query for the identity.
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "runway"}}
