@@ -1,7 +1,8 @@
 """A catalog-wide version number that every catalog write bumps, so that reads can be cached without going stale.
 
 Model signals cover writes through the ORM one object at a time; bulk writes (the import) call `bump()` themselves.
-The version lives in the shared cache (Redis in production), so every web process sees the same one.
+The version lives in the shared cache (Redis in production), so every web process sees the same one; like every
+cache key it is scoped to this installation (portal/cache.py), so another database sharing that Redis has its own.
 
 `read()` fetches the version and entries cached under it in one round trip (each entry remembers the version it was
 made for, so an entry of an older catalog is simply ignored and later overwritten); `write()` stores one.
