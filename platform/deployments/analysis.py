@@ -318,7 +318,7 @@ def _query_scalar(client: httpx.Client, base_url: str, query: str) -> float | No
         raise MetricsError(f"Prometheus at {base_url} could not be reached: {error}") from error
     try:
         body = response.json()
-    except ValueError as error:
+    except (ValueError, RecursionError) as error:  # RecursionError: nesting deeper than the parser can follow
         raise MetricsError(
             f"Prometheus answered HTTP {response.status_code} with something that is not JSON"
         ) from error

@@ -376,6 +376,8 @@ def refused(request: httpx.Request) -> httpx.Response:
     ("answer", "message"),
     [
         (httpx.Response(502, text="<html>Bad Gateway</html>"), "HTTP 502 with something that is not JSON"),
+        # Nested past Python's recursion limit: json raises RecursionError, not ValueError.
+        (httpx.Response(200, text="[" * 100_000), "HTTP 200 with something that is not JSON"),
         (
             httpx.Response(400, json={"status": "error", "errorType": "bad_data", "error": "parse error"}),
             "refused the query .* \\(HTTP 400\\): parse error",
@@ -384,7 +386,7 @@ def refused(request: httpx.Request) -> httpx.Response:
         (httpx.Response(200, json=vector("many")), "unexpected shape"),
         (refused, "could not be reached: connection refused"),
     ],
-    ids=["not-json", "status-error", "wrong-shape", "bad-value", "unreachable"],
+    ids=["not-json", "too-deep", "status-error", "wrong-shape", "bad-value", "unreachable"],
 )
 def test_query_prometheus_raises_metrics_error_on_unusable_answers(
     answer: httpx.Response | Callable[[httpx.Request], httpx.Response], message: str
