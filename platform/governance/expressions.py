@@ -24,6 +24,7 @@ _STRING = re.compile(r"""[rRbB]{0,2}(?:\"\"\"[\s\S]*?\"\"\"|'''[\s\S]*?'''|"(?:\
 _ROOT = re.compile(r"(?<![\w.])([A-Za-z_]\w*)")
 _SEGMENT = re.compile(r"\s*\.\s*([A-Za-z_]\w*)(\s*\()?")
 _MACRO = re.compile(r"\.\s*(?:all|exists|exists_one|map|filter)\s*\(\s*([A-Za-z_]\w*)\s*,")
+_MACRO_CALL = re.compile(r"\.\s*(?:all|exists|exists_one|map|filter)\s*\(")
 _PARSE_ERROR = re.compile(r"<input>:(\d+):(\d+): ([^\n]*)")
 
 
@@ -47,6 +48,20 @@ def compiled(source: str) -> cel.Program:
 
 def _blank_strings(source: str) -> str:
     return _STRING.sub(lambda found: " " * len(found.group(0)), source)
+
+
+def _comprehension_depth(text: str) -> int:
+    """How deeply comprehensions nest in `text` (strings blanked): each level multiplies the work by a list's length."""
+    spans = []
+    for found in _MACRO_CALL.finditer(text):
+        depth, end = 0, len(text)
+        for position in range(found.end() - 1, len(text)):
+            depth += {"(": 1, ")": -1}.get(text[position], 0)
+            if depth == 0:
+                end = position
+                break
+        spans.append((found.start(), end))
+    return max((sum(1 for start, end in spans if start < at < end) + 1 for at, _ in spans), default=0)
 
 
 def _unknown_references(source: str, program: cel.Program) -> list[str]:
@@ -91,6 +106,12 @@ def expression_check(source: str, *, returns: type) -> cel.Program:
         raise ExpressionError(
             f"uses {nested} comprehensions (all, exists, exists_one, map, filter); the limit is "
             f"{settings.GOVERNANCE['MAX_COMPREHENSIONS']}, so that no policy can keep a worker busy."
+        )
+    depth = _comprehension_depth(_blank_strings(source))
+    if depth > settings.GOVERNANCE["MAX_COMPREHENSION_DEPTH"]:
+        raise ExpressionError(
+            f"nests comprehensions {depth} deep; the limit is {settings.GOVERNANCE['MAX_COMPREHENSION_DEPTH']} "
+            "(three lists of a few hundred items nested would keep a worker busy for seconds)."
         )
     if problems := _unknown_references(source, program):
         raise ExpressionError("; ".join(problems))

@@ -352,6 +352,7 @@ GOVERNANCE = {
     # its comprehensions (all, exists, map, filter...) nest over the document's lists.
     "MAX_EXPRESSION_CHARS": 2000,
     "MAX_COMPREHENSIONS": 3,
+    "MAX_COMPREHENSION_DEPTH": 2,
     # The organisation's starter policies (policy files with their tests), synced by demo_load.
     "POLICIES_DIR": BASE_DIR / "policies",
 }
