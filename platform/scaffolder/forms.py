@@ -3,10 +3,11 @@
 from typing import Any
 
 from django import forms
+from django.utils.html import format_html
 
 from catalog.models import System
 from portal.forms import InlineValidationMixin
-from scaffolder import services
+from scaffolder import publishers, services
 from scaffolder.models import display_name_default
 from scaffolder.registry import GoldenPath
 from teams.models import Team
@@ -30,6 +31,14 @@ def _field(spec: dict[str, Any], required: bool) -> forms.Field:
 DISPLAY_NAME = "display_name"
 
 
+def display_name_hint(slug: str) -> str:
+    """What an empty display name becomes, in an element the name's inline check replaces as the name is typed."""
+    made = display_name_default(slug) if publishers.REPO_NAME.fullmatch(slug) else ""
+    return format_html(
+        '<strong id="display-name-default">{}</strong>', f"“{made}”" if made else "made from the service name"
+    )
+
+
 class StepForm(InlineValidationMixin, forms.Form):
     """One wizard step: the step's parameters, checked by the golden path's schema.
 
@@ -44,14 +53,15 @@ class StepForm(InlineValidationMixin, forms.Form):
         for name in fields:
             self.fields[name] = _field(path.properties[name], name in required)
             if name == "name":
-                slug = str(self.data.get("name") or self.initial.get("name") or "ledger-api")
+                slug = str(self.data.get("name") or self.initial.get("name") or "")
                 self.fields[DISPLAY_NAME] = forms.CharField(
                     label="Display name",
                     required=False,
                     strip=True,
-                    help_text="The service's name as people read it in the catalog. Leave it empty to use one made "
-                    "from the service name.",
-                    widget=forms.TextInput(attrs={"placeholder": display_name_default(slug)}),
+                    help_text=format_html(
+                        "The service's name as people read it in the catalog. Left empty, it is {}.",
+                        display_name_hint(slug),
+                    ),
                 )
 
     def clean(self) -> dict[str, Any]:

@@ -16,9 +16,9 @@ from django_htmx.http import HttpResponseClientRedirect
 
 from catalog.models import Service, System
 from catalog.permissions import user_can
-from portal.forms import validation_response
+from portal.forms import VALIDATE_FLAG, validation_response
 from scaffolder import drift, leases, publishers, registry, services
-from scaffolder.forms import DISPLAY_NAME, OwnerForm, StepForm
+from scaffolder.forms import DISPLAY_NAME, OwnerForm, StepForm, display_name_hint
 from scaffolder.models import GoldenPathUpdate, ScaffoldRun, display_name_default
 from scaffolder.render import RenderError, render_in_child
 from teams import selectors as team_selectors
@@ -69,6 +69,10 @@ def wizard_step(request: HttpRequest, name: str, number: int) -> HttpResponse:
     )
     form.enable_inline_validation(request.path)
     if (partial := validation_response(request, form)) is not None:
+        if request.POST.get(VALIDATE_FLAG) == "name" and DISPLAY_NAME in form.fields:
+            # What an empty display name becomes follows the name being typed (out of band: the inputs are untouched).
+            hint = display_name_hint(str(request.POST.get("name", "")))
+            partial.content += hint.replace("<strong ", '<strong hx-swap-oob="true" ', 1).encode()
         return partial
     if request.method == "POST" and form.is_valid():
         state["answers"].update({k: v for k, v in form.cleaned_data.items() if k in step.fields})

@@ -52,7 +52,8 @@ def test_create_a_service_from_a_golden_path(page: Page, live_server, owner: Use
     page.screenshot(path=str(SCREENSHOTS / f"wizard-taken-name-{name}.png"), full_page=True)
     page.get_by_label("Service name").fill(service)
     expect(page.locator("#errors-name")).to_have_text("")
-    expect(page.get_by_label("Display name")).to_be_visible()
+    # Left empty, the display name would be the one made from the name as it was typed, as its help says.
+    expect(page.locator("#display-name-default")).to_have_text(f"“Ledger {name.split('-')[-1]}”")
     page.get_by_label("Display name").fill(display)
     page.get_by_label("Description").fill("Keeps the ledger of every payment, for the finance team.")
     for _step in path.steps:  # every later step's defaults are fine

@@ -119,7 +119,14 @@ def test_inline_validation_returns_only_that_fields_errors(client, world, git_ro
     assert "<html" not in content and "errors-description" not in content and "This field is required" not in content
     assert "At least 4 characters." in content
     ok = client.post(STEP1, {"name": "ledger-api", "_validate": "name"}, headers=HTMX).content.decode().strip()
-    assert ok == '<div class="field-errors" id="errors-name" aria-live="polite"></div>'
+    assert ok.startswith('<div class="field-errors" id="errors-name" aria-live="polite"></div>')
+    # ...and, out of band, the display name's placeholder made from the name being typed; what was typed there stays.
+    both = {"name": "billing-gateway", "display_name": "Billing", "_validate": "name"}
+    oob = client.post(STEP1, both, headers=HTMX).content.decode()
+    assert oob.endswith('<strong hx-swap-oob="true" id="display-name-default">“Billing gateway”</strong>')
+    assert "id_display_name" not in oob  # the inputs are never replaced under the person typing
+    other = client.post(STEP1, {"description": "x", "_validate": "description"}, headers=HTMX).content.decode()
+    assert "display-name-default" not in other  # only the name's check carries it
     # Without the htmx header the same post is a normal submit: the full page, with every field's errors.
     full = client.post(STEP1, {"name": "X", "description": "", "_validate": "name"})
     assert "<html" in full.content.decode() and set(full.context["form"].errors) == {"name", "description"}
@@ -170,7 +177,7 @@ def test_step_one_refuses_a_taken_name_as_you_type(client, world, git_root, tmp_
     assert "A service called payments-api already exists; choose another name." in inline("payments-api")
     assert "A service called queued-api is being created right now; choose another name." in inline("queued-api")
     assert "A repository called lonely-repo already exists; choose another name." in inline("lonely-repo")
-    assert inline("ledger-api").strip() == '<div class="field-errors" id="errors-name" aria-live="polite"></div>'
+    assert inline("ledger-api").startswith('<div class="field-errors" id="errors-name" aria-live="polite"></div>')
 
     response = client.post(STEP1, {"name": "payments-api", "description": DESCRIPTION})
     assert response.status_code == 200 and list(response.context["form"].errors) == ["name"]
@@ -180,7 +187,8 @@ def test_step_one_refuses_a_taken_name_as_you_type(client, world, git_root, tmp_
 def test_the_display_name_defaults_from_the_slug_and_names_the_service(client, world, git_root):
     client.force_login(world.owner)
     page = client.get(STEP1).content.decode()
-    assert 'name="display_name"' in page and 'placeholder="Ledger API"' in page
+    assert 'name="display_name"' in page
+    assert '<strong id="display-name-default">made from the service name</strong>' in page
     assert page.index('name="name"') < page.index('name="display_name"') < page.index('name="description"')
     bad = client.post(STEP1, {"name": "ledger-api", "display_name": "Ledger\x07", "description": DESCRIPTION})
     assert bad.context["form"].errors == {"display_name": ["Control characters and line breaks are not allowed here."]}
@@ -192,7 +200,9 @@ def test_the_display_name_defaults_from_the_slug_and_names_the_service(client, w
 
     client.post(STEP1, {"name": "ledger-api", "display_name": " Ledger of payments ", "description": DESCRIPTION})
     assert client.session[SESSION_KEY]["display_name"] == "Ledger of payments"
-    assert 'value="Ledger of payments"' in client.get(STEP1).content.decode()  # kept going back
+    back = client.get(STEP1).content.decode()
+    assert 'value="Ledger of payments"' in back  # kept going back
+    assert '<strong id="display-name-default">“Ledger API”</strong>' in back
     assert "Create Ledger of payments" in client.get(PREVIEW).content.decode()
     client.post(CONFIRM)
     run = ScaffoldRun.objects.get()
