@@ -7,6 +7,7 @@ from django.contrib.contenttypes.models import ContentType
 from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
 from django.db import models
 from django.db.models import F, Q
+from django.db.models.functions import Lower
 from django.urls import reverse
 
 from teams.models import Team
@@ -114,7 +115,8 @@ class Service(models.Model):
         # One per sort order of the catalog page (each ends in id, as the page orders by it last), so that a
         # page of 50 is an index scan rather than a sort of the whole catalog.
         indexes = [
-            models.Index(fields=["name", "id"], name="service_order_name"),
+            # Names sort as people read them, whatever their case (the page orders by Lower("name"), then id).
+            models.Index(Lower("name"), "id", name="service_order_name_ci"),
             models.Index(fields=["tier", "id"], name="service_order_tier"),
             models.Index(fields=["lifecycle", "id"], name="service_order_lifecycle"),
             models.Index(fields=["updated_at", "id"], name="service_order_updated"),
