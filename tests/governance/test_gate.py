@@ -8,7 +8,7 @@ from deployments.models import Deployment, DeploymentEvent, State
 from governance.models import Decision
 from tests.deployments.support import drive, release_make, scripted, step, target_make
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.smoke]
 
 
 def deploy(world, environment, release, **kwargs) -> Deployment:  # type: ignore[no-untyped-def]

@@ -135,6 +135,7 @@ def test_the_command_prints_the_report(tmp_path) -> None:
     assert "deploys.yaml: low-tiers-only: not accepted: test 2 (tier 3 is not judged): expected pass, got skip" in text
 
 
+@pytest.mark.smoke
 def test_the_starter_policies_sync_with_all_their_tests_passing() -> None:
     report = sync.policy_sync(root=django_settings.GOVERNANCE["POLICIES_DIR"])
     assert report.errors == []
