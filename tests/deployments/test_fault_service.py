@@ -1,0 +1,169 @@
+"""The fault-injecting release does what each mode says: real processes of the rendered golden path with the fault
+layer, answering real HTTP on a port of their own."""
+
+import contextlib
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.deployments.faulty import render_faulty
+
+START_SECONDS = 10.0  # generous: only a failing test waits this long
+
+
+@pytest.fixture(scope="module")
+def worktree(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return render_faulty(name="faulty-api", destination=tmp_path_factory.mktemp("faulty") / "faulty-api")
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+class Replica:
+    def __init__(self, process: subprocess.Popen[bytes], port: int) -> None:
+        self.process = process
+        self.port = port
+        self.client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=5, trust_env=False)
+
+    def get(self, path: str = "/") -> httpx.Response:
+        return self.client.get(path)
+
+    def timed(self, count: int) -> list[float]:
+        latencies = []
+        for _ in range(count):
+            started = time.perf_counter()
+            assert self.get().status_code == 200
+            latencies.append((time.perf_counter() - started) * 1000)
+        return latencies
+
+    def statuses(self, count: int, path: str = "/") -> list[int]:
+        return [self.get(path).status_code for _ in range(count)]
+
+    def exit_code(self, timeout: float) -> int:
+        return self.process.wait(timeout=timeout)
+
+
+@contextlib.contextmanager
+def run(worktree: Path, fault: dict[str, Any], *, wait: bool = True) -> Iterator[Replica]:
+    """Start `python -m app` with the fault in FAULT; with `wait`, until it answers its health check once."""
+    port = _free_port()
+    env = {"PATH": os.environ["PATH"], "PORT": str(port), "VERSION": "9.9.9", "FAULT": json.dumps(fault)}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "app"], cwd=worktree, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
+    replica = Replica(process, port)
+    try:
+        deadline = time.monotonic() + START_SECONDS
+        while wait:
+            with contextlib.suppress(httpx.HTTPError):
+                replica.get("/healthz")
+                break
+            assert process.poll() is None, f"exited with {process.returncode}: {process.stderr.read().decode()}"
+            assert time.monotonic() < deadline, "never answered"
+            time.sleep(0.05)
+        yield replica
+    finally:
+        replica.client.close()
+        if process.poll() is None:
+            process.terminate()
+            process.wait(timeout=15)
+        process.stderr.close()
+
+
+def test_good_answers_every_request_with_the_golden_paths_body_and_noise(worktree: Path) -> None:
+    with run(worktree, {"mode": "good"}) as replica:
+        assert replica.get().json() == {"message": "Hello from faulty-api", "service": "faulty-api", "version": "9.9.9"}
+        assert replica.get("/healthz").json() == {"status": "ok"}
+        latencies = replica.timed(30)
+        assert 'status="200"} 31' in replica.get("/metrics").text  # counted like the golden path counts
+    assert statistics.median(latencies) >= 15  # the shared service time, 20 ms at the median
+    assert max(latencies) > min(latencies) * 1.1  # with noise, not a constant
+
+
+def test_crash_on_start_exits_before_listening(worktree: Path) -> None:
+    with run(worktree, {"mode": "crash_on_start"}, wait=False) as replica:
+        assert replica.exit_code(timeout=START_SECONDS) != 0
+        assert b"crashing on start" in replica.process.stderr.read()
+        with pytest.raises(httpx.ConnectError):
+            replica.get("/healthz")
+
+
+def test_crash_after_serves_then_exits(worktree: Path) -> None:
+    with run(worktree, {"mode": "crash_after", "seconds": 1.5}) as replica:
+        assert replica.statuses(3) == [200] * 3
+        assert replica.exit_code(timeout=START_SECONDS) == 3
+        with pytest.raises(httpx.ConnectError):
+            replica.get()
+
+
+@pytest.mark.parametrize(("rate", "count", "low", "high"), [(0.2, 500, 60, 140), (0.01, 2000, 5, 40)])
+def test_errors_answer_500_on_that_share_of_requests_only(
+    worktree: Path, rate: float, count: int, low: int, high: int
+) -> None:
+    """Bounds about four standard deviations wide: a seeded generator, but the test should not depend on it."""
+    with run(worktree, {"mode": "errors", "rate": rate, "base_ms": 0, "seed": 7}) as replica:
+        statuses = replica.statuses(count)
+        assert set(statuses) <= {200, 500}
+        assert low <= statuses.count(500) <= high, statuses.count(500)
+        assert replica.statuses(20, "/healthz") == [200] * 20  # the health check is not affected
+        assert f'path="/",status="500"}} {statuses.count(500)}' in replica.get("/metrics").text
+
+
+def test_latency_at_the_median_slows_every_request(worktree: Path) -> None:
+    with (
+        run(worktree, {"mode": "good", "base_ms": 10}) as good,
+        run(worktree, {"mode": "latency", "factor": 3, "where": "median", "base_ms": 10}) as slow,
+    ):
+        ratio = statistics.median(slow.timed(30)) / statistics.median(good.timed(30))
+    assert 2.0 < ratio < 4.5, ratio
+
+
+def test_latency_at_p99_slows_only_the_tail(worktree: Path) -> None:
+    with run(worktree, {"mode": "latency", "factor": 10, "where": "p99", "base_ms": 5, "seed": 3}) as replica:
+        latencies = replica.timed(600)
+    median = statistics.median(latencies)
+    slow = [value for value in latencies if value > 5 * median]
+    assert median < 25  # the median is a good release's
+    assert 1 <= len(slow) <= 20, len(slow)  # about 1 % (6 of 600)
+
+
+def test_health_fails_after_its_onset_while_requests_succeed(worktree: Path) -> None:
+    with run(worktree, {"mode": "health_fails", "onset": 1.0, "base_ms": 0}) as replica:
+        assert replica.get("/healthz").status_code == 200  # it passes the start-up health check
+        time.sleep(1.1)
+        assert replica.statuses(5, "/healthz") == [500] * 5
+        assert replica.statuses(5) == [200] * 5
+
+
+def test_requests_fail_while_health_succeeds(worktree: Path) -> None:
+    with run(worktree, {"mode": "requests_fail", "base_ms": 0}) as replica:
+        assert replica.statuses(5) == [500] * 5
+        assert replica.statuses(5, "/healthz") == [200] * 5
+
+
+def test_memory_grows_until_the_process_is_killed_within_its_limit(worktree: Path) -> None:
+    """It dies by SIGKILL, as the OOM killer kills, and never holds more than its limit (resident, sampled)."""
+    with run(worktree, {"mode": "memory", "mb_per_second": 64, "limit_mb": 96}) as replica:
+        peak = 0
+        deadline = time.monotonic() + 30
+        while replica.process.poll() is None and time.monotonic() < deadline:
+            with contextlib.suppress(FileNotFoundError, ProcessLookupError):
+                status = Path(f"/proc/{replica.process.pid}/status").read_text()
+                peak = max(peak, int(next(line for line in status.splitlines() if line.startswith("VmRSS")).split()[1]))
+            time.sleep(0.05)
+        assert replica.exit_code(timeout=1) == -9
+        assert b"out of memory after" in replica.process.stderr.read()
+    assert 40 * 1024 < peak < 96 * 1024 + 64 * 1024, peak  # KiB: it grew, and stayed within limit and interpreter
