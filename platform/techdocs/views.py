@@ -100,9 +100,13 @@ def markdown_preview(request: HttpRequest) -> HttpResponse:
         _meta, body = split_front_matter(text=text)
     except markdown.LimitError as error:
         return render(request, "techdocs/_preview.html", {"error": str(error)})
-    except ValueError:
-        body = text
-    return render(request, "techdocs/_preview.html", {"rendered": selectors.markdown_render(text=body)})
+    except ValueError as error:
+        # The body still shows, under the front matter's own mistake, which an import would report for this file.
+        body, warning = text, str(error)
+    else:
+        warning = ""
+    context = {"rendered": selectors.markdown_render(text=body), "warning": warning}
+    return render(request, "techdocs/_preview.html", context)
 
 
 @login_required

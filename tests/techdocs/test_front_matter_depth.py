@@ -22,3 +22,4 @@ def test_the_preview_of_a_runbook_with_deeply_nested_front_matter_is_not_a_500(c
 
     assert response.status_code == 200
     assert "Deep heading" in response.content.decode()
+    assert "Front matter is not valid YAML at line 3: lists and mappings are nested" in response.content.decode()
