@@ -11,8 +11,8 @@ Definitions (docs/insights.md explains them and their edges):
 - Rework counts deployments rolled back (their rollback was an unplanned deployment), redeploys made to roll back
   (`rollback_of`), and deployments of a release older than the one they replaced; each deployment counts once.
 
-One query gives a scope's whole-window figures, one its weekly points, one its breakdown (teams or services): the
-database groups, counts and takes percentiles; Python only divides.
+On PostgreSQL one query gives a scope's whole-window figures, its weekly points and its breakdown (teams or
+services), with GROUPING SETS: the database groups, counts and takes percentiles; Python only divides.
 """
 
 import math
@@ -35,6 +35,7 @@ from django.db.models import (
     Q,
     QuerySet,
     Subquery,
+    Value,
     When,
 )
 from django.db.models.functions import Coalesce, TruncDate, TruncWeek
@@ -311,51 +312,92 @@ def _figures(row: dict[str, Any], days: int) -> Figures:
     )
 
 
-def dora_figures(*, scope: Scope, window: Window, environments: list[Environment]) -> Figures:
-    """The scope's figures over the whole window: one query."""
-    queryset = _deployments(scope=scope, window=window, environments=environments)
-    figures = _figures(queryset.aggregate(**_aggregates(window.zone)), window.days)
-    if connection.vendor != "postgresql":
-        figures.recovery_median, figures.recovery_p90 = _recoveries_in_python(queryset, None).get(None, (None, None))
-    return figures
+@dataclass
+class Report:
+    """A scope's figures over the window, week by week, and by team (organisation) or service (team, system)."""
+
+    figures: Figures
+    weekly: list[tuple[date, Figures]]
+    breakdown: list[tuple[Scope, Figures]]
 
 
-def dora_weekly(*, scope: Scope, window: Window, environments: list[Environment]) -> list[tuple[date, Figures]]:
-    """One point per week (Monday to Sunday in the window's time zone) the window touches: one query.
+def _breakdown_group(scope: Scope) -> str | None:
+    return None if scope.kind == "service" else "service__owner_id" if scope.kind == "org" else "service_id"
 
-    A week cut by the window's edge counts only its days inside the window, so its rate per day stays comparable.
+
+def _rollup_rows(
+    *, scope: Scope, window: Window, environments: list[Environment]
+) -> tuple[dict[str, Any], dict[date, dict[str, Any]], dict[Any, dict[str, Any]]]:
+    """PostgreSQL: the window's totals, its weeks and its breakdown in one query, with GROUPING SETS.
+
+    The deployments are read once, into a materialised CTE, so each failure's recovery (a correlated subquery) is
+    looked up once however many aggregates use it. The inner query is Django's (parameters bound by the driver);
+    only fixed SQL is written around it.
     """
-    queryset = _deployments(scope=scope, window=window, environments=environments).annotate(
-        week=TruncWeek("moment", tzinfo=window.zone)
+    group = _breakdown_group(scope)
+    inner = (
+        _deployments(scope=scope, window=window, environments=environments)
+        .annotate(
+            is_success=Case(When(SUCCESS, then=Value(1)), default=Value(0)),
+            is_failure=Case(When(FAILURE, then=Value(1)), default=Value(0)),
+            is_rework=Case(When(REWORK, then=Value(1)), default=Value(0)),
+            local_day=TruncDate("moment", tzinfo=window.zone),
+            week=TruncWeek("moment", tzinfo=window.zone),
+            grp=F(group) if group else Value(0),
+        )
+        .order_by()
+        .values("is_success", "is_failure", "is_rework", "local_day", "week", "grp", "recovery_s")
     )
-    rows = {row["week"].date(): row for row in queryset.values("week").annotate(**_aggregates(window.zone))}
-    python = _recoveries_in_python(queryset, "week") if connection.vendor != "postgresql" else {}
+    sql, params = inner.query.sql_with_params()
+    query = (
+        f"WITH d AS MATERIALIZED ({sql}) "
+        "SELECT GROUPING(week), GROUPING(grp), week, grp, "
+        "COALESCE(SUM(is_success), 0), COALESCE(SUM(is_failure), 0), COALESCE(SUM(is_rework), 0), "
+        "COUNT(DISTINCT local_day) FILTER (WHERE is_success = 1), COUNT(recovery_s), "
+        "PERCENTILE_CONT(0.5) WITHIN GROUP (ORDER BY recovery_s), "
+        "PERCENTILE_CONT(0.9) WITHIN GROUP (ORDER BY recovery_s) "
+        "FROM d GROUP BY GROUPING SETS ((), (week), (grp))"
+    )
+    total: dict[str, Any] = {}
+    weeks: dict[date, dict[str, Any]] = {}
+    groups: dict[Any, dict[str, Any]] = {}
+    names = ["successes", "failures", "rework", "days_with_success", "recovered", "recovery_median", "recovery_p90"]
+    with connection.cursor() as cursor:
+        cursor.execute(query, params)
+        for not_week, not_group, week, key, *values in cursor.fetchall():
+            row = dict(zip(names, values, strict=True))
+            if not_week and not_group:
+                total = row
+            elif not not_week:
+                weeks[week.date() if isinstance(week, datetime) else week] = row
+            else:
+                groups[key] = row
+    return total, weeks, groups
+
+
+def _weekly_points(
+    window: Window, rows: dict[date, dict[str, Any]], python: dict[date, Any]
+) -> list[tuple[date, Figures]]:
+    """A week cut by the window's edge counts only its days inside the window, so its rate per day stays comparable."""
     points = []
     for monday in window.weeks():
         days = (min(monday + timedelta(days=6), window.last_day) - max(monday, window.first_day)).days + 1
         row = rows.get(monday)
         figures = _figures(row, days) if row else Figures(days=days)
-        for key, (median, p90) in python.items():
-            if key.date() == monday:
-                figures.recovery_median, figures.recovery_p90 = median, p90
+        if monday in python:
+            figures.recovery_median, figures.recovery_p90 = python[monday]
         points.append((monday, figures))
     return points
 
 
-def dora_breakdown(*, scope: Scope, window: Window, environments: list[Environment]) -> list[tuple[Scope, Figures]]:
-    """The organisation by team, or a team or system by service: one query, plus one for the names.
-
-    Every team (or service) of the scope is listed, those without deployments too ("no data" shows who does not
-    deploy through Runway yet).
-    """
+def _breakdown_rows(
+    scope: Scope, window: Window, rows: dict[Any, dict[str, Any]], python: dict[Any, Any]
+) -> list[tuple[Scope, Figures]]:
+    """Every team (or service) of the scope, those without deployments too: "no data" shows who does not deploy
+    through Runway yet."""
     if scope.kind == "service":
         return []
-    by_team = scope.kind == "org"
-    group = "service__owner_id" if by_team else "service_id"
-    queryset = _deployments(scope=scope, window=window, environments=environments)
-    rows = {row[group]: row for row in queryset.values(group).annotate(**_aggregates(window.zone)).order_by()}
-    python = _recoveries_in_python(queryset, group) if connection.vendor != "postgresql" else {}
-    if by_team:
+    if scope.kind == "org":
         members = Team.objects.order_by("name").values_list("pk", "slug", "name")
         kind = "team"
     else:
@@ -372,3 +414,47 @@ def dora_breakdown(*, scope: Scope, window: Window, environments: list[Environme
             figures.recovery_median, figures.recovery_p90 = python[pk]
         result.append((Scope(kind, pk, slug, name), figures))
     return result
+
+
+def dora_report(
+    *, scope: Scope, window: Window, environments: list[Environment], breakdown: bool = True, weekly: bool = True
+) -> Report:
+    """Everything a page shows: one query on PostgreSQL (plus one for the breakdown's names); up to six elsewhere."""
+    if connection.vendor == "postgresql":
+        total, weeks, groups = _rollup_rows(scope=scope, window=window, environments=environments)
+        return Report(
+            _figures(total, window.days),
+            _weekly_points(window, weeks, {}),
+            _breakdown_rows(scope, window, groups, {}) if breakdown else [],
+        )
+    # Elsewhere (SQLite) Django's aggregates do the counting and Python takes the percentiles.
+    queryset = _deployments(scope=scope, window=window, environments=environments)
+    aggregates = _aggregates(window.zone)
+    figures = _figures(queryset.aggregate(**aggregates), window.days)
+    figures.recovery_median, figures.recovery_p90 = _recoveries_in_python(queryset, None).get(None, (None, None))
+    points: list[tuple[date, Figures]] = []
+    if weekly:
+        by_week = queryset.annotate(week=TruncWeek("moment", tzinfo=window.zone))
+        weeks = {row["week"].date(): row for row in by_week.values("week").annotate(**aggregates).order_by()}
+        in_python = {key.date(): value for key, value in _recoveries_in_python(by_week, "week").items()}
+        points = _weekly_points(window, weeks, in_python)
+    members: list[tuple[Scope, Figures]] = []
+    if breakdown and (group := _breakdown_group(scope)):
+        groups = {row[group]: row for row in queryset.values(group).annotate(**aggregates).order_by()}
+        members = _breakdown_rows(scope, window, groups, _recoveries_in_python(queryset, group))
+    return Report(figures, points, members)
+
+
+def dora_figures(*, scope: Scope, window: Window, environments: list[Environment]) -> Figures:
+    """The scope's figures over the whole window."""
+    return dora_report(scope=scope, window=window, environments=environments, breakdown=False, weekly=False).figures
+
+
+def dora_weekly(*, scope: Scope, window: Window, environments: list[Environment]) -> list[tuple[date, Figures]]:
+    """One point per week (Monday to Sunday in the window's time zone) the window touches."""
+    return dora_report(scope=scope, window=window, environments=environments, breakdown=False).weekly
+
+
+def dora_breakdown(*, scope: Scope, window: Window, environments: list[Environment]) -> list[tuple[Scope, Figures]]:
+    """The organisation by team, or a team or system by service."""
+    return dora_report(scope=scope, window=window, environments=environments).breakdown

@@ -45,9 +45,8 @@ def _page(request: HttpRequest, scope: selectors.Scope) -> HttpResponse:
 def _figures_context(question: Question) -> dict[str, Any]:
     scope, window, environments = question.scope, question.window, question.environments
     environment = present.board_environment(question.environment, environments)
-    figures = selectors.dora_figures(scope=scope, window=window, environments=environments)
-    weekly = selectors.dora_weekly(scope=scope, window=window, environments=environments)
-    breakdown = selectors.dora_breakdown(scope=scope, window=window, environments=environments)
+    report = selectors.dora_report(scope=scope, window=window, environments=environments)
+    figures, weekly, breakdown = report.figures, report.weekly, report.breakdown
     rows = [
         {
             "scope": member,
@@ -127,8 +126,8 @@ def dora_csv(request: HttpRequest) -> HttpResponse:
         return HttpResponse(f"Bad request: {errors}\n", status=400, content_type="text/plain; charset=utf-8")
     question = form.question()
     scope, window, environments = question.scope, question.window, question.environments
-    figures = selectors.dora_figures(scope=scope, window=window, environments=environments)
-    weekly = selectors.dora_weekly(scope=scope, window=window, environments=environments)
+    report = selectors.dora_report(scope=scope, window=window, environments=environments, breakdown=False)
+    figures, weekly = report.figures, report.weekly
     response = HttpResponse(content_type="text/csv; charset=utf-8")
     name = scope.key.replace(":", "-")
     response["Content-Disposition"] = f'attachment; filename="dora-{name}-{window.first_day}-{window.last_day}.csv"'

@@ -28,8 +28,8 @@ PARAMETERS = [
 
 def dora_document(question: Any) -> dict[str, Any]:
     scope, window, environments = question.scope, question.window, question.environments
-    figures = selectors.dora_figures(scope=scope, window=window, environments=environments)
-    weekly = selectors.dora_weekly(scope=scope, window=window, environments=environments)
+    report = selectors.dora_report(scope=scope, window=window, environments=environments, breakdown=False)
+    figures, weekly = report.figures, report.weekly
     marks = figures.bands
     return {
         "scope": {"kind": scope.kind, "slug": scope.slug, "name": scope.name},
