@@ -42,7 +42,7 @@ def compiled(source: str) -> cel.Program:
         if not found:
             raise ExpressionError(str(error)) from None
         raise ExpressionError(
-            "; ".join(f"line {line}, column {column}: {message}" for line, column, message in found)
+            "; ".join(f"Line {line}, column {column}: {message}" for line, column, message in found)
         ) from None
 
 
@@ -99,31 +99,34 @@ def expression_check(source: str, *, returns: type) -> cel.Program:
     """Compile and check one expression against the documented fact document; ExpressionError says what to fix."""
     limit = settings.GOVERNANCE["MAX_EXPRESSION_CHARS"]
     if len(source) > limit:
-        raise ExpressionError(f"is {len(source)} characters long; the limit is {limit}.")
+        raise ExpressionError(f"The expression is {len(source)} characters long; the limit is {limit}.")
     program = compiled(source)
     nested = len(_MACRO.findall(_blank_strings(source)))
     if nested > settings.GOVERNANCE["MAX_COMPREHENSIONS"]:
         raise ExpressionError(
-            f"uses {nested} comprehensions (all, exists, exists_one, map, filter); the limit is "
+            f"The expression uses {nested} comprehensions (all, exists, exists_one, map, filter); the limit is "
             f"{settings.GOVERNANCE['MAX_COMPREHENSIONS']}, so that no policy can keep a worker busy."
         )
     depth = _comprehension_depth(_blank_strings(source))
     if depth > settings.GOVERNANCE["MAX_COMPREHENSION_DEPTH"]:
         raise ExpressionError(
-            f"nests comprehensions {depth} deep; the limit is {settings.GOVERNANCE['MAX_COMPREHENSION_DEPTH']} "
-            "(three lists of a few hundred items nested would keep a worker busy for seconds)."
+            f"The expression nests comprehensions {depth} deep; the limit is "
+            f"{settings.GOVERNANCE['MAX_COMPREHENSION_DEPTH']} (three lists of a few hundred items nested would keep "
+            "a worker busy for seconds)."
         )
     if problems := _unknown_references(source, program):
         raise ExpressionError("; ".join(problems))
     try:
         value = program.execute(cel.Context(facts.sample_document()))
     except KeyError as error:
-        raise ExpressionError(f"refers to the field {error} that the fact document never has.") from None
+        raise ExpressionError(
+            f"The expression refers to the field {error}, which the fact document never has."
+        ) from None
     except Exception as error:  # the CEL runtime raises several types; all mean the same here
-        raise ExpressionError(f"fails on a complete sample fact document: {error}") from None
+        raise ExpressionError(f"The expression fails on a complete sample fact document: {error}") from None
     if not isinstance(value, returns) or (returns is not bool and isinstance(value, bool)):
         wanted = "true or false" if returns is bool else "a string"
-        raise ExpressionError(f"must give {wanted}; on a sample fact document it gave {value!r}.")
+        raise ExpressionError(f"The expression must give {wanted}; on a sample fact document it gave {value!r}.")
     return program
 
 
@@ -142,7 +145,7 @@ def version_check(*, match: str, rule: str, message: str, message_expression: st
         try:
             expression_check(source, returns=returns)
         except ExpressionError as error:
-            errors[name] = [f"The expression {error}"]
+            errors[name] = [str(error)]
     if action == "require_approval":
         errors["action"] = [
             "require_approval arrives with approvals, which do not exist yet; use deny, warn or audit for now."

@@ -59,6 +59,8 @@ def policy_save(
         slug_validator(name)
     except ValidationError as error:
         raise ValidationError({"name": error.messages}) from None
+    if name == "new":  # /governance/policies/new/ is the editor's address
+        raise ValidationError({"name": ["“new” is reserved for the new-policy page; choose another name."]})
     match = match.strip() or "true"
     expressions.version_check(
         match=match, rule=rule, message=message, message_expression=message_expression, action=action

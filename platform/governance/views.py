@@ -3,12 +3,17 @@ the decisions they made."""
 
 import json
 
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import get_object_or_404, render
-from django.views.decorators.http import require_GET
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_GET, require_http_methods
 
-from governance import selectors
+from governance import selectors, services
+from governance.forms import PolicyForm
+from governance.models import Policy
+from portal.forms import apply_errors, validation_response
 
 
 @login_required
@@ -35,3 +40,32 @@ def decision_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "governance/decision_detail.html",
         {"decision": decision, "facts_text": json.dumps(decision.facts, indent=2, sort_keys=False)},
     )
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def policy_edit(request: HttpRequest, name: str | None = None) -> HttpResponse:
+    """Write a new policy or a new version of one; platform admins only. A policy synced from policy files is
+    changed in its file: an edit here would be undone by the next sync."""
+    if not request.user.is_staff:
+        raise PermissionDenied("Only platform admins may create or change deploy policies.")
+    policy = get_object_or_404(selectors.policy_list(), name=name) if name else None
+    if policy is not None and policy.source_path:
+        messages.error(request, f"{policy.name} comes from the policy file {policy.source_path}; change it there.")
+        return redirect(policy)
+    form = PolicyForm(request.POST or None, policy=policy)
+    form.enable_inline_validation(request.path)
+    if (partial := validation_response(request, form)) is not None:
+        return partial
+    if request.method == "POST" and form.is_valid():
+        data = dict(form.cleaned_data)
+        if policy is not None:
+            data["name"] = policy.name
+        try:
+            saved: Policy = services.policy_save(user=request.user, **data)
+        except ValidationError as error:
+            apply_errors(form, error)
+        else:
+            messages.success(request, f"Saved {saved.name} (version {saved.current.number if saved.current else 0}).")
+            return redirect(saved)
+    return render(request, "governance/policy_form.html", {"form": form, "policy": policy})

@@ -26,7 +26,7 @@ def document(**groups: dict) -> dict:  # type: ignore[type-arg]
 def test_a_syntax_error_is_a_field_error_with_its_position(policy) -> None:
     errors = refused(policy, rule="service.tier == 1 &&")
     assert list(errors) == ["rule"]
-    assert "line 1, column 21: Syntax error: mismatched input '<EOF>'" in errors["rule"][0]
+    assert "Line 1, column 21: Syntax error: mismatched input '<EOF>'" in errors["rule"][0]
 
 
 def test_a_field_the_document_never_has_is_refused_at_save_time(policy) -> None:

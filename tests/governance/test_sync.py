@@ -91,7 +91,7 @@ def test_expression_errors_and_bad_files_are_reported_per_policy(tmp_path) -> No
     write(tmp_path, "g.yaml", TWO)
     report = sync.policy_sync(root=tmp_path)
     errors = {(file, name): message for file, name, message in report.errors}
-    assert "rule: The expression line 1, column 16: Syntax error" in errors["a.yaml", "broken"]
+    assert "rule: Line 1, column 16: Syntax error" in errors["a.yaml", "broken"]
     assert "service.teir: the fact document has no such field" in errors["b.yaml", "typo"]
     assert "require_approval arrives with approvals" in errors["c.yaml", "approve"]
     assert errors["d.yaml", "extra"].startswith("Unknown field(s) owner")

@@ -96,3 +96,69 @@ def test_a_deployments_decision_page_links_the_deployment(client, world, policy)
     client.force_login(world.owner)
     page = client.get(deployment.policy_decision.get_absolute_url()).content.decode()
     assert deployment.get_absolute_url() in page and "No deploy policy was enabled" in page
+
+
+def test_only_platform_admins_may_open_or_post_the_editor(client, world, policy) -> None:  # type: ignore[no-untyped-def]
+    policy("canary-only", "change.strategy == 'canary'")
+    body = {"name": "mine", "match": "true", "rule": "true", "message": "m", "action": "deny", "enabled": "on"}
+    for user in (world.owner, world.outsider):
+        client.force_login(user)
+        for url in (reverse("governance:policy-new"), reverse("governance:policy-edit", args=["canary-only"])):
+            assert client.get(url).status_code == 403
+            assert client.post(url, body).status_code == 403
+        assert "New policy" not in client.get(reverse("governance:policy-list")).content.decode()
+    from governance.models import Policy
+
+    assert list(Policy.objects.values_list("name", flat=True)) == ["canary-only"]
+
+
+def test_an_admin_writes_a_policy_and_a_new_version_of_it(client, world) -> None:  # type: ignore[no-untyped-def]
+    from audit.models import AuditEvent
+    from governance.models import Policy
+
+    client.force_login(world.staff)
+    body = {
+        "name": "canary-only", "description": "Slowly.", "match": "change.environment.protected",
+        "rule": "change.strategy == 'canary'", "message": "Use a canary.", "action": "deny", "enabled": "on",
+    }  # fmt: skip
+    response = client.post(reverse("governance:policy-new"), body)
+    assert response.status_code == 302 and response["Location"] == "/governance/policies/canary-only/"
+    response = client.post(reverse("governance:policy-edit", args=["canary-only"]), {**body, "action": "warn"})
+    assert response.status_code == 302
+    policy = Policy.objects.get(name="canary-only")
+    assert (policy.current.number, policy.current.action, policy.current.author) == (2, "warn", world.staff)
+    events = AuditEvent.objects.filter(object_type="governance.policy").order_by("pk")
+    assert list(events.values_list("action", flat=True)) == ["policy.created", "policy.changed"]
+
+
+def test_the_editor_shows_cel_errors_with_their_position_as_you_type(client, world) -> None:  # type: ignore[no-untyped-def]
+    client.force_login(world.staff)
+    body = {"name": "p", "match": "true", "rule": "service.tier ==", "message": "m", "action": "deny"}
+    response = client.post(reverse("governance:policy-new"), {**body, "_validate": "rule"}, HTTP_HX_REQUEST="true")
+    fragment = response.content.decode()
+    assert response.status_code == 200 and "<form" not in fragment
+    assert "Line 1, column 16: Syntax error" in fragment
+    page = client.post(reverse("governance:policy-new"), {**body, "rule": "service.teir == 1"}).content.decode()
+    assert "service.teir: the fact document has no such field" in page
+    page = client.post(reverse("governance:policy-new"), {**body, "action": "require_approval"}).content.decode()
+    assert "Select a valid choice" in page
+    page = client.post(reverse("governance:policy-new"), {**body, "name": "new", "rule": "true"}).content.decode()
+    assert "reserved for the new-policy page" in page
+    from governance.models import Policy
+
+    assert not Policy.objects.exists()
+
+
+def test_a_policy_from_policy_files_is_changed_in_its_file(client, world, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    (tmp_path / "p.yaml").write_text("name: from-file\nrule: 'true'\nmessage: m\n")
+    sync.policy_sync(root=tmp_path)
+    client.force_login(world.staff)
+    response = client.post(
+        reverse("governance:policy-edit", args=["from-file"]),
+        {"match": "true", "rule": "false", "message": "m", "action": "deny"},
+        follow=True,
+    )
+    assert "comes from the policy file p.yaml; change it there" in response.content.decode()
+    from governance.models import Policy
+
+    assert Policy.objects.get(name="from-file").current.rule == "true"
