@@ -96,7 +96,8 @@ class InsightsForm(forms.Form):
             self.add_error(name, f"Give a date between {FIRST_DATE} and {LAST_DATE}.")
 
     def clean(self) -> dict[str, Any]:
-        data = super().clean()
+        super().clean()
+        data = self.cleaned_data
         self._check_date("since")
         self._check_date("until")
         if self.errors:

@@ -293,7 +293,7 @@ def _aggregates(zone: ZoneInfo) -> dict[str, Any]:
 def _recoveries_in_python(queryset: QuerySet[Deployment], group: str | None) -> dict[Any, tuple[float, float]]:
     """Median and p90 recovery per group, computed here where the database has no PERCENTILE_CONT (SQLite)."""
     found: dict[Any, list[float]] = defaultdict(list)
-    rows = queryset.filter(FAILURE, recovered_at__isnull=False)
+    rows = queryset.filter(FAILURE, Q(recovered_at__isnull=False))
     for key, failed_at, recovered_at in rows.values_list(group or "pk", "failed_at", "recovered_at"):
         found[key if group else None].append((recovered_at - failed_at).total_seconds())
     return {key: (percentile(v, 0.5), percentile(v, 0.9)) for key, v in found.items()}  # type: ignore[misc]
@@ -397,6 +397,7 @@ def _breakdown_rows(
     through Runway yet."""
     if scope.kind == "service":
         return []
+    members: Any
     if scope.kind == "org":
         members = Team.objects.order_by("name").values_list("pk", "slug", "name")
         kind = "team"
@@ -435,7 +436,7 @@ def dora_report(
     points: list[tuple[date, Figures]] = []
     if weekly:
         by_week = queryset.annotate(week=TruncWeek("moment", tzinfo=window.zone))
-        weeks = {row["week"].date(): row for row in by_week.values("week").annotate(**aggregates).order_by()}
+        weeks = {row["week"].date(): dict(row) for row in by_week.values("week").annotate(**aggregates).order_by()}
         in_python = {key.date(): value for key, value in _recoveries_in_python(by_week, "week").items()}
         points = _weekly_points(window, weeks, in_python)
     members: list[tuple[Scope, Figures]] = []
