@@ -1,5 +1,7 @@
 """Reads for governance: policies, their versions and decisions."""
 
+import difflib
+
 from django.db.models import QuerySet
 
 from deployments.models import Deployment
@@ -31,9 +33,21 @@ def decision_for(*, deployment: Deployment) -> Decision | None:
     return Decision.objects.filter(deployment=deployment).first()
 
 
+def _lines(version: PolicyVersion) -> list[str]:
+    return [f"{name}: {value}" for name, value in version.content().items() if value]
+
+
 def policy_versions(*, policy: Policy) -> list[PolicyVersion]:
-    """A policy's versions, newest first, each with its author loaded."""
+    """A policy's versions, newest first, each with its author loaded and `changes`: the line diff from the version
+    before it, as (kind, line) pairs with kind in add/del/same."""
     versions = list(PolicyVersion.objects.filter(policy=policy).select_related("author").order_by("-number"))
-    for version in versions:
+    for version, older in zip(versions, [*versions[1:], None], strict=True):
         version.policy = policy
+        changes: list[tuple[str, str]] = []
+        if older is not None:
+            for line in difflib.ndiff(_lines(older), _lines(version)):
+                kind = {"+": "add", "-": "del", " ": "same"}.get(line[0])
+                if kind:
+                    changes.append((kind, line))
+        version.changes = changes  # type: ignore[attr-defined]
     return versions

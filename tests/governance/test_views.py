@@ -37,6 +37,10 @@ def test_the_detail_lists_every_version_newest_first(client, world, policy) -> N
     page = client.get(reverse("governance:policy-detail", kwargs={"name": "canary-in-production"})).content.decode()
     assert page.index(">v2 ") < page.index(">v1 ") and page.count("in force") == 1
     assert "second" in page and "first" in page and "by stella" in page
+    assert "Changes from v1" in page
+    assert '<span class="diff-del">- rule: change.strategy != &#x27;rolling&#x27;</span>' in page
+    assert '<span class="diff-add">+ rule: change.strategy == &#x27;canary&#x27;</span>' in page
+    assert '<span class="diff-add">+ message: second</span>' in page
 
 
 def test_a_policy_missing_from_its_files_says_so(client, world, tmp_path) -> None:  # type: ignore[no-untyped-def]
