@@ -43,6 +43,7 @@ bench: $(STAMP)
 	$(BIN)/python tests/bench/bench_catalog_as_code.py || status=1; \
 	if [ -f tests/bench/bench_scaffold.py ]; then $(BIN)/python tests/bench/bench_scaffold.py || status=1; fi; \
 	if [ -f tests/bench/bench_deployments.py ]; then $(BIN)/python tests/bench/bench_deployments.py || status=1; fi; \
+	$(BIN)/python tests/bench/bench_safe_delivery.py || status=1; \
 	$(BIN)/python tests/bench/bench_insights.py || status=1; \
 	$(BIN)/python tests/bench/bench_governance.py || status=1; \
 	exit $$status
