@@ -49,6 +49,7 @@ INSTALLED_APPS = [
     "deployments",
     "governance",
     "insights",
+    "monitoring",
 ]
 
 MIDDLEWARE = [
@@ -209,6 +210,19 @@ CATALOG_PAGE_CACHE = env.bool("CATALOG_PAGE_CACHE", default=bool(REDIS_URL))
 # counted as they stream.
 CATALOG_ARCHIVE_MAX_UNPACKED_BYTES = env.int("CATALOG_ARCHIVE_MAX_UNPACKED_BYTES", default=250_000_000)
 CATALOG_ARCHIVE_MAX_FILES = env.int("CATALOG_ARCHIVE_MAX_FILES", default=100_000)
+# Health check probes (monitoring/probe.py, docs/monitoring.md). The deny-list is checked on the address the probe
+# connects to, after DNS. Loopback is allowed by default because the local runtime's replicas listen on 127.0.0.1;
+# production settings refuse it unless MONITORING_PROBE_ALLOW_LOOPBACK is set.
+MONITORING_PROBE_DENY_NETWORKS = env.list(
+    "MONITORING_PROBE_DENY_NETWORKS",
+    default=["169.254.0.0/16", "fe80::/10", "fd00:ec2::254/128", "100.100.100.200/32", "0.0.0.0/8"],
+)
+MONITORING_PROBE_ALLOW_LOOPBACK = env.bool("MONITORING_PROBE_ALLOW_LOOPBACK", default=True)
+# Paths refused on the portal's own hosts (ALLOWED_HOSTS unless MONITORING_PROBE_PORTAL_HOSTS names them).
+MONITORING_PROBE_DENY_PATHS = env.list("MONITORING_PROBE_DENY_PATHS", default=["/admin/"])
+MONITORING_PROBE_PORTAL_HOSTS = env.list("MONITORING_PROBE_PORTAL_HOSTS", default=None)
+MONITORING_PROBE_MAX_BODY_BYTES = env.int("MONITORING_PROBE_MAX_BODY_BYTES", default=65_536)
+MONITORING_RAW_RETENTION_DAYS = env.int("MONITORING_RAW_RETENTION_DAYS", default=7)
 # Hosts whose descriptor files a catalog's Location entities may name by (https) URL; none by default.
 CATALOG_LOCATION_ALLOWED_HOSTS = env.list("CATALOG_LOCATION_ALLOWED_HOSTS", default=[])
 # API tokens and their users cached for a minute (accounts/tokens.py); only in a shared cache, or a token revoked in
@@ -236,6 +250,9 @@ CELERY_BEAT_SCHEDULE = {
     "scaffolder-fail-stale-runs": {"task": "scaffolder.fail_stale_runs", "schedule": 10.0},
     # Deployments wait by `next_run_at`; the sweeper is how long waits end and how dead workers' steps resume.
     "deployments-sweep": {"task": "deployments.sweep", "schedule": 5.0},
+    # Health checks wait by `next_run_at`; each run takes the due ones (monitoring/tasks.py).
+    "monitoring-run-due-checks": {"task": "monitoring.run_due_checks", "schedule": 5.0},
+    "monitoring-rollup-results": {"task": "monitoring.rollup_results", "schedule": 900.0},
 }
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 DJANGO_STRUCTLOG_CELERY_ENABLED = True
@@ -297,6 +314,7 @@ SPECTACULAR_SETTINGS = {
         "GoldenPathUpdateStatusEnum": "scaffolder.models.GoldenPathUpdate.Status",
         "DeploymentStateEnum": "deployments.models.State",
         "DecommissionStateEnum": "deployments.models.DecommissionState",
+        "HealthStatusEnum": "monitoring.models.HealthStatus",
     },
 }
 

@@ -22,3 +22,5 @@ SECURE_HSTS_PRELOAD = True
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
+# Production services are not reached on the portal's own loopback: probes there could reach local-only endpoints.
+MONITORING_PROBE_ALLOW_LOOPBACK = env.bool("MONITORING_PROBE_ALLOW_LOOPBACK", default=False)

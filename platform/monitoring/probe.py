@@ -1,0 +1,191 @@
+"""The HTTP probe, safe against server-side request forgery.
+
+A health check's URL is typed by a service owner but requested from inside Runway's network, so the probe:
+- resolves the host itself, refuses the address if it falls in a denied network (`MONITORING_PROBE_DENY_NETWORKS`;
+  loopback only when `MONITORING_PROBE_ALLOW_LOOPBACK`), and then connects to *that* address (the URL's host goes in
+  the Host header and TLS server name), so a DNS answer that changes between check and connect (rebinding) cannot
+  move the request elsewhere;
+- refuses the portal's own admin paths on the portal's own hosts (`MONITORING_PROBE_DENY_PATHS`);
+- follows a redirect only to the same scheme, host and port, re-checking each hop, and at most a few times;
+- bounds the whole probe by the check's timeout and reads at most `MONITORING_PROBE_MAX_BODY_BYTES` of the body.
+"""
+
+import ipaddress
+import socket
+import time
+from dataclasses import dataclass
+from urllib.parse import unquote, urljoin, urlsplit, urlunsplit
+
+import httpx
+from django.conf import settings
+from django.core.exceptions import ValidationError
+
+MAX_REDIRECTS = 5
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+
+@dataclass(frozen=True)
+class Outcome:
+    ok: bool
+    status_code: int | None
+    latency_ms: int | None
+    error: str
+
+
+class Refused(Exception):
+    """The probe would reach somewhere the deny rules forbid; the message says where and why."""
+
+
+def _networks() -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+    return [ipaddress.ip_network(net, strict=False) for net in settings.MONITORING_PROBE_DENY_NETWORKS]
+
+
+def address_refusal(address: IPAddress) -> str:
+    """Why the probe may not connect to `address`, or "" if it may."""
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped  # ::ffff:169.254.169.254 is the metadata address too
+    # 0.0.0.0 and :: connect to the local machine on Linux: they count as loopback.
+    if address.is_loopback or address.is_unspecified:
+        if not settings.MONITORING_PROBE_ALLOW_LOOPBACK:
+            return f"{address} is a loopback address, which probes may not reach here"
+        return ""
+    for network in _networks():
+        if address.version == network.version and address in network:
+            return f"{address} is in the denied network {network}"
+    return ""
+
+
+def _portal_hosts() -> set[str]:
+    configured = settings.MONITORING_PROBE_PORTAL_HOSTS
+    hosts = configured if configured is not None else settings.ALLOWED_HOSTS
+    return {host.lower().lstrip(".") for host in hosts if host and host != "*"}
+
+
+def url_refusal(url: str) -> str:
+    """Why `url` may never be probed, judged without DNS (scheme, host, literal addresses, portal admin paths)."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https"):
+        return "Only http and https URLs can be probed."
+    host = (parts.hostname or "").lower()
+    if not host:
+        return "The URL has no host."
+    if parts.username or parts.password:
+        return "Put no credentials in a probe URL."
+    try:
+        literal = ipaddress.ip_address(host)
+    except ValueError:
+        literal = None
+    if literal is not None and (why := address_refusal(literal)):
+        return f"Refused: {why}."
+    # Django matches the decoded path, so "/%61dmin/" reaches the admin as well.
+    path = unquote(parts.path) or "/"
+    if host in _portal_hosts() and any(path.startswith(p) for p in settings.MONITORING_PROBE_DENY_PATHS):
+        return f"Refused: {path} on {host} is one of the portal's own admin paths."
+    return ""
+
+
+def url_validate(url: str) -> None:
+    """Raise a ValidationError on `url` saying what to fix; used when a check is saved."""
+    if why := url_refusal(url):
+        raise ValidationError({"url": why})
+
+
+def _resolve(host: str, port: int) -> IPAddress:
+    """The address to connect to: the first one DNS gives, after checking every one it gives."""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except (socket.gaierror, UnicodeError) as error:
+        raise Refused(f"cannot resolve {host}: {error}") from None
+    addresses = [ipaddress.ip_address(info[4][0].split("%", 1)[0]) for info in infos]
+    for address in addresses:
+        # Refuse if any answer is denied: a host that also points at the metadata address is not to be trusted.
+        if why := address_refusal(address):
+            raise Refused(f"{host} resolves to {why}")
+    if not addresses:
+        raise Refused(f"cannot resolve {host}")
+    return addresses[0]
+
+
+def _pinned(url: str) -> tuple[str, str, str]:
+    """(URL with the host replaced by its checked address, Host header, TLS server name)."""
+    if why := url_refusal(url):
+        raise Refused(why.removeprefix("Refused: ").rstrip("."))
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    address = _resolve(host, port)
+    literal = f"[{address}]" if address.version == 6 else str(address)
+    netloc = f"{literal}:{parts.port}" if parts.port else literal
+    host_header = parts.netloc.rsplit("@", 1)[-1]
+    return urlunsplit((parts.scheme, netloc, parts.path or "/", parts.query, "")), host_header, host
+
+
+def _origin(url: str) -> tuple[str, str, int]:
+    parts = urlsplit(url)
+    return parts.scheme, (parts.hostname or "").lower(), parts.port or (443 if parts.scheme == "https" else 80)
+
+
+def probe(*, url: str, timeout_ms: int, expected_status: int, body_match: str = "") -> Outcome:
+    """Request `url` once under the SSRF rules and judge the answer; never raises for a network failure."""
+    started = time.monotonic()
+    deadline = started + timeout_ms / 1000
+    cap = settings.MONITORING_PROBE_MAX_BODY_BYTES
+
+    def elapsed_ms() -> int:
+        return int((time.monotonic() - started) * 1000)
+
+    def failed(error: str, status: int | None = None) -> Outcome:
+        return Outcome(ok=False, status_code=status, latency_ms=elapsed_ms(), error=error[:300])
+
+    current = url
+    try:
+        with httpx.Client(follow_redirects=False, trust_env=False, verify=True) as client:
+            for _hop in range(MAX_REDIRECTS + 1):
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return failed(f"timed out after {timeout_ms} ms")
+                target, host_header, server_name = _pinned(current)
+                request = client.build_request(
+                    "GET",
+                    target,
+                    headers={"Host": host_header, "User-Agent": "Runway health check", "Accept-Encoding": "identity"},
+                    extensions={"sni_hostname": server_name},
+                    timeout=httpx.Timeout(remaining),
+                )
+                response = client.send(request, stream=True)
+                try:
+                    location = response.headers.get("location")
+                    if response.is_redirect and location and response.status_code != expected_status:
+                        following = urljoin(current, location)
+                        if _origin(following) != _origin(current):
+                            return failed(
+                                f"redirected to another host ({_origin(following)[1]}); probes do not follow that",
+                                response.status_code,
+                            )
+                        current = following
+                        continue
+                    body = bytearray()
+                    if body_match:
+                        for chunk in response.iter_raw():
+                            body += chunk
+                            if len(body) >= cap:
+                                break
+                            if time.monotonic() > deadline:
+                                return failed(f"timed out after {timeout_ms} ms reading the body", response.status_code)
+                    latency = elapsed_ms()
+                finally:
+                    response.close()
+                if response.status_code != expected_status:
+                    return failed(f"answered {response.status_code}, expected {expected_status}", response.status_code)
+                if body_match and body_match not in bytes(body[:cap]).decode("utf-8", errors="replace"):
+                    return failed(
+                        f"body does not contain {body_match!r} in its first {cap} bytes", response.status_code
+                    )
+                return Outcome(ok=True, status_code=response.status_code, latency_ms=latency, error="")
+            return failed(f"more than {MAX_REDIRECTS} redirects")
+    except Refused as refusal:
+        return failed(f"refused: {refusal}")
+    except httpx.TimeoutException:
+        return failed(f"timed out after {timeout_ms} ms")
+    except httpx.HTTPError as error:
+        return failed(f"{type(error).__name__}: {error}" if str(error) else type(error).__name__)

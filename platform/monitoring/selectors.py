@@ -1,0 +1,149 @@
+"""Reads: health checks, and each check's status and uptime, in a fixed number of queries for any number of checks."""
+
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.db.models import Count, F, Q, QuerySet, Sum, Window
+from django.db.models.functions import RowNumber
+from django.utils import timezone
+
+from catalog.models import Service
+from monitoring.models import HealthCheck, HealthStatus, ProbeResult, ProbeRollup
+
+RECENT = 5  # results that decide a check's status
+WINDOWS = {"24h": timedelta(hours=24), "7d": timedelta(days=7), "30d": timedelta(days=30)}
+
+
+@dataclass(frozen=True)
+class Health:
+    status: str
+    reason: str
+    last_checked_at: datetime | None
+    last_error: str
+    last_latency_ms: int | None
+    uptime: dict[str, float | None]  # percent of probes that passed per window; None where no probe ran
+
+
+def health_checks_visible() -> QuerySet[HealthCheck]:
+    """Every check: the catalog, its health included, is readable by every signed-in user."""
+    return HealthCheck.objects.select_related("service__owner", "environment").order_by(
+        "service__slug", "environment__order", "environment__slug"
+    )
+
+
+def stale_after(check: HealthCheck) -> timedelta:
+    """How old the latest result may be before the check's status is unknown: two missed runs and some slack."""
+    return timedelta(seconds=2 * check.interval_seconds + check.timeout_ms / 1000 + 30)
+
+
+def _status(check: HealthCheck, recent: list[ProbeResult], now: datetime) -> tuple[str, str]:
+    if not check.enabled:
+        return HealthStatus.UNKNOWN, "paused"
+    if not recent:
+        return HealthStatus.UNKNOWN, "no results yet"
+    latest = recent[0]
+    if now - latest.checked_at > stale_after(check):
+        return HealthStatus.UNKNOWN, "no recent results"
+    if all(result.ok for result in recent):
+        return HealthStatus.HEALTHY, f"last {len(recent)} probes passed"
+    if not latest.ok and (len(recent) == 1 or not recent[1].ok):
+        return HealthStatus.DOWN, latest.error or "failing"
+    failed = sum(1 for result in recent if not result.ok)
+    return HealthStatus.DEGRADED, f"{failed} of the last {len(recent)} probes failed"
+
+
+def _uptime(checks: Sequence[HealthCheck], now: datetime) -> dict[int, dict[str, float | None]]:
+    """Raw results where they are certainly all kept (the last retention-minus-one days), hourly rollups before."""
+    ids = [check.pk for check in checks]
+    boundary = now.replace(minute=0, second=0, microsecond=0) - timedelta(
+        days=settings.MONITORING_RAW_RETENTION_DAYS - 1
+    )
+    totals: dict[int, dict[str, list[int]]] = defaultdict(lambda: {name: [0, 0] for name in WINDOWS})
+    raw_aggregates = {}
+    for name, span in WINDOWS.items():
+        since = max(now - span, boundary)
+        raw_aggregates[f"total_{name}"] = Count("id", filter=Q(checked_at__gte=since))
+        raw_aggregates[f"ok_{name}"] = Count("id", filter=Q(checked_at__gte=since, ok=True))
+    raw = (
+        ProbeResult.objects.filter(health_check_id__in=ids, checked_at__gte=boundary)
+        .values("health_check_id")
+        .annotate(**raw_aggregates)
+    )
+    for row in raw:
+        for name in WINDOWS:
+            totals[row["health_check_id"]][name][0] += row[f"total_{name}"]
+            totals[row["health_check_id"]][name][1] += row[f"ok_{name}"]
+    older = {name: now - span for name, span in WINDOWS.items() if now - span < boundary}
+    if older:
+        rollup_aggregates = {}
+        for name, since in older.items():
+            in_window = Q(hour__gte=since)
+            rollup_aggregates[f"total_{name}"] = Sum("total", filter=in_window)
+            rollup_aggregates[f"ok_{name}"] = Sum("ok", filter=in_window)
+        rolled = (
+            ProbeRollup.objects.filter(health_check_id__in=ids, hour__lt=boundary, hour__gte=min(older.values()))
+            .values("health_check_id")
+            .annotate(**rollup_aggregates)
+        )
+        for row in rolled:
+            for name in older:
+                totals[row["health_check_id"]][name][0] += row[f"total_{name}"] or 0
+                totals[row["health_check_id"]][name][1] += row[f"ok_{name}"] or 0
+    return {
+        check_id: {name: (100.0 * ok / total if total else None) for name, (total, ok) in by_window.items()}
+        for check_id, by_window in totals.items()
+    }
+
+
+def health_for_checks(checks: Sequence[HealthCheck], *, now: datetime | None = None) -> dict[int, Health]:
+    """Status and uptime of each check, in three queries whatever the number of checks."""
+    now = now or timezone.now()
+    if not checks:
+        return {}
+    ranked = (
+        ProbeResult.objects.filter(health_check_id__in=[check.pk for check in checks])
+        .annotate(rank=Window(RowNumber(), partition_by=[F("health_check_id")], order_by=F("checked_at").desc()))
+        .filter(rank__lte=RECENT)
+        .order_by("health_check_id", "rank")
+    )
+    recent: dict[int, list[ProbeResult]] = defaultdict(list)
+    for result in ranked:
+        recent[result.health_check_id].append(result)
+    uptime = _uptime(checks, now)
+    health = {}
+    for check in checks:
+        results = recent.get(check.pk, [])
+        status, reason = _status(check, results, now)
+        latest = results[0] if results else None
+        health[check.pk] = Health(
+            status=status,
+            reason=reason,
+            last_checked_at=latest.checked_at if latest else None,
+            last_error=latest.error if latest else "",
+            last_latency_ms=latest.latency_ms if latest else None,
+            uptime=uptime.get(check.pk, dict.fromkeys(WINDOWS)),
+        )
+    return health
+
+
+def service_health(service: Service) -> list[tuple[HealthCheck, Health]]:
+    """The service's checks in promotion order, each with its health: four queries."""
+    checks = list(
+        HealthCheck.objects.filter(service=service)
+        .select_related("environment")
+        .order_by("environment__order", "environment__slug")
+    )
+    health = health_for_checks(checks)
+    return [(check, health[check.pk]) for check in checks]
+
+
+def checks_due(*, now: datetime, limit: int) -> QuerySet[HealthCheck]:
+    """Enabled checks whose next run has come, oldest first; lock them (skipping rows another worker holds)."""
+    return (
+        HealthCheck.objects.filter(enabled=True, next_run_at__lte=now)
+        .order_by("next_run_at")
+        .select_for_update(skip_locked=True)[:limit]
+    )
