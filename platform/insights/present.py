@@ -184,7 +184,7 @@ def _chart(
 ) -> Chart:
     values = [v for _, v in points if v is not None]
     top = max([*values, top_hint]) or 1.0
-    slot = (WIDTH - LEFT - 4) / max(len(points), 1)
+    slot = (WIDTH - LEFT - 18) / max(len(points), 1)  # room on the right for the last week's label
     gap = min(2.0, slot * 0.2)
     bars, empty = [], []
     for n, (monday, value) in enumerate(points):
