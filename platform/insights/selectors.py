@@ -24,7 +24,6 @@ from zoneinfo import ZoneInfo
 
 from django.db import connection
 from django.db.models import (
-    Aggregate,
     Case,
     Count,
     DateTimeField,
@@ -73,18 +72,6 @@ LEAD_TIME_REASON = (
 )
 
 
-class Percentile(Aggregate):
-    """PostgreSQL's continuous percentile (linear interpolation between the nearest values); NULLs are ignored."""
-
-    function = "PERCENTILE_CONT"
-    name = "Percentile"
-    template = "%(function)s(%(fraction)s) WITHIN GROUP (ORDER BY %(expressions)s)"
-    output_field = FloatField()
-
-    def __init__(self, expression: Any, fraction: float, **extra: Any) -> None:
-        super().__init__(expression, fraction=float(fraction), **extra)
-
-
 class Epoch(Func):
     """Seconds in an interval (PostgreSQL)."""
 
@@ -93,7 +80,8 @@ class Epoch(Func):
 
 
 def percentile(values: list[float], fraction: float) -> float | None:
-    """PERCENTILE_CONT in Python, for databases without it: the same interpolation, so the figures agree."""
+    """PostgreSQL's PERCENTILE_CONT in Python, for databases without it: linear interpolation between the nearest
+    values, so the figures agree whichever database computed them."""
     ordered = sorted(values)
     if not ordered:
         return None
@@ -277,6 +265,7 @@ def _deployments(*, scope: Scope, window: Window, environments: list[Environment
 
 
 def _aggregates(zone: ZoneInfo) -> dict[str, Any]:
+    """The counts, for databases without PERCENTILE_CONT or GROUPING SETS (SQLite); percentiles are taken apart."""
     counts: dict[str, Any] = {
         "successes": Count("pk", filter=SUCCESS),
         "failures": Count("pk", filter=FAILURE),
@@ -284,9 +273,6 @@ def _aggregates(zone: ZoneInfo) -> dict[str, Any]:
         "days_with_success": Count(TruncDate("moment", tzinfo=zone), filter=SUCCESS, distinct=True),
         "recovered": Count("pk", filter=Q(FAILURE, recovered_at__isnull=False)),
     }
-    if connection.vendor == "postgresql":
-        counts["recovery_median"] = Percentile("recovery_s", 0.5)
-        counts["recovery_p90"] = Percentile("recovery_s", 0.9)
     return counts
 
 
