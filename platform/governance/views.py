@@ -3,6 +3,7 @@ the decisions they made."""
 
 import json
 
+import cel
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -10,9 +11,11 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_http_methods
 
-from governance import selectors, services
+from catalog.models import Service
+from deployments.models import Environment, Strategy
+from governance import expressions, facts, selectors, services
 from governance.forms import PolicyForm
-from governance.models import Policy
+from governance.models import Policy, PolicyVersion
 from portal.forms import apply_errors, validation_response
 
 
@@ -68,4 +71,40 @@ def policy_edit(request: HttpRequest, name: str | None = None) -> HttpResponse:
         else:
             messages.success(request, f"Saved {saved.name} (version {saved.current.number if saved.current else 0}).")
             return redirect(saved)
-    return render(request, "governance/policy_form.html", {"form": form, "policy": policy})
+    context = {"form": form, "policy": policy, "environments": Environment.objects.order_by("order", "name")}
+    return render(request, "governance/policy_form.html", {**context, "strategies": Strategy.choices})
+
+
+@login_required
+@require_http_methods(["POST"])
+def policy_try(request: HttpRequest) -> HttpResponse:
+    """The editor's preview: what the policy as typed would say about a service's change now. Saves nothing."""
+    if not request.user.is_staff:
+        raise PermissionDenied("Only platform admins may create or change deploy policies.")
+    post = request.POST
+    context: dict[str, object] = {}
+    service = Service.objects.filter(slug=post.get("try_service", "").strip()).first()
+    environment = Environment.objects.filter(slug=post.get("try_environment", "")).first()
+    strategy = post.get("try_strategy", "")
+    content = {
+        "match": post.get("match", "").strip() or "true",
+        "rule": post.get("rule", ""),
+        "message": post.get("message", ""),
+        "message_expression": post.get("message_expression", ""),
+        "action": post.get("action", ""),
+    }
+    if service is None or environment is None or strategy not in Strategy.values:
+        context["problem"] = "Name a service in the catalog, an environment and a strategy to try the policy on."
+    else:
+        try:
+            expressions.version_check(**content)
+        except ValidationError:
+            context["problem"] = "Fix the expressions above first."
+        else:
+            change = facts.Change(
+                service=service, environment=environment, strategy=strategy, version="preview", requester=request.user
+            )
+            trial = PolicyVersion(policy=Policy(name=post.get("name", "") or "this policy"), number=0, **content)
+            context["judged"] = expressions.policy_evaluate(trial, cel.Context(facts.facts_build(change=change)))
+            context["service"], context["environment"] = service, environment
+    return render(request, "governance/policy_form.html#try-result", context)

@@ -166,3 +166,28 @@ def test_a_policy_from_policy_files_is_changed_in_its_file(client, world, tmp_pa
     from governance.models import Policy
 
     assert Policy.objects.get(name="from-file").current.rule == "true"
+
+
+def test_the_editor_tries_the_policy_as_typed_against_a_real_service(client, world) -> None:  # type: ignore[no-untyped-def]
+    from deployments.models import Environment
+    from governance.models import Decision, Policy
+
+    Environment.objects.create(name="Production", slug="production", order=2, protected=True)
+    body = {
+        "name": "canary-tier-1", "match": "service.tier == 1", "rule": "change.strategy != 'rolling'",
+        "message_expression": "service.slug + ' is tier ' + string(service.tier) + ': no rolling deploys.'",
+        "action": "deny", "try_service": "payments-api", "try_environment": "production", "try_strategy": "rolling",
+    }  # fmt: skip
+    url = reverse("governance:policy-try")
+    client.force_login(world.owner)
+    assert client.post(url, body, HTTP_HX_REQUEST="true").status_code == 403
+    client.force_login(world.staff)
+    fragment = client.post(url, body, HTTP_HX_REQUEST="true").content.decode()
+    assert "<form" not in fragment and "fails" in fragment and "payments-api is tier 1: no rolling deploys." in fragment
+    fragment = client.post(url, {**body, "try_strategy": "canary"}, HTTP_HX_REQUEST="true").content.decode()
+    assert "the rule holds" in fragment
+    fragment = client.post(url, {**body, "rule": "change.strategy !="}, HTTP_HX_REQUEST="true").content.decode()
+    assert "Fix the expressions above first." in fragment
+    fragment = client.post(url, {**body, "try_service": "nope"}, HTTP_HX_REQUEST="true").content.decode()
+    assert "Name a service in the catalog" in fragment
+    assert not Policy.objects.exists() and not Decision.objects.exists()
