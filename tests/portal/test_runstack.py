@@ -195,6 +195,18 @@ def test_stopping_the_stack_stops_everything_it_started(deploy_root: Path, tmp_p
     assert not (stack.var / "runstack.json").exists()
     assert "Stopped." in stack.output()
 
+    # Started again, the stack starts what was deployed to Development again: the replica answers on its port.
+    again_stack = Stack(tmp_path, _free_port(), "again.log")
+    try:
+        again_stack.ready()
+        _wait(lambda: _answers(replica_port), "the replica answered again", again_stack)
+        assert "Started again the 1 replica(s) deployed on the local runtime." in again_stack.output()
+        again_stack.process.send_signal(signal.SIGTERM)
+        assert again_stack.process.wait(timeout=WAIT_SECONDS) == 0, again_stack.output()
+    finally:
+        again_stack.kill()
+    assert local.supervisord_pid() is None and not _answers(replica_port)
+
 
 @pytest.mark.postgres_only
 @pytest.mark.django_db(transaction=True)
