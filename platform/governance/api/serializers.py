@@ -1,7 +1,7 @@
 from rest_framework import serializers
 
 from deployments.models import Strategy, commit_validator, version_validator
-from governance.models import Action, Decision, Verdict
+from governance.models import Action, Decision, Policy, PolicyVersion, Verdict
 
 OUTCOMES = [
     ("pass", "The rule held."),
@@ -50,4 +50,41 @@ class PolicyCheckSerializer(serializers.ModelSerializer):
     class Meta:
         model = Decision
         fields = ["decision", "allowed", "verdict", "results", "duration_ms", "facts", "created_at"]
+        read_only_fields = fields
+
+
+class PolicyVersionSerializer(serializers.ModelSerializer):
+    author = serializers.CharField(source="author_repr", read_only=True, help_text="Who wrote it, or 'policy sync'.")
+
+    class Meta:
+        model = PolicyVersion
+        fields = ["id", "number", "match", "rule", "message", "message_expression", "action", "author", "created_at"]
+        read_only_fields = fields
+
+
+class PolicySerializer(serializers.ModelSerializer):
+    current = PolicyVersionSerializer(read_only=True, allow_null=True, help_text="The version that judges.")
+
+    class Meta:
+        model = Policy
+        fields = ["name", "description", "enabled", "source_path", "missing_since", "current", "updated_at"]
+        read_only_fields = fields
+
+
+class DecisionSerializer(serializers.ModelSerializer):
+    service = serializers.CharField(source="service_slug", read_only=True)
+    environment = serializers.CharField(source="environment_slug", read_only=True)
+    results = PolicyResultSerializer(many=True, read_only=True)
+
+    class Meta:
+        model = Decision
+        fields = ["id", "deployment", "service", "environment", "verdict", "results", "duration_ms", "created_at"]
+        read_only_fields = fields
+
+
+class DecisionDetailSerializer(DecisionSerializer):
+    facts = serializers.DictField(read_only=True, help_text="The fact document judged (docs/governance.md).")
+
+    class Meta(DecisionSerializer.Meta):
+        fields = [*DecisionSerializer.Meta.fields, "facts"]
         read_only_fields = fields

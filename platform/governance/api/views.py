@@ -1,17 +1,26 @@
-"""Governance API: a dry run of the deploy policies for a pipeline that deploys outside Runway."""
+"""Governance API: the deploy policies and their decisions (read-only: policies change in the editor or through
+policy files), and a dry run of the policies for a pipeline that deploys outside Runway."""
 
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import exceptions as drf_exceptions
-from rest_framework import status
+from rest_framework import status, viewsets
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from catalog.models import Service
 from deployments.models import Environment
-from governance import services
-from governance.api.serializers import PolicyCheckRequestSerializer, PolicyCheckSerializer
+from governance import selectors, services
+from governance.api.filters import DecisionFilterSet
+from governance.api.serializers import (
+    DecisionDetailSerializer,
+    DecisionSerializer,
+    PolicyCheckRequestSerializer,
+    PolicyCheckSerializer,
+    PolicySerializer,
+)
+from portal.api import LookupMixin
 
 
 class PolicyCheckView(APIView):
@@ -43,3 +52,26 @@ class PolicyCheckView(APIView):
             user=request.user,
         )
         return Response(PolicyCheckSerializer(decision).data, status=status.HTTP_200_OK)
+
+
+class PolicyViewSet(LookupMixin, viewsets.ReadOnlyModelViewSet):
+    """The deploy policies, each with the version that judges; readable by every signed-in user."""
+
+    serializer_class = PolicySerializer
+    lookup_field = "name"
+
+    def get_queryset(self):  # type: ignore[no-untyped-def]
+        return selectors.policy_list().order_by("name")
+
+
+class DecisionViewSet(viewsets.ReadOnlyModelViewSet):
+    """Every judgement of the policies: a deployment's policy step, or a dry run. The detail has the fact document."""
+
+    filterset_class = DecisionFilterSet
+
+    def get_queryset(self):  # type: ignore[no-untyped-def]
+        decisions = selectors.decision_list().order_by("-created_at", "-pk")
+        return decisions if self.action == "retrieve" else decisions.defer("facts")  # the list leaves it out
+
+    def get_serializer_class(self):  # type: ignore[no-untyped-def]
+        return DecisionDetailSerializer if self.action == "retrieve" else DecisionSerializer
