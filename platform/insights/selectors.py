@@ -407,6 +407,13 @@ def dora_report(
     *, scope: Scope, window: Window, environments: list[Environment], breakdown: bool = True, weekly: bool = True
 ) -> Report:
     """Everything a page shows: one query on PostgreSQL (plus one for the breakdown's names); up to six elsewhere."""
+    if not environments:
+        # Nothing to count (no protected environment yet): no query, and every figure is "no data".
+        return Report(
+            Figures(days=window.days),
+            _weekly_points(window, {}, {}) if weekly else [],
+            _breakdown_rows(scope, window, {}, {}) if breakdown else [],
+        )
     if connection.vendor == "postgresql":
         total, weeks, groups = _rollup_rows(scope=scope, window=window, environments=environments)
         return Report(

@@ -165,3 +165,16 @@ def test_service_page_shows_its_own_figures(client, history) -> None:
     page = client.get(history.pay_api.get_absolute_url()).content.decode()
     assert "50.0 %" in page and "median 30 min" in page and 'href="/insights/services/pay-api/"' in page
     assert "/deployments/?service=pay-api&amp;state=succeeded" in page
+
+
+def test_without_a_protected_environment_everything_is_no_data(client, history) -> None:
+    """A portal with no production-like environment yet: no figure, a message, and no error on any page."""
+    history.production.protected = False
+    history.production.save()
+    client.force_login(UserFactory())
+    page = client.get("/insights/", RANGE).content.decode()
+    assert "No environment is marked protected" in page and ">No data</span>" in page and ">Elite<" not in page
+    assert client.get(history.pay_api.get_absolute_url()).status_code == 200
+    assert client.get("/insights/teams/payments/").status_code == 200
+    api = client.get("/api/v1/insights/dora/", {"scope": "service:pay-api"}).json()
+    assert api["environments"] == [] and api["deployments"] == 0 and api["change_fail_rate"]["band"] == "no_data"
