@@ -5,19 +5,20 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('catalog', '0010_unresolved_relations'),
-        ('teams', '0001_initial'),
+        ("catalog", "0010_unresolved_relations"),
+        ("teams", "0001_initial"),
     ]
 
     operations = [
         migrations.RemoveIndex(
-            model_name='service',
-            name='service_order_name',
+            model_name="service",
+            name="service_order_name",
         ),
         migrations.AddIndex(
-            model_name='service',
-            index=models.Index(django.db.models.functions.text.Lower('name'), models.F('id'), name='service_order_name_ci'),
+            model_name="service",
+            index=models.Index(
+                django.db.models.functions.text.Lower("name"), models.F("id"), name="service_order_name_ci"
+            ),
         ),
     ]
