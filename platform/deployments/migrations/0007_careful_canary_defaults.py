@@ -5,15 +5,17 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('deployments', '0006_deployment_rung_at'),
+        ("deployments", "0006_deployment_rung_at"),
     ]
 
     operations = [
         migrations.AlterField(
-            model_name='deploytarget',
-            name='max_error_rate',
-            field=models.FloatField(default=0.01, validators=[django.core.validators.MinValueValidator(0), django.core.validators.MaxValueValidator(1)]),
+            model_name="deploytarget",
+            name="max_error_rate",
+            field=models.FloatField(
+                default=0.01,
+                validators=[django.core.validators.MinValueValidator(0), django.core.validators.MaxValueValidator(1)],
+            ),
         ),
     ]
