@@ -26,6 +26,7 @@ api_v1: list[URLPattern | URLResolver] = [
     path("", include("scaffolder.api.urls")),
     path("", include("insights.api.urls")),
     path("", include("governance.api.urls")),
+    path("", include("monitoring.api.urls")),
 ]
 
 urlpatterns = [
