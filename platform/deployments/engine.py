@@ -237,9 +237,16 @@ def _work(deployment: Deployment, ctx: Context) -> Outcome:
         # Warn policies never block: each failed one is a warning on the timeline, pointing at the decision.
         notes = [("warning", f"Policy warning: {text}", {"decision": verdict.decision_id}) for text in verdict.warnings]
         if not verdict.allowed:
-            refused = _fail(f"Policy check refused the deployment: {verdict.message}")
-            refused.notes = notes
-            return refused
+            # Nothing has been touched yet, so the deployment ends here. A failed one always rolls back, and rolling
+            # back a redeploy of the release already running would stop that release.
+            reason = f"Policy check refused the deployment: {verdict.message}"
+            return Outcome(
+                target=State.CANCELLED,
+                message=reason,
+                level=DeploymentEvent.Level.ERROR,
+                changes={"failure_reason": reason},
+                notes=notes,
+            )
         runtime.prepare(ctx)
         return Outcome(
             target=State.ROLLING_OUT,

@@ -39,7 +39,7 @@ def test_a_deny_policy_fails_the_deployment_with_its_message(world, staging, pro
     release = release_make(world.service)
     with scripted() as runtime:
         deployment = drive(deploy(world, production, release))
-    assert deployment.state == State.ROLLED_BACK
+    assert deployment.state == State.CANCELLED
     assert deployment.failure_reason == (
         "Policy check refused the deployment: Release 1.0.0 has not succeeded in staging yet."
     )
@@ -109,8 +109,28 @@ def test_a_deny_policy_that_errors_fails_the_deployment_naming_the_policy(world,
     target_make(world.service, production, runtime="scripted", canary_steps=[50])
     with scripted():
         deployment = drive(deploy(world, production, release_make(world.service)))
-    assert deployment.state == State.ROLLED_BACK
+    assert deployment.state == State.CANCELLED
     assert deployment.failure_reason == (
         "Policy check refused the deployment: Policy failure-ratio could not be evaluated: "
         "division by zero in CEL expression"
     )
+
+
+def test_a_refused_deployment_touches_nothing_not_even_the_release_already_running(world, production, policy) -> None:  # type: ignore[no-untyped-def]
+    """Rolling back a refused redeploy of the running release would stop that release (the local runtime stops the
+    replicas of the deployment's commit): a refusal ends the deployment before anything is touched."""
+    from deployments.models import Placement
+
+    target_make(world.service, production, runtime="scripted", canary_steps=[50])
+    release = release_make(world.service)
+    with scripted() as runtime:
+        assert drive(deploy(world, production, release)).state == State.SUCCEEDED
+        policy("frozen", "false", message="Production is frozen.")
+        runtime.calls.clear()
+        refused = drive(deploy(world, production, release))
+    assert runtime.calls == []
+    assert refused.state == State.CANCELLED and refused.traffic_share == 0
+    assert refused.failure_reason == "Policy check refused the deployment: Production is frozen."
+    event = refused.events.get(step=State.CANCELLED)
+    assert event.level == DeploymentEvent.Level.ERROR and event.message == refused.failure_reason
+    assert Placement.objects.get(service=world.service, environment=production).release == release

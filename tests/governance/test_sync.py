@@ -173,7 +173,7 @@ def test_the_starter_set_refuses_a_tier_1_rolling_deploy_straight_to_production(
 
     with scripted():
         refused = deploy(production, strategy="rolling")
-        assert refused.state == State.ROLLED_BACK
+        assert refused.state == State.CANCELLED
         assert refused.failure_reason == (
             "Policy check refused the deployment: payments-api is tier 1: deploy it to Production as a canary or "
             "blue-green, not rolling. Release v1.0.0 has not succeeded in staging yet; deploy it there first, then "
