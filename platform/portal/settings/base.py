@@ -223,6 +223,10 @@ MONITORING_PROBE_DENY_PATHS = env.list("MONITORING_PROBE_DENY_PATHS", default=["
 MONITORING_PROBE_PORTAL_HOSTS = env.list("MONITORING_PROBE_PORTAL_HOSTS", default=None)
 MONITORING_PROBE_MAX_BODY_BYTES = env.int("MONITORING_PROBE_MAX_BODY_BYTES", default=65_536)
 MONITORING_RAW_RETENTION_DAYS = env.int("MONITORING_RAW_RETENTION_DAYS", default=7)
+# The largest and most deeply nested Markdown (runbooks, ADRs) that is rendered; larger is refused on save and import
+# and shown as plain text (techdocs/markdown.py says why the renderer needs the bound).
+MARKDOWN_MAX_BYTES = env.int("MARKDOWN_MAX_BYTES", default=262_144)
+MARKDOWN_MAX_NESTING = env.int("MARKDOWN_MAX_NESTING", default=32)
 # Hosts whose descriptor files a catalog's Location entities may name by (https) URL; none by default.
 CATALOG_LOCATION_ALLOWED_HOSTS = env.list("CATALOG_LOCATION_ALLOWED_HOSTS", default=[])
 # API tokens and their users cached for a minute (accounts/tokens.py); only in a shared cache, or a token revoked in
