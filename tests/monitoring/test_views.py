@@ -26,7 +26,7 @@ def test_the_service_page_shows_health_per_environment(client, world, target):
     assert '<span class="badge badge-dep-succeeded">Healthy</span>' in health
     assert '<span class="badge badge-dep-failed">Down</span>' in health
     assert "answered 503, expected 200" in health
-    assert "100 %" in health and "0 %" in health
+    assert "100\u00a0%" in health and ">0\u00a0%<" in health
     assert "Checks in the API" not in health  # the outsider may not change them
 
 

@@ -24,4 +24,5 @@ def uptime(health: Health, window: str) -> str:
     if value is None:
         return "—"
     # Two decimals only where they matter: 99.95 % and 100 % must not both read "100 %".
-    return f"{value:.2f} %" if 99 <= value < 100 else f"{value:.0f} %"
+    text = f"{value:.2f}" if 99 <= value < 100 else f"{value:.0f}"
+    return f"{text}\u00a0%"  # a no-break space: the sign stays with its number
