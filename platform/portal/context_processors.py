@@ -27,6 +27,8 @@ def navigation(request: HttpRequest) -> dict[str, object]:
     }.get(namespace, "")
     if match and namespace == "portal":
         section = match.url_name or ""
+        if section.startswith("insights"):  # the organisation's page and its team, system and service pages
+            section = "insights"
     if match and namespace == "scaffolder" and (match.url_name or "").startswith(("update", "repository")):
         section = "catalog"  # a service's repository and its golden path updates belong with the service
     return {"navigation": NAVIGATION, "nav_section": section}

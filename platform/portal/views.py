@@ -1,4 +1,4 @@
-"""Portal-wide pages: the health endpoint and the sections that later capabilities fill."""
+"""Portal-wide pages: the health endpoint, the home redirect and search."""
 
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse, JsonResponse
@@ -7,13 +7,6 @@ from django.utils.cache import patch_vary_headers
 from django.views.decorators.http import require_GET
 
 from portal import search
-
-SECTIONS = {
-    "insights": (
-        "Insights",
-        "Health checks, SLIs and the four DORA metrics per service and team will be shown here.",
-    ),
-}
 
 
 @require_GET
@@ -26,13 +19,6 @@ def healthz(request: HttpRequest) -> JsonResponse:
 @require_GET
 def home(request: HttpRequest) -> HttpResponse:
     return redirect("catalog:service-list")
-
-
-@login_required
-@require_GET
-def section(request: HttpRequest, name: str) -> HttpResponse:
-    title, text = SECTIONS[name]
-    return render(request, "portal/section.html", {"title": title, "text": text})
 
 
 @login_required
