@@ -96,7 +96,7 @@ def _resolve(host: str, port: int) -> IPAddress:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except (socket.gaierror, UnicodeError) as error:
         raise Refused(f"cannot resolve {host}: {error}") from None
-    addresses = [ipaddress.ip_address(info[4][0].split("%", 1)[0]) for info in infos]
+    addresses = [ipaddress.ip_address(str(info[4][0]).split("%", 1)[0]) for info in infos]
     for address in addresses:
         # Refuse if any answer is denied: a host that also points at the metadata address is not to be trusted.
         if why := address_refusal(address):

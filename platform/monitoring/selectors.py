@@ -4,6 +4,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from django.conf import settings
 from django.db.models import Count, F, Q, QuerySet, Sum, Window
@@ -72,7 +73,8 @@ def _uptime(checks: Sequence[HealthCheck], now: datetime) -> dict[int, dict[str,
         .values("health_check_id")
         .annotate(**raw_aggregates)
     )
-    for row in raw:
+    row: dict[str, Any]
+    for row in raw:  # type: ignore[assignment]  # the stubs type values() rows without the annotations
         for name in WINDOWS:
             totals[row["health_check_id"]][name][0] += row[f"total_{name}"]
             totals[row["health_check_id"]][name][1] += row[f"ok_{name}"]
@@ -88,7 +90,7 @@ def _uptime(checks: Sequence[HealthCheck], now: datetime) -> dict[int, dict[str,
             .values("health_check_id")
             .annotate(**rollup_aggregates)
         )
-        for row in rolled:
+        for row in rolled:  # type: ignore[assignment]
             for name in older:
                 totals[row["health_check_id"]][name][0] += row[f"total_{name}"] or 0
                 totals[row["health_check_id"]][name][1] += row[f"ok_{name}"] or 0

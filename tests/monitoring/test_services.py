@@ -111,3 +111,14 @@ def test_rollup_counts_complete_hours_and_purge_keeps_a_week(world, staging):
     rollup = ProbeRollup.objects.get()
     assert (rollup.hour, rollup.total, rollup.ok, rollup.latency_ms_sum) == (last_hour, 6, 5, 60)
     assert ProbeResult.objects.count() == 7  # the 8-day-old result is purged
+
+
+def test_the_beat_task_takes_batches_until_nothing_is_due(world, staging, target, monkeypatch):
+    monkeypatch.setattr(tasks, "BATCH", 1)
+    production = Environment.objects.create(name="Production", slug="production", order=2)
+    for environment in (staging, production):
+        services.health_check_create(
+            user=world.owner, service=world.service, environment=environment, url=target.url("/ok")
+        )
+    assert tasks.run_due_checks_task() == 2
+    assert ProbeResult.objects.filter(ok=True).count() == 2

@@ -24,7 +24,7 @@ class HealthCheckViewSet(viewsets.ModelViewSet):
         page = self.paginate_queryset(self.filter_queryset(self.get_queryset()))
         checks = list(page) if page is not None else []
         serializer = self.get_serializer(
-            checks, many=True, context=self.get_serializer_context() | {"health": selectors.health_for_checks(checks)}
+            checks, many=True, context={**self.get_serializer_context(), "health": selectors.health_for_checks(checks)}
         )
         return self.get_paginated_response(serializer.data)
 
