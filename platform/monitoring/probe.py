@@ -111,12 +111,17 @@ def _pinned(url: str) -> tuple[str, str, str]:
     if why := url_refusal(url):
         raise Refused(why.removeprefix("Refused: ").rstrip("."))
     parts = urlsplit(url)
-    host = parts.hostname or ""
+    try:
+        # Headers and TLS names are ASCII: an internationalised name goes as its punycode form.
+        host = (parts.hostname or "").encode("idna").decode("ascii")
+    except UnicodeError:
+        raise Refused(f"{parts.hostname} is not a valid host name") from None
     port = parts.port or (443 if parts.scheme == "https" else 80)
     address = _resolve(host, port)
     literal = f"[{address}]" if address.version == 6 else str(address)
     netloc = f"{literal}:{parts.port}" if parts.port else literal
-    host_header = parts.netloc.rsplit("@", 1)[-1]
+    named = f"[{host}]" if ":" in host else host
+    host_header = f"{named}:{parts.port}" if parts.port else named
     return urlunsplit((parts.scheme, netloc, parts.path or "/", parts.query, "")), host_header, host
 
 

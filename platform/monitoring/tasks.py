@@ -4,6 +4,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 
+import structlog
 from celery import shared_task
 from django.db import transaction
 from django.utils import timezone
@@ -15,6 +16,8 @@ from monitoring.probe import Outcome, probe
 # Probes wait on the network, so one worker runs many at once. A batch whose every probe times out (30 s at most)
 # takes BATCH / THREADS * 30 s = 120 s; a task starts batches for RUN_BUDGET_SECONDS, so that it ends within
 # CELERY_TASK_SOFT_TIME_LIMIT (240 s).
+logger = structlog.get_logger(__name__)
+
 BATCH = 256
 THREADS = 64
 RUN_BUDGET_SECONDS = 100
@@ -33,12 +36,18 @@ def run_due_checks(*, limit: int | None = None) -> int:
         return 0
 
     def one(check: HealthCheck) -> tuple[int, datetime, Outcome]:
-        outcome = probe(
-            url=check.url,
-            timeout_ms=check.timeout_ms,
-            expected_status=check.expected_status,
-            body_match=check.body_match,
-        )
+        try:
+            outcome = probe(
+                url=check.url,
+                timeout_ms=check.timeout_ms,
+                expected_status=check.expected_status,
+                body_match=check.body_match,
+            )
+        except Exception as error:  # one check's surprise must not lose the rest of the batch's results
+            logger.exception("monitoring.probe_crashed", check_id=check.pk)
+            outcome = Outcome(
+                ok=False, status_code=None, latency_ms=None, error=f"probe failed: {type(error).__name__}"
+            )
         return check.pk, timezone.now(), outcome
 
     with ThreadPoolExecutor(max_workers=min(THREADS, len(due))) as pool:

@@ -143,3 +143,16 @@ def test_saving_a_refused_url_says_what_to_fix(url, message):
     with pytest.raises(ValidationError) as error:
         url_validate(url)
     assert message in str(error.value.message_dict["url"])
+
+
+def test_an_internationalised_host_name_is_sent_as_punycode(target, monkeypatch):
+    real = socket.getaddrinfo
+
+    def resolve(host, port, *args, **kwargs):  # type: ignore[no-untyped-def]
+        return real("127.0.0.1" if host == "xn--bcher-kva.example" else host, port, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", resolve)
+    assert _probe(f"http://bücher.example:{target.port}/ok").ok
+    assert target.hits == [("/ok", f"xn--bcher-kva.example:{target.port}")]
+    refused = _probe("http://b\u00fccher..example/ok")
+    assert not refused.ok and refused.error.startswith("refused:")
