@@ -198,8 +198,17 @@ def _fail(reason: str) -> Outcome:
 def _after_failure(deployment: Deployment, reason: str) -> Outcome:
     if deployment.state == State.ROLLING_BACK:
         return _rollback_not_done(deployment, reason)
-    if deployment.state == State.PENDING:
-        return Outcome(target=State.CANCELLED, message=reason, level=DeploymentEvent.Level.ERROR)
+    if deployment.state in machine.CANCELLABLE:
+        # Before the rollout nothing is running that a rollback could restore, and the runtime's rollback stops the
+        # replicas of the deployment's commit: for a redeploy of the release already running, that is the live one.
+        # So the deployment ends where it stands, as cancelled, and says why it did not roll back.
+        message = f"{reason} Nothing was rolled out, so nothing is rolled back; what ran before still runs."
+        return Outcome(
+            target=State.CANCELLED,
+            message=message,
+            level=DeploymentEvent.Level.ERROR,
+            changes={"failure_reason": reason},
+        )
     return _fail(reason)
 
 

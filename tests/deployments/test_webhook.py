@@ -242,7 +242,9 @@ def test_a_failed_report_fails_the_deployment_and_rolls_back_through_the_cd_syst
 
 def test_a_failed_rollback_is_asked_again_under_a_new_key(deployment, cd) -> None:
     deployment = run_until_asked(deployment, cd)
-    report(deployment.pk, "prepare", "failed", message="no such workflow")
+    report(deployment.pk, "prepare")
+    deployment = run_until_asked(deployment, cd)
+    report(deployment.pk, "0:scale", "failed", message="pods crash-looping")
     deployment = run_until_asked(step(deployment), cd)
     assert deployment.state == State.ROLLING_BACK and last_step(cd) == "rollback"
 
@@ -277,7 +279,8 @@ def test_a_report_without_metrics_is_inconclusive_and_measured_again(deployment,
 def test_a_refusal_from_the_cd_system_fails_the_step_with_its_answer(deployment, cd) -> None:
     cd.answers.append((422, '{"message": "workflow deploy.yml has no input named version"}'))
     deployment = run_until_asked(deployment, cd)
-    assert deployment.state == State.FAILED
+    # Refused at prepare, before anything rolled out: cancelled, with nothing to roll back.
+    assert deployment.state == State.CANCELLED and "rollback" not in [r.json["action"] for r in cd.posts]
     assert "HTTP 422" in deployment.failure_reason
     assert "workflow deploy.yml has no input named version" in deployment.failure_reason
 
