@@ -59,6 +59,9 @@ def _pages() -> list[str]:
         "/create/python-worker/step/1/",
         "/audit/",
         "/search/?q=payments",
+        "/insights/",
+        "/insights/teams/payments/",
+        "/governance/policies/",
     ]
 
 
