@@ -21,6 +21,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 
 MAX_REDIRECTS = 5
+NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 
@@ -42,8 +43,15 @@ def _networks() -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
 
 def address_refusal(address: IPAddress) -> str:
     """Why the probe may not connect to `address`, or "" if it may."""
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        address = address.ipv4_mapped  # ::ffff:169.254.169.254 is the metadata address too
+    if isinstance(address, ipaddress.IPv6Address):
+        # IPv6 forms that carry an IPv4 address reach it: mapped (::ffff:a.b.c.d), 6to4 (2002::/16) and NAT64
+        # (64:ff9b::/96). They are judged as the IPv4 address inside.
+        if address.ipv4_mapped is not None:
+            address = address.ipv4_mapped
+        elif address.sixtofour is not None:
+            address = address.sixtofour
+        elif address in NAT64:
+            address = ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
     # 0.0.0.0 and :: connect to the local machine on Linux: they count as loopback.
     if address.is_loopback or address.is_unspecified:
         if not settings.MONITORING_PROBE_ALLOW_LOOPBACK:
@@ -55,10 +63,14 @@ def address_refusal(address: IPAddress) -> str:
     return ""
 
 
-def _portal_hosts() -> set[str]:
+def _is_portal_host(host: str) -> bool:
+    """Whether `host` is one of the portal's own names; ".example.com" covers its subdomains, as in ALLOWED_HOSTS."""
     configured = settings.MONITORING_PROBE_PORTAL_HOSTS
-    hosts = configured if configured is not None else settings.ALLOWED_HOSTS
-    return {host.lower().lstrip(".") for host in hosts if host and host != "*"}
+    for pattern in configured if configured is not None else settings.ALLOWED_HOSTS:
+        pattern = pattern.lower()
+        if pattern == host or (pattern.startswith(".") and (host == pattern[1:] or host.endswith(pattern))):
+            return True
+    return False
 
 
 def url_refusal(url: str) -> str:
@@ -79,7 +91,7 @@ def url_refusal(url: str) -> str:
         return f"Refused: {why}."
     # Django matches the decoded path, so "/%61dmin/" reaches the admin as well.
     path = unquote(parts.path) or "/"
-    if host in _portal_hosts() and any(path.startswith(p) for p in settings.MONITORING_PROBE_DENY_PATHS):
+    if _is_portal_host(host) and any(path.startswith(p) for p in settings.MONITORING_PROBE_DENY_PATHS):
         return f"Refused: {path} on {host} is one of the portal's own admin paths."
     return ""
 

@@ -5,7 +5,7 @@ import socket
 import pytest
 from django.core.exceptions import ValidationError
 
-from monitoring.probe import probe, url_validate
+from monitoring.probe import probe, url_refusal, url_validate
 from tests.monitoring.conftest import HUGE_BYTES
 
 
@@ -91,6 +91,8 @@ def test_loopback_is_refused_when_not_allowed_and_nothing_is_sent(target, settin
         "http://169.254.169.254/latest/meta-data/",
         "http://[fe80::1]/",
         "http://[::ffff:169.254.169.254]/",
+        "http://[2002:a9fe:a9fe::1]/",  # 6to4 carrying 169.254.169.254
+        "http://[64:ff9b::a9fe:a9fe]/",  # NAT64 carrying 169.254.169.254
         "http://169.254.169.254.nip.io.invalid/",  # unresolvable: refused, never sent
     ],
 )
@@ -122,12 +124,14 @@ def test_the_deny_list_is_checked_on_the_resolved_address_and_the_probe_connects
 
 
 def test_the_portals_admin_paths_are_refused_on_its_own_hosts(target, settings):
-    settings.ALLOWED_HOSTS = ["runway.example", "127.0.0.1"]
+    settings.ALLOWED_HOSTS = [".runway.example", "127.0.0.1"]
     for path in ("/admin/", "/admin/auth/user/", "/%61dmin/"):
         outcome = _probe(target.url(path))
         assert not outcome.ok
         assert "the portal's own admin paths" in outcome.error
     assert target.hits == []
+    assert "admin paths" in url_refusal("https://eu.runway.example/admin/")
+    assert url_refusal("https://runway.example.org/admin/") == ""
 
 
 @pytest.mark.parametrize(
