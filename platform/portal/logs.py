@@ -72,5 +72,8 @@ def logging_configure(*, log_format: str, level: str) -> dict[str, Any]:
             "django_structlog": {"level": level},
             "django.db.backends": {"level": "WARNING"},
             "celery": {"level": level},
+            # One INFO line per request would be thousands a minute from health probes and analysis traffic.
+            "httpx": {"level": "WARNING"},
+            "httpcore": {"level": "WARNING"},
         },
     }

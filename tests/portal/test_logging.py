@@ -120,3 +120,13 @@ def test_a_request_id_is_bound_per_request_and_written_on_its_audit_rows(client,
     assert event.after["description"] == "Edited with a request id"
     audit_lines = [record for record in records if record["event"] == "audit"]
     assert [(record["action"], record["request_id"]) for record in audit_lines] == [("service.updated", post_id)]
+
+
+def test_http_client_request_lines_stay_below_the_configured_level() -> None:
+    """Health probes and analysis traffic make thousands of httpx requests a minute; each must not be a log line."""
+    from portal.logs import logging_configure
+
+    config = logging_configure(log_format="json", level="INFO")
+
+    assert config["loggers"]["httpx"]["level"] == "WARNING"
+    assert config["loggers"]["httpcore"]["level"] == "WARNING"
