@@ -81,10 +81,14 @@ def install(fault: dict[str, Any] | None = None) -> dict[str, Any]:
                 delay *= float(fault["factor"])
         time.sleep(delay)
         if active and mode == "requests_fail":
-            return server.json_response(HTTPStatus.INTERNAL_SERVER_ERROR, {"error": "failing on purpose"})
-        if active and mode == "errors" and chance < float(fault["rate"]):
-            return server.json_response(HTTPStatus.INTERNAL_SERVER_ERROR, {"error": "injected error"})
-        return handle(self, method, path)
+            response = server.json_response(HTTPStatus.INTERNAL_SERVER_ERROR, {"error": "failing on purpose"})
+        elif active and mode == "errors" and chance < float(fault["rate"]):
+            response = server.json_response(HTTPStatus.INTERNAL_SERVER_ERROR, {"error": "injected error"})
+        else:
+            response = handle(self, method, path)
+        # What was injected, so a test checks the decision exactly and the latency only as a lower bound.
+        response.headers["X-Injected-Delay-Ms"] = f"{delay * 1000:.3f}"
+        return response
 
     server.Service.handle = faulty  # type: ignore[method-assign]
     return fault
