@@ -45,6 +45,7 @@ class Outcome:
     level: str = DeploymentEvent.Level.INFO
     changes: dict[str, Any] = field(default_factory=dict)
     notes: list[tuple[str, str, dict[str, Any]]] = field(default_factory=list)  # (level, message, data)
+    data: dict[str, Any] = field(default_factory=dict)  # the transition's timeline data
     delay: float = 0.0  # seconds before the next step runs
     crashed: bool = False  # keeps the attempt count, so a step that keeps crashing ends
 
@@ -157,6 +158,7 @@ def _finish(claimed: Deployment, outcome: Outcome, ctx: Context) -> None:
                 outcome.target,
                 message=outcome.message,
                 level=outcome.level,
+                data=outcome.data,
                 next_run_at=next_run,
                 **outcome.changes,
             )
@@ -255,12 +257,14 @@ def _work(deployment: Deployment, ctx: Context) -> Outcome:
                 level=DeploymentEvent.Level.ERROR,
                 changes={"failure_reason": reason},
                 notes=notes,
+                data={"decision": verdict.decision_id},
             )
         runtime.prepare(ctx)
         return Outcome(
             target=State.ROLLING_OUT,
             message=f"Policy check passed ({verdict.message}). Release {deployment.release.version} prepared.",
             notes=notes,
+            data={"decision": verdict.decision_id},
         )
     if state == State.ROLLING_OUT:
         return _roll_out(deployment, ctx, runtime)
