@@ -21,8 +21,9 @@ check or a memory leak rolled back; no good release rolled back; median detectio
 
 Knobs for a quicker or different run (the defaults are the benchmark): SAFE_DELIVERY_N, SAFE_DELIVERY_GOOD,
 SAFE_DELIVERY_LANES (4), SAFE_DELIVERY_WORKERS (3), SAFE_DELIVERY_KINDS (a comma-separated list of parts of kind
-names, to run some kinds only) and SAFE_DELIVERY_WINDOW_REQUESTS (requests per analysis window instead of the local
-runtime's 40, to see what a bigger window detects). A run with any of the last two set is reported as partial.
+names, to run some kinds only), SAFE_DELIVERY_WINDOW_REQUESTS (requests per analysis window instead of the local
+runtime's 40, to see what a bigger window detects) and SAFE_DELIVERY_BACKGROUND_ERRORS (a share of requests every
+release fails, good ones included). A run with any of the last three set is reported as partial.
 
 Runs on a fresh `runway_bench_safe_delivery` PostgreSQL database and Redis database 13 when DATABASE_URL / REDIS_URL
 are set, else SQLite and the filesystem broker; everything else under var/bench/safe_delivery/, wiped first. Writes
@@ -56,6 +57,9 @@ N = int(os.environ.get("SAFE_DELIVERY_N", "5"))
 N_GOOD = int(os.environ.get("SAFE_DELIVERY_GOOD", "20"))
 SEED = int(os.environ.get("SAFE_DELIVERY_SEED", str(int(time.time()))))
 BAKE_SECONDS = 1
+# Background errors in every release, the baseline and good ones included (0 by default: no release errs unless
+# its fault says so). An experiment: what a small steady error rate costs in false rollbacks.
+BACKGROUND = float(os.environ.get("SAFE_DELIVERY_BACKGROUND_ERRORS", "0"))
 # A quick experiment on some kinds only: SAFE_DELIVERY_KINDS="errors 1 %,good" (each a part of a kind's name).
 ONLY = [word.strip() for word in os.environ.get("SAFE_DELIVERY_KINDS", "").split(",") if word.strip()]
 # The local runtime's analysis window is 40 requests; an experiment may ask for more (what it takes to see 1 %).
@@ -184,6 +188,7 @@ def main() -> int:
         "replicas": target.replicas,
         "bake_seconds": BAKE_SECONDS,
         "analysis_requests": WINDOW_REQUESTS or 40,
+        "background_error_rate": BACKGROUND,
         "thresholds": vars(analysis.Thresholds.from_config({})),
     }
     runs: list[dict[str, Any]] = []
@@ -209,7 +214,7 @@ def main() -> int:
     def deploy(lane: dict[str, Any], fault: dict[str, Any], strategy: str) -> Deployment:
         lane["releases"] += 1
         version = f"1.{lane['releases']}.0"
-        lane["repo"].release(version, {**fault, "seed": random.randrange(2**32)})
+        lane["repo"].release(version, {**fault, "seed": random.randrange(2**32), "background_rate": BACKGROUND})
         release = deploy_services.release_for_ref(service=lane["service"], ref=version, user=user)
         with transaction.atomic():  # the first step is enqueued on commit: it must see the window's size
             deployment = deploy_services.deployment_request(
@@ -320,7 +325,7 @@ def main() -> int:
     targets = {
         "every must-detect kind rolled back": all(row["pass"] for row in table.values() if row["pass"] is not None),
         "no good release rolled back (≥ 20 runs)": good["rolled_back"] == 0 and good["runs"] >= 20,
-        "the full matrix ran at the shipped window": not ONLY and not WINDOW_REQUESTS,
+        "the full matrix ran at the shipped window": not ONLY and not WINDOW_REQUESTS and not BACKGROUND,
         f"median detection ≤ {TARGET_MEDIAN_DELAY} bake intervals": median_delay is not None
         and median_delay <= TARGET_MEDIAN_DELAY,
         "wall time ≤ 10 min": wall <= TARGET_WALL_SECONDS,

@@ -128,6 +128,13 @@ def test_errors_answer_500_on_that_share_of_requests_only(
         assert f'path="/",status="500"}} {statuses.count(500)}' in replica.get("/metrics").text
 
 
+def test_background_errors_fail_a_share_of_a_good_releases_requests(worktree: Path) -> None:
+    with run(worktree, {"mode": "good", "background_rate": 0.2, "base_ms": 0, "seed": 11}) as replica:
+        statuses = replica.statuses(500)
+        assert replica.statuses(20, "/healthz") == [200] * 20
+    assert 60 <= statuses.count(500) <= 140, statuses.count(500)
+
+
 def test_latency_at_the_median_slows_every_request(worktree: Path) -> None:
     """The same seed draws the same noise: each request of the slow release is exactly three times the good one's."""
     with (

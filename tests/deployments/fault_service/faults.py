@@ -4,7 +4,8 @@
 The fault is a JSON object, from the FAULT environment variable if set, else from `app/fault.json` (what a release
 commits). Keys: `mode` (below), `rate` (share of requests), `factor` (latency multiplier), `where` ("median" or
 "p99"), `seconds` (crash_after), `onset` (seconds of good behaviour before the fault starts), `base_ms` (the
-median service time every mode shares, the noise of a good release), `mb_per_second` and `limit_mb` (memory).
+median service time every mode shares, the noise of a good release), `background_rate` (a share of requests that
+fail in every mode, good included; 0 by default), `mb_per_second` and `limit_mb` (memory).
 
 Modes: good, crash_on_start, crash_after, errors, latency, health_fails, requests_fail, memory.
 """
@@ -64,9 +65,11 @@ def install(fault: dict[str, Any] | None = None) -> dict[str, Any]:
     base = float(fault["base_ms"]) / 1000
     onset = float(fault["onset"])
 
-    def draw() -> tuple[float, float]:
+    background = float(fault.get("background_rate", 0))
+
+    def draw() -> tuple[float, float, float]:
         with lock:  # one Random shared by the request threads
-            return rng.random(), rng.lognormvariate(0.0, NOISE_SIGMA)
+            return rng.random(), rng.lognormvariate(0.0, NOISE_SIGMA), rng.random()
 
     def faulty(self: server.Service, method: str, path: str) -> server.Response:
         active = time.monotonic() - started >= onset
@@ -74,7 +77,7 @@ def install(fault: dict[str, Any] | None = None) -> dict[str, Any]:
             return server.json_response(HTTPStatus.INTERNAL_SERVER_ERROR, {"status": "failing on purpose"})
         if path != "/":
             return handle(self, method, path)
-        chance, noise = draw()
+        chance, noise, unlucky = draw()
         delay = base * noise
         if active and mode == "latency":
             if fault.get("where", "median") == "median" or chance < P99_SHARE:
@@ -84,6 +87,8 @@ def install(fault: dict[str, Any] | None = None) -> dict[str, Any]:
             response = server.json_response(HTTPStatus.INTERNAL_SERVER_ERROR, {"error": "failing on purpose"})
         elif active and mode == "errors" and chance < float(fault["rate"]):
             response = server.json_response(HTTPStatus.INTERNAL_SERVER_ERROR, {"error": "injected error"})
+        elif unlucky < background:  # every release's background errors, the good ones' included
+            response = server.json_response(HTTPStatus.INTERNAL_SERVER_ERROR, {"error": "background error"})
         else:
             response = handle(self, method, path)
         # What was injected, so a test checks the decision exactly and the latency only as a lower bound.
