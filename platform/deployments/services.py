@@ -21,7 +21,7 @@ from django.utils.dateparse import parse_datetime
 from audit import services as audit
 from catalog.models import Service
 from catalog.permissions import user_can
-from deployments import engine, machine, strategies
+from deployments import engine, machine, policies, strategies
 from deployments.models import (
     ACTIVE_STATES,
     DECOMMISSION_CLOSED,
@@ -522,4 +522,35 @@ def deploy_event_record(
         after={"release": version, "environment": environment.slug, "status": status},
         service_id=service.pk,
     )
+    _report_judge(deployment)
     return deployment
+
+
+def _report_judge(deployment: Deployment) -> None:
+    """Judge a reported deploy by the deploy policies and say on its timeline whether it was compliant. It already
+    happened, so the verdict never refuses the report; a judgement that crashes leaves the report recorded, unjudged."""
+    try:
+        with transaction.atomic():  # a savepoint: a crash here undoes only the judgement
+            compliance = policies.report_check(deployment)
+            if compliance.compliant:
+                level, message = DeploymentEvent.Level.INFO, "Compliant with the deploy policies."
+            else:
+                level = DeploymentEvent.Level.WARNING
+                message = "Not compliant with the deploy policies (recorded, not refused): " + " ".join(
+                    compliance.messages
+                )
+            DeploymentEvent.objects.create(
+                deployment=deployment,
+                step="external",
+                level=level,
+                message=message,
+                data={"decision": compliance.decision_id},
+            )
+    except Exception:
+        log.exception("reported deploy not judged", deployment=deployment.pk)
+        DeploymentEvent.objects.create(
+            deployment=deployment,
+            step="external",
+            level=DeploymentEvent.Level.WARNING,
+            message="The deploy policies could not judge this report; it is recorded unjudged.",
+        )

@@ -30,6 +30,12 @@ Provider = Callable[["Change"], Any]
 
 DAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
 FAILED_STATES = (State.FAILED, State.ROLLING_BACK, State.ROLLED_BACK, State.ROLLBACK_FAILED)
+# A deployment an external CD system reported counts by the status it reported, like one Runway drove.
+SUCCEEDED = Q(state=State.SUCCEEDED) | Q(state=State.EXTERNAL, runtime_state__reported_status="succeeded")
+FAILED = Q(state__in=FAILED_STATES) | Q(
+    state=State.EXTERNAL, runtime_state__reported_status__in=["failed", "rolled_back"]
+)
+ROLLED_BACK = Q(state=State.ROLLED_BACK) | Q(state=State.EXTERNAL, runtime_state__reported_status="rolled_back")
 
 
 @dataclass
@@ -190,7 +196,7 @@ def _change(change: Change) -> dict[str, Any]:
     succeeded: dict[str, str | None] = {}
     if change.commit:
         rows = (
-            Deployment.objects.filter(service=change.service, release__commit_sha=change.commit, state=State.SUCCEEDED)
+            Deployment.objects.filter(SUCCEEDED, service=change.service, release__commit_sha=change.commit)
             .exclude(environment=environment)
             .values("environment__slug")
             .annotate(at=Max("finished_at"))
@@ -239,7 +245,7 @@ def _history(change: Change) -> dict[str, int]:
     deployments = Deployment.objects.filter(service=change.service, created_at__gte=month, created_at__lte=change.at)
     if change.deployment is not None:
         deployments = deployments.exclude(pk=change.deployment.pk)
-    failed, rolled_back = Q(state__in=FAILED_STATES), Q(state=State.ROLLED_BACK)
+    failed, rolled_back = FAILED, ROLLED_BACK
     recent = Q(created_at__gte=week)
     counts = deployments.aggregate(
         deployments_7d=Count("pk", filter=recent),

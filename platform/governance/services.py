@@ -178,8 +178,21 @@ def deployment_judge(*, deployment: Deployment) -> Decision:
     returns it, so a policy edited in between never re-judges a deployment."""
     if existing := selectors.decision_for(deployment=deployment):
         return existing
-    started = time.perf_counter()
+    return _judge(change=facts.Change.of(deployment), deployment=deployment)
+
+
+def report_judge(*, deployment: Deployment) -> Decision:
+    """Judge a deployment an external CD system reported, as of when it started (the freezes and the time of day then,
+    not when the report arrived). The decision says whether it was compliant; nothing refuses the report."""
+    if existing := selectors.decision_for(deployment=deployment):
+        return existing
     change = facts.Change.of(deployment)
+    change.at = deployment.started_at or change.at
+    return _judge(change=change, deployment=deployment)
+
+
+def _judge(*, change: facts.Change, deployment: Deployment) -> Decision:
+    started = time.perf_counter()
     document = facts.facts_build(change=change)
     evaluation = policies_evaluate(document=document)
     decision = _decision_make(change=change, document=document, evaluation=evaluation, started=started)

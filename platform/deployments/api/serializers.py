@@ -1,5 +1,7 @@
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from deployments import policies
 from deployments.models import (
     Decommission,
     DecommissionEvent,
@@ -66,6 +68,28 @@ class DeploymentSerializer(serializers.ModelSerializer):
             "started_at",
             "finished_at",
         ]
+
+
+class ComplianceSerializer(serializers.Serializer):
+    """What the deploy policies said about a reported deploy: recorded as compliant or not, never refused."""
+
+    compliant = serializers.BooleanField(allow_null=True, help_text="Null when the policies could not judge it.")
+    decision = serializers.IntegerField(allow_null=True, source="decision_id", help_text="The decision record.")
+    url = serializers.CharField(allow_null=True, help_text="The decision's page.")
+    messages = serializers.ListField(child=serializers.CharField(), help_text="Why it is not compliant.")
+
+
+class DeployEventResultSerializer(DeploymentSerializer):
+    """A reported deploy as recorded, with its compliance with the deploy policies."""
+
+    compliance = serializers.SerializerMethodField()
+
+    class Meta(DeploymentSerializer.Meta):
+        fields = [*DeploymentSerializer.Meta.fields, "compliance"]
+
+    @extend_schema_field(ComplianceSerializer)
+    def get_compliance(self, deployment: Deployment) -> dict:
+        return ComplianceSerializer(policies.report_compliance(deployment)).data
 
 
 class DeploymentDetailSerializer(DeploymentSerializer):

@@ -24,6 +24,7 @@ from deployments.api.serializers import (
     DecommissionDetailSerializer,
     DecommissionRequestSerializer,
     DecommissionSerializer,
+    DeployEventResultSerializer,
     DeployEventSerializer,
     DeploymentDetailSerializer,
     DeploymentRequestSerializer,
@@ -165,7 +166,7 @@ class DeployEventView(APIView):
 
     @extend_schema(
         request=DeployEventSerializer,
-        responses={201: DeploymentSerializer, 404: OpenApiResponse(description="No such service.")},
+        responses={201: DeployEventResultSerializer, 404: OpenApiResponse(description="No such service.")},
     )
     def post(self, request: Request) -> Response:
         serializer = DeployEventSerializer(data=request.data)
@@ -188,7 +189,7 @@ class DeployEventView(APIView):
             )
         except PermissionDenied as error:
             raise _forbidden(error) from None
-        return Response(DeploymentSerializer(deployment).data, status=status.HTTP_201_CREATED)
+        return Response(DeployEventResultSerializer(deployment).data, status=status.HTTP_201_CREATED)
 
 
 class PlacementViewSet(viewsets.ReadOnlyModelViewSet):
