@@ -111,3 +111,20 @@ def test_the_schema_documents_the_compliance_of_a_report(client, world) -> None:
     compliance = schema["components"]["schemas"][reference.rsplit("/", 1)[1]]
     assert set(compliance["properties"]) == {"compliant", "decision", "url", "messages"}
     assert compliance["properties"]["decision"].get("nullable") is True
+
+
+def test_a_report_the_policies_cannot_judge_is_kept_unjudged(world, production, staging_first, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from governance import facts
+
+    def broken(**_: object) -> None:
+        raise RuntimeError("the fact document could not be built")
+
+    monkeypatch.setattr(facts, "facts_build", broken)  # a fault in governance must not lose the report
+    answer = report(client_for(world.owner), "production")
+
+    assert answer["compliance"] == {"compliant": None, "decision": None, "url": None, "messages": []}
+    deployment = Deployment.objects.get(pk=answer["id"])
+    assert deployment.state == State.EXTERNAL and not Decision.objects.exists()
+    assert deployment.events.filter(
+        level="warning", message="The deploy policies could not judge this report; it is recorded unjudged."
+    ).exists()
