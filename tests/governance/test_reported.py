@@ -76,6 +76,11 @@ def test_a_reported_deploy_that_breaks_a_policy_is_recorded_as_not_compliant(
     assert page.status_code == 200, page.content
     text = page.content.decode()
     assert f"Decision #{decision.pk}: not compliant" in text and "The policy step of" not in text
+    # So does the deployment's page, with the verdicts and the decision linked from the timeline.
+    text = client.get(deployment.get_absolute_url()).content.decode()
+    assert '<span class="danger">Not compliant</span>: judged when its CD system reported it' in text
+    assert "at the policy step" not in text
+    assert f'href="{decision.get_absolute_url()}">Decision #{decision.pk}</a></li>' in text
 
 
 def test_a_release_reported_in_staging_first_is_compliant_in_production(
