@@ -477,21 +477,28 @@ def deploy_event_record(
     committed_at: datetime | None,
     user: User,
     message: str = "",
+    strategy: str = "",
 ) -> Deployment:
     """Record a deployment done by an external CD system so history and DORA metrics include it."""
     _require(user, "catalog.deploy_service", service, "report its deployments")
     if status not in ("succeeded", "failed", "rolled_back"):
         raise ValidationError({"status": ["Report succeeded, failed or rolled_back."]})
+    if strategy and strategy not in Strategy.values:
+        raise ValidationError({"strategy": [f"Report one of {', '.join(Strategy.values)}, or leave it out."]})
     release = release_record(
         service=service, version=version, commit_sha=commit_sha, committed_at=committed_at, user=user
     )
     now = timezone.now()
     placement = Placement.objects.filter(service=service, environment=environment).first()
+    if not strategy:
+        # The deploy policies judge the report by its strategy: assume what Runway would have used there.
+        target = DeployTarget.objects.filter(service=service, environment=environment).only("strategy").first()
+        strategy = target.strategy if target else Strategy.ROLLING
     deployment = Deployment.objects.create(
         release=release,
         service=service,
         environment=environment,
-        strategy=Strategy.ROLLING,
+        strategy=strategy,
         runtime=RuntimeKind.WEBHOOK,
         requested_by=user,
         state=State.EXTERNAL,

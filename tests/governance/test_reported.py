@@ -133,3 +133,27 @@ def test_a_report_the_policies_cannot_judge_is_kept_unjudged(world, production, 
     assert deployment.events.filter(
         level="warning", message="The deploy policies could not judge this report; it is recorded unjudged."
     ).exists()
+
+
+def test_a_report_is_judged_with_the_strategy_it_names_or_its_deploy_target_uses(world, production, policy) -> None:  # type: ignore[no-untyped-def]
+    """A reported deploy is not assumed to be rolling: policies on the strategy would mark every report of a canary as
+    not compliant."""
+    from tests.deployments.support import target_make
+
+    policy("canary-in-production", "change.strategy != 'rolling'", message="Not rolling in production.")
+    api = client_for(world.owner)
+    assert report(api, "production")["compliance"]["compliant"] is False  # no target, no strategy named: rolling
+
+    named = report(api, "production", version="2.0.1", commit_sha="d" * 40, strategy="canary")
+    assert named["strategy"] == "canary" and named["compliance"]["compliant"] is True
+
+    target_make(world.service, production, strategy="blue_green")
+    from_target = report(api, "production", version="2.0.2", commit_sha="e" * 40)
+    assert from_target["strategy"] == "blue_green" and from_target["compliance"]["compliant"] is True
+
+
+def test_a_report_naming_an_unknown_strategy_is_refused(world, production) -> None:  # type: ignore[no-untyped-def]
+    body = {"service": "payments-api", "environment": "production", "version": "1", "commit_sha": "a" * 40}
+    response = client_for(world.owner).post(EVENTS, {**body, "status": "succeeded", "strategy": "yolo"}, format="json")
+    assert response.status_code == 400 and "strategy" in response.json()
+    assert not Deployment.objects.exists()

@@ -120,6 +120,12 @@ class DeployEventSerializer(serializers.Serializer):
     version = serializers.CharField(max_length=80)
     commit_sha = serializers.RegexField(r"\A[0-9a-f]{40}\Z", help_text="The full 40-character commit sha.")
     status = serializers.ChoiceField(choices=["succeeded", "failed", "rolled_back"])
+    strategy = serializers.ChoiceField(
+        choices=Strategy.choices,
+        required=False,
+        help_text="How the CD system rolled it out; by default the strategy of the service's deploy target there, "
+        "else rolling. The deploy policies judge the report with it.",
+    )
     committed_at = serializers.DateTimeField(required=False, allow_null=True)
     started_at = serializers.DateTimeField(required=False, allow_null=True)
     finished_at = serializers.DateTimeField(required=False, allow_null=True)
