@@ -65,6 +65,7 @@ ONLY = [word.strip() for word in os.environ.get("SAFE_DELIVERY_KINDS", "").split
 # The local runtime's analysis window is 40 requests; an experiment may ask for more (what it takes to see 1 %).
 WINDOW_REQUESTS = int(os.environ.get("SAFE_DELIVERY_WINDOW_REQUESTS", "0"))
 RUN_TIMEOUT_SECONDS = 120
+RESET_TRIES = 5
 TARGET_WALL_SECONDS = 600
 TARGET_MEDIAN_DELAY = 2
 STRATEGIES = ("canary", "blue_green")
@@ -227,10 +228,12 @@ def main() -> int:
 
     def reset(lane: dict[str, Any]) -> None:
         """Stop whatever runs (a promoted bad release may be dead or dying) and start a good release afresh."""
-        LocalRuntime().stop_all(service=lane["service"].slug, environment="staging")
-        done = deploy(lane, {"mode": "good"}, "rolling")
-        if done.state != State.SUCCEEDED:
-            raise RuntimeError(f"lane {lane['service'].slug} could not be reset: {done.failure_reason}")
+        for _ in range(RESET_TRIES):  # with background errors even a good release may be judged bad: try again
+            LocalRuntime().stop_all(service=lane["service"].slug, environment="staging")
+            done = deploy(lane, {"mode": "good"}, "rolling")
+            if done.state == State.SUCCEEDED:
+                return
+        raise RuntimeError(f"lane {lane['service'].slug} could not be reset: {done.failure_reason}")
 
     def lane_loop(lane: dict[str, Any]) -> None:
         try:
@@ -325,7 +328,11 @@ def main() -> int:
     targets = {
         "every must-detect kind rolled back": all(row["pass"] for row in table.values() if row["pass"] is not None),
         "no good release rolled back (≥ 20 runs)": good["rolled_back"] == 0 and good["runs"] >= 20,
-        "the full matrix ran at the shipped window": not ONLY and not WINDOW_REQUESTS and not BACKGROUND,
+        "the full matrix ran (N ≥ 5, ≥ 20 good, every kind, shipped window)": N >= 5
+        and N_GOOD >= 20
+        and not ONLY
+        and not WINDOW_REQUESTS
+        and not BACKGROUND,
         f"median detection ≤ {TARGET_MEDIAN_DELAY} bake intervals": median_delay is not None
         and median_delay <= TARGET_MEDIAN_DELAY,
         "wall time ≤ 10 min": wall <= TARGET_WALL_SECONDS,
