@@ -10,6 +10,7 @@ from django.conf import settings
 from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
 from django.db import models
 from django.db.models import Q
+from django.db.models.functions import Coalesce
 from django.urls import reverse
 
 from catalog.models import Service, slug_validator
@@ -172,6 +173,12 @@ class Deployment(models.Model):
         indexes = [
             models.Index(fields=["state", "next_run_at"], name="deployment_sweep"),
             models.Index(fields=["service", "-created_at"], name="deployment_service_recent"),
+            # Insights reads a window of deployments per environment by the moment they ended (or began), and looks
+            # up each failure's recovery: the next success of the same service in the same environment.
+            models.Index(
+                "environment", Coalesce("finished_at", "started_at", "created_at"), name="deployment_env_moment"
+            ),
+            models.Index(fields=["service", "environment", "finished_at"], name="deployment_recovery"),
         ]
 
     def __str__(self) -> str:
