@@ -28,7 +28,6 @@ table, writes var/bench/deployments.json; exit status 0 when every target is met
 import hashlib
 import json
 import os
-import signal
 import statistics
 import subprocess
 import sys
@@ -55,85 +54,6 @@ POLL_SECONDS = 0.02
 TARGET_TRANSITION_MS, TARGET_CANARY_SECONDS = 20.0, 15.0
 CANARY_TIMEOUT_SECONDS, BURST_TIMEOUT_SECONDS = 90, 600
 AUTHOR = ("Runway Bench", "bench@example.com")
-
-
-def _stale_supervisord_stop() -> None:
-    """An earlier run killed before its cleanup leaves a daemonized supervisord whose folder we are about to wipe."""
-    pidfile = WORK / "deploy" / "supervisor" / "supervisord.pid"
-    try:
-        pid = int(pidfile.read_text().strip())
-        os.kill(pid, signal.SIGTERM)  # the pid this benchmark's own supervisord wrote
-    except (OSError, ValueError):
-        return
-    for _ in range(100):
-        try:
-            os.kill(pid, 0)
-        except OSError:
-            return
-        time.sleep(0.1)
-
-
-class Celery:
-    """N `celery worker` processes and one `celery beat`, each in its own process group (stopping one stops all)."""
-
-    def __init__(self, env: dict[str, str], workers: int) -> None:
-        self.env = env
-        self.names = [f"bench{n}" for n in range(1, workers + 1)]
-        self.processes: dict[str, subprocess.Popen[bytes]] = {}
-
-    def _spawn(self, name: str, arguments: list[str]) -> None:
-        log = open(WORK / f"{name}.log", "wb")  # noqa: SIM115 - closed with the process
-        command = [str(Path(sys.executable).parent / "celery"), "--workdir", "platform", "-A", "portal", *arguments]
-        self.processes[name] = subprocess.Popen(
-            command, cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-        )
-
-    def start(self) -> None:
-        for name in self.names:
-            self._spawn(
-                name,
-                [
-                    "worker",
-                    "--concurrency",
-                    "1",
-                    "-n",
-                    f"{name}@%h",
-                    "--without-heartbeat",
-                    "--without-gossip",
-                    "--without-mingle",
-                    "--loglevel",
-                    "INFO",
-                ],
-            )
-        # The project's schedule from the database scheduler: the deployments sweeper every 5 s, and the rest.
-        self._spawn("beat", ["beat", "--loglevel", "INFO", "--schedule", str(WORK / "celerybeat")])
-
-    def wait_ready(self, app: Any, timeout: float = 60) -> float:
-        """Seconds until every worker answers a ping (broadcast works on Redis and on the filesystem broker)."""
-        started = time.perf_counter()
-        while time.perf_counter() - started < timeout:
-            self.check()
-            replies = app.control.ping(timeout=1.0) or []
-            answered = {name.split("@")[0] for reply in replies for name in reply}
-            if answered >= set(self.names):
-                return time.perf_counter() - started
-        raise RuntimeError(f"workers did not answer a ping within {timeout} s; see {WORK}/bench*.log")
-
-    def check(self) -> None:
-        dead = [name for name, process in self.processes.items() if process.poll() is not None]
-        if dead:
-            raise RuntimeError(f"{', '.join(dead)} exited; see {WORK}/<name>.log")
-
-    def stop(self) -> None:
-        for process in self.processes.values():
-            if process.poll() is None:
-                os.killpg(process.pid, signal.SIGTERM)  # warm shutdown of this process and its pool child
-        for process in self.processes.values():
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait(timeout=5)
 
 
 def _summary(values: list[float], digits: int = 2) -> dict[str, Any]:
@@ -163,7 +83,7 @@ def _git(*args: str, cwd: Path) -> str:
 
 def main() -> int:
     load_at_start = [round(x, 2) for x in os.getloadavg()]
-    _stale_supervisord_stop()
+    stack.supervisord_stale_stop(WORK)
     env, database_text, broker_text = stack.prepare(
         work=WORK, db_name=DB_NAME, bench="bench_deployments", redis_db=REDIS_DB, DEPLOY_ROOT=str(WORK / "deploy")
     )
@@ -396,7 +316,7 @@ def main() -> int:
     fleet_releases = [release(service, "2.0.0") for service in fleet]
     connections.close_all()
 
-    celery = Celery(env, WORKERS)
+    celery = stack.Celery(env, WORKERS, work=WORK, prefix="bench")
     try:
         celery.start()
         ready_seconds = celery.wait_ready(app)

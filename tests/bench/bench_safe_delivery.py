@@ -33,9 +33,7 @@ var/bench/safe_delivery.json; exit status 1 when a target is missed.
 import json
 import os
 import random
-import signal
 import statistics
-import subprocess
 import sys
 import threading
 import time
@@ -93,72 +91,9 @@ KINDS: dict[str, tuple[dict[str, Any], bool | None]] = {
 }
 
 
-def _stale_supervisord_stop() -> None:
-    pidfile = WORK / "deploy" / "supervisor" / "supervisord.pid"
-    try:
-        pid = int(pidfile.read_text().strip())
-        os.kill(pid, signal.SIGTERM)  # the pid this benchmark's own supervisord wrote
-    except (OSError, ValueError):
-        return
-    for _ in range(100):
-        try:
-            os.kill(pid, 0)
-        except OSError:
-            return
-        time.sleep(0.1)
-
-
-class Celery:
-    """Worker processes and one beat (the sweeper), each in its own process group, stopped at the end."""
-
-    def __init__(self, env: dict[str, str], workers: int) -> None:
-        self.env = env
-        self.names = [f"safe{n}" for n in range(1, workers + 1)]
-        self.processes: dict[str, subprocess.Popen[bytes]] = {}
-
-    def _spawn(self, name: str, arguments: list[str]) -> None:
-        log = open(WORK / f"{name}.log", "wb")  # noqa: SIM115 - closed with the process
-        command = [str(Path(sys.executable).parent / "celery"), "--workdir", "platform", "-A", "portal", *arguments]
-        self.processes[name] = subprocess.Popen(
-            command, cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-        )
-
-    def start(self, app: Any) -> None:
-        for name in self.names:
-            self._spawn(
-                name,
-                ["worker", "--concurrency", "1", "-n", f"{name}@%h", "--without-heartbeat", "--without-gossip",
-                 "--without-mingle", "--loglevel", "INFO"],
-            )  # fmt: skip
-        self._spawn("beat", ["beat", "--loglevel", "INFO", "--schedule", str(WORK / "celerybeat")])
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            self.check()
-            replies = app.control.ping(timeout=1.0) or []
-            if {name.split("@")[0] for reply in replies for name in reply} >= set(self.names):
-                return
-        raise RuntimeError(f"workers did not answer a ping within 60 s; see {WORK}/safe*.log")
-
-    def check(self) -> None:
-        dead = [name for name, process in self.processes.items() if process.poll() is not None]
-        if dead:
-            raise RuntimeError(f"{', '.join(dead)} exited; see {WORK}/<name>.log")
-
-    def stop(self) -> None:
-        for process in self.processes.values():
-            if process.poll() is None:
-                os.killpg(process.pid, signal.SIGTERM)
-        for process in self.processes.values():
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait(timeout=5)
-
-
 def main() -> int:
     load_at_start = [round(x, 2) for x in os.getloadavg()]
-    _stale_supervisord_stop()
+    stack.supervisord_stale_stop(WORK)
     env, database_text, broker_text = stack.prepare(
         work=WORK, db_name=DB_NAME, bench="bench_safe_delivery", redis_db=REDIS_DB, DEPLOY_ROOT=str(WORK / "deploy")
     )
@@ -276,10 +211,11 @@ def main() -> int:
             connections.close_all()
 
     connections.close_all()
-    celery = Celery(env, WORKERS)
+    celery = stack.Celery(env, WORKERS, work=WORK, prefix="safe")
     started = time.perf_counter()
     try:
-        celery.start(app)
+        celery.start()
+        celery.wait_ready(app)
         threads = [threading.Thread(target=lane_loop, args=(lane,), name=f"lane{n}") for n, lane in enumerate(lanes)]
         for thread in threads:
             thread.start()

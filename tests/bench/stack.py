@@ -1,9 +1,13 @@
 """What the benches that run real workers share: a fresh database and broker of their own, the environment their
-subprocesses get, and quantiles. Each bench names its own work folder, database and Redis database."""
+subprocesses get, the worker and beat processes themselves, and quantiles. Each bench names its own work folder,
+database and Redis database."""
 
 import os
+import signal
 import statistics
+import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlsplit, urlunsplit
@@ -112,3 +116,73 @@ def quantile(values: list[float], q: float) -> float:
     if len(ordered) == 1:
         return ordered[0]
     return statistics.quantiles(ordered, n=100, method="inclusive")[int(q * 100) - 1]
+
+
+def supervisord_stale_stop(work: Path) -> None:
+    """An earlier run killed before its cleanup leaves a daemonized supervisord whose folder we are about to wipe."""
+    pidfile = work / "deploy" / "supervisor" / "supervisord.pid"
+    try:
+        pid = int(pidfile.read_text().strip())
+        os.kill(pid, signal.SIGTERM)  # the pid this benchmark's own supervisord wrote
+    except (OSError, ValueError):
+        return
+    for _ in range(100):
+        try:
+            os.kill(pid, 0)
+        except OSError:
+            return
+        time.sleep(0.1)
+
+
+class Celery:
+    """N `celery worker` processes and one `celery beat`, each in its own process group (stopping one stops all);
+    their logs go to `<work>/<name>.log`."""
+
+    def __init__(self, env: dict[str, str], workers: int, *, work: Path, prefix: str) -> None:
+        self.env, self.work = env, work
+        self.names = [f"{prefix}{n}" for n in range(1, workers + 1)]
+        self.processes: dict[str, subprocess.Popen[bytes]] = {}
+
+    def _spawn(self, name: str, arguments: list[str]) -> None:
+        log = open(self.work / f"{name}.log", "wb")  # noqa: SIM115 - closed with the process
+        command = [str(Path(sys.executable).parent / "celery"), "--workdir", "platform", "-A", "portal", *arguments]
+        self.processes[name] = subprocess.Popen(
+            command, cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
+
+    def start(self) -> None:
+        for name in self.names:
+            self._spawn(
+                name,
+                ["worker", "--concurrency", "1", "-n", f"{name}@%h", "--without-heartbeat", "--without-gossip",
+                 "--without-mingle", "--loglevel", "INFO"],
+            )  # fmt: skip
+        # The project's schedule from the database scheduler: the deployments sweeper every 5 s, and the rest.
+        self._spawn("beat", ["beat", "--loglevel", "INFO", "--schedule", str(self.work / "celerybeat")])
+
+    def wait_ready(self, app: Any, timeout: float = 60) -> float:
+        """Seconds until every worker answers a ping (broadcast works on Redis and on the filesystem broker)."""
+        started = time.perf_counter()
+        while time.perf_counter() - started < timeout:
+            self.check()
+            replies = app.control.ping(timeout=1.0) or []
+            answered = {name.split("@")[0] for reply in replies for name in reply}
+            if answered >= set(self.names):
+                return time.perf_counter() - started
+        raise RuntimeError(f"workers did not answer a ping within {timeout} s; see {self.work}/<name>.log")
+
+    def check(self) -> None:
+        dead = [name for name, process in self.processes.items() if process.poll() is not None]
+        if dead:
+            raise RuntimeError(f"{', '.join(dead)} exited; see {self.work}/<name>.log")
+
+    def stop(self) -> None:
+        for process in self.processes.values():
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGTERM)  # warm shutdown of this process and its pool child
+        for process in self.processes.values():
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait(timeout=5)
