@@ -1,6 +1,7 @@
 """Chromium through Playwright against pytest-django's live server (which serves /static/ from the finders)."""
 
 import contextlib
+import io
 import os
 import uuid
 from collections.abc import Iterator
@@ -8,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from celery.contrib.testing.worker import start_worker
+from django.core.management import call_command
 from playwright.sync_api import Browser, Page, Playwright, sync_playwright
 
 # Playwright's sync API runs an event loop in this thread; the ORM calls the tests make around it are still
@@ -86,3 +88,19 @@ def worker_running() -> Iterator[None]:
     finally:
         app.conf.task_default_queue = saved
         routes_forget()
+
+
+@pytest.fixture
+def demo(settings, tmp_path: Path) -> Iterator[None]:
+    """The demo organisation `make run` shows: services, systems, teams, runbooks, ADRs, deployments with analysis
+    charts; the local runtime's supervisord it may start is stopped afterwards."""
+    from deployments.runtimes import local
+
+    settings.GIT_ROOT = tmp_path / "git"
+    settings.DEPLOY_ROOT = tmp_path / "deploy"
+    settings.GOLDEN_PATH_STORE = tmp_path / "golden-paths"
+    call_command("demo_load", stdout=io.StringIO(), stderr=io.StringIO())
+    try:
+        yield
+    finally:
+        local.supervisord_shutdown()

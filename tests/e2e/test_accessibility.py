@@ -4,17 +4,13 @@ axe-core is vendored from the npm registry (tests/e2e/vendor/axe-core/, its READ
 was checked) and injected by Playwright into each page of the demo organisation that `make run` shows.
 """
 
-import io
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from django.core.management import call_command
 from playwright.sync_api import Browser, Page, expect
 
 from deployments.models import Deployment, State
-from deployments.runtimes import local
 from techdocs.models import ADR, Runbook
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
@@ -25,19 +21,6 @@ BLOCKING = ("serious", "critical")
 # WCAG 2.0 and 2.1, levels A and AA: what the portal promises (static/css/runway.css), and axe's best practices.
 RUN = {"runOnly": {"type": "tag", "values": ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "best-practice"]}}
 PHONE = {"width": 390, "height": 844}
-
-
-@pytest.fixture
-def demo(settings, tmp_path: Path) -> Iterator[None]:
-    """The demo organisation: services, systems, teams, runbooks, ADRs, deployments with analysis charts."""
-    settings.GIT_ROOT = tmp_path / "git"
-    settings.DEPLOY_ROOT = tmp_path / "deploy"
-    settings.GOLDEN_PATH_STORE = tmp_path / "golden-paths"
-    call_command("demo_load", stdout=io.StringIO(), stderr=io.StringIO())
-    try:
-        yield
-    finally:
-        local.supervisord_shutdown()
 
 
 def _pages() -> list[str]:

@@ -1,18 +1,13 @@
 """Every page is served with a Content-Security-Policy, and the portal keeps working under it: Chromium reports no
 violation on the main pages (htmx, the charts, the wizard, the API docs), and the pages' scripts still run."""
 
-import io
 import re
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from django.contrib.auth.models import User
-from django.core.management import call_command
 from playwright.sync_api import Page, expect
 
 from deployments.models import Deployment, State
-from deployments.runtimes import local
 from techdocs.models import Runbook
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
@@ -25,19 +20,6 @@ document.addEventListener("securitypolicyviolation", (event) => {
                               `(${event.sourceFile || ""}:${event.lineNumber || ""}) ${event.sample || ""}`);
 });
 """
-
-
-@pytest.fixture
-def demo(settings, tmp_path: Path) -> Iterator[None]:
-    """The demo organisation `make run` shows: services, runbooks, teams, deployments with analysis charts."""
-    settings.GIT_ROOT = tmp_path / "git"
-    settings.DEPLOY_ROOT = tmp_path / "deploy"
-    settings.GOLDEN_PATH_STORE = tmp_path / "golden-paths"
-    call_command("demo_load", stdout=io.StringIO(), stderr=io.StringIO())
-    try:
-        yield
-    finally:
-        local.supervisord_shutdown()
 
 
 class Watch:
