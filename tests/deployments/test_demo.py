@@ -45,7 +45,8 @@ def test_a_simulated_fault_fails_the_analysis_and_rolls_back(world, staging, tar
 def test_an_unknown_simulated_fault_is_an_error_not_a_healthy_release(world, staging, target) -> None:
     deployment = _deploy_twice(world, staging, "flaky")
 
-    assert deployment.state == State.ROLLED_BACK
+    # Refused at prepare, before anything was rolled out: cancelled, with nothing to roll back.
+    assert deployment.state == State.CANCELLED
     assert "Unknown simulated fault 'flaky'" in deployment.failure_reason
 
 
