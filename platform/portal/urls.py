@@ -7,14 +7,12 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitVie
 from portal import api, views
 from portal.api_root import ApiRootView
 
-portal_patterns = (
-    [
-        path("", views.home, name="home"),
-        path("insights/", include("insights.urls")),
-        path("search/", views.search_page, name="search"),
-    ],
-    "portal",
-)
+portal_urls: list[URLPattern | URLResolver] = [
+    path("", views.home, name="home"),
+    path("insights/", include("insights.urls")),
+    path("search/", views.search_page, name="search"),
+]
+portal_patterns = (portal_urls, "portal")
 
 api_v1: list[URLPattern | URLResolver] = [
     path("", ApiRootView.as_view(), name="root"),

@@ -68,7 +68,8 @@ def test_team_system_and_service_pages(client, history) -> None:
 
 
 @pytest.mark.parametrize(
-    "url", ["/insights/", "/insights/teams/payments/", "/insights/services/pay-api/", "/insights/systems/payments-core/"]
+    "url",
+    ["/insights/", "/insights/teams/payments/", "/insights/services/pay-api/", "/insights/systems/payments-core/"],
 )
 def test_every_insights_page_marks_insights_in_the_navigation(client, history, url: str) -> None:
     client.force_login(UserFactory())
