@@ -1,10 +1,13 @@
 from django.urls import path
 
 from catalog import views
+from monitoring import views as monitoring_views
 
 app_name = "catalog"
 urlpatterns = [
     path("", views.service_list, name="service-list"),
+    # The health column of the list, filled after the (cached) page; monitoring answers it.
+    path("health/", monitoring_views.catalog_health, name="service-list-health"),
     path("services/new/", views.service_create, name="service-create"),
     path("services/<slug:slug>/", views.service_detail, name="service-detail"),
     path("services/<slug:slug>/edit/", views.service_edit, name="service-edit"),

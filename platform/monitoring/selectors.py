@@ -100,11 +100,8 @@ def _uptime(checks: Sequence[HealthCheck], now: datetime) -> dict[int, dict[str,
     }
 
 
-def health_for_checks(checks: Sequence[HealthCheck], *, now: datetime | None = None) -> dict[int, Health]:
-    """Status and uptime of each check, in three queries whatever the number of checks."""
-    now = now or timezone.now()
-    if not checks:
-        return {}
+def _recent_results(checks: Sequence[HealthCheck]) -> dict[int, list[ProbeResult]]:
+    """The last RECENT results of each check, newest first: one query with a window function."""
     ranked = (
         ProbeResult.objects.filter(health_check_id__in=[check.pk for check in checks])
         .annotate(rank=Window(RowNumber(), partition_by=[F("health_check_id")], order_by=F("checked_at").desc()))
@@ -114,6 +111,15 @@ def health_for_checks(checks: Sequence[HealthCheck], *, now: datetime | None = N
     recent: dict[int, list[ProbeResult]] = defaultdict(list)
     for result in ranked:
         recent[result.health_check_id].append(result)
+    return recent
+
+
+def health_for_checks(checks: Sequence[HealthCheck], *, now: datetime | None = None) -> dict[int, Health]:
+    """Status and uptime of each check, in three queries whatever the number of checks."""
+    now = now or timezone.now()
+    if not checks:
+        return {}
+    recent = _recent_results(checks)
     uptime = _uptime(checks, now)
     health = {}
     for check in checks:
@@ -140,6 +146,47 @@ def service_health(service: Service) -> list[tuple[HealthCheck, Health]]:
     )
     health = health_for_checks(checks)
     return [(check, health[check.pk]) for check in checks]
+
+
+# Worst first. Unknown ranks below the known troubles but above healthy, so that it is never hidden behind green.
+SEVERITY = [HealthStatus.DOWN, HealthStatus.DEGRADED, HealthStatus.UNKNOWN, HealthStatus.HEALTHY]
+
+
+@dataclass(frozen=True)
+class ServiceHealth:
+    status: str
+    environment: str  # the environment whose check is the worst, named on the badge
+    checks: int
+
+
+def health_for_services(service_ids: Sequence[int], *, now: datetime | None = None) -> dict[int, ServiceHealth]:
+    """The worst status across each service's checks, for a list of services: two queries whatever their number.
+
+    Services without checks are absent from the answer. Uptime is not computed: a list shows status only.
+    """
+    now = now or timezone.now()
+    if not service_ids:
+        return {}
+    checks = list(
+        HealthCheck.objects.filter(service_id__in=service_ids)
+        .select_related("environment")
+        .order_by("service_id", "environment__order", "environment__slug")
+    )
+    if not checks:
+        return {}
+    recent = _recent_results(checks)
+    worst: dict[int, tuple[int, str]] = {}
+    counts: dict[int, int] = defaultdict(int)
+    for check in checks:
+        status, _ = _status(check, recent.get(check.pk, []), now)
+        rank = SEVERITY.index(HealthStatus(status))
+        counts[check.service_id] += 1
+        if check.service_id not in worst or rank < worst[check.service_id][0]:
+            worst[check.service_id] = (rank, check.environment.name)
+    return {
+        service_id: ServiceHealth(status=SEVERITY[rank], environment=environment, checks=counts[service_id])
+        for service_id, (rank, environment) in worst.items()
+    }
 
 
 def checks_due(*, now: datetime, limit: int) -> QuerySet[HealthCheck]:

@@ -361,3 +361,20 @@ def test_catalog_box_filters_the_list_and_the_top_bar_searches_everything(client
     assert 'id="catalog-q"' in page and 'value="payments"' in page
     assert "from:input[name=q]" not in page  # typing in the top bar must not refresh the list
     assert "from:#catalog-q" in page
+
+
+@pytest.mark.parametrize("count", [3, 30])
+def test_catalog_health_column_is_one_request_for_the_page(client, world, django_assert_max_num_queries, count):
+    """The cached rows carry a placeholder per service; one htmx request fills them all, and the page costs no more."""
+    _populate(TeamFactory(), count)
+    services_made = list(Service.objects.all())
+    client.force_login(world.outsider)
+    with django_assert_max_num_queries(10):
+        content = client.get(CATALOG).content.decode()
+    assert '<th scope="col">Health</th>' in content
+    for service in services_made:
+        assert f'id="health-{service.pk}"' in content
+    loaders = re.findall(r'hx-get="(/catalog/health/\?[^"]*)"', content)
+    assert len(loaders) == 1
+    asked = {int(value) for value in re.findall(r"service=(\d+)", loaders[0])}
+    assert asked == {service.pk for service in services_made}
