@@ -4,7 +4,7 @@ from django.contrib import admin
 from django.urls import URLPattern, URLResolver, include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
-from portal import api, views
+from portal import api, metrics, views
 from portal.api_root import ApiRootView
 
 portal_urls: list[URLPattern | URLResolver] = [
@@ -30,6 +30,7 @@ api_v1: list[URLPattern | URLResolver] = [
 urlpatterns = [
     path("", include(portal_patterns)),
     path("healthz", views.healthz, name="healthz"),
+    path("metrics", metrics.metrics_view, name="metrics"),
     path("accounts/", include("accounts.urls")),
     path("teams/", include("teams.urls")),
     path("catalog/", include("catalog.urls")),

@@ -4,6 +4,7 @@ With nothing set, Runway runs on embedded defaults: SQLite and Celery's filesyst
 With DATABASE_URL and REDIS_URL set, it runs on PostgreSQL and Redis, the production stack.
 """
 
+import os
 from pathlib import Path
 
 import environ
@@ -12,6 +13,11 @@ from csp.constants import NONCE
 BASE_DIR = Path(__file__).resolve().parents[3]  # the repository root
 VAR_DIR = Path(environ.Env().str("RUNWAY_VAR_DIR", default=str(BASE_DIR / "var")))
 VAR_DIR.mkdir(parents=True, exist_ok=True)
+# prometheus_client's multiprocess mode (portal/metrics.py): each process (gunicorn and Celery workers) writes its
+# metrics to files here and a scrape sums them. Set before anything imports prometheus_client, which reads it once;
+# runstack empties the folder at start so that a previous run's counts do not carry over.
+os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", str(VAR_DIR / "prometheus"))
+Path(os.environ["PROMETHEUS_MULTIPROC_DIR"]).mkdir(parents=True, exist_ok=True)
 
 env = environ.Env()
 
@@ -53,6 +59,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First, so that a request's latency includes every other middleware (portal/metrics.py).
+    "portal.metrics.RequestMetricsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "csp.middleware.CSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -378,3 +386,9 @@ GOVERNANCE = {
     # The organisation's starter policies (policy files with their tests), synced by demo_load.
     "POLICIES_DIR": BASE_DIR / "policies",
 }
+
+# Runway's own metrics at /metrics (portal/metrics.py, docs/monitoring.md): open to a scraper holding this bearer
+# token, or calling from one of these networks (loopback by default: a Prometheus on the same host). No token set:
+# networks only.
+METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
+METRICS_ALLOWED_NETWORKS = env.list("METRICS_ALLOWED_NETWORKS", default=["127.0.0.1/32", "::1/128"])

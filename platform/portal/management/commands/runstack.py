@@ -47,6 +47,10 @@ class Command(BaseCommand):
         state_file = Path(settings.VAR_DIR) / "runstack.json"
         state_file.parent.mkdir(parents=True, exist_ok=True)
         self._clean_leftovers(state_file)
+        # Metrics files of the previous run's processes (portal/metrics.py): their pids are reused, and counts
+        # carried over would jump backwards or double when a new process takes an old one's file.
+        for leftover in Path(os.environ["PROMETHEUS_MULTIPROC_DIR"]).glob("*.db"):
+            leftover.unlink(missing_ok=True)
         token = uuid.uuid4().hex
         platform_dir = settings.BASE_DIR / "platform"
         env = {**os.environ, "PYTHONPATH": str(platform_dir), TOKEN_VARIABLE: token}
