@@ -5,12 +5,13 @@ import re
 
 import pytest
 import redis
+from django.core.cache import cache
 from django.test import RequestFactory
 from prometheus_client.parser import text_string_to_metric_families
 
 from deployments import machine
 from deployments.models import Deployment, Environment, State
-from portal.metrics import RequestMetricsMiddleware
+from portal.metrics import ROWS_CACHE_KEY, RequestMetricsMiddleware
 from tests.deployments.support import release_make
 
 pytestmark = pytest.mark.django_db
@@ -78,7 +79,8 @@ def test_the_middleware_adds_no_queries(django_assert_num_queries) -> None:  # t
         assert middleware(RequestFactory().get("/anything")).status_code == 200
 
 
-def test_deployment_figures_follow_the_rows(client, world) -> None:  # type: ignore[no-untyped-def]
+def test_deployment_figures_follow_the_rows(client, world, settings) -> None:  # type: ignore[no-untyped-def]
+    settings.METRICS_ROWS_CACHE_SECONDS = 0
     # One active deployment per service and environment: three environments.
     places = [Environment.objects.create(name=f"Env {n}", slug=f"env-{n}", order=n) for n in range(3)]
     made = [
@@ -151,3 +153,18 @@ def test_the_grafana_dashboard_reads_only_metrics_the_portal_exports(client, set
     }
     assert len(dashboard["panels"]) >= 8
     assert used and used <= exported, used - exported
+
+
+def test_figures_from_rows_are_read_once_per_cache_interval(client, world, settings, django_assert_num_queries) -> None:  # type: ignore[no-untyped-def]
+    settings.METRICS_ROWS_CACHE_SECONDS = 30
+    key = ("runway_deployments", (("state", "pending"), ("strategy", "canary")))
+    assert key not in _scrape(client)
+    release = release_make(world.service)
+    staging = Environment.objects.create(name="Staging", slug="staging", order=1)
+    Deployment.objects.create(
+        release=release, service=world.service, environment=staging, strategy="canary", runtime="simulated", plan=[]
+    )
+    with django_assert_num_queries(0):  # served from the shared cache: no deployment, event or run query
+        assert key not in _scrape(client)
+    cache.delete(ROWS_CACHE_KEY)  # the interval ends
+    assert _scrape(client)[key] == 1

@@ -392,3 +392,5 @@ GOVERNANCE = {
 # networks only.
 METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
 METRICS_ALLOWED_NETWORKS = env.list("METRICS_ALLOWED_NETWORKS", default=["127.0.0.1/32", "::1/128"])
+# Figures read from rows (deployments, durations) are kept this long in the shared cache: 0 reads them every scrape.
+METRICS_ROWS_CACHE_SECONDS = env.int("METRICS_ROWS_CACHE_SECONDS", default=30)
