@@ -17,6 +17,13 @@ class HealthStatus(models.TextChoices):
     UNKNOWN = "unknown", "Unknown"
 
 
+class ProbeSource(models.TextChoices):
+    HTTP = "http", "HTTP probe"
+    # For services on the simulated runtime (the demo's): nothing listens, so the worker makes the result up
+    # without a request, and every page that shows it says so.
+    SIMULATED = "simulated", "Simulated"
+
+
 class HealthCheck(models.Model):
     """An HTTP probe of one service in one environment, run by workers every `interval_seconds`."""
 
@@ -36,6 +43,12 @@ class HealthCheck(models.Model):
         max_length=200, blank=True, help_text="Text the response body must contain (searched in its first bytes)."
     )
     enabled = models.BooleanField(default=True)
+    source = models.CharField(
+        max_length=20,
+        choices=ProbeSource.choices,
+        default=ProbeSource.HTTP,
+        help_text="simulated: no request is made; the result is made up (demo services on the simulated runtime).",
+    )
     next_run_at = models.DateTimeField(default=timezone.now, db_index=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)

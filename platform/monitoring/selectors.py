@@ -12,7 +12,7 @@ from django.db.models.functions import RowNumber
 from django.utils import timezone
 
 from catalog.models import Service
-from monitoring.models import HealthCheck, HealthStatus, ProbeResult, ProbeRollup
+from monitoring.models import HealthCheck, HealthStatus, ProbeResult, ProbeRollup, ProbeSource
 
 RECENT = 5  # results that decide a check's status
 WINDOWS = {"24h": timedelta(hours=24), "7d": timedelta(days=7), "30d": timedelta(days=30)}
@@ -157,6 +157,7 @@ class ServiceHealth:
     status: str
     environment: str  # the environment whose check is the worst, named on the badge
     checks: int
+    simulated: bool  # some of its checks are simulated (made-up results): the badge says so
 
 
 def health_for_services(service_ids: Sequence[int], *, now: datetime | None = None) -> dict[int, ServiceHealth]:
@@ -177,14 +178,22 @@ def health_for_services(service_ids: Sequence[int], *, now: datetime | None = No
     recent = _recent_results(checks)
     worst: dict[int, tuple[int, str]] = {}
     counts: dict[int, int] = defaultdict(int)
+    simulated: set[int] = set()
     for check in checks:
+        if check.source == ProbeSource.SIMULATED:
+            simulated.add(check.service_id)
         status, _ = _status(check, recent.get(check.pk, []), now)
         rank = SEVERITY.index(HealthStatus(status))
         counts[check.service_id] += 1
         if check.service_id not in worst or rank < worst[check.service_id][0]:
             worst[check.service_id] = (rank, check.environment.name)
     return {
-        service_id: ServiceHealth(status=SEVERITY[rank], environment=environment, checks=counts[service_id])
+        service_id: ServiceHealth(
+            status=SEVERITY[rank],
+            environment=environment,
+            checks=counts[service_id],
+            simulated=service_id in simulated,
+        )
         for service_id, (rank, environment) in worst.items()
     }
 

@@ -55,12 +55,14 @@ class HealthCheckSerializer(serializers.ModelSerializer):
             "expected_status",
             "body_match",
             "enabled",
+            "source",
             "next_run_at",
             "health",
             "created_at",
             "updated_at",
         ]
-        read_only_fields = ["next_run_at", "created_at", "updated_at"]
+        # source: only the demo makes simulated checks; one made through the API always probes for real.
+        read_only_fields = ["source", "next_run_at", "created_at", "updated_at"]
         # The unique (service, environment) pair is checked by the service function's full_clean (a 400 naming it).
         validators: list[Any] = []
 

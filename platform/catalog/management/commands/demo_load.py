@@ -20,6 +20,7 @@ from deployments import demo as deployment_demo
 from deployments import services as deployment_services
 from deployments.models import Environment
 from governance import sync as policy_sync
+from monitoring import demo as monitoring_demo
 from portal import tasks as portal_tasks
 from scaffolder import demo as scaffolder_demo
 from teams.models import Team
@@ -59,6 +60,7 @@ class Command(BaseCommand):
         behind = scaffolder_demo.behind_service_load(
             owner=Team.objects.get(slug="payments"), user=get_user_model().objects.get(username="demo")
         )
+        health_checks = monitoring_demo.health_load(service_slugs=DEPLOYED_SERVICES, admin=admin)
         # After the history: the demo's past deployments were made before the organisation had its policies.
         policies = policy_sync.policy_sync(root=settings.GOVERNANCE["POLICIES_DIR"])
         for file, name, message in policies.errors:
@@ -84,7 +86,7 @@ class Command(BaseCommand):
                     else ""
                 )
                 + f"; {len(policies.created) + len(policies.changed) + len(policies.unchanged)} deploy policies "
-                "from policies/.\n"
+                f"from policies/; {health_checks or 'no new'} simulated health checks.\n"
                 f"Sign in as demo / {DEMO_PASSWORD} (lead in Payments) or admin / {DEMO_PASSWORD} (platform admin)."
             )
         )
