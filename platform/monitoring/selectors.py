@@ -49,7 +49,9 @@ def _status(check: HealthCheck, recent: list[ProbeResult], now: datetime) -> tup
     if now - latest.checked_at > stale_after(check):
         return HealthStatus.UNKNOWN, "no recent results"
     if all(result.ok for result in recent):
-        return HealthStatus.HEALTHY, f"last {len(recent)} probes passed"
+        return HealthStatus.HEALTHY, "the only probe passed" if len(
+            recent
+        ) == 1 else f"last {len(recent)} probes passed"
     if not latest.ok and (len(recent) == 1 or not recent[1].ok):
         return HealthStatus.DOWN, latest.error or "failing"
     failed = sum(1 for result in recent if not result.ok)
