@@ -378,3 +378,17 @@ def test_catalog_health_column_is_one_request_for_the_page(client, world, django
     assert len(loaders) == 1
     asked = {int(value) for value in re.findall(r"service=(\d+)", loaders[0])}
     assert asked == {service.pk for service in services_made}
+
+
+def test_team_and_system_pages_fill_their_health_column_with_one_request(client, world):
+    system = SystemFactory(owner=world.owner_team)
+    other = service_make(owner=world.owner_team, system=system)
+    Service.objects.filter(pk=world.service.pk).update(system=system)
+    client.force_login(world.outsider)
+    for url in (system.get_absolute_url(), world.owner_team.get_absolute_url()):
+        content = client.get(url).content.decode()
+        assert '<th scope="col">Health</th>' in content
+        loaders = re.findall(r'hx-get="(/catalog/health/\?[^"]*)"', content)
+        assert len(loaders) == 1, url
+        assert {int(value) for value in re.findall(r"service=(\d+)", loaders[0])} == {world.service.pk, other.pk}
+        assert f'id="health-{other.pk}"' in content
