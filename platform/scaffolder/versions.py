@@ -103,7 +103,10 @@ def version_record(path: GoldenPath) -> Recorded:
     with _locked(store):
         _store_init(store)
         index = store / "runway-index"
-        index.unlink(missing_ok=True)
+        # Under the store's lock nobody else uses the scratch index, so a lock file beside it is a dead worker's (one
+        # SIGKILLed during `git add`); left there, git would refuse every later record of this path.
+        for leftover in (index, index.with_name(f"{index.name}.lock")):
+            leftover.unlink(missing_ok=True)
         # The folder is read as a work tree with a scratch index: its tree id says whether this content is recorded.
         folder = {"GIT_WORK_TREE": str(path.folder.resolve()), "GIT_INDEX_FILE": str(index)}
         try:

@@ -117,6 +117,18 @@ def test_each_version_is_recorded_once_and_a_changed_folder_without_a_bump_gets_
     assert sorted(git(first.store, "tag").split()) == ["1.0.0", "1.0.0+r1", "1.1.0"]
 
 
+def test_a_scratch_index_lock_left_by_a_killed_worker_does_not_block_the_next_record(paths):
+    """A worker SIGKILLed during `git add` leaves runway-index.lock; the store's file lock says nobody else uses it."""
+    path = registry.golden_path_get(STDLIB)
+    store = versions.version_record(path).store
+    (store / "runway-index.lock").write_text("")
+
+    readme = paths / "template" / "README.md.jinja"
+    readme.write_text(readme.read_text() + "\nOne more line.\n")
+
+    assert versions.version_record(path).ref == "1.0.0+r1"
+
+
 def test_a_store_whose_init_was_killed_half_way_is_made_again(paths):
     """A worker SIGKILLed inside `git init` left a folder with a HEAD and nothing else; it used to fail every scaffold
     of the path ("not a git repository") from then on."""
