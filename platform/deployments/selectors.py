@@ -132,7 +132,7 @@ def chart(points: list[AnalysisPoint], *, metric: str, width: int = 560, height:
                 )
             )
     top = _nice_ceiling(max([1.0] + [v for _, c, b in values for v in (c, b) if v is not None]))
-    plot_height, left, bottom = height - 40, 44, height - 24
+    plot_height, left, bottom = height - 40, 58, height - 24  # room for "100.0 %" beside the axis
     slot = (width - left - 10) / max(len(values), 1)
     bar = min(28.0, slot / 3)
     bars = []
