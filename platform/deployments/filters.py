@@ -18,6 +18,10 @@ slug_value = RegexValidator(
 )
 
 
+SERVICE_HELP = "Only this service's (its slug)."
+ENVIRONMENT_HELP = "Only this environment's (its slug)."
+
+
 def environment_choices() -> list[tuple[str, str]]:
     return list(Environment.objects.order_by("order", "name").values_list("slug", "name"))
 
@@ -30,12 +34,17 @@ class DeploymentFilterSet(django_filters.FilterSet):
     service = django_filters.CharFilter(
         field_name="service__slug",
         label="Service",
+        help_text=SERVICE_HELP,
         validators=[slug_value],
         max_length=100,
         widget=forms.TextInput(attrs={"list": "service-slugs", "placeholder": "Any service", "autocomplete": "off"}),
     )
     environment = django_filters.ChoiceFilter(
-        field_name="environment__slug", choices=environment_choices, label="Environment", empty_label="Any environment"
+        field_name="environment__slug",
+        choices=environment_choices,
+        label="Environment",
+        empty_label="Any environment",
+        help_text=ENVIRONMENT_HELP,
     )
     state = django_filters.ChoiceFilter(choices=State.choices, empty_label="Any state")
     team = django_filters.ChoiceFilter(
@@ -48,7 +57,7 @@ class DeploymentFilterSet(django_filters.FilterSet):
 
 
 class ReleaseFilterSet(django_filters.FilterSet):
-    service = django_filters.CharFilter(field_name="service__slug", label="Service", max_length=100)
+    service = django_filters.CharFilter(field_name="service__slug", help_text=SERVICE_HELP, max_length=100)
 
     class Meta:
         model = Release
@@ -56,8 +65,8 @@ class ReleaseFilterSet(django_filters.FilterSet):
 
 
 class PlacementFilterSet(django_filters.FilterSet):
-    service = django_filters.CharFilter(field_name="service__slug", label="Service", max_length=100)
-    environment = django_filters.CharFilter(field_name="environment__slug", label="Environment", max_length=50)
+    service = django_filters.CharFilter(field_name="service__slug", help_text=SERVICE_HELP, max_length=100)
+    environment = django_filters.CharFilter(field_name="environment__slug", help_text=ENVIRONMENT_HELP, max_length=50)
 
     class Meta:
         model = Placement
@@ -65,7 +74,7 @@ class PlacementFilterSet(django_filters.FilterSet):
 
 
 class DecommissionFilterSet(django_filters.FilterSet):
-    service = django_filters.CharFilter(field_name="service__slug", label="Service", max_length=100)
+    service = django_filters.CharFilter(field_name="service__slug", help_text=SERVICE_HELP, max_length=100)
     state = django_filters.ChoiceFilter(choices=DecommissionState.choices, empty_label="Any state")
 
     class Meta:

@@ -19,7 +19,6 @@ from rest_framework.views import APIView
 
 from catalog.models import Service
 from deployments import decommission, services, webhooks
-from deployments.api.filters import DecommissionFilterSet, DeploymentFilterSet, PlacementFilterSet, ReleaseFilterSet
 from deployments.api.serializers import (
     DecommissionDetailSerializer,
     DecommissionRequestSerializer,
@@ -33,6 +32,7 @@ from deployments.api.serializers import (
     PlacementSerializer,
     ReleaseSerializer,
 )
+from deployments.filters import DecommissionFilterSet, DeploymentFilterSet, PlacementFilterSet, ReleaseFilterSet
 from deployments.models import Decommission, Deployment, Environment, Placement, Release
 from portal.api import LookupMixin, StaffWritePermission
 
