@@ -201,17 +201,22 @@ def _after_failure(deployment: Deployment, reason: str) -> Outcome:
     if deployment.state == State.ROLLING_BACK:
         return _rollback_not_done(deployment, reason)
     if deployment.state in machine.CANCELLABLE:
-        # Before the rollout nothing is running that a rollback could restore, and the runtime's rollback stops the
-        # replicas of the deployment's commit: for a redeploy of the release already running, that is the live one.
-        # So the deployment ends where it stands, as cancelled, and says why it did not roll back.
         message = f"{reason} Nothing was rolled out, so nothing is rolled back; what ran before still runs."
-        return Outcome(
-            target=State.CANCELLED,
-            message=message,
-            level=DeploymentEvent.Level.ERROR,
-            changes={"failure_reason": reason},
-        )
+        return _end_before_rollout(reason, message=message)
     return _fail(reason)
+
+
+def _end_before_rollout(reason: str, *, message: str = "", **outcome: Any) -> Outcome:
+    """A deployment refused or failed before its rollout ends cancelled, never failed: a failed one always rolls back,
+    and the runtime's rollback stops the replicas of the deployment's commit, which for a redeploy of the release
+    already running are the live ones."""
+    return Outcome(
+        target=State.CANCELLED,
+        message=message or reason,
+        level=DeploymentEvent.Level.ERROR,
+        changes={"failure_reason": reason},
+        **outcome,
+    )
 
 
 def _after_crash(deployment: Deployment, error: str) -> Outcome:
@@ -248,17 +253,8 @@ def _work(deployment: Deployment, ctx: Context) -> Outcome:
         # Warn policies never block: each failed one is a warning on the timeline, pointing at the decision.
         notes = [("warning", f"Policy warning: {text}", {"decision": verdict.decision_id}) for text in verdict.warnings]
         if not verdict.allowed:
-            # Nothing has been touched yet, so the deployment ends here. A failed one always rolls back, and rolling
-            # back a redeploy of the release already running would stop that release.
             reason = f"Policy check refused the deployment: {verdict.message}"
-            return Outcome(
-                target=State.CANCELLED,
-                message=reason,
-                level=DeploymentEvent.Level.ERROR,
-                changes={"failure_reason": reason},
-                notes=notes,
-                data={"decision": verdict.decision_id},
-            )
+            return _end_before_rollout(reason, notes=notes, data={"decision": verdict.decision_id})
         runtime.prepare(ctx)
         return Outcome(
             target=State.ROLLING_OUT,
