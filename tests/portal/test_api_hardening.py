@@ -432,3 +432,24 @@ def test_error_bodies_are_described(openapi) -> None:
 
 def test_is_postgres_fixture_still_available(is_postgres) -> None:
     assert is_postgres == (connection.vendor == "postgresql")
+
+
+# Open on purpose: the sign-in page, the liveness probe, and /metrics (a token or an allowed network instead).
+OPEN_PAGES = {"/accounts/login/", "/healthz", "/metrics"}
+
+
+def test_every_page_sends_an_anonymous_visitor_to_sign_in(client, world, staging) -> None:
+    """The permission matrix's first row for every page route there is, including the ones added later."""
+    client.raise_request_exception = False
+    answered = {}
+    for path in _page_paths():
+        if path in OPEN_PAGES:
+            continue
+        for method in ("get", "post"):
+            response = getattr(client, method)(path)
+            if not (
+                response.status_code in (302, 405)
+                and "/accounts/login/" in response.get("Location", "/accounts/login/")
+            ):
+                answered[f"{method.upper()} {path}"] = response.status_code
+    assert not answered, answered
