@@ -18,7 +18,6 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
 import httpx
 import pytest
@@ -35,6 +34,7 @@ from deployments.runtimes import local
 from deployments.runtimes.local import LocalRuntime
 from portal.celery import app
 from tests.deployments.stdlib import GREETINGS, StdlibRepo, stdlib_repo_make
+from tests.processes import database_url
 
 # Workers, in threads or processes, have their own database connections: every row must be committed.
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -368,14 +368,6 @@ def broker(tmp_path: Path) -> Iterator[RedisServer]:
         server.kill()
 
 
-def _database_url() -> str:
-    """The test database (pytest-django's test_<name>), for workers in other processes."""
-    db = connection.settings_dict
-    credentials = quote(db["USER"] or "") + (f":{quote(db['PASSWORD'])}" if db["PASSWORD"] else "")
-    location = (db["HOST"] or "") + (f":{db['PORT']}" if db["PORT"] else "")
-    return f"postgres://{credentials}@{location}/{quote(db['NAME'])}"
-
-
 @dataclass
 class Worker:
     """`celery -A portal worker` in a process group of its own, so SIGKILL takes it and its embedded beat at once."""
@@ -388,7 +380,7 @@ class Worker:
     def start(cls, *, broker: RedisServer, log: Path, beat: bool = False, queues: str = "celery") -> "Worker":
         env = os.environ | {
             "DJANGO_SETTINGS_MODULE": os.environ["DJANGO_SETTINGS_MODULE"],
-            "DATABASE_URL": _database_url(),
+            "DATABASE_URL": database_url(),
             "CONN_MAX_AGE": "0",
             "REDIS_URL": broker.url,
             "DEPLOY_ROOT": str(settings.DEPLOY_ROOT),

@@ -10,7 +10,6 @@ import os
 import subprocess
 import sys
 from pathlib import Path
-from urllib.parse import quote
 
 import psycopg
 import pytest
@@ -27,6 +26,7 @@ from accounts import throttling
 from portal import cache as portal_cache
 from portal.models import Installation
 from techdocs.selectors import markdown_render
+from tests.processes import database_url
 
 pytestmark = [pytest.mark.postgres_only, pytest.mark.django_db]
 
@@ -74,17 +74,10 @@ print("RESULT" + json.dumps(out))
 """
 
 
-def _database_url(name: str) -> str:
-    db = connection.settings_dict
-    credentials = quote(db["USER"] or "") + (f":{quote(db['PASSWORD'])}" if db["PASSWORD"] else "")
-    location = (db["HOST"] or "") + (f":{db['PORT']}" if db["PORT"] else "")
-    return f"postgres://{credentials}@{location}/{quote(name)}"
-
-
 def _env(database: str) -> dict[str, str]:
     env = {key: value for key, value in os.environ.items() if key != "RUNWAY_INSTALLATION_ID"}
     return env | {
-        "DATABASE_URL": _database_url(database),
+        "DATABASE_URL": database_url(database),
         "DJANGO_SETTINGS_MODULE": "portal.settings.test",
         "PYTHONPATH": f"{Path(settings.BASE_DIR) / 'platform'}{os.pathsep}{settings.BASE_DIR}",
         "CONN_MAX_AGE": "0",
@@ -111,7 +104,7 @@ def other(django_db_setup, django_db_blocker) -> str:  # type: ignore[no-untyped
     service of its own."""
     with django_db_blocker.unblock():
         name = f"{connection.settings_dict['NAME']}_other"
-        admin = _database_url("postgres").replace("postgres://", "postgresql://", 1)
+        admin = database_url("postgres").replace("postgres://", "postgresql://", 1)
     with psycopg.connect(admin, autocommit=True) as pg:
         pg.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         pg.execute(f'CREATE DATABASE "{name}"')

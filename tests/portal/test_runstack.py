@@ -13,14 +13,13 @@ import time
 from collections.abc import Callable, Iterator
 from io import StringIO
 from pathlib import Path
-from urllib.parse import quote
 
 import pytest
 from django.conf import settings
-from django.db import connection
 
 from deployments.runtimes import local
 from portal.management.commands import runstack
+from tests.processes import database_url
 
 WAIT_SECONDS = 120  # generous: only a failing test waits this long (the stack boots Django four times)
 
@@ -99,12 +98,9 @@ class Stack:
 
     @staticmethod
     def env(tmp_path: Path) -> dict[str, str]:
-        db = connection.settings_dict
-        credentials = quote(db["USER"] or "") + (f":{quote(db['PASSWORD'])}" if db["PASSWORD"] else "")
-        location = (db["HOST"] or "") + (f":{db['PORT']}" if db["PORT"] else "")
         env = {key: value for key, value in os.environ.items() if key != "REDIS_URL"}  # its own broker, in its var
         return env | {
-            "DATABASE_URL": f"postgres://{credentials}@{location}/{quote(db['NAME'])}",
+            "DATABASE_URL": database_url(),
             "CONN_MAX_AGE": "0",
             "RUNWAY_VAR_DIR": str(tmp_path / "var"),
             "DEPLOY_ROOT": str(settings.DEPLOY_ROOT),

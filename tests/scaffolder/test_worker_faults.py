@@ -14,15 +14,14 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import quote
 
 import pytest
 from django.conf import settings
-from django.db import connection
 
 from catalog.models import Service
 from scaffolder import leases, registry, services
 from scaffolder.models import STEPS, ScaffoldRun
+from tests.processes import database_url
 from tests.scaffolder.support import STDLIB, answers, git
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.postgres_only]
@@ -30,14 +29,6 @@ pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.postgres_only
 PLATFORM = Path(settings.BASE_DIR) / "platform"
 LEASE_SECONDS = 3  # the workers' lease: short, so a killed worker's run is found quickly
 FINISH_SECONDS = 120  # generous: only a failing test waits this long (two workers boot Django on a busy machine)
-
-
-def _database_url() -> str:
-    """The test database (pytest-django's test_<name>), for workers in other processes."""
-    db = connection.settings_dict
-    credentials = quote(db["USER"] or "") + (f":{quote(db['PASSWORD'])}" if db["PASSWORD"] else "")
-    location = (db["HOST"] or "") + (f":{db['PORT']}" if db["PORT"] else "")
-    return f"postgres://{credentials}@{location}/{quote(db['NAME'])}"
 
 
 @dataclass
@@ -52,7 +43,7 @@ class Worker:
     def start(cls, *, log: Path, beat: bool = False) -> "Worker":
         # The broker is the test run's own (REDIS_URL, or the filesystem queue under the inherited RUNWAY_VAR_DIR).
         env = os.environ | {
-            "DATABASE_URL": _database_url(),
+            "DATABASE_URL": database_url(),
             "CONN_MAX_AGE": "0",
             "GIT_ROOT": str(settings.GIT_ROOT),
             "GOLDEN_PATH_STORE": str(settings.GOLDEN_PATH_STORE),
