@@ -57,6 +57,7 @@ from catalog.models import (
 )
 from catalog.permissions import SERVICE_OWNER_PERMS, SYSTEM_OWNER_PERMS
 from portal import tasks as portal_tasks
+from portal import validators
 from teams.models import Membership, Team
 from techdocs import files as doc_files
 from techdocs.models import Runbook
@@ -488,7 +489,7 @@ def _descriptors_parse(
             continue
         dumped = json.dumps(document, sort_keys=True, default=str)
         if "\\u0000" in dumped:  # a "\0" escape: PostgreSQL text and jsonb cannot hold it
-            where = _nul_path(document)
+            where = validators.nul_path(document)
             report.errors.append(
                 Problem(
                     rel, "contains a NUL character (\\0), which Runway cannot store.", index, str(entity.ref), where
@@ -498,20 +499,6 @@ def _descriptors_parse(
         entity.content_hash = hashlib.sha256(dumped.encode()).hexdigest()  # = descriptors.content_hash(document, [])
         entities.append(entity)
     return entities
-
-
-def _nul_path(value: Any, path: str = "") -> str | None:
-    """The descriptor path (metadata.title, spec.tags[2]) of the first string holding a NUL character."""
-    if isinstance(value, str):
-        return path if "\x00" in value else None
-    children = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
-    for key, child in children:
-        if isinstance(key, str) and "\x00" in key:
-            return f"{path}.{key}".lstrip(".")
-        found = _nul_path(child, f"{path}[{key}]" if isinstance(key, int) else f"{path}.{key}".lstrip("."))
-        if found is not None:
-            return found
-    return None
 
 
 def archive_extract(data: bytes, filename: str, destination: Path, report: Report) -> None:

@@ -17,6 +17,7 @@ from rest_framework.pagination import PageNumberPagination
 from rest_framework.permissions import SAFE_METHODS, BasePermission
 from rest_framework.response import Response
 
+from portal import validators
 from portal.errors import Conflict
 
 logger = structlog.get_logger(__name__)
@@ -51,23 +52,14 @@ def json_too_deep(data: Any) -> bool:
 def json_nul_errors(data: Any) -> dict[str, list[str]]:
     """A field error for the first string or key holding a NUL character, keyed by the top-level field it is in
     ("non_field_errors" for the document itself) and naming where below it."""
-    stack: list[tuple[Any, str]] = [(data, "")]
-    while stack:
-        value, path = stack.pop()
-        keys: list[str] = []
-        if isinstance(value, str):
-            keys = [value]
-        elif isinstance(value, dict):
-            keys = [key for key in value if isinstance(key, str)]
-            stack.extend((child, f"{path}.{key}" if path else str(key)) for key, child in value.items())
-        elif isinstance(value, list):
-            stack.extend((child, f"{path}.{index}" if path else str(index)) for index, child in enumerate(value))
-        if any("\x00" in text for text in keys):
-            field, _, below = path.partition(".")
-            if not isinstance(data, dict) or not field:
-                field, below = "non_field_errors", path
-            return {field: [f"{below}: {NUL_REFUSED}" if below else NUL_REFUSED]}
-    return {}
+    path = validators.nul_path(data)
+    if path is None:
+        return {}
+    cut = min((at for at in (path.find("."), path.find("[")) if at >= 0), default=len(path))
+    field, below = path[:cut], path[cut:].lstrip(".")
+    if not isinstance(data, dict) or not field:
+        field, below = "non_field_errors", path
+    return {field: [f"{below}: {NUL_REFUSED}" if below else NUL_REFUSED]}
 
 
 def json_loads(body: bytes | str) -> Any:

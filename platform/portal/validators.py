@@ -48,3 +48,24 @@ def text_fields_guard() -> None:
             if isinstance(field, models.CharField | models.TextField) and not field.choices:
                 if bidi_controls_refuse not in field.validators:
                     field.validators.append(bidi_controls_refuse)
+
+
+def nul_path(value: object) -> str | None:
+    """Where the first NUL character in parsed JSON or YAML is, as a path ("spec.tags[2]", a key's own path when the
+    key holds it, "" for a bare string); None when there is none. PostgreSQL's text and jsonb cannot hold NUL. Walks
+    without recursion, so depth is no concern."""
+    stack: list[tuple[object, str]] = [(value, "")]
+    while stack:
+        item, path = stack.pop()
+        if isinstance(item, str):
+            if "\x00" in item:
+                return path
+        elif isinstance(item, dict):
+            for key, child in reversed(list(item.items())):
+                below = f"{path}.{key}".lstrip(".")
+                if isinstance(key, str) and "\x00" in key:
+                    return below
+                stack.append((child, below))
+        elif isinstance(item, list):
+            stack.extend((child, f"{path}[{index}]") for index, child in reversed(list(enumerate(item))))
+    return None
