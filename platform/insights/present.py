@@ -6,6 +6,7 @@ from urllib.parse import urlencode
 
 from django.urls import reverse
 
+from deployments import analysis
 from insights import bands, selectors
 
 # Badge colours: white text on each meets WCAG AA (4.5:1).
@@ -31,7 +32,8 @@ def duration(seconds: float | None) -> str:
 
 
 def share(value: float | None) -> str:
-    return "—" if value is None else f"{value * 100:.1f} %"
+    """A rate as every page writes one (deployments.analysis.percent), or a dash when there is none."""
+    return "—" if value is None else analysis.percent(value)
 
 
 def share_tick(value: float) -> str:
