@@ -191,3 +191,15 @@ def test_the_editor_tries_the_policy_as_typed_against_a_real_service(client, wor
     fragment = client.post(url, {**body, "try_service": "nope"}, HTTP_HX_REQUEST="true").content.decode()
     assert "Name a service in the catalog" in fragment
     assert not Policy.objects.exists() and not Decision.objects.exists()
+
+
+@pytest.mark.parametrize(
+    ("page", "current"), [("governance:policy-list", "Deploy policies"), ("audit:event-list", "Audit log")]
+)
+def test_governance_pages_reach_each_other(client, world, page: str, current: str) -> None:  # type: ignore[no-untyped-def]
+    """The Governance tab lands on the audit log; the deploy policies must be one click from it, and back."""
+    client.force_login(world.owner)
+    html = client.get(reverse(page)).content.decode()
+    assert f'href="{reverse("governance:policy-list")}"' in html
+    assert f'href="{reverse("audit:event-list")}"' in html
+    assert f'aria-current="page">{current}</a>' in html
