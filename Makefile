@@ -46,6 +46,7 @@ bench: $(STAMP)
 	$(BIN)/python tests/bench/bench_safe_delivery.py || status=1; \
 	$(BIN)/python tests/bench/bench_insights.py || status=1; \
 	$(BIN)/python tests/bench/bench_governance.py || status=1; \
+	$(BIN)/python tests/bench/bench_reviews.py || status=1; \
 	exit $$status
 
 clean:

@@ -21,6 +21,7 @@ def navigation(request: HttpRequest) -> dict[str, object]:
         "teams": "teams",
         "audit": "governance",
         "governance": "governance",
+        "reviews": "governance",
         "scaffolder": "create",
         "techdocs": "catalog",
         "deployments": "deployments",

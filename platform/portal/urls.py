@@ -39,6 +39,7 @@ urlpatterns = [
     path("deployments/", include("deployments.urls")),
     path("audit/", include("audit.urls")),
     path("governance/", include("governance.urls")),
+    path("reviews/", include("reviews.urls")),
     path("api/v1/", include((api_v1, "api"))),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     # The split view serves Swagger UI's set-up script as a resource of its own: the CSP allows no inline script.

@@ -56,6 +56,7 @@ INSTALLED_APPS = [
     "governance",
     "insights",
     "monitoring",
+    "reviews",
 ]
 
 MIDDLEWARE = [
@@ -386,6 +387,22 @@ GOVERNANCE = {
     # The organisation's starter policies (policy files with their tests), synced by demo_load.
     "POLICIES_DIR": BASE_DIR / "policies",
 }
+
+# Ownership reviews (docs/reviews.md). A service's ownership must be verified every VERIFICATION_DAYS (per tier where
+# REVIEW_TIER_VERIFICATION_DAYS names one, e.g. "1=90,2=120"); beat then opens a review item for it in its team's
+# rolling campaign, due DUE_DAYS later. Reminders go REMIND_DAYS_BEFORE the due date and on every overdue day, and
+# to platform admins once an item is ESCALATE_AFTER_DAYS overdue.
+REVIEWS = {
+    "VERIFICATION_DAYS": env.int("REVIEW_VERIFICATION_DAYS", default=180),
+    "TIER_VERIFICATION_DAYS": {
+        int(tier): int(days) for tier, days in env.dict("REVIEW_TIER_VERIFICATION_DAYS", default={}).items()
+    },
+    "DUE_DAYS": env.int("REVIEW_DUE_DAYS", default=14),
+    "REMIND_DAYS_BEFORE": env.int("REVIEW_REMIND_DAYS_BEFORE", default=3),
+    "ESCALATE_AFTER_DAYS": env.int("REVIEW_ESCALATE_AFTER_DAYS", default=7),
+}
+EMAIL_BACKEND = env.str("EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend")
+DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="runway@localhost")
 
 # Runway's own metrics at /metrics (portal/metrics.py, docs/monitoring.md): open to a scraper holding this bearer
 # token, or calling from one of these networks (loopback by default: a Prometheus on the same host). No token set:
