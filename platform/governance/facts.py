@@ -186,6 +186,7 @@ def _service(change: Change) -> dict[str, Any]:
         "succeeded_in": {"staging": "2026-01-05T09:30:00Z"},
         "requester": {"username": "olivia", "platform_admin": False, "roles": ["member"]},
         "approvals": [],
+        "break_glass": False,
     },
     open_maps=("succeeded_in",),
 )
@@ -226,6 +227,8 @@ def _change(change: Change) -> dict[str, Any]:
         },
         # Approvals arrive with the approvals slice; until then no change has any.
         "approvals": [],
+        # Break-glass (an emergency deploy an admin approved) arrives with approvals; until then never.
+        "break_glass": False,
     }
 
 
@@ -283,7 +286,22 @@ def _now(change: Change) -> dict[str, Any]:
     }
 
 
-@fact("freeze", sample=[])
+@fact(
+    "freeze",
+    sample=[
+        {
+            "name": "Weekend freeze",
+            "reason": "Nobody is on call to watch a Friday-afternoon deploy.",
+            "recurring": True,
+            "time_zone": "Europe/London",
+            "starts_at": "2026-01-09T14:00:00Z",
+            "ends_at": "2026-01-12T08:00:00Z",
+            "ends_local": "2026-01-12 08:00 Europe/London",
+        }
+    ],
+)
 def _freeze(change: Change) -> list[dict[str, Any]]:
-    """The freeze windows in force for this service and environment: none until freeze windows exist."""
-    return []
+    """The freeze windows in force for this service and environment at the change's time (empty when none)."""
+    from governance import selectors
+
+    return selectors.freeze_windows_in_force(service=change.service, environment=change.environment, at=change.at)

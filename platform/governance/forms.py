@@ -1,13 +1,18 @@
 """The policy editor's form: each expression is compiled and checked against the fact document as it is typed."""
 
+from datetime import datetime
 from typing import Any
 
 from django import forms
+from django.conf import settings
 from django.core.exceptions import ValidationError
 
-from governance import expressions
-from governance.models import Action, Policy
+from catalog.models import Service, System
+from deployments.models import Environment
+from governance import expressions, freezes
+from governance.models import Action, FreezeWindow, Policy
 from portal.forms import InlineValidationMixin
+from teams.models import Team
 
 EXPRESSION = {"class": "mono", "spellcheck": "false", "autocomplete": "off"}
 
@@ -69,4 +74,101 @@ class PolicyForm(InlineValidationMixin, forms.Form):
             for field, messages in error.message_dict.items():
                 if field in self.fields and field not in self.errors:
                     self.add_error(field, messages)
+        return data
+
+
+class FreezeWindowForm(InlineValidationMixin, forms.Form):
+    """A freeze window: its times on its own time zone's clock, an optional RRULE, and whom it applies to."""
+
+    name = forms.CharField(max_length=100, help_text="For example Weekend freeze, or Year-end freeze.")
+    reason = forms.CharField(
+        required=False, max_length=2000, widget=forms.Textarea(attrs={"rows": 2}), help_text="Shown with the freeze."
+    )
+    time_zone = forms.CharField(
+        max_length=64, help_text="An IANA time zone; the times below are read on its clock (DST included)."
+    )
+    start_date = forms.DateField(widget=forms.DateInput(attrs={"type": "date"}), help_text="The (first) start.")
+    start_time = forms.TimeField(widget=forms.TimeInput(attrs={"type": "time"}, format="%H:%M"))
+    end_date = forms.DateField(widget=forms.DateInput(attrs={"type": "date"}), help_text="The (first) end.")
+    end_time = forms.TimeField(widget=forms.TimeInput(attrs={"type": "time"}, format="%H:%M"))
+    recurrence = forms.CharField(
+        required=False,
+        max_length=500,
+        widget=forms.TextInput(attrs={"class": "mono", "spellcheck": "false", "autocomplete": "off"}),
+        help_text="Empty for once; an RFC 5545 RRULE to repeat, e.g. FREQ=WEEKLY;BYDAY=FR (every week from the "
+        "start above to the end above, shifted by a week each time).",
+    )
+    environments = forms.ModelMultipleChoiceField(
+        queryset=Environment.objects.order_by("order", "name"),
+        required=False,
+        to_field_name="slug",
+        widget=forms.CheckboxSelectMultiple,
+        help_text="None ticked: every environment.",
+    )
+    tiers = forms.TypedMultipleChoiceField(
+        choices=Service.Tier.choices,
+        coerce=int,
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+        help_text="None ticked: every tier.",
+    )
+    teams = forms.ModelMultipleChoiceField(
+        queryset=Team.objects.order_by("name"), required=False, to_field_name="slug", help_text="None: every team."
+    )
+    systems = forms.ModelMultipleChoiceField(
+        queryset=System.objects.order_by("name"), required=False, to_field_name="slug", help_text="None: every system."
+    )
+    enabled = forms.BooleanField(required=False, initial=True)
+
+    def __init__(self, *args: Any, window: FreezeWindow | None = None, **kwargs: Any) -> None:
+        if window is not None:
+            kwargs.setdefault(
+                "initial",
+                {
+                    "name": window.name,
+                    "reason": window.reason,
+                    "time_zone": window.time_zone,
+                    "start_date": window.start_date,
+                    "start_time": window.start_time,
+                    "end_date": window.end_date,
+                    "end_time": window.end_time,
+                    "recurrence": window.recurrence,
+                    "environments": list(window.environments.all()),
+                    "tiers": window.tiers,
+                    "teams": list(window.teams.all()),
+                    "systems": list(window.systems.all()),
+                    "enabled": window.enabled,
+                },
+            )
+        else:
+            kwargs.setdefault("initial", {"time_zone": settings.GOVERNANCE["ORG_TIME_ZONE"], "enabled": True})
+        super().__init__(*args, **kwargs)
+
+    def clean_time_zone(self) -> str:
+        name: str = self.cleaned_data["time_zone"].strip()
+        try:
+            freezes.zone(name)
+        except ValueError as error:
+            raise ValidationError(str(error)) from None
+        return name
+
+    def clean_recurrence(self) -> str:
+        try:
+            return freezes.recurrence_normalise(self.cleaned_data["recurrence"])
+        except ValueError as error:
+            raise ValidationError(str(error)) from None
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        needed = ("time_zone", "start_date", "start_time", "end_date", "end_time")
+        if all(data.get(name) is not None for name in needed):
+            times = freezes.Times(
+                time_zone=data["time_zone"],
+                start=datetime.combine(data["start_date"], data["start_time"]),
+                end=datetime.combine(data["end_date"], data["end_time"]),
+                recurrence=data.get("recurrence") or "",
+            )
+            for name, message in times.check().items():
+                if name in self.fields and name not in self.errors:
+                    self.add_error(name, message)
         return data

@@ -120,3 +120,48 @@ class Decision(models.Model):
     def messages(self, action: str) -> list[str]:
         """The messages of the `action` policies that failed or could not be evaluated."""
         return [r["message"] for r in self.results if r["action"] == action and r["outcome"] in ("fail", "error")]
+
+
+class FreezeWindow(models.Model):
+    """A time when changes are frozen: once (a date range) or recurring (an RFC 5545 RRULE), in a named time zone.
+
+    Times are wall-clock times in `time_zone`: a recurring window from Friday 14:00 to Monday 08:00 keeps those local
+    times across a DST change (its length in hours changes instead). Each scope left empty means "every": a window
+    with no scope at all is organisation-wide; a filled scope must match (environments AND tiers AND teams AND
+    systems, any of each). Freezes are a fact (`freeze` in the fact document); policies decide what a freeze means."""
+
+    name = models.CharField(max_length=100)
+    reason = models.TextField(blank=True, max_length=2000, help_text="Why: shown to whoever is refused by it.")
+    time_zone = models.CharField(max_length=64, help_text="An IANA time zone such as Europe/Paris.")
+    start_date = models.DateField()
+    start_time = models.TimeField()
+    end_date = models.DateField()
+    end_time = models.TimeField()
+    recurrence = models.CharField(
+        max_length=500,
+        blank=True,
+        help_text="An RFC 5545 RRULE such as FREQ=WEEKLY;BYDAY=FR; empty for a one-off window.",
+    )
+    environments = models.ManyToManyField("deployments.Environment", blank=True, related_name="+")
+    tiers = models.JSONField(default=list, blank=True, help_text="Service tiers (1 to 4); empty for every tier.")
+    teams = models.ManyToManyField("teams.Team", blank=True, related_name="+")
+    systems = models.ManyToManyField("catalog.System", blank=True, related_name="+")
+    enabled = models.BooleanField(default=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["start_date", "start_time", "name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def get_absolute_url(self) -> str:
+        return reverse("governance:freeze-edit", kwargs={"pk": self.pk})
+
+    @property
+    def recurring(self) -> bool:
+        return bool(self.recurrence)

@@ -6,7 +6,10 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
+from datetime import date, datetime
+from datetime import time as clock_time
 from typing import Any
 
 import cel
@@ -16,11 +19,12 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from audit import services as audit
-from catalog.models import Service, slug_validator
+from catalog.models import Service, System, slug_validator
 from deployments.models import Deployment, DeployTarget, Environment, Release, Strategy
-from governance import expressions, facts, selectors
+from governance import expressions, facts, freezes, selectors
 from governance.expressions import Judged
-from governance.models import Decision, Policy, PolicyVersion, Verdict
+from governance.models import Decision, FreezeWindow, Policy, PolicyVersion, Verdict
+from teams.models import Team
 
 
 def _require_admin(user: User | AnonymousUser | None) -> None:
@@ -253,3 +257,95 @@ def policy_check(
     decision = _decision_make(change=change, document=document, evaluation=evaluation, started=started)
     decision.save()
     return decision
+
+
+def _freeze_state(window: FreezeWindow) -> dict[str, Any]:
+    return {
+        "name": window.name,
+        "reason": window.reason,
+        "time_zone": window.time_zone,
+        "starts": f"{window.start_date.isoformat()} {window.start_time:%H:%M}",
+        "ends": f"{window.end_date.isoformat()} {window.end_time:%H:%M}",
+        "recurrence": window.recurrence,
+        "environments": sorted(environment.slug for environment in window.environments.all()),
+        "tiers": sorted(window.tiers),
+        "teams": sorted(team.slug for team in window.teams.all()),
+        "systems": sorted(system.slug for system in window.systems.all()),
+        "enabled": window.enabled,
+    }
+
+
+def _require_freeze_admin(user: User | AnonymousUser | None) -> None:
+    if user is not None and not (user.is_authenticated and user.is_staff):
+        raise PermissionDenied("Only platform admins may create or change freeze windows.")
+
+
+@transaction.atomic
+def freeze_window_save(
+    *,
+    user: User | AnonymousUser | None,
+    window: FreezeWindow | None = None,
+    name: str,
+    time_zone: str,
+    start_date: date,
+    start_time: clock_time,
+    end_date: date,
+    end_time: clock_time,
+    reason: str = "",
+    recurrence: str = "",
+    environments: Iterable[Environment] = (),
+    tiers: Iterable[int] = (),
+    teams: Iterable[Team] = (),
+    systems: Iterable[System] = (),
+    enabled: bool = True,
+) -> FreezeWindow:
+    """Create or change a freeze window (platform admins only), audited with the before and after."""
+    _require_freeze_admin(user)
+    if window is not None:
+        window = FreezeWindow.objects.select_for_update().get(pk=window.pk)
+    before = _freeze_state(window) if window is not None else None
+    tier_list = sorted({int(tier) for tier in tiers})
+    errors: dict[str, list[str]] = {}
+    if not name.strip():
+        errors["name"] = ["Name the freeze, for example Weekend freeze or Year-end freeze."]
+    if bad := [tier for tier in tier_list if tier not in Service.Tier.values]:
+        errors["tiers"] = [f"Tiers are 1 to 4; {bad} is not."]
+    try:
+        recurrence = freezes.recurrence_normalise(recurrence)
+    except ValueError as error:
+        errors["recurrence"] = [str(error)]
+    times = freezes.Times(
+        time_zone=time_zone.strip(),
+        start=datetime.combine(start_date, start_time),
+        end=datetime.combine(end_date, end_time),
+        recurrence="" if "recurrence" in errors else recurrence,
+    )
+    for field_name, message in times.check().items():
+        errors.setdefault(field_name, [message])
+    if errors:
+        raise ValidationError(errors)
+    window = window or FreezeWindow(created_by=user if isinstance(user, User) else None)
+    window.name, window.reason, window.time_zone = name.strip(), reason, times.time_zone
+    window.start_date, window.start_time, window.end_date, window.end_time = start_date, start_time, end_date, end_time
+    window.recurrence, window.tiers, window.enabled = recurrence, tier_list, enabled
+    window.full_clean()
+    window.save()
+    window.environments.set(environments)
+    window.teams.set(teams)
+    window.systems.set(systems)
+    after = _freeze_state(window)
+    if before != after:
+        action = "freeze.created" if before is None else "freeze.changed"
+        audit.event_record(actor=user, action=action, target=window, before=before, after=after)
+    return window
+
+
+@transaction.atomic
+def freeze_window_delete(*, user: User | AnonymousUser | None, window: FreezeWindow) -> None:
+    """Remove a freeze window (platform admins only); the audit event keeps what it said. Decisions made while it was
+    in force keep it in their fact documents."""
+    _require_freeze_admin(user)
+    window = FreezeWindow.objects.select_for_update().get(pk=window.pk)
+    before = _freeze_state(window)
+    audit.event_record(actor=user, action="freeze.deleted", target=window, before=before, after=None)
+    window.delete()

@@ -9,5 +9,9 @@ urlpatterns = [
     path("policies/try/", views.policy_try, name="policy-try"),
     path("policies/<slug:name>/", views.policy_detail, name="policy-detail"),
     path("policies/<slug:name>/edit/", views.policy_edit, name="policy-edit"),
+    path("freezes/", views.freeze_calendar, name="freeze-calendar"),
+    path("freezes/new/", views.freeze_edit, name="freeze-new"),
+    path("freezes/<int:pk>/edit/", views.freeze_edit, name="freeze-edit"),
+    path("freezes/<int:pk>/delete/", views.freeze_delete, name="freeze-delete"),
     path("decisions/<int:pk>/", views.decision_detail, name="decision-detail"),
 ]

@@ -4,19 +4,25 @@ the decisions they made."""
 import json
 
 import cel
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods
+from django_htmx.http import HttpResponseClientRedirect
 
 from catalog.models import Service
 from deployments.models import Environment, Strategy
-from governance import expressions, facts, selectors, services
-from governance.forms import PolicyForm
+from governance import expressions, facts, freezes, selectors, services
+from governance.forms import FreezeWindowForm, PolicyForm
 from governance.models import Policy, PolicyVersion
 from portal.forms import apply_errors, validation_response
+
+CALENDAR_WEEKS = 8
 
 
 @login_required
@@ -108,3 +114,57 @@ def policy_try(request: HttpRequest) -> HttpResponse:
             context["judged"] = expressions.policy_evaluate(trial, cel.Context(facts.facts_build(change=change)))
             context["service"], context["environment"] = service, environment
     return render(request, "governance/policy_form.html#try-result", context)
+
+
+def _require_staff(request: HttpRequest) -> None:
+    if not request.user.is_staff:
+        raise PermissionDenied("Only platform admins may create or change freeze windows.")
+
+
+@login_required
+@require_GET
+def freeze_calendar(request: HttpRequest) -> HttpResponse:
+    """The next 8 weeks on the organisation's clock, each day with the freezes that touch it, and every window."""
+    time_zone = settings.GOVERNANCE["ORG_TIME_ZONE"]
+    today = timezone.now().astimezone(freezes.zone(time_zone)).date()
+    weeks = selectors.freeze_calendar(first=today, weeks=CALENDAR_WEEKS, time_zone=time_zone)
+    windows = selectors.freeze_window_list()
+    return render(
+        request,
+        "governance/freeze_calendar.html",
+        {"weeks": weeks, "windows": windows, "time_zone": time_zone, "calendar_weeks": CALENDAR_WEEKS},
+    )
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def freeze_edit(request: HttpRequest, pk: int | None = None) -> HttpResponse:
+    _require_staff(request)
+    window = get_object_or_404(selectors.freeze_window_list(), pk=pk) if pk else None
+    form = FreezeWindowForm(request.POST or None, window=window)
+    form.enable_inline_validation(request.path)
+    if (partial := validation_response(request, form)) is not None:
+        return partial
+    if request.method == "POST" and form.is_valid():
+        try:
+            saved = services.freeze_window_save(user=request.user, window=window, **form.cleaned_data)
+        except ValidationError as error:
+            apply_errors(form, error)
+        else:
+            messages.success(request, f"Saved the freeze window {saved.name}.")
+            return redirect("governance:freeze-calendar")
+    return render(request, "governance/freeze_form.html", {"form": form, "window": window})
+
+
+@login_required
+@require_http_methods(["POST"])
+def freeze_delete(request: HttpRequest, pk: int) -> HttpResponse:
+    _require_staff(request)
+    window = get_object_or_404(selectors.freeze_window_list(), pk=pk)
+    if request.POST.get("confirmed") != "yes":  # no JavaScript, so no dialog: ask on a page first
+        return render(request, "governance/freeze_delete.html", {"window": window})
+    services.freeze_window_delete(user=request.user, window=window)
+    messages.success(request, f"Deleted the freeze window {window.name}.")
+    if request.htmx:  # type: ignore[attr-defined]
+        return HttpResponseClientRedirect(reverse("governance:freeze-calendar"))
+    return redirect("governance:freeze-calendar")

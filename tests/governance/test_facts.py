@@ -1,12 +1,13 @@
 """The fact document: every documented field, built from the catalog and the deployments in a bounded query count."""
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 
 import pytest
 from django.utils import timezone
 
 from deployments.models import State
 from governance import facts
+from governance.models import FreezeWindow
 from techdocs.models import ADR, Runbook
 from tests.deployments.support import release_make
 from tests.factories import UserFactory
@@ -53,7 +54,7 @@ def test_the_document_has_exactly_the_documented_groups_and_fields(world, produc
             assert set(document[group]) == set(value), group
     assert document["freeze"] == []
     assert document["service"]["last_ownership_review"] is None
-    assert document["change"]["approvals"] == []
+    assert document["change"]["approvals"] == [] and document["change"]["break_glass"] is False
 
 
 def test_service_facts_come_from_the_catalog(world, production) -> None:
@@ -149,7 +150,12 @@ def test_building_the_document_takes_a_bounded_number_of_queries(  # type: ignor
     for index in range(10):
         world.service.tags.create(name=f"tag-{index}")
     change = change_for(world, production, release, requester=UserFactory())
-    with django_assert_max_num_queries(5):  # service, tags, successes, requester's roles, history
+    for index in range(10):  # freeze windows are filtered by scope in one query, whatever their number
+        FreezeWindow.objects.create(
+            name=f"f{index}", time_zone="UTC", start_date=date(2026, 1, 2), start_time=time(14),
+            end_date=date(2026, 1, 5), end_time=time(8), recurrence="FREQ=WEEKLY",
+        ).environments.add(production)  # fmt: skip
+    with django_assert_max_num_queries(6):  # service, tags, successes, requester's roles, history, freezes
         document = facts.facts_build(change=change)
     assert document["history"]["deployments_30d"] == 30 and document["service"]["runbooks"] == 30
 

@@ -19,6 +19,7 @@ from catalog.models import CatalogSource
 from deployments import demo as deployment_demo
 from deployments import services as deployment_services
 from deployments.models import Environment
+from governance import demo as governance_demo
 from governance import sync as policy_sync
 from monitoring import demo as monitoring_demo
 from portal import tasks as portal_tasks
@@ -67,6 +68,7 @@ class Command(BaseCommand):
             self.stderr.write(f"  policies/{file}: {name} {message}")
         if policies.errors:
             raise CommandError(f"The starter policies have {len(policies.errors)} problem(s); see above.")
+        freezes = governance_demo.freezes_load()
         summary = report.as_dict()
         deployed = (
             f"{history.deployments} deployments made by the engine on the simulated runtime "
@@ -86,7 +88,8 @@ class Command(BaseCommand):
                     else ""
                 )
                 + f"; {len(policies.created) + len(policies.changed) + len(policies.unchanged)} deploy policies "
-                f"from policies/; {health_checks or 'no new'} simulated health checks.\n"
+                f"from policies/; {freezes or 'no new'} freeze windows; "
+                f"{health_checks or 'no new'} simulated health checks.\n"
                 f"Sign in as demo / {DEMO_PASSWORD} (lead in Payments) or admin / {DEMO_PASSWORD} (platform admin)."
             )
         )
