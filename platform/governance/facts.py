@@ -305,3 +305,52 @@ def _freeze(change: Change) -> list[dict[str, Any]]:
     from governance import selectors
 
     return selectors.freeze_windows_in_force(service=change.service, environment=change.environment, at=change.at)
+
+
+LISTED_INCIDENTS = 20
+
+
+@fact(
+    "incidents",
+    sample={
+        "open": [
+            {
+                "id": 42,
+                "title": "Checkout errors after the 14:00 deploy",
+                "severity": "SEV2",
+                "status": "investigating",
+                "started_at": "2026-01-06T09:50:00Z",
+            }
+        ],
+        "open_count": 1,
+        "worst_open_severity": "SEV2",
+    },
+)
+def _incidents(change: Change) -> dict[str, Any]:
+    """The service's open incidents (not resolved yet), worst first: "no deploys into a SEV1 but the fix"."""
+    from incidents.models import OPEN_STATUSES, Incident
+
+    open_incidents = Incident.objects.filter(
+        services=change.service.pk, status__in=OPEN_STATUSES, started_at__lte=change.at
+    )
+    rows = list(
+        open_incidents.order_by("severity", "-started_at", "-pk").values(
+            "pk", "title", "severity", "status", "started_at"
+        )[:LISTED_INCIDENTS]
+    )
+    # Counted apart only when the list is cut short, so the usual document costs one query for this group.
+    count = open_incidents.count() if len(rows) == LISTED_INCIDENTS else len(rows)
+    return {
+        "open": [
+            {
+                "id": row["pk"],
+                "title": row["title"],
+                "severity": row["severity"],
+                "status": row["status"],
+                "started_at": _iso(row["started_at"]),
+            }
+            for row in rows
+        ],
+        "open_count": count,
+        "worst_open_severity": rows[0]["severity"] if rows else None,
+    }

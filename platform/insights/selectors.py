@@ -9,7 +9,10 @@ Definitions (docs/insights.md explains them and their edges):
 - Recovery runs from the failed deployment's start (when the bad change began to reach users) to its rollback's end,
   or, when it was not rolled back, to the next successful deployment of that service to that environment.
 - Rework counts deployments rolled back (their rollback was an unplanned deployment), redeploys made to roll back
-  (`rollback_of`), and deployments of a release older than the one they replaced; each deployment counts once.
+  (`rollback_of`), deployments of a release older than the one they replaced, and deployments an incident names as
+  its fix; each deployment counts once.
+- A deployment an incident names as its cause is a failure (a successful one stops counting as a success); its
+  recovery runs from the incident's start (or the deployment's own, if it failed) to the incident's mitigation.
 
 On PostgreSQL one query gives a scope's whole-window figures, its weekly points and its breakdown (teams or
 services), with GROUPING SETS: the database groups, counts and takes percentiles; Python only divides.
@@ -27,6 +30,7 @@ from django.db.models import (
     Case,
     Count,
     DateTimeField,
+    Exists,
     F,
     FloatField,
     Func,
@@ -42,6 +46,7 @@ from django.urls import reverse
 
 from catalog.models import Service, System
 from deployments.models import Deployment, Environment, State
+from incidents.models import IncidentDeployment
 from insights import bands
 from teams.models import Team
 
@@ -54,8 +59,22 @@ def _reported(*statuses: str) -> Q:
     return Q(state=State.EXTERNAL, runtime_state__reported_status__in=statuses)
 
 
-SUCCESS = Q(state=State.SUCCEEDED) | _reported("succeeded")
-FAILURE = Q(state__in=FAILURE_STATES) | _reported("failed", "rolled_back")
+RAW_SUCCESS = Q(state=State.SUCCEEDED) | _reported("succeeded")
+RAW_FAILURE = Q(state__in=FAILURE_STATES) | _reported("failed", "rolled_back")
+
+
+def _incident_links(relation: str) -> QuerySet[IncidentDeployment]:
+    """The incidents that name the outer deployment as their cause or their fix, earliest incident first."""
+    return IncidentDeployment.objects.filter(deployment_id=OuterRef("pk"), relation=relation).order_by(
+        "incident__started_at", "incident_id"
+    )
+
+
+# A deployment that succeeded but was followed by an incident naming it as the cause is a failed change, not a
+# successful deployment: it counts in the change fail rate, and not in the deployment frequency.
+CAUSED_INCIDENT = Q(Exists(_incident_links(IncidentDeployment.Relation.CAUSE)))
+SUCCESS = RAW_SUCCESS & ~CAUSED_INCIDENT
+FAILURE = RAW_FAILURE | (RAW_SUCCESS & CAUSED_INCIDENT)
 ROLLED_BACK = Q(state=State.ROLLED_BACK) | _reported("rolled_back")
 REWORK = (
     Q(rollback_of__isnull=False)
@@ -63,6 +82,8 @@ REWORK = (
     | _reported("rolled_back")
     # Release ids grow as Runway records releases: a smaller id than the one replaced is an older release.
     | Q(previous_release__isnull=False, release_id__lt=F("previous_release_id"))
+    # Deployed to fix an incident: unplanned work.
+    | Q(Exists(_incident_links(IncidentDeployment.Relation.FIX)))
 )
 MOMENT = Coalesce("finished_at", "started_at", "created_at")
 
@@ -240,19 +261,28 @@ class Figures:
 def _deployments(*, scope: Scope, window: Window, environments: list[Environment]) -> QuerySet[Deployment]:
     """The deployments with an outcome in the scope, environments and window, with what the figures need."""
     next_success = Deployment.objects.filter(
-        SUCCESS,
+        RAW_SUCCESS,
         service_id=OuterRef("service_id"),
         environment_id=OuterRef("environment_id"),
         finished_at__gt=OuterRef("failed_at"),
     ).order_by("finished_at", "pk")
+    cause = _incident_links(IncidentDeployment.Relation.CAUSE)
     queryset = (
         Deployment.objects.filter(scope.filter, environment__in=[e.pk for e in environments])
-        .filter(SUCCESS | FAILURE)
+        .filter(RAW_SUCCESS | RAW_FAILURE)
         .annotate(moment=MOMENT)
         .filter(moment__gte=window.start, moment__lt=window.end)
         .annotate(
-            failed_at=Coalesce("started_at", "created_at"),
+            # A failure is recovered when its rollback ends or a later success ships; a change that caused an
+            # incident (linked by the incident) runs from the incident's start, unless the deployment itself failed
+            # earlier, to the incident's mitigation.
+            failed_at=Case(
+                When(RAW_FAILURE, then=Coalesce("started_at", "created_at")),
+                default=Coalesce(Subquery(cause.values("incident__started_at")[:1]), "started_at", "created_at"),
+                output_field=DateTimeField(),
+            ),
             recovered_at=Case(
+                When(CAUSED_INCIDENT, then=Subquery(cause.values("incident__mitigated_at")[:1])),
                 When(ROLLED_BACK, then=F("finished_at")),
                 When(FAILURE, then=Subquery(next_success.values("finished_at")[:1])),
                 output_field=DateTimeField(),

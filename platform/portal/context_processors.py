@@ -25,6 +25,7 @@ def navigation(request: HttpRequest) -> dict[str, object]:
         "scaffolder": "create",
         "techdocs": "catalog",
         "deployments": "deployments",
+        "incidents": "insights",
     }.get(namespace, "")
     if match and namespace == "portal":
         section = match.url_name or ""

@@ -54,6 +54,7 @@ INSTALLED_APPS = [
     "scaffolder",
     "deployments",
     "governance",
+    "incidents",
     "insights",
     "monitoring",
     "reviews",
@@ -403,6 +404,13 @@ REVIEWS = {
 }
 EMAIL_BACKEND = env.str("EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend")
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="runway@localhost")
+
+# Incidents (docs/insights.md): suspects are production deployments this long before an incident's start; these
+# severities get a postmortem.
+INCIDENTS = {
+    "SUSPECT_WINDOW_MINUTES": env.int("INCIDENTS_SUSPECT_WINDOW_MINUTES", default=60),
+    "POSTMORTEM_SEVERITIES": env.list("INCIDENTS_POSTMORTEM_SEVERITIES", default=["SEV1", "SEV2"]),
+}
 
 # Runway's own metrics at /metrics (portal/metrics.py, docs/monitoring.md): open to a scraper holding this bearer
 # token, or calling from one of these networks (loopback by default: a Prometheus on the same host). No token set:

@@ -1,0 +1,124 @@
+"""Incidents: what went wrong in production, who leads the response, how it unfolded, and which deployments
+caused or fixed it. The insights app counts incidents linked to deployments in the change fail rate, the recovery
+time and the rework rate (docs/insights.md)."""
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from django.urls import reverse
+
+from catalog.models import Service
+from deployments.models import Deployment
+
+
+class Severity(models.TextChoices):
+    SEV1 = "SEV1", "SEV1 (critical: many users cannot use a core function)"
+    SEV2 = "SEV2", "SEV2 (major: a core function is degraded)"
+    SEV3 = "SEV3", "SEV3 (minor: some users, a workaround exists)"
+    SEV4 = "SEV4", "SEV4 (low: cosmetic or internal)"
+
+
+class Status(models.TextChoices):
+    INVESTIGATING = "investigating", "Investigating"
+    IDENTIFIED = "identified", "Identified"
+    MITIGATED = "mitigated", "Mitigated"
+    RESOLVED = "resolved", "Resolved"
+
+
+# The order an incident moves through; each status has its own timestamp on the incident.
+STATUS_ORDER = [Status.INVESTIGATING, Status.IDENTIFIED, Status.MITIGATED, Status.RESOLVED]
+OPEN_STATUSES = [Status.INVESTIGATING, Status.IDENTIFIED, Status.MITIGATED]
+
+
+class Incident(models.Model):
+    """Something hurting users: declared by a person, or opened by an Alertmanager alert; the commander leads it."""
+
+    class Source(models.TextChoices):
+        MANUAL = "manual", "Declared by a person"
+        ALERTMANAGER = "alertmanager", "Prometheus Alertmanager"
+
+    title = models.CharField(max_length=200)
+    severity = models.CharField(max_length=4, choices=Severity.choices, default=Severity.SEV3)
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.INVESTIGATING)
+    summary = models.TextField(blank=True, max_length=10000)
+    services = models.ManyToManyField(Service, related_name="incidents")
+    commander = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="commanded_incidents"
+    )
+    source = models.CharField(max_length=20, choices=Source.choices, default=Source.MANUAL)
+    # When users started to be hurt (may be earlier than the declaration), then when each later status was reached.
+    started_at = models.DateTimeField()
+    identified_at = models.DateTimeField(null=True, blank=True)
+    mitigated_at = models.DateTimeField(null=True, blank=True)
+    resolved_at = models.DateTimeField(null=True, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-started_at", "-id"]
+        indexes = [models.Index(fields=["status", "-started_at"], name="incident_status_recent")]
+
+    def __str__(self) -> str:
+        return f"INC-{self.pk} {self.title}"
+
+    def get_absolute_url(self) -> str:
+        return reverse("incidents:detail", args=[self.pk])
+
+    @property
+    def is_open(self) -> bool:
+        return self.status != Status.RESOLVED
+
+    @property
+    def severity_rank(self) -> int:
+        return int(self.severity[-1])
+
+
+class IncidentUpdate(models.Model):
+    """One entry of an incident's timeline: a note, a status change, or both; never edited afterwards."""
+
+    incident = models.ForeignKey(Incident, on_delete=models.CASCADE, related_name="updates")
+    author = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    author_repr = models.CharField(max_length=150)
+    status = models.CharField(max_length=20, choices=Status.choices, blank=True, help_text="The status it set.")
+    message = models.TextField(max_length=10000)
+    created_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["created_at", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.incident_id}: {self.message[:60]}"
+
+
+class IncidentDeployment(models.Model):
+    """A deployment linked to an incident: one that caused it (counted as a failed change) or one that fixed it
+    (counted as rework)."""
+
+    class Relation(models.TextChoices):
+        CAUSE = "cause", "Caused it"
+        FIX = "fix", "Fixed it"
+
+    incident = models.ForeignKey(Incident, on_delete=models.CASCADE, related_name="deployment_links")
+    deployment = models.ForeignKey(Deployment, on_delete=models.CASCADE, related_name="incident_links")
+    relation = models.CharField(max_length=10, choices=Relation.choices)
+    linked_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["incident", "deployment"], name="incident_deployment_unique"),
+        ]
+        indexes = [
+            # Insights asks, per deployment, whether an incident names it as a cause or a fix.
+            models.Index(fields=["deployment", "relation"], name="incident_link_deployment"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.incident_id} ← {self.deployment_id} ({self.relation})"
+
+
+OPEN = Q(status__in=OPEN_STATUSES)

@@ -1,0 +1,15 @@
+from django.urls import path
+
+from incidents import views
+
+app_name = "incidents"
+urlpatterns = [
+    path("", views.incident_list, name="list"),
+    path("new/", views.incident_new, name="new"),
+    path("<int:pk>/", views.incident_detail, name="detail"),
+    path("<int:pk>/edit/", views.incident_edit, name="edit"),
+    path("<int:pk>/updates/", views.incident_post_update, name="update"),
+    path("<int:pk>/links/", views.incident_link, name="link"),
+    path("<int:pk>/links/<int:deployment_pk>/delete/", views.incident_unlink, name="unlink"),
+    path("<int:pk>/rollback/<int:deployment_pk>/", views.incident_rollback, name="rollback"),
+]
