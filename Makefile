@@ -47,6 +47,7 @@ bench: $(STAMP)
 	$(BIN)/python tests/bench/bench_insights.py || status=1; \
 	$(BIN)/python tests/bench/bench_governance.py || status=1; \
 	$(BIN)/python tests/bench/bench_reviews.py || status=1; \
+	$(BIN)/python tests/bench/bench_anomaly.py || status=1; \
 	exit $$status
 
 clean:
