@@ -48,6 +48,7 @@ bench: $(STAMP)
 	$(BIN)/python tests/bench/bench_governance.py || status=1; \
 	$(BIN)/python tests/bench/bench_reviews.py || status=1; \
 	$(BIN)/python tests/bench/bench_anomaly.py || status=1; \
+	$(BIN)/python tests/bench/bench_scorecards.py || status=1; \
 	exit $$status
 
 clean:

@@ -5,13 +5,17 @@ JSON values, so a decision can keep the very document that was judged. Each top-
 function registered with `@fact(name, sample=...)`; a later capability (scorecards, incidents, SLOs) adds its group
 by adding one provider here. `sample` is a complete, plausible value of the group: policy tests start from it, and an
 expression is checked against it when saved, so a reference to a field the document never has is refused then.
+
+A group that says something about a service whatever change is proposed also registers `many`: the same group for
+many services at once in a constant number of queries. `service_documents()` builds the document of services with no
+change proposed (scorecards judge those) from the groups that have it; `change` and `freeze` belong to a change only.
 """
 
 from __future__ import annotations
 
 import copy
 import zoneinfo
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -27,6 +31,8 @@ from deployments.models import Deployment, Environment, State
 
 Facts = dict[str, Any]
 Provider = Callable[["Change"], Any]
+# (service ids, moment) -> {service id: the group's value}; every id asked for gets a value.
+ManyProvider = Callable[[Sequence[int], datetime], dict[int, Any]]
 
 DAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
 FAILED_STATES = (State.FAILED, State.ROLLING_BACK, State.ROLLED_BACK, State.ROLLBACK_FAILED)
@@ -70,16 +76,19 @@ class _Group:
     build: Provider
     sample: Any
     open_maps: tuple[str, ...]  # dotted paths under the group whose keys are data (environment slugs), not fields
+    many: ManyProvider | None = None  # the group for many services at once; None for a change's own groups
 
 
 _GROUPS: dict[str, _Group] = {}
 
 
-def fact(name: str, *, sample: Any, open_maps: tuple[str, ...] = ()) -> Callable[[Provider], Provider]:
-    """Register `build(change)` as the provider of the top-level group `name`."""
+def fact(
+    name: str, *, sample: Any, open_maps: tuple[str, ...] = (), many: ManyProvider | None = None
+) -> Callable[[Provider], Provider]:
+    """Register `build(change)` as the provider of the top-level group `name` (and `many` as its bulk form)."""
 
     def register(build: Provider) -> Provider:
-        _GROUPS[name] = _Group(name=name, build=build, sample=sample, open_maps=open_maps)
+        _GROUPS[name] = _Group(name=name, build=build, sample=sample, open_maps=open_maps, many=many)
         return build
 
     return register
@@ -88,6 +97,21 @@ def fact(name: str, *, sample: Any, open_maps: tuple[str, ...] = ()) -> Callable
 def facts_build(*, change: Change) -> Facts:
     """The fact document for one change; a handful of queries whatever the service's history."""
     return {name: group.build(change) for name, group in _GROUPS.items()}
+
+
+def service_documents(*, service_ids: Sequence[int], at: datetime | None = None) -> dict[int, Facts]:
+    """The fact document of each service with no change proposed: the groups that describe a service (not `change`
+    nor `freeze`), a constant number of queries however many services; services that do not exist are left out."""
+    at = at or timezone.now()
+    ids = list(dict.fromkeys(service_ids))
+    built = {name: group.many(ids, at) for name, group in _GROUPS.items() if group.many is not None}
+    service_group = built.get("service", {})
+    return {pk: {name: values[pk] for name, values in built.items()} for pk in ids if pk in service_group}
+
+
+def service_group_names() -> tuple[str, ...]:
+    """The groups a service document has (what a scorecard rule may read)."""
+    return tuple(name for name, group in _GROUPS.items() if group.many is not None)
 
 
 def sample_document() -> Facts:
@@ -111,6 +135,81 @@ def _is_platform_admin(user: User | None) -> bool:
     return bool(user and user.is_staff)
 
 
+def _service_many(ids: Sequence[int], at: datetime) -> dict[int, dict[str, Any]]:
+    from scaffolder import registry  # the scaffolder builds on the catalog; read its registry, not its models
+    from techdocs.models import ADR, Runbook
+
+    def count(queryset: Any) -> Coalesce:
+        grouped = queryset.filter(service=OuterRef("pk")).order_by().values("service").annotate(n=Count("pk"))
+        return Coalesce(Subquery(grouped.values("n")[:1]), 0)
+
+    latest_review = (
+        Runbook.objects.filter(service=OuterRef("pk")).order_by().values("service").annotate(at=Max("last_reviewed_at"))
+    )
+    # One row per service with its owner, system and document counts; the tags are the only other query.
+    rows = (
+        Service.objects.filter(pk__in=ids)
+        .values(
+            "pk",
+            "slug",
+            "name",
+            "tier",
+            "lifecycle",
+            "language",
+            "golden_path",
+            "golden_path_version",
+            "on_call_url",
+            "chat_channel",
+            "owner__on_call_url",
+            "owner__chat_channel",
+        )  # fmt: skip
+        .annotate(
+            owner_slug=F("owner__slug"),
+            system_slug=F("system__slug"),
+            runbook_count=count(Runbook.objects.all()),
+            stale_count=count(Runbook.objects.filter(Q(review_due_at__isnull=True) | Q(review_due_at__lt=at))),
+            adr_count=count(ADR.objects.all()),
+            runbook_reviewed=Subquery(latest_review.values("at")[:1]),
+            # Kept by ownership reviews (reviews.Ownership), read by relation: no row means never verified.
+            verified_at=F("ownership__verified_at"),
+            orphaned_since=F("ownership__orphaned_since"),
+        )
+    )
+    tags: dict[int, list[str]] = {}
+    for service_id, name in Tag.objects.filter(services__in=ids).values_list("services", "name").order_by("name"):
+        tags.setdefault(service_id, []).append(name)
+    documents = {}
+    for row in rows:
+        path = registry.golden_path_get(row["golden_path"]) if row["golden_path"] else None
+        latest = path.version if path else None
+        documents[row["pk"]] = {
+            "slug": row["slug"],
+            "name": row["name"],
+            "owner": row["owner_slug"],
+            "system": row["system_slug"],
+            "tier": row["tier"],
+            "lifecycle": row["lifecycle"],
+            "tags": tags.get(row["pk"], []),
+            "language": row["language"],
+            "golden_path": {
+                "name": row["golden_path"] or None,
+                "version": row["golden_path_version"] or None,
+                "latest": latest,
+                "behind": bool(latest and row["golden_path_version"] and latest != row["golden_path_version"]),
+            },
+            # As the service page shows them: the service's own, or else its owning team's.
+            "on_call_url": row["on_call_url"] or row["owner__on_call_url"],
+            "chat_channel": row["chat_channel"] or row["owner__chat_channel"],
+            "runbooks": row["runbook_count"],
+            "stale_runbooks": row["stale_count"],
+            "runbook_last_reviewed": _iso(row["runbook_reviewed"]),
+            "adrs": row["adr_count"],
+            "last_ownership_review": _iso(row["verified_at"]),
+            "orphaned": row["orphaned_since"] is not None,
+        }
+    return documents
+
+
 @fact(
     "service",
     sample={
@@ -123,57 +222,19 @@ def _is_platform_admin(user: User | None) -> bool:
         "tags": ["pci"],
         "language": "python",
         "golden_path": {"name": "python-service", "version": "1.0.0", "latest": "1.1.0", "behind": True},
+        "on_call_url": "https://oncall.example.com/payments",
+        "chat_channel": "#payments",
         "runbooks": 2,
         "stale_runbooks": 0,
+        "runbook_last_reviewed": "2026-01-02T09:00:00Z",
         "adrs": 1,
-        "last_ownership_review": None,
+        "last_ownership_review": "2026-01-05T09:30:00Z",
+        "orphaned": False,
     },
+    many=_service_many,
 )
 def _service(change: Change) -> dict[str, Any]:
-    from scaffolder import registry  # the scaffolder builds on the catalog; read its registry, not its models
-    from techdocs.models import ADR, Runbook
-
-    def count(queryset: Any) -> Coalesce:
-        grouped = queryset.filter(service=OuterRef("pk")).order_by().values("service").annotate(n=Count("pk"))
-        return Coalesce(Subquery(grouped.values("n")[:1]), 0)
-
-    # One row for the service, its owner, system and document counts; the tags are the only other query.
-    row = (
-        Service.objects.filter(pk=change.service.pk)
-        .values("slug", "name", "tier", "lifecycle", "language", "golden_path", "golden_path_version")
-        .annotate(
-            owner_slug=F("owner__slug"),
-            system_slug=F("system__slug"),
-            runbook_count=count(Runbook.objects.all()),
-            stale_count=count(Runbook.objects.filter(Q(review_due_at__isnull=True) | Q(review_due_at__lt=change.at))),
-            adr_count=count(ADR.objects.all()),
-        )
-        .get()
-    )
-    tags = sorted(Tag.objects.filter(services=change.service.pk).values_list("name", flat=True))
-    path = registry.golden_path_get(row["golden_path"]) if row["golden_path"] else None
-    latest = path.version if path else None
-    return {
-        "slug": row["slug"],
-        "name": row["name"],
-        "owner": row["owner_slug"],
-        "system": row["system_slug"],
-        "tier": row["tier"],
-        "lifecycle": row["lifecycle"],
-        "tags": tags,
-        "language": row["language"],
-        "golden_path": {
-            "name": row["golden_path"] or None,
-            "version": row["golden_path_version"] or None,
-            "latest": latest,
-            "behind": bool(latest and row["golden_path_version"] and latest != row["golden_path_version"]),
-        },
-        "runbooks": row["runbook_count"],
-        "stale_runbooks": row["stale_count"],
-        "adrs": row["adr_count"],
-        # Ownership reviews do not exist yet; the field is here so that policies can already test for null.
-        "last_ownership_review": None,
-    }
+    return _service_many([change.service.pk], change.at)[change.service.pk]
 
 
 @fact(
@@ -232,6 +293,32 @@ def _change(change: Change) -> dict[str, Any]:
     }
 
 
+def _history_counts(at: datetime) -> dict[str, Count]:
+    recent = Q(created_at__gte=at - timedelta(days=7))
+    return {
+        "deployments_7d": Count("pk", filter=recent),
+        "failures_7d": Count("pk", filter=recent & FAILED),
+        "rollbacks_7d": Count("pk", filter=recent & ROLLED_BACK),
+        "deployments_30d": Count("pk"),
+        "failures_30d": Count("pk", filter=FAILED),
+        "rollbacks_30d": Count("pk", filter=ROLLED_BACK),
+    }
+
+
+def _recent_deployments(at: datetime) -> Any:
+    return Deployment.objects.filter(created_at__gte=at - timedelta(days=30), created_at__lte=at)
+
+
+def _history_many(ids: Sequence[int], at: datetime) -> dict[int, dict[str, int]]:
+    counts = _history_counts(at)
+    documents = {pk: dict.fromkeys(counts, 0) for pk in ids}
+    rows = _recent_deployments(at).filter(service__in=ids).values("service_id").annotate(**counts).order_by()
+    for row in rows:
+        service_id = row.pop("service_id")
+        documents[service_id] = {name: int(value or 0) for name, value in row.items()}
+    return documents
+
+
 @fact(
     "history",
     sample={
@@ -242,27 +329,24 @@ def _change(change: Change) -> dict[str, Any]:
         "failures_30d": 2,
         "rollbacks_30d": 1,
     },
+    many=_history_many,
 )
 def _history(change: Change) -> dict[str, int]:
-    week, month = change.at - timedelta(days=7), change.at - timedelta(days=30)
-    deployments = Deployment.objects.filter(service=change.service, created_at__gte=month, created_at__lte=change.at)
+    deployments = _recent_deployments(change.at).filter(service=change.service)
     if change.deployment is not None:
         deployments = deployments.exclude(pk=change.deployment.pk)
-    failed, rolled_back = FAILED, ROLLED_BACK
-    recent = Q(created_at__gte=week)
-    counts = deployments.aggregate(
-        deployments_7d=Count("pk", filter=recent),
-        failures_7d=Count("pk", filter=recent & failed),
-        rollbacks_7d=Count("pk", filter=recent & rolled_back),
-        deployments_30d=Count("pk"),
-        failures_30d=Count("pk", filter=failed),
-        rollbacks_30d=Count("pk", filter=rolled_back),
-    )
+    counts = deployments.aggregate(**_history_counts(change.at))
     return {name: int(value or 0) for name, value in counts.items()}
+
+
+def _now_many(ids: Sequence[int], at: datetime) -> dict[int, dict[str, Any]]:
+    now = _now_at(at)
+    return {pk: now for pk in ids}  # one dict shared: documents are read, never written
 
 
 @fact(
     "now",
+    many=_now_many,
     sample={
         "timestamp": "2026-01-06T10:15:00Z",
         "time_zone": "UTC",
@@ -274,9 +358,13 @@ def _history(change: Change) -> dict[str, int]:
     },
 )
 def _now(change: Change) -> dict[str, Any]:
-    local = change.at.astimezone(zoneinfo.ZoneInfo(settings.GOVERNANCE["ORG_TIME_ZONE"]))
+    return _now_at(change.at)
+
+
+def _now_at(at: datetime) -> dict[str, Any]:
+    local = at.astimezone(zoneinfo.ZoneInfo(settings.GOVERNANCE["ORG_TIME_ZONE"]))
     return {
-        "timestamp": _iso(change.at),
+        "timestamp": _iso(at),
         "time_zone": settings.GOVERNANCE["ORG_TIME_ZONE"],
         "date": local.date().isoformat(),
         "weekday": local.isoweekday(),  # 1 is Monday, 7 is Sunday
@@ -354,3 +442,29 @@ def _incidents(change: Change) -> dict[str, Any]:
         "open_count": count,
         "worst_open_severity": rows[0]["severity"] if rows else None,
     }
+def _delivery_many(ids: Sequence[int], at: datetime) -> dict[int, dict[str, Any]]:
+    from deployments.models import DeployTarget
+
+    documents: dict[int, dict[str, Any]] = {pk: {"strategies": {}, "protected_strategies": []} for pk in ids}
+    targets = DeployTarget.objects.filter(service__in=ids).values_list(
+        "service_id", "environment__slug", "environment__protected", "strategy"
+    )
+    for service_id, environment, protected, strategy in targets.order_by("environment__order", "environment__slug"):
+        document = documents[service_id]
+        document["strategies"][environment] = strategy
+        if protected and strategy not in document["protected_strategies"]:
+            document["protected_strategies"].append(strategy)
+    for document in documents.values():
+        document["protected_strategies"].sort()
+    return documents
+
+
+@fact(
+    "delivery",
+    sample={"strategies": {"staging": "rolling", "production": "canary"}, "protected_strategies": ["canary"]},
+    open_maps=("strategies",),
+    many=_delivery_many,
+)
+def _delivery(change: Change) -> dict[str, Any]:
+    """How the service is set up to deploy: each environment's deploy target strategy."""
+    return _delivery_many([change.service.pk], change.at)[change.service.pk]

@@ -3,11 +3,15 @@
 A policy is accepted only if its expressions check and every one of its tests gives the expected outcome; a refused
 policy keeps its previous version (if any) and the others sync. Policies synced earlier and gone from the files are
 disabled and marked missing, never deleted. docs/governance.md describes the format.
+
+Scorecards as code (scorecards/sync.py) read their files with the same `files`, `documents`, `facts_fill` and
+`Report`: one reader of governed YAML, whatever it governs.
 """
 
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -16,6 +20,8 @@ import cel
 import yaml
 from django.contrib.auth.models import AnonymousUser, User
 from django.core.exceptions import ValidationError
+from django.core.management.base import BaseCommand
+from django.db.models import QuerySet
 
 from catalog import safe_yaml
 from governance import expressions, facts, services
@@ -33,10 +39,10 @@ class Report:
     changed: list[str] = field(default_factory=list)
     unchanged: list[str] = field(default_factory=list)
     missing: list[str] = field(default_factory=list)
-    errors: list[tuple[str, str, str]] = field(default_factory=list)  # (file, policy or "", message)
+    errors: list[tuple[str, str, str]] = field(default_factory=list)  # (file, item's name or "", message)
 
-    def error(self, file: str, policy: str, message: str) -> None:
-        self.errors.append((file, policy, message))
+    def error(self, file: str, name: str, message: str) -> None:
+        self.errors.append((file, name, message))
 
 
 def facts_fill(partial: dict[str, Any]) -> dict[str, Any]:
@@ -55,21 +61,32 @@ def facts_fill(partial: dict[str, Any]) -> dict[str, Any]:
     return merge(facts.sample_document(), partial, "")
 
 
-def _files(root: Path) -> list[Path]:
+def files(root: Path) -> list[Path]:
     if root.is_file():
         return [root]
     return sorted(path for path in root.rglob("*") if path.suffix in SUFFIXES and path.is_file())
 
 
-def _documents(path: Path, rel: str, report: Report) -> list[dict[str, Any]]:
-    """The policy mappings in one file: a document is one policy, or has `policies:` with a list of them."""
+def documents(
+    path: Path, rel: str, report: Report, *, plural: str = "policies", noun: str = "policy"
+) -> list[dict[str, Any]]:
+    """The mappings in one file: a document is one item (a policy), or has `policies:` with a list of them."""
     if path.is_symlink() or path.stat().st_size > MAX_FILE_BYTES:
-        report.error(rel, "", f"Skipped: policy files must be regular files under {MAX_FILE_BYTES // 1_000_000} MB.")
+        report.error(rel, "", f"Skipped: {noun} files must be regular files under {MAX_FILE_BYTES // 1_000_000} MB.")
         return []
-    text = path.read_text(encoding="utf-8", errors="replace")
+    return text_documents(path.read_text(encoding="utf-8", errors="replace"), rel, report, plural=plural, noun=noun)
+
+
+def text_documents(
+    text: str, rel: str, report: Report, *, plural: str = "policies", noun: str = "policy"
+) -> list[dict[str, Any]]:
+    """`documents` for text already read (an admin's paste in the editor reads exactly as a file does)."""
+    if "\0" in text:
+        report.error(rel, "", f"{noun.capitalize()} files cannot contain NUL characters.")
+        return []
     try:
         if "&" in text and any(isinstance(e, yaml.AliasEvent) for e in yaml.parse(text, Loader=safe_yaml.Loader)):
-            report.error(rel, "", "YAML aliases (*name) are not allowed in policy files; write the values out.")
+            report.error(rel, "", f"YAML aliases (*name) are not allowed in {noun} files; write the values out.")
             return []
         loaded = [document for document in yaml.load_all(text, Loader=safe_yaml.Loader) if document is not None]
     except yaml.YAMLError as error:
@@ -77,21 +94,21 @@ def _documents(path: Path, rel: str, report: Report) -> list[dict[str, Any]]:
         where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
         report.error(rel, "", f"This is not valid YAML{where}: {getattr(error, 'problem', None) or error}.")
         return []
-    policies: list[dict[str, Any]] = []
+    found: list[dict[str, Any]] = []
     for document in loaded:
-        if isinstance(document, dict) and isinstance(document.get("policies"), list):
-            items = document["policies"]
+        if isinstance(document, dict) and isinstance(document.get(plural), list):
+            items = document[plural]
         elif isinstance(document, dict) and "name" in document:
             items = [document]
         else:
-            report.error(rel, "", "Each document must be a policy (with a name) or have a `policies:` list.")
+            report.error(rel, "", f"Each document must be a {noun} (with a name) or have a `{plural}:` list.")
             continue
         for item in items:
             if isinstance(item, dict) and isinstance(item.get("name"), str):
-                policies.append(item)
+                found.append(item)
             else:
-                report.error(rel, "", "Each policy must be a mapping with a `name`.")
-    return policies
+                report.error(rel, "", f"Each {noun} must be a mapping with a `name`.")
+    return found
 
 
 def _tests_run(item: dict[str, Any], version: PolicyVersion) -> list[str]:
@@ -175,25 +192,61 @@ def _policy_sync(item: dict[str, Any], rel: str, report: Report, user: User | An
         report.changed.append(name)
 
 
-def policy_sync(*, root: Path, user: User | AnonymousUser | None = None) -> Report:
-    """Sync every policy file under `root` (or the one file `root`); platform admins or the system (None) only."""
-    services._require_admin(user)
+def folder_sync(
+    *,
+    root: Path,
+    plural: str,
+    noun: str,
+    one: Callable[[dict[str, Any], str, Report], None],
+    synced: QuerySet[Any],
+    disable: Callable[[Any], object],
+) -> Report:
+    """Sync every `noun` in the files under `root` (or the one file `root`) with `one(item, file, report)`; of the
+    `synced` objects (those from files), each gone from them is passed to `disable`. A name defined twice is reported
+    and the second definition ignored."""
     report = Report()
     seen: dict[str, str] = {}
     base = root if root.is_dir() else root.parent
-    for path in _files(root):
+    for path in files(root):
         rel = str(path.relative_to(base))
-        for item in _documents(path, rel, report):
+        for item in documents(path, rel, report, plural=plural, noun=noun):
             name = item["name"]
             if name in seen:
                 report.error(rel, name, f"Defined twice: first in {seen[name]}; this one is ignored.")
                 continue
             seen[name] = rel
-            _policy_sync(item, rel, report, user)
-    synced = Policy.objects.exclude(source_path="")
-    if root.is_file():  # one file is a source of its own: the other files' policies are not missing from it
+            one(item, rel, report)
+    if root.is_file():  # one file is a source of its own: the other files' items are not missing from it
         synced = synced.filter(source_path=root.name)
-    for policy in synced.exclude(name__in=seen).filter(missing_since__isnull=True):
-        services.policy_disable_missing(policy=policy, user=user)
-        report.missing.append(policy.name)
+    for gone in synced.exclude(name__in=seen).filter(missing_since__isnull=True):
+        disable(gone)
+        report.missing.append(gone.name)
     return report
+
+
+def report_write(command: BaseCommand, report: Report, *, path: Path, plural: str) -> None:
+    """A sync command's output: what changed, then each problem on a line naming its file and item."""
+    command.stdout.write(
+        f"{plural.capitalize()} from {path}: created {', '.join(report.created) or 'none'}, "
+        f"changed {', '.join(report.changed) or 'none'}, {len(report.unchanged)} unchanged, "
+        f"{len(report.missing)} missing from the source."
+    )
+    for name in report.missing:
+        command.stdout.write(command.style.WARNING(f"  missing from source, disabled: {name}"))
+    for file, name, message in report.errors:
+        command.stdout.write(command.style.ERROR(f"  {file}: {name + ': ' if name else ''}{message}"))
+    if report.errors:
+        command.stdout.write(command.style.WARNING(f"{len(report.errors)} problem(s); the valid {plural} were synced."))
+
+
+def policy_sync(*, root: Path, user: User | AnonymousUser | None = None) -> Report:
+    """Sync every policy file under `root` (or the one file `root`); platform admins or the system (None) only."""
+    services._require_admin(user)
+    return folder_sync(
+        root=root,
+        plural="policies",
+        noun="policy",
+        one=lambda item, rel, report: _policy_sync(item, rel, report, user),
+        synced=Policy.objects.exclude(source_path=""),
+        disable=lambda policy: services.policy_disable_missing(policy=policy, user=user),
+    )

@@ -10,7 +10,7 @@ from governance import facts
 from governance.models import FreezeWindow
 from techdocs.models import ADR, Runbook
 from tests.deployments.support import release_make
-from tests.factories import UserFactory
+from tests.factories import UserFactory, service_make
 
 pytestmark = pytest.mark.django_db
 
@@ -48,7 +48,7 @@ def test_the_document_has_exactly_the_documented_groups_and_fields(world, produc
     release = release_make(world.service)
     document = facts.facts_build(change=change_for(world, production, release))
     sample = facts.sample_document()
-    assert list(document) == ["service", "change", "history", "now", "freeze", "incidents"]
+    assert list(document) == ["service", "change", "history", "now", "freeze", "incidents", "delivery"]
     for group, value in sample.items():
         if isinstance(value, dict):
             assert set(document[group]) == set(value), group
@@ -155,7 +155,7 @@ def test_building_the_document_takes_a_bounded_number_of_queries(  # type: ignor
             name=f"f{index}", time_zone="UTC", start_date=date(2026, 1, 2), start_time=time(14),
             end_date=date(2026, 1, 5), end_time=time(8), recurrence="FREQ=WEEKLY",
         ).environments.add(production)  # fmt: skip
-    with django_assert_max_num_queries(7):  # service, tags, successes, requester's roles, history, freezes, incidents
+    with django_assert_max_num_queries(8):  # service, tags, targets, successes, roles, history, freezes, incidents
         document = facts.facts_build(change=change)
     assert document["history"]["deployments_30d"] == 30 and document["service"]["runbooks"] == 30
 
@@ -165,3 +165,31 @@ def test_the_document_is_plain_json(world, production) -> None:
 
     document = facts.facts_build(change=change_for(world, production, release_make(world.service)))
     assert json.loads(json.dumps(document)) == document
+
+
+def test_service_documents_agree_with_the_change_document_in_a_constant_number_of_queries(  # type: ignore[no-untyped-def]
+    world, staging, production, django_assert_num_queries
+) -> None:
+    from deployments.models import DeployTarget
+
+    other = service_make(owner=world.owner_team, tier=3)
+    other.tags.create(name="edge")
+    Runbook.objects.create(service=world.service, slug="restart", title="Restart", last_reviewed_at=timezone.now())
+    DeployTarget.objects.create(service=world.service, environment=production, strategy="canary")
+    DeployTarget.objects.create(service=world.service, environment=staging, strategy="rolling")
+    release = release_make(world.service)
+    deployment_make(world, staging, release, age_days=2)
+    at = timezone.now()
+    with django_assert_num_queries(4):  # services, tags, deploy targets, history
+        documents = facts.service_documents(service_ids=[world.service.pk, other.pk, 0], at=at)
+    assert set(documents) == {world.service.pk, other.pk}  # a service that does not exist is left out
+    single = facts.facts_build(change=change_for(world, production, release, at=at))
+    for group in facts.service_group_names():
+        assert documents[world.service.pk][group] == single[group], group
+    assert "change" not in documents[other.pk] and "freeze" not in documents[other.pk]
+    assert documents[world.service.pk]["delivery"] == {
+        "strategies": {"staging": "rolling", "production": "canary"},
+        "protected_strategies": ["canary"],
+    }
+    assert documents[other.pk]["service"]["tags"] == ["edge"] and documents[other.pk]["history"]["deployments_30d"] == 0
+    assert documents[world.service.pk]["service"]["runbook_last_reviewed"] is not None

@@ -35,7 +35,10 @@ def test_a_field_the_document_never_has_is_refused_at_save_time(policy) -> None:
     errors = refused(policy, match="change.environment.protected.value", rule="true")
     assert "change.environment.protected has no fields" in errors["match"][0]
     errors = refused(policy, rule="deployment.tier == 1")
-    assert "unknown name 'deployment': the fact document has service, change, history, now, freeze" in errors["rule"][0]
+    assert (
+        "unknown name 'deployment': the fact document has service, change, history, now, freeze, incidents, delivery"
+        in errors["rule"][0]
+    )
 
 
 def test_names_inside_strings_and_comprehension_variables_are_not_fields(policy) -> None:

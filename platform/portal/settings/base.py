@@ -8,6 +8,7 @@ import os
 from pathlib import Path
 
 import environ
+from celery.schedules import crontab
 from csp.constants import NONCE
 
 BASE_DIR = Path(__file__).resolve().parents[3]  # the repository root
@@ -58,6 +59,7 @@ INSTALLED_APPS = [
     "insights",
     "monitoring",
     "reviews",
+    "scorecards",
 ]
 
 MIDDLEWARE = [
@@ -267,6 +269,8 @@ CELERY_BEAT_SCHEDULE = {
     # Health checks wait by `next_run_at`; each run takes the due ones (monitoring/tasks.py).
     "monitoring-run-due-checks": {"task": "monitoring.run_due_checks", "schedule": 5.0},
     "monitoring-rollup-results": {"task": "monitoring.rollup_results", "schedule": 900.0},
+    # Changes rescore their service as they happen; the nightly run catches facts that change with time alone.
+    "scorecards-rescore-all": {"task": "scorecards.rescore_all", "schedule": crontab(hour=2, minute=30)},
 }
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 DJANGO_STRUCTLOG_CELERY_ENABLED = True
@@ -404,6 +408,12 @@ REVIEWS = {
 }
 EMAIL_BACKEND = env.str("EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend")
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="runway@localhost")
+SCORECARDS = {
+    # A change to a service's facts rescores it this many seconds later: a burst of edits makes one rescoring.
+    "RESCORE_DELAY_SECONDS": env.int("SCORECARDS_RESCORE_DELAY_SECONDS", default=2),
+    # The organisation's starter scorecards (scorecard files with their tests), synced by demo_load.
+    "DIR": BASE_DIR / "scorecards",
+}
 
 # Incidents (docs/insights.md): suspects are production deployments this long before an incident's start; these
 # severities get a postmortem.

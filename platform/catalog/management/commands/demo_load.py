@@ -24,6 +24,8 @@ from governance import sync as policy_sync
 from monitoring import demo as monitoring_demo
 from portal import tasks as portal_tasks
 from scaffolder import demo as scaffolder_demo
+from scorecards import services as scorecard_services
+from scorecards import sync as scorecard_sync
 from teams.models import Team
 
 DEMO_PASSWORD = "runway-demo"
@@ -69,6 +71,12 @@ class Command(BaseCommand):
         if policies.errors:
             raise CommandError(f"The starter policies have {len(policies.errors)} problem(s); see above.")
         freezes = governance_demo.freezes_load()
+        scorecards = scorecard_sync.scorecard_sync(root=settings.SCORECARDS["DIR"])
+        for file, name, message in scorecards.errors:
+            self.stderr.write(f"  scorecards/{file}: {name} {message}")
+        if scorecards.errors:
+            raise CommandError(f"The starter scorecards have {len(scorecards.errors)} problem(s); see above.")
+        scorecard_services.scores_compute()  # now, rather than at the first change or the nightly run
         summary = report.as_dict()
         deployed = (
             f"{history.deployments} deployments made by the engine on the simulated runtime "
