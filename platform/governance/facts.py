@@ -442,6 +442,8 @@ def _incidents(change: Change) -> dict[str, Any]:
         "open_count": count,
         "worst_open_severity": rows[0]["severity"] if rows else None,
     }
+
+
 def _delivery_many(ids: Sequence[int], at: datetime) -> dict[int, dict[str, Any]]:
     from deployments.models import DeployTarget
 
