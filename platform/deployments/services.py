@@ -21,7 +21,7 @@ from django.utils.dateparse import parse_datetime
 from audit import services as audit
 from catalog.models import Service
 from catalog.permissions import user_can
-from deployments import engine, machine, policies, strategies
+from deployments import engine, machine, policies, signals, strategies
 from deployments.models import (
     ACTIVE_STATES,
     DECOMMISSION_CLOSED,
@@ -214,27 +214,37 @@ def release_for_ref(*, service: Service, ref: str, user: User | None) -> Release
     try:
         with transaction.atomic():
             release.save()
+            signals.release_recorded.send(sender=Release, release=release, created=True, commits=None)
     except IntegrityError:
         return Release.objects.get(service=service, version=version)
     return release
 
 
 def release_record(
-    *, service: Service, version: str, commit_sha: str, committed_at: datetime | None, user: User | None
+    *,
+    service: Service,
+    version: str,
+    commit_sha: str,
+    committed_at: datetime | None,
+    user: User | None,
+    commits: list[dict[str, Any]] | None = None,
 ) -> Release:
-    """A release named by a CD system (no repository in Runway): the version must keep pointing at one commit."""
+    """A release named by a CD system (no repository in Runway): the version must keep pointing at one commit.
+    `commits` (sha and committed_at each) are the change set the CD system reports with it, if any."""
     existing = Release.objects.filter(service=service, version=version).first()
     if existing:
         if existing.commit_sha != commit_sha:
             raise ValidationError(
                 {"commit_sha": [f"Release {version} of {service.slug} is commit {existing.short_sha}, not this one."]}
             )
+        signals.release_recorded.send(sender=Release, release=existing, created=False, commits=commits)
         return existing
     release = Release(
         service=service, version=version, commit_sha=commit_sha, committed_at=committed_at, created_by=user
     )
     release.full_clean(exclude=["service", "created_by"])
     release.save()
+    signals.release_recorded.send(sender=Release, release=release, created=True, commits=commits)
     return release
 
 
@@ -478,6 +488,7 @@ def deploy_event_record(
     user: User,
     message: str = "",
     strategy: str = "",
+    commits: list[dict[str, Any]] | None = None,
 ) -> Deployment:
     """Record a deployment done by an external CD system so history and DORA metrics include it."""
     _require(user, "catalog.deploy_service", service, "report its deployments")
@@ -486,7 +497,7 @@ def deploy_event_record(
     if strategy and strategy not in Strategy.values:
         raise ValidationError({"strategy": [f"Report one of {', '.join(Strategy.values)}, or leave it out."]})
     release = release_record(
-        service=service, version=version, commit_sha=commit_sha, committed_at=committed_at, user=user
+        service=service, version=version, commit_sha=commit_sha, committed_at=committed_at, user=user, commits=commits
     )
     now = timezone.now()
     placement = Placement.objects.filter(service=service, environment=environment).first()

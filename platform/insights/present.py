@@ -92,9 +92,11 @@ def tiles(figures: selectors.Figures, *, scope: selectors.Scope, environment: st
         Tile(
             "lead_time",
             "Change lead time",
-            "Not measured yet",
-            "Runway records the commit each release deploys, not the change set behind it (see docs/insights.md).",
+            "median " + duration(figures.lead_median) if figures.lead_median is not None else "—",
+            f"p90 {duration(figures.lead_p90)} from first commit to success, over {figures.leads} "
+            f"deployment{'s' if figures.leads != 1 else ''} that shipped new commits with a recorded change set.",
             marks["lead_time"],
+            board_url(scope, environment, state="succeeded"),
         ),
         Tile(
             "change_fail_rate",
@@ -140,6 +142,7 @@ def cells(figures: selectors.Figures) -> list[Cell]:
     marks = figures.bands
     return [
         Cell(frequency(figures), marks["deployment_frequency"]),
+        Cell(duration(figures.lead_median), marks["lead_time"]),
         Cell(share(figures.change_fail_rate), marks["change_fail_rate"]),
         Cell(duration(figures.recovery_median), marks["recovery_time"]),
         Cell(share(figures.rework_rate), None),
@@ -219,6 +222,7 @@ def charts(weekly: list[tuple[date, selectors.Figures]]) -> list[Chart]:
             0.0,
             share_tick,
         ),
+        _chart("chart-lead", "Median change lead time per week", [(d, f.lead_median) for d, f in weekly], duration),
         _chart(
             "chart-recovery", "Median recovery time per week", [(d, f.recovery_median) for d, f in weekly], duration
         ),

@@ -13,6 +13,9 @@ Definitions (docs/insights.md explains them and their edges):
   its fix; each deployment counts once.
 - A deployment an incident names as its cause is a failure (a successful one stops counting as a success); its
   recovery runs from the incident's start (or the deployment's own, if it failed) to the incident's mitigation.
+- Change lead time runs from the first (oldest) commit of the release's change set (insights.models.ChangeSet) to
+  the deployment's success, for successes that shipped something new: not rework, not a redeploy of the release
+  already there, and with a change set recorded. A commit dated after the success counts as zero.
 
 On PostgreSQL one query gives a scope's whole-window figures, its weekly points and its breakdown (teams or
 services), with GROUPING SETS: the database groups, counts and takes percentiles; Python only divides.
@@ -41,7 +44,7 @@ from django.db.models import (
     Value,
     When,
 )
-from django.db.models.functions import Coalesce, TruncDate, TruncWeek
+from django.db.models.functions import Coalesce, Greatest, TruncDate, TruncWeek
 from django.urls import reverse
 
 from catalog.models import Service, System
@@ -86,10 +89,9 @@ REWORK = (
     | Q(Exists(_incident_links(IncidentDeployment.Relation.FIX)))
 )
 MOMENT = Coalesce("finished_at", "started_at", "created_at")
-
-LEAD_TIME_REASON = (
-    "Not measured yet: Runway records one commit per release (the one deployed), not the change set behind it, and "
-    "lead time runs from the change set's first commit. It will be measured once releases record their change sets."
+# A success that shipped new commits: not rework, not the release already there, with a recorded change set.
+LEAD = (
+    SUCCESS & ~REWORK & ~Q(previous_release_id=F("release_id")) & Q(release__change_set__first_commit_at__isnull=False)
 )
 
 
@@ -214,6 +216,9 @@ class Figures:
     recovered: int = 0
     recovery_median: float | None = None  # seconds
     recovery_p90: float | None = None
+    leads: int = 0  # successes with a lead time
+    lead_median: float | None = None  # seconds
+    lead_p90: float | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -245,14 +250,14 @@ class Figures:
         return self.rework / self.deployments if self.deployments else None
 
     @property
-    def lead_time(self) -> None:
-        return None
+    def lead_time(self) -> float | None:
+        return self.lead_median
 
     @property
     def bands(self) -> dict[str, bands.Band]:
         return {
             "deployment_frequency": bands.band_of("deployment_frequency", self.per_day),
-            "lead_time": bands.band_of("lead_time", None),
+            "lead_time": bands.band_of("lead_time", self.lead_median),
             "change_fail_rate": bands.band_of("change_fail_rate", self.change_fail_rate),
             "recovery_time": bands.band_of("recovery_time", self.recovery_median),
         }
@@ -289,8 +294,18 @@ def _deployments(*, scope: Scope, window: Window, environments: list[Environment
             ),
         )
     )
+    queryset = queryset.annotate(
+        lead_from=Case(When(LEAD, then=F("release__change_set__first_commit_at")), output_field=DateTimeField())
+    )
     if connection.vendor == "postgresql":
-        queryset = queryset.annotate(recovery_s=Epoch(F("recovered_at") - F("failed_at")))
+        queryset = queryset.annotate(
+            recovery_s=Epoch(F("recovered_at") - F("failed_at")),
+            # PostgreSQL's GREATEST skips NULLs: without the Case a success with no lead time would count as 0 s.
+            lead_s=Case(
+                When(lead_from__isnull=False, then=Greatest(Epoch(F("finished_at") - F("lead_from")), Value(0.0))),
+                output_field=FloatField(),
+            ),
+        )
     return queryset
 
 
@@ -302,17 +317,29 @@ def _aggregates(zone: ZoneInfo) -> dict[str, Any]:
         "rework": Count("pk", filter=REWORK),
         "days_with_success": Count(TruncDate("moment", tzinfo=zone), filter=SUCCESS, distinct=True),
         "recovered": Count("pk", filter=Q(FAILURE, recovered_at__isnull=False)),
+        "leads": Count("pk", filter=Q(lead_from__isnull=False)),
     }
     return counts
 
 
-def _recoveries_in_python(queryset: QuerySet[Deployment], group: str | None) -> dict[Any, tuple[float, float]]:
-    """Median and p90 recovery per group, computed here where the database has no PERCENTILE_CONT (SQLite)."""
-    found: dict[Any, list[float]] = defaultdict(list)
-    rows = queryset.filter(FAILURE, Q(recovered_at__isnull=False))
-    for key, failed_at, recovered_at in rows.values_list(group or "pk", "failed_at", "recovered_at"):
-        found[key if group else None].append((recovered_at - failed_at).total_seconds())
-    return {key: (percentile(v, 0.5), percentile(v, 0.9)) for key, v in found.items()}  # type: ignore[misc]
+def _percentiles_in_python(queryset: QuerySet[Deployment], group: str | None) -> dict[Any, tuple[Any, ...]]:
+    """Median and p90 of recovery and of lead time per group, for databases without PERCENTILE_CONT (SQLite): one
+    query reads the recovered failures and the measured successes, Python interpolates as PostgreSQL would."""
+    recoveries: dict[Any, list[float]] = defaultdict(list)
+    leads: dict[Any, list[float]] = defaultdict(list)
+    rows = queryset.filter(Q(FAILURE, recovered_at__isnull=False) | Q(lead_from__isnull=False))
+    fields = (group or "pk", "failed_at", "recovered_at", "lead_from", "finished_at")
+    for key, failed_at, recovered_at, lead_from, finished_at in rows.values_list(*fields):
+        key = key if group else None
+        if lead_from is not None:
+            leads[key].append(max((finished_at - lead_from).total_seconds(), 0.0))
+        elif recovered_at is not None:  # a success has no recovery; a failure no lead time
+            recoveries[key].append((recovered_at - failed_at).total_seconds())
+
+    def pair(values: list[float]) -> tuple[float | None, float | None]:
+        return (percentile(values, 0.5), percentile(values, 0.9)) if values else (None, None)
+
+    return {key: pair(recoveries[key]) + pair(leads[key]) for key in recoveries.keys() | leads.keys()}
 
 
 def _figures(row: dict[str, Any], days: int) -> Figures:
@@ -325,6 +352,9 @@ def _figures(row: dict[str, Any], days: int) -> Figures:
         recovered=row["recovered"],
         recovery_median=row.get("recovery_median"),
         recovery_p90=row.get("recovery_p90"),
+        leads=row.get("leads", 0),
+        lead_median=row.get("lead_median"),
+        lead_p90=row.get("lead_p90"),
     )
 
 
@@ -362,7 +392,7 @@ def _rollup_rows(
             grp=F(group) if group else Value(0),
         )
         .order_by()
-        .values("is_success", "is_failure", "is_rework", "local_day", "week", "grp", "recovery_s")
+        .values("is_success", "is_failure", "is_rework", "local_day", "week", "grp", "recovery_s", "lead_s")
     )
     sql, params = inner.query.sql_with_params()
     query = (
@@ -371,13 +401,25 @@ def _rollup_rows(
         "COALESCE(SUM(is_success), 0), COALESCE(SUM(is_failure), 0), COALESCE(SUM(is_rework), 0), "
         "COUNT(DISTINCT local_day) FILTER (WHERE is_success = 1), COUNT(recovery_s), "
         "PERCENTILE_CONT(0.5) WITHIN GROUP (ORDER BY recovery_s), "
-        "PERCENTILE_CONT(0.9) WITHIN GROUP (ORDER BY recovery_s) "
+        "PERCENTILE_CONT(0.9) WITHIN GROUP (ORDER BY recovery_s), COUNT(lead_s), "
+        "PERCENTILE_CONT(0.5) WITHIN GROUP (ORDER BY lead_s), PERCENTILE_CONT(0.9) WITHIN GROUP (ORDER BY lead_s) "
         "FROM d GROUP BY GROUPING SETS ((), (week), (grp))"
     )
     total: dict[str, Any] = {}
     weeks: dict[date, dict[str, Any]] = {}
     groups: dict[Any, dict[str, Any]] = {}
-    names = ["successes", "failures", "rework", "days_with_success", "recovered", "recovery_median", "recovery_p90"]
+    names = [
+        "successes",
+        "failures",
+        "rework",
+        "days_with_success",
+        "recovered",
+        "recovery_median",
+        "recovery_p90",
+        "leads",
+        "lead_median",
+        "lead_p90",
+    ]
     with connection.cursor() as cursor:
         cursor.execute(query, params)
         for not_week, not_group, week, key, *values in cursor.fetchall():
@@ -401,7 +443,7 @@ def _weekly_points(
         row = rows.get(monday)
         figures = _figures(row, days) if row else Figures(days=days)
         if monday in python:
-            figures.recovery_median, figures.recovery_p90 = python[monday]
+            figures.recovery_median, figures.recovery_p90, figures.lead_median, figures.lead_p90 = python[monday]
         points.append((monday, figures))
     return points
 
@@ -428,7 +470,7 @@ def _breakdown_rows(
     for pk, slug, name in members:
         figures = _figures(rows[pk], window.days) if pk in rows else Figures(days=window.days)
         if pk in python:
-            figures.recovery_median, figures.recovery_p90 = python[pk]
+            figures.recovery_median, figures.recovery_p90, figures.lead_median, figures.lead_p90 = python[pk]
         result.append((Scope(kind, pk, slug, name), figures))
     return result
 
@@ -455,17 +497,19 @@ def dora_report(
     queryset = _deployments(scope=scope, window=window, environments=environments)
     aggregates = _aggregates(window.zone)
     figures = _figures(queryset.aggregate(**aggregates), window.days)
-    figures.recovery_median, figures.recovery_p90 = _recoveries_in_python(queryset, None).get(None, (None, None))
+    (figures.recovery_median, figures.recovery_p90, figures.lead_median, figures.lead_p90) = _percentiles_in_python(
+        queryset, None
+    ).get(None, (None, None, None, None))
     points: list[tuple[date, Figures]] = []
     if weekly:
         by_week = queryset.annotate(week=TruncWeek("moment", tzinfo=window.zone))
         weeks = {row["week"].date(): dict(row) for row in by_week.values("week").annotate(**aggregates).order_by()}
-        in_python = {key.date(): value for key, value in _recoveries_in_python(by_week, "week").items()}
+        in_python = {key.date(): value for key, value in _percentiles_in_python(by_week, "week").items()}
         points = _weekly_points(window, weeks, in_python)
     members: list[tuple[Scope, Figures]] = []
     if breakdown and (group := _breakdown_group(scope)):
         groups = {row[group]: row for row in queryset.values(group).annotate(**aggregates).order_by()}
-        members = _breakdown_rows(scope, window, groups, _recoveries_in_python(queryset, group))
+        members = _breakdown_rows(scope, window, groups, _percentiles_in_python(queryset, group))
     return Report(figures, points, members)
 
 

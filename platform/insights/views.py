@@ -83,9 +83,13 @@ CSV_COLUMNS = [
     "recovery_median_seconds",
     "recovery_p90_seconds",
     "not_recovered",
+    "lead_time_median_seconds",
+    "lead_time_p90_seconds",
+    "lead_time_measured",
     "deployment_frequency_band",
     "change_fail_rate_band",
     "recovery_time_band",
+    "lead_time_band",
 ]
 
 
@@ -110,9 +114,13 @@ def csv_row(period: str, first: Any, last: Any, figures: selectors.Figures) -> l
         number(figures.recovery_median),
         number(figures.recovery_p90),
         figures.unrecovered,
+        number(figures.lead_median),
+        number(figures.lead_p90),
+        figures.leads,
         marks["deployment_frequency"].key,
         marks["change_fail_rate"].key,
         marks["recovery_time"].key,
+        marks["lead_time"].key,
     ]
 
 

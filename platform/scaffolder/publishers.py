@@ -16,6 +16,7 @@ import tempfile
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -47,6 +48,9 @@ PUBLISHERS = ("local", "github", "gitlab")
 # A file path inside a repository, read through a forge's API: parts of letters, digits, '.', '_' and '-', none "..".
 FILE_PATH = re.compile(r"^(?!.*(?:^|/)\.\.?(?:/|$))[\w.-]+(?:/[\w.-]+)*$", re.ASCII)
 CHANGE_STATES = ("open", "merged", "closed")
+COMMIT_SHA = re.compile(r"^[0-9a-f]{40}$")
+# At most this many commits of a change set are listed (a forge pages them); its first commit is the oldest listed.
+COMMITS_LIMIT = 1000
 SCRUBBED = "***"
 
 T = TypeVar("T")
@@ -193,6 +197,100 @@ def local_browse(*, name: str, limit: int = 10) -> tuple[list[str], list[dict[st
     return files, commits
 
 
+@dataclass(frozen=True)
+class Commit:
+    sha: str
+    committed_at: datetime
+
+
+@dataclass(frozen=True)
+class Commits:
+    """The commits reachable from a head and not from a base, oldest first; `complete` is False when the list was
+    cut at COMMITS_LIMIT or the forge's own limit (then `total`, when the forge says it, counts them all)."""
+
+    commits: list[Commit]
+    total: int
+    complete: bool = True
+
+
+def _sha_check(sha: str) -> str:
+    if not isinstance(sha, str) or not COMMIT_SHA.fullmatch(sha):
+        raise PublishError(f"{sha!r} is not a full commit sha.")
+    return sha
+
+
+def _timestamp(text: Any) -> datetime:
+    """An ISO 8601 timestamp with its offset, as git (%cI), GitHub and GitLab write them ("Z" included)."""
+    if not isinstance(text, str):
+        raise PublishError(f"{str(text)[:60]!r} is not a timestamp.")
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise PublishError(f"{text[:60]!r} is not a timestamp.") from None
+    if moment.tzinfo is None:
+        raise PublishError(f"{text[:60]!r} has no UTC offset.")
+    return moment
+
+
+def _ordered(found: Iterable[Commit], *, total: int | None = None, complete: bool = True) -> Commits:
+    listed = sorted(found, key=lambda commit: (commit.committed_at, commit.sha))
+    return Commits(listed, total if total is not None else len(listed), complete)
+
+
+def local_commits_between(*, name: str, base: str | None, head: str) -> Commits:
+    """Commits of the bare repository `name` in `head` and not in `base` (every commit of `head` without one, or when
+    `base` is not in the repository any more: a force-push removed it)."""
+    bare = _bare_path(name)
+    if not bare.exists():
+        raise PublishError(f"There is no repository called {name}.")
+    _sha_check(head)
+    if base is not None:
+        _sha_check(base)
+        if not git_run("rev-parse", "--quiet", "--verify", f"{base}^{{commit}}", cwd=bare, ok=(0, 1)).strip():
+            base = None
+    args = ["log", "--format=%H%x1f%cI", "--end-of-options", head] + ([f"^{base}"] if base else []) + ["--"]
+    commits = []
+    for line in git_run(*args, cwd=bare, timeout=120).splitlines():
+        sha, _, stamp = line.partition("\x1f")
+        commits.append(Commit(sha, _timestamp(stamp)))
+    ordered = _ordered(commits)
+    if len(ordered.commits) > COMMITS_LIMIT:
+        return Commits(ordered.commits[:COMMITS_LIMIT], ordered.total, complete=False)
+    return ordered
+
+
+def github_commits(payload: Any) -> list[Commit]:
+    """The commits of a GitHub compare answer (`{"commits": [...]}`) or commit list (`[...]`): each commit's sha and
+    committer date (`commit.committer.date`). PublishError names what is missing from a payload of another shape."""
+    items = payload.get("commits") if isinstance(payload, dict) else payload
+    if not isinstance(items, list):
+        raise PublishError("GitHub answered without a list of commits.")
+    found = []
+    for item in items:
+        try:
+            sha, stamp = item["sha"], item["commit"]["committer"]["date"]
+        except (KeyError, TypeError):
+            raise PublishError("GitHub listed a commit without sha or commit.committer.date.") from None
+        found.append(Commit(_sha_check(sha), _timestamp(stamp)))
+    return found
+
+
+def gitlab_commits(payload: Any) -> list[Commit]:
+    """The commits of a GitLab compare answer (`{"commits": [...]}`) or commit list (`[...]`): `id` and
+    `committed_date` of each."""
+    items = payload.get("commits") if isinstance(payload, dict) else payload
+    if not isinstance(items, list):
+        raise PublishError("GitLab answered without a list of commits.")
+    found = []
+    for item in items:
+        try:
+            sha, stamp = item["id"], item["committed_date"]
+        except (KeyError, TypeError):
+            raise PublishError("GitLab listed a commit without id or committed_date.") from None
+        found.append(Commit(_sha_check(sha), _timestamp(stamp)))
+    return found
+
+
 class Publisher(ABC):
     """Creates, finds, archives and removes the repositories of new services, and clones and pushes their branches.
 
@@ -250,6 +348,10 @@ class Publisher(ABC):
         """Ask for `branch` to be merged into main (reusing a request already open for it); the request's web URL."""
         raise PublishError(f"The {self.kind} publisher has no change requests: branches are merged in Runway.")
 
+    @abstractmethod
+    def commits_between(self, *, name: str, base: str | None, head: str) -> Commits:
+        """The commits in `head` and not in `base` (all of `head`'s when base is None), oldest first."""
+
     def change_request_state(self, *, name: str, url_or_number: str | int) -> str:
         """What became of a change request of repository `name`: "open", "merged" or "closed" (unmerged)."""
         raise PublishError(f"The {self.kind} publisher has no change requests: branches are merged in Runway.")
@@ -306,6 +408,9 @@ class LocalPublisher(Publisher):
             return git_run("show", spec, cwd=self._existing(name))
         except PublishError:
             return None
+
+    def commits_between(self, *, name: str, base: str | None, head: str) -> Commits:
+        return local_commits_between(name=name, base=base, head=head)
 
     def _existing(self, name: str) -> Path:
         bare = _bare_path(name)
@@ -441,6 +546,15 @@ class ForgePublisher(Publisher):
         number = self._change_number(remote, url_or_number)
         if self._change_request_state(remote, number) == "open":
             self._close_change_request(remote, number)
+
+    def commits_between(self, *, name: str, base: str | None, head: str) -> Commits:
+        _sha_check(head)
+        if base is not None:
+            _sha_check(base)
+        return self._commits_between(self._existing(name), base, head)
+
+    @abstractmethod
+    def _commits_between(self, remote: _Remote, base: str | None, head: str) -> Commits: ...
 
     @abstractmethod
     def _read_file(self, remote: _Remote, path: str, ref: str) -> str | None: ...
@@ -600,6 +714,36 @@ class GitHubPublisher(ForgePublisher):
             message = f"GitHub refused to read {path} of {remote.handle.full_name}: {self._scrub(str(error))[:500]}"
         raise PublishError(message)
 
+    def _commits_between(self, remote: _Remote, base: str | None, head: str) -> Commits:
+        """GitHub's compare lists the oldest 250 commits of a range on its first page, with `total_commits`; without a
+        base, the commit list pages from the newest, up to COMMITS_LIMIT."""
+        requester, url = self._github.requester, remote.handle.url
+        if base is not None:
+            _, payload = self._call(
+                f"compare {base[:10]}...{head[:10]} in {remote.handle.full_name}",
+                lambda: requester.requestJsonAndCheck("GET", f"{url}/compare/{base}...{head}", {"per_page": 250}),
+                self._errors,
+            )
+            found = github_commits(payload)
+            total = payload.get("total_commits") if isinstance(payload, dict) else None
+            total = total if isinstance(total, int) and total >= len(found) else len(found)
+            return _ordered(found, total=total, complete=total == len(found))
+        found, page = [], 1
+        while len(found) < COMMITS_LIMIT:
+            _, payload = self._call(
+                f"list the commits of {remote.handle.full_name}",
+                lambda page=page: requester.requestJsonAndCheck(  # type: ignore[misc]
+                    "GET", f"{url}/commits", {"sha": head, "per_page": 100, "page": page}
+                ),
+                self._errors,
+            )
+            listed = github_commits(payload)
+            found += listed
+            if len(listed) < 100:
+                return _ordered(found)
+            page += 1
+        return _ordered(found[:COMMITS_LIMIT], complete=False)
+
     def _open_change_request(self, remote: _Remote, branch: str, title: str, body: str) -> str:
         repo = remote.handle
         head = f"{self.org}:{branch}"
@@ -725,6 +869,38 @@ class GitLabPublisher(ForgePublisher):
         except self._errors as error:
             message = f"GitLab refused to read {path} of {project.path_with_namespace}: {self._scrub(str(error))[:500]}"
         raise PublishError(message)
+
+    def _commits_between(self, remote: _Remote, base: str | None, head: str) -> Commits:
+        """GitLab's compare lists every commit of a range at once; without a base, the commit list pages from the
+        newest, up to COMMITS_LIMIT."""
+        project = remote.handle
+        if base is not None:
+            payload = self._call(
+                f"compare {base[:10]}...{head[:10]} in {project.path_with_namespace}",
+                lambda: project.repository_compare(base, head),
+                self._errors,
+            )
+            found = gitlab_commits(payload)
+            if len(found) > COMMITS_LIMIT:
+                ordered = _ordered(found)
+                return Commits(ordered.commits[:COMMITS_LIMIT], ordered.total, complete=False)
+            return _ordered(found)
+        found, page = [], 1
+        path = f"/projects/{project.id}/repository/commits"
+        while len(found) < COMMITS_LIMIT:
+            payload = self._call(
+                f"list the commits of {project.path_with_namespace}",
+                lambda page=page: self._gitlab.http_get(  # type: ignore[misc]
+                    path, query_data={"ref_name": head, "per_page": 100, "page": page}
+                ),
+                self._errors,
+            )
+            listed = gitlab_commits(payload)
+            found += listed
+            if len(listed) < 100:
+                return _ordered(found)
+            page += 1
+        return _ordered(found[:COMMITS_LIMIT], complete=False)
 
     def _open_change_request(self, remote: _Remote, branch: str, title: str, body: str) -> str:
         project = remote.handle

@@ -9,7 +9,7 @@ from catalog.models import Service
 from deployments.models import Environment, State
 from teams.models import Team
 from tests.factories import SystemFactory, TeamFactory, service_make
-from tests.insights.support import deployment_make, release_make
+from tests.insights.support import change_set_make, deployment_make, release_make
 
 
 def at(text: str) -> datetime:
@@ -45,13 +45,18 @@ def history(db) -> History:  # type: ignore[no-untyped-def]
 
     # pay-api: the window is 2 to 15 March 2026 in Europe/Paris (UTC+1).
     s1 = at("2026-03-01 23:30")  # 00:30 on 2 March in Paris: inside; outside in UTC
-    deployment_make(pay_api, production, State.SUCCEEDED, started=s1 - 5 * minute, finished=s1)
+    first = deployment_make(pay_api, production, State.SUCCEEDED, started=s1 - 5 * minute, finished=s1)
+    # Change lead time (first commit → success): exactly 1 hour here; 24 h, 0 (a commit dated after its success) and
+    # 30 min below; the rollback redeploy of f1's release and the success at 22:59 on 15 March are not measured.
+    change_set_make(first.release, at("2026-03-01 22:30"), at("2026-03-01 23:00"))
     f1 = deployment_make(  # rolled back after 20 minutes
         pay_api, production, State.ROLLED_BACK, started=at("2026-03-03 10:00"), finished=at("2026-03-03 10:20")
     )
-    deployment_make(
+    fix = deployment_make(
         pay_api, production, State.SUCCEEDED, started=at("2026-03-03 11:50"), finished=at("2026-03-03 12:00")
     )
+    change_set_make(fix.release, at("2026-03-02 12:00"), at("2026-03-03 11:00"))
+    change_set_make(f1.release, at("2026-02-20 12:00"))  # only redeployed as a rollback below: rework, not measured
     f2 = deployment_make(  # its rollback failed: recovered by the redeploy below, 6 hours after it started
         pay_api, production, State.ROLLBACK_FAILED, started=at("2026-03-05 09:00"), finished=at("2026-03-05 09:30")
     )
@@ -79,6 +84,8 @@ def history(db) -> History:  # type: ignore[no-untyped-def]
     # ledger: reported by a CD system too.
     old = release_make(ledger)
     new = release_make(ledger)
+    change_set_make(new, at("2026-03-04 09:00"))  # an hour after its success (a skewed clock): counts as 0
+    change_set_make(old, at("2026-02-01 09:00"))  # redeployed as rework: not measured
     deployment_make(
         ledger,
         production,
@@ -102,9 +109,10 @@ def history(db) -> History:  # type: ignore[no-untyped-def]
     )
 
     # finder: one recovery of exactly one hour (not "less than one hour") and one failure not recovered yet.
-    deployment_make(
+    found = deployment_make(
         finder, production, State.SUCCEEDED, started=at("2026-03-09 11:55"), finished=at("2026-03-09 12:00")
     )
+    change_set_make(found.release, at("2026-03-09 11:30"))
     deployment_make(
         finder, production, State.ROLLED_BACK, started=at("2026-03-11 09:00"), finished=at("2026-03-11 10:00")
     )

@@ -5,6 +5,7 @@ from itertools import count
 
 from catalog.models import Service
 from deployments.models import Deployment, Environment, Release, RuntimeKind, State, Strategy
+from insights.models import ChangeCommit, ChangeSet
 
 _versions = count(1)
 
@@ -12,6 +13,22 @@ _versions = count(1)
 def release_make(service: Service) -> Release:
     n = next(_versions)
     return Release.objects.create(service=service, version=f"1.{n}.0", commit_sha=f"{n:040x}")
+
+
+def change_set_make(release: Release, *commits: datetime) -> ChangeSet:
+    """A recorded change set for `release` whose commits were made at these moments."""
+    change_set = ChangeSet.objects.create(
+        release=release,
+        source=ChangeSet.Source.REPORTED,
+        status=ChangeSet.Status.RECORDED,
+        commit_count=len(commits),
+        first_commit_at=min(commits) if commits else None,
+    )
+    ChangeCommit.objects.bulk_create(
+        ChangeCommit(change_set=change_set, sha=f"{release.pk:08x}{n:032x}", committed_at=at)
+        for n, at in enumerate(commits)
+    )
+    return change_set
 
 
 def deployment_make(

@@ -14,7 +14,7 @@ from deployments.models import Deployment, Environment, State
 from insights import selectors
 from insights.selectors import Scope, Window
 from tests.factories import TeamFactory, service_make
-from tests.insights.support import deployment_make, release_make
+from tests.insights.support import change_set_make, deployment_make, release_make
 
 pytestmark = pytest.mark.django_db(transaction=False)
 
@@ -64,7 +64,14 @@ def percentile(values: list[float], fraction: float) -> float | None:
     return values[low] + (values[high] - values[low]) * (k - low)
 
 
-def recompute(rows: list[Deployment], *, window: Window, environments: set[int], services: set[int]) -> dict:
+def recompute(
+    rows: list[Deployment],
+    *,
+    window: Window,
+    environments: set[int],
+    services: set[int],
+    first_commits: dict[int, datetime] | None = None,
+) -> dict:
     """Every figure by its definition in docs/insights.md, written again from scratch over plain objects."""
 
     def reported(row: Deployment) -> str:
@@ -116,7 +123,16 @@ def recompute(rows: list[Deployment], *, window: Window, environments: set[int],
         or (r.previous_release_id is not None and r.release_id < r.previous_release_id)
     ]
     days = {moment(r).astimezone(window.zone).date() for r in counted if success(r)}
+    first_commits = first_commits or {}
+    leads = [
+        max((r.finished_at - first_commits[r.release_id]).total_seconds(), 0.0)
+        for r in counted
+        if success(r) and r not in rework and r.previous_release_id != r.release_id and r.release_id in first_commits
+    ]
     return {
+        "leads": len(leads),
+        "lead_median": percentile(leads, 0.5),
+        "lead_p90": percentile(leads, 0.9),
         "successes": sum(success(r) for r in counted),
         "failures": sum(failure(r) for r in counted),
         "rework": len(rework),
@@ -144,11 +160,20 @@ def stage(db):  # type: ignore[no-untyped-def]
 @given(
     history=st.lists(planned, max_size=25),
     zone=st.sampled_from(["UTC", "Europe/Paris", "America/Los_Angeles", "Asia/Kolkata", "Pacific/Chatham"]),
+    # Each release's first commit, in minutes from the epoch (None: no change set), some after its deployments.
+    changes=st.lists(st.one_of(st.none(), st.integers(-20 * 24 * 60, 16 * 24 * 60)), min_size=6, max_size=6),
 )
-def test_sql_figures_equal_a_recomputation_from_the_records(stage, history: list[Planned], zone: str) -> None:
+def test_sql_figures_equal_a_recomputation_from_the_records(
+    stage, history: list[Planned], zone: str, changes: list[int | None]
+) -> None:
     production, staging, teams, services = stage
     with transaction.atomic():
         releases = {s.pk: [release_make(s), release_make(s)] for s in services}
+        first_commits = {}
+        for release, minutes in zip([r for pair in releases.values() for r in pair], changes, strict=True):
+            if minutes is not None:
+                first_commits[release.pk] = EPOCH + timedelta(minutes=minutes)
+                change_set_make(release, first_commits[release.pk], first_commits[release.pk] + timedelta(hours=1))
         busy: dict[tuple[int, int], datetime] = defaultdict(lambda: EPOCH - timedelta(days=30))
         made: list[Deployment] = []
         for plan in sorted(history, key=lambda p: p.start_minutes):
@@ -184,7 +209,13 @@ def test_sql_figures_equal_a_recomputation_from_the_records(stage, history: list
         for environments in ([production], [staging, production]):
             for scope, members in scopes:
                 got = selectors.dora_figures(scope=scope, window=window, environments=environments)
-                want = recompute(rows, window=window, environments={e.pk for e in environments}, services=members)
+                want = recompute(
+                    rows,
+                    window=window,
+                    environments={e.pk for e in environments},
+                    services=members,
+                    first_commits=first_commits,
+                )
                 assert (got.successes, got.failures, got.rework, got.days_with_success, got.recovered) == (
                     want["successes"],
                     want["failures"],
@@ -193,6 +224,8 @@ def test_sql_figures_equal_a_recomputation_from_the_records(stage, history: list
                     want["recovered"],
                 )
                 assert same(got.recovery_median, want["median"]) and same(got.recovery_p90, want["p90"])
+                assert got.leads == want["leads"]
+                assert same(got.lead_median, want["lead_median"]) and same(got.lead_p90, want["lead_p90"])
         weekly = selectors.dora_weekly(scope=Scope("org"), window=window, environments=[production])
         assert (
             sum(week.successes for _, week in weekly)

@@ -39,8 +39,11 @@ def test_the_organisation_over_two_weeks_in_paris(history, django_assert_max_num
     assert marks["deployment_frequency"].key == bands.HIGH  # 0.5 a day: between once a day and once a week
     assert marks["change_fail_rate"].key == bands.MEDIUM  # 41.7 %
     assert marks["recovery_time"].key == bands.HIGH  # 3.5 h: less than a day
-    assert marks["lead_time"].key == bands.NO_DATA  # not measured: never a made-up figure
-    assert org.lead_time is None
+    # Lead times: pay-api 1 h and 24 h, ledger 0 (its commit is dated after the success), finder 30 min.
+    assert org.leads == 4
+    assert org.lead_median == pytest.approx(2700)  # (30 min + 1 h) / 2
+    assert org.lead_p90 == pytest.approx(61560)  # 1 h + 0.7 × (24 h − 1 h)
+    assert marks["lead_time"].key == bands.ELITE  # 45 minutes
 
 
 def test_a_team_a_system_and_a_service(history) -> None:
@@ -51,6 +54,8 @@ def test_a_team_a_system_and_a_service(history) -> None:
     assert payments.recovery_p90 == pytest.approx(142560)  # 6 h + 0.8 × 42 h
     assert payments.bands["change_fail_rate"].key == bands.MEDIUM
     assert payments.bands["deployment_frequency"].key == bands.HIGH  # 6 in 14 days
+    # Lead times 0, 1 h, 24 h: exactly one hour is not "less than one hour", and the gap up to a day is High.
+    assert (payments.leads, payments.lead_median) == (3, 3600) and payments.bands["lead_time"].key == bands.HIGH
 
     search = figures(selectors.scope_find("team:search"))
     assert (search.successes, search.failures, search.unrecovered) == (1, 2, 1)
@@ -58,6 +63,7 @@ def test_a_team_a_system_and_a_service(history) -> None:
     assert search.bands["change_fail_rate"].key == bands.LOW  # 67 %
     # Exactly one hour is not "less than one hour": the edge goes to High.
     assert search.recovery_median == 3600 and search.bands["recovery_time"].key == bands.HIGH
+    assert search.lead_median == 1800 and search.bands["lead_time"].key == bands.ELITE
 
     system = figures(selectors.scope_find("system:payments-core"))
     assert (system.successes, system.failures) == (6, 3)

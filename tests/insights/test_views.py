@@ -46,8 +46,8 @@ def test_organisation_page_shows_tiles_bands_charts_and_teams(client, history, d
     assert "0.5 per day" not in html and "3.5 per week" in html  # under one a day, shown per week
     assert "41.7 %" in html and "median 3.5 h" in html
     assert ">High</span>" in html and ">Medium</span>" in html
-    assert "Not measured yet" in html and "not the change set" in html  # a reason, never a made-up figure
-    assert html.count('role="img"') == 4 and "<script>" not in html
+    assert "median 45 min" in html and "over 4 deployments that shipped new commits" in html  # lead time
+    assert html.count('role="img"') == 5 and "<script>" not in html
     # Numbers link to the board, filtered.
     assert "/deployments/?environment=production&amp;state=succeeded" in html
     assert (
@@ -126,7 +126,12 @@ def test_api_gives_the_figures_of_a_scope(api_client, history) -> None:
     assert body["deployment_frequency"]["band"] == "high"
     assert body["change_fail_rate"] == {"value": pytest.approx(1 / 3), "band": "medium"}
     assert body["recovery_time"]["median_seconds"] == pytest.approx(21600)
-    assert body["lead_time"]["median_seconds"] is None and body["lead_time"]["band"] == "no_data"
+    assert body["lead_time"] == {
+        "median_seconds": 3600,
+        "p90_seconds": pytest.approx(3600 + 0.8 * 82800),
+        "measured": 3,
+        "band": "high",
+    }
     assert [week["week_start"] for week in body["weekly"]] == ["2026-03-02", "2026-03-09"]
     service = api_client.get("/api/v1/insights/dora/", {"scope": "service:pay-api", "window": "7d"})
     assert service.status_code == 200 and service.json()["window"]["days"] == 7

@@ -224,6 +224,51 @@ def _show(bare: Path, ref: str, path: str) -> bytes | None:
     return result.stdout if result.returncode == 0 else None
 
 
+def _log(bare: Path, *revisions: str) -> list[dict[str, str]] | None:
+    """Commits of `revisions` (git rev-list syntax), newest first, with the fields the forges' payloads carry."""
+    result = subprocess.run(
+        ["git", f"--git-dir={bare}", "log", "--format=%H%x1f%aI%x1f%cI%x1f%an%x1f%ae%x1f%s", *revisions, "--"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if result.returncode != 0:
+        return None
+    keys = ("sha", "authored", "committed", "name", "email", "subject")
+    return [dict(zip(keys, line.split("\x1f"), strict=True)) for line in result.stdout.splitlines()]
+
+
+def github_commit(forge_url: str, full: str, found: dict[str, str]) -> dict[str, Any]:
+    """A commit as GitHub's REST API writes one (docs.github.com, "Get a commit"; the fields Runway reads and more)."""
+    return {
+        "sha": found["sha"],
+        "url": f"{forge_url}{GITHUB_API}/repos/{full}/commits/{found['sha']}",
+        "commit": {
+            "author": {"name": found["name"], "email": found["email"], "date": found["authored"]},
+            "committer": {"name": found["name"], "email": found["email"], "date": found["committed"]},
+            "message": found["subject"],
+        },
+        "parents": [],
+    }
+
+
+def gitlab_commit(found: dict[str, str]) -> dict[str, Any]:
+    """A commit as GitLab's REST API v4 writes one (docs.gitlab.com, "Commits API")."""
+    return {
+        "id": found["sha"],
+        "short_id": found["sha"][:8],
+        "title": found["subject"],
+        "message": found["subject"],
+        "author_name": found["name"],
+        "author_email": found["email"],
+        "authored_date": found["authored"],
+        "committer_name": found["name"],
+        "committer_email": found["email"],
+        "committed_date": found["committed"],
+        "created_at": found["committed"],
+    }
+
+
 def _hook(bare: Path, message: str) -> None:
     hook = bare / "hooks" / "pre-receive"
     hook.parent.mkdir(exist_ok=True)
@@ -381,6 +426,22 @@ class _Handler(BaseHTTPRequestHandler):
                 200,
                 {"type": "file", "encoding": "base64", "name": name, "path": "/".join(rest[1:]), "content": encoded},
             )
+        if len(rest) == 2 and rest[0] == "compare" and "..." in rest[1] and self.command == "GET":
+            # The oldest `per_page` commits of the range (GitHub's first page), with the range's total.
+            base, head = rest[1].split("...", 1)
+            found = _log(forge.bare("github", full), "--reverse", head, f"^{base}")
+            if found is None:
+                return self._json(404, {"message": "Not Found"})
+            per_page = int(self.query.get("per_page", ["250"])[0])
+            commits = [github_commit(forge.url, full, c) for c in found[:per_page]]
+            return self._json(200, {"status": "ahead", "total_commits": len(found), "commits": commits, "files": []})
+        if rest == ["commits"] and self.command == "GET":
+            found = _log(forge.bare("github", full), self.query.get("sha", ["main"])[0])
+            if found is None:
+                return self._json(404, {"message": "Not Found"})
+            per_page, page = int(self.query.get("per_page", ["30"])[0]), int(self.query.get("page", ["1"])[0])
+            chosen = found[(page - 1) * per_page : page * per_page]
+            return self._json(200, [github_commit(forge.url, full, c) for c in chosen])
         if rest == ["pulls"] and self.command == "GET":
             state, head = self.query.get("state", ["open"])[0], self.query.get("head", [None])[0]
             found = [
@@ -454,6 +515,19 @@ class _Handler(BaseHTTPRequestHandler):
             if content is None:
                 return self._json(404, {"message": "404 File Not Found"})
             return self._raw(200, content)
+        if rest == ["repository", "compare"] and self.command == "GET":
+            base, head = self.query.get("from", [""])[0], self.query.get("to", [""])[0]
+            found = _log(forge.bare("gitlab", full), "--reverse", head, f"^{base}")
+            if found is None:
+                return self._json(404, {"message": "404 Ref Not Found"})
+            commits = [gitlab_commit(c) for c in found]
+            return self._json(200, {"commit": commits[-1] if commits else None, "commits": commits, "diffs": []})
+        if rest == ["repository", "commits"] and self.command == "GET":
+            found = _log(forge.bare("gitlab", full), self.query.get("ref_name", ["main"])[0])
+            if found is None:
+                return self._json(404, {"message": "404 Ref Not Found"})
+            per_page, page = int(self.query.get("per_page", ["20"])[0]), int(self.query.get("page", ["1"])[0])
+            return self._json(200, [gitlab_commit(c) for c in found[(page - 1) * per_page : page * per_page]])
         if rest == ["merge_requests"] and self.command == "GET":
             wanted = {key: values[0] for key, values in self.query.items() if key in ("state", "source_branch")}
             if wanted.get("state") == "all":

@@ -1,3 +1,4 @@
+from django.utils import timezone
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
@@ -112,6 +113,14 @@ class DeploymentRequestSerializer(serializers.Serializer):
         return attrs
 
 
+class DeployEventCommitSerializer(serializers.Serializer):
+    sha = serializers.RegexField(r"\A[0-9a-f]{40}\Z", help_text="The full 40-character commit sha.")
+    committed_at = serializers.DateTimeField(help_text="When it was committed, with its UTC offset.")
+
+
+DEPLOY_EVENT_COMMITS_MAX = 1000
+
+
 class DeployEventSerializer(serializers.Serializer):
     """A deployment done by an external CD system, reported so history and DORA metrics include it."""
 
@@ -127,6 +136,14 @@ class DeployEventSerializer(serializers.Serializer):
         "else rolling. The deploy policies judge the report with it.",
     )
     committed_at = serializers.DateTimeField(required=False, allow_null=True)
+    commits = serializers.ListField(
+        child=DeployEventCommitSerializer(),
+        required=False,
+        max_length=DEPLOY_EVENT_COMMITS_MAX,
+        help_text="The release's change set: the commits in it and not in the release production ran before, each "
+        "with its time. Change lead time runs from the oldest to the deployment's success. Recorded with the "
+        "release's first report that has them; Runway's own repository is read when this is left out.",
+    )
     started_at = serializers.DateTimeField(required=False, allow_null=True)
     finished_at = serializers.DateTimeField(required=False, allow_null=True)
     # Written to the timeline without model validation, so it refuses bidirectional controls here, as model text does.
@@ -138,6 +155,12 @@ class DeployEventSerializer(serializers.Serializer):
         started, finished = attrs.get("started_at"), attrs.get("finished_at")
         if started and finished and finished < started:
             raise serializers.ValidationError({"finished_at": "A deployment cannot finish before it starts."})
+        latest = finished or timezone.now()
+        late = [n for n, c in enumerate(attrs.get("commits") or []) if c["committed_at"] > latest]
+        if late:
+            raise serializers.ValidationError(
+                {"commits": {n: {"committed_at": ["A commit cannot be later than the deployment."]} for n in late[:20]}}
+            )
         return attrs
 
 

@@ -28,10 +28,12 @@ class FrequencySerializer(serializers.Serializer):
 
 
 class LeadTimeSerializer(serializers.Serializer):
-    median_seconds = serializers.FloatField(allow_null=True)
+    median_seconds = serializers.FloatField(allow_null=True, help_text="First commit of the change set to success.")
     p90_seconds = serializers.FloatField(allow_null=True)
+    measured = serializers.IntegerField(
+        help_text="Successful deployments that shipped new commits with a recorded change set (those measured)."
+    )
     band = serializers.ChoiceField(choices=BAND_CHOICES)
-    note = serializers.CharField(help_text="Why lead time has no figure yet.")
 
 
 class RateSerializer(serializers.Serializer):
@@ -57,6 +59,7 @@ class WeekSerializer(serializers.Serializer):
     change_fail_rate = serializers.FloatField(allow_null=True)
     rework_rate = serializers.FloatField(allow_null=True)
     recovery_median_seconds = serializers.FloatField(allow_null=True)
+    lead_time_median_seconds = serializers.FloatField(allow_null=True)
 
 
 class DoraSerializer(serializers.Serializer):

@@ -52,10 +52,10 @@ def dora_document(question: Any) -> dict[str, Any]:
             "band": marks["deployment_frequency"].key,
         },
         "lead_time": {
-            "median_seconds": None,
-            "p90_seconds": None,
+            "median_seconds": figures.lead_median,
+            "p90_seconds": figures.lead_p90,
+            "measured": figures.leads,
             "band": marks["lead_time"].key,
-            "note": selectors.LEAD_TIME_REASON,
         },
         "change_fail_rate": {"value": figures.change_fail_rate, "band": marks["change_fail_rate"].key},
         "recovery_time": {
@@ -77,6 +77,7 @@ def dora_document(question: Any) -> dict[str, Any]:
                 "change_fail_rate": week.change_fail_rate,
                 "rework_rate": week.rework_rate,
                 "recovery_median_seconds": week.recovery_median,
+                "lead_time_median_seconds": week.lead_median,
             }
             for monday, week in weekly
         ],

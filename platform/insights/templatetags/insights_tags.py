@@ -27,5 +27,5 @@ def dora_service(service: Service) -> dict[str, Any]:
         "scope": scope,
         "window": window,
         "figures": figures,
-        "tiles": [t for t in present.tiles(figures, scope=scope, environment="") if t.key != "lead_time"],
+        "tiles": present.tiles(figures, scope=scope, environment=""),
     }

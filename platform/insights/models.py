@@ -1,0 +1,50 @@
+"""What Insights records beside the deployments app's tables: the change set each release brings to production."""
+
+from django.db import models
+
+from deployments.models import Release
+
+
+class ChangeSet(models.Model):
+    """The commits a release brings to production: in it, and not in the release production last ran successfully
+    when it was recorded. Its first (oldest) commit starts the change lead time of the release's deployments."""
+
+    class Source(models.TextChoices):
+        GIT = "git", "Runway's git repository"
+        FORGE = "forge", "The forge's API"
+        REPORTED = "reported", "Reported with the deploy event"
+        NONE = "none", "Nowhere"
+
+    class Status(models.TextChoices):
+        RECORDED = "recorded", "Recorded"
+        PENDING = "pending", "Waiting for the forge"
+        UNAVAILABLE = "unavailable", "Not available"
+
+    release = models.OneToOneField(Release, on_delete=models.CASCADE, related_name="change_set")
+    # The release production ran when this one was recorded; null for a service's first production release.
+    base_release = models.ForeignKey(Release, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    source = models.CharField(max_length=10, choices=Source.choices)
+    status = models.CharField(max_length=12, choices=Status.choices)
+    note = models.CharField(max_length=300, blank=True, help_text="Why it is not recorded, or what is missing.")
+    commit_count = models.PositiveIntegerField(default=0, help_text="Every commit, those not listed too.")
+    complete = models.BooleanField(default=True, help_text="False when only the oldest commits were listed.")
+    first_commit_at = models.DateTimeField(null=True, blank=True)
+    recorded_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"change set of {self.release} ({self.commit_count} commits)"
+
+
+class ChangeCommit(models.Model):
+    """One commit of a change set, with the time it was committed."""
+
+    change_set = models.ForeignKey(ChangeSet, on_delete=models.CASCADE, related_name="commits")
+    sha = models.CharField(max_length=40)
+    committed_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["change_set", "sha"], name="change_commit_unique")]
+        ordering = ["committed_at", "sha"]
+
+    def __str__(self) -> str:
+        return self.sha[:10]
