@@ -45,6 +45,7 @@ bench: $(STAMP)
 	if [ -f tests/bench/bench_deployments.py ]; then $(BIN)/python tests/bench/bench_deployments.py || status=1; fi; \
 	$(BIN)/python tests/bench/bench_safe_delivery.py || status=1; \
 	$(BIN)/python tests/bench/bench_insights.py || status=1; \
+	$(BIN)/python tests/bench/bench_alertmanager.py || status=1; \
 	$(BIN)/python tests/bench/bench_governance.py || status=1; \
 	$(BIN)/python tests/bench/bench_reviews.py || status=1; \
 	$(BIN)/python tests/bench/bench_anomaly.py || status=1; \

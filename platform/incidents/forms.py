@@ -86,3 +86,17 @@ class UpdateForm(forms.Form):
 class LinkForm(forms.Form):
     deployment = forms.IntegerField(label="Deployment number", min_value=1, max_value=2**62)
     relation = forms.ChoiceField(label="It", choices=IncidentDeployment.Relation.choices)
+
+
+class ReceiverForm(forms.Form):
+    name = forms.SlugField(
+        label="Receiver name", max_length=50, help_text="As in alertmanager.yml's receivers, e.g. runway-production."
+    )
+
+    def clean_name(self) -> str:
+        from incidents.models import AlertReceiver
+
+        name = self.cleaned_data["name"]
+        if AlertReceiver.objects.filter(name=name).exists():
+            raise forms.ValidationError(f"There is a receiver called {name} already; revoke it or pick another name.")
+        return name

@@ -54,12 +54,22 @@ class Incident(models.Model):
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
+    # For an incident opened by Alertmanager: a digest of the receiver, the alert group's groupKey and the service,
+    # so that later notifications of the same group join it (at most one unresolved incident per group and service).
+    alert_group = models.CharField(max_length=64, blank=True, default="")
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
         ordering = ["-started_at", "-id"]
         indexes = [models.Index(fields=["status", "-started_at"], name="incident_status_recent")]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["alert_group"],
+                condition=Q(alert_group__gt="") & ~Q(status="resolved"),
+                name="incident_one_open_per_alert_group",
+            )
+        ]
 
     def __str__(self) -> str:
         return f"INC-{self.pk} {self.title}"
@@ -122,3 +132,48 @@ class IncidentDeployment(models.Model):
 
 
 OPEN = Q(status__in=OPEN_STATUSES)
+
+
+class AlertReceiver(models.Model):
+    """An Alertmanager webhook receiver allowed to open incidents, with its bearer token (only a SHA-256 digest is
+    kept; the token is shown once). Made and revoked by platform admins."""
+
+    name = models.SlugField(max_length=50, unique=True, help_text="The receiver's name in alertmanager.yml.")
+    prefix = models.CharField(max_length=16, unique=True)
+    digest = models.CharField(max_length=64)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return f"{self.name} (rwam_{self.prefix}_…)"
+
+    @property
+    def is_active(self) -> bool:
+        return self.revoked_at is None
+
+
+class AlertNotification(models.Model):
+    """One webhook notification acted on: its body's digest refuses a replay, and the result says what it did."""
+
+    receiver = models.ForeignKey(AlertReceiver, on_delete=models.CASCADE, related_name="notifications")
+    digest = models.CharField(max_length=64)
+    group_key = models.CharField(max_length=1000)
+    status = models.CharField(max_length=10)
+    alerts = models.PositiveIntegerField()
+    result = models.JSONField(default=list)
+    received_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-received_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(fields=["receiver", "digest"], name="alert_notification_once"),
+        ]
+        indexes = [models.Index(fields=["received_at"], name="alert_notification_age")]
+
+    def __str__(self) -> str:
+        return f"{self.receiver_id}: {self.status} {self.alerts} alerts"

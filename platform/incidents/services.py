@@ -52,6 +52,8 @@ def incident_declare(
     summary: str = "",
     source: str = Incident.Source.MANUAL,
     causes: Iterable[Deployment] = (),
+    alert_group: str = "",
+    note: str = "",
 ) -> Incident:
     """Open an incident on one or more services; the declarer commands it unless someone else is named."""
     now = timezone.now()
@@ -66,18 +68,23 @@ def incident_declare(
         source=source,
         started_at=started_at or now,
         created_by=created_by,
+        alert_group=alert_group,
     )
     _started_check(incident.started_at, now)
-    incident.full_clean()
+    # The database referees the one-open-incident-per-alert-group constraint (Alertmanager's path holds a lock).
+    incident.full_clean(validate_constraints=False)
     incident.save()
-    incident.services.set(services)
+    Incident.services.through.objects.bulk_create(
+        [Incident.services.through(incident_id=incident.pk, service_id=service.pk) for service in services]
+    )
     IncidentUpdate.objects.create(
         incident=incident,
         author=created_by,
         author_repr=_name(created_by),
         status=Status.INVESTIGATING,
         message=f"Declared {severity} on {', '.join(sorted(s.slug for s in services))}"
-        + (f", commanded by {incident.commander.get_username()}." if incident.commander else "."),
+        + (f", commanded by {incident.commander.get_username()}." if incident.commander else ".")
+        + (f" {note}" if note else ""),
         created_at=now,
     )
     for deployment in causes:
@@ -116,7 +123,13 @@ def _locked(incident: Incident) -> Incident:
 
 @transaction.atomic
 def incident_update(
-    *, incident: Incident, user: User | None, message: str = "", status: str = "", at: datetime | None = None
+    *,
+    incident: Incident,
+    user: User | None,
+    message: str = "",
+    status: str = "",
+    at: datetime | None = None,
+    service_id: int | None = None,
 ) -> IncidentUpdate:
     """Add a note to the timeline and, when `status` differs from the current one, move the incident to it."""
     locked = _locked(incident)
@@ -139,7 +152,7 @@ def incident_update(
         message=message or f"Status: {locked.get_status_display()}.",
         created_at=at,
     )
-    update.full_clean()
+    update.full_clean(exclude=["incident", "author"])  # both are in hand: no query to check they exist
     update.save()
     audit.event_record(
         actor=user,
@@ -147,10 +160,11 @@ def incident_update(
         target=locked,
         before={"status": before} if changes else None,
         after={"status": locked.status} if changes else {"message": update.message[:200]},
-        service_id=_first_service_id(locked),
+        service_id=service_id or _first_service_id(locked),
         actor_repr="" if user else "alertmanager",
     )
-    incident.refresh_from_db(fields=["status", "identified_at", "mitigated_at", "resolved_at", "updated_at"])
+    for name in ("status", "identified_at", "mitigated_at", "resolved_at", "updated_at"):
+        setattr(incident, name, getattr(locked, name))
     return update
 
 

@@ -15,13 +15,14 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import HttpResponseClientRedirect
 
 from deployments.models import Deployment
-from incidents import permissions, selectors, services
-from incidents.forms import IncidentForm, LinkForm, UpdateForm
-from incidents.models import OPEN_STATUSES, Incident, Severity
+from incidents import alertmanager, permissions, selectors, services
+from incidents.forms import IncidentForm, LinkForm, ReceiverForm, UpdateForm
+from incidents.models import OPEN_STATUSES, AlertReceiver, Incident, Severity
 from portal.errors import Conflict
 from portal.filters import query_param
 from portal.forms import apply_errors
@@ -276,3 +277,62 @@ def incident_rollback(request: HttpRequest, pk: int, deployment_pk: int) -> Http
         return _back(request, incident)
     messages.success(request, f"Rolling back: deployment #{result.pk}.")
     return _back(request, incident)
+
+
+def _require_staff(request: HttpRequest) -> None:
+    if not request.user.is_staff:
+        raise PermissionDenied("Only platform admins manage Alertmanager receivers.")
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def receivers(request: HttpRequest) -> HttpResponse:
+    """Platform admins make a receiver (its token is shown once) and see when each was last used."""
+    _require_staff(request)
+    form = ReceiverForm(request.POST or None)
+    token = ""
+    if request.method == "POST" and form.is_valid():
+        try:
+            receiver, token = alertmanager.receiver_create(name=form.cleaned_data["name"], created_by=request.user)  # type: ignore[arg-type]
+        except ValidationError as error:
+            apply_errors(form, error)
+        else:
+            messages.success(request, f"Receiver {receiver.name} made. Copy its token now: it is not shown again.")
+            form = ReceiverForm()
+    context = {
+        "form": form,
+        "token": token,
+        "receivers": AlertReceiver.objects.select_related("created_by").order_by("name"),
+        "webhook_url": request.build_absolute_uri(reverse("api:alertmanager-webhook")),
+    }
+    return render(request, "incidents/receivers.html", context, status=400 if form.errors else 200)
+
+
+@login_required
+@require_POST
+def receiver_revoke(request: HttpRequest, pk: int) -> HttpResponse:
+    _require_staff(request)
+    receiver = get_object_or_404(AlertReceiver, pk=pk)
+    if request.POST.get("confirmed") != "yes":
+        context = {
+            "title": f"Revoke the receiver {receiver.name}?",
+            "detail": "Alertmanager's notifications with its token are refused from now on; this cannot be undone.",
+            "act": "Revoke",
+            "action_url": request.path,
+            "back": _ReceiversPage(),
+            "back_label": "Go back",
+        }
+        return render(request, "deployments/confirm.html", context)
+    alertmanager.receiver_revoke(receiver=receiver, user=request.user)  # type: ignore[arg-type]
+    messages.success(request, f"Receiver {receiver.name} revoked.")
+    return redirect("incidents:receivers")
+
+
+class _ReceiversPage:
+    """The receivers page as a 'back' target for the confirmation page."""
+
+    def get_absolute_url(self) -> str:
+        return reverse("incidents:receivers")
+
+    def __str__(self) -> str:
+        return "Alertmanager receivers"

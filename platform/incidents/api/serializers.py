@@ -106,3 +106,38 @@ class SuspectSerializer(serializers.Serializer):
     finished_at = serializers.DateTimeField(source="deployment.finished_at", allow_null=True)
     via = serializers.CharField(help_text="'affected', or the affected service that depends on it.")
     linked = serializers.CharField(allow_blank=True, help_text="'cause', 'fix', or empty.")
+
+
+class AlertSerializer(serializers.Serializer):
+    status = serializers.ChoiceField(choices=["firing", "resolved"])
+    labels = serializers.DictField(child=serializers.CharField(), help_text="`service` names the catalog's service.")
+    annotations = serializers.DictField(child=serializers.CharField(), required=False)
+    startsAt = serializers.DateTimeField()  # noqa: N815 (Alertmanager's names)
+    endsAt = serializers.CharField(required=False, help_text="RFC 3339; Go's zero time while firing.")  # noqa: N815
+    generatorURL = serializers.CharField(required=False)  # noqa: N815
+    fingerprint = serializers.CharField(required=False)
+
+
+class AlertmanagerPayloadSerializer(serializers.Serializer):
+    """Alertmanager's webhook payload, version 4 (documentation only: the view checks the body itself)."""
+
+    version = serializers.ChoiceField(choices=["4"])
+    groupKey = serializers.CharField(max_length=1000)  # noqa: N815
+    truncatedAlerts = serializers.IntegerField(required=False)  # noqa: N815
+    status = serializers.ChoiceField(choices=["firing", "resolved"])
+    receiver = serializers.CharField()
+    groupLabels = serializers.DictField(child=serializers.CharField(), required=False)  # noqa: N815
+    commonLabels = serializers.DictField(child=serializers.CharField(), required=False)  # noqa: N815
+    commonAnnotations = serializers.DictField(child=serializers.CharField(), required=False)  # noqa: N815
+    externalURL = serializers.CharField(required=False)  # noqa: N815
+    alerts = AlertSerializer(many=True)
+
+
+class AlertmanagerActionSerializer(serializers.Serializer):
+    service = serializers.CharField()
+    incident = serializers.IntegerField(allow_null=True)
+    action = serializers.ChoiceField(choices=["opened", "joined", "reopened", "mitigated", "unchanged"])
+
+
+class AlertmanagerResultSerializer(serializers.Serializer):
+    incidents = AlertmanagerActionSerializer(many=True)

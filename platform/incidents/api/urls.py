@@ -1,7 +1,11 @@
+from django.urls import path
 from rest_framework.routers import SimpleRouter
 
 from incidents.api import views
 
 router = SimpleRouter()
 router.register("incidents", views.IncidentViewSet, basename="incident")
-urlpatterns = [*router.urls]
+urlpatterns = [
+    path("incidents/alertmanager/", views.AlertmanagerWebhookView.as_view(), name="alertmanager-webhook"),
+    *router.urls,
+]

@@ -3,17 +3,22 @@ admins change an incident, post updates and link deployments (`incidents.permiss
 
 from typing import Any
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import exceptions as drf_exceptions
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
+from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
+from rest_framework.views import APIView
 
 from deployments.models import Deployment
-from incidents import permissions, selectors, services
+from incidents import alertmanager, permissions, selectors, services
 from incidents.api.serializers import (
+    AlertmanagerPayloadSerializer,
+    AlertmanagerResultSerializer,
     IncidentLinkRequestSerializer,
     IncidentLinkSerializer,
     IncidentSerializer,
@@ -21,6 +26,7 @@ from incidents.api.serializers import (
     SuspectSerializer,
 )
 from incidents.models import Incident
+from portal.api import json_loads
 
 
 class IncidentViewSet(mixins.CreateModelMixin, mixins.UpdateModelMixin, viewsets.ReadOnlyModelViewSet):
@@ -132,3 +138,49 @@ class IncidentViewSet(mixins.CreateModelMixin, mixins.UpdateModelMixin, viewsets
         """Production deployments of the affected services or their dependencies in the hour before the start."""
         incident = self.get_object()
         return Response(SuspectSerializer(selectors.suspect_deployments(incident=incident), many=True).data)
+
+
+class AlertmanagerWebhookView(APIView):
+    """Prometheus Alertmanager's webhook (`webhook_configs`, payload version 4), authenticated with a receiver's
+    token (`http_config.authorization.credentials`). Firing alerts with a `service` label open or join that service's
+    incident for the alert group; resolved ones mitigate it."""
+
+    authentication_classes: list[Any] = []
+    permission_classes = [AllowAny]
+    throttle_classes: list[Any] = []
+
+    @extend_schema(
+        request=AlertmanagerPayloadSerializer,
+        responses={
+            200: AlertmanagerResultSerializer,
+            400: OpenApiResponse(description="Malformed: not Alertmanager's version 4 JSON; the body says what."),
+            401: OpenApiResponse(description="No receiver token, an unknown one, or a revoked one."),
+            409: OpenApiResponse(description="This very notification was received before; nothing changed."),
+            413: OpenApiResponse(description="Larger than INCIDENTS_ALERTMANAGER_MAX_BYTES."),
+            422: OpenApiResponse(description="No alert has a service label, or one names no service in the catalog."),
+        },
+        auth=[],
+    )
+    def post(self, request: Request) -> Response:
+        try:
+            receiver = alertmanager.receiver_authenticate(request.META.get("HTTP_AUTHORIZATION", ""))
+            limit = settings.INCIDENTS["ALERTMANAGER_MAX_BYTES"]
+            try:
+                length = int(request.META.get("CONTENT_LENGTH") or 0)
+            except ValueError:
+                length = limit + 1
+            if length > limit:
+                raise alertmanager.Refused(413, {"detail": f"Notifications are limited to {limit} bytes."})
+            body = request.body
+            if len(body) > limit:
+                raise alertmanager.Refused(413, {"detail": f"Notifications are limited to {limit} bytes."})
+            try:
+                data = json_loads(body)
+            except ValueError as error:
+                raise alertmanager.Refused(
+                    400, {"non_field_errors": [f"Not JSON Alertmanager sends: {error}"]}
+                ) from None
+            results = alertmanager.notification_receive(receiver=receiver, body=body, data=data)
+        except alertmanager.Refused as refused:
+            return Response(refused.errors, status=refused.status)
+        return Response({"incidents": results})

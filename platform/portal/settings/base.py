@@ -271,6 +271,8 @@ CELERY_BEAT_SCHEDULE = {
     "monitoring-rollup-results": {"task": "monitoring.rollup_results", "schedule": 900.0},
     # Changes rescore their service as they happen; the nightly run catches facts that change with time alone.
     "scorecards-rescore-all": {"task": "scorecards.rescore_all", "schedule": crontab(hour=2, minute=30)},
+    # Alertmanager notifications older than the replay window are forgotten (incidents/alertmanager.py).
+    "incidents-prune-alert-notifications": {"task": "incidents.prune_alert_notifications", "schedule": 3600.0},
 }
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 DJANGO_STRUCTLOG_CELERY_ENABLED = True
@@ -420,6 +422,10 @@ SCORECARDS = {
 INCIDENTS = {
     "SUSPECT_WINDOW_MINUTES": env.int("INCIDENTS_SUSPECT_WINDOW_MINUTES", default=60),
     "POSTMORTEM_SEVERITIES": env.list("INCIDENTS_POSTMORTEM_SEVERITIES", default=["SEV1", "SEV2"]),
+    # Alertmanager notifications: bodies larger than this are refused (413); a body received again within
+    # REPLAY_DAYS is a replay (409).
+    "ALERTMANAGER_MAX_BYTES": env.int("INCIDENTS_ALERTMANAGER_MAX_BYTES", default=1024 * 1024),
+    "REPLAY_DAYS": env.int("INCIDENTS_REPLAY_DAYS", default=7),
 }
 
 # Runway's own metrics at /metrics (portal/metrics.py, docs/monitoring.md): open to a scraper holding this bearer
