@@ -120,7 +120,8 @@ def sample_document() -> Facts:
 
 
 def open_maps() -> frozenset[str]:
-    return frozenset(f"{name}.{path}" for name, group in _GROUPS.items() for path in group.open_maps)
+    """Dotted paths whose keys are data; "" in a group's `open_maps` makes the whole group such a map."""
+    return frozenset(f"{name}.{path}" if path else name for name, group in _GROUPS.items() for path in group.open_maps)
 
 
 def group_names() -> tuple[str, ...]:
@@ -470,3 +471,30 @@ def _delivery_many(ids: Sequence[int], at: datetime) -> dict[int, dict[str, Any]
 def _delivery(change: Change) -> dict[str, Any]:
     """How the service is set up to deploy: each environment's deploy target strategy."""
     return _delivery_many([change.service.pk], change.at)[change.service.pk]
+
+
+def _scorecards_many(ids: Sequence[int], at: datetime) -> dict[int, dict[str, Any]]:
+    from scorecards.models import Score  # scorecards build on governance: read their rows, as the service group does
+
+    documents: dict[int, dict[str, Any]] = {pk: {} for pk in ids}
+    rows = Score.objects.filter(service__in=ids, scorecard__enabled=True).values_list(
+        "service_id", "scorecard__name", "level", "rank", "failing"
+    )
+    for service_id, name, level, rank, failing in rows.order_by():
+        documents[service_id][name] = {
+            "level": level or None,
+            "rank": rank,
+            "failing": sorted(item["rule"] for item in failing),
+        }
+    return documents
+
+
+@fact(
+    "scorecards",
+    sample={"production-readiness": {"level": "Silver", "rank": 2, "failing": ["progressive-delivery"]}},
+    open_maps=("",),
+    many=_scorecards_many,
+)
+def _scorecards(change: Change) -> dict[str, Any]:
+    """Where the service stands on each enabled scorecard, by the scorecard's name: as last scored by a worker."""
+    return _scorecards_many([change.service.pk], change.at)[change.service.pk]

@@ -22,6 +22,7 @@ def navigation(request: HttpRequest) -> dict[str, object]:
         "audit": "governance",
         "governance": "governance",
         "reviews": "governance",
+        "scorecards": "governance",
         "scaffolder": "create",
         "techdocs": "catalog",
         "deployments": "deployments",

@@ -24,6 +24,7 @@ api_v1: list[URLPattern | URLResolver] = [
     path("", include("scaffolder.api.urls")),
     path("", include("insights.api.urls")),
     path("", include("governance.api.urls")),
+    path("", include("scorecards.api.urls")),
     path("", include("incidents.api.urls")),
     path("", include("monitoring.api.urls")),
 ]
@@ -40,6 +41,7 @@ urlpatterns = [
     path("deployments/", include("deployments.urls")),
     path("audit/", include("audit.urls")),
     path("governance/", include("governance.urls")),
+    path("scorecards/", include("scorecards.urls")),
     path("reviews/", include("reviews.urls")),
     path("incidents/", include("incidents.urls")),
     path("api/v1/", include((api_v1, "api"))),

@@ -24,7 +24,7 @@ from governance import sync as policy_sync
 from monitoring import demo as monitoring_demo
 from portal import tasks as portal_tasks
 from scaffolder import demo as scaffolder_demo
-from scorecards import services as scorecard_services
+from scorecards import demo as scorecard_demo
 from scorecards import sync as scorecard_sync
 from teams.models import Team
 
@@ -76,7 +76,7 @@ class Command(BaseCommand):
             self.stderr.write(f"  scorecards/{file}: {name} {message}")
         if scorecards.errors:
             raise CommandError(f"The starter scorecards have {len(scorecards.errors)} problem(s); see above.")
-        scorecard_services.scores_compute()  # now, rather than at the first change or the nightly run
+        scorecard_demo.history_load()  # now, rather than at the first change or the nightly run, and weeks back
         summary = report.as_dict()
         deployed = (
             f"{history.deployments} deployments made by the engine on the simulated runtime "

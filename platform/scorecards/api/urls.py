@@ -1,0 +1,9 @@
+from rest_framework.routers import SimpleRouter
+
+from scorecards.api import views
+
+router = SimpleRouter()
+router.register("scorecards", views.ScorecardViewSet, basename="scorecard")
+router.register("scores", views.ScoreViewSet, basename="score")
+router.register("score-history", views.ScoreDayViewSet, basename="score-day")
+urlpatterns = router.urls

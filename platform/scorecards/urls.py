@@ -1,0 +1,12 @@
+from django.urls import path
+
+from scorecards import views
+
+app_name = "scorecards"
+urlpatterns = [
+    path("", views.scorecard_list, name="scorecard-list"),
+    path("new/", views.scorecard_edit, name="scorecard-new"),
+    path("<slug:name>/", views.scorecard_detail, name="scorecard-detail"),
+    path("<slug:name>/edit/", views.scorecard_edit, name="scorecard-edit"),
+    path("<slug:name>/rescore/", views.scorecard_rescore, name="scorecard-rescore"),
+]
