@@ -118,5 +118,5 @@ def test_a_dry_run_takes_a_bounded_number_of_queries(
 ) -> None:  # type: ignore[no-untyped-def]
     api_client.force_authenticate(world.owner)
     body = {"service": "payments-api", "environment": "production", "version": "v1", "strategy": "canary"}
-    with django_assert_max_num_queries(12):
+    with django_assert_max_num_queries(13):
         assert api_client.post(URL, body, format="json").status_code == 200
