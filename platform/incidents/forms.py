@@ -7,7 +7,8 @@ from django import forms
 from django.contrib.auth.models import User
 
 from catalog.models import Service
-from incidents.models import Incident, IncidentDeployment, Severity, Status
+from incidents.models import Incident, IncidentDeployment, Postmortem, Severity, Status
+from teams.models import Team
 
 SLUGS = re.compile(r"[\s,]+")
 
@@ -100,3 +101,30 @@ class ReceiverForm(forms.Form):
         if AlertReceiver.objects.filter(name=name).exists():
             raise forms.ValidationError(f"There is a receiver called {name} already; revoke it or pick another name.")
         return name
+
+
+class PostmortemForm(forms.ModelForm):
+    class Meta:
+        model = Postmortem
+        fields = ["summary", "impact", "timeline", "contributing_factors", "went_well"]
+        labels = {"went_well": "What went well"}
+        help_texts = {
+            "summary": "What happened, in a few sentences. Markdown.",
+            "impact": "Who was hurt, how much and for how long.",
+            "timeline": "Filled in from the incident and the deployments around it; correct and complete it.",
+            "contributing_factors": "Conditions, systems and gaps, never a person's name as a cause: "
+            "ask what made the mistake possible and what would have caught it.",
+        }
+        widgets = {name: forms.Textarea(attrs={"rows": 6}) for name in fields}
+
+
+class LessonForm(forms.Form):
+    text = forms.CharField(label="Lesson", max_length=2000, help_text="One thing learnt, in a sentence.")
+
+
+class ActionForm(forms.Form):
+    title = forms.CharField(label="Action", max_length=300)
+    owner_team = forms.ModelChoiceField(
+        label="Owner team", queryset=Team.objects.order_by("name"), to_field_name="slug"
+    )
+    due_date = forms.DateField(label="Due", widget=forms.DateInput(attrs={"type": "date"}))

@@ -177,3 +177,87 @@ class AlertNotification(models.Model):
 
     def __str__(self) -> str:
         return f"{self.receiver_id}: {self.status} {self.alerts} alerts"
+
+
+class Postmortem(models.Model):
+    """The blameless review of one incident: what happened, why (conditions, never people), and what changes.
+
+    Draft → in review → published; a published postmortem is frozen and searchable."""
+
+    class State(models.TextChoices):
+        DRAFT = "draft", "Draft"
+        IN_REVIEW = "in_review", "In review"
+        PUBLISHED = "published", "Published"
+
+    incident = models.OneToOneField(Incident, on_delete=models.CASCADE, related_name="postmortem")
+    state = models.CharField(max_length=20, choices=State.choices, default=State.DRAFT)
+    summary = models.TextField(blank=True, max_length=50000)
+    impact = models.TextField(blank=True, max_length=50000)
+    timeline = models.TextField(blank=True, max_length=50000)
+    contributing_factors = models.TextField(blank=True, max_length=50000)
+    went_well = models.TextField(blank=True, max_length=50000)
+    author = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    published_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"Postmortem of INC-{self.incident_id}: {self.incident.title}"
+
+    def get_absolute_url(self) -> str:
+        return reverse("incidents:postmortem", args=[self.incident_id])
+
+    @property
+    def title(self) -> str:
+        return f"INC-{self.incident_id} {self.incident.title}"
+
+
+class Lesson(models.Model):
+    """One thing learnt; it may become an ADR or a change to a runbook, and then links to it."""
+
+    postmortem = models.ForeignKey(Postmortem, on_delete=models.CASCADE, related_name="lessons")
+    text = models.CharField(max_length=2000)
+    adr = models.ForeignKey("techdocs.ADR", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    runbook = models.ForeignKey("techdocs.Runbook", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+
+    def __str__(self) -> str:
+        return self.text[:80]
+
+
+class ActionItem(models.Model):
+    """Work a postmortem asks of a team, tracked to done; only the owner team's members close it."""
+
+    class Status(models.TextChoices):
+        OPEN = "open", "Open"
+        DONE = "done", "Done"
+
+    postmortem = models.ForeignKey(Postmortem, on_delete=models.CASCADE, related_name="actions")
+    title = models.CharField(max_length=300)
+    owner_team = models.ForeignKey("teams.Team", on_delete=models.PROTECT, related_name="postmortem_actions")
+    due_date = models.DateField()
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.OPEN)
+    closed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    closed_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["due_date", "id"]
+        indexes = [models.Index(fields=["owner_team", "status", "due_date"], name="action_item_team_due")]
+
+    def __str__(self) -> str:
+        return self.title
+
+    @property
+    def is_overdue(self) -> bool:
+        from django.utils import timezone
+
+        return self.status == self.Status.OPEN and self.due_date < timezone.localdate()

@@ -18,6 +18,7 @@ from audit import services as audit
 from catalog.models import Service
 from deployments import services as deployment_services
 from deployments.models import ACTIVE_STATES, Deployment, State
+from incidents import postmortems
 from incidents.models import STATUS_ORDER, Incident, IncidentDeployment, IncidentUpdate, Status
 from portal.errors import Conflict
 
@@ -165,6 +166,8 @@ def incident_update(
     )
     for name in ("status", "identified_at", "mitigated_at", "resolved_at", "updated_at"):
         setattr(incident, name, getattr(locked, name))
+    if changes and locked.status in (Status.MITIGATED, Status.RESOLVED) and postmortems.postmortem_required(locked):
+        postmortems.postmortem_start(incident=locked, user=user)  # a draft waits for its authors
     return update
 
 

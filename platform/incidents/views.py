@@ -20,9 +20,9 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from django_htmx.http import HttpResponseClientRedirect
 
 from deployments.models import Deployment
-from incidents import alertmanager, permissions, selectors, services
+from incidents import alertmanager, permissions, postmortems, selectors, services
 from incidents.forms import IncidentForm, LinkForm, ReceiverForm, UpdateForm
-from incidents.models import OPEN_STATUSES, AlertReceiver, Incident, Severity
+from incidents.models import OPEN_STATUSES, AlertReceiver, Incident, Postmortem, Severity
 from portal.errors import Conflict
 from portal.filters import query_param
 from portal.forms import apply_errors
@@ -133,6 +133,8 @@ def incident_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "update_form": UpdateForm(initial={"status": ""}),
         "link_form": LinkForm(),
         "window_minutes": settings.INCIDENTS["SUSPECT_WINDOW_MINUTES"],
+        "postmortem": Postmortem.objects.filter(incident=incident).first(),
+        "postmortem_required": postmortems.postmortem_required(incident),
     }
     return render(request, "incidents/detail.html", context)
 

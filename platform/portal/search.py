@@ -20,6 +20,7 @@ from django.utils.html import escape
 from django.utils.safestring import SafeString, mark_safe
 
 from catalog.models import Service, System
+from incidents.models import Postmortem
 from teams.models import Membership, Team
 from techdocs.models import ADR, Runbook
 
@@ -57,6 +58,9 @@ class _Kind:
     body: str
     related: tuple[str, ...]
     like_fields: tuple[str, ...]
+    visible: Q = Q()  # only these rows are found (published postmortems)
+    columns: tuple[str, ...] = ()  # the body's columns when there are several
+    order: str = ""  # the fallback's order when `title` is not a column
 
 
 KINDS = (
@@ -72,6 +76,18 @@ KINDS = (
         "body",
         ("service", "system"),
         ("title", "body", "context", "decision"),
+    ),
+    _Kind(
+        "postmortems",
+        "Postmortems",
+        Postmortem,
+        "title",
+        "summary",
+        ("incident",),
+        ("incident__title", "summary", "impact", "contributing_factors", "went_well"),
+        visible=Q(state=Postmortem.State.PUBLISHED),
+        columns=("summary", "impact", "contributing_factors", "went_well"),
+        order="-published_at",
     ),
 )
 
@@ -124,12 +140,14 @@ def _context(kind: _Kind, obj: Any) -> str:
     if kind.key == "adrs":
         owner = obj.service or obj.system
         return f"ADR-{obj.number:04d} · {owner.name} · {obj.get_status_display()}"
+    if kind.key == "postmortems":
+        return f"{obj.incident.severity} · published {obj.published_at:%d %b %Y}" if obj.published_at else ""
     return ""
 
 
 def _document(kind: _Kind, obj: Any) -> str:
     """The text a snippet is cut from: the title, then the body (for ADRs, its parts), as plain text."""
-    columns = ("body", "context", "decision") if kind.key == "adrs" else (kind.body,)
+    columns = ("body", "context", "decision") if kind.key == "adrs" else (kind.columns or (kind.body,))
     body = " ".join(str(getattr(obj, column) or "") for column in columns)
     return f"{getattr(obj, kind.title)} — {markdown_plain(body[:SNIPPET_SOURCE_CHARS])}"
 
@@ -140,6 +158,7 @@ def _postgres(kind: _Kind, terms: list[str]) -> list[Any]:
     table = kind.model._meta.db_table
     queryset: QuerySet[Any] = (
         kind.model.objects.select_related(*kind.related)
+        .filter(kind.visible)
         .alias(
             # Rank at most CANDIDATES matches: ranking every document that contains a common word costs tens of
             # milliseconds per kind, and a common word says little about relevance anyway.
@@ -193,13 +212,13 @@ def _snippet(text: str, terms: list[str]) -> SafeString:
 
 
 def _fallback(kind: _Kind, terms: list[str]) -> list[Any]:
-    queryset: QuerySet[Any] = kind.model.objects.select_related(*kind.related)
+    queryset: QuerySet[Any] = kind.model.objects.select_related(*kind.related).filter(kind.visible)
     for term in terms:
         condition = Q()
         for name in kind.like_fields:
             condition |= Q(**{f"{name}__icontains": term})
         queryset = queryset.filter(condition)
-    return list(queryset.order_by(kind.title)[:PER_KIND])
+    return list(queryset.order_by(kind.order or kind.title)[:PER_KIND])
 
 
 def _people(terms: list[str]) -> list[Hit]:
