@@ -91,6 +91,17 @@ def catalog_filter_parse(value: Any) -> tuple[QueryDict, list[str]]:
     return data, problems
 
 
+def catalog_filter_apply(services: Any, wanted: Mapping[str, str]) -> Any:
+    """`services` (a Service queryset) narrowed by catalog filters already checked with `catalog_filter_parse`."""
+    if not wanted:
+        return services
+    from catalog.filters import ServiceFilterSet
+
+    data = QueryDict(mutable=True)
+    data.update(dict(wanted))
+    return ServiceFilterSet(data, queryset=services).qs
+
+
 def definition_check(raw: Mapping[str, Any]) -> dict[str, Any]:
     """The normalised definition, or ValidationError naming each problem by where it is (levels[1].rules[0].rule)."""
     errors: list[str] = []

@@ -88,6 +88,7 @@ class ScoreDay(models.Model):
     day = models.DateField()
     rank = models.PositiveSmallIntegerField(default=0)
     level = models.CharField(max_length=50, blank=True)
+    failing = models.JSONField(default=list, help_text="Keys of the rules it failed (an initiative's burn-up).")
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["scorecard", "service", "day"], name="score_day_unique")]
@@ -95,3 +96,70 @@ class ScoreDay(models.Model):
 
     def __str__(self) -> str:
         return f"{self.service_id} on {self.scorecard_id} {self.day}: {self.level or 'no level'}"
+
+
+class Initiative(models.Model):
+    """A campaign of standards: the services in `scope` that a scorecard scores must reach `target_rank` on it (or
+    pass every rule of `rule_keys`) by `deadline`. Progress is read from the scores; the owning teams' leads and
+    maintainers are reminded; when it ends, `report` records who made it."""
+
+    name = models.SlugField(max_length=100, unique=True, validators=[slug_validator])
+    title = models.CharField(max_length=200)
+    description = models.TextField(blank=True, max_length=2000)
+    scorecard = models.ForeignKey(Scorecard, on_delete=models.PROTECT, related_name="initiatives")
+    target_rank = models.PositiveSmallIntegerField(
+        default=0, help_text="The level to reach (1 is the first); 0 when the target is a set of rules."
+    )
+    rule_keys = models.JSONField(default=list, blank=True, help_text="The rules to pass, when the target is rules.")
+    scope = models.JSONField(
+        default=dict, blank=True, help_text="Catalog filters: owner, system, tier, lifecycle, tag."
+    )
+    deadline = models.DateField()
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    ended_at = models.DateTimeField(null=True, blank=True)
+    report = models.JSONField(default=dict, blank=True, help_text="Who made it, written when the initiative ends.")
+
+    class Meta:
+        ordering = ["deadline", "name"]
+
+    def __str__(self) -> str:
+        return self.title
+
+    def get_absolute_url(self) -> str:
+        return reverse("scorecards:initiative-detail", kwargs={"name": self.name})
+
+    @property
+    def target_text(self) -> str:
+        if self.target_rank:
+            return f"{self.scorecard.level_name(self.target_rank) or f'level {self.target_rank}'} on {self.scorecard}"
+        return f"{len(self.rule_keys)} rule{'s' if len(self.rule_keys) != 1 else ''} of {self.scorecard}"
+
+    def met(self, *, rank: int, failing: list) -> bool:
+        """Whether a score (its rank and failing rules, as stored) meets this initiative's target."""
+        if self.target_rank:
+            return rank >= self.target_rank
+        failed = {item["rule"] if isinstance(item, dict) else item for item in failing}
+        return not failed.intersection(self.rule_keys)
+
+
+class InitiativeReminder(models.Model):
+    """One reminder to one team about one initiative on one day: the unique row is how a send is claimed, so that any
+    number of beat or worker processes send it once."""
+
+    initiative = models.ForeignKey(Initiative, on_delete=models.CASCADE, related_name="reminders")
+    team = models.ForeignKey("teams.Team", on_delete=models.CASCADE, related_name="+")
+    day = models.DateField()
+    services = models.PositiveIntegerField(default=0, help_text="Services not there yet, named in the reminder.")
+    recipients = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["initiative", "team", "day"], name="initiative_reminder_once_per_day")
+        ]
+
+    def __str__(self) -> str:
+        return f"reminder of {self.initiative_id} to team {self.team_id} on {self.day}"

@@ -82,3 +82,49 @@ def trend_chart(trend: Trend, *, title: str) -> TrendChart:
         top_value=top_value,
         bar_width=bar_width,
     )
+
+
+@dataclass
+class BurnUp:
+    title: str
+    description: str
+    points: str = ""
+    total: int = 0
+    total_y: float = 0.0
+    due_x: float | None = None
+    ticks: list[tuple[float, str]] = field(default_factory=list)
+    width: int = WIDTH
+    height: int = HEIGHT
+    left: int = LEFT
+    top: int = TOP
+    bottom: int = BOTTOM
+
+
+def burnup(series: list[tuple[date, int]], *, total: int, deadline: date, title: str) -> BurnUp:
+    """Services meeting the target day by day, against the scope; the deadline marked."""
+    if not series:
+        return BurnUp(title=title, description="No history yet: the first scoring starts the chart.", total=total)
+    first = series[0][0]
+    span = max((max(series[-1][0], deadline) - first).days, 1)
+    plot_w = WIDTH - LEFT - RIGHT
+    top_value = max(total, max(value for _day, value in series), 1)
+
+    def x(day: date) -> float:
+        return round(LEFT + plot_w * (day - first).days / span, 1)
+
+    def y(value: int) -> float:
+        return round(BOTTOM - (BOTTOM - TOP) * value / top_value, 1)
+
+    step = max(1, span // 5)
+    ticks = [(x(date.fromordinal(first.toordinal() + n)), f"{date.fromordinal(first.toordinal() + n):%d %b}")
+             for n in range(0, span + 1, step)]  # fmt: skip
+    last_day, last = series[-1]
+    return BurnUp(
+        title=title,
+        description=f"{last} of {total} services there on {last_day:%d %b %Y}; deadline {deadline:%d %b %Y}.",
+        points=" ".join(f"{x(day)},{y(value)}" for day, value in series),
+        total=total,
+        total_y=y(total),
+        due_x=x(deadline),
+        ticks=ticks,
+    )

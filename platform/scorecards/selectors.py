@@ -9,12 +9,13 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, timedelta
+from typing import Any
 
 from django.db.models import Count, QuerySet
 from django.utils import timezone
 
 from catalog.models import Service
-from scorecards.models import Score, Scorecard, ScoreDay
+from scorecards.models import Initiative, Score, Scorecard, ScoreDay
 
 
 def scorecard_list() -> QuerySet[Scorecard]:
@@ -184,3 +185,103 @@ def scores_for_team(*, team_id: int) -> dict[int, list[ServiceScore]]:
     """`scores_for_services` for every service a team owns (three queries)."""
     ids = Service.objects.filter(owner_id=team_id).values_list("pk", flat=True)
     return scores_for_services(service_ids=list(ids))
+
+
+def initiative_list() -> QuerySet[Initiative]:
+    return Initiative.objects.select_related("scorecard")
+
+
+@dataclass
+class TeamProgress:
+    team_id: int
+    team_slug: str
+    team_name: str
+    total: int = 0
+    met: int = 0
+
+    @property
+    def percent(self) -> int:
+        return round(100 * self.met / self.total) if self.total else 100
+
+
+@dataclass
+class Missing:
+    """A service in an initiative's scope that is not there yet."""
+
+    service_slug: str
+    service_name: str
+    team_id: int
+    team_slug: str
+    team_name: str
+    level: str
+    failing: list[str]  # the rule keys that keep it from the target
+
+
+@dataclass
+class Progress:
+    total: int = 0
+    met: int = 0
+    teams: list[TeamProgress] = field(default_factory=list)
+    missing: list[Missing] = field(default_factory=list)
+
+    @property
+    def percent(self) -> int:
+        return round(100 * self.met / self.total) if self.total else 100
+
+
+def _in_scope_scores(initiative: Initiative) -> QuerySet[Score]:
+    """The scores of the services an initiative covers: those its scorecard scores, narrowed by its scope."""
+    from scorecards.definition import catalog_filter_apply
+
+    services = catalog_filter_apply(Service.objects.all(), initiative.scope)
+    return Score.objects.filter(scorecard_id=initiative.scorecard_id, service__in=services.values("pk"))
+
+
+def _blocking(initiative: Initiative, failing: list[Any]) -> list[str]:
+    """The failing rules that keep a service from the target: those of the target's levels, or of its rule set."""
+    keys = [item["rule"] if isinstance(item, dict) else item for item in failing]
+    if initiative.target_rank:
+        rules = initiative.scorecard.rules()
+        return [key for key in keys if key in rules and rules[key]["rank"] <= initiative.target_rank]
+    return [key for key in keys if key in initiative.rule_keys]
+
+
+def initiative_progress(*, initiative: Initiative) -> Progress:
+    """Where an initiative stands now: totals, per team, and every service not there yet; one query."""
+    progress = Progress()
+    teams: dict[int, TeamProgress] = {}
+    rows = _in_scope_scores(initiative).values_list(
+        "service__slug", "service__name", "service__owner_id", "service__owner__slug", "service__owner__name",
+        "rank", "level", "failing",
+    )  # fmt: skip
+    for slug, name, team_id, team_slug, team_name, rank, level, failing in rows.order_by("service__name"):
+        team = teams.setdefault(team_id, TeamProgress(team_id=team_id, team_slug=team_slug, team_name=team_name))
+        team.total += 1
+        progress.total += 1
+        if initiative.met(rank=rank, failing=failing):
+            team.met += 1
+            progress.met += 1
+        else:
+            progress.missing.append(
+                Missing(slug, name, team_id, team_slug, team_name, level, _blocking(initiative, failing))
+            )
+    progress.teams = sorted(teams.values(), key=lambda row: (row.percent, row.team_name.lower()))
+    return progress
+
+
+def initiative_burnup(*, initiative: Initiative, today: date) -> tuple[list[tuple[date, int]], int]:
+    """Services meeting the target each day from the initiative's start (a week before it, for context) to today or
+    its deadline, among those in scope now; and how many are in scope. One query for the history."""
+    in_scope = list(_in_scope_scores(initiative).values_list("service_id", flat=True))
+    start = initiative.created_at.date() - timedelta(days=7)
+    end = min(today, initiative.deadline)
+    met: Counter[date] = Counter()
+    rows = ScoreDay.objects.filter(
+        scorecard_id=initiative.scorecard_id, service__in=in_scope, day__gte=start, day__lte=end
+    ).values_list("day", "rank", "failing")
+    days = set()
+    for day, rank, failing in rows:
+        days.add(day)
+        if initiative.met(rank=rank, failing=failing):
+            met[day] += 1
+    return [(day, met[day]) for day in sorted(days)], len(in_scope)

@@ -13,7 +13,7 @@ import time
 import zoneinfo
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any
 
 import cel
@@ -22,7 +22,6 @@ from django.contrib.auth.models import AnonymousUser, User
 from django.core.cache import cache
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
-from django.http import QueryDict
 from django.utils import timezone
 
 from audit import services as audit
@@ -30,7 +29,7 @@ from catalog.models import Service
 from governance import facts
 from scorecards import definition as definitions
 from scorecards import tasks
-from scorecards.models import Score, Scorecard, ScoreDay
+from scorecards.models import Initiative, InitiativeReminder, Score, Scorecard, ScoreDay
 
 BATCH = 2000  # services whose documents are built and written together
 
@@ -63,8 +62,8 @@ def scorecard_save(
     cleaned = definitions.definition_check(raw)
     if name is not None and cleaned["name"] != name:
         raise ValidationError([f"name: this is the scorecard {name}; a new name makes a new scorecard."])
-    if cleaned["name"] == "new":
-        raise ValidationError(["name: “new” is reserved for the new-scorecard page; choose another name."])
+    if cleaned["name"] in ("new", "initiatives"):
+        raise ValidationError([f"name: “{cleaned['name']}” is reserved for a page's address; choose another name."])
     if failures := definitions.tests_run(cleaned):
         raise ValidationError([f"not accepted: {failure}" for failure in failures])
     scorecard = Scorecard.objects.select_for_update().filter(name=cleaned["name"]).first()
@@ -132,13 +131,7 @@ def _in_scope(scorecard: Scorecard, service_ids: Sequence[int] | None) -> set[in
     services = Service.objects.exclude(lifecycle=Service.Lifecycle.DECOMMISSIONED)
     if service_ids is not None:
         services = services.filter(pk__in=service_ids)
-    wanted = scorecard.definition.get("catalogFilter") or {}
-    if wanted:
-        from catalog.filters import ServiceFilterSet
-
-        data = QueryDict(mutable=True)
-        data.update(wanted)
-        services = ServiceFilterSet(data, queryset=services).qs
+    services = definitions.catalog_filter_apply(services, scorecard.definition.get("catalogFilter") or {})
     return set(services.order_by().values_list("pk", flat=True))
 
 
@@ -192,7 +185,12 @@ def scores_compute(
                 )
                 days.append(
                     ScoreDay(
-                        scorecard_id=card.pk, service_id=service_id, day=day, rank=outcome.rank, level=outcome.level
+                        scorecard_id=card.pk,
+                        service_id=service_id,
+                        day=day,
+                        rank=outcome.rank,
+                        level=outcome.level,
+                        failing=[item["rule"] for item in outcome.failing],
                     )
                 )
         report.services += len(documents)
@@ -207,7 +205,7 @@ def scores_compute(
                 days,
                 update_conflicts=True,
                 unique_fields=["scorecard", "service", "day"],
-                update_fields=["rank", "level"],
+                update_fields=["rank", "level", "failing"],
             )
         report.scores += len(rows)
     for card in live:
@@ -217,3 +215,185 @@ def scores_compute(
         report.removed += stale.exclude(service_id__in=scored[card.pk]).delete()[0]
     report.seconds = time.perf_counter() - started
     return report
+
+
+def _initiative_state(initiative: Initiative) -> dict[str, Any]:
+    return {
+        "title": initiative.title,
+        "scorecard": initiative.scorecard.name,
+        "target_rank": initiative.target_rank,
+        "rule_keys": initiative.rule_keys,
+        "scope": initiative.scope,
+        "deadline": initiative.deadline.isoformat(),
+        "ended_at": initiative.ended_at.isoformat() if initiative.ended_at else None,
+    }
+
+
+@transaction.atomic
+def initiative_create(
+    *,
+    user: User | AnonymousUser | None,
+    name: str,
+    title: str,
+    scorecard: Scorecard,
+    deadline: date,
+    target_rank: int = 0,
+    rule_keys: Sequence[str] = (),
+    scope: dict[str, Any] | None = None,
+    description: str = "",
+) -> Initiative:
+    """Start a campaign of standards (platform admins): a scorecard level, or a set of its rules, for the services in
+    a catalog scope, by a deadline. Field errors say what to fix."""
+    _require_admin(user)
+    errors: dict[str, list[str]] = {}
+    keys = list(dict.fromkeys(str(key).strip() for key in rule_keys if str(key).strip()))
+    if bool(target_rank) == bool(keys):
+        errors["target_rank"] = ["Choose a level to reach, or a set of the scorecard's rules to pass (not both)."]
+    elif target_rank and not 0 < target_rank <= len(scorecard.levels):
+        errors["target_rank"] = [f"{scorecard} has levels 1 to {len(scorecard.levels)}."]
+    unknown = sorted(set(keys) - set(scorecard.rules()))
+    if unknown:
+        errors["rule_keys"] = [f"{scorecard} has no rule {', '.join(unknown)}; it has {', '.join(scorecard.rules())}."]
+    wanted, problems = definitions.catalog_filter_parse(scope or {})
+    if problems:
+        errors["scope"] = problems
+    if deadline < org_day(timezone.now()):
+        errors["deadline"] = ["The deadline has passed; choose today or a later day."]
+    if not scorecard.enabled:
+        errors["scorecard"] = [f"{scorecard} is disabled: it scores nobody."]
+    if name in ("new",):
+        errors["name"] = ["“new” is reserved for the new-initiative page; choose another name."]
+    if errors:
+        raise ValidationError(errors)
+    initiative = Initiative(
+        name=name.strip(),
+        title=title.strip(),
+        description=description.strip(),
+        scorecard=scorecard,
+        target_rank=target_rank,
+        rule_keys=keys,
+        scope=dict(wanted.items()),
+        deadline=deadline,
+        created_by=user if isinstance(user, User) else None,
+    )
+    initiative.full_clean()
+    initiative.save()
+    audit.event_record(actor=user, action="initiative.created", target=initiative, after=_initiative_state(initiative))
+    return initiative
+
+
+@transaction.atomic
+def initiative_end(*, initiative: Initiative, user: User | AnonymousUser | None = None) -> Initiative:
+    """End an initiative (at its deadline, by beat; or earlier, by a platform admin) and write the report of who made
+    it: per team, and each service that did not with the rules it still failed. Ending twice changes nothing."""
+    _require_admin(user)
+    from scorecards import selectors  # selectors read models only; imported here as the house's services do
+
+    initiative = Initiative.objects.select_for_update().select_related("scorecard").get(pk=initiative.pk)
+    if initiative.ended_at is not None:
+        return initiative
+    progress = selectors.initiative_progress(initiative=initiative)
+    initiative.ended_at = timezone.now()
+    initiative.report = {
+        "ended_at": initiative.ended_at.isoformat(),
+        "total": progress.total,
+        "met": progress.met,
+        "teams": [
+            {"team": row.team_slug, "name": row.team_name, "total": row.total, "met": row.met} for row in progress.teams
+        ],
+        "missed": [
+            {
+                "service": row.service_slug,
+                "name": row.service_name,
+                "team": row.team_slug,
+                "level": row.level,
+                "failing": row.failing,
+            }  # fmt: skip
+            for row in progress.missing
+        ],
+    }
+    initiative.save(update_fields=["ended_at", "report"])
+    audit.event_record(
+        actor=user,
+        action="initiative.ended",
+        target=initiative,
+        after={"total": progress.total, "met": progress.met, "deadline": initiative.deadline.isoformat()},
+    )
+    return initiative
+
+
+def initiatives_due_end(*, today: date | None = None) -> int:
+    """End every open initiative whose deadline has passed (beat); returns how many ended."""
+    today = today or org_day(timezone.now())
+    due = Initiative.objects.filter(ended_at__isnull=True, deadline__lt=today)
+    return sum(1 for initiative in due if initiative_end(initiative=initiative).ended_at)
+
+
+def _recipients(team_ids: Iterable[int]) -> dict[int, list[str]]:
+    """The leads' and maintainers' addresses per team: active users with an address, never a deactivated one."""
+    from teams.models import Membership
+
+    found: dict[int, list[str]] = {}
+    rows = Membership.objects.filter(
+        team_id__in=list(team_ids),
+        role__in=[Membership.Role.LEAD, Membership.Role.MAINTAINER],
+        user__is_active=True,
+    ).exclude(user__email="")
+    for team_id, email in rows.values_list("team_id", "user__email").order_by("team_id", "user__email"):
+        found.setdefault(team_id, [])
+        if email not in found[team_id]:
+            found[team_id].append(email)
+    return found
+
+
+def initiative_reminders_send(*, today: date | None = None) -> int:
+    """Remind each team with services not there yet, in the last REMIND_DAYS_BEFORE days before an initiative's
+    deadline and on it: one mail per team and day, whatever the number of beat or worker processes (the unique
+    reminder row is inserted in the sending transaction; a second process waits on it, then finds it taken).
+    Returns the mails sent."""
+    from django.core.mail import send_mail
+    from django.db import IntegrityError
+    from django.template.loader import render_to_string
+
+    from scorecards import selectors
+
+    today = today or org_day(timezone.now())
+    window = settings.SCORECARDS["REMIND_DAYS_BEFORE"]
+    open_initiatives = Initiative.objects.filter(
+        ended_at__isnull=True, deadline__gte=today, deadline__lte=today + timedelta(days=window)
+    ).select_related("scorecard")
+    sent = 0
+    for initiative in open_initiatives:
+        progress = selectors.initiative_progress(initiative=initiative)
+        by_team: dict[int, list[selectors.Missing]] = {}
+        for row in progress.missing:
+            by_team.setdefault(row.team_id, []).append(row)
+        recipients = _recipients(by_team)
+        rules = initiative.scorecard.rules()
+        for team_id, rows in by_team.items():
+            addresses = recipients.get(team_id, [])
+            try:
+                with transaction.atomic():
+                    InitiativeReminder.objects.create(
+                        initiative=initiative, team_id=team_id, day=today, services=len(rows),
+                        recipients=len(addresses),
+                    )  # fmt: skip
+                    if addresses:
+                        listed = [
+                            {"name": row.service_name, "slug": row.service_slug, "level": row.level,
+                             "fixes": [(rules[key]["name"], rules[key]["fix"]) for key in row.failing if key in rules]}
+                            for row in rows
+                        ]  # fmt: skip
+                        days_left = (initiative.deadline - today).days
+                        context = {"initiative": initiative, "rows": listed, "days_left": days_left,
+                                   "team": rows[0].team_name}  # fmt: skip
+                        send_mail(
+                            subject=f"[Runway] {initiative.title}: {len(rows)} of your services are not there yet",
+                            message=render_to_string("scorecards/initiative_reminder.txt", context),
+                            from_email=None,
+                            recipient_list=addresses,
+                        )
+                        sent += 1
+            except IntegrityError:
+                continue  # another process reminded this team today
+    return sent

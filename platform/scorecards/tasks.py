@@ -27,3 +27,10 @@ def rescore_all() -> None:
     """Nightly: every service on every scorecard, so facts that change with time alone (a review ageing) count,
     and every service has a history row for the day."""
     services.scores_compute()
+
+
+@shared_task(name="scorecards.initiatives_tick", acks_late=True)
+def initiatives_tick() -> None:
+    """Hourly: end the initiatives whose deadline passed, and send today's reminders (each team once a day)."""
+    services.initiatives_due_end()
+    services.initiative_reminders_send()

@@ -6,12 +6,15 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import timezone
 from django.utils.cache import patch_vary_headers
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from django_htmx.http import HttpResponseClientRedirect
 
 from portal.filters import query_param
+from portal.forms import apply_errors
 from scorecards import present, selectors, services, tasks
-from scorecards.forms import ScorecardForm
+from scorecards.forms import InitiativeForm, ScorecardForm
 from scorecards.models import Scorecard
 from teams.models import Team
 
@@ -106,3 +109,58 @@ def scorecard_rescore(request: HttpRequest, name: str) -> HttpResponse:
     tasks.rescore_scorecard.delay(scorecard.pk)
     messages.success(request, f"{scorecard.title}: every service is being scored again; reload in a moment.")
     return redirect(scorecard)
+
+
+@login_required
+@require_GET
+def initiative_list(request: HttpRequest) -> HttpResponse:
+    initiatives = list(selectors.initiative_list())
+    rows = [{"initiative": item, "progress": selectors.initiative_progress(initiative=item)} for item in initiatives]
+    return render(request, "scorecards/initiative_list.html", {"rows": rows})
+
+
+@login_required
+@require_GET
+def initiative_detail(request: HttpRequest, name: str) -> HttpResponse:
+    initiative = get_object_or_404(selectors.initiative_list(), name=name)
+    progress = selectors.initiative_progress(initiative=initiative)
+    today = services.org_day(timezone.now())
+    series, total = selectors.initiative_burnup(initiative=initiative, today=today)
+    chart = present.burnup(series, total=total, deadline=initiative.deadline,
+                           title=f"{initiative.title}: services there, day by day")  # fmt: skip
+    rules = initiative.scorecard.rules()
+    context = {"initiative": initiative, "progress": progress, "chart": chart, "rules": rules, "today": today,
+               "report": initiative.report if initiative.ended_at else None}  # fmt: skip
+    return render(request, "scorecards/initiative_detail.html", context)
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def initiative_new(request: HttpRequest) -> HttpResponse:
+    """Start an initiative; platform admins only."""
+    _require_admin(request)
+    form = InitiativeForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            initiative = services.initiative_create(user=request.user, **form.service_arguments())
+        except ValidationError as error:
+            apply_errors(form, error)
+        else:
+            messages.success(request, f"{initiative.title} has started.")
+            return redirect(initiative)
+    return render(request, "scorecards/initiative_form.html", {"form": form})
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def initiative_end(request: HttpRequest, name: str) -> HttpResponse:
+    """End an initiative before its deadline and write its report; platform admins only, after a confirmation."""
+    _require_admin(request)
+    initiative = get_object_or_404(selectors.initiative_list(), name=name)
+    if request.method == "POST" and request.POST.get("confirmed") == "yes":
+        services.initiative_end(initiative=initiative, user=request.user)
+        messages.success(request, f"{initiative.title} has ended; its report says who made it.")
+        if request.htmx:  # type: ignore[attr-defined]
+            return HttpResponseClientRedirect(initiative.get_absolute_url())
+        return redirect(initiative)
+    return render(request, "scorecards/initiative_end.html", {"initiative": initiative})  # no script: ask on a page

@@ -121,8 +121,11 @@ def history(world, token):  # type: ignore[no-untyped-def]
     from scorecards import services as scorecard_services
     from tests.scorecards.conftest import basic
 
-    scorecard_services.scorecard_save(user=None, raw=basic(filter="true"))
+    card = scorecard_services.scorecard_save(user=None, raw=basic(filter="true"))
     scorecard_services.scores_compute()
+    scorecard_services.initiative_create(
+        user=None, name="adrs", title="ADRs", scorecard=card, rule_keys=["adr"], deadline=timezone.localdate()
+    )
     client = Client(application)
     headers = {"Authorization": f"Bearer {token}"}
     runbook = {"service": "payments-api", "title": "On call", "body": "# Pager\n"}
@@ -153,6 +156,8 @@ READS = [
     "/api/v1/scores/",
     "/api/v1/scores/{id}/",
     "/api/v1/score-history/",
+    "/api/v1/initiatives/",
+    "/api/v1/initiatives/{name}/",
 ]
 
 

@@ -51,7 +51,7 @@ def test_the_nightly_task_scores_every_service(world, scorecard) -> None:  # typ
 
 
 @pytest.mark.django_db(transaction=True)
-@override_settings(SCORECARDS={"RESCORE_DELAY_SECONDS": 0, "DIR": None})
+@override_settings(SCORECARDS={"RESCORE_DELAY_SECONDS": 0, "DIR": None, "REMIND_DAYS_BEFORE": 7})
 def test_a_real_worker_rescores_a_service_after_its_change_commits(world, scorecard) -> None:  # type: ignore[no-untyped-def]
     cache.clear()
     service = service_make(owner=world.owner_team, lifecycle=Service.Lifecycle.PRODUCTION)

@@ -101,7 +101,10 @@ def test_the_editor_refuses_a_scorecard_whose_tests_fail_and_says_why(client, wo
     assert not Scorecard.objects.filter(name="new-card").exists()
     for bad in ("name: [unclosed", "- a\n- b", "a: &x 1\nb: *x", "name: x\x00"):
         response = client.post(reverse("scorecards:scorecard-new"), {"text": bad})
-        assert response.status_code == 200 and "errorlist" in response.content.decode()
+        assert (
+            response.status_code == 200
+            and '<div class="field-errors" id="errors-text" aria-live="polite"><p>' in response.content.decode()
+        )
     response = client.post(reverse("scorecards:scorecard-new"), {"text": yaml.safe_dump(basic(name="fresh"))})
     assert response.status_code == 302 and Scorecard.objects.filter(name="fresh").exists()
 

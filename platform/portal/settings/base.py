@@ -271,6 +271,8 @@ CELERY_BEAT_SCHEDULE = {
     "monitoring-rollup-results": {"task": "monitoring.rollup_results", "schedule": 900.0},
     # Changes rescore their service as they happen; the nightly run catches facts that change with time alone.
     "scorecards-rescore-all": {"task": "scorecards.rescore_all", "schedule": crontab(hour=2, minute=30)},
+    # Initiatives end after their deadline and remind teams before it (once per team and day, however often it runs).
+    "scorecards-initiatives-tick": {"task": "scorecards.initiatives_tick", "schedule": 3600.0},
     # Alertmanager notifications older than the replay window are forgotten (incidents/alertmanager.py).
     "incidents-prune-alert-notifications": {"task": "incidents.prune_alert_notifications", "schedule": 3600.0},
 }
@@ -415,6 +417,8 @@ SCORECARDS = {
     "RESCORE_DELAY_SECONDS": env.int("SCORECARDS_RESCORE_DELAY_SECONDS", default=2),
     # The organisation's starter scorecards (scorecard files with their tests), synced by demo_load.
     "DIR": BASE_DIR / "scorecards",
+    # Initiatives remind the teams whose services are not there yet on each of the last days before the deadline.
+    "REMIND_DAYS_BEFORE": env.int("SCORECARDS_REMIND_DAYS_BEFORE", default=7),
 }
 
 # Incidents (docs/insights.md): suspects are production deployments this long before an incident's start; these

@@ -3,7 +3,7 @@ from typing import Any
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from scorecards.models import Score, Scorecard, ScoreDay
+from scorecards.models import Initiative, Score, Scorecard, ScoreDay
 
 
 class RuleSerializer(serializers.Serializer):
@@ -89,3 +89,44 @@ class ScoreDaySerializer(serializers.ModelSerializer):
         model = ScoreDay
         fields = ["id", "scorecard", "service", "day", "level", "rank"]
         read_only_fields = fields
+
+
+class TeamProgressSerializer(serializers.Serializer):
+    team = serializers.CharField(source="team_slug", help_text="The team's slug.")
+    name = serializers.CharField(source="team_name")
+    total = serializers.IntegerField(help_text="Its services in scope.")
+    met = serializers.IntegerField(help_text="Of which at the target.")
+
+
+class InitiativeSerializer(serializers.ModelSerializer):
+    """A campaign of standards: a scorecard level (target_rank) or some of its rules, for a scope, by a deadline.
+
+    On creation (platform admins) give either target_rank or rule_keys; scope takes the catalog filters owner, system,
+    tier, lifecycle and tag."""
+
+    scorecard = serializers.SlugRelatedField(slug_field="name", queryset=Scorecard.objects.all())
+    rule_keys = serializers.ListField(child=serializers.SlugField(), required=False, max_length=60)
+    scope = serializers.DictField(child=serializers.CharField(max_length=100), required=False)
+    target = serializers.CharField(source="target_text", read_only=True)
+    progress = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Initiative
+        fields = ["name", "title", "description", "scorecard", "target_rank", "rule_keys", "target", "scope",
+                  "deadline", "created_at", "ended_at", "progress", "report"]  # fmt: skip
+        read_only_fields = ["created_at", "ended_at", "report"]
+        extra_kwargs: dict[str, Any] = {"name": {"validators": []}}  # the service says when a name is taken
+
+    @extend_schema_field(
+        {"type": "object", "properties": {
+            "total": {"type": "integer"}, "met": {"type": "integer"},
+            "teams": {"type": "array", "items": {"type": "object", "properties": {
+                "team": {"type": "string"}, "name": {"type": "string"},
+                "total": {"type": "integer"}, "met": {"type": "integer"}}}}}}
+    )  # fmt: skip
+    def get_progress(self, initiative: Initiative) -> dict[str, Any]:
+        from scorecards import selectors
+
+        progress = selectors.initiative_progress(initiative=initiative)
+        teams = TeamProgressSerializer(progress.teams, many=True).data
+        return {"total": progress.total, "met": progress.met, "teams": teams}

@@ -77,6 +77,7 @@ class Command(BaseCommand):
         if scorecards.errors:
             raise CommandError(f"The starter scorecards have {len(scorecards.errors)} problem(s); see above.")
         scorecard_demo.history_load()  # now, rather than at the first change or the nightly run, and weeks back
+        scorecard_demo.initiative_load(admin=admin)
         summary = report.as_dict()
         deployed = (
             f"{history.deployments} deployments made by the engine on the simulated runtime "
