@@ -3,7 +3,7 @@
 from typing import Any
 
 import django_filters
-from django.db.models import Q, QuerySet
+from django.db.models import F, Q, QuerySet
 from django.db.models.functions import Lower
 
 from catalog import cache as catalog_cache
@@ -17,10 +17,14 @@ class CaseInsensitiveOrderingFilter(django_filters.OrderingFilter):
     before every lowercase letter (the databases here collate by code point: C.UTF-8, SQLite's BINARY)."""
 
     TEXT_FIELDS = ("name", "owner__name")
+    # Oldest verification first: a service never verified comes before any verified one.
+    NULLS_OLDEST = ("ownership__verified_at",)
 
     def get_ordering_value(self, param: str) -> Any:
         value = super().get_ordering_value(param)
         field = value.lstrip("-")
+        if field in self.NULLS_OLDEST:
+            return F(field).desc(nulls_last=True) if value.startswith("-") else F(field).asc(nulls_first=True)
         if field not in self.TEXT_FIELDS:
             return value
         return Lower(field).desc() if value.startswith("-") else Lower(field).asc()
@@ -54,6 +58,20 @@ class ServiceFilterSet(django_filters.FilterSet):
         method="filter_golden_path",
         label="Golden path",
     )
+    verified = django_filters.ChoiceFilter(
+        choices=[
+            ("due", "Verification due (past its period)"),
+            ("90", "Not verified in 90 days"),
+            ("180", "Not verified in 180 days"),
+            ("365", "Not verified in a year"),
+            ("never", "Never verified"),
+            ("recent", "Verified within its period"),
+            ("orphaned", "Orphaned"),
+        ],
+        empty_label="Any ownership",
+        method="filter_verified",
+        label="Ownership",
+    )
     ordering = CaseInsensitiveOrderingFilter(
         fields=(
             ("name", "name"),
@@ -61,17 +79,18 @@ class ServiceFilterSet(django_filters.FilterSet):
             ("tier", "tier"),
             ("lifecycle", "lifecycle"),
             ("updated_at", "updated"),
+            ("ownership__verified_at", "verified"),
         ),
         label="Sort by",
     )
 
     class Meta:
         model = Service
-        fields = ["q", "owner", "lifecycle", "tier", "system", "tag", "stale", "golden_path"]
+        fields = ["q", "owner", "lifecycle", "tier", "system", "tag", "stale", "golden_path", "verified"]
 
-    # Filters whose answer changes without a catalog write: with the clock (stale runbooks) or with the golden paths
-    # on disk. Results filtered by them are never cached.
-    UNCACHEABLE = ("stale", "golden_path")
+    # Filters whose answer changes without a catalog write: with the clock (stale runbooks, verification age) or with
+    # the golden paths on disk. Results filtered by them are never cached.
+    UNCACHEABLE = ("stale", "golden_path", "verified")
 
     @classmethod
     def cacheable(cls, params: Any) -> bool:
@@ -109,6 +128,12 @@ class ServiceFilterSet(django_filters.FilterSet):
             behind |= Q(golden_path=path.name) & ~Q(golden_path_version=path.version)
         made = queryset.filter(golden_path__isnull=False).exclude(golden_path="")
         return made.filter(behind) if value == "behind" else made.exclude(behind)
+
+    def filter_verified(self, queryset: QuerySet[Service], name: str, value: str) -> QuerySet[Service]:
+        """By the age of the ownership verification that ownership reviews record (docs/reviews.md)."""
+        from reviews import selectors as reviews  # reviews build on the catalog, not the other way round
+
+        return queryset.filter(reviews.verification_q(value))
 
     @property
     def qs(self) -> QuerySet[Service]:

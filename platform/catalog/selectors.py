@@ -23,8 +23,8 @@ CYCLE_SEARCH_DEPTH = 6
 
 
 def service_list_visible(*, user: User | AnonymousUser) -> QuerySet[Service]:
-    """Every service, with owner, system and tags loaded."""
-    return Service.objects.select_related("owner", "system").prefetch_related(
+    """Every service, with owner, system, tags and its ownership record (reviews.Ownership, by relation) loaded."""
+    return Service.objects.select_related("owner", "system", "ownership").prefetch_related(
         Prefetch("tags", queryset=Tag.objects.order_by("name"))
     )
 

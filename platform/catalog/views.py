@@ -219,25 +219,34 @@ def service_edit(request: HttpRequest, slug: str) -> HttpResponse:
 @login_required
 @require_http_methods(["GET", "POST"])
 def service_transfer(request: HttpRequest, slug: str) -> HttpResponse:
-    """Hand a service to another team; the permissions move with it."""
+    """Hand a service to another team: platform admins move it at once; anyone else with the change permission
+    proposes the handover, which a lead of the receiving team accepts or declines."""
     service = get_object_or_404(Service.objects.select_related("owner"), slug=slug)
     if not user_can(request.user, "catalog.change_service", service):
         raise PermissionDenied(f"Only {service.owner} (or a platform admin) can transfer {service}.")
     form = TransferForm(request.POST or None)
     form.fields["new_owner"].queryset = form.fields["new_owner"].queryset.exclude(pk=service.owner_id)  # type: ignore[attr-defined]
     if request.method == "POST" and form.is_valid():
+        new_owner = form.cleaned_data["new_owner"]
         try:
-            services.service_transfer(
-                service=service,
-                new_owner=form.cleaned_data["new_owner"],
-                transferred_by=request.user,
-                note=form.cleaned_data["note"],
-            )  # type: ignore[arg-type]
+            if request.user.is_staff:  # platform admins transfer directly
+                services.service_transfer(
+                    service=service, new_owner=new_owner, transferred_by=request.user, note=form.cleaned_data["note"]
+                )  # type: ignore[arg-type]
+            else:  # anyone else proposes; a lead of the receiving team accepts (docs/reviews.md)
+                from reviews import services as reviews
+
+                handover = reviews.handover_propose(
+                    service=service, to_team=new_owner, proposed_by=request.user, note=form.cleaned_data["note"]
+                )  # type: ignore[arg-type]
         except ValidationError as error:
             apply_errors(form, error)
         else:
-            messages.success(request, f"{service} now belongs to {form.cleaned_data['new_owner']}.")
-            return redirect(service)
+            if request.user.is_staff:
+                messages.success(request, f"{service} now belongs to {new_owner}.")
+                return redirect(service)
+            messages.success(request, f"Proposed: {service} moves to {new_owner} once one of its leads accepts.")
+            return redirect(handover)
     return render(request, "catalog/service_transfer.html", {"form": form, "service": service})
 
 

@@ -93,3 +93,22 @@ class AnswerForm(forms.Form):
 
 class DecisionForm(forms.Form):
     note = forms.CharField(required=False, max_length=2000, widget=forms.Textarea(attrs={"rows": 2}))
+
+
+class MoveForm(forms.Form):
+    operation = forms.CharField(widget=forms.HiddenInput, initial="move")
+    services = forms.ModelMultipleChoiceField(
+        queryset=Service.objects.exclude(lifecycle__in=Service.RETIRING).select_related("owner").order_by("name"),
+        to_field_name="slug",
+        widget=forms.SelectMultiple(attrs={"size": 12}),
+        help_text="Hold Ctrl (⌘ on a Mac) to choose several.",
+    )
+    to_team = forms.ModelChoiceField(queryset=Team.objects.order_by("name"), to_field_name="slug", label="Move to")
+    reason = forms.CharField(max_length=500, help_text="For example “Payments split into Payments and Ledger”.")
+
+
+class MergeForm(forms.Form):
+    operation = forms.CharField(widget=forms.HiddenInput, initial="merge")
+    source = forms.ModelChoiceField(queryset=Team.objects.order_by("name"), to_field_name="slug", label="Merge team")
+    target = forms.ModelChoiceField(queryset=Team.objects.order_by("name"), to_field_name="slug", label="Into team")
+    confirm = forms.BooleanField(label="I understand that the merged team is deleted; this cannot be undone.")

@@ -95,6 +95,8 @@ class Item(models.Model):
     team = models.ForeignKey(Team, null=True, blank=True, on_delete=models.SET_NULL, related_name="review_items")
     audience = models.CharField(max_length=10, choices=Audience.choices, default=Audience.TEAM)
     reason = models.CharField(max_length=300, blank=True)
+    # The campaign's due date, or for an item added to a rolling campaign later, its own.
+    due_on = models.DateField()
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.OPEN)
     answer = models.JSONField(default=dict, blank=True)
     comment = models.TextField(blank=True, max_length=5000)
@@ -114,6 +116,7 @@ class Item(models.Model):
             models.Index(fields=["campaign", "status"], name="review_item_campaign_status"),
             models.Index(fields=["team", "status"], name="review_item_team_status"),
             models.Index(fields=["service", "status"], name="review_item_service_status"),
+            models.Index(fields=["status", "due_on"], name="review_item_status_due"),
         ]
 
     def __str__(self) -> str:
@@ -125,6 +128,10 @@ class Item(models.Model):
     @property
     def is_open(self) -> bool:
         return self.status == self.Status.OPEN
+
+    @property
+    def is_overdue(self) -> bool:
+        return self.is_open and self.due_on < timezone.localdate()
 
 
 class Ownership(models.Model):

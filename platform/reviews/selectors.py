@@ -1,7 +1,7 @@
 """Reads for ownership reviews: a campaign's scope as a catalog filter, campaigns, items, progress and handovers."""
 
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from django.contrib.auth.models import AnonymousUser, User
@@ -101,11 +101,15 @@ class TeamProgress:
 
 def campaign_progress(*, campaign: Campaign) -> list[TeamProgress]:
     """Per team (as assigned when the item was opened): items, answered, overdue; one query."""
-    overdue = campaign.is_open and campaign.due_on < timezone.localdate()
+    late = Q(status=Item.Status.OPEN, due_on__lt=timezone.localdate())
     rows = (
         Item.objects.filter(campaign=campaign)
         .values("team_id", "team__name", "team__slug")
-        .annotate(total=Count("pk"), answered=Count("pk", filter=Q(status=Item.Status.ANSWERED)))
+        .annotate(
+            total=Count("pk"),
+            answered=Count("pk", filter=Q(status=Item.Status.ANSWERED)),
+            overdue=Count("pk", filter=late),
+        )
         .order_by("team__name")
     )
     return [
@@ -115,7 +119,7 @@ def campaign_progress(*, campaign: Campaign) -> list[TeamProgress]:
             team_slug=row["team__slug"] or "",
             total=row["total"],
             answered=row["answered"],
-            overdue=(row["total"] - row["answered"]) if overdue else 0,
+            overdue=row["overdue"] if campaign.is_open else 0,
         )
         for row in rows
     ]
@@ -140,6 +144,29 @@ def campaign_burnup(*, campaign: Campaign) -> list[tuple[date, int]]:
         series.append((day, total))
         day += timedelta(days=1)
     return series
+
+
+def verification_q(value: str, *, now: datetime | None = None) -> Q:
+    """Services by the age of their ownership verification: `due` (past its period: the verification, or for a
+    service never verified its registration, is older than the organisation's period for its tier), `recent` (the
+    opposite), `never`, `orphaned`, or a number of days ("not verified in N days", never verified included)."""
+    from reviews.services import verification_period_days
+
+    now = now or timezone.now()
+    if value == "never":
+        return Q(ownership__verified_at__isnull=True)
+    if value == "orphaned":
+        return Q(ownership__orphaned_since__isnull=False)
+    if value.isdigit():
+        cutoff = now - timedelta(days=min(int(value), 36500))
+        return Q(ownership__verified_at__isnull=True) | Q(ownership__verified_at__lt=cutoff)
+    due = Q(pk__in=[])
+    for tier in Service.Tier.values:
+        cutoff = now - timedelta(days=verification_period_days(tier))
+        due |= Q(tier=tier) & (
+            Q(ownership__verified_at__lt=cutoff) | Q(ownership__verified_at__isnull=True, created_at__lt=cutoff)
+        )
+    return ~due if value == "recent" else due
 
 
 def ownership_for(*, service: Service) -> Ownership | None:

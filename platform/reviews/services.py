@@ -5,9 +5,11 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Any
 
+from django.conf import settings
 from django.contrib.auth.models import User
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, transaction
+from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
 from audit import services as audit
@@ -100,7 +102,10 @@ def campaign_open(
     campaign.save()
     now = timezone.now()
     Item.objects.bulk_create(
-        [Item(campaign=campaign, service_id=pk, team_id=owner_id, created_at=now) for pk, owner_id in rows],
+        [
+            Item(campaign=campaign, service_id=pk, team_id=owner_id, due_on=due_on, created_at=now)
+            for pk, owner_id in rows
+        ],
         batch_size=2000,
     )
     audit.event_record(
@@ -149,22 +154,115 @@ def ownership_verify(*, service: Service, verified_by: User, at: Any = None) -> 
     return ownership
 
 
+def _rolling_due() -> date:
+    return timezone.localdate() + timedelta(days=settings.REVIEWS["DUE_DAYS"])
+
+
+def _rolling_campaign(*, kind: str, team: Team | None, title: str, summary: str, questions: list[str]) -> Campaign:
+    """The open rolling campaign of this kind (and team), made when first needed; its due date follows the latest
+    item added to it, each item keeping its own."""
+    due = _rolling_due()
+    lookup = {"kind": kind, "status": Campaign.Status.OPEN, "team": team}
+    campaign = Campaign.objects.select_for_update().filter(**lookup).first()
+    if campaign is None:
+        try:
+            with transaction.atomic():
+                campaign = Campaign.objects.create(
+                    title=title, scope_summary=summary, questions=questions, due_on=due, **lookup
+                )
+                audit.event_record(
+                    actor=None,
+                    action="review.campaign_opened",
+                    target=campaign,
+                    after={"title": title, "rolling": True},
+                )
+                return campaign
+        except IntegrityError:  # another transaction made it first
+            campaign = Campaign.objects.select_for_update().get(**lookup)
+    if campaign.due_on < due:
+        campaign.due_on = due
+        campaign.save(update_fields=["due_on"])
+    return campaign
+
+
 def _orphan_campaign() -> Campaign:
-    """The rolling campaign that addresses orphaned services to the platform admins (made when first needed)."""
-    campaign = Campaign.objects.filter(kind=Campaign.Kind.EVENT, status=Campaign.Status.OPEN).first()
-    if campaign is not None:
-        return campaign
-    try:
-        with transaction.atomic():
-            return Campaign.objects.create(
-                title=ORPHAN_CAMPAIGN_TITLE,
-                kind=Campaign.Kind.EVENT,
-                scope_summary="Services whose team can no longer answer for them",
-                questions=["ownership"],
-                due_on=timezone.localdate() + timedelta(days=7),
+    """The rolling campaign that addresses orphaned services to the platform admins."""
+    return _rolling_campaign(
+        kind=Campaign.Kind.EVENT,
+        team=None,
+        title=ORPHAN_CAMPAIGN_TITLE,
+        summary="Services whose team can no longer answer for them",
+        questions=["ownership"],
+    )
+
+
+def _close_rolling_if_done(campaign: Campaign) -> None:
+    """A rolling campaign whose every item is answered closes, so that the next period starts a fresh one."""
+    if campaign.kind == Campaign.Kind.MANUAL or campaign.items.filter(status=Item.Status.OPEN).exists():
+        return
+    Campaign.objects.filter(pk=campaign.pk, status=Campaign.Status.OPEN).update(
+        status=Campaign.Status.CLOSED, closed_at=timezone.now()
+    )
+
+
+def verification_period_days(tier: int) -> int:
+    reviews = settings.REVIEWS
+    return int(reviews["TIER_VERIFICATION_DAYS"].get(tier, reviews["VERIFICATION_DAYS"]))
+
+
+def periodic_reviews_open() -> int:
+    """Open a review item for every service whose ownership verification (or, never verified, its registration) is
+    older than its period, in its team's rolling campaign; a service with an open item anywhere gets none. Safe to
+    run twice or at once (unique items; a team's campaign is made once). Returns how many items were opened."""
+    due = (
+        Service.objects.exclude(lifecycle__in=Service.RETIRING)
+        .filter(selectors.verification_q("due"))
+        .exclude(
+            Exists(
+                Item.objects.filter(
+                    service=OuterRef("pk"), status=Item.Status.OPEN, campaign__status=Campaign.Status.OPEN
+                )
             )
-    except IntegrityError:  # another transaction made it first
-        return Campaign.objects.get(kind=Campaign.Kind.EVENT, status=Campaign.Status.OPEN)
+        )
+        .values_list("pk", "owner_id")
+    )
+    per_team: dict[int, list[int]] = {}
+    for service_id, owner_id in due:
+        per_team.setdefault(owner_id, []).append(service_id)
+    opened = 0
+    for team in Team.objects.filter(pk__in=per_team).order_by("pk"):
+        with transaction.atomic():
+            campaign = _rolling_campaign(
+                kind=Campaign.Kind.PERIODIC,
+                team=team,
+                title=f"{team.name}: periodic ownership verification",
+                summary=f"Owner: {team.slug} · verification past its period",
+                questions=list(DEFAULT_QUESTIONS),
+            )
+            due_on, now = _rolling_due(), timezone.now()
+            made = Item.objects.bulk_create(
+                [
+                    Item(
+                        campaign=campaign,
+                        service_id=service_id,
+                        team=team,
+                        due_on=due_on,
+                        reason="Ownership verification is past its period.",
+                        created_at=now,
+                    )
+                    for service_id in per_team[team.pk]
+                ],
+                ignore_conflicts=True,  # a concurrent run added the same service to the same campaign
+                batch_size=2000,
+            )
+            opened += len(made)
+            audit.event_record(
+                actor=None,
+                action="review.items_opened",
+                target=campaign,
+                after={"services": len(per_team[team.pk]), "reason": "periodic verification"},
+            )
+    return opened
 
 
 def services_orphan(*, services: list[Service], reason: str, actor: User | None) -> int:
@@ -191,12 +289,17 @@ def services_orphan(*, services: list[Service], reason: str, actor: User | None)
         item, created = Item.objects.get_or_create(
             campaign=campaign,
             service=service,
-            defaults={"team_id": service.owner_id, "audience": Item.Audience.ADMINS, "reason": reason[:300]},
+            defaults={
+                "team_id": service.owner_id,
+                "audience": Item.Audience.ADMINS,
+                "reason": reason[:300],
+                "due_on": campaign.due_on,
+            },
         )
         if not created and item.status != Item.Status.OPEN:  # answered before, orphaned again
             item.status, item.reason, item.answered_at, item.answered_by = Item.Status.OPEN, reason[:300], None, None
-            item.answer, item.outcome = {}, []
-            item.save(update_fields=["status", "reason", "answered_at", "answered_by", "answer", "outcome"])
+            item.answer, item.outcome, item.due_on = {}, [], _rolling_due()
+            item.save(update_fields=["status", "reason", "answered_at", "answered_by", "answer", "outcome", "due_on"])
     catalog_cache.bump()
     return flagged
 
@@ -324,6 +427,7 @@ def item_answer(*, item: Item, answered_by: User, answer: Answer) -> Item:
         service_id=item.service_id,
         after={"campaign": campaign.pk, "answer": item.answer, "comment": item.comment[:500]},
     )
+    _close_rolling_if_done(campaign)
     return item
 
 
@@ -373,16 +477,20 @@ def handover_propose(
 def handover_accept(*, handover: Handover, decided_by: User, note: str = "") -> Handover:
     """The receiving team takes the service: it is transferred through the catalog (grants move, audited) and its
     ownership counts as verified by the person who accepted."""
-    handover = Handover.objects.select_for_update().select_related("service", "to_team").get(pk=handover.pk)
+    handover = Handover.objects.select_for_update(of=("self",)).select_related("service", "to_team").get(pk=handover.pk)
     if handover.status != Handover.Status.PROPOSED:
         raise Conflict(f"This handover is already {handover.get_status_display().lower()}.")
     if not permissions.can_decide_handover(decided_by, handover):
         raise PermissionDenied(
             f"Only a lead of {handover.to_team} (or a platform admin) may accept {handover.service}."
         )
-    service = catalog_services.service_transfer(
-        service=handover.service, new_owner=handover.to_team, transferred_by=decided_by, note=note or handover.note
-    )
+    service = handover.service
+    if service.owner_id not in (handover.from_team_id, handover.to_team_id):
+        raise Conflict(f"{service} has moved to {service.owner} since this handover was proposed.")
+    if service.owner_id != handover.to_team_id:  # else a platform admin moved it meanwhile
+        service = catalog_services.service_transfer(
+            service=service, new_owner=handover.to_team, transferred_by=decided_by, note=note or handover.note
+        )
     handover.status, handover.decided_by, handover.decided_at = Handover.Status.ACCEPTED, decided_by, timezone.now()
     handover.decision_note = note[:2000]
     handover.save()

@@ -11,4 +11,6 @@ urlpatterns = [
     path("campaigns/<int:pk>/confirm/", views.items_confirm, name="items-confirm"),
     path("items/<int:pk>/", views.item_detail, name="item-detail"),
     path("handovers/<int:pk>/", views.handover_detail, name="handover-detail"),
+    path("orphans/", views.orphan_list, name="orphan-list"),
+    path("reorganise/", views.reorganise, name="reorganise"),
 ]

@@ -12,15 +12,16 @@ from django_htmx.http import HttpResponseClientRedirect
 from catalog.filters import ServiceFilterSet
 from portal.forms import apply_errors
 from reviews import permissions, present, selectors, services
-from reviews.forms import AnswerForm, CampaignForm, DecisionForm
-from reviews.models import Campaign, Handover, Item
+from reviews import reorganise as reorganisation
+from reviews.forms import AnswerForm, CampaignForm, DecisionForm, MergeForm, MoveForm
+from reviews.models import Campaign, Handover, Item, Ownership
 
 
 @login_required
 @require_GET
 def campaign_list(request: HttpRequest) -> HttpResponse:
     team_ids = permissions.answering_team_ids(request.user)
-    mine = list(selectors.items_open_for(user=request.user, team_ids=team_ids).order_by("campaign__due_on", "pk")[:50])
+    mine = list(selectors.items_open_for(user=request.user, team_ids=team_ids).order_by("due_on", "pk")[:50])
     campaigns = list(selectors.campaign_list_visible(user=request.user)[:100])
     handovers = list(
         selectors.handover_list_visible(user=request.user).filter(
@@ -90,11 +91,11 @@ def campaign_detail(request: HttpRequest, pk: int) -> HttpResponse:
             campaign.is_open and item.is_open and permissions.can_answer(request.user, item, team_ids=team_ids)
         )
     overdue = []
-    if campaign.is_open and campaign.due_on < today:
+    if campaign.is_open:
         overdue = list(
             selectors.item_list_visible(user=request.user)
-            .filter(campaign=campaign, status=Item.Status.OPEN)
-            .order_by("team__name", "service__name")[:100]
+            .filter(campaign=campaign, status=Item.Status.OPEN, due_on__lt=today)
+            .order_by("due_on", "team__name", "service__name")[:100]
         )
     context = {
         "campaign": campaign,
@@ -199,6 +200,7 @@ def item_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "source": record,
         "ownership": selectors.ownership_for(service=item.service),
         "handover": selectors.handover_open_for_service(service=item.service),
+        "today": timezone.localdate(),
     }
     return render(request, "reviews/item_detail.html", context)
 
@@ -234,3 +236,63 @@ def handover_detail(request: HttpRequest, pk: int) -> HttpResponse:
         and permissions.can_withdraw_handover(request.user, handover),
     }
     return render(request, "reviews/handover_detail.html", context)
+
+
+@login_required
+@require_GET
+def orphan_list(request: HttpRequest) -> HttpResponse:
+    """Services whose team can no longer answer for them, oldest flag first, with the admins' review item."""
+    orphans = list(
+        Ownership.objects.filter(orphaned_since__isnull=False)
+        .select_related("service", "service__owner")
+        .order_by("orphaned_since", "service__name")[:500]
+    )
+    items = {
+        item.service_id: item
+        for item in Item.objects.filter(
+            service_id__in=[o.service_id for o in orphans],
+            audience=Item.Audience.ADMINS,
+            status=Item.Status.OPEN,
+            campaign__status=Campaign.Status.OPEN,
+        )
+    }
+    rows = [(ownership, items.get(ownership.service_id)) for ownership in orphans]
+    return render(request, "reviews/orphan_list.html", {"rows": rows})
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def reorganise(request: HttpRequest) -> HttpResponse:
+    """Platform admins move many services at once, or merge one team into another, each in one audited operation."""
+    if not permissions.can_manage_campaigns(request.user):
+        raise PermissionDenied("Only platform admins reorganise teams.")
+    move_form = MoveForm(request.POST if request.POST.get("operation") == "move" else None)
+    merge_form = MergeForm(request.POST if request.POST.get("operation") == "merge" else None)
+    if request.method == "POST" and move_form.is_bound and move_form.is_valid():
+        data = move_form.cleaned_data
+        try:
+            moved = reorganisation.services_move(
+                services_to_move=list(data["services"]),
+                to_team=data["to_team"],
+                moved_by=request.user,  # type: ignore[arg-type]
+                reason=data["reason"],
+            )
+        except ValidationError as error:
+            apply_errors(move_form, error)
+        else:
+            messages.success(request, f"Moved {moved} service{'s' if moved != 1 else ''} to {data['to_team']}.")
+            return redirect(data["to_team"])
+    if request.method == "POST" and merge_form.is_bound and merge_form.is_valid():
+        data = merge_form.cleaned_data
+        try:
+            count = reorganisation.team_merge(source=data["source"], target=data["target"], merged_by=request.user)  # type: ignore[arg-type]
+        except ValidationError as error:
+            apply_errors(merge_form, error)
+        else:
+            messages.success(
+                request,
+                f"Merged {data['source']} into {data['target']}: {count} services moved and flagged for the admins "
+                "to confirm their owner.",
+            )
+            return redirect("reviews:orphan-list")
+    return render(request, "reviews/reorganise.html", {"move_form": move_form, "merge_form": merge_form})

@@ -6,6 +6,7 @@ from django.utils.text import slugify
 
 from audit import services as audit
 from teams.models import Membership, Team
+from teams.signals import membership_lost
 
 TEAM_FIELDS = ["name", "slug", "description", "chat_channel", "on_call_url", "parent"]
 
@@ -63,6 +64,7 @@ def membership_set(
     """Add a user to a team with a role, or change their role; the user joins the team's group."""
     membership, created = Membership.objects.get_or_create(team=team, user=user, defaults={"role": role})
     before = None if created else {"role": membership.role}
+    lost_lead = not created and membership.role == Membership.Role.LEAD and role != Membership.Role.LEAD
     if not created and membership.role != role:
         membership.role = role
         membership.full_clean()
@@ -78,6 +80,8 @@ def membership_set(
             before=before,
             after={"user": user.get_username(), "role": role},
         )
+    if lost_lead:
+        membership_lost.send(sender=Membership, team=team, actor=changed_by, lost_lead=True)
     return membership
 
 
@@ -92,3 +96,6 @@ def membership_remove(*, membership: Membership, removed_by: User) -> None:
         before={"user": membership.user.get_username(), "role": membership.role},
     )
     membership.delete()
+    membership_lost.send(
+        sender=Membership, team=membership.team, actor=removed_by, lost_lead=membership.role == Membership.Role.LEAD
+    )

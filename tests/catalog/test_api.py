@@ -313,12 +313,17 @@ def test_patch_with_bad_input_is_a_field_error(api_client, world):
 
 
 def test_owner_moves_only_through_transfer(api_client, world):
+    """An owner's transfer is a proposal (202) until a lead of the receiving team accepts it; an admin's is done."""
     api_client.force_authenticate(world.owner)
-    response = api_client.post(
-        reverse("api:service-transfer", args=[world.service.slug]), {"new_owner": "search"}, format="json"
-    )
-    assert response.status_code == 200
-    assert response.json()["owner"] == "search"
+    url = reverse("api:service-transfer", args=[world.service.slug])
+    response = api_client.post(url, {"new_owner": "search"}, format="json")
+    assert response.status_code == 202
+    assert response.json()["status"] == "proposed" and response.json()["to_team"] == "search"
+    assert Service.objects.get(pk=world.service.pk).owner == world.owner_team
+    api_client.force_authenticate(world.staff)
+    assert api_client.post(url, {"new_owner": "search"}, format="json").status_code == 200  # admins move it at once
+    accepted = api_client.post(reverse("api:handover-accept", args=[response.json()["id"]]), {}, format="json")
+    assert accepted.status_code == 200 and accepted.json()["status"] == "accepted"  # nothing left to move
     service = Service.objects.get(pk=world.service.pk)
     assert service.owner == world.other_team
     assert _fresh(world.outsider).has_perm("catalog.change_service", service)

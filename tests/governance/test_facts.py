@@ -55,6 +55,16 @@ def test_the_document_has_exactly_the_documented_groups_and_fields(world, produc
     assert document["freeze"] == []
     assert document["service"]["last_ownership_review"] is None
     assert document["change"]["approvals"] == [] and document["change"]["break_glass"] is False
+    assert document["service"]["orphaned"] is False
+
+
+def test_the_last_ownership_review_is_the_verification_reviews_record(world, production) -> None:
+    from reviews import services as reviews
+
+    reviews.ownership_verify(service=world.service, verified_by=world.staff)
+    document = facts.facts_build(change=change_for(world, production, release_make(world.service)))
+    verified = world.service.ownership.verified_at
+    assert document["service"]["last_ownership_review"] == verified.isoformat().replace("+00:00", "Z")
 
 
 def test_service_facts_come_from_the_catalog(world, production) -> None:

@@ -160,6 +160,7 @@ def test_a_lead_sees_a_handover_waiting_for_their_team_and_can_decline_it(client
 
 def test_the_campaign_page_shows_progress_overdue_and_the_burn_up(client, campaign, leads):
     Campaign.objects.filter(pk=campaign.pk).update(due_on=timezone.localdate() - timedelta(days=1))
+    campaign.items.update(due_on=timezone.localdate() - timedelta(days=1))
     client.force_login(leads.lead)
     page = client.get(campaign.get_absolute_url()).content.decode()
     assert "0 of 1 answered" in page

@@ -40,6 +40,12 @@ class ServiceSerializer(serializers.ModelSerializer):
     system = SlugRelatedField(slug_field="slug", queryset=System.objects.all(), required=False, allow_null=True)
     tags = TagListField(required=False, max_length=30)
     url = SlugIdentityField(view_name="api:service-detail", lookup_field="slug")
+    # Kept by ownership reviews (reviews.Ownership, docs/reviews.md); null when never verified or not orphaned.
+    ownership_verified_at = serializers.DateTimeField(source="ownership.verified_at", read_only=True, allow_null=True)
+    ownership_verified_by = serializers.CharField(
+        source="ownership.verified_by_repr", read_only=True, allow_null=True, help_text="A username."
+    )
+    orphaned_since = serializers.DateTimeField(source="ownership.orphaned_since", read_only=True, allow_null=True)
 
     class Meta:
         model = Service
@@ -62,6 +68,9 @@ class ServiceSerializer(serializers.ModelSerializer):
             "tags",
             "golden_path",
             "golden_path_version",
+            "ownership_verified_at",
+            "ownership_verified_by",
+            "orphaned_since",
             "created_at",
             "updated_at",
         ]

@@ -39,6 +39,10 @@ from portal.api import LookupMixin, protected_message
 from portal.errors import Conflict
 from portal.pagination import CountedPaginator
 
+# The API is the top layer: a transfer by anyone but a platform admin is a handover proposal (ownership reviews).
+from reviews import services as reviews
+from reviews.api.serializers import HandoverSerializer
+
 CACHE_SECONDS = 300
 JSON_MEDIA_TYPE = JSONRenderer.media_type
 
@@ -120,13 +124,32 @@ class ServiceViewSet(LookupMixin, viewsets.ModelViewSet):
                 existing_url=reverse("deployments:decommission-new", kwargs={"slug": instance.slug}),
             ) from None
 
-    @extend_schema(request=TransferSerializer, responses=ServiceSerializer)
+    @extend_schema(
+        request=TransferSerializer,
+        responses={
+            200: ServiceSerializer,
+            202: OpenApiResponse(
+                response=HandoverSerializer,
+                description="Proposed: the service moves once a lead of the receiving team accepts the handover.",
+            ),
+        },
+    )
     @action(detail=True, methods=["post"])
     def transfer(self, request: Request, slug: str | None = None) -> Response:
-        """Hand the service to another team; its permissions move with it."""
+        """Hand the service to another team. A platform admin moves it at once (200, with its permissions); anyone
+        else with the change permission proposes a handover that a lead of the receiving team accepts (202)."""
         service = self.get_object()
         payload = TransferSerializer(data=request.data)
         payload.is_valid(raise_exception=True)
+        if not request.user.is_staff:
+            handover = reviews.handover_propose(
+                service=service,
+                to_team=payload.validated_data["new_owner"],
+                proposed_by=request.user,  # type: ignore[arg-type]
+                note=payload.validated_data["note"],
+            )
+            data = HandoverSerializer(handover, context=self.get_serializer_context()).data
+            return Response(data, status=status.HTTP_202_ACCEPTED)
         service = services.service_transfer(service=service, transferred_by=request.user, **payload.validated_data)
         return Response(ServiceSerializer(service, context=self.get_serializer_context()).data)
 

@@ -275,6 +275,9 @@ CELERY_BEAT_SCHEDULE = {
     "scorecards-initiatives-tick": {"task": "scorecards.initiatives_tick", "schedule": 3600.0},
     # Alertmanager notifications older than the replay window are forgotten (incidents/alertmanager.py).
     "incidents-prune-alert-notifications": {"task": "incidents.prune_alert_notifications", "schedule": 3600.0},
+    # Ownership reviews (docs/reviews.md): hourly is enough for periods counted in days; idempotent.
+    "reviews-open-periodic": {"task": "reviews.open_periodic_reviews", "schedule": 3600.0},
+    "reviews-send-reminders": {"task": "reviews.send_reminders", "schedule": 3600.0},
 }
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 DJANGO_STRUCTLOG_CELERY_ENABLED = True
