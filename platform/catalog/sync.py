@@ -129,6 +129,28 @@ class Tree:
     digests: dict[str, str] = field(default_factory=dict)  # descriptor file → digest of it and its folder's docs
     skipped: set[str] = field(default_factory=set)  # descriptor files unchanged since their last clean import
     descriptors_in: dict[str, list[str]] = field(default_factory=lambda: defaultdict(list))  # folder → files
+    # Documents of another app's apiVersion (openslo/v1), by apiVersion, for that app's handler.
+    foreign: dict[str, list["ForeignDocument"]] = field(default_factory=lambda: defaultdict(list))
+
+
+@dataclass
+class ForeignDocument:
+    """A document in a descriptor file that another app reads (an OpenSLO SLO next to catalog-info.yaml)."""
+
+    path: str
+    index: int
+    body: Any
+
+
+# apiVersion → handler(documents=, source=, report=, actor=, skipped=). Apps above the catalog register here in their
+# AppConfig.ready(), so the importer carries their documents without importing them (lower apps do not reach up).
+# A handler runs inside the import's transaction after the catalog's entities are written, and reports each
+# document it refuses in report.errors.
+_FOREIGN_HANDLERS: dict[str, Any] = {}
+
+
+def foreign_documents_register(api_version: str, handler: Any) -> None:
+    _FOREIGN_HANDLERS[api_version] = handler
 
 
 def _retirement_refusal(service: Service, lifecycle: str) -> str | None:
@@ -247,7 +269,7 @@ def tree_read(root: Path, report: Report, known: dict[str, str] | None = None) -
             continue
         text = _decode(rel, data, report)
         if text is not None:
-            tree.entities.extend(_descriptors_parse(rel, text, report, tree.digests[rel], locations))
+            tree.entities.extend(_descriptors_parse(rel, text, report, tree.digests[rel], locations, tree.foreign))
     if locations:
         _locations_follow(root, locations, set(raw_descriptors), tree, report)
     for folder, files in raw_docs.items():
@@ -286,7 +308,7 @@ def _locations_follow(root: Path, queue: list[Location], read: set[str], tree: T
                     data = _target_read(key, root)
                     text = _decode(key, data, report)
                     if text is not None:
-                        tree.entities.extend(_descriptors_parse(key, text, report, "", queue))
+                        tree.entities.extend(_descriptors_parse(key, text, report, "", queue, tree.foreign))
             except _Missing as missing:
                 if location.optional:
                     report.warnings.append(
@@ -446,9 +468,14 @@ def _decode(rel: str, data: bytes, report: Report) -> str | None:
 
 
 def _descriptors_parse(
-    rel: str, text: str, report: Report, digest: str = "", locations: list[Location] | None = None
+    rel: str,
+    text: str,
+    report: Report,
+    digest: str = "",
+    locations: list[Location] | None = None,
+    foreign: dict[str, list[ForeignDocument]] | None = None,
 ) -> list[Entity]:
-    """The entities of one descriptor file; its Location documents go to `locations`."""
+    """The entities of one descriptor file; its Location documents go to `locations`, other apps' to `foreign`."""
     entities = []
     # YAML aliases let a small file stand for an enormous document (the "billion laughs"); descriptors never
     # need them. Anchors are rare, so the extra scan only runs when a file has one.
@@ -467,6 +494,10 @@ def _descriptors_parse(
         return []
     for index, document in enumerate(documents):
         if document is None:
+            continue
+        api_version = document.get("apiVersion") if isinstance(document, dict) else None
+        if foreign is not None and isinstance(api_version, str) and api_version in _FOREIGN_HANDLERS:
+            foreign[api_version].append(ForeignDocument(rel, index, document))
             continue
         if isinstance(document, dict) and document.get("kind") == "Location" and locations is not None:
             try:
@@ -930,6 +961,10 @@ def _catalog_import(*, root: Path, source_name: str, actor: User | None, locatio
             components_by_folder[_parent(entity.path)].append(entity)
     for folder, files in tree.docs.items():
         owners = components_by_folder.get(folder, [])
+        if not owners and any(rel in tree.skipped for rel in tree.descriptors_in.get(folder, [])):
+            # Another file of the folder (an SLO file) was read again, but the component's own descriptor was
+            # skipped as unchanged, and its digest covers these docs: they are unchanged too.
+            continue
         if not owners:
             for rel, _text in files:
                 report.errors.append(
@@ -959,6 +994,14 @@ def _catalog_import(*, root: Path, source_name: str, actor: User | None, locatio
         _Writer(source=source, report=report, actor=actor, skipped=tree.skipped, records=records).write(
             list(valid.values())
         )
+        for api_version, handler in _FOREIGN_HANDLERS.items():
+            handler(
+                documents=tree.foreign.get(api_version, []),
+                source=source,
+                report=report,
+                actor=actor,
+                skipped=tree.skipped,
+            )
         source.location = location or source.location
         source.last_synced_at = timezone.now()
         source.last_report = report.as_dict()

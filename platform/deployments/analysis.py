@@ -297,7 +297,7 @@ def query_prometheus(
     own_client = client is None
     http = client or httpx.Client(timeout=10.0)
     try:
-        values = {name: _query_scalar(http, base_url, query) for name, query in queries.items()}
+        values = {name: query_scalar(http, base_url, query) for name, query in queries.items()}
     finally:
         if own_client:
             http.close()
@@ -309,7 +309,7 @@ def query_prometheus(
     )
 
 
-def _query_scalar(client: httpx.Client, base_url: str, query: str) -> float | None:
+def query_scalar(client: httpx.Client, base_url: str, query: str) -> float | None:
     """The single value of an instant query; None when the result is empty or NaN (no data in the window)."""
     url = base_url.rstrip("/") + "/api/v1/query"
     try:

@@ -498,3 +498,74 @@ def _scorecards_many(ids: Sequence[int], at: datetime) -> dict[int, dict[str, An
 def _scorecards(change: Change) -> dict[str, Any]:
     """Where the service stands on each enabled scorecard, by the scorecard's name: as last scored by a worker."""
     return _scorecards_many([change.service.pk], change.at)[change.service.pk]
+
+
+def _slo_many(ids: Sequence[int], at: datetime) -> dict[int, dict[str, Any]]:
+    from monitoring import selectors
+    from monitoring.models import SLO
+
+    statuses = selectors.slo_statuses(list(SLO.objects.filter(service__in=ids)), now=at)  # two queries at most
+    by_service: dict[int, list[Any]] = {pk: [] for pk in ids}
+    for status in statuses:
+        by_service[status.slo.service_id].append(status)
+    return {pk: _slo_document(found) for pk, found in by_service.items()}
+
+
+@fact(
+    "slo",
+    sample={
+        "count": 2,
+        "unknown": 0,
+        "burning": True,
+        "exhausted": False,
+        "alert": "ticket",
+        "budget_remaining_min": 0.42,
+        "objectives": {
+            "checkout-availability": {
+                "target": 0.999,
+                "window_days": 28,
+                "budget_remaining": 0.42,
+                "burn_rate_1h": 2.5,
+                "alert": "ticket",
+                "status": "burning",
+            }
+        },
+    },
+    open_maps=("objectives",),
+    many=_slo_many,
+)
+def _slo(change: Change) -> dict[str, Any]:
+    """The service's SLOs: "no production deploys but fixes while the error budget is spent" reads `slo.exhausted`."""
+    return _slo_many([change.service.pk], change.at)[change.service.pk]
+
+
+def _slo_document(statuses: list[Any]) -> dict[str, Any]:
+    """`burning` is true while a page or ticket burn-rate alert fires; an SLO whose SLI cannot be read counts in
+    `unknown` and is neither burning nor within budget."""
+    from monitoring import burn
+
+    known = [s.budget.remaining for s in statuses if s.status != burn.UNKNOWN and s.budget.remaining is not None]
+    alerts = {s.budget.alert for s in statuses if s.status != burn.UNKNOWN}
+    return {
+        "count": len(statuses),
+        "unknown": sum(s.status == burn.UNKNOWN for s in statuses),
+        "burning": any(s.status in (burn.BURNING, burn.EXHAUSTED) and s.budget.alert for s in statuses),
+        "exhausted": any(s.status == burn.EXHAUSTED for s in statuses),
+        "alert": "page" if "page" in alerts else ("ticket" if "ticket" in alerts else ""),
+        "budget_remaining_min": round(min(known), 4) if known else None,
+        "objectives": {
+            s.slo.name: {
+                "target": s.slo.target,
+                "window_days": s.slo.window_days,
+                "budget_remaining": _rounded(s.budget.remaining, 4),
+                "burn_rate_1h": _rounded(s.budget.burn_rates.get("1h"), 3),
+                "alert": s.budget.alert,
+                "status": s.status,
+            }
+            for s in statuses
+        },
+    }
+
+
+def _rounded(value: float | None, digits: int) -> float | None:
+    return None if value is None else round(value, digits)

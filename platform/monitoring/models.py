@@ -98,3 +98,87 @@ class ProbeRollup(models.Model):
 
     def __str__(self) -> str:
         return f"{self.health_check_id} {self.hour:%Y-%m-%d %H}:00 {self.ok}/{self.total}"
+
+
+class SliKind(models.TextChoices):
+    RATIO = "ratio", "Ratio (good / total events)"
+    THRESHOLD = "threshold", "Threshold (each evaluation is good when the value meets it)"
+
+
+class SliSource(models.TextChoices):
+    PROMETHEUS = "prometheus", "Prometheus (PromQL)"
+    PROBE = "probe", "Health check probes"
+
+
+class SliState(models.TextChoices):
+    OK = "ok", "Read"
+    # The source could not be read (Prometheus unreachable, a query error, no health check): never healthy.
+    UNKNOWN = "unknown", "Unknown"
+
+
+class SLO(models.Model):
+    """A service level objective in the OpenSLO format (`document`), from a catalog file or written in the UI.
+
+    The fields besides `document` are what the worker and the pages need, parsed from it by `monitoring.openslo`;
+    an SLO with a `catalog_source` belongs to that file and is changed only by importing it again.
+    """
+
+    service = models.ForeignKey("catalog.Service", on_delete=models.CASCADE, related_name="slos")
+    name = models.SlugField(max_length=63)
+    display_name = models.CharField(max_length=200, blank=True)
+    description = models.TextField(blank=True)
+    sli_kind = models.CharField(max_length=20, choices=SliKind.choices)
+    source = models.CharField(max_length=20, choices=SliSource.choices)
+    good_query = models.TextField(blank=True)
+    total_query = models.TextField(blank=True)
+    # OpenSLO's ratioMetric.counter: true when the queries give cumulative counters, false for per-second rates.
+    counter = models.BooleanField(default=True)
+    threshold_query = models.TextField(blank=True)
+    threshold_op = models.CharField(max_length=3, blank=True)
+    threshold_value = models.FloatField(null=True, blank=True)
+    # For probe SLIs: the environment whose health check counts, by slug, so that an SLO file can be imported
+    # before its environment exists (the SLI is unknown until it does).
+    environment_slug = models.SlugField(max_length=50, blank=True)
+    target = models.FloatField()
+    window_days = models.PositiveSmallIntegerField(default=28)
+    document = models.JSONField()
+    catalog_source = models.ForeignKey(
+        "catalog.CatalogSource", null=True, blank=True, on_delete=models.SET_NULL, related_name="slos"
+    )
+    source_path = models.CharField(max_length=1000, blank=True)
+    sli_state = models.CharField(max_length=10, choices=SliState.choices, default=SliState.UNKNOWN)
+    sli_error = models.CharField(max_length=300, blank=True)
+    evaluated_at = models.DateTimeField(null=True, blank=True)
+    # Prometheus counters are cumulative: the last values read, so the next evaluation records the increase.
+    last_good = models.FloatField(null=True, blank=True)
+    last_total = models.FloatField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["service_id", "name"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["service", "name"],
+                name="monitoring_slo_unique_name",
+                violation_error_message="This service already has an SLO with this name.",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.service} / {self.name}"
+
+
+class SliSample(models.Model):
+    """Good and total events of one SLO since its previous evaluation; the burn-rate windows sum these."""
+
+    slo = models.ForeignKey(SLO, on_delete=models.CASCADE, related_name="samples")
+    at = models.DateTimeField()
+    good = models.FloatField()
+    total = models.FloatField()
+
+    class Meta:
+        indexes = [models.Index(fields=["slo", "at"], name="monitoring_sample_slo_at")]
+
+    def __str__(self) -> str:
+        return f"{self.slo_id} at {self.at:%Y-%m-%d %H:%M}: {self.good}/{self.total}"

@@ -1,4 +1,4 @@
-"""Reads: health checks, and each check's status and uptime, in a fixed number of queries for any number of checks."""
+"""Reads: health checks with their status and uptime, and SLOs with their budgets, in a fixed number of queries."""
 
 from collections import defaultdict
 from collections.abc import Sequence
@@ -8,11 +8,12 @@ from typing import Any
 
 from django.conf import settings
 from django.db.models import Count, F, Q, QuerySet, Sum, Window
-from django.db.models.functions import RowNumber
+from django.db.models.functions import RowNumber, Trunc
 from django.utils import timezone
 
 from catalog.models import Service
-from monitoring.models import HealthCheck, HealthStatus, ProbeResult, ProbeRollup, ProbeSource
+from monitoring import burn
+from monitoring.models import SLO, HealthCheck, HealthStatus, ProbeResult, ProbeRollup, ProbeSource, SliSample, SliState
 
 RECENT = 5  # results that decide a check's status
 WINDOWS = {"24h": timedelta(hours=24), "7d": timedelta(days=7), "30d": timedelta(days=30)}
@@ -207,3 +208,110 @@ def checks_due(*, now: datetime, limit: int) -> QuerySet[HealthCheck]:
         .order_by("next_run_at")
         .select_for_update(skip_locked=True)[:limit]
     )
+
+
+# --- SLOs ---------------------------------------------------------------------------------------------------------
+
+SLI_STALE_AFTER = timedelta(minutes=5)
+
+
+@dataclass
+class SloStatus:
+    """What the pages, the API and the fact document say about one SLO now."""
+
+    slo: SLO
+    budget: burn.Budget
+    status: str  # burn.OK, BURNING, EXHAUSTED or UNKNOWN
+    reason: str
+
+
+def slo_statuses(slos: Sequence[SLO], *, now: datetime | None = None) -> list[SloStatus]:
+    """Budget, burn rates and alert of each SLO, from one aggregate query over their samples."""
+    now = now or timezone.now()
+    slos = list(slos)
+    if not slos:
+        return []
+    longest = max(slo.window_days for slo in slos)
+    aggregates: dict[str, Any] = {}
+    for name, span in burn.WINDOWS.items():
+        aggregates[f"good_{name}"] = Sum("good", filter=Q(at__gt=now - span))
+        aggregates[f"total_{name}"] = Sum("total", filter=Q(at__gt=now - span))
+    for days in {slo.window_days for slo in slos}:
+        aggregates[f"good_w{days}"] = Sum("good", filter=Q(at__gt=now - timedelta(days=days)))
+        aggregates[f"total_w{days}"] = Sum("total", filter=Q(at__gt=now - timedelta(days=days)))
+    rows: dict[int, dict[str, Any]] = {
+        row["slo_id"]: row  # type: ignore[misc]  # the stubs type values() rows without the annotations
+        for row in SliSample.objects.filter(slo__in=slos, at__gt=now - timedelta(days=longest), at__lte=now)
+        .values("slo_id")
+        .annotate(**aggregates)
+    }
+    statuses = []
+    for slo in slos:
+        row: dict[str, Any] = rows.get(slo.pk, {})
+
+        def pair(key: str, row: dict[str, Any] = row) -> tuple[float, float]:
+            return float(row.get(f"good_{key}") or 0.0), float(row.get(f"total_{key}") or 0.0)
+
+        budget = burn.budget_from(
+            target=slo.target,
+            window=pair(f"w{slo.window_days}"),
+            windows={name: pair(name) for name in burn.WINDOWS},
+        )
+        statuses.append(_slo_status(slo, budget, now))
+    return statuses
+
+
+def _slo_status(slo: SLO, budget: burn.Budget, now: datetime) -> SloStatus:
+    if slo.sli_state == SliState.UNKNOWN:
+        reason = slo.sli_error or "not evaluated yet"
+        return SloStatus(slo, budget, burn.UNKNOWN, f"The SLI cannot be read: {reason}.")
+    if slo.evaluated_at is None or now - slo.evaluated_at > SLI_STALE_AFTER:
+        return SloStatus(slo, budget, burn.UNKNOWN, "Not evaluated in the last 5 minutes (are the workers running?).")
+    remaining = budget.remaining
+    if remaining is None:
+        return SloStatus(slo, budget, burn.UNKNOWN, "No events in the window yet.")
+    if remaining <= 0:
+        return SloStatus(slo, budget, burn.EXHAUSTED, "The error budget of the window is spent.")
+    if budget.alert == "page":
+        return SloStatus(slo, budget, burn.BURNING, "Burning fast: page (14.4× over 1 h and 5 min, or 6× over 6 h).")
+    if budget.alert == "ticket":
+        return SloStatus(slo, budget, burn.BURNING, "Burning: ticket (1× over 3 days and 6 h).")
+    return SloStatus(slo, budget, burn.OK, "Within budget.")
+
+
+def service_slos(service: Service, *, now: datetime | None = None) -> list[SloStatus]:
+    """The service's SLOs with their status (two queries)."""
+    slos = list(SLO.objects.filter(service=service))
+    return slo_statuses(slos, now=now)
+
+
+def slo_budget_history(slo: SLO, *, now: datetime | None = None, points: int = 28) -> list[tuple[datetime, float]]:
+    """Error budget remaining at the end of each day (or 1/points of the window) of the SLO's window, oldest first.
+
+    At each point the budget counts the events from the window's start to that point, so the line shows how the
+    window's budget was spent (one query, grouped by bucket).
+    """
+    now = now or timezone.now()
+    start = now - timedelta(days=slo.window_days)
+    step = (now - start) / points
+    rows = (
+        SliSample.objects.filter(slo=slo, at__gt=start, at__lte=now)
+        .annotate(bucket=Trunc("at", "hour"))
+        .values("bucket")
+        .annotate(good=Sum("good"), total=Sum("total"))
+        .order_by("bucket")
+    )
+    by_index: dict[int, list[float]] = defaultdict(lambda: [0.0, 0.0])
+    for row in rows:
+        index = min(int((row["bucket"] - start) / step), points - 1)
+        by_index[index][0] += row["good"] or 0.0
+        by_index[index][1] += row["total"] or 0.0
+    history = []
+    good = total = 0.0
+    allowed = 1 - slo.target
+    for index in range(points):
+        good += by_index[index][0]
+        total += by_index[index][1]
+        if total > 0:
+            history.append((start + step * (index + 1), 1 - ((total - good) / total) / allowed))
+    return history

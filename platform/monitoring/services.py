@@ -1,4 +1,4 @@
-"""Writes: health checks (with audit events) and probe results (in batches)."""
+"""Writes: health checks and SLOs (with audit events), probe results (in batches) and SLI samples."""
 
 from collections.abc import Iterable
 from datetime import datetime, timedelta
@@ -15,7 +15,8 @@ from django.utils import timezone
 from audit import services as audit
 from catalog.models import Service
 from catalog.permissions import user_can
-from monitoring.models import HealthCheck, ProbeResult, ProbeRollup
+from monitoring import openslo, sources
+from monitoring.models import SLO, HealthCheck, ProbeResult, ProbeRollup, SliSample, SliState
 from monitoring.probe import Outcome, url_validate
 
 EDITABLE = ("url", "interval_seconds", "timeout_ms", "expected_status", "body_match", "enabled")
@@ -133,3 +134,212 @@ def results_rollup(*, now: datetime | None = None, hours: int = 3) -> int:
     cutoff = now - timedelta(days=settings.MONITORING_RAW_RETENTION_DAYS)
     ProbeResult.objects.filter(checked_at__lt=cutoff).delete()
     return len(rows)
+
+
+# --- SLOs ---------------------------------------------------------------------------------------------------------
+
+EVALUATE_EVERY = timedelta(minutes=1)
+
+SLO_FIELDS = (
+    "display_name",
+    "description",
+    "sli_kind",
+    "source",
+    "good_query",
+    "total_query",
+    "counter",
+    "threshold_query",
+    "threshold_op",
+    "threshold_value",
+    "target",
+    "window_days",
+    "document",
+)
+
+
+def _slo_snapshot(slo: SLO) -> dict[str, Any]:
+    return {"name": slo.name, "target": slo.target, "window_days": slo.window_days, "document": slo.document}
+
+
+def _slo_apply(slo: SLO, parsed: openslo.ParsedSlo) -> bool:
+    """Copy a parsed document onto `slo`; True when anything changed. A changed indicator starts the counters over."""
+    changed = False
+    for name in SLO_FIELDS:
+        value = getattr(parsed, name)
+        if getattr(slo, name) != value:
+            setattr(slo, name, value)
+            changed = True
+    if slo.environment_slug != parsed.environment:
+        slo.environment_slug = parsed.environment
+        changed = True
+    if changed:
+        slo.last_good = slo.last_total = None
+    return changed
+
+
+def _document_parse(document: Any, service: Service) -> openslo.ParsedSlo:
+    parsed = openslo.slo_parse(document)
+    if parsed.service != service.slug:
+        raise openslo.SloError(f"must be this service ({service.slug}).", "spec.service")
+    return parsed
+
+
+@transaction.atomic
+def slo_create(*, user: User | AnonymousUser, service: Service, document: Any) -> SLO:
+    """Add an SLO written in the UI (no file owns it); openslo.SloError names the field to fix."""
+    health_check_require_change(user=user, service=service)
+    parsed = _document_parse(document, service)
+    if SLO.objects.filter(service=service, name=parsed.name).exists():
+        raise openslo.SloError("This service already has an SLO with this name.", "metadata.name")
+    slo = SLO(service=service, name=parsed.name)
+    _slo_apply(slo, parsed)
+    slo.save()
+    audit.event_record(actor=user, action="slo.created", target=slo, after=_slo_snapshot(slo), service_id=service.pk)
+    return slo
+
+
+def slo_require_editable(slo: SLO) -> None:
+    if slo.catalog_source_id is not None:
+        raise PermissionDenied(f"{slo.source_path} in the catalog source owns this SLO; change the file instead.")
+
+
+@transaction.atomic
+def slo_update(*, user: User | AnonymousUser, slo: SLO, document: Any) -> SLO:
+    """Replace a UI-owned SLO's document (its name stays); a file-owned SLO is refused."""
+    health_check_require_change(user=user, service=slo.service)
+    slo_require_editable(slo)
+    parsed = _document_parse(document, slo.service)
+    if parsed.name != slo.name:
+        raise openslo.SloError(f"must stay {slo.name!r}; add a new SLO to use another name.", "metadata.name")
+    before = _slo_snapshot(slo)
+    if _slo_apply(slo, parsed):
+        slo.save()
+        audit.event_record(
+            actor=user,
+            action="slo.updated",
+            target=slo,
+            before=before,
+            after=_slo_snapshot(slo),
+            service_id=slo.service_id,
+        )
+    return slo
+
+
+@transaction.atomic
+def slo_delete(*, user: User | AnonymousUser, slo: SLO) -> None:
+    """Remove a UI-owned SLO and its samples."""
+    health_check_require_change(user=user, service=slo.service)
+    slo_require_editable(slo)
+    audit.event_record(
+        actor=user, action="slo.deleted", target=slo, before=_slo_snapshot(slo), service_id=slo.service_id
+    )
+    slo.delete()
+
+
+def slo_documents_import(
+    *, documents: list[Any], source: Any, report: Any, actor: User | None, skipped: set[str]
+) -> None:
+    """The catalog importer's handler for `openslo/v1` documents (registered in MonitoringConfig.ready).
+
+    Runs inside the import's transaction, after the catalog's own entities are written, so an SLO can name a service
+    the same import adds. Each document that cannot be used is one error in the report; the others are imported. SLOs
+    this source owned that are no longer in it are removed, except those in files skipped as unchanged.
+    """
+    from catalog.sync import Problem
+
+    owned = {(slo.service_id, slo.name): slo for slo in SLO.objects.filter(catalog_source=source)}
+    if not documents and all(slo.source_path in skipped for slo in owned.values()):
+        return  # nothing read again and nothing gone: one query for an unchanged tree
+    services = {s.slug: s for s in Service.objects.filter(slug__in=_service_names(documents))}
+    seen: set[tuple[int, str]] = set()
+    for document in documents:
+        metadata = document.body.get("metadata") if isinstance(document.body, dict) else None
+        name = metadata.get("name") if isinstance(metadata, dict) else None
+        ref = f"slo:{name}"[:200] if isinstance(name, str) else None
+        try:
+            parsed = openslo.slo_parse(document.body)
+            service = services.get(parsed.service)
+            if service is None:
+                raise openslo.SloError(f"There is no service {parsed.service!r} in the catalog.", "spec.service")
+            key = (service.pk, parsed.name)
+            if key in seen:
+                raise openslo.SloError(
+                    f"{service.slug} has another SLO named {parsed.name!r} in this import.", "metadata.name"
+                )
+            existing = owned.get(key) or SLO.objects.filter(service=service, name=parsed.name).first()
+            if existing is not None and existing.catalog_source_id not in (None, source.pk):
+                raise openslo.SloError(
+                    f"{service.slug}/{parsed.name} belongs to another catalog source.", "metadata.name"
+                )
+        except openslo.SloError as error:
+            report.errors.append(Problem(document.path, str(error), document.index, ref, error.field or None))
+            continue
+        seen.add(key)
+        slo = existing or SLO(service=service, name=parsed.name)
+        created = slo.pk is None
+        before = None if created else _slo_snapshot(slo)
+        changed = _slo_apply(slo, parsed)
+        moved = slo.catalog_source_id != source.pk or slo.source_path != document.path
+        slo.catalog_source, slo.source_path = source, document.path
+        if created or changed or moved:
+            slo.save()
+            audit.event_record(
+                actor=actor,
+                action="slo.created" if created else "slo.updated",
+                target=slo,
+                before=before,
+                after=_slo_snapshot(slo),
+                service_id=service.pk,
+            )
+            (report.created if created else report.updated)["slo"] += 1
+        else:
+            report.unchanged += 1
+    for key, slo in owned.items():
+        if key not in seen and slo.source_path not in skipped:
+            audit.event_record(
+                actor=actor, action="slo.deleted", target=slo, before=_slo_snapshot(slo), service_id=slo.service_id
+            )
+            report.missing.append(f"slo:{slo.service.slug}/{slo.name}")
+            slo.delete()
+
+
+def _service_names(documents: list[Any]) -> set[str]:
+    names = set()
+    for document in documents:
+        spec = document.body.get("spec") if isinstance(document.body, dict) else None
+        if isinstance(spec, dict) and isinstance(spec.get("service"), str):
+            names.add(spec["service"][:100])
+    return names
+
+
+def slo_evaluate(*, slo_id: int, now: datetime | None = None) -> SliSample | None:
+    """Read the SLI's events since the last evaluation and record them as one sample.
+
+    The SLO is claimed first (its `evaluated_at` moved on only if nobody else did it meanwhile), so a second worker
+    or a redelivered task cannot count the same minute twice. A source that cannot be read makes the SLI unknown
+    (with the reason) and records nothing: no data is never counted as good events.
+    """
+    now = now or timezone.now()
+    slo = SLO.objects.filter(pk=slo_id).first()
+    if slo is None or (slo.evaluated_at is not None and now - slo.evaluated_at < EVALUATE_EVERY / 2):
+        return None
+    since = slo.evaluated_at or now - EVALUATE_EVERY
+    if not SLO.objects.filter(pk=slo.pk, evaluated_at=slo.evaluated_at).update(evaluated_at=now):
+        return None
+    try:
+        good, total = sources.sli_events(slo=slo, since=since, now=now)
+    except sources.SourceUnavailable as error:
+        SLO.objects.filter(pk=slo.pk).update(sli_state=SliState.UNKNOWN, sli_error=str(error)[:300])
+        return None
+    sample = SliSample.objects.create(slo=slo, at=now, good=good, total=total) if total > 0 else None
+    SLO.objects.filter(pk=slo.pk).update(
+        sli_state=SliState.OK, sli_error="", last_good=slo.last_good, last_total=slo.last_total
+    )
+    return sample
+
+
+def slo_samples_purge(*, now: datetime | None = None) -> int:
+    """Delete samples older than any SLO window can reach (90 days)."""
+    now = now or timezone.now()
+    deleted, _ = SliSample.objects.filter(at__lt=now - timedelta(days=91)).delete()
+    return deleted

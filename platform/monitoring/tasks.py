@@ -10,7 +10,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from monitoring import selectors, services
-from monitoring.models import HealthCheck, ProbeSource
+from monitoring.models import SLO, HealthCheck, ProbeSource
 from monitoring.probe import Outcome, probe, simulated_outcome
 
 # Probes wait on the network, so one worker runs many at once. A batch whose every probe times out (30 s at most)
@@ -73,3 +73,16 @@ def run_due_checks_task() -> int:
 @shared_task(name="monitoring.rollup_results", ignore_result=True)
 def rollup_results_task() -> int:
     return services.results_rollup()
+
+
+@shared_task(name="monitoring.evaluate_slos", ignore_result=True)
+def evaluate_slos_task() -> int:
+    """Record one sample per SLO (beat, every minute); each SLO is claimed, so overlapping runs count nothing twice."""
+    recorded = 0
+    for slo_id in SLO.objects.order_by("pk").values_list("pk", flat=True):
+        try:
+            recorded += services.slo_evaluate(slo_id=slo_id) is not None
+        except Exception:  # one SLO's surprise must not stop the others' evaluation
+            logger.exception("monitoring.slo_evaluation_crashed", slo_id=slo_id)
+    services.slo_samples_purge()
+    return recorded

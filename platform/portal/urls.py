@@ -45,6 +45,7 @@ urlpatterns = [
     path("scorecards/", include("scorecards.urls")),
     path("reviews/", include("reviews.urls")),
     path("incidents/", include("incidents.urls")),
+    path("monitoring/", include("monitoring.urls")),
     path("api/v1/", include((api_v1, "api"))),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     # The split view serves Swagger UI's set-up script as a resource of its own: the CSP allows no inline script.

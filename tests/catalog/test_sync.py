@@ -176,7 +176,15 @@ def test_demo_tree_imports_every_entity_with_relations_grants_and_audit():
     report = import_tree(settings.SERVICES_DIR, "demo")
 
     assert report.errors == [] and report.missing == [] and report.unchanged == 0
-    assert dict(report.created) == {"Group": 9, "User": 10, "System": 8, "Resource": 5, "API": 9, "Component": 43}
+    assert dict(report.created) == {
+        "Group": 9,
+        "User": 10,
+        "System": 8,
+        "Resource": 5,
+        "API": 9,
+        "Component": 43,
+        "slo": 2,  # OpenSLO files next to two services' descriptors (docs/monitoring.md)
+    }
     assert dict(report.updated) == {}
     assert (Team.objects.count(), System.objects.count(), Service.objects.count()) == (9, 8, 43)
     assert (Api.objects.count(), Resource.objects.count()) == (9, 5)
@@ -321,8 +329,8 @@ def test_second_import_of_the_same_tree_writes_nothing(django_assert_max_num_que
     counts = (AuditEvent.objects.count(), RunbookVersion.objects.count(), Membership.objects.count())
 
     # Reads only, none of them per entity (one fewer on SQLite: no SET LOCAL), one of them for relations waiting for
-    # their target.
-    with django_assert_max_num_queries(18):
+    # their target, one for the SLOs the source owns.
+    with django_assert_max_num_queries(19):
         report = import_tree(settings.SERVICES_DIR, "demo")
 
     assert report.errors == [] and report.missing == []
@@ -349,7 +357,8 @@ def test_an_edited_description_and_runbook_update_only_that_service(tmp_path):
     report = import_tree(tree, "demo")
 
     assert report.errors == []
-    assert (dict(report.created), dict(report.updated), report.unchanged) == ({}, {"Component": 1}, 83)
+    # 83 entities, and payments-api's SLO, read again with its folder (its runbook changed) and found unchanged.
+    assert (dict(report.created), dict(report.updated), report.unchanged) == ({}, {"Component": 1}, 84)
     payments_api = Service.objects.get(slug="payments-api")
     assert payments_api.description == "Takes card payments."
     after = timestamps()

@@ -48,7 +48,17 @@ def test_the_document_has_exactly_the_documented_groups_and_fields(world, produc
     release = release_make(world.service)
     document = facts.facts_build(change=change_for(world, production, release))
     sample = facts.sample_document()
-    assert list(document) == ["service", "change", "history", "now", "freeze", "incidents", "delivery", "scorecards"]
+    assert list(document) == [
+        "service",
+        "change",
+        "history",
+        "now",
+        "freeze",
+        "incidents",
+        "delivery",
+        "scorecards",
+        "slo",
+    ]
     for group, value in sample.items():
         if isinstance(value, dict) and group not in facts.open_maps():  # an open map's keys are data
             assert set(document[group]) == set(value), group
@@ -165,8 +175,8 @@ def test_building_the_document_takes_a_bounded_number_of_queries(  # type: ignor
             name=f"f{index}", time_zone="UTC", start_date=date(2026, 1, 2), start_time=time(14),
             end_date=date(2026, 1, 5), end_time=time(8), recurrence="FREQ=WEEKLY",
         ).environments.add(production)  # fmt: skip
-    # service, tags, successes, roles, history, freezes, incidents, deploy targets, scores
-    with django_assert_max_num_queries(9):
+    # service, tags, successes, roles, history, freezes, incidents, deploy targets, scores, SLOs
+    with django_assert_max_num_queries(10):
         document = facts.facts_build(change=change)
     assert document["history"]["deployments_30d"] == 30 and document["service"]["runbooks"] == 30
 

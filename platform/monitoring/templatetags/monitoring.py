@@ -1,7 +1,10 @@
+from datetime import datetime, timedelta
+
 from django import template
+from django.utils import timezone
 
 from catalog.models import Service
-from monitoring.selectors import Health, service_health
+from monitoring.selectors import Health, service_health, service_slos, slo_budget_history
 
 register = template.Library()
 
@@ -26,3 +29,62 @@ def uptime(health: Health, window: str) -> str:
     # Two decimals only where they matter: 99.95 % and 100 % must not both read "100 %".
     text = f"{value:.2f}" if 99 <= value < 100 else f"{value:.0f}"
     return f"{text}\u00a0%"  # a no-break space: the sign stays with its number
+
+
+SLO_BADGE = {"ok": "badge-dep-succeeded", "burning": "badge-dep-paused", "exhausted": "badge-dep-failed"}
+CHART_W, CHART_H, CHART_LEFT, CHART_TOP, CHART_BOTTOM = 320, 90, 46, 8, 74
+
+
+def _budget_chart(history: list[tuple[datetime, float]], start: datetime, end: datetime) -> dict[str, object]:
+    """A line of the budget remaining over the window, from 100 % at the top to the lowest value (0 % at least)."""
+    low = min([0.0, *(value for _, value in history)])
+    span_x = (end - start).total_seconds() or 1.0
+
+    def y(value: float) -> float:
+        return round(CHART_TOP + (1 - value) / (1 - low) * (CHART_BOTTOM - CHART_TOP), 1)
+
+    points = " ".join(
+        f"{round(CHART_LEFT + (at - start).total_seconds() / span_x * (CHART_W - CHART_LEFT - 4), 1)},{y(value)}"
+        for at, value in history
+    )
+    return {
+        "width": CHART_W,
+        "height": CHART_H,
+        "left": CHART_LEFT,
+        "top": CHART_TOP,
+        "bottom": CHART_BOTTOM,
+        "zero_y": y(0.0),
+        "low_text": f"{low * 100:.0f} %",
+        "points": points,
+        "start_text": f"{start:%d %b}",
+        "end_text": f"{end:%d %b}",
+        "last_text": f"{history[-1][1] * 100:.1f} %" if history else "no data",
+    }
+
+
+@register.simple_tag
+def slo_rows(service: Service) -> list[dict[str, object]]:
+    """The service's SLOs with status and a budget chart each, for templates/monitoring/_service_slos.html."""
+    now = timezone.now()
+    rows = []
+    for status in service_slos(service, now=now):
+        history = slo_budget_history(status.slo, now=now)
+        start = now - timedelta(days=status.slo.window_days)
+        rows.append(
+            {
+                "status": status,
+                "slo": status.slo,
+                "badge": SLO_BADGE.get(status.status, ""),
+                "chart": _budget_chart(history, start, now),
+                "burn_1h": status.budget.burn_rates.get("1h"),
+                "burn_6h": status.budget.burn_rates.get("6h"),
+            }
+        )
+    return rows
+
+
+@register.filter
+def percent_of_one(value: float | None) -> str:
+    if value is None:
+        return "—"
+    return f"{value * 100:.{2 if 0.99 <= value < 1 else 1}f}\u00a0%"

@@ -278,6 +278,8 @@ CELERY_BEAT_SCHEDULE = {
     # Ownership reviews (docs/reviews.md): hourly is enough for periods counted in days; idempotent.
     "reviews-open-periodic": {"task": "reviews.open_periodic_reviews", "schedule": 3600.0},
     "reviews-send-reminders": {"task": "reviews.send_reminders", "schedule": 3600.0},
+    # One SLI sample per SLO a minute; the burn-rate windows (5 min and up) sum them (monitoring/burn.py).
+    "monitoring-evaluate-slos": {"task": "monitoring.evaluate_slos", "schedule": 60.0},
 }
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 DJANGO_STRUCTLOG_CELERY_ENABLED = True

@@ -64,6 +64,7 @@ class Command(BaseCommand):
             owner=Team.objects.get(slug="payments"), user=get_user_model().objects.get(username="demo")
         )
         health_checks = monitoring_demo.health_load(service_slugs=DEPLOYED_SERVICES, admin=admin)
+        monitoring_demo.slo_history_load()
         # After the history: the demo's past deployments were made before the organisation had its policies.
         policies = policy_sync.policy_sync(root=settings.GOVERNANCE["POLICIES_DIR"])
         for file, name, message in policies.errors:
@@ -104,6 +105,12 @@ class Command(BaseCommand):
         )
 
     def _organisation_load(self) -> sync.Report:
+        # Environments first: the services' SLO files (slo.yaml) name the environment whose probes they count.
+        for slug, name, order, protected in ENVIRONMENTS:
+            if not Environment.objects.filter(slug=slug).exists():
+                deployment_services.environment_create(
+                    created_by=None, slug=slug, name=name, order=order, protected=protected
+                )
         report = sync.catalog_import(root=settings.SERVICES_DIR, source_name="demo", location="services/")
         portal_tasks.search_index()  # now, rather than when a worker gets to it
         for problem in report.errors:
@@ -117,11 +124,6 @@ class Command(BaseCommand):
             if user.username in DEMO_ADMINS:
                 user.is_staff = user.is_superuser = True
             user.save()
-        for slug, name, order, protected in ENVIRONMENTS:
-            if not Environment.objects.filter(slug=slug).exists():
-                deployment_services.environment_create(
-                    created_by=None, slug=slug, name=name, order=order, protected=protected
-                )
         return report
 
     def _demo_usernames(self) -> list[str]:
