@@ -201,7 +201,7 @@ def test_service_documents_agree_with_the_change_document_in_a_constant_number_o
     release = release_make(world.service)
     deployment_make(world, staging, release, age_days=2)
     at = timezone.now()
-    with django_assert_num_queries(5):  # services, tags, deploy targets, history, scores
+    with django_assert_num_queries(6):  # services, tags, deploy targets, history, scores, SLOs
         documents = facts.service_documents(service_ids=[world.service.pk, other.pk, 0], at=at)
     assert set(documents) == {world.service.pk, other.pk}  # a service that does not exist is left out
     single = facts.facts_build(change=change_for(world, production, release, at=at))
