@@ -20,9 +20,15 @@ baseline (the previous release, serving beside the canary) two comparisons follo
   the absolute limit but errs far more than the release it replaces; the test keeps a handful of errors in a small
   window from failing it.
 
+Then the evidence of the whole deployment (`Evidence`, the counts of every window so far): a one-sided exact binomial
+test of the canary's summed errors against the rate a healthy release may have (the baseline's measured rate, or
+`error_allowance`, 0.1 %, when the baseline has not served enough to say). One window of a few hundred requests
+cannot tell 1 % errors from a healthy background; three can (docs/safe-delivery.md has the arithmetic and the
+benchmark that chose these numbers).
+
 The defaults are a careful operator's: Flagger's examples ask for a 99 % request success rate (at most 1 %
-errors). Flagger's latency example is p99 under 500 ms over a minute of traffic; an analysis window here may be
-40 requests, whose p99 is just its slowest request, so the limit is on the p95. Every page shows a rate through
+errors). Flagger's latency example is p99 under 500 ms over a minute of traffic; an analysis window here is a few
+hundred requests, whose p99 is a handful of requests, so the limit is on the p95. Every page shows a rate through
 `percent()`, so the timeline, the table and the chart round it the same way.
 """
 
@@ -55,6 +61,11 @@ class Thresholds:
     # Canary error rate / baseline error rate - 1 tolerated even when significant. Its own setting, so a target
     # that loosens its absolute limit does not loosen the comparison with the release it replaces too.
     max_error_increase: float = 0.05
+    # The error rate a healthy release may have in the background when the baseline has not measured its own: the
+    # evidence test (below) asks whether the canary's errors, counted over the whole deployment, are more than this
+    # (or the baseline's measured rate, when higher) explains.
+    error_allowance: float = 0.001
+    min_baseline_requests: int = 200  # the baseline's rate replaces the allowance only once measured on this many
 
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> Thresholds:
@@ -127,13 +138,44 @@ def _round(value: float | None, digits: int) -> float | None:
     return None if value is None else round(value, digits)
 
 
+@dataclass(frozen=True)
+class Evidence:
+    """Request and error counts of the canary and the baseline, summed over a deployment's analysis windows so far.
+
+    One window of a few hundred requests cannot tell a 1 % error rate from a healthy 0.1 %; the windows of one
+    deployment together can. The engine keeps this between windows (in the deployment's runtime state) and passes it
+    to `evaluate`, which returns the sum including the current window in `figures["evidence"]`.
+    """
+
+    canary_requests: int = 0
+    canary_errors: int = 0
+    baseline_requests: int = 0
+    baseline_errors: int = 0
+
+    @classmethod
+    def from_dict(cls, data: object) -> Evidence:
+        if not isinstance(data, dict):
+            return cls()
+        values = {key: data.get(key) for key in cls.__dataclass_fields__}
+        return cls(**{key: value for key, value in values.items() if isinstance(value, int) and value >= 0})
+
+    def plus(self, canary: _Stats, baseline: _Stats | None) -> Evidence:
+        return Evidence(
+            canary_requests=self.canary_requests + canary.requests,
+            canary_errors=self.canary_errors + canary.errors,
+            baseline_requests=self.baseline_requests + (baseline.requests if baseline else 0),
+            baseline_errors=self.baseline_errors + (baseline.errors if baseline else 0),
+        )
+
+
 def percent(rate: float) -> str:
     """A rate (0.025) as every page shows it (2.5 %): the timeline's reasons, the analysis table and the charts."""
     return f"{rate * 100:.1f} %"
 
 
-def evaluate(observation: Observation, thresholds: Thresholds) -> Verdict:
-    """Judge the canary on its own limits, then against the baseline when there is one with enough data."""
+def evaluate(observation: Observation, thresholds: Thresholds, evidence: Evidence | None = None) -> Verdict:
+    """Judge the canary on its own limits, then against the baseline when there is one with enough data, then on the
+    evidence of every window of the deployment so far (`evidence`: the earlier windows' counts)."""
     canary = _Stats.of(observation.canary)
     figures: dict[str, Any] = {"canary": canary.figures(), "baseline": None}
     if observation.metric_error:
@@ -152,6 +194,7 @@ def evaluate(observation: Observation, thresholds: Thresholds) -> Verdict:
 
     failures = _absolute_failures(canary, thresholds)
     notes: list[str] = []
+    baseline = None
     if observation.baseline is None:
         notes.append("no baseline to compare with (first deployment)")
     else:
@@ -159,6 +202,9 @@ def evaluate(observation: Observation, thresholds: Thresholds) -> Verdict:
         figures["baseline"] = baseline.figures()
         failures += _latency_comparison(canary, baseline, thresholds, figures, notes)
         failures += _error_comparison(canary, baseline, thresholds, figures, notes)
+    total = (evidence or Evidence()).plus(canary, baseline)
+    figures["evidence"] = asdict(total)
+    failures += _error_evidence(total, thresholds, figures)
 
     if failures:
         return Verdict("fail", failures, figures)
@@ -229,6 +275,34 @@ def _error_comparison(
         return [
             f"canary error rate {percent(canary.error_rate)} is significantly above the baseline's "
             f"{percent(baseline.error_rate)} (Fisher exact test p = {p_value:.2g} < {thresholds.alpha:g})"
+        ]
+    return []
+
+
+def _error_evidence(evidence: Evidence, thresholds: Thresholds, figures: dict[str, Any]) -> list[str]:
+    """Are the canary's errors over the whole deployment more than a healthy background rate explains?
+
+    A one-sided exact binomial test of the canary's summed errors against the rate a healthy release may have: the
+    baseline's, measured beside it, or the allowance when the baseline has too few requests to say. Repeated at each
+    window, it is a sequential test that stops early on a clear excess and builds up evidence on a small one.
+    """
+    if not evidence.canary_requests:
+        return []
+    from scipy.stats import binomtest
+
+    measured = evidence.baseline_requests >= thresholds.min_baseline_requests
+    baseline_rate = evidence.baseline_errors / evidence.baseline_requests if measured else 0.0
+    allowed = max(thresholds.error_allowance, baseline_rate)
+    errors, requests = evidence.canary_errors, evidence.canary_requests
+    p_value = float(binomtest(errors, requests, allowed, alternative="greater").pvalue) if errors else 1.0
+    rate = errors / requests
+    figures["error_evidence"] = {"p_value": p_value, "allowed_rate": round(allowed, 6), "rate": round(rate, 6)}
+    if p_value < thresholds.alpha and rate > allowed * (1 + thresholds.max_error_increase):
+        source = "the baseline's measured rate" if allowed == baseline_rate else "the background allowance"
+        return [
+            f"over this deployment's windows the canary failed {errors} of {requests} requests ({percent(rate)}), "
+            f"more than {source} of {percent(allowed)} explains "
+            f"(binomial test p = {p_value:.2g} < {thresholds.alpha:g})"
         ]
     return []
 

@@ -34,6 +34,8 @@ log = structlog.get_logger(__name__)
 MAX_COUNTDOWN = 60
 MAX_INCONCLUSIVE = 3  # consecutive analyses without usable data before the step is aborted
 RETRY_SECONDS = 1.0
+# Where a deployment keeps the counts of its analysis windows so far, for the judge's evidence test (analysis.Evidence).
+EVIDENCE_KEY = "analysis_evidence"
 
 
 @dataclass
@@ -328,7 +330,11 @@ def _analyse(deployment: Deployment, ctx: Context, runtime: runtimes.Runtime) ->
     step = deployment.plan[index]
     ctx.step = f"{index}:analyse"
     observation = runtime.observe(ctx)
-    verdict = analysis.evaluate(observation, analysis.Thresholds.from_config(deployment.config))
+    evidence = analysis.Evidence.from_dict(ctx.state.get(EVIDENCE_KEY))
+    verdict = analysis.evaluate(observation, analysis.Thresholds.from_config(deployment.config), evidence)
+    if "evidence" in verdict.figures:
+        # What the next window adds its counts to (a window without usable data adds none).
+        ctx.state[EVIDENCE_KEY] = verdict.figures["evidence"]
     data = {"verdict": verdict.result, "figures": verdict.figures, "reasons": verdict.reasons, "step": index}
     label = step.get("label", "")
     if verdict.result == "pass":

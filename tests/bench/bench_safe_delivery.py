@@ -7,8 +7,8 @@ latency ×1.5/×3/×10 at the median or only at p99, a failing health check (req
 growth until killed, or good (the baseline's behaviour with the same noise). Every kind runs N times
 (SAFE_DELIVERY_N, default 5; good ones SAFE_DELIVERY_GOOD, default 20), in random order (SAFE_DELIVERY_SEED),
 alternating canary and blue-green at the targets' default settings except for the bake, shortened to
-BAKE_SECONDS; the analysis window keeps its production size (40 requests), so the requests per window stay what
-an operator gets. Runs go through LANES services in parallel, each with its own repository and a good release
+BAKE_SECONDS; the analysis window keeps its production size (the local runtime's 400 canary requests, sent 8 at a
+time), so the requests per window stay what an operator gets. Runs go through LANES services in parallel, each with its own repository and a good release
 running as the baseline; after a bad release is promoted, its lane is reset (replicas stopped, a good release
 deployed) before the next run, which is not counted.
 
@@ -21,8 +21,8 @@ check or a memory leak rolled back; no good release rolled back; median detectio
 
 Knobs for a quicker or different run (the defaults are the benchmark): SAFE_DELIVERY_N, SAFE_DELIVERY_GOOD,
 SAFE_DELIVERY_LANES (4), SAFE_DELIVERY_WORKERS (3), SAFE_DELIVERY_KINDS (a comma-separated list of parts of kind
-names, to run some kinds only), SAFE_DELIVERY_WINDOW_REQUESTS (requests per analysis window instead of the local
-runtime's 40, to see what a bigger window detects) and SAFE_DELIVERY_BACKGROUND_ERRORS (a share of requests every
+names, to run some kinds only), SAFE_DELIVERY_WINDOW_REQUESTS (canary requests per analysis window instead of the
+local runtime's 400, to see what another window detects) and SAFE_DELIVERY_BACKGROUND_ERRORS (a share of requests every
 release fails, good ones included). A run with any of the last three set is reported as partial.
 
 Runs on a fresh `runway_bench_safe_delivery` PostgreSQL database and Redis database 13 when DATABASE_URL / REDIS_URL
@@ -60,7 +60,7 @@ BAKE_SECONDS = 1
 BACKGROUND = float(os.environ.get("SAFE_DELIVERY_BACKGROUND_ERRORS", "0"))
 # A quick experiment on some kinds only: SAFE_DELIVERY_KINDS="errors 1 %,good" (each a part of a kind's name).
 ONLY = [word.strip() for word in os.environ.get("SAFE_DELIVERY_KINDS", "").split(",") if word.strip()]
-# The local runtime's analysis window is 40 requests; an experiment may ask for more (what it takes to see 1 %).
+# The local runtime's analysis window sends the canary 400 requests; an experiment may ask for another size.
 WINDOW_REQUESTS = int(os.environ.get("SAFE_DELIVERY_WINDOW_REQUESTS", "0"))
 RUN_TIMEOUT_SECONDS = 120
 RESET_TRIES = 5
@@ -123,7 +123,7 @@ def main() -> int:
         "canary_steps": target.canary_steps,
         "replicas": target.replicas,
         "bake_seconds": BAKE_SECONDS,
-        "analysis_requests": WINDOW_REQUESTS or 40,
+        "analysis_requests": WINDOW_REQUESTS or 400,  # deployments.runtimes.local.ANALYSIS_REQUESTS
         "background_error_rate": BACKGROUND,
         "thresholds": vars(analysis.Thresholds.from_config({})),
     }

@@ -9,6 +9,7 @@ import pytest
 from prometheus_client import CollectorRegistry, Counter, generate_latest
 
 from deployments.analysis import (
+    Evidence,
     MetricsError,
     Thresholds,
     evaluate,
@@ -48,7 +49,8 @@ def test_an_error_rate_above_the_limit_fails() -> None:
     verdict = evaluate(Observation(canary=healthy(requests=100, errors=12)), LIMITS)
 
     assert verdict.result == "fail"
-    assert verdict.reasons == ["canary error rate 12.0 % is above the 1.0 % limit"]
+    assert verdict.reasons[0] == "canary error rate 12.0 % is above the 1.0 % limit"
+    assert verdict.reasons[1].startswith("over this deployment's windows the canary failed 12 of 100 requests")
     assert verdict.figures["canary"]["error_rate"] == 0.12
 
 
@@ -135,7 +137,9 @@ def test_a_canary_erring_far_more_than_the_baseline_fails_even_below_the_limit()
 
     assert verdict.result == "fail"
     assert verdict.reasons == [
-        "canary error rate 0.9 % is significantly above the baseline's 0.0 % (Fisher exact test p = 0.0019 < 0.01)"
+        "canary error rate 0.9 % is significantly above the baseline's 0.0 % (Fisher exact test p = 0.0019 < 0.01)",
+        "over this deployment's windows the canary failed 9 of 1000 requests (0.9 %), more than the background "
+        "allowance of 0.1 % explains (binomial test p = 1.1e-06 < 0.01)",
     ]
 
 
@@ -401,3 +405,45 @@ def test_query_prometheus_raises_metrics_error_on_unusable_answers(
 def test_query_prometheus_rejects_an_empty_window() -> None:
     with pytest.raises(ValueError, match="window must be positive"):
         query_prometheus("http://prometheus:9090", service="s", environment="e", version="v", window_seconds=0)
+
+
+def test_errors_too_few_for_one_window_add_up_over_the_deployment() -> None:
+    """A canary erring now and then: no window alone breaks a limit or differs significantly from the baseline, but
+    5 errors in 800 requests are more than a 0.1 % background explains."""
+    evidence = Evidence()
+    results, reasons = [], []
+    for errors in (2, 3, 4):
+        observation = Observation(canary=healthy(requests=400, errors=errors), baseline=healthy(requests=400, errors=0))
+        verdict = evaluate(observation, LIMITS, evidence)
+        results.append(verdict.result)
+        reasons.append(verdict.reasons)
+        evidence = Evidence.from_dict(verdict.figures["evidence"])
+
+    assert results == ["pass", "fail", "fail"]
+    assert reasons[1] == [
+        "over this deployment's windows the canary failed 5 of 800 requests (0.6 %), more than the background "
+        "allowance of 0.1 % explains (binomial test p = 0.0014 < 0.01)"
+    ]
+    assert evidence == Evidence(canary_requests=1200, canary_errors=9, baseline_requests=1200, baseline_errors=0)
+
+
+def test_a_baseline_with_its_own_background_errors_raises_what_the_canary_may_have() -> None:
+    """Both releases fail 0.3 % of requests: the canary is as good as what it replaces and passes; without the
+    baseline's measurement the same errors exceed the 0.1 % allowance."""
+    before = Evidence(canary_requests=800, canary_errors=2, baseline_requests=800, baseline_errors=3)
+    observation = Observation(canary=healthy(requests=400, errors=2), baseline=healthy(requests=400, errors=1))
+
+    beside_baseline = evaluate(observation, LIMITS, before)
+    alone = evaluate(Observation(canary=healthy(requests=1200, errors=10)), LIMITS)
+
+    assert beside_baseline.result == "pass", beside_baseline.reasons
+    assert beside_baseline.figures["error_evidence"]["allowed_rate"] == round(4 / 1200, 6)
+    assert alone.result == "fail"
+    assert "more than the background allowance of 0.1 % explains" in alone.reasons[-1]
+
+
+def test_evidence_from_a_damaged_runtime_state_starts_from_nothing() -> None:
+    assert Evidence.from_dict(None) == Evidence()
+    assert Evidence.from_dict({"canary_requests": -5, "canary_errors": "x", "baseline_requests": 7}) == Evidence(
+        baseline_requests=7
+    )

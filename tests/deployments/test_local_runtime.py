@@ -21,7 +21,7 @@ from django.test import override_settings
 
 from deployments.runtimes import local
 from deployments.runtimes.base import Context, StepFailed
-from deployments.runtimes.local import LocalRuntime
+from deployments.runtimes.local import LocalRuntime, window_size
 
 APP = """\
 import os
@@ -252,9 +252,10 @@ def test_a_canary_answering_500_shows_its_errors(runtime: LocalRuntime, repo: Re
     observation = runtime.observe(context)
 
     assert observation.baseline is not None
-    assert observation.canary.requests == 10  # 10 % of 20 is 2, raised to the minimum the analysis needs
-    assert observation.canary.errors == 10
-    assert observation.baseline.requests == 10 and observation.baseline.errors == 0
+    # The canary gets its 20 whatever its 10 % share, and the baseline's one replica as many.
+    assert observation.canary.requests == 20
+    assert observation.canary.errors == 20
+    assert observation.baseline.requests == 20 and observation.baseline.errors == 0
     assert observation.canary.probes_ok == observation.canary.probes  # it is healthy, just wrong
     runtime.stop_all(service="delta", environment="staging")
 
@@ -363,3 +364,21 @@ def test_the_socket_moves_to_a_short_path_when_the_deploy_root_is_long(settings,
     path = local.socket_path()
     assert len(os.fsencode(path)) <= 100
     assert path != settings.DEPLOY_ROOT / "supervisor" / "supervisord.sock"
+
+
+@pytest.mark.parametrize(
+    ("config", "share", "sets", "expected"),
+    [
+        ({}, 10, (1, 2), (400, 800)),  # as many per replica: the old release's two replicas get 400 each
+        ({}, 25, (1, 1), (400, 400)),
+        ({}, 50, (1, 1), (800, 800)),  # more traffic on the canary, more requests judged
+        ({}, 75, (3, 1), (1200, 400)),
+        ({}, 100, (2, 2), (1600, 0)),  # all traffic on the new release: nothing to the old
+        ({}, None, (2, 2), (800, 800)),  # no share recorded yet (blue-green before its switch): by replica count
+        ({}, 10, (1, 0), (400, 0)),  # a first deployment has no baseline
+        ({"analysis_requests": 3}, 10, (1, 1), (10, 10)),  # never under what the judge needs to say anything
+        ({"analysis_requests": 10**9}, 50, (1, 1), (10_000, 10_000)),
+    ],
+)
+def test_the_window_gives_the_canary_its_requests_whatever_its_share(config, share, sets, expected) -> None:
+    assert window_size(config, share, new=sets[0], old=sets[1]) == expected

@@ -15,8 +15,9 @@ cannot know: how many replicas of the previous release ran before this deploymen
 Traffic share, honestly: this runtime puts no proxy in front of the replicas. Each replica listens on its own
 loopback port and nothing routes user traffic between releases, so `route()` only records the share. What the share
 controls is the analysis traffic: during `observe()` the portal itself sends its probe requests to the new and the
-old release in that proportion, and the verdict is drawn from how each release answered them (plus the replicas'
-own request counters). It measures whether the new release works; it does not shield users from it.
+old release (more to the new one as its share grows; `window_size`), and the verdict is drawn from how each release
+answered them (plus the replicas' own request counters). It measures whether the new release works; it does not
+shield users from it.
 
 Program names are `rwy-<service>.<environment>-<commit[:10]>-<n>`: slugs never contain a dot, so the name parses
 back unambiguously, and `n` is the first free number, so two releases of one commit never collide.
@@ -29,6 +30,7 @@ import fcntl
 import functools
 import hashlib
 import http.client
+import itertools
 import json
 import os
 import re
@@ -42,6 +44,7 @@ import tempfile
 import time
 import xmlrpc.client
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -75,6 +78,12 @@ RPC_TIMEOUT_SECONDS = 30.0  # generous: reloadConfig re-reads every include file
 STOP_SECONDS = 15.0  # a replica gets stopwaitsecs=10 to exit on SIGTERM before supervisord kills it
 HTTP_TIMEOUT_SECONDS = 2.0
 MIN_CANARY_REQUESTS = 10  # analysis.Thresholds.min_requests: with fewer, every analysis is inconclusive
+# The canary's analysis requests a window (a deploy target's `analysis_requests` overrides it), and how many go out
+# at once. 400 a window is what a service at 40 requests a second sends a 10 % canary in a 100 s bake; three windows
+# (1,200 requests) is what it takes to tell a 1 % error rate from a healthy one (docs/safe-delivery.md).
+ANALYSIS_REQUESTS = 400
+MAX_ANALYSIS_REQUESTS = 10_000
+ANALYSIS_CONCURRENCY = 8
 
 
 # --- paths and validation ------------------------------------------------------------------------------------------
@@ -764,9 +773,14 @@ def _describe(error: httpx.HTTPError) -> str:
     return f"{type(error).__name__}: {error}"
 
 
-def _http() -> httpx.Client:
+def _http(connections: int = 1) -> httpx.Client:
     # trust_env=False: a proxy configured for the worker must not intercept loopback requests.
-    return httpx.Client(timeout=HTTP_TIMEOUT_SECONDS, trust_env=False, follow_redirects=False)
+    return httpx.Client(
+        timeout=HTTP_TIMEOUT_SECONDS,
+        trust_env=False,
+        follow_redirects=False,
+        limits=httpx.Limits(max_connections=max(connections, 1) + 2),
+    )
 
 
 @dataclass
@@ -779,6 +793,49 @@ class _Tally:
     latencies_ms: list[float] = field(default_factory=list)
     probes: int = 0
     probes_ok: int = 0
+
+    def add(self, answer: _Answer) -> None:
+        self.sent += 1
+        if answer.latency_ms is None:
+            # No latency: a refused connection is instant and would flatter the percentiles.
+            self.failed += 1
+            self.unanswered += 1
+            return
+        self.latencies_ms.append(answer.latency_ms)
+        if not answer.ok:
+            self.failed += 1
+
+
+@dataclass(frozen=True)
+class _Answer:
+    latency_ms: float | None  # None: no answer at all
+    ok: bool
+
+
+def _send(client: httpx.Client, replica: Replica) -> _Answer:
+    """One analysis request; run in the window's thread pool, so it only reports and the caller tallies."""
+    started = time.perf_counter()
+    try:
+        response = client.get(replica.url("/"))
+    except httpx.HTTPError:
+        return _Answer(None, ok=False)
+    return _Answer((time.perf_counter() - started) * 1000, ok=response.is_success)
+
+
+def window_size(config: dict[str, Any], share: object, *, new: int, old: int) -> tuple[int, int]:
+    """How many analysis requests a window sends to the new release and to the old one.
+
+    The canary gets `analysis_requests` (default ANALYSIS_REQUESTS) at a share up to 25 %, and more as its share
+    grows (twice at 50 %, four times at 100 %), as real traffic would: an error rate is only measured on hundreds of
+    requests (docs/safe-delivery.md). The old release gets as many per replica as the new one, so that with requests
+    in flight at once every replica carries the same load and the latency comparison compares releases, not queues.
+    """
+    base = max(MIN_CANARY_REQUESTS, int(config.get("analysis_requests", ANALYSIS_REQUESTS)))
+    percent = int(share) if isinstance(share, int) else round(100 * new / (new + old)) if old else 100
+    canary = min(round(base * min(4.0, max(1.0, percent / 25))), MAX_ANALYSIS_REQUESTS)
+    if not old or percent >= 100:
+        return canary, 0
+    return canary, min(round(canary * old / max(new, 1)), MAX_ANALYSIS_REQUESTS)
 
 
 class _MetricError(Exception):
@@ -1041,35 +1098,36 @@ class LocalRuntime(Runtime):
         self, ctx: Context, new: list[Replica], old: list[Replica], paths: dict[str, tuple[str, str]]
     ) -> Observation:
         """Send the analysis traffic and probes, and read each replica's counters before and after."""
-        total = max(0, int(ctx.config.get("analysis_requests", 40)))
-        default_share = round(100 * len(new) / (len(new) + len(old)))
-        share = int(ctx.state.get("share", default_share)) if old else 100
-        canary_count = total if share >= 100 else round(total * share / 100)
-        if share > 0:
-            canary_count = max(canary_count, min(total, MIN_CANARY_REQUESTS))
+        canary_count, baseline_count = window_size(ctx.config, ctx.state.get("share"), new=len(new), old=len(old))
         # Spread both releases' requests evenly over the window, so both see the same conditions.
         schedule = sorted(
             [(i / canary_count, new[i % len(new)]) for i in range(canary_count)]
-            + [(i / (total - canary_count), old[i % len(old)]) for i in range(total - canary_count)],
+            + [(i / baseline_count, old[i % len(old)]) for i in range(baseline_count)],
             key=lambda item: item[0],
         )
+        targets = [replica for _, replica in schedule]
         rounds = max(1, int(ctx.config.get("analysis_probe_rounds", 3)))
-        probe_at = {round(k * len(schedule) / max(1, rounds - 1)) for k in range(rounds)}
+        chunks = max(1, rounds - 1)
+        edges = [round(k * len(targets) / chunks) for k in range(chunks + 1)]
+        concurrency = min(32, max(1, int(ctx.config.get("analysis_concurrency", ANALYSIS_CONCURRENCY))))
         tallies = {r.program: _Tally() for r in new + old}
         errors: list[str] = []
-        with _http() as client:
+        with _http(connections=concurrency) as client, ThreadPoolExecutor(concurrency) as pool:
             before: dict[str, tuple[int, int]] = {}
             for replica in new + old:
                 try:
                     before[replica.program] = _read_counter(client, replica, paths[replica.program][1])
                 except _MetricError as error:
                     errors.append(str(error))
-            for step in range(len(schedule) + 1):
-                if step in probe_at:
-                    for replica in new + old:
-                        self._probe(client, replica, paths[replica.program][0], tallies[replica.program])
-                if step < len(schedule):
-                    self._send(client, schedule[step][1], tallies[schedule[step][1].program])
+            # Probes before the first chunk and after each; a chunk's requests go out concurrently, as users'
+            # requests do, so a window of hundreds of requests takes seconds rather than minutes.
+            self._probe_all(client, new + old, paths, tallies)
+            for start, end in itertools.pairwise(edges):
+                chunk = targets[start:end]
+                for replica, answer in zip(chunk, pool.map(functools.partial(_send, client), chunk), strict=True):
+                    tallies[replica.program].add(answer)
+                if rounds > 1:
+                    self._probe_all(client, new + old, paths, tallies)
             after: dict[str, tuple[int, int]] = {}
             for replica in new + old:
                 if replica.program not in before:
@@ -1086,20 +1144,15 @@ class LocalRuntime(Runtime):
         baseline = self._samples(old, tallies, before, after) if old else None
         return Observation(canary=canary, baseline=baseline, metric_error="; ".join(errors)[:2000])
 
-    @staticmethod
-    def _send(client: httpx.Client, replica: Replica, tally: _Tally) -> None:
-        tally.sent += 1
-        started = time.perf_counter()
-        try:
-            response = client.get(replica.url("/"))
-        except httpx.HTTPError:
-            # No latency: a refused connection is instant and would flatter the percentiles.
-            tally.failed += 1
-            tally.unanswered += 1
-            return
-        tally.latencies_ms.append((time.perf_counter() - started) * 1000)
-        if not response.is_success:
-            tally.failed += 1
+    def _probe_all(
+        self,
+        client: httpx.Client,
+        replicas: list[Replica],
+        paths: dict[str, tuple[str, str]],
+        tallies: dict[str, _Tally],
+    ) -> None:
+        for replica in replicas:
+            self._probe(client, replica, paths[replica.program][0], tallies[replica.program])
 
     @staticmethod
     def _probe(client: httpx.Client, replica: Replica, path: str, tally: _Tally) -> None:
