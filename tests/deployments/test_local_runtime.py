@@ -219,7 +219,7 @@ def test_scale_is_idempotent_and_rediscovers_replicas_from_supervisord(runtime: 
 
 def test_canary_is_observed_against_the_baseline_then_finalized(runtime: LocalRuntime, repo: Repo):
     deploy_v1(runtime, repo, "charlie", replicas=2)
-    context = ctx(repo, "charlie", repo.good2, "2.0.0", previous=(repo.good, "1.0.0"))
+    context = ctx(repo, "charlie", repo.good2, "2.0.0", previous=(repo.good, "1.0.0"), analysis_requests=10)
     runtime.prepare(context)
     runtime.scale(context, replicas=1)
     runtime.route(context, share=50)
@@ -229,7 +229,8 @@ def test_canary_is_observed_against_the_baseline_then_finalized(runtime: LocalRu
     assert observation.metric_error == ""
     assert observation.baseline is not None
     canary, baseline = observation.canary, observation.baseline
-    assert canary.requests == 20 and baseline.requests == 20
+    # 10 doubled at a 50 % share; the old release's two replicas get as many each.
+    assert canary.requests == 20 and baseline.requests == 40
     assert canary.errors == 0 and baseline.errors == 0
     assert len(canary.latencies_ms) == 20 and all(value > 0 for value in canary.latencies_ms)
     assert canary.probes == canary.probes_ok == 3  # three probe rounds over one replica
@@ -311,7 +312,7 @@ def test_rollback_brings_back_old_replicas_retired_during_a_rolling_update(runti
 
 def test_a_replica_killed_during_bake_shows_as_failed_probes(runtime: LocalRuntime, repo: Repo):
     deploy_v1(runtime, repo, "hotel", replicas=1)
-    context = ctx(repo, "hotel", repo.good2, "2.0.0", previous=(repo.good, "1.0.0"))
+    context = ctx(repo, "hotel", repo.good2, "2.0.0", previous=(repo.good, "1.0.0"), analysis_requests=10)
     runtime.scale(context, replicas=1)
     runtime.route(context, share=50)
     [new] = [row for row in runtime.endpoints("hotel", "staging") if row["version"] == "2.0.0"]
