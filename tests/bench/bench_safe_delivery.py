@@ -8,9 +8,9 @@ growth until killed, or good (the baseline's behaviour with the same noise). Eve
 (SAFE_DELIVERY_N, default 5; good ones SAFE_DELIVERY_GOOD, default 20), in random order (SAFE_DELIVERY_SEED),
 alternating canary and blue-green at the targets' default settings except for the bake, shortened to
 BAKE_SECONDS; the analysis window keeps its production size (the local runtime's 400 canary requests, sent 8 at a
-time), so the requests per window stay what an operator gets. Runs go through LANES services in parallel, each with its own repository and a good release
-running as the baseline; after a bad release is promoted, its lane is reset (replicas stopped, a good release
-deployed) before the next run, which is not counted.
+time), so the requests per window stay what an operator gets. Runs go through LANES services in parallel, each
+with its own repository and a good release running as the baseline; after a bad release is promoted, its lane is
+reset (replicas stopped, a good release deployed) before the next run, which is not counted.
 
 Reported: a confusion table per kind (rolled back / promoted, per strategy), the false-rollback rate on good
 releases, the detection delay in bake intervals (analysis windows judged up to and including the failing one; 0
