@@ -210,6 +210,49 @@ def probe(*, url: str, timeout_ms: int, expected_status: int, body_match: str = 
         return failed(f"{type(error).__name__}: {error}" if str(error) else type(error).__name__)
 
 
+MAX_METRICS_BYTES = 4 * 1024 * 1024
+
+
+class FetchFailed(Exception):
+    """A page could not be fetched under the probe's rules; the message says why."""
+
+
+def fetch_text(*, url: str, timeout_ms: int, max_bytes: int = MAX_METRICS_BYTES) -> str:
+    """GET `url` under the same SSRF rules as a probe (denied networks, loopback setting, pinned address) without
+    following redirects, and return its body as text; at most `max_bytes`, within `timeout_ms` for everything."""
+    deadline = time.monotonic() + timeout_ms / 1000
+    try:
+        target, host_header, server_name = _pinned(url)
+        with httpx.Client(follow_redirects=False, trust_env=False, verify=True) as client:
+            request = client.build_request(
+                "GET",
+                target,
+                headers={"Host": host_header, "User-Agent": "Runway metrics scrape", "Accept-Encoding": "identity"},
+                extensions={"sni_hostname": server_name},
+                timeout=httpx.Timeout(timeout_ms / 1000),
+            )
+            response = client.send(request, stream=True)
+            try:
+                if response.status_code != 200:
+                    raise FetchFailed(f"answered {response.status_code}, expected 200")
+                body = bytearray()
+                for chunk in response.iter_raw():
+                    body += chunk
+                    if len(body) > max_bytes:
+                        raise FetchFailed(f"answered more than {max_bytes} bytes")
+                    if time.monotonic() > deadline:
+                        raise FetchFailed(f"timed out after {timeout_ms} ms reading the body")
+            finally:
+                response.close()
+    except Refused as refusal:
+        raise FetchFailed(f"refused: {refusal}") from refusal
+    except httpx.TimeoutException as error:
+        raise FetchFailed(f"timed out after {timeout_ms} ms") from error
+    except httpx.HTTPError as error:
+        raise FetchFailed(f"{type(error).__name__}: {error}" if str(error) else type(error).__name__) from error
+    return bytes(body).decode("utf-8", errors="replace")
+
+
 def simulated_outcome(check_id: int, now: datetime) -> Outcome:
     """A made-up result for a check on the simulated runtime, where nothing listens: it passes, with a latency that
     varies from probe to probe, and no request is made. Derived from the check and the minute, so a rerun agrees."""

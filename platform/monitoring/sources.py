@@ -1,6 +1,9 @@
 """Where SLIs and metric series come from, behind one interface: `MetricsSource.instant(query) -> float | None`.
 
 - `PrometheusSource`: PromQL over Prometheus's HTTP API (`PROMETHEUS_URL`), the way an organisation runs it.
+- `ScrapeSource`: a service's own `/metrics` page, fetched by a worker under the probes' SSRF rules; it answers
+  instant selectors (a metric name with label matchers, summed over the matching series), which is what one
+  exposition can answer without a time series store. Functions and ranges need Prometheus.
 
 Probe SLIs read Runway's own probe results. Anything that cannot be read raises SourceUnavailable, which makes the
 SLI *unknown*, never healthy.
@@ -8,16 +11,21 @@ SLI *unknown*, never healthy.
 
 from __future__ import annotations
 
+import math
 import operator
+import re
 from collections.abc import Callable
 from datetime import datetime
 from typing import Protocol
 
 import httpx
+import promql_parser
 from django.conf import settings
 from django.db.models import Count, Q
+from prometheus_client.parser import text_string_to_metric_families
 
 from deployments import analysis
+from monitoring import probe
 from monitoring.models import SLO, HealthCheck, ProbeResult, SliKind, SliSource
 
 OPERATORS: dict[str, Callable[[float, float], bool]] = {
@@ -54,6 +62,58 @@ class PrometheusSource:
         finally:
             if self.client is None:
                 http.close()
+
+
+class ScrapeSource:
+    """A service's own Prometheus exposition (`/metrics`)."""
+
+    def __init__(self, url: str, *, timeout_ms: int = 5000) -> None:
+        self.url = url
+        self.timeout_ms = timeout_ms
+
+    def instant(self, query: str) -> float | None:
+        try:
+            parsed = promql_parser.parse(query)
+        except ValueError as error:
+            raise SourceUnavailable(f"{query!r} is not valid PromQL: {error}") from error
+        if not isinstance(parsed, promql_parser.VectorSelector) or not parsed.name:
+            raise SourceUnavailable(
+                f"{query!r}: a scraped /metrics page answers a metric name with label matchers only; "
+                "functions and ranges need Prometheus (PROMETHEUS_URL)"
+            )
+        try:
+            text = probe.fetch_text(url=self.url, timeout_ms=self.timeout_ms)
+        except probe.FetchFailed as error:
+            raise SourceUnavailable(f"{self.url}: {error}") from error
+        total, found = 0.0, False
+        try:
+            for family in text_string_to_metric_families(text):
+                for sample in family.samples:
+                    if sample.name == parsed.name and _matches(parsed, sample.labels):
+                        total += sample.value
+                        found = True
+        except ValueError as error:
+            raise SourceUnavailable(f"{self.url} is not a Prometheus exposition: {error}") from error
+        return total if found and math.isfinite(total) else None
+
+
+_MATCHERS: dict[str, Callable[[str, str], bool]] = {  # promql_parser.MatchOp's names
+    "Equal": lambda value, wanted: value == wanted,
+    "NotEqual": lambda value, wanted: value != wanted,
+    "Re": lambda value, wanted: re.fullmatch(wanted, value) is not None,
+    "NotRe": lambda value, wanted: re.fullmatch(wanted, value) is None,
+}
+
+
+def _matches(selector: promql_parser.VectorSelector, labels: dict[str, str]) -> bool:
+    """PromQL's label matching: a missing label is the empty string, regular expressions are anchored."""
+    for matcher in selector.matchers.matchers:
+        if matcher.name == "__name__":
+            continue
+        test = _MATCHERS[str(matcher.op).rsplit(".", 1)[-1]]
+        if not test(labels.get(matcher.name, ""), matcher.value):
+            return False
+    return True
 
 
 def prometheus() -> PrometheusSource:

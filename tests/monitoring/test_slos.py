@@ -342,3 +342,12 @@ def test_owners_add_edit_and_delete_slos_in_the_ui_and_others_cannot(world, clie
     assert b"Delete the SLO typed" in client.get(delete).content
     assert client.post(delete, {"confirmed": "yes"}).status_code == 302
     assert not SLO.objects.exists()
+
+
+def test_a_scrape_source_keeps_the_probe_safety_rules():
+    from monitoring.sources import ScrapeSource, SourceUnavailable
+
+    with pytest.raises(SourceUnavailable, match="refused"):
+        ScrapeSource("http://169.254.169.254/metrics").instant("up")
+    with pytest.raises(SourceUnavailable, match="not valid PromQL"):
+        ScrapeSource("http://127.0.0.1:9/metrics").instant("up{")
