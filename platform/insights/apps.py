@@ -11,3 +11,15 @@ class InsightsConfig(AppConfig):
         from insights import services
 
         release_recorded.connect(services.on_release_recorded, dispatch_uid="insights.change_set")
+        # The daily rollups follow every change to a deployment and to the incidents that name one (insights.rollups).
+        from django.db.models.signals import post_delete, post_save
+
+        from deployments.models import Deployment
+        from incidents.models import Incident, IncidentDeployment
+
+        post_save.connect(services.on_deployment_saved, sender=Deployment, dispatch_uid="insights.rollups.deployment")
+        post_save.connect(services.on_incident_saved, sender=Incident, dispatch_uid="insights.rollups.incident")
+        for name, signal in (("saved", post_save), ("deleted", post_delete)):
+            signal.connect(
+                services.on_incident_link_changed, sender=IncidentDeployment, dispatch_uid=f"insights.rollups.{name}"
+            )

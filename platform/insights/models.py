@@ -48,3 +48,40 @@ class ChangeCommit(models.Model):
 
     def __str__(self) -> str:
         return self.sha[:10]
+
+
+class DailyRollup(models.Model):
+    """One service's DORA counts in one environment on one day (a calendar day in RollupState.zone), with the raw
+    recovery and lead times the day's percentiles need. Workers rewrite a service's rows when its history changes;
+    insights.rollups keeps them equal to a direct computation from the deployments."""
+
+    day = models.DateField()
+    service = models.ForeignKey("catalog.Service", on_delete=models.CASCADE, related_name="+")
+    environment = models.ForeignKey("deployments.Environment", on_delete=models.CASCADE, related_name="+")
+    successes = models.PositiveIntegerField(default=0)
+    failures = models.PositiveIntegerField(default=0)
+    rework = models.PositiveIntegerField(default=0)
+    recovered = models.PositiveIntegerField(default=0)
+    leads = models.PositiveIntegerField(default=0)
+    # Seconds, one per recovered failure and per measured success: percentiles cannot be summed, so they are kept.
+    recovery_seconds = models.JSONField(default=list)
+    lead_seconds = models.JSONField(default=list)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["service", "environment", "day"], name="daily_rollup_unique"),
+        ]
+        indexes = [models.Index(fields=["environment", "day"], name="daily_rollup_window")]
+
+    def __str__(self) -> str:
+        return f"{self.service_id}/{self.environment_id} {self.day}"
+
+
+class RollupState(models.Model):
+    """Whether the daily rollups cover all history (pages read them only then), and the time zone of their days."""
+
+    zone = models.CharField(max_length=64)
+    built_at = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return f"rollups in {self.zone} since {self.built_at:%Y-%m-%d %H:%M}"

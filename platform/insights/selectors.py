@@ -371,10 +371,11 @@ def _breakdown_group(scope: Scope) -> str | None:
     return None if scope.kind == "service" else "service__owner_id" if scope.kind == "org" else "service_id"
 
 
-def _rollup_rows(
+def _direct_rows(
     *, scope: Scope, window: Window, environments: list[Environment]
 ) -> tuple[dict[str, Any], dict[date, dict[str, Any]], dict[Any, dict[str, Any]]]:
-    """PostgreSQL: the window's totals, its weeks and its breakdown in one query, with GROUPING SETS.
+    """PostgreSQL, straight from the deployments: the window's totals, its weeks and its breakdown in one query, with
+    GROUPING SETS (insights.rollups answers the same from the daily rollups).
 
     The deployments are read once, into a materialised CTE, so each failure's recovery (a correlated subquery) is
     looked up once however many aggregates use it. The inner query is Django's (parameters bound by the driver);
@@ -487,7 +488,15 @@ def dora_report(
             _breakdown_rows(scope, window, {}, {}) if breakdown else [],
         )
     if connection.vendor == "postgresql":
-        total, weeks, groups = _rollup_rows(scope=scope, window=window, environments=environments)
+        from insights import rollups  # it builds on this module's query
+
+        zone = rollups.zone_of_rollups()
+        if zone is not None and zone.key == window.zone.key:
+            total, weeks, groups = rollups.rows(
+                scope=scope, window=window, environments=environments, group=_breakdown_group(scope)
+            )
+        else:  # no rollups yet, or days asked in another time zone than theirs
+            total, weeks, groups = _direct_rows(scope=scope, window=window, environments=environments)
         return Report(
             _figures(total, window.days),
             _weekly_points(window, weeks, {}),

@@ -15,12 +15,16 @@ import structlog
 from django.conf import settings
 from django.db import transaction
 
-from deployments.models import Deployment, Environment, Release
-from insights import selectors, tasks
+from deployments.models import Deployment, Environment, Release, State
+from insights import rollups, selectors, tasks
 from insights.models import ChangeCommit, ChangeSet
 from scaffolder import publishers
 
 log = structlog.get_logger(__name__)
+# The states in which a deployment counts in a figure (a reported one's outcome is in runtime_state).
+OUTCOME_STATES = frozenset(
+    {State.SUCCEEDED, State.FAILED, State.ROLLING_BACK, State.ROLLED_BACK, State.ROLLBACK_FAILED, State.EXTERNAL}
+)
 
 
 def _base_release(release: Release) -> Release | None:
@@ -50,6 +54,8 @@ def _store(change_set: ChangeSet, found: publishers.Commits, source: str, note: 
     change_set.first_commit_at = found.commits[0].committed_at if found.commits else None
     change_set.note = note or ("" if found.commits else "No commit between the two releases: nothing new shipped.")
     change_set.save()
+    # Deployments of the release made before its change set arrived (a forge answers later) gain a lead time.
+    _refresh_on_commit(list(Deployment.objects.filter(release_id=change_set.release_id).values_list("pk", flat=True)))
     return change_set
 
 
@@ -112,6 +118,28 @@ def change_set_fetch(*, change_set_id: int) -> ChangeSet | None:
             return _unavailable(change_set, ChangeSet.Source.FORGE, str(error))
     with transaction.atomic():
         return _store(change_set, found, ChangeSet.Source.FORGE)
+
+
+def _refresh_on_commit(deployment_ids: list[int]) -> None:
+    if rollups.enabled():
+        for deployment_id in deployment_ids:
+            tasks.rollups_refresh.delay_on_commit(deployment_id)
+
+
+def on_deployment_saved(sender: Any, *, instance: Deployment, **kwargs: Any) -> None:
+    """post_save of a deployment: once it has an outcome, its rollup rows are rewritten after the commit."""
+    if instance.state in OUTCOME_STATES:
+        _refresh_on_commit([instance.pk])
+
+
+def on_incident_saved(sender: Any, *, instance: Any, **kwargs: Any) -> None:
+    """post_save of an incident: its start and mitigation move the figures of the deployments it names."""
+    _refresh_on_commit(list(instance.deployment_links.values_list("deployment_id", flat=True)))
+
+
+def on_incident_link_changed(sender: Any, *, instance: Any, **kwargs: Any) -> None:
+    """A deployment named (or no longer named) as an incident's cause or fix."""
+    _refresh_on_commit([instance.deployment_id])
 
 
 def on_release_recorded(

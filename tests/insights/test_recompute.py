@@ -3,15 +3,17 @@
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
-from django.db import transaction
+from django.db import connection, transaction
+from django.test import override_settings
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from deployments.models import Deployment, Environment, State
-from insights import selectors
+from insights import rollups, selectors, tasks
 from insights.selectors import Scope, Window
 from tests.factories import TeamFactory, service_make
 from tests.insights.support import change_set_make, deployment_make, release_make
@@ -156,34 +158,49 @@ def stage(db):  # type: ignore[no-untyped-def]
     return production, staging, teams, services
 
 
-@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(
     history=st.lists(planned, max_size=25),
     zone=st.sampled_from(["UTC", "Europe/Paris", "America/Los_Angeles", "Asia/Kolkata", "Pacific/Chatham"]),
     # Each release's first commit, in minutes from the epoch (None: no change set), some after its deployments.
     changes=st.lists(st.one_of(st.none(), st.integers(-20 * 24 * 60, 16 * 24 * 60)), min_size=6, max_size=6),
+    # The rollups are built after this many deployments; the others arrive later, in any order (late events), as do
+    # the change sets of odd-numbered releases.
+    built_after=st.integers(0, 25),
+    order=st.randoms(use_true_random=False),
 )
-def test_sql_figures_equal_a_recomputation_from_the_records(
-    stage, history: list[Planned], zone: str, changes: list[int | None]
+def test_sql_figures_and_rollups_equal_a_recomputation_from_the_records(
+    stage, history: list[Planned], zone: str, changes: list[int | None], built_after: int, order: Any
 ) -> None:
     production, staging, teams, services = stage
-    with transaction.atomic():
+    with transaction.atomic(), override_settings(TIME_ZONE=zone):
         releases = {s.pk: [release_make(s), release_make(s)] for s in services}
+        all_releases = [r for pair in releases.values() for r in pair]
         first_commits = {}
-        for release, minutes in zip([r for pair in releases.values() for r in pair], changes, strict=True):
+        late_change_sets = []
+        for n, (release, minutes) in enumerate(zip(all_releases, changes, strict=True)):
             if minutes is not None:
                 first_commits[release.pk] = EPOCH + timedelta(minutes=minutes)
-                change_set_make(release, first_commits[release.pk], first_commits[release.pk] + timedelta(hours=1))
+                if n % 2:
+                    late_change_sets.append(release)
+                else:
+                    change_set_make(release, first_commits[release.pk], first_commits[release.pk] + timedelta(hours=1))
         busy: dict[tuple[int, int], datetime] = defaultdict(lambda: EPOCH - timedelta(days=30))
-        made: list[Deployment] = []
+        plans = []
         for plan in sorted(history, key=lambda p: p.start_minutes):
             service = services[plan.service]
             environment = production if plan.production else staging
-            state, reported = OUTCOMES[plan.outcome]
             # One deployment at a time per service and environment, as the engine (and the database) insists.
             started = max(EPOCH + timedelta(minutes=plan.start_minutes), busy[(service.pk, environment.pk)])
             finished = started + timedelta(minutes=plan.duration_minutes)
             busy[(service.pk, environment.pk)] = finished + timedelta(seconds=1)
+            plans.append((plan, service, environment, started, finished))
+        order.shuffle(plans)
+        made: list[Deployment] = []
+        for n, (plan, service, environment, started, finished) in enumerate(plans):
+            if n == built_after:
+                rollups.rollups_rebuild()
+            state, reported = OUTCOMES[plan.outcome]
             old, new = releases[service.pk]
             previous = [d for d in made if d.service_id == service.pk and d.environment_id == environment.pk]
             made.append(
@@ -199,8 +216,18 @@ def test_sql_figures_equal_a_recomputation_from_the_records(
                     reported=reported,
                 )
             )
+            if n >= built_after:  # what the worker does once the late event commits
+                tasks.rollups_refresh(made[-1].pk)
+        if built_after >= len(plans):
+            rollups.rollups_rebuild()
+        for release in late_change_sets:  # a forge answering after the deployments were made
+            change_set_make(release, first_commits[release.pk], first_commits[release.pk] + timedelta(hours=1))
+            for deployment_id in Deployment.objects.filter(release=release).values_list("pk", flat=True):
+                tasks.rollups_refresh(deployment_id)
         rows = list(Deployment.objects.all())
         window = Window(*WINDOW_DAYS, ZoneInfo(zone))
+        # The rollups are PostgreSQL's (jsonb, PERCENTILE_CONT); on SQLite pages always compute directly.
+        assert rollups.zone_of_rollups() == (ZoneInfo(zone) if connection.vendor == "postgresql" else None)
         scopes = [
             (Scope("org"), {s.pk for s in services}),
             (selectors.scope_find(f"team:{teams[0].slug}"), {s.pk for s in services if s.owner_id == teams[0].pk}),
@@ -208,7 +235,6 @@ def test_sql_figures_equal_a_recomputation_from_the_records(
         ]
         for environments in ([production], [staging, production]):
             for scope, members in scopes:
-                got = selectors.dora_figures(scope=scope, window=window, environments=environments)
                 want = recompute(
                     rows,
                     window=window,
@@ -216,21 +242,40 @@ def test_sql_figures_equal_a_recomputation_from_the_records(
                     services=members,
                     first_commits=first_commits,
                 )
-                assert (got.successes, got.failures, got.rework, got.days_with_success, got.recovered) == (
-                    want["successes"],
-                    want["failures"],
-                    want["rework"],
-                    want["days_with_success"],
-                    want["recovered"],
-                )
-                assert same(got.recovery_median, want["median"]) and same(got.recovery_p90, want["p90"])
-                assert got.leads == want["leads"]
-                assert same(got.lead_median, want["lead_median"]) and same(got.lead_p90, want["lead_p90"])
-        weekly = selectors.dora_weekly(scope=Scope("org"), window=window, environments=[production])
-        assert (
-            sum(week.successes for _, week in weekly)
-            == recompute(rows, window=window, environments={production.pk}, services={s.pk for s in services})[
-                "successes"
-            ]
-        )
+                from_rollups = selectors.dora_report(scope=scope, window=window, environments=environments)
+                with override_settings(INSIGHTS_ROLLUPS=False):
+                    direct = selectors.dora_report(scope=scope, window=window, environments=environments)
+                for got in (from_rollups.figures, direct.figures):
+                    assert (got.successes, got.failures, got.rework, got.days_with_success, got.recovered) == (
+                        want["successes"],
+                        want["failures"],
+                        want["rework"],
+                        want["days_with_success"],
+                        want["recovered"],
+                    )
+                    assert same(got.recovery_median, want["median"]) and same(got.recovery_p90, want["p90"])
+                    assert got.leads == want["leads"]
+                    assert same(got.lead_median, want["lead_median"]) and same(got.lead_p90, want["lead_p90"])
+                # Week by week and team by team (or service by service), the rollups say what the records say.
+                assert summary(from_rollups.weekly) == summary(direct.weekly)
+                assert summary(from_rollups.breakdown) == summary(direct.breakdown)
         transaction.set_rollback(True)
+
+
+def summary(points: list) -> list:  # type: ignore[type-arg]
+    return [
+        (
+            key,
+            f.successes,
+            f.failures,
+            f.rework,
+            f.days_with_success,
+            f.recovered,
+            f.leads,
+            *(
+                None if v is None else round(v, 6)
+                for v in (f.recovery_median, f.recovery_p90, f.lead_median, f.lead_p90)
+            ),
+        )
+        for key, f in points
+    ]

@@ -41,4 +41,5 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":  # noqa: F405
 if DATABASES["default"]["ENGINE"].endswith("postgresql"):  # noqa: F405
     # The audit log refuses TRUNCATE (audit migration 0003) unless the session allows it; Django's flush between
     # transactional tests empties every table, the log included, with one TRUNCATE.
-    DATABASES["default"].setdefault("OPTIONS", {})["options"] = "-c runway.audit_truncate=allow"  # noqa: F405
+    _options = DATABASES["default"].setdefault("OPTIONS", {})  # noqa: F405
+    _options["options"] = f"{_options.get('options', '')} -c runway.audit_truncate=allow".strip()
