@@ -154,8 +154,15 @@ def scores_compute(
     for card in cards:
         if not card.enabled:
             report.removed += Score.objects.filter(scorecard=card).delete()[0]
-    scopes = {card.pk: _in_scope(card, service_ids) for card in live}
-    wanted = sorted(set().union(*scopes.values())) if scopes else []
+    # Only catalog filters need a query; decommissioned services are left out from their documents.
+    scopes = {card.pk: _in_scope(card, service_ids) for card in live if card.definition.get("catalogFilter")}
+    if not live:
+        wanted: list[int] = []
+    elif service_ids is not None:
+        wanted = sorted(set(service_ids))
+    else:
+        active = Service.objects.exclude(lifecycle=Service.Lifecycle.DECOMMISSIONED)
+        wanted = sorted(active.values_list("pk", flat=True))
     scored: dict[int, set[int]] = {card.pk: set() for card in live}
     for start in range(0, len(wanted), BATCH):
         batch = wanted[start : start + BATCH]
@@ -163,9 +170,11 @@ def scores_compute(
         rows: list[Score] = []
         days: list[ScoreDay] = []
         for service_id, document in documents.items():
+            if document["service"]["lifecycle"] == Service.Lifecycle.DECOMMISSIONED:
+                continue
             context = cel.Context(document)
             for card in live:
-                if service_id not in scopes[card.pk]:
+                if card.pk in scopes and service_id not in scopes[card.pk]:
                     continue
                 outcome = definitions.evaluate(card.definition, context)
                 if not outcome.applies:
@@ -194,23 +203,26 @@ def scores_compute(
                     )
                 )
         report.services += len(documents)
-        with transaction.atomic():
-            Score.objects.bulk_create(
-                rows,
-                update_conflicts=True,
-                unique_fields=["scorecard", "service"],
-                update_fields=["rank", "level", "failing", "passed", "total", "scored_at"],
-            )
-            ScoreDay.objects.bulk_create(
-                days,
-                update_conflicts=True,
-                unique_fields=["scorecard", "service", "day"],
-                update_fields=["rank", "level", "failing"],
-            )
+        # Each upsert stands alone (no transaction: two round trips fewer); a crash between them leaves a score
+        # without its day's row, which the next scoring writes.
+        Score.objects.bulk_create(
+            rows,
+            update_conflicts=True,
+            unique_fields=["scorecard", "service"],
+            update_fields=["rank", "level", "failing", "passed", "total", "scored_at"],
+        )
+        ScoreDay.objects.bulk_create(
+            days,
+            update_conflicts=True,
+            unique_fields=["scorecard", "service", "day"],
+            update_fields=["rank", "level", "failing"],
+        )
         report.scores += len(rows)
     for card in live:
         stale = Score.objects.filter(scorecard=card)
         if service_ids is not None:
+            if scored[card.pk].issuperset(service_ids):
+                continue  # every service asked for was scored: none can have left the scope
             stale = stale.filter(service_id__in=service_ids)
         report.removed += stale.exclude(service_id__in=scored[card.pk]).delete()[0]
     report.seconds = time.perf_counter() - started

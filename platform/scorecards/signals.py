@@ -1,5 +1,5 @@
-"""Rescoring on change: the catalog, techdocs and deployments say nothing about scorecards; this higher app listens
-to their models and asks for a (debounced) rescoring of the service concerned once the change commits."""
+"""Rescoring on change: the catalog, techdocs, deployments and ownership reviews say nothing about scorecards; this
+app listens to their models and asks for a (debounced) rescoring of the service concerned once the change commits."""
 
 from __future__ import annotations
 
@@ -47,6 +47,8 @@ def _tags_changed(sender: Any, instance: Any, action: str, reverse: bool, pk_set
 
 
 def connect() -> None:
+    from django.apps import apps
+
     from catalog.models import Service
     from deployments.models import Deployment, DeployTarget
     from techdocs.models import ADR, Runbook
@@ -57,3 +59,6 @@ def connect() -> None:
             signal.connect(_child_changed, sender=model, dispatch_uid=f"scorecards-{model.__name__}-{id(signal)}")
     post_save.connect(_deployment_saved, sender=Deployment, dispatch_uid="scorecards-deployment-saved")
     m2m_changed.connect(_tags_changed, sender=Service.tags.through, dispatch_uid="scorecards-service-tags")
+    if apps.is_installed("reviews"):  # a verified (or orphaned) owner is a fact: `service.last_ownership_review`
+        ownership = apps.get_model("reviews", "Ownership")
+        post_save.connect(_child_changed, sender=ownership, dispatch_uid="scorecards-ownership-saved")

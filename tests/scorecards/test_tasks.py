@@ -63,3 +63,23 @@ def test_a_real_worker_rescores_a_service_after_its_change_commits(world, scorec
         while time.monotonic() < deadline and Score.objects.get(service=service).level != "Bronze":
             time.sleep(0.1)
     assert Score.objects.get(service=service).level == "Bronze"
+
+
+@pytest.mark.django_db
+def test_verifying_ownership_rescores_the_service(world, mocker, django_capture_on_commit_callbacks) -> None:  # type: ignore[no-untyped-def]
+    from reviews import services as review_services
+    from scorecards.models import Scorecard
+    from tests.scorecards.conftest import basic
+
+    cache.clear()
+    rule = "service.last_ownership_review != null && !service.orphaned"
+    card: Scorecard = services.scorecard_save(user=world.staff, raw=basic(filter="true", levels=[{"name": "Owned",
+        "rules": [{"key": "verified", "name": "Verified", "rule": rule, "why": "w", "fix": "f"}]}]))  # fmt: skip
+    services.scores_compute(scorecards=[card], service_ids=[world.service.pk])
+    assert Score.objects.get(scorecard=card, service=world.service).level == ""
+    apply = mocker.patch("scorecards.tasks.rescore_service.apply_async")
+    with django_capture_on_commit_callbacks(execute=True):
+        review_services.ownership_verify(service=world.service, verified_by=world.staff)
+    apply.assert_called_once_with((world.service.pk,), countdown=2)
+    tasks.rescore_service(world.service.pk)
+    assert Score.objects.get(scorecard=card, service=world.service).level == "Owned"
