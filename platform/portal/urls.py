@@ -46,6 +46,8 @@ urlpatterns = [
     path("reviews/", include("reviews.urls")),
     path("incidents/", include("incidents.urls")),
     path("monitoring/", include("monitoring.urls")),
+    # OpenFeature SDKs evaluate flags here (OFREP), with an SDK key instead of a session.
+    path("ofrep/", include("flags.urls")),
     path("api/v1/", include((api_v1, "api"))),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     # The split view serves Swagger UI's set-up script as a resource of its own: the CSP allows no inline script.

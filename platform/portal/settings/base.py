@@ -60,6 +60,7 @@ INSTALLED_APPS = [
     "monitoring",
     "reviews",
     "scorecards",
+    "flags",
 ]
 
 MIDDLEWARE = [
@@ -320,6 +321,8 @@ REST_FRAMEWORK = {
 }
 # Requests per minute allowed to one personal API token.
 API_TOKEN_RATE_LIMIT = env.int("API_TOKEN_RATE_LIMIT", default=600)
+# OFREP evaluations a minute per feature-flag SDK key (flags/ofrep.py); a server-side SDK evaluates per request.
+FLAGS_SDK_RATE_LIMIT = env.int("FLAGS_SDK_RATE_LIMIT", default=60_000)
 # Failed sign-ins (accounts/throttling.py): an address is locked out of one account after SIGNIN_FAILURES_PER_ACCOUNT
 # failures, out of every account after SIGNIN_FAILURES_PER_ADDRESS, for SIGNIN_LOCKOUT_SECONDS. Behind reverse proxies,
 # SIGNIN_TRUSTED_PROXIES says how many, so that the client's address is read from X-Forwarded-For.

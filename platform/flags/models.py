@@ -1,0 +1,155 @@
+"""Feature flags: owned by a service (and so by its team), set per environment, served over OFREP (flags/ofrep.py).
+
+A flag's shape (type, variants) is shared by every environment; what each environment serves (on or off, default
+variant, targeting rules, a fractional rollout) lives in `FlagSetting`. Every change bumps the flag's `version` and
+keeps a `FlagVersion` snapshot, so a person can see who changed what and the SDKs' bulk ETag changes with it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+
+from django.conf import settings
+from django.core.validators import RegexValidator
+from django.db import models
+from django.utils import timezone
+
+KEY_PATTERN = r"\A[a-z0-9](?:[a-z0-9._-]{0,98}[a-z0-9])?\Z"
+key_validator = RegexValidator(
+    KEY_PATTERN,
+    "Use lowercase letters, digits, dots, dashes and underscores (1-100), starting and ending alphanumeric.",
+)
+
+
+class FlagType(models.TextChoices):
+    BOOLEAN = "boolean", "Boolean"
+    STRING = "string", "String"
+    INTEGER = "integer", "Integer"
+    FLOAT = "float", "Float"
+    OBJECT = "object", "Object"
+
+
+class FlagKind(models.TextChoices):
+    RELEASE = "release", "Release"
+    EXPERIMENT = "experiment", "Experiment"
+    OPERATIONAL = "operational", "Operational"
+    PERMISSION = "permission", "Permission"
+
+
+class Flag(models.Model):
+    service = models.ForeignKey("catalog.Service", on_delete=models.CASCADE, related_name="flags")
+    key = models.CharField(max_length=100, validators=[key_validator])
+    description = models.TextField(blank=True, max_length=2000)
+    type = models.CharField(max_length=10, choices=FlagType.choices, default=FlagType.BOOLEAN)
+    # {"on": true, "off": false}: variant name → value of the flag's type.
+    variants = models.JSONField(default=dict)
+    kind = models.CharField(max_length=12, choices=FlagKind.choices, default=FlagKind.RELEASE)
+    temporary = models.BooleanField(default=True, help_text="Release and experiment flags are meant to be removed.")
+    version = models.PositiveIntegerField(default=1)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["service_id", "key"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["service", "key"],
+                name="flags_key_unique_per_service",
+                violation_error_message="This service already has a flag with this key.",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.key} ({self.service})"
+
+
+class FlagSetting(models.Model):
+    """What one environment serves for a flag."""
+
+    flag = models.ForeignKey(Flag, on_delete=models.CASCADE, related_name="settings")
+    environment = models.ForeignKey("deployments.Environment", on_delete=models.CASCADE, related_name="flag_settings")
+    enabled = models.BooleanField(default=False)
+    default_variant = models.CharField(max_length=100)
+    # [{"name": "internal staff", "when": [{"attribute": "email", "op": "ends_with", "value": "@example.com"}],
+    #   "variant": "on"} or "rollout": {...}]: the first rule whose conditions all hold decides.
+    rules = models.JSONField(default=list, blank=True)
+    # {"on": 10, "off": 90}: weights in percent for everyone no rule matched; empty serves the default variant.
+    rollout = models.JSONField(default=dict, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["flag_id", "environment__order"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["flag", "environment"],
+                name="flags_one_setting_per_environment",
+                violation_error_message="This flag already has a setting in this environment.",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.flag.key} in {self.environment}"
+
+
+class Segment(models.Model):
+    """A reusable audience ("internal staff", "EU"): conditions a rule can refer to by slug."""
+
+    name = models.CharField(max_length=100, unique=True)
+    slug = models.SlugField(max_length=100, unique=True)
+    description = models.TextField(blank=True, max_length=2000)
+    conditions = models.JSONField(default=list)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class FlagVersion(models.Model):
+    """A flag as it was after one change, with who made it: the history people read and the audit links to."""
+
+    flag = models.ForeignKey(Flag, on_delete=models.CASCADE, related_name="versions")
+    number = models.PositiveIntegerField()
+    snapshot = models.JSONField()
+    author = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    note = models.CharField(max_length=200, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["flag_id", "-number"]
+        constraints = [models.UniqueConstraint(fields=["flag", "number"], name="flags_version_number_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.flag.key} v{self.number}"
+
+
+def sdk_key_digest(raw: str) -> str:
+    return hashlib.sha256(raw.encode()).hexdigest()
+
+
+class SdkKey(models.Model):
+    """What an OpenFeature SDK presents: one service, one environment. Shown once; only its digest is kept."""
+
+    PREFIX = "rwf_"
+
+    service = models.ForeignKey("catalog.Service", on_delete=models.CASCADE, related_name="sdk_keys")
+    environment = models.ForeignKey("deployments.Environment", on_delete=models.CASCADE, related_name="sdk_keys")
+    name = models.CharField(max_length=100)
+    digest = models.CharField(max_length=64, unique=True)
+    hint = models.CharField(max_length=12, help_text="The key's first characters, to tell keys apart.")
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    created_at = models.DateTimeField(auto_now_add=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["service_id", "environment__order", "-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.hint}…)"
+
+    @classmethod
+    def generate(cls) -> str:
+        return cls.PREFIX + secrets.token_urlsafe(32)

@@ -1,0 +1,102 @@
+"""OpenFeature's Remote Evaluation Protocol (OFREP 0.3): any OpenFeature SDK with the OFREP provider evaluates a
+service's flags here. Plain Django views rather than DRF: the protocol has its own error bodies, and SDKs poll often.
+
+Clients present a per-service, per-environment SDK key (`Authorization: Bearer …` or `X-API-Key`); the key decides
+which flags they see, and nothing else. Bodies follow the protocol's OpenAPI document: success
+`{key, value, reason, variant, metadata}`, failure `{key, errorCode, errorDetails}`; the bulk answer carries an
+ETag and answers 304 to a matching `If-None-Match`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import time
+from typing import Any
+
+from django.conf import settings
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_POST
+
+from accounts.throttling import _count
+from flags import evaluation, selectors
+from flags.models import sdk_key_digest
+
+MAX_BODY_BYTES = evaluation.MAX_CONTEXT_BYTES
+
+
+def _error(status: int, code: str, details: str, key: str | None = None) -> JsonResponse:
+    body: dict[str, Any] = {"errorCode": code, "errorDetails": details}
+    if key is not None:
+        body = {"key": key} | body
+    return JsonResponse(body, status=status)
+
+
+def _authenticate(request: HttpRequest) -> tuple[int, int] | HttpResponse:
+    header = request.headers.get("Authorization", "")
+    raw = header[7:].strip() if header[:7].lower() == "bearer " else request.headers.get("X-API-Key", "").strip()
+    if not raw or len(raw) > 200:
+        return HttpResponse(status=401, headers={"WWW-Authenticate": 'Bearer realm="ofrep"'})
+    found = selectors.sdk_key_lookup(raw)
+    if found is None:
+        return HttpResponse(status=401, headers={"WWW-Authenticate": 'Bearer realm="ofrep"'})
+    window = int(time.time() // 60)
+    count, _ = _count(f"ratelimit:flags:{sdk_key_digest(raw)[:32]}:{window}", [])
+    if count > settings.FLAGS_SDK_RATE_LIMIT:
+        retry = math.ceil((window + 1) * 60 - time.time())
+        return HttpResponse(status=429, headers={"Retry-After": str(max(1, retry))})
+    return found
+
+
+def _context(request: HttpRequest) -> dict[str, Any]:
+    if len(request.body) > MAX_BODY_BYTES:
+        raise evaluation.ContextError("INVALID_CONTEXT", f"The request body is larger than {MAX_BODY_BYTES} bytes.")
+    try:
+        body = json.loads(request.body or b"{}")
+    except (ValueError, RecursionError) as error:
+        raise evaluation.ContextError("PARSE_ERROR", f"The request body is not JSON: {error}"[:300]) from error
+    return evaluation.context_read(body)
+
+
+@csrf_exempt
+@require_POST
+def evaluate_flag(request: HttpRequest, key: str) -> HttpResponse:
+    found = _authenticate(request)
+    if isinstance(found, HttpResponse):
+        return found
+    try:
+        context = _context(request)
+    except evaluation.ContextError as error:
+        return _error(400, error.code, error.details, key)
+    flags = selectors.flag_set(*found)["flags"]
+    status, body = evaluation.evaluate(key, flags.get(key), context)
+    return JsonResponse(body, status=status)
+
+
+@csrf_exempt
+@require_POST
+def evaluate_flags(request: HttpRequest) -> HttpResponse:
+    found = _authenticate(request)
+    if isinstance(found, HttpResponse):
+        return found
+    compiled = selectors.flag_set(*found)
+    # The ETag covers the flag set; the answer also depends on the context, so it joins the set's ETag with the
+    # context's digest: a client polling with the same context gets 304 until a flag changes.
+    try:
+        context = _context(request)
+    except evaluation.ContextError as error:
+        return _error(400, error.code, error.details)
+    etag = _etag(compiled["etag"], request.body)
+    if etag in {tag.strip() for tag in request.headers.get("If-None-Match", "").split(",")}:
+        return HttpResponse(status=304, headers={"ETag": etag})
+    answers = []
+    for key, flag in compiled["flags"].items():
+        _status, body = evaluation.evaluate(key, flag, context)
+        answers.append(body)
+    return JsonResponse({"flags": answers, "metadata": {}}, headers={"ETag": etag})
+
+
+def _etag(set_etag: str, body: bytes) -> str:
+    return '"' + hashlib.sha256(set_etag.encode() + b"\x00" + body).hexdigest()[:32] + '"'

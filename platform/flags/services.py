@@ -1,0 +1,286 @@
+"""Changing flags: every write checks the definition, bumps the flag's version, keeps a snapshot, writes an audit
+event in the same transaction, and drops the environment's compiled set once the change commits, so the next SDK poll
+sees it (selectors.flag_set)."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from django.contrib.auth.models import AnonymousUser, User
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.utils import timezone
+
+from audit.services import event_record
+from catalog.models import Service
+from deployments.models import Environment
+from flags import evaluation, selectors
+from flags.models import Flag, FlagSetting, FlagType, FlagVersion, SdkKey, Segment, sdk_key_digest
+
+Actor = User | AnonymousUser | None
+MAX_VARIANTS = 50
+MAX_RULES = 100
+MAX_CONDITIONS = 50
+TYPES: dict[str, tuple[type, ...]] = {
+    FlagType.BOOLEAN: (bool,),
+    FlagType.STRING: (str,),
+    FlagType.INTEGER: (int,),
+    FlagType.FLOAT: (int, float),
+    FlagType.OBJECT: (dict, list),
+}
+
+
+def variants_check(flag_type: str, variants: object) -> dict[str, Any]:
+    if not isinstance(variants, dict) or not variants:
+        raise ValidationError({"variants": "Give at least one variant: an object of name → value."})
+    if len(variants) > MAX_VARIANTS:
+        raise ValidationError({"variants": f"At most {MAX_VARIANTS} variants."})
+    for name, value in variants.items():
+        if not name or len(name) > 100 or "\x00" in name:
+            raise ValidationError({"variants": f"Variant name {name[:40]!r} must be 1-100 characters."})
+        kinds = TYPES[flag_type]
+        wrong_bool = isinstance(value, bool) and bool not in kinds
+        if not isinstance(value, kinds) or wrong_bool or (isinstance(value, float) and not math.isfinite(value)):
+            raise ValidationError({"variants": f"Variant {name!r} is not a {flag_type} value."})
+    return variants
+
+
+def rollout_check(rollout: object, variants: dict[str, Any], field: str = "rollout") -> list[list[Any]]:
+    """{"on": 10, "off": 90} → [["on", 10.0], ["off", 90.0]], checked; empty stays empty."""
+    if rollout in (None, {}, []):
+        return []
+    if not isinstance(rollout, dict):
+        raise ValidationError({field: "A rollout is an object of variant → percent."})
+    weights = []
+    for variant, weight in rollout.items():
+        if variant not in variants:
+            raise ValidationError({field: f"The rollout names {variant!r}, which is not a variant of this flag."})
+        if isinstance(weight, bool) or not isinstance(weight, int | float) or not 0 <= weight <= 100:
+            raise ValidationError({field: f"The weight of {variant!r} must be a percent from 0 to 100."})
+        weights.append([variant, float(weight)])
+    if abs(sum(weight for _, weight in weights) - 100) > 1e-6:
+        raise ValidationError({field: "The rollout's weights must add up to 100."})
+    return weights
+
+
+def condition_check(condition: object, segments: set[str]) -> None:
+    if not isinstance(condition, dict):
+        raise ValidationError({"rules": "Each condition is an object with `attribute`, `op` and `value`."})
+    op = condition.get("op")
+    if op not in evaluation.OPERATORS:
+        raise ValidationError({"rules": f"Unknown operator {op!r}; use one of {', '.join(evaluation.OPERATORS)}."})
+    value = condition.get("value")
+    if op == "segment":
+        if value not in segments:
+            raise ValidationError({"rules": f"There is no segment {value!r}."})
+        return
+    attribute = condition.get("attribute")
+    if not isinstance(attribute, str) or not attribute or len(attribute) > 100:
+        raise ValidationError({"rules": "Each condition names the context `attribute` it tests (1-100 characters)."})
+    if op in ("in", "not_in") and not isinstance(value, list):
+        raise ValidationError({"rules": f"`{op}` needs a list of values."})
+    if op in ("starts_with", "ends_with", "contains") and not isinstance(value, str):
+        raise ValidationError({"rules": f"`{op}` needs a text value."})
+    if op in ("gt", "gte", "lt", "lte") and (isinstance(value, bool) or not isinstance(value, int | float)):
+        raise ValidationError({"rules": f"`{op}` needs a number."})
+
+
+def rules_check(rules: object, variants: dict[str, Any]) -> list[dict[str, Any]]:
+    if rules in (None, []):
+        return []
+    if not isinstance(rules, list) or len(rules) > MAX_RULES:
+        raise ValidationError({"rules": f"Rules are a list of at most {MAX_RULES}."})
+    segments = set(Segment.objects.values_list("slug", flat=True))
+    checked = []
+    for index, rule in enumerate(rules, 1):
+        if not isinstance(rule, dict):
+            raise ValidationError({"rules": f"Rule {index} must be an object."})
+        when = rule.get("when", [])
+        if not isinstance(when, list) or len(when) > MAX_CONDITIONS:
+            raise ValidationError({"rules": f"Rule {index}'s `when` is a list of at most {MAX_CONDITIONS} conditions."})
+        for condition in when:
+            condition_check(condition, segments)
+        entry = {"name": str(rule.get("name") or f"rule {index}")[:100], "when": when}
+        if rule.get("rollout"):
+            entry["rollout"] = rollout_check(rule["rollout"], variants, field="rules")
+        elif rule.get("variant") in variants:
+            entry["variant"] = rule["variant"]
+        else:
+            raise ValidationError({"rules": f"Rule {index} must serve a variant of this flag or a rollout."})
+        checked.append(entry)
+    return checked
+
+
+def _snapshot(flag: Flag) -> dict[str, Any]:
+    return {
+        "key": flag.key,
+        "type": flag.type,
+        "kind": flag.kind,
+        "temporary": flag.temporary,
+        "description": flag.description,
+        "variants": flag.variants,
+        "settings": {
+            setting.environment.slug: {
+                "enabled": setting.enabled,
+                "default_variant": setting.default_variant,
+                "rules": setting.rules,
+                "rollout": setting.rollout,
+            }
+            for setting in flag.settings.select_related("environment")
+        },
+    }
+
+
+def _changed(flag: Flag, *, actor: Actor, action: str, before: dict[str, Any] | None, note: str = "") -> None:
+    """The bookkeeping every change shares: version, snapshot, audit, and the compiled sets dropped on commit."""
+    flag.version = (flag.version or 0) + (1 if before is not None else 0)
+    flag.save(update_fields=["version", "updated_at"])
+    after = _snapshot(flag)
+    author = actor if actor is not None and actor.is_authenticated else None
+    FlagVersion.objects.create(flag=flag, number=flag.version, snapshot=after, author=author, note=note[:200])
+    event_record(actor=actor, action=action, target=flag, before=before, after=after, service_id=flag.service_id)
+    service_id = flag.service_id
+    transaction.on_commit(lambda: selectors.flag_sets_forget(service_id))
+
+
+@transaction.atomic
+def flag_create(
+    *,
+    actor: Actor,
+    service: Service,
+    key: str,
+    flag_type: str = FlagType.BOOLEAN,
+    variants: dict[str, Any] | None = None,
+    default_variant: str | None = None,
+    description: str = "",
+    kind: str = "release",
+    temporary: bool = True,
+) -> Flag:
+    """A new flag, off in every environment and serving `default_variant` when turned on."""
+    if flag_type not in FlagType.values:
+        raise ValidationError({"type": f"Choose one of {', '.join(FlagType.values)}."})
+    variants = variants_check(flag_type, variants if variants is not None else {"on": True, "off": False})
+    default = default_variant or next(iter(variants))
+    if default not in variants:
+        raise ValidationError({"default_variant": "The default variant must be one of the flag's variants."})
+    flag = Flag(
+        service=service,
+        key=key,
+        type=flag_type,
+        variants=variants,
+        description=description,
+        kind=kind,
+        temporary=temporary,
+    )
+    flag.full_clean()
+    flag.save()
+    FlagSetting.objects.bulk_create(
+        [
+            FlagSetting(flag=flag, environment=environment, default_variant=default)
+            for environment in Environment.objects.all()
+        ]
+    )
+    _changed(flag, actor=actor, action="flag.created", before=None)
+    return flag
+
+
+@transaction.atomic
+def setting_update(
+    *,
+    actor: Actor,
+    flag: Flag,
+    environment: Environment,
+    enabled: bool | None = None,
+    default_variant: str | None = None,
+    rules: object = None,
+    rollout: object = None,
+    note: str = "",
+) -> FlagSetting:
+    """Change what one environment serves; only the arguments given change."""
+    flag = Flag.objects.select_for_update().get(pk=flag.pk)
+    before = _snapshot(flag)
+    setting, _ = FlagSetting.objects.get_or_create(
+        flag=flag, environment=environment, defaults={"default_variant": next(iter(flag.variants))}
+    )
+    if default_variant is not None:
+        if default_variant not in flag.variants:
+            raise ValidationError({"default_variant": "The default variant must be one of the flag's variants."})
+        setting.default_variant = default_variant
+    if rules is not None:
+        setting.rules = rules_check(rules, flag.variants)
+    if rollout is not None:
+        setting.rollout = dict(rollout_check(rollout, flag.variants)) if rollout else {}
+    if enabled is not None:
+        setting.enabled = bool(enabled)
+    setting.save()
+    _changed(flag, actor=actor, action="flag.changed", before=before, note=note)
+    return setting
+
+
+@transaction.atomic
+def kill(*, actor: Actor, flag: Flag) -> int:
+    """The kill switch: off in every environment at once. Returns how many environments it turned off."""
+    flag = Flag.objects.select_for_update().get(pk=flag.pk)
+    before = _snapshot(flag)
+    turned_off = FlagSetting.objects.filter(flag=flag, enabled=True).update(enabled=False, updated_at=timezone.now())
+    _changed(flag, actor=actor, action="flag.killed", before=before, note="kill switch: off everywhere")
+    return turned_off
+
+
+@transaction.atomic
+def segment_save(*, actor: Actor, slug: str, name: str, conditions: object, description: str = "") -> Segment:
+    if not isinstance(conditions, list) or not conditions or len(conditions) > MAX_CONDITIONS:
+        raise ValidationError({"conditions": f"A segment is a list of 1 to {MAX_CONDITIONS} conditions."})
+    for condition in conditions:
+        if isinstance(condition, dict) and condition.get("op") == "segment":
+            raise ValidationError({"conditions": "A segment cannot refer to another segment."})
+        condition_check(condition, set())
+    segment = Segment.objects.filter(slug=slug).first()
+    before = None if segment is None else {"name": segment.name, "conditions": segment.conditions}
+    segment = segment or Segment(slug=slug)
+    segment.name, segment.conditions, segment.description = name, conditions, description
+    segment.full_clean()
+    segment.save()
+    event_record(
+        actor=actor,
+        action="segment.saved",
+        target=segment,
+        before=before,
+        after={"name": name, "conditions": conditions},
+    )
+    transaction.on_commit(selectors.flag_sets_forget_all)
+    return segment
+
+
+@transaction.atomic
+def sdk_key_create(*, actor: Actor, service: Service, environment: Environment, name: str) -> tuple[SdkKey, str]:
+    """A new SDK key; the raw key is returned once and never stored."""
+    raw = SdkKey.generate()
+    author = actor if actor is not None and actor.is_authenticated else None
+    key = SdkKey.objects.create(
+        service=service,
+        environment=environment,
+        name=name[:100] or "SDK key",
+        digest=sdk_key_digest(raw),
+        hint=raw[:10],
+        created_by=author,
+    )
+    event_record(
+        actor=actor,
+        action="flag_sdk_key.created",
+        target=key,
+        after={"name": key.name, "hint": key.hint},
+        service_id=service.pk,
+    )
+    return key, raw
+
+
+@transaction.atomic
+def sdk_key_revoke(*, actor: Actor, key: SdkKey) -> None:
+    if key.revoked_at is None:
+        key.revoked_at = timezone.now()
+        key.save(update_fields=["revoked_at"])
+        event_record(actor=actor, action="flag_sdk_key.revoked", target=key, service_id=key.service_id)
+    digest = key.digest
+    transaction.on_commit(lambda: selectors.sdk_key_forget(digest))
