@@ -47,6 +47,7 @@ bench: $(STAMP)
 	$(BIN)/python tests/bench/bench_insights.py || status=1; \
 	$(BIN)/python tests/bench/bench_alertmanager.py || status=1; \
 	$(BIN)/python tests/bench/bench_governance.py || status=1; \
+	$(BIN)/python tests/bench/bench_flags.py || status=1; \
 	$(BIN)/python tests/bench/bench_reviews.py || status=1; \
 	$(BIN)/python tests/bench/bench_anomaly.py || status=1; \
 	$(BIN)/python tests/bench/bench_scorecards.py || status=1; \
