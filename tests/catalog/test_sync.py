@@ -923,6 +923,16 @@ def test_demo_load_imports_the_demo_with_passwords_admin_and_environments(client
         ("staging", False),
         ("production", True),
     ]
+    # Incidents: one declared for the rolled-back canary (its postmortem published, with action items), one opened
+    # and mitigated through the Alertmanager webhook's path, each naming the deployment that caused it.
+    from incidents.models import Incident, Postmortem
+
+    incidents = {incident.source: incident for incident in Incident.objects.all()}
+    assert set(incidents) == {"manual", "alertmanager"}
+    assert incidents["manual"].deployment_links.get().deployment.state == "rolled_back"
+    assert incidents["alertmanager"].status == "mitigated" and incidents["alertmanager"].deployment_links.exists()
+    published = Postmortem.objects.get(state="published")
+    assert published.incident == incidents["manual"] and published.actions.count() == 2
     assert client.login(username="demo", password="runway-demo")
 
     counts = (User.objects.count(), Environment.objects.count(), AuditEvent.objects.count(), Service.objects.count())

@@ -21,6 +21,7 @@ from deployments import services as deployment_services
 from deployments.models import Environment
 from governance import demo as governance_demo
 from governance import sync as policy_sync
+from incidents import demo as incidents_demo
 from monitoring import demo as monitoring_demo
 from portal import tasks as portal_tasks
 from scaffolder import demo as scaffolder_demo
@@ -65,6 +66,7 @@ class Command(BaseCommand):
         )
         health_checks = monitoring_demo.health_load(service_slugs=DEPLOYED_SERVICES, admin=admin)
         monitoring_demo.slo_history_load()
+        incidents = incidents_demo.incidents_load(admin=admin)
         # After the history: the demo's past deployments were made before the organisation had its policies.
         policies = policy_sync.policy_sync(root=settings.GOVERNANCE["POLICIES_DIR"])
         for file, name, message in policies.errors:
@@ -99,7 +101,7 @@ class Command(BaseCommand):
                 )
                 + f"; {len(policies.created) + len(policies.changed) + len(policies.unchanged)} deploy policies "
                 f"from policies/; {freezes or 'no new'} freeze windows; "
-                f"{health_checks or 'no new'} simulated health checks.\n"
+                f"{health_checks or 'no new'} simulated health checks; {incidents or 'no new'} incidents.\n"
                 f"Sign in as demo / {DEMO_PASSWORD} (lead in Payments) or admin / {DEMO_PASSWORD} (platform admin)."
             )
         )
