@@ -28,6 +28,7 @@ from datetime import date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from django.conf import settings
 from django.db import connection
 from django.db.models import (
     Case,
@@ -46,6 +47,7 @@ from django.db.models import (
 )
 from django.db.models.functions import Coalesce, Greatest, TruncDate, TruncWeek
 from django.urls import reverse
+from django.utils import timezone
 
 from catalog.models import Service, System
 from deployments.models import Deployment, Environment, State
@@ -525,6 +527,19 @@ def dora_report(
 def dora_figures(*, scope: Scope, window: Window, environments: list[Environment]) -> Figures:
     """The scope's figures over the whole window."""
     return dora_report(scope=scope, window=window, environments=environments, breakdown=False, weekly=False).figures
+
+
+def dora_recent(*, scope: Scope, days: int = 30) -> Figures:
+    """A scope's figures over its last `days` days in production, in the portal's time zone: what a service page, a
+    team page or a team's review shows beside the scope's own facts."""
+    zone = ZoneInfo(settings.TIME_ZONE)
+    window = window_last(days, zone=zone, today=timezone.now().astimezone(zone).date())
+    return dora_figures(scope=scope, window=window, environments=environments_default())
+
+
+def dora_team_figures(*, team: Team, days: int = 30) -> Figures:
+    """The team's DORA figures (the services it owns today) over its last `days` days in production."""
+    return dora_recent(scope=Scope("team", team.pk, team.slug, team.name), days=days)
 
 
 def dora_weekly(*, scope: Scope, window: Window, environments: list[Environment]) -> list[tuple[date, Figures]]:

@@ -193,3 +193,22 @@ def test_without_a_protected_environment_everything_is_no_data(client, history) 
     assert client.get("/insights/teams/payments/").status_code == 200
     api = client.get("/api/v1/insights/dora/", {"scope": "service:pay-api"}).json()
     assert api["environments"] == [] and api["deployments"] == 0 and api["change_fail_rate"]["band"] == "no_data"
+
+
+def test_the_team_page_shows_the_team_figures(client, history) -> None:
+    from insights import selectors
+    from tests.insights.support import change_set_make
+
+    client.force_login(UserFactory())
+    page = client.get(reverse("teams:team-detail", args=["payments"])).content.decode()
+    assert "Delivery, last 30 days" in page and "no figures yet" in page  # the history is in March
+    finished = timezone.now() - timedelta(hours=3)
+    recent = deployment_make(
+        history.ledger, history.production, State.SUCCEEDED, started=finished - timedelta(minutes=5), finished=finished
+    )
+    change_set_make(recent.release, finished - timedelta(hours=2))
+    figures = selectors.dora_team_figures(team=history.payments)
+    assert (figures.successes, figures.leads) == (1, 1) and figures.lead_median == pytest.approx(7200, abs=1)
+    page = client.get(reverse("teams:team-detail", args=["payments"])).content.decode()
+    assert "Change lead time" in page and "median 2.0 h" in page and "/insights/teams/payments/" in page
+    assert selectors.dora_team_figures(team=history.search).deployments == 0
