@@ -182,8 +182,9 @@ def repository_refs(*, service: Service, limit: int = 20) -> dict[str, list[dict
     return {"tags": tags, "commits": commits}
 
 
-def release_for_ref(*, service: Service, ref: str, user: User | None) -> Release:
-    """The release for a tag, branch or commit of the service's repository, made on first use."""
+def ref_resolve(*, service: Service, ref: str) -> tuple[str, str, str]:
+    """(version, commit sha, commit time) for a tag, branch or commit of the service's repository, changing nothing:
+    a tag is its own version, anything else the commit's first 12 characters."""
     ref = ref.strip()
     if not REF_PATTERN.match(ref) or ".." in ref:
         raise ValidationError({"ref": [f"{ref!r} is not a tag, branch or commit name."]})
@@ -200,7 +201,12 @@ def release_for_ref(*, service: Service, ref: str, user: User | None) -> Release
             {"ref": [f"No commit, tag or branch called {ref} in {service.slug}'s repository."]}
         ) from None
     is_tag = bool(_git(repository, "tag", "--list", "--", ref))
-    version = ref if is_tag else sha[:12]
+    return (ref if is_tag else sha[:12]), sha, committed
+
+
+def release_for_ref(*, service: Service, ref: str, user: User | None) -> Release:
+    """The release for a tag, branch or commit of the service's repository, made on first use."""
+    version, sha, committed = ref_resolve(service=service, ref=ref)
     existing = Release.objects.filter(service=service, version=version).first()
     if existing:
         if existing.commit_sha != sha:

@@ -172,3 +172,29 @@ class FreezeWindowForm(InlineValidationMixin, forms.Form):
                 if name in self.fields and name not in self.errors:
                     self.add_error(name, message)
         return data
+
+
+class EvidenceForm(forms.Form):
+    """The evidence report's scope and period: a service, or a team, or (neither) everything the reader may see.
+
+    The lists offer what the reader may see; a slug typed into the address is still checked (another team's is a 403,
+    an unknown one a field error) by `evidence.scope_resolve`."""
+
+    team = forms.SlugField(required=False, widget=forms.Select, help_text="Every service the team owns.")
+    service = forms.SlugField(required=False, widget=forms.Select, help_text="One service (wins over the team).")
+    since = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}), help_text="From (incl.).")
+    until = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}), help_text="To (incl.).")
+
+    def __init__(self, *args: Any, user: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        from governance import evidence
+
+        teams = Team.objects.order_by("name")
+        services = Service.objects.order_by("slug")
+        everything = "Every team" if evidence.sees_organisation(user) else "All my teams"
+        if not evidence.sees_organisation(user):
+            teams = teams.filter(memberships__user=user)
+            services = services.filter(owner__memberships__user=user)
+        slugs = services.values_list("slug", flat=True)
+        self.fields["team"].widget.choices = [("", everything), *teams.values_list("slug", "name")]  # type: ignore[attr-defined]
+        self.fields["service"].widget.choices = [("", "Every service"), *((slug, slug) for slug in slugs)]  # type: ignore[attr-defined]

@@ -106,6 +106,8 @@ class Decision(models.Model):
 
     class Meta:
         ordering = ["-created_at"]
+        # Give it to an auditors group: the change evidence of every team (docs/governance.md, "Evidence").
+        permissions = [("view_evidence", "Can read the change evidence of the whole organisation")]
 
     def __str__(self) -> str:
         return f"decision #{self.pk} ({self.verdict})"

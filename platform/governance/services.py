@@ -349,3 +349,25 @@ def freeze_window_delete(*, user: User | AnonymousUser | None, window: FreezeWin
     before = _freeze_state(window)
     audit.event_record(actor=user, action="freeze.deleted", target=window, before=before, after=None)
     window.delete()
+
+
+def policy_preview(
+    *,
+    service: Service,
+    environment: Environment,
+    version: str,
+    commit_sha: str,
+    strategy: str,
+    user: User | AnonymousUser,
+) -> Evaluation:
+    """What the enabled policies would say about this change now, for the deploy form as it is filled in. Unlike
+    `policy_check` nothing is recorded: the form asks at every change, and only pressing Deploy is a request."""
+    change = facts.Change(
+        service=service,
+        environment=environment,
+        strategy=strategy,
+        version=version,
+        commit=commit_sha,
+        requester=user if isinstance(user, User) else None,
+    )
+    return policies_evaluate(document=facts.facts_build(change=change))

@@ -1,4 +1,4 @@
-from django.urls import path
+from django.urls import path, re_path
 
 from governance import views
 
@@ -13,5 +13,8 @@ urlpatterns = [
     path("freezes/new/", views.freeze_edit, name="freeze-new"),
     path("freezes/<int:pk>/edit/", views.freeze_edit, name="freeze-edit"),
     path("freezes/<int:pk>/delete/", views.freeze_delete, name="freeze-delete"),
+    path("evidence/", views.evidence_report, name="evidence"),
+    re_path(r"^evidence/export\.(?P<fmt>csv|json)$", views.evidence_export, name="evidence-export"),
+    path("deploy-preview/<slug:slug>/", views.deploy_preview, name="deploy-preview"),
     path("decisions/<int:pk>/", views.decision_detail, name="decision-detail"),
 ]

@@ -2,23 +2,29 @@
 the decisions they made."""
 
 import json
+from typing import Any
 
 import cel
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
-from django.views.decorators.http import require_GET, require_http_methods
+from django.utils.cache import patch_vary_headers
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import HttpResponseClientRedirect
 
+from catalog import selectors as catalog_selectors
 from catalog.models import Service
-from deployments.models import Environment, Strategy
-from governance import expressions, facts, freezes, selectors, services
-from governance.forms import FreezeWindowForm, PolicyForm
+from catalog.permissions import user_can
+from deployments import services as deployment_services
+from deployments.forms import DeployForm
+from deployments.models import DeployTarget, Environment, Strategy
+from governance import evidence, expressions, facts, freezes, selectors, services
+from governance.forms import EvidenceForm, FreezeWindowForm, PolicyForm
 from governance.models import Policy, PolicyVersion
 from portal.forms import apply_errors, validation_response
 
@@ -168,3 +174,95 @@ def freeze_delete(request: HttpRequest, pk: int) -> HttpResponse:
     if request.htmx:  # type: ignore[attr-defined]
         return HttpResponseClientRedirect(reverse("governance:freeze-calendar"))
     return redirect("governance:freeze-calendar")
+
+
+def _evidence(request: HttpRequest) -> tuple[EvidenceForm, evidence.Report | None]:
+    """The form and the report it asks for (None while the form has errors)."""
+    form = EvidenceForm(request.GET or None, user=request.user)
+    if form.is_bound and not form.is_valid():
+        return form, None
+    data = form.cleaned_data if form.is_bound else {}
+    try:
+        report = evidence.report_build(
+            user=request.user,
+            service=data.get("service", ""),
+            team=data.get("team", ""),
+            since=data.get("since"),
+            until=data.get("until"),
+        )
+    except ValidationError as error:
+        apply_errors(form, error)
+        return form, None
+    return form, report
+
+
+@login_required
+@require_GET
+def evidence_report(request: HttpRequest) -> HttpResponse:
+    """Every production change in a period with its requester, approvals, policy decisions and outcome."""
+    form, report = _evidence(request)
+    context: dict[str, Any] = {"form": form, "report": report}
+    if report is not None:
+        query = request.GET.copy()
+        query["since"], query["until"] = report.since.isoformat(), report.until.isoformat()
+        context["query"] = query.urlencode()
+        context["denied"] = sum(1 for row in report.rows if row["verdict"] == "deny")
+        context["break_glass"] = sum(1 for row in report.rows if row["break_glass"])
+    template = "governance/evidence.html"
+    if request.htmx and not request.htmx.boosted:  # type: ignore[attr-defined]
+        template += "#evidence-results"
+    response = render(request, template, context)
+    patch_vary_headers(response, ["HX-Request"])
+    return response
+
+
+@login_required
+@require_GET
+def evidence_export(request: HttpRequest, fmt: str) -> HttpResponse:
+    """The same report as a CSV or JSON download."""
+    form, report = _evidence(request)
+    if report is None:
+        return JsonResponse({"errors": form.errors.get_json_data()}, status=400)
+    name = f"runway-evidence-{report.since:%Y%m%d}-{report.until:%Y%m%d}"
+    if fmt == "csv":
+        response: HttpResponse = StreamingHttpResponse(evidence.csv_lines(report.rows), content_type="text/csv")
+    else:
+        response = JsonResponse(report.document(), json_dumps_params={"indent": 2})
+    response["Content-Disposition"] = f'attachment; filename="{name}.{fmt}"'
+    return response
+
+
+@login_required
+@require_POST
+def deploy_preview(request: HttpRequest, slug: str) -> HttpResponse:
+    """The deploy form's live dry run: what each policy will say about the change as the form stands (htmx posts the
+    form at each change). Saves nothing; for those who may deploy the service."""
+    service = get_object_or_404(catalog_selectors.service_list_visible(user=request.user), slug=slug)
+    if not user_can(request.user, "catalog.deploy_service", service):
+        raise PermissionDenied(f"Only {service.owner} and platform admins may deploy {service.slug}.")
+    environments = Environment.objects.filter(deploy_targets__service=service).order_by("order")
+    form = DeployForm(request.POST, environments=environments)
+    context: dict[str, Any] = {"service": service}
+    form.is_valid()
+    environment = form.cleaned_data.get("environment")
+    ref = (form.cleaned_data.get("ref") or "").strip()
+    if environment is None:
+        context["problem"] = "Choose an environment to see what the deploy policies will say."
+    elif not request.POST.get("ref", "").strip():
+        context["problem"] = "Choose a commit or tag to see what the deploy policies will say."
+    elif "ref" in form.errors:
+        context["problem"] = " ".join(form.errors["ref"])
+    else:
+        try:
+            version, sha, _committed = deployment_services.ref_resolve(service=service, ref=ref)
+        except ValidationError as error:
+            context["problem"] = " ".join(error.messages)
+        else:
+            target = DeployTarget.objects.filter(service=service, environment=environment).only("strategy").first()
+            strategy = form.cleaned_data.get("strategy") or (target.strategy if target else Strategy.ROLLING)
+            context["evaluation"] = services.policy_preview(
+                service=service, environment=environment, version=version, commit_sha=sha, strategy=strategy,
+                user=request.user,
+            )  # fmt: skip
+            context.update(environment=environment, version=version, strategy=strategy)
+    return render(request, "governance/_deploy_preview.html", context)

@@ -88,3 +88,67 @@ class DecisionDetailSerializer(DecisionSerializer):
     class Meta(DecisionSerializer.Meta):
         fields = [*DecisionSerializer.Meta.fields, "facts"]
         read_only_fields = fields
+
+
+class EvidenceQuerySerializer(serializers.Serializer):
+    """Whose changes and when: a service, a team, or neither (everything the caller may read)."""
+
+    service = serializers.SlugField(required=False, help_text="One service's changes (wins over team).")
+    team = serializers.SlugField(required=False, help_text="The changes of every service the team owns.")
+    since = serializers.DateField(required=False, help_text="First day, inclusive (organisation time); 30 days back.")
+    until = serializers.DateField(required=False, help_text="Last day, inclusive; by default today.")
+
+
+class EvidenceApprovalSerializer(serializers.Serializer):
+    by = serializers.CharField(help_text="Who approved.")
+    at = serializers.CharField(help_text="When, UTC.")
+    role = serializers.CharField(required=False, help_text="As what: lead of the owning team, platform admin...")
+
+
+class EvidencePolicySerializer(serializers.Serializer):
+    policy = serializers.CharField()
+    version = serializers.IntegerField()
+    version_id = serializers.IntegerField()
+    action = serializers.ChoiceField(choices=Action.choices)
+    outcome = serializers.ChoiceField(choices=OUTCOMES)
+    message = serializers.CharField(allow_blank=True)
+
+
+class EvidenceChangeSerializer(serializers.Serializer):
+    deployment = serializers.IntegerField()
+    url = serializers.CharField(help_text="The deployment's page.")
+    requested_at = serializers.CharField(help_text="UTC.")
+    service = serializers.CharField()
+    team = serializers.CharField(help_text="The owning team's slug.")
+    environment = serializers.CharField()
+    version = serializers.CharField()
+    commit = serializers.CharField(allow_blank=True)
+    strategy = serializers.CharField()
+    source = serializers.ChoiceField(
+        choices=[("runway", "Deployed by Runway"), ("reported", "Reported by a CD system")]
+    )
+    requester = serializers.CharField(allow_blank=True)
+    approvals = EvidenceApprovalSerializer(many=True)
+    break_glass = serializers.BooleanField()
+    decision = serializers.IntegerField(allow_null=True, help_text="The policy decision; null when not judged.")
+    verdict = serializers.ChoiceField(choices=Verdict.choices, allow_null=True)
+    policies = EvidencePolicySerializer(many=True, help_text="Each enabled policy's version and what it said.")
+    outcome = serializers.CharField(help_text="The deployment's final state, or the status a CD system reported.")
+    finished_at = serializers.CharField(allow_null=True)
+    failure_reason = serializers.CharField(allow_blank=True)
+
+
+class EvidenceScopeSerializer(serializers.Serializer):
+    kind = serializers.ChoiceField(choices=["organisation", "team", "service", "my_teams"])
+    label = serializers.CharField()
+    service = serializers.CharField(allow_null=True)
+    team = serializers.CharField(allow_null=True)
+
+
+class EvidenceSerializer(serializers.Serializer):
+    scope = EvidenceScopeSerializer()
+    since = serializers.DateField()
+    until = serializers.DateField()
+    time_zone = serializers.CharField(help_text="The organisation's time zone the dates are read in.")
+    generated_at = serializers.DateTimeField()
+    changes = EvidenceChangeSerializer(many=True, help_text="Oldest first.")

@@ -8,5 +8,6 @@ router.register("policies", views.PolicyViewSet, basename="policy")
 router.register("decisions", views.DecisionViewSet, basename="decision")
 urlpatterns = [
     path("policy-checks/", views.PolicyCheckView.as_view(), name="policy-check"),
+    path("evidence/", views.EvidenceView.as_view(), name="evidence"),
     *router.urls,
 ]

@@ -1,6 +1,7 @@
 """Governance API: the deploy policies and their decisions (read-only: policies change in the editor or through
 policy files), and a dry run of the policies for a pipeline that deploys outside Runway."""
 
+from django.core.exceptions import ValidationError as DjangoValidationError
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import exceptions as drf_exceptions
@@ -11,11 +12,13 @@ from rest_framework.views import APIView
 
 from catalog.models import Service
 from deployments.models import Environment
-from governance import selectors, services
+from governance import evidence, selectors, services
 from governance.api.filters import DecisionFilterSet
 from governance.api.serializers import (
     DecisionDetailSerializer,
     DecisionSerializer,
+    EvidenceQuerySerializer,
+    EvidenceSerializer,
     PolicyCheckRequestSerializer,
     PolicyCheckSerializer,
     PolicySerializer,
@@ -75,3 +78,26 @@ class DecisionViewSet(viewsets.ReadOnlyModelViewSet):
 
     def get_serializer_class(self):  # type: ignore[no-untyped-def]
         return DecisionDetailSerializer if self.action == "retrieve" else DecisionSerializer
+
+
+class EvidenceView(APIView):
+    """The change-management evidence: every change to a protected environment in a period, with requester,
+    approvals, policy decisions (with versions), outcome and break-glass flag. Auditors (`governance.view_evidence`)
+    and platform admins read any scope; others the teams they belong to."""
+
+    @extend_schema(
+        parameters=[EvidenceQuerySerializer],
+        responses={
+            200: EvidenceSerializer,
+            400: OpenApiResponse(description="A field is wrong; the body says which."),
+            403: OpenApiResponse(description="The scope asked for is another team's."),
+        },
+    )
+    def get(self, request: Request) -> Response:
+        query = EvidenceQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        try:
+            report = evidence.report_build(user=request.user, **query.validated_data)
+        except DjangoValidationError as error:
+            raise drf_exceptions.ValidationError(error.message_dict) from None
+        return Response(EvidenceSerializer(report.document()).data)
