@@ -13,7 +13,7 @@ from django.utils import timezone
 
 from catalog.models import Service
 from deployments.models import Environment
-from monitoring import services, tasks
+from monitoring import selectors, services, tasks
 from monitoring.models import SLO, HealthCheck, ProbeSource, SliSample, SliState
 
 
@@ -45,12 +45,19 @@ def slo_history_load(*, now: datetime | None = None) -> int:
     """Give the demo's SLOs four weeks of made-up samples (one per 10 minutes), so their budget charts have a past.
 
     Only SLOs with no samples yet get them (safe to run again). Deterministic: payments-api's availability stays well
-    within budget; checkout-api's latency had a slow day nine days ago and has answered slowly since yesterday,
-    so its budget is partly spent and it burns (a ticket). The probes behind both are simulated, as the page says.
+    within budget; checkout-api's latency had a slow day nine days ago and has answered slowly since its latest
+    deployment (the anomaly found links to it), so its budget is partly spent and it burns (a ticket). The probes
+    behind both are simulated, as the page says.
     """
     now = (now or timezone.now()).replace(second=0, microsecond=0)
     rng = random.Random(15)
     written = 0
+    # Checkout slows down 12 minutes after the latest deployment of checkout-api (or of a service it depends on) in
+    # the last week, so the anomaly the detector finds is linked to it; without one, since yesterday.
+    cause = selectors.deployments_between(
+        service=Service.objects.get(slug="checkout-api"), since=now - timedelta(days=7), until=now - timedelta(hours=2)
+    )
+    slow_since = cause[-1].started_at + timedelta(minutes=12) if cause else now - timedelta(hours=40)
     for slo in SLO.objects.filter(service__slug__in=["payments-api", "checkout-api"], samples__isnull=True):
         rows = []
         slow = slo.service.slug == "checkout-api"
@@ -60,11 +67,12 @@ def slo_history_load(*, now: datetime | None = None) -> int:
             error = 0.001 + rng.random() * 0.001 if not slow else 0.002 + rng.random() * 0.002
             if slow and 9 * 24 - 12 <= hours_ago < 9 * 24:
                 error = 0.03  # the slow day
-            if slow and hours_ago < 40:
-                error = 0.02  # slow answers since yesterday: 2× the allowance, a ticket-level burn
+            if slow and at >= slow_since:
+                error = 0.02  # slow answers since the deployment: 2× the allowance, a ticket-level burn
             total = 10  # ten probes in ten minutes
             rows.append(SliSample(slo=slo, at=at, good=total * (1 - error), total=total))
         SliSample.objects.bulk_create(rows, batch_size=5000)
         SLO.objects.filter(pk=slo.pk).update(sli_state=SliState.OK, sli_error="", evaluated_at=now)
+        services.slo_anomalies_detect(slo=slo, now=now)
         written += len(rows)
     return written

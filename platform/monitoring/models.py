@@ -182,3 +182,29 @@ class SliSample(models.Model):
 
     def __str__(self) -> str:
         return f"{self.slo_id} at {self.at:%Y-%m-%d %H:%M}: {self.good}/{self.total}"
+
+
+class Anomaly(models.Model):
+    """The start of an anomalous episode in an SLO's error ratio, found by the streaming detector (monitoring.anomaly).
+
+    `deployment` is the latest deployment of the service or of one of its dependencies that started in the two hours
+    before, the likeliest cause a person would look at first.
+    """
+
+    slo = models.ForeignKey(SLO, on_delete=models.CASCADE, related_name="anomalies")
+    started_at = models.DateTimeField()
+    value = models.FloatField(help_text="The error ratio at the start.")
+    reason = models.CharField(max_length=20)
+    low = models.FloatField()
+    high = models.FloatField()
+    deployment = models.ForeignKey(
+        "deployments.Deployment", null=True, blank=True, on_delete=models.SET_NULL, related_name="anomalies"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-started_at"]
+        constraints = [models.UniqueConstraint(fields=["slo", "started_at"], name="monitoring_anomaly_once")]
+
+    def __str__(self) -> str:
+        return f"{self.slo} at {self.started_at:%Y-%m-%d %H:%M}: {self.reason}"

@@ -13,7 +13,17 @@ from django.utils import timezone
 
 from catalog.models import Service
 from monitoring import burn
-from monitoring.models import SLO, HealthCheck, HealthStatus, ProbeResult, ProbeRollup, ProbeSource, SliSample, SliState
+from monitoring.models import (
+    SLO,
+    Anomaly,
+    HealthCheck,
+    HealthStatus,
+    ProbeResult,
+    ProbeRollup,
+    ProbeSource,
+    SliSample,
+    SliState,
+)
 
 RECENT = 5  # results that decide a check's status
 WINDOWS = {"24h": timedelta(hours=24), "7d": timedelta(days=7), "30d": timedelta(days=30)}
@@ -315,3 +325,55 @@ def slo_budget_history(slo: SLO, *, now: datetime | None = None, points: int = 2
         if total > 0:
             history.append((start + step * (index + 1), 1 - ((total - good) / total) / allowed))
     return history
+
+
+# --- SLI series, anomalies and the deployments before them ----------------------------------------------------------
+
+
+def slo_error_series(slo: SLO, *, since: datetime, now: datetime, bucket: timedelta) -> list[tuple[datetime, float]]:
+    """The SLO's error ratio per `bucket` (aligned to the epoch), oldest first; buckets without events are left out."""
+    seconds = int(bucket.total_seconds())
+    totals: dict[datetime, list[float]] = defaultdict(lambda: [0.0, 0.0])
+    for at, good, total in SliSample.objects.filter(slo=slo, at__gt=since, at__lte=now).values_list(
+        "at", "good", "total"
+    ):
+        start = datetime.fromtimestamp(int(at.timestamp()) // seconds * seconds, tz=at.tzinfo)
+        totals[start][0] += good
+        totals[start][1] += total
+    return [(at, (total - good) / total) for at, (good, total) in sorted(totals.items()) if total > 0]
+
+
+def deployment_preceding(*, service: Service, at: datetime, within: timedelta) -> Any:
+    """The latest deployment of `service` or of a service it depends on that started in `within` before `at`."""
+    from catalog.models import Dependency
+    from deployments.models import Deployment
+
+    services = [service.pk, *Dependency.objects.filter(source=service).values_list("target_id", flat=True)]
+    return (
+        Deployment.objects.filter(service__in=services, started_at__gt=at - within, started_at__lte=at)
+        .select_related("service")
+        .order_by("-started_at")
+        .first()
+    )
+
+
+def service_anomalies(service: Service, *, limit: int = 10) -> list[Anomaly]:
+    """The service's latest anomalies with their SLO and preceding deployment (one query)."""
+    return list(
+        Anomaly.objects.filter(slo__service=service)
+        .select_related("slo", "deployment", "deployment__service")
+        .order_by("-started_at")[:limit]
+    )
+
+
+def deployments_between(*, service: Service, since: datetime, until: datetime) -> list[Any]:
+    """Deployments of `service` and of the services it depends on that started in the span, oldest first."""
+    from catalog.models import Dependency
+    from deployments.models import Deployment
+
+    services = [service.pk, *Dependency.objects.filter(source=service).values_list("target_id", flat=True)]
+    return list(
+        Deployment.objects.filter(service__in=services, started_at__gt=since, started_at__lte=until)
+        .select_related("service")
+        .order_by("started_at")
+    )

@@ -15,8 +15,8 @@ from django.utils import timezone
 from audit import services as audit
 from catalog.models import Service
 from catalog.permissions import user_can
-from monitoring import openslo, sources
-from monitoring.models import SLO, HealthCheck, ProbeResult, ProbeRollup, SliSample, SliState
+from monitoring import anomaly, openslo, selectors, sources
+from monitoring.models import SLO, Anomaly, HealthCheck, ProbeResult, ProbeRollup, SliSample, SliState
 from monitoring.probe import Outcome, url_validate
 
 EDITABLE = ("url", "interval_seconds", "timeout_ms", "expected_status", "body_match", "enabled")
@@ -343,3 +343,40 @@ def slo_samples_purge(*, now: datetime | None = None) -> int:
     now = now or timezone.now()
     deleted, _ = SliSample.objects.filter(at__lt=now - timedelta(days=91)).delete()
     return deleted
+
+
+# --- anomalies on SLIs --------------------------------------------------------------------------------------------
+
+ANOMALY_BUCKET = timedelta(minutes=10)
+ANOMALY_HISTORY = timedelta(days=8)  # a week of history plus the day the detector warms up on
+DEPLOYMENT_LOOKBACK = timedelta(hours=2)
+
+
+def slo_anomalies_detect(*, slo: SLO, now: datetime | None = None) -> list[Anomaly]:
+    """Replay the SLO's error ratio (10-minute buckets, the last eight days) through the streaming detector and record
+    each episode start not recorded yet, linked to the deployment that preceded it (idempotent)."""
+    now = now or timezone.now()
+    buckets = selectors.slo_error_series(slo, since=now - ANOMALY_HISTORY, now=now, bucket=ANOMALY_BUCKET)
+    detector = anomaly.SeriesDetector(anomaly.DetectorConfig.for_step(ANOMALY_BUCKET.total_seconds()))
+    found = []
+    for at, ratio in buckets:
+        alert = detector.update(at.timestamp(), ratio)
+        if alert is not None:
+            found.append((at, alert))
+    known = set(Anomaly.objects.filter(slo=slo).values_list("started_at", flat=True))
+    created = []
+    for at, alert in found:
+        if at in known:
+            continue
+        created.append(
+            Anomaly.objects.create(
+                slo=slo,
+                started_at=at,
+                value=alert.value,
+                reason=alert.reason,
+                low=alert.low,
+                high=alert.high,
+                deployment=selectors.deployment_preceding(service=slo.service, at=at, within=DEPLOYMENT_LOOKBACK),
+            )
+        )
+    return created

@@ -86,3 +86,15 @@ def evaluate_slos_task() -> int:
             logger.exception("monitoring.slo_evaluation_crashed", slo_id=slo_id)
     services.slo_samples_purge()
     return recorded
+
+
+@shared_task(name="monitoring.detect_anomalies", ignore_result=True)
+def detect_anomalies_task() -> int:
+    """Replay every SLO's error ratio through the anomaly detector (beat, every 10 minutes); idempotent."""
+    found = 0
+    for slo in SLO.objects.select_related("service").order_by("pk"):
+        try:
+            found += len(services.slo_anomalies_detect(slo=slo))
+        except Exception:  # one SLO's surprise must not stop the others
+            logger.exception("monitoring.anomaly_detection_crashed", slo_id=slo.pk)
+    return found

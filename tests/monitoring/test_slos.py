@@ -351,3 +351,42 @@ def test_a_scrape_source_keeps_the_probe_safety_rules():
         ScrapeSource("http://169.254.169.254/metrics").instant("up")
     with pytest.raises(SourceUnavailable, match="not valid PromQL"):
         ScrapeSource("http://127.0.0.1:9/metrics").instant("up{")
+
+
+# --- anomalies on SLIs, linked to the deployment before them ---------------------------------------------------------
+
+
+def test_an_anomaly_in_an_sli_is_linked_to_the_dependency_deployed_just_before(world, client):
+    from catalog.models import Dependency
+    from deployments.models import Deployment
+    from monitoring.models import Anomaly
+    from monitoring.templatetags.monitoring import anomaly_cause
+    from tests.deployments.support import release_make
+    from tests.factories import service_make
+
+    ledger = service_make(owner=world.owner_team, slug="ledger", name="Ledger")
+    Dependency.objects.create(source=world.service, target=ledger)
+    staging = Environment.objects.create(name="Staging", slug="staging", order=1)
+    slo = _make(world, "errors", target=0.99)
+    # 3 % errors from here on, 0.2-0.4 % before, for three days; on a 10-minute boundary, where buckets start.
+    jump = (NOW - timedelta(hours=5)).replace(minute=(NOW.minute // 10) * 10)
+    rows = []
+    for step in range(3 * 24 * 6):
+        at = NOW - timedelta(minutes=10 * step)
+        error = 0.03 if at >= jump else 0.002 + (step * 7919 % 100) / 50_000
+        rows.append(SliSample(slo=slo, at=at, good=1000 * (1 - error), total=1000))
+    SliSample.objects.bulk_create(rows)
+    deployed = Deployment.objects.create(
+        release=release_make(ledger), service=ledger, environment=staging, strategy="rolling", runtime="simulated"
+    )
+    Deployment.objects.filter(pk=deployed.pk).update(started_at=jump - timedelta(minutes=12))
+
+    (found,) = services.slo_anomalies_detect(slo=slo, now=NOW)
+    assert found.started_at == jump and found.reason == "extreme"
+    assert found.deployment_id == deployed.pk
+    assert anomaly_cause(Anomaly.objects.get()) == f"started 12 minutes after deployment #{deployed.pk} of ledger"
+    assert services.slo_anomalies_detect(slo=slo, now=NOW) == []  # idempotent: found once
+    client.force_login(world.outsider)
+    page = client.get(reverse("catalog:service-detail", args=[world.service.slug]))
+    assert f"started 12 minutes after deployment #{deployed.pk} of ledger".encode() in page.content
+    assert b'class="anomaly-mark"' in page.content and b'class="deploy-tick"' in page.content

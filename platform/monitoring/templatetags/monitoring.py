@@ -4,6 +4,8 @@ from django import template
 from django.utils import timezone
 
 from catalog.models import Service
+from monitoring import selectors
+from monitoring.models import SLO, Anomaly
 from monitoring.selectors import Health, service_health, service_slos, slo_budget_history
 
 register = template.Library()
@@ -88,3 +90,58 @@ def percent_of_one(value: float | None) -> str:
     if value is None:
         return "—"
     return f"{value * 100:.{2 if 0.99 <= value < 1 else 1}f}\u00a0%"
+
+
+SERIES_W, SERIES_H, SERIES_LEFT, SERIES_TOP, SERIES_BOTTOM = 640, 140, 52, 10, 112
+
+
+@register.simple_tag
+def slo_series_chart(slo: SLO, anomalies: list[Anomaly]) -> dict[str, object]:
+    """The SLO's error ratio over the last week in hourly buckets, with its service's (and dependencies')
+    deployments on the time axis and the anomalies found in it marked."""
+    now = timezone.now()
+    start = now - timedelta(days=7)
+    series = selectors.slo_error_series(slo, since=start, now=now, bucket=timedelta(hours=1))
+    top = max([*(v for _, v in series), 2 * (1 - slo.target)])
+    top = top or 1.0
+    span = (now - start).total_seconds()
+
+    def x(at: datetime) -> float:
+        return round(SERIES_LEFT + (at - start).total_seconds() / span * (SERIES_W - SERIES_LEFT - 6), 1)
+
+    def y(value: float) -> float:
+        return round(SERIES_BOTTOM - value / top * (SERIES_BOTTOM - SERIES_TOP), 1)
+
+    deployments = selectors.deployments_between(service=slo.service, since=start, until=now)
+    marks = [a for a in anomalies if a.slo_id == slo.pk and a.started_at >= start]
+    return {
+        "width": SERIES_W,
+        "height": SERIES_H,
+        "left": SERIES_LEFT,
+        "top": SERIES_TOP,
+        "bottom": SERIES_BOTTOM,
+        "points": " ".join(f"{x(at)},{y(v)}" for at, v in series),
+        "allowed_y": y(1 - slo.target),
+        "top_text": f"{top * 100:.1f} %",
+        "deployments": [
+            {"x": x(d.started_at), "label": f"deployment #{d.pk} of {d.service.slug}"} for d in deployments
+        ],
+        "anomalies": [{"x": x(a.started_at), "y": y(min(a.value, top)), "anomaly": a} for a in marks],
+        "start_text": f"{start:%d %b}",
+        "end_text": f"{now:%d %b}",
+        "empty": not series,
+    }
+
+
+@register.simple_tag
+def anomaly_rows(service: Service) -> list[Anomaly]:
+    return selectors.service_anomalies(service)
+
+
+@register.filter
+def anomaly_cause(anomaly: Anomaly) -> str:
+    deployment = anomaly.deployment
+    if deployment is None or deployment.started_at is None:
+        return ""
+    minutes = int((anomaly.started_at - deployment.started_at).total_seconds() // 60)
+    return f"started {minutes} minutes after deployment #{deployment.pk} of {deployment.service.slug}"

@@ -290,6 +290,8 @@ CELERY_BEAT_SCHEDULE = {
     # Changes rewrite their rollup rows as they commit; this builds the rollups the first time and rewrites the last
     # two days as a safety net (insights/rollups.py).
     "insights-rollups-sweep": {"task": "insights.rollups_sweep", "schedule": 600.0},
+    # The SLIs' error ratios through the anomaly detector, in 10-minute buckets (monitoring/anomaly.py).
+    "monitoring-detect-anomalies": {"task": "monitoring.detect_anomalies", "schedule": 600.0},
 }
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 DJANGO_STRUCTLOG_CELERY_ENABLED = True
