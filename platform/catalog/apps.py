@@ -5,6 +5,7 @@ class CatalogConfig(AppConfig):
     name = "catalog"
 
     def ready(self) -> None:
-        from catalog import cache
+        from catalog import cache, documents
 
         cache.connect()
+        documents.connect()

@@ -41,7 +41,7 @@ from django.utils import timezone
 from guardian.models import GroupObjectPermission
 
 from audit.models import AuditEvent
-from catalog import bulk, descriptors, safe_yaml
+from catalog import bulk, descriptors, documents, safe_yaml
 from catalog import cache as catalog_cache
 from catalog.descriptors import DescriptorError, Entity, Location, Ref
 from catalog.models import (
@@ -991,9 +991,8 @@ def _catalog_import(*, root: Path, source_name: str, actor: User | None, locatio
                 cursor.execute("SET LOCAL runway.defer_search_index = 'on'")
             portal_tasks.search_index.delay_on_commit()
         source, _ = CatalogSource.objects.get_or_create(name=source_name, defaults={"location": location})
-        _Writer(source=source, report=report, actor=actor, skipped=tree.skipped, records=records).write(
-            list(valid.values())
-        )
+        writer = _Writer(source=source, report=report, actor=actor, skipped=tree.skipped, records=records)
+        writer.write(list(valid.values()))
         for api_version, handler in _FOREIGN_HANDLERS.items():
             handler(
                 documents=tree.foreign.get(api_version, []),
@@ -1002,6 +1001,9 @@ def _catalog_import(*, root: Path, source_name: str, actor: User | None, locatio
                 actor=actor,
                 skipped=tree.skipped,
             )
+        # Every service the writer touched has its updated_at at or after the writer's clock (bulk writes save no
+        # model, so the documents are rebuilt here, in the import's transaction).
+        documents.refresh(Service.objects.filter(updated_at__gte=writer.now).values_list("pk", flat=True))
         source.location = location or source.location
         source.last_synced_at = timezone.now()
         source.last_report = report.as_dict()

@@ -29,6 +29,7 @@ from packaging.version import InvalidVersion, Version
 
 from audit import services as audit
 from catalog import cache as catalog_cache
+from catalog import documents as catalog_documents
 from catalog.models import Service
 from catalog.permissions import user_can
 from scaffolder import leases, publishers, registry, tasks, versions
@@ -474,6 +475,7 @@ def _record_merged(update: GoldenPathUpdate, user: User) -> GoldenPathUpdate:
     service = update.service
     before = service.golden_path_version
     Service.objects.filter(pk=service.pk).update(golden_path_version=update.to_version, updated_at=timezone.now())
+    catalog_documents.refresh([service.pk])  # a queryset update saves no model: the stored document follows here
     catalog_cache.bump()  # a queryset update sends no signal; cached catalog pages and API lists show the version
     update.status, update.merged_by, update.merged_at = Status.MERGED, user, timezone.now()
     update.save()

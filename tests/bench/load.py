@@ -7,6 +7,7 @@ redirect) over plain loopback HTTP.
 
 import itertools
 import os
+import random
 import signal
 import socket
 import statistics
@@ -22,6 +23,7 @@ from pathlib import Path
 import httpx
 
 PROXY_HEADERS = {"X-Forwarded-Proto": "https"}
+_UNIQUE = itertools.count()
 
 
 def free_port() -> int:
@@ -190,15 +192,26 @@ class Latency:
 
 
 def measure_latency(
-    browser: Browser, *, name: str, paths: list[str], samples: int, warmup: int, max_seconds: float
+    browser: Browser,
+    *,
+    name: str,
+    paths: list[str],
+    samples: int,
+    warmup: int,
+    max_seconds: float,
+    unique: bool = False,
+    into: Latency | None = None,
 ) -> Latency:
-    """Sequential GETs, cycling through `paths`; the first `warmup` are not counted. Bounded in count and time."""
-    result = Latency(name=name, path=paths[0] if len(paths) == 1 else f"{len(paths)} pages like {paths[0]}")
+    """Sequential GETs, cycling through `paths`; the first `warmup` are not counted. Bounded in count and time.
+    With `unique`, every GET gets a query parameter of its own, so that no response cache can answer it."""
+    result = into or Latency(name=name, path=paths[0] if len(paths) == 1 else f"{len(paths)} pages like {paths[0]}")
     deadline = time.monotonic() + max_seconds
     for index in range(warmup + samples):
         if time.monotonic() > deadline:
             break
         path = paths[index % len(paths)]
+        if unique:
+            path = f"{path}{'&' if '?' in path else '?'}bench={os.getpid()}-{next(_UNIQUE)}"
         started = time.perf_counter()
         response = browser.get(path)
         elapsed_ms = (time.perf_counter() - started) * 1000
@@ -266,6 +279,7 @@ def measure_throughput(
     into: Throughput | None = None,
     database_pids: Callable[[], list[int]] = list,
     unique: bool = False,
+    paths: list[str] | None = None,
 ) -> Throughput:
     """`concurrency` threads send GETs back to back for `seconds` after `warmup` seconds; adds to `into` if given.
 
@@ -281,6 +295,11 @@ def measure_throughput(
     counter = itertools.count()
 
     def payload() -> bytes:
+        if paths:  # one of several URLs at random (a service by name), with the same headers
+            chosen = random.choice(paths)  # noqa: S311 - picking pages, not secrets
+            separator = "&" if "?" in chosen else "?"
+            chosen += f"{separator}bench={os.getpid()}-{next(counter)}" if unique else ""
+            return f"GET {chosen} HTTP/1.1\r\n".encode("latin-1") + tail
         if not unique:
             return fixed
         # A query string never seen before: the request misses any response cache keyed on the URL.

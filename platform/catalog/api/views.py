@@ -1,8 +1,10 @@
 """Catalog API: services, systems and dependencies, with the same permissions as the pages."""
 
 import json
-from functools import partial
+import re
+from collections.abc import Sequence
 from typing import Any
+from urllib.parse import quote
 
 from django.conf import settings
 from django.core.exceptions import PermissionDenied
@@ -22,7 +24,8 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from catalog import cache as catalog_cache
-from catalog import export, imports, selectors, services
+from catalog import documents, export, imports, selectors, services
+from catalog.api.pagination import ServicePagination
 from catalog.api.serializers import (
     DependencySerializer,
     ExportQuerySerializer,
@@ -37,7 +40,6 @@ from catalog.models import Dependency, ImportRun
 from catalog.permissions import SERVICE_PERMS, SYSTEM_PERMS, ObjectActionPermission, user_can
 from portal.api import LookupMixin, protected_message
 from portal.errors import Conflict
-from portal.pagination import CountedPaginator
 
 # The API is the top layer: a transfer by anyone but a platform admin is a handover proposal (ownership reviews).
 from reviews import services as reviews
@@ -45,6 +47,12 @@ from reviews.api.serializers import HandoverSerializer
 
 CACHE_SECONDS = 300
 JSON_MEDIA_TYPE = JSONRenderer.media_type
+_PLAIN_SLUG = re.compile(r"[A-Za-z0-9_-]+")
+
+
+def _plain_json(request: Request) -> bool:
+    """Whether the response is DRF's plain JSON, which stored documents can be sent as."""
+    return type(request.accepted_renderer) is JSONRenderer and request.accepted_media_type == JSON_MEDIA_TYPE
 
 
 class ServiceViewSet(LookupMixin, viewsets.ModelViewSet):
@@ -53,6 +61,7 @@ class ServiceViewSet(LookupMixin, viewsets.ModelViewSet):
 
     serializer_class = ServiceSerializer
     filterset_class = ServiceFilterSet
+    pagination_class = ServicePagination
     permission_classes = [IsAuthenticated, ObjectActionPermission]
     object_perms = SERVICE_PERMS
     lookup_field = "slug"
@@ -73,32 +82,80 @@ class ServiceViewSet(LookupMixin, viewsets.ModelViewSet):
         return catalog_cache.prefetch([key]) if key else []
 
     def list(self, request: Request, *args: Any, **kwargs: Any) -> HttpResponseBase:  # type: ignore[override]
-        """The catalog is the same for every reader, so a page is cached until the catalog next changes.
+        """Pages are joined from the services' stored documents (catalog/documents.py) and sent as they are.
 
-        Only with a shared cache (Redis): a per-process cache would not see another process's writes. The page is
-        cached as the JSON bytes it is sent as, and served as they are to a plain `Accept: application/json`.
+        With a shared cache (Redis, settings.CATALOG_API_CACHE) a page is also cached, as the bytes it is sent as,
+        until the catalog next changes. Another renderer (the browsable API) or media type goes through DRF.
         """
+        if not _plain_json(request):
+            return super().list(request, *args, **kwargs)
         key = self._cached_list_key(request)
         if key is None:
-            return super().list(request, *args, **kwargs)
+            return HttpResponse(self._documents_page(request), content_type=JSON_MEDIA_TYPE)
         fetched, found = getattr(request, "throttle_prefetched", (None, None))
         made_for, fresh = catalog_cache.read([key], found=found if fetched == catalog_cache.prefetch([key]) else None)
         body = fresh.get(key)
         if body is None:
-            data = super().list(request, *args, **kwargs).data
-            body = JSONRenderer().render(data)
+            body = self._documents_page(request)
             catalog_cache.write(key, made_for, body, timeout=CACHE_SECONDS)
-        if type(request.accepted_renderer) is JSONRenderer and request.accepted_media_type == JSON_MEDIA_TYPE:
-            return HttpResponse(body, content_type=JSON_MEDIA_TYPE)
-        return Response(json.loads(body))  # another renderer (the browsable API) or media type parameters
+        return HttpResponse(body, content_type=JSON_MEDIA_TYPE)
 
-    def paginate_queryset(self, queryset: Any) -> Any:
-        """Counts the filtered catalog once per catalog version instead of on every page."""
-        count_key = ServiceFilterSet.count_key(self.request.query_params)
-        if settings.CATALOG_API_CACHE and count_key is not None and self.paginator is not None:
-            count = partial(catalog_cache.remembered, count_key, queryset.count)
-            self.paginator.django_paginator_class = partial(CountedPaginator, count=count)  # type: ignore[attr-defined]
-        return super().paginate_queryset(queryset)
+    def retrieve(self, request: Request, *args: Any, **kwargs: Any) -> HttpResponseBase:  # type: ignore[override]
+        """One service: its stored document, with its URL in front (one indexed query)."""
+        slug = str(kwargs.get(self.lookup_field, ""))
+        if not _plain_json(request) or "\x00" in slug:
+            return super().retrieve(request, *args, **kwargs)
+        rows = list(
+            self.get_queryset()
+            .prefetch_related(None)
+            .filter(slug=slug)
+            .values_list("pk", "slug", "stored_document__document")[:1]
+        )
+        if not rows:
+            raise drf_exceptions.NotFound()
+        return HttpResponse(self._joined(request, rows), content_type=JSON_MEDIA_TYPE)
+
+    @property
+    def count_key(self) -> str | None:
+        return ServiceFilterSet.count_key(self.request.query_params)
+
+    def _documents_page(self, request: Request) -> bytes:
+        """A page of the list as JSON bytes, from stored documents: ServicePagination's shape, without serializers."""
+        paginator: ServicePagination = self.paginator  # type: ignore[assignment]
+        queryset = self.filter_queryset(self.get_queryset().prefetch_related(None))
+        window = paginator.window(queryset, request, cached_count_key=self.count_key)
+        size = paginator.get_page_size(request) or paginator.page_size
+        names = [name for name in window.rows.query.annotations if name.startswith("_key")]
+        rows = list(window.rows.values_list("pk", "slug", "stored_document__document", *names))
+        last = dict(zip(names, rows[-1][3:], strict=True)) if rows else None
+        next_link, cursor = paginator.links(window, last, len(rows), size)
+        head = json.dumps(
+            {
+                "count": window.count,
+                "count_exact": window.count_exact,
+                "next": next_link,
+                "previous": window.previous,
+                "next_cursor": cursor,
+            },
+            separators=(",", ":"),
+        )
+        results = self._joined(request, [row[:3] for row in rows], many=True)
+        return f'{head[:-1]},"results":{results}}}'.encode()
+
+    def _joined(self, request: Request, rows: Sequence[tuple[int, str, str | None]], *, many: bool = False) -> str:
+        """The documents of (pk, slug, document) rows with each one's URL put in front; a document not stored yet
+        (a service written by code that bypassed the model) is built on the spot."""
+        missing = [pk for pk, _slug, document in rows if document is None]
+        built = documents.render(missing, lock=False) if missing else {}
+        before, _, after = request.build_absolute_uri(
+            reverse("api:service-detail", kwargs={"slug": "__slug__"})
+        ).partition("__slug__")
+        parts = []
+        for pk, slug, document in rows:
+            text = document if document is not None else built[pk]
+            url = f"{before}{slug}{after}" if _PLAIN_SLUG.fullmatch(slug) else f"{before}{quote(slug)}{after}"
+            parts.append(f'{{"url":{json.dumps(url)},{text[1:]}')
+        return f"[{','.join(parts)}]" if many else parts[0]
 
     def perform_create(self, serializer: Any) -> None:
         serializer.instance = services.service_create(created_by=self.request.user, **serializer.validated_data)

@@ -225,6 +225,9 @@ else:
 CATALOG_API_CACHE = env.bool("CATALOG_API_CACHE", default=bool(REDIS_URL))
 # The same for the catalog page's results, row counts and filter choices.
 CATALOG_PAGE_CACHE = env.bool("CATALOG_PAGE_CACHE", default=bool(REDIS_URL))
+# Services matching a filter are counted exactly up to this many; past it, lists give PostgreSQL's estimate and say so
+# (catalog/api/pagination.py), so that no page scans the catalog to count it.
+CATALOG_EXACT_COUNT_UP_TO = env.int("CATALOG_EXACT_COUNT_UP_TO", default=1000)
 # Uploaded catalog archives (catalog/sync.py) stop, and their import fails, past this unpacked size or file count,
 # counted as they stream.
 CATALOG_ARCHIVE_MAX_UNPACKED_BYTES = env.int("CATALOG_ARCHIVE_MAX_UNPACKED_BYTES", default=250_000_000)

@@ -1,0 +1,259 @@
+"""Pages of the services API: page numbers for people, signed cursors (keyset pagination) for clients that walk the
+catalog, and counts that never scan the catalog.
+
+Counts: up to `CATALOG_EXACT_COUNT_UP_TO` matching services are counted exactly (a count over at most that many index
+entries); past it, PostgreSQL's planner estimate is given and `count_exact` is false. With the catalog cache on, exact
+counts are cached per filter instead (catalog/cache.py).
+
+Cursors: `next_cursor` (and `next` in cursor mode) hold the last row's sort key, signed with the secret key, so a
+page is an index range scan from where the last one stopped, however deep the walk. A cursor is tied to its filters
+and ordering, and expires after `CURSOR_MAX_AGE`: a forged, altered, expired or foreign one is a 400.
+"""
+
+import hashlib
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from functools import partial
+from typing import Any
+
+from django.conf import settings
+from django.core import signing
+from django.db import connection
+from django.db.models import F, Q, QuerySet
+from django.db.models.expressions import OrderBy
+from django.utils.dateparse import parse_datetime
+from rest_framework.exceptions import NotFound, ValidationError
+from rest_framework.request import Request
+from rest_framework.utils.urls import remove_query_param, replace_query_param
+
+from catalog import cache as catalog_cache
+from portal.api import Pagination
+
+CURSOR_SALT = "catalog.services.cursor"
+CURSOR_MAX_AGE = 24 * 3600
+CURSOR_PARAM = "cursor"
+# Query parameters that do not change which services match (so a cursor stays valid across them).
+NOT_FILTERS = frozenset({"page", "page_size", CURSOR_PARAM, "format"})
+
+
+@dataclass
+class Window:
+    """One page of a filtered, ordered queryset, and what the response says around it."""
+
+    rows: QuerySet[Any]
+    count: int
+    count_exact: bool
+    next: str | None
+    previous: str | None
+    next_cursor: str | None
+
+
+def count_capped(queryset: QuerySet[Any]) -> tuple[int, bool]:
+    """(count, exact): exact up to the setting, else the planner's estimate (PostgreSQL; elsewhere an exact count)."""
+    limit = settings.CATALOG_EXACT_COUNT_UP_TO
+    unordered = queryset.order_by()
+    if connection.vendor != "postgresql":
+        return unordered.count(), True
+    counted = unordered[: limit + 1].count()
+    if counted <= limit:
+        return counted, True
+    plan = json.loads(unordered.values("pk").explain(format="json"))
+    return max(limit + 1, int(plan[0]["Plan"]["Plan Rows"])), False
+
+
+def _sort_keys(queryset: QuerySet[Any]) -> list[tuple[Any, bool]]:
+    """The queryset's ordering as (expression, descending) pairs; the filter sets always end it with pk."""
+    keys: list[tuple[Any, bool]] = []
+    for item in queryset.query.order_by:
+        if isinstance(item, OrderBy):
+            keys.append((item.expression, item.descending))
+        elif isinstance(item, str):
+            keys.append((F(item.lstrip("-")), item.startswith("-")))
+        else:
+            keys.append((item, False))
+    return keys
+
+
+def _encode(value: Any) -> Any:
+    return {"t": value.isoformat()} if isinstance(value, datetime) else value
+
+
+def _decode(value: Any) -> Any:
+    if isinstance(value, dict) and isinstance(value.get("t"), str):
+        parsed = parse_datetime(value["t"])
+        if parsed is None:
+            raise ValueError("not a time")
+        return parsed
+    if not isinstance(value, str | int | float) or isinstance(value, bool):
+        raise ValueError("not a sort value")
+    return value
+
+
+def _query_digest(request: Request) -> str:
+    pairs = sorted((name, value) for name, values in request.query_params.lists() for value in values)
+    kept = [(name, value) for name, value in pairs if name not in NOT_FILTERS and name != "bench"]
+    return hashlib.blake2b(repr(kept).encode(), digest_size=8).hexdigest()
+
+
+class ServicePagination(Pagination):
+    """`?page=N` (people, with page links) or `?cursor=` (clients walking the catalog; empty for the first page)."""
+
+    def window(self, queryset: QuerySet[Any], request: Request, *, cached_count_key: str | None = None) -> Window:
+        size = self.get_page_size(request) or self.page_size
+        if cached_count_key and settings.CATALOG_API_CACHE:
+            count, exact = catalog_cache.remembered(cached_count_key, queryset.count), True
+        else:
+            count, exact = count_capped(queryset)
+        keys = _sort_keys(queryset)
+        names = [f"_key{index}" for index in range(len(keys))]
+        annotated = queryset.annotate(
+            **{name: expression for name, (expression, _desc) in zip(names, keys, strict=True)}
+        )
+        url = request.build_absolute_uri()
+        digest = _query_digest(request)
+        window = Window(rows=annotated, count=count, count_exact=exact, next=None, previous=None, next_cursor=None)
+        window.cursor_mode = CURSOR_PARAM in request.query_params  # type: ignore[attr-defined]
+        window.url = url  # type: ignore[attr-defined]
+        window.last_key = partial(self._cursor_make, names=names, digest=digest)  # type: ignore[attr-defined]
+        window.page_next = None  # type: ignore[attr-defined]
+        if window.cursor_mode:  # type: ignore[attr-defined]
+            after = self._cursor_read(request.query_params[CURSOR_PARAM], digest, len(keys))
+            if after is not None:
+                annotated = annotated.filter(self._after(names, keys, after))
+            window.rows = annotated[:size]
+            return window
+        number = self._page_number(request, count, size, exact)
+        window.rows = annotated[(number - 1) * size : number * size]
+        if number > 1:
+            window.previous = (
+                remove_query_param(url, self.page_query_param)
+                if number == 2
+                else replace_query_param(url, self.page_query_param, number - 1)
+            )
+        if number * size < count:
+            window.page_next = replace_query_param(url, self.page_query_param, number + 1)  # type: ignore[attr-defined]
+        return window
+
+    def _cursor_make(self, last: dict[str, Any] | None, *, names: list[str], digest: str) -> str | None:
+        if last is None:
+            return None
+        payload = {"q": digest, "k": [_encode(last[name]) for name in names]}
+        return signing.dumps(payload, salt=CURSOR_SALT, compress=True)
+
+    @staticmethod
+    def _cursor_read(token: str, digest: str, length: int) -> list[Any] | None:
+        if not token:
+            return None
+        try:
+            payload = signing.loads(token, salt=CURSOR_SALT, max_age=CURSOR_MAX_AGE)
+        except signing.SignatureExpired:
+            raise ValidationError({CURSOR_PARAM: ["This cursor has expired: start again without it."]}) from None
+        except (signing.BadSignature, ValueError, UnicodeError):
+            raise ValidationError({CURSOR_PARAM: ["Not a cursor this API gave out."]}) from None
+        if not isinstance(payload, dict) or payload.get("q") != digest:
+            raise ValidationError(
+                {CURSOR_PARAM: ["This cursor belongs to other filters or another order: start again without it."]}
+            )
+        values = payload.get("k")
+        if not isinstance(values, list) or len(values) != length:
+            raise ValidationError({CURSOR_PARAM: ["This cursor belongs to another order: start again without it."]})
+        try:
+            return [_decode(value) for value in values]
+        except ValueError:
+            raise ValidationError({CURSOR_PARAM: ["Not a cursor this API gave out."]}) from None
+
+    @staticmethod
+    def _after(names: list[str], keys: list[tuple[Any, bool]], values: list[Any]) -> Q:
+        """Rows after `values` in this order: a bound on the first key (so the index range starts there), then the
+        tie-breaks."""
+        first, first_desc = names[0], keys[0][1]
+        condition = Q()
+        for index in range(len(names)):
+            name, desc = names[index], keys[index][1]
+            step = Q(**{f"{name}__{'lt' if desc else 'gt'}": values[index]})
+            for before in range(index):
+                step &= Q(**{names[before]: values[before]})
+            condition |= step
+        return Q(**{f"{first}__{'lte' if first_desc else 'gte'}": values[0]}) & condition
+
+    def _page_number(self, request: Request, count: int, size: int, exact: bool) -> int:
+        raw = request.query_params.get(self.page_query_param, "1")
+        try:
+            number = int(raw)
+        except ValueError:
+            if raw == "last" and exact:
+                return max(1, -(-count // size))
+            raise NotFound("Invalid page.") from None
+        if number < 1 or (number > 1 and (number - 1) * size >= count):
+            raise NotFound("Invalid page.")
+        return number
+
+    # DRF's interface, for the browsable API and other renderers (the JSON fast path uses window() directly).
+    def paginate_queryset(self, queryset: Any, request: Request, view: Any = None) -> list[Any]:
+        self.request = request
+        self._window = self.window(queryset, request, cached_count_key=getattr(view, "count_key", None))
+        rows = list(self._window.rows)
+        self._last = vars(rows[-1]) if rows and len(rows) == (self.get_page_size(request) or self.page_size) else None
+        return rows
+
+    def links(
+        self, window: Window, last: dict[str, Any] | None, returned: int, size: int
+    ) -> tuple[str | None, str | None]:
+        """(next, next_cursor) for a page that returned `returned` rows whose last row's keys are `last`."""
+        more = returned == size
+        cursor = window.last_key(last if more else None)  # type: ignore[attr-defined]
+        if window.cursor_mode:  # type: ignore[attr-defined]
+            next_link = replace_query_param(window.url, CURSOR_PARAM, cursor) if cursor else None  # type: ignore[attr-defined]
+            if next_link:
+                next_link = remove_query_param(next_link, self.page_query_param)
+        else:
+            next_link = window.page_next  # type: ignore[attr-defined]
+            if window.count_exact is False and not more:
+                next_link = None
+        return next_link, cursor
+
+    def get_paginated_response(self, data: Any) -> Any:
+        from rest_framework.response import Response
+
+        size = self.get_page_size(self.request) or self.page_size  # type: ignore[arg-type]
+        next_link, cursor = self.links(self._window, self._last, len(data), size)
+        return Response(
+            {
+                "count": self._window.count,
+                "count_exact": self._window.count_exact,
+                "next": next_link,
+                "previous": self._window.previous,
+                "next_cursor": cursor,
+                "results": data,
+            }
+        )
+
+    def get_paginated_response_schema(self, schema: dict[str, Any]) -> dict[str, Any]:
+        base = super().get_paginated_response_schema(schema)
+        properties = base["properties"]
+        properties["count"]["description"] = "Matching services; an estimate when count_exact is false."
+        properties["count_exact"] = {"type": "boolean"}
+        properties["next_cursor"] = {
+            "type": "string",
+            "nullable": True,
+            "description": "Pass as ?cursor= for the next page by keyset (valid for a day, for these filters).",
+        }
+        ordered = {
+            name: properties[name] for name in ("count", "count_exact", "next", "previous", "next_cursor", "results")
+        }
+        base["properties"] = ordered
+        base["required"] = list(ordered)
+        return base
+
+    def get_schema_operation_parameters(self, view: Any) -> list[dict[str, Any]]:
+        return [
+            *super().get_schema_operation_parameters(view),
+            {
+                "name": CURSOR_PARAM,
+                "required": False,
+                "in": "query",
+                "description": "A next_cursor from an earlier page (empty for the first page): keyset pagination.",
+                "schema": {"type": "string"},
+            },
+        ]
