@@ -14,7 +14,9 @@ For each size:
 4. A table on stdout and var/bench/catalog.json. Targets apply to misses (issue 14), and each miss figure at
    100,000 must be within 1.25x of its figure at 10,000. Exit status 1 when a target is missed.
 
-Options: --sizes (default 10000,100000), --seconds S (per read per server, default 3), --samples N (per page, 60).
+Options: --sizes (default 10000,100000), --seconds S (per read per server, default 3), --samples N (per page, 60),
+--reuse (measure the databases an earlier run filled, when they hold the same sizes: loading 100,000 services with
+their history takes minutes on a busy machine).
 Environment: RUNWAY_BENCH_DB (database name prefix), RUNWAY_BENCH_REDIS_DB (default 13).
 """
 
@@ -22,6 +24,7 @@ import argparse
 import json
 import os
 import random
+import signal
 import subprocess
 import sys
 import time
@@ -110,7 +113,7 @@ def bench_environment(database_url: str, redis_url: str) -> dict[str, str]:
 
 
 def generate(services: int) -> None:
-    """In a child process (one database per size): fill the migrated database and print what the reads need."""
+    """In a child process (one database per size): fill the migrated database, then print its facts()."""
     import django
 
     django.setup()
@@ -119,35 +122,81 @@ def generate(services: int) -> None:
     from tests.bench import data
 
     dataset = data.generate(services=services, dependencies=3 * services)
-    token = data.api_token_create()
     data.catalog_cache_invalidate()
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
             cursor.execute("VACUUM ANALYZE")  # as autovacuum would soon after a bulk load
-    from catalog.models import Service
+    facts(seconds=dataset.seconds)
 
-    lifecycle_tier = Service.objects.filter(lifecycle="production", tier=1).count()
+
+def facts(*, seconds: float | None = None) -> None:
+    """In a child process: print (JSON) what the reads need from a filled database, and a fresh API token."""
+    import django
+
+    django.setup()
+    from django.db import connection
+    from django.db.models import Count, Exists, OuterRef, Q
+
+    from catalog.models import Dependency, Service
+    from teams.models import Team
+    from tests.bench import data
+
+    if seconds is None and connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("ANALYZE")
+    owned = dict(Service.objects.values("owner").annotate(n=Count("id")).values_list("owner", "n"))
+    busiest = Team.objects.get(pk=max(owned, key=owned.__getitem__))
+    total = Service.objects.count()
+
+    def matches(query: str) -> int:
+        found = Service.objects.all()
+        for word in query.split():
+            found = found.filter(Q(name__icontains=word) | Q(slug__icontains=word) | Q(description__icontains=word))
+        return found.count()
+
+    near_50 = sorted(owned, key=lambda pk: abs(owned[pk] - 45))[:8]
+    search = min(
+        ((name, matches(name)) for name in Team.objects.filter(pk__in=near_50).values_list("name", flat=True)),
+        key=lambda pair: abs(pair[1] - 50),
+    )
+    both_ways = Service.objects.filter(
+        Exists(Dependency.objects.filter(source=OuterRef("pk"))),
+        Exists(Dependency.objects.filter(target=OuterRef("pk"))),
+    )
+    slugs = list(both_ways.order_by("pk").values_list("slug", flat=True)[:2000])
     print(
         json.dumps(
             {
-                "token": token,
-                "seconds": dataset.seconds,
-                "teams": dataset.teams,
-                "systems": dataset.systems,
-                "services": dataset.services,
-                "dependencies": dataset.dependencies,
-                "owner": dataset.busiest_team_slug,
-                "owner_services": dataset.busiest_team_services,
-                "search": dataset.search_50,
-                "search_matches": dataset.search_50_matches,
-                "lifecycle_tier_services": lifecycle_tier,
-                "slugs": random.Random(7).sample(
-                    dataset.service_slugs_with_dependencies, min(250, len(dataset.service_slugs_with_dependencies))
-                ),
+                "token": data.api_token_create(),
+                "seconds": seconds,
+                "services": total,
+                "dependencies": Dependency.objects.count(),
+                "owner": busiest.slug,
+                "owner_services": owned[busiest.pk],
+                "search": search[0],
+                "search_matches": search[1],
+                "lifecycle_tier_services": Service.objects.filter(lifecycle="production", tier=1).count(),
+                "slugs": random.Random(7).sample(slugs, min(250, len(slugs))),
                 "database": connection.vendor,
             }
         )
     )
+
+
+def _reusable(database_url: str, size: int) -> bool:
+    """Whether an earlier run's database for this size is there, migrated and filled (PostgreSQL only)."""
+    if not database_url.startswith(POSTGRES_SCHEMES) or not _postgres_reachable(database_url):
+        return False
+    import psycopg
+
+    try:
+        with psycopg.connect(database_url, connect_timeout=3) as conn:
+            services = conn.execute("SELECT count(*) FROM catalog_service").fetchone()[0]
+            documents = conn.execute("SELECT count(*) FROM catalog_servicedocument").fetchone()[0]
+            user = conn.execute("SELECT count(*) FROM auth_user WHERE username = 'bench'").fetchone()[0]
+    except psycopg.Error:
+        return False
+    return services == size and documents == size and user == 1
 
 
 def database_backend_pids(database_url: str) -> Callable[[], list[int]]:
@@ -169,17 +218,28 @@ def database_backend_pids(database_url: str) -> Callable[[], list[int]]:
 
 def measure_size(size: int, args: argparse.Namespace, redis_url: str) -> dict:
     """Everything measured at one catalog size."""
-    database_url, database_text = database_prepare(f"{DB_PREFIX}_{size // 1000}k")
-    env = bench_environment(database_url, redis_url)
-    started = time.perf_counter()
-    subprocess.run([sys.executable, "manage.py", "migrate", "--no-input", "-v0"], cwd=ROOT, env=env, check=True)  # noqa: S603
-    migrated = time.perf_counter() - started
+    name = f"{DB_PREFIX}_{size // 1000}k"
+    existing = _with_db_name(os.environ.get("DATABASE_URL") or "postgresql://postgres@127.0.0.1:5432/postgres", name)
+    if args.reuse and _reusable(existing, size):
+        database_url, database_text = existing, f"PostgreSQL database {name} (kept from an earlier run)"
+        env = bench_environment(database_url, redis_url)
+        migrate = [sys.executable, "manage.py", "migrate", "--no-input", "-v0"]
+        subprocess.run(migrate, cwd=ROOT, env=env, check=True)  # noqa: S603 - a fixed command line
+        migrated, step = 0.0, "--facts"
+    else:
+        database_url, database_text = database_prepare(name)
+        env = bench_environment(database_url, redis_url)
+        started = time.perf_counter()
+        migrate = [sys.executable, "manage.py", "migrate", "--no-input", "-v0"]
+        subprocess.run(migrate, cwd=ROOT, env=env, check=True)  # noqa: S603 - a fixed command line
+        migrated, step = time.perf_counter() - started, "--generate"
     out = subprocess.run(  # noqa: S603 - this file, with a number
-        [sys.executable, __file__, "--generate", str(size)], cwd=ROOT, env=env, check=True, capture_output=True
+        [sys.executable, __file__, step, str(size)], cwd=ROOT, env=env, check=True, capture_output=True
     ).stdout
     facts = json.loads(out.decode().strip().splitlines()[-1])
+    generated = "reused" if facts["seconds"] is None else f"generated in {facts['seconds']:.0f} s"
     print(
-        f"\n{size:,} services: {database_text}; migrated in {migrated:.0f} s, generated in {facts['seconds']:.0f} s "
+        f"\n{size:,} services: {database_text}; migrated in {migrated:.0f} s, {generated} "
         f"({facts['dependencies']:,} dependencies; owner {facts['owner']} has {facts['owner_services']:,}; "
         f"production tier 1: {facts['lifecycle_tier_services']:,}; search '{facts['search']}': "
         f"{facts['search_matches']} hits)"
@@ -348,11 +408,19 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=3.0, help="seconds per read per server (default 3)")
     parser.add_argument("--samples", type=int, default=60, help="measured GETs per page per server (default 60)")
     parser.add_argument("--concurrency", type=int, default=4, help="client threads for throughput (default 4)")
+    parser.add_argument(
+        "--reuse", action="store_true", help="measure an earlier run's databases of the same sizes instead of new ones"
+    )
     parser.add_argument("--generate", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--facts", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.generate:
         generate(args.generate)
         return 0
+    if args.facts:
+        facts()
+        return 0
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # so that `finally` stops the gunicorns
     BENCH_DIR.mkdir(parents=True, exist_ok=True)
     (BENCH_DIR / "var" / "staticfiles").mkdir(parents=True, exist_ok=True)
     overall = time.perf_counter()
