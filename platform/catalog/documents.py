@@ -12,7 +12,8 @@ field that only some readers may see must be added per request, never stored her
 Kept current by:
 - `Service.save()`, which writes the row and its document in one transaction (so a failed write leaves both as they
   were);
-- the tags' `m2m_changed` signal and `System` deletion (which clears `system` without saving the services);
+- the tags' `m2m_changed` signal, `System` deletion (which clears `system` without saving the services), and saves
+  of a service's verified ownership (reviews.Ownership);
 - the catalog importer and queryset updates (golden path merges), which call `refresh()` on what they touched.
 `tests/catalog/test_documents.py` replays random sequences of writes and compares every document with a fresh
 serialisation.
@@ -23,11 +24,13 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
+from django.apps import apps
+from django.core.exceptions import ObjectDoesNotExist
 from django.db import connection, transaction
-from django.db.models.signals import m2m_changed, post_delete, post_migrate, pre_delete
+from django.db.models.signals import m2m_changed, post_delete, post_migrate, post_save, pre_delete
 
 # Bump when build() changes: post_migrate rebuilds the documents of every older version.
-VERSION = 1
+VERSION = 2
 
 BATCH = 2000
 
@@ -38,9 +41,11 @@ def _timestamp(value: datetime) -> str:
     return text[:-6] + "Z" if text.endswith("+00:00") else text
 
 
-def build(service: Any, *, owner_slug: str, system_slug: str | None, tags: list[str]) -> dict[str, Any]:
+def build(
+    service: Any, *, owner_slug: str, system_slug: str | None, tags: list[str], ownership: Any = None
+) -> dict[str, Any]:
     """The document of one service: `ServiceSerializer`'s output without `url` (which depends on the request's
-    host and is put in front when the document is served)."""
+    host and is put in front when the document is served). `ownership`: its reviews.Ownership row, if any."""
     return {
         "id": service.pk,
         "slug": service.slug,
@@ -59,6 +64,9 @@ def build(service: Any, *, owner_slug: str, system_slug: str | None, tags: list[
         "tags": tags,
         "golden_path": service.golden_path,
         "golden_path_version": service.golden_path_version,
+        "ownership_verified_at": _timestamp(ownership.verified_at) if ownership and ownership.verified_at else None,
+        "ownership_verified_by": ownership.verified_by_repr if ownership else None,
+        "orphaned_since": _timestamp(ownership.orphaned_since) if ownership and ownership.orphaned_since else None,
         "created_at": _timestamp(service.created_at),
         "updated_at": _timestamp(service.updated_at),
     }
@@ -79,8 +87,8 @@ def render(service_ids: Iterable[int], *, lock: bool = True) -> dict[int, str]:
         return {}
     rows = (
         Service.objects.filter(pk__in=ids)
-        .select_related("owner", "system")
-        .only(*FIELDS, "owner__slug", "system__slug")
+        .select_related("owner", "system", "ownership")
+        .only(*FIELDS, "owner__slug", "system__slug", *OWNERSHIP_FIELDS)
     )
     if lock and connection.vendor == "postgresql":
         rows = rows.select_for_update(of=("self",))
@@ -98,12 +106,21 @@ def render(service_ids: Iterable[int], *, lock: bool = True) -> dict[int, str]:
                 owner_slug=service.owner.slug,
                 system_slug=service.system.slug if service.system is not None else None,
                 tags=tags[service.pk],
+                ownership=_ownership(service),
             )
         )
         for service in services
     }
 
 
+def _ownership(service: Any) -> Any:
+    try:
+        return service.ownership  # reviews.Ownership, by relation: the catalog does not import the reviews app
+    except ObjectDoesNotExist:
+        return None
+
+
+OWNERSHIP_FIELDS = ("ownership__verified_at", "ownership__verified_by_repr", "ownership__orphaned_since")
 # The columns build() reads.
 FIELDS = (
     "id",
@@ -199,6 +216,10 @@ def _system_deleted(sender: Any, instance: Any, **kwargs: Any) -> None:
     refresh(getattr(instance, "_document_services", []))
 
 
+def _ownership_changed(sender: Any, instance: Any, **kwargs: Any) -> None:
+    refresh([instance.service_id])
+
+
 def _migrated(sender: Any, **kwargs: Any) -> None:
     if getattr(sender, "name", "") == "catalog":
         rebuild_outdated()
@@ -211,3 +232,9 @@ def connect() -> None:
     pre_delete.connect(_system_deleting, sender=System, dispatch_uid="catalog-documents-system-deleting")
     post_delete.connect(_system_deleted, sender=System, dispatch_uid="catalog-documents-system-deleted")
     post_migrate.connect(_migrated, dispatch_uid="catalog-documents-migrated")
+    try:  # verified ownership (reviews.Ownership) is part of the document; the app builds on the catalog
+        ownership = apps.get_model("reviews", "Ownership")
+    except LookupError:
+        return
+    post_save.connect(_ownership_changed, sender=ownership, dispatch_uid="catalog-documents-ownership-saved")
+    post_delete.connect(_ownership_changed, sender=ownership, dispatch_uid="catalog-documents-ownership-deleted")

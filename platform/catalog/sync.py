@@ -41,8 +41,9 @@ from django.utils import timezone
 from guardian.models import GroupObjectPermission
 
 from audit.models import AuditEvent
-from catalog import bulk, descriptors, documents, safe_yaml
+from catalog import bulk, descriptors, safe_yaml
 from catalog import cache as catalog_cache
+from catalog import documents as catalog_documents
 from catalog.descriptors import DescriptorError, Entity, Location, Ref
 from catalog.models import (
     Api,
@@ -1003,7 +1004,7 @@ def _catalog_import(*, root: Path, source_name: str, actor: User | None, locatio
             )
         # Every service the writer touched has its updated_at at or after the writer's clock (bulk writes save no
         # model, so the documents are rebuilt here, in the import's transaction).
-        documents.refresh(Service.objects.filter(updated_at__gte=writer.now).values_list("pk", flat=True))
+        catalog_documents.refresh(Service.objects.filter(updated_at__gte=writer.now).values_list("pk", flat=True))
         source.location = location or source.location
         source.last_synced_at = timezone.now()
         source.last_report = report.as_dict()

@@ -18,6 +18,7 @@ from catalog.api import pagination
 from catalog.api.serializers import ServiceSerializer
 from catalog.models import Service, ServiceDocument, Tag
 from deployments import decommission
+from reviews import services as review_services
 from scaffolder import drift
 from scaffolder.models import GoldenPathUpdate
 from tests.catalog.test_sync import component, document, write_documents
@@ -31,7 +32,7 @@ SERVICES_URL = "/api/v1/services/"
 def fresh(service: Service) -> dict:
     """What the API's serializer says about the service now, without the request-dependent URL."""
     request = APIRequestFactory().get(SERVICES_URL)
-    service = Service.objects.select_related("owner", "system").prefetch_related("tags").get(pk=service.pk)
+    service = Service.objects.select_related("owner", "system", "ownership").prefetch_related("tags").get(pk=service.pk)
     data = json.loads(json.dumps(ServiceSerializer(service, context={"request": request}).data))
     data.pop("url")
     return data
@@ -56,6 +57,8 @@ OPERATIONS = st.lists(
         st.tuples(st.just("retire"), st.integers(0, 20)),
         st.tuples(st.just("merge"), st.integers(0, 20)),
         st.tuples(st.just("import_"), st.integers(0, 3), WORDS, TAGS),
+        st.tuples(st.just("verify"), st.integers(0, 20)),
+        st.tuples(st.just("orphan"), st.integers(0, 20)),
     ),
     min_size=1,
     max_size=8,
@@ -130,6 +133,16 @@ class Writes:
         )
         with transaction.atomic():
             drift._record_merged(update, self.user)
+
+    def verify(self, index: int) -> None:
+        if (service := self.pick(index)) is not None:
+            with transaction.atomic():
+                review_services.ownership_verify(service=service, verified_by=self.user)
+
+    def orphan(self, index: int) -> None:
+        if (service := self.pick(index)) is not None:
+            with transaction.atomic():
+                review_services.services_orphan(services=[service], reason="team gone", actor=None)
 
     def import_(self, number: int, word: str, tags: list[str]) -> None:
         write_documents(
@@ -254,6 +267,9 @@ def test_forged_foreign_or_expired_cursors_are_refused(api_client, world, settin
         assert response.status_code == 400 and "cursor" in response.json(), bad
     foreign = api_client.get(SERVICES_URL, {"page_size": 2, "cursor": cursor, "owner": "payments"})
     assert foreign.status_code == 400 and "other filters" in foreign.json()["cursor"][0]
+    unordered = api_client.get(SERVICES_URL, {"cursor": "", "ordering": "verified"})
+    assert unordered.status_code == 400 and "use pages" in unordered.json()["cursor"][0]
+    assert api_client.get(SERVICES_URL, {"ordering": "verified", "page_size": 2}).json()["next_cursor"] is None
     monkeypatch.setattr(pagination, "CURSOR_MAX_AGE", -1)
     expired = api_client.get(SERVICES_URL, {"page_size": 2, "cursor": cursor})
     assert expired.status_code == 400 and "expired" in expired.json()["cursor"][0]

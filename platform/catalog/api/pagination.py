@@ -106,6 +106,7 @@ class ServicePagination(Pagination):
             count, exact = catalog_cache.remembered(cached_count_key, queryset.count), True
         else:
             count, exact = count_capped(queryset)
+        order = queryset.query.order_by
         keys = _sort_keys(queryset)
         names = [f"_key{index}" for index in range(len(keys))]
         annotated = queryset.annotate(
@@ -114,7 +115,12 @@ class ServicePagination(Pagination):
         url = request.build_absolute_uri()
         digest = _query_digest(request)
         window = Window(rows=annotated, count=count, count_exact=exact, next=None, previous=None, next_cursor=None)
+        # An order over a nullable field (when ownership was verified) has no total order a key can resume from.
+        keyset = not any(isinstance(item, OrderBy) and (item.nulls_first or item.nulls_last) for item in order)
         window.cursor_mode = CURSOR_PARAM in request.query_params  # type: ignore[attr-defined]
+        if window.cursor_mode and not keyset:  # type: ignore[attr-defined]
+            raise ValidationError({CURSOR_PARAM: ["Cursors cannot walk this order (it has empty values): use pages."]})
+        window.keyset = keyset  # type: ignore[attr-defined]
         window.url = url  # type: ignore[attr-defined]
         window.last_key = partial(self._cursor_make, names=names, digest=digest)  # type: ignore[attr-defined]
         window.page_next = None  # type: ignore[attr-defined]
@@ -206,7 +212,7 @@ class ServicePagination(Pagination):
     ) -> tuple[str | None, str | None]:
         """(next, next_cursor) for a page that returned `returned` rows whose last row's keys are `last`."""
         more = returned == size
-        cursor = window.last_key(last if more else None)  # type: ignore[attr-defined]
+        cursor = window.last_key(last if more and window.keyset else None)  # type: ignore[attr-defined]
         if window.cursor_mode:  # type: ignore[attr-defined]
             next_link = replace_query_param(window.url, CURSOR_PARAM, cursor) if cursor else None  # type: ignore[attr-defined]
             if next_link:
