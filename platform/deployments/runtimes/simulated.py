@@ -19,13 +19,14 @@ FAULTS = frozenset({"slow", "errors"})
 
 
 def _samples(seed: str, *, slowdown: float = 1.0, error_rate: float | None = None) -> Samples:
-    """400 requests counted, 40 of them timed around 12 ms, now and then one or two failed (at most 0.5 %, within
-    every default limit); the same every time for one seed, so a deployment's figures do not change when a page is
-    reloaded."""
+    """400 requests counted, 40 of them timed around 12 ms, now and then one failed (at most 0.25 % of a window, and
+    rarely enough that the judge's background allowance over a whole deployment explains it: two windows of two
+    failures each, 4 of 800, were refused by its binomial test and rolled a healthy demo release back); the same
+    every time for one seed, so a deployment's figures do not change when a page is reloaded."""
     rng = random.Random(seed)
     latencies = [max(1.0, rng.gauss(12.0, 2.0)) * slowdown for _ in range(40)]
     requests = 400
-    failed = rng.choice((0, 0, 1, 2)) if error_rate is None else round(requests * error_rate)
+    failed = rng.choice((0, 0, 0, 1)) if error_rate is None else round(requests * error_rate)
     return Samples(requests=requests, errors=failed, latencies_ms=latencies, probes=2, probes_ok=2)
 
 
