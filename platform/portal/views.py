@@ -1,8 +1,9 @@
-"""Portal-wide pages: the health endpoint, the home redirect and search."""
+"""Portal-wide pages: the health endpoint, the personal home page and search."""
 
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse, JsonResponse
-from django.shortcuts import redirect, render
+from django.shortcuts import render
+from django.utils import timezone
 from django.utils.cache import patch_vary_headers
 from django.views.decorators.http import require_GET
 
@@ -18,7 +19,11 @@ def healthz(request: HttpRequest) -> JsonResponse:
 @login_required
 @require_GET
 def home(request: HttpRequest) -> HttpResponse:
-    return redirect("catalog:service-list")
+    """A signed-in person's start: their teams' services, what waits for them, their services' recent deployments."""
+    from reviews import overview  # the home page reads across apps, as search does
+
+    context = {"home": overview.home_for(user=request.user), "today": timezone.localdate()}  # type: ignore[arg-type]
+    return render(request, "portal/home.html", context)
 
 
 @login_required

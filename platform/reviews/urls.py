@@ -12,5 +12,7 @@ urlpatterns = [
     path("items/<int:pk>/", views.item_detail, name="item-detail"),
     path("handovers/<int:pk>/", views.handover_detail, name="handover-detail"),
     path("orphans/", views.orphan_list, name="orphan-list"),
+    path("teams/<slug:slug>/", views.team_review, name="team-review"),
+    path("teams/<slug:slug>/confirm/", views.team_confirm, name="team-confirm"),
     path("reorganise/", views.reorganise, name="reorganise"),
 ]

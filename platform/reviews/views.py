@@ -11,10 +11,11 @@ from django_htmx.http import HttpResponseClientRedirect
 
 from catalog.filters import ServiceFilterSet
 from portal.forms import apply_errors
-from reviews import permissions, present, selectors, services
+from reviews import overview, permissions, present, selectors, services
 from reviews import reorganise as reorganisation
 from reviews.forms import AnswerForm, CampaignForm, DecisionForm, MergeForm, MoveForm
 from reviews.models import Campaign, Handover, Item, Ownership
+from teams.models import Team
 
 
 @login_required
@@ -296,3 +297,43 @@ def reorganise(request: HttpRequest) -> HttpResponse:
             )
             return redirect("reviews:orphan-list")
     return render(request, "reviews/reorganise.html", {"move_form": move_form, "merge_form": merge_form})
+
+
+@login_required
+@require_GET
+def team_review(request: HttpRequest, slug: str) -> HttpResponse:
+    """A team's ownership review: everything it owns and what waits on it, for its leads first of all."""
+    team = get_object_or_404(Team, slug=slug)
+    data = overview.team_overview(team=team, user=request.user)
+    answerable = permissions.can_manage_campaigns(request.user) or team.pk in permissions.answering_team_ids(
+        request.user
+    )
+    today = timezone.localdate()
+    context = {
+        "overview": data,
+        "team": team,
+        "answerable": answerable,
+        "rows": present.team_rows(data.rows, answerable=answerable, today=today),
+        "today": today,
+    }
+    return render(request, "reviews/team_review.html", context)
+
+
+@login_required
+@require_POST
+def team_confirm(request: HttpRequest, slug: str) -> HttpResponse:
+    """ "All of these are still ours", from the team's page: confirm the ticked items, whatever their campaign."""
+    team = get_object_or_404(Team, slug=slug)
+    ids = [int(value) for value in request.POST.getlist("items") if value.isdigit()][:1000]
+    items = list(Item.objects.select_related("service", "campaign").filter(pk__in=ids, service__owner=team))
+    if not items:
+        messages.error(request, "Tick the services you still own first.")
+        return redirect("reviews:team-review", slug=team.slug)
+    comment = request.POST.get("comment", "")[:5000]
+    done, refused = services.items_confirm(items=items, answered_by=request.user, comment=comment)  # type: ignore[arg-type]
+    if done:
+        messages.success(request, f"Confirmed ownership of {len(done)} service{'s' if len(done) != 1 else ''}.")
+    for item in items:
+        if item.pk in refused:
+            messages.error(request, f"{item.service}: {refused[item.pk]}")
+    return redirect("reviews:team-review", slug=team.slug)

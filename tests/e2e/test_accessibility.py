@@ -11,6 +11,7 @@ import pytest
 from playwright.sync_api import Browser, Page, expect
 
 from deployments.models import Deployment, State
+from reviews.models import Campaign, Item
 from techdocs.models import ADR, Runbook
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
@@ -45,6 +46,11 @@ def _pages() -> list[str]:
         "/insights/",
         "/insights/teams/payments/",
         "/governance/policies/",
+        "/",
+        "/reviews/",
+        Campaign.objects.get(title="Quarterly ownership review").get_absolute_url(),
+        Item.objects.filter(campaign__title="Quarterly ownership review", status="open").first().get_absolute_url(),  # type: ignore[union-attr]
+        "/reviews/teams/payments/",
     ]
 
 

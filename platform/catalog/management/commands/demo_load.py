@@ -74,6 +74,10 @@ class Command(BaseCommand):
         if policies.errors:
             raise CommandError(f"The starter policies have {len(policies.errors)} problem(s); see above.")
         freezes = governance_demo.freezes_load()
+        from reviews import demo as reviews_demo  # the catalog's loader reaches up for the demo only
+
+        # Before scoring: the starter scorecard asks for a recent ownership verification.
+        review_items = reviews_demo.reviews_load(admin=admin, lead=get_user_model().objects.get(username="demo"))
         scorecards = scorecard_sync.scorecard_sync(root=settings.SCORECARDS["DIR"])
         for file, name, message in scorecards.errors:
             self.stderr.write(f"  scorecards/{file}: {name} {message}")
@@ -101,7 +105,8 @@ class Command(BaseCommand):
                 )
                 + f"; {len(policies.created) + len(policies.changed) + len(policies.unchanged)} deploy policies "
                 f"from policies/; {freezes or 'no new'} freeze windows; "
-                f"{health_checks or 'no new'} simulated health checks; {incidents or 'no new'} incidents.\n"
+                f"{health_checks or 'no new'} simulated health checks; {incidents or 'no new'} incidents; "
+                f"{review_items or 'no new'} ownership review items.\n"
                 f"Sign in as demo / {DEMO_PASSWORD} (lead in Payments) or admin / {DEMO_PASSWORD} (platform admin)."
             )
         )
