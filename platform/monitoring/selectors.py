@@ -377,3 +377,73 @@ def deployments_between(*, service: Service, since: datetime, until: datetime) -
         .select_related("service")
         .order_by("started_at")
     )
+
+
+# --- correlation: one signal for dependent services in trouble together -------------------------------------------
+
+SIGNAL_WINDOW = timedelta(hours=2)
+
+
+@dataclass
+class Signal:
+    """Services linked by dependencies that are unhealthy at the same time, grouped, with the likeliest origin."""
+
+    members: list[Service]
+    origin: Service
+    why: str
+
+
+def correlated_signal(service: Service, *, now: datetime | None = None) -> Signal | None:
+    """The signal `service` is part of, if it and at least one service linked to it by dependencies (either way,
+    transitively) have an anomaly started in the last two hours or a burning or exhausted SLO; None otherwise.
+
+    The origin is the deepest unhealthy dependency: a member that depends on no other member (trouble flows up from
+    what a service depends on). Among several, the one whose anomaly followed a deployment, else the one most
+    members depend on. Four queries whatever the graph's size.
+    """
+    from catalog.models import Dependency
+
+    now = now or timezone.now()
+    edges = list(Dependency.objects.values_list("source_id", "target_id"))
+    linked: dict[int, set[int]] = defaultdict(set)
+    for source, target in edges:
+        linked[source].add(target)
+        linked[target].add(source)
+    component, frontier = {service.pk}, [service.pk]
+    while frontier:
+        current = frontier.pop()
+        for other in linked[current] - component:
+            component.add(other)
+            frontier.append(other)
+    if len(component) < 2:
+        return None
+    recent = Anomaly.objects.filter(slo__service__in=component, started_at__gt=now - SIGNAL_WINDOW)
+    deployed_after = set(recent.filter(deployment__isnull=False).values_list("slo__service_id", flat=True))
+    unhealthy = set(recent.values_list("slo__service_id", flat=True)) | deployed_after
+    statuses = slo_statuses(list(SLO.objects.filter(service__in=component)), now=now)
+    unhealthy |= {s.slo.service_id for s in statuses if s.status in (burn.BURNING, burn.EXHAUSTED)}
+    if service.pk not in unhealthy or len(unhealthy) < 2:
+        return None
+    outgoing: dict[int, set[int]] = defaultdict(set)
+    for source, target in edges:
+        outgoing[source].add(target)
+
+    def below(pk: int) -> set[int]:  # unhealthy services `pk` depends on, directly or through healthy ones
+        seen: set[int] = set()
+        stack = [pk]
+        while stack:
+            for target in outgoing[stack.pop()] - seen:
+                seen.add(target)
+                stack.append(target)
+        return (seen & unhealthy) - {pk}
+
+    depends_on = {pk: below(pk) for pk in unhealthy}
+    deepest = [pk for pk in unhealthy if not depends_on[pk]] or sorted(unhealthy)
+    dependents = {pk: sum(pk in targets for targets in depends_on.values()) for pk in unhealthy}
+    origin_pk = sorted(deepest, key=lambda pk: (pk not in deployed_after, -dependents[pk], pk))[0]
+    members = {s.pk: s for s in Service.objects.filter(pk__in=unhealthy).order_by("name")}
+    origin = members[origin_pk]
+    why = "the deepest unhealthy dependency" if depends_on[origin_pk] == set() else "the first of a dependency cycle"
+    if origin_pk in deployed_after:
+        why += ", and its anomaly followed a deployment"
+    return Signal(members=list(members.values()), origin=origin, why=why)

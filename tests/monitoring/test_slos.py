@@ -390,3 +390,36 @@ def test_an_anomaly_in_an_sli_is_linked_to_the_dependency_deployed_just_before(w
     page = client.get(reverse("catalog:service-detail", args=[world.service.slug]))
     assert f"started 12 minutes after deployment #{deployed.pk} of ledger".encode() in page.content
     assert b'class="anomaly-mark"' in page.content and b'class="deploy-tick"' in page.content
+
+
+def test_dependent_services_in_trouble_together_are_one_signal_from_the_deepest(world, client):
+    from catalog.models import Dependency
+    from monitoring.models import Anomaly
+    from tests.factories import service_make
+
+    # payments-api → ledger → database; search is unrelated. Anomalies on payments-api and database, and search.
+    ledger = service_make(owner=world.owner_team, slug="ledger", name="Ledger")
+    database = service_make(owner=world.owner_team, slug="database", name="Database")
+    search = service_make(owner=world.other_team, slug="search", name="Search")
+    Dependency.objects.create(source=world.service, target=ledger)
+    Dependency.objects.create(source=ledger, target=database)
+
+    def troubled(service, name: str) -> None:
+        slo = services.slo_create(user=world.staff, service=service, document=ratio_slo(name, service=service.slug))
+        Anomaly.objects.create(
+            slo=slo, started_at=NOW - timedelta(minutes=20), value=0.05, reason="extreme", low=0, high=0.01
+        )
+
+    troubled(world.service, "front")
+    assert selectors.correlated_signal(world.service, now=NOW) is None  # alone: no signal to group
+    troubled(database, "disk")
+    troubled(search, "unrelated")
+    signal = selectors.correlated_signal(world.service, now=NOW)
+    assert signal is not None
+    assert [s.slug for s in signal.members] == ["database", "payments-api"] and signal.origin == database
+    assert signal.why == "the deepest unhealthy dependency"
+    assert selectors.correlated_signal(ledger, now=NOW) is None  # healthy itself
+    assert selectors.correlated_signal(search, now=NOW) is None  # in trouble, but linked to nobody in trouble
+    client.force_login(world.outsider)
+    page = client.get(reverse("catalog:service-detail", args=[world.service.slug])).content.decode()
+    assert "One signal across dependencies" in page and "Most likely origin: <strong>" in page

@@ -145,3 +145,8 @@ def anomaly_cause(anomaly: Anomaly) -> str:
         return ""
     minutes = int((anomaly.started_at - deployment.started_at).total_seconds() // 60)
     return f"started {minutes} minutes after deployment #{deployment.pk} of {deployment.service.slug}"
+
+
+@register.simple_tag
+def service_signal(service: Service) -> selectors.Signal | None:
+    return selectors.correlated_signal(service)
