@@ -20,9 +20,9 @@ baseline (the previous release, serving beside the canary) two comparisons follo
   the absolute limit but errs far more than the release it replaces; the test keeps a handful of errors in a small
   window from failing it.
 
-Then the evidence of the whole deployment (`Evidence`, the counts of every window so far): a one-sided exact binomial
-test of the canary's summed errors against the rate a healthy release may have (the baseline's measured rate, or
-`error_allowance`, 0.1 %, when the baseline has not served enough to say). One window of a few hundred requests
+Then the evidence of the whole deployment (`Evidence`, the counts of every window so far): a one-sided Fisher exact
+test of the canary's summed errors against the baseline's summed errors, or, with no baseline, an exact binomial test
+against `error_allowance` (0.25 %). One window of a few hundred requests
 cannot tell 1 % errors from a healthy background; three can (docs/safe-delivery.md has the arithmetic and the
 benchmark that chose these numbers).
 
@@ -61,11 +61,11 @@ class Thresholds:
     # Canary error rate / baseline error rate - 1 tolerated even when significant. Its own setting, so a target
     # that loosens its absolute limit does not loosen the comparison with the release it replaces too.
     max_error_increase: float = 0.05
-    # The error rate a healthy release may have in the background when the baseline has not measured its own: the
-    # evidence test (below) asks whether the canary's errors, counted over the whole deployment, are more than this
-    # (or the baseline's measured rate, when higher) explains.
-    error_allowance: float = 0.001
-    min_baseline_requests: int = 200  # the baseline's rate replaces the allowance only once measured on this many
+    # The error rate a healthy release may have in the background when there is no baseline to compare with (a first
+    # deployment): the evidence test (below) asks whether the canary's errors over the whole deployment are more
+    # than this explains. With a baseline, the baseline's own counts are the background.
+    error_allowance: float = 0.0025
+    min_baseline_requests: int = 200  # the baseline's counts are the background once it has served this many
 
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> Thresholds:
@@ -280,30 +280,40 @@ def _error_comparison(
 
 
 def _error_evidence(evidence: Evidence, thresholds: Thresholds, figures: dict[str, Any]) -> list[str]:
-    """Are the canary's errors over the whole deployment more than a healthy background rate explains?
+    """Are the canary's errors over the whole deployment more than a healthy background explains?
 
-    A one-sided exact binomial test of the canary's summed errors against the rate a healthy release may have: the
-    baseline's, measured beside it, or the allowance when the baseline has too few requests to say. Repeated at each
-    window, it is a sequential test that stops early on a clear excess and builds up evidence on a small one.
+    With a baseline that has served enough requests beside it, a one-sided Fisher exact test of the summed counts
+    against the baseline's: it knows that the baseline's rate is an estimate too, so a healthy canary with a few more
+    background errors than its baseline, by chance, is not a regression. Without one (a first deployment), an exact
+    binomial test against `error_allowance`. Repeated at each window, it is a sequential test that stops early on a
+    clear excess and builds up evidence on a small one.
     """
-    if not evidence.canary_requests:
-        return []
-    from scipy.stats import binomtest
-
-    measured = evidence.baseline_requests >= thresholds.min_baseline_requests
-    baseline_rate = evidence.baseline_errors / evidence.baseline_requests if measured else 0.0
-    allowed = max(thresholds.error_allowance, baseline_rate)
     errors, requests = evidence.canary_errors, evidence.canary_requests
-    p_value = float(binomtest(errors, requests, allowed, alternative="greater").pvalue) if errors else 1.0
+    if not errors:
+        return []
+    from scipy.stats import binomtest, fisher_exact
+
     rate = errors / requests
+    if evidence.baseline_requests >= thresholds.min_baseline_requests:
+        baseline_errors, baseline_requests = evidence.baseline_errors, evidence.baseline_requests
+        allowed = baseline_errors / baseline_requests
+        table = [[errors, requests - errors], [baseline_errors, baseline_requests - baseline_errors]]
+        p_value = float(fisher_exact(table, alternative="greater").pvalue)
+        against = (
+            f"significantly more than the baseline's {baseline_errors} of {baseline_requests} "
+            f"(Fisher exact test p = {p_value:.2g} < {thresholds.alpha:g})"
+        )
+    else:
+        allowed = thresholds.error_allowance
+        p_value = float(binomtest(errors, requests, allowed, alternative="greater").pvalue)
+        against = (
+            f"more than a {allowed * 100:g} % background explains with no baseline to compare "
+            f"(binomial test p = {p_value:.2g} < {thresholds.alpha:g})"
+        )
     figures["error_evidence"] = {"p_value": p_value, "allowed_rate": round(allowed, 6), "rate": round(rate, 6)}
     if p_value < thresholds.alpha and rate > allowed * (1 + thresholds.max_error_increase):
-        source = "the baseline's measured rate" if allowed == baseline_rate else "the background allowance"
-        return [
-            f"over this deployment's windows the canary failed {errors} of {requests} requests ({percent(rate)}), "
-            f"more than {source} of {percent(allowed)} explains "
-            f"(binomial test p = {p_value:.2g} < {thresholds.alpha:g})"
-        ]
+        failed = f"over this deployment's windows the canary failed {errors} of {requests} requests ({percent(rate)})"
+        return [f"{failed}, {against}"]
     return []
 
 
