@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import functools
 import re
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 import cel
@@ -176,7 +176,17 @@ class Judged:
         return self.action == Action.DENY and self.outcome in ("fail", "error")
 
     def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        # Not dataclasses.asdict, whose recursive deep copy cost more than judging the policy (profiled: 50 results
+        # per request on POST /api/v1/policy-checks/).
+        return {
+            "policy": self.policy,
+            "version_id": self.version_id,
+            "version": self.version,
+            "action": self.action,
+            "outcome": self.outcome,
+            "message": self.message,
+            "error": self.error,
+        }
 
 
 def _run(source: str, context: cel.Context) -> Any:

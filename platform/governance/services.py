@@ -98,6 +98,7 @@ def policy_save(
         policy.current = version
         policy.save(update_fields=["current", "updated_at"])
     after = _policy_state(policy, version)
+    selectors.policies_changed()
     if before != after:
         action_name = "policy.created" if before is None else "policy.changed"
         audit.event_record(actor=user, action=action_name, target=policy, before=before, after=after)
@@ -114,6 +115,7 @@ def policy_disable_missing(*, policy: Policy, user: User | AnonymousUser | None)
     before = _policy_state(policy, policy.current)
     policy.enabled, policy.missing_since = False, timezone.now()
     policy.save(update_fields=["enabled", "missing_since", "updated_at"])
+    selectors.policies_changed()
     audit.event_record(
         actor=user, action="policy.missing", target=policy, before=before, after=_policy_state(policy, policy.current)
     )

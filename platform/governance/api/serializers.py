@@ -1,3 +1,7 @@
+from typing import Any
+
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from deployments.models import Strategy, commit_validator, version_validator
@@ -38,14 +42,38 @@ class PolicyResultSerializer(serializers.Serializer):
     error = serializers.CharField(allow_blank=True)
 
 
+@extend_schema_field(PolicyResultSerializer(many=True))
+class StoredResultsField(serializers.Field):
+    """A decision's results as stored: already plain JSON of exactly PolicyResultSerializer's shape (written by
+    `Judged.as_dict`), so they go out as they are instead of through a nested serializer per policy (profiled: the
+    nested serializer was a tenth of a policy check's time with 50 policies)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(read_only=True, **kwargs)
+
+    def to_representation(self, value: Any) -> Any:
+        return value
+
+
+@extend_schema_field(OpenApiTypes.OBJECT)
+class StoredDocumentField(serializers.Field):
+    """A fact document as stored (plain JSON, see docs/governance.md), sent as it is."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(read_only=True, **kwargs)
+
+    def to_representation(self, value: Any) -> Any:
+        return value
+
+
 class PolicyCheckSerializer(serializers.ModelSerializer):
     """What the enabled policies say about the change; `allowed` is false when a deny policy failed or errored."""
 
     decision = serializers.IntegerField(source="pk", read_only=True, help_text="The decision recorded.")
     allowed = serializers.BooleanField(read_only=True)
     verdict = serializers.ChoiceField(choices=Verdict.choices, read_only=True)
-    results = PolicyResultSerializer(many=True, read_only=True)
-    facts = serializers.DictField(read_only=True, help_text="The fact document judged (docs/governance.md).")
+    results = StoredResultsField()
+    facts = StoredDocumentField(help_text="The fact document judged (docs/governance.md).")
 
     class Meta:
         model = Decision
