@@ -60,6 +60,7 @@ def test_the_team_page_shows_what_waits_and_confirms_in_bulk(client, leads):
     )
     client.force_login(leads.lead)
     url = reverse("reviews:team-review", args=["payments"])
+    assert f'href="{url}"' in client.get(reverse("teams:team-detail", args=["payments"])).content.decode()
     page = client.get(url).content.decode()
     assert "Disaster recovery" in page and "Handovers waiting on other teams" in page
     assert 'id="confirm-payments-api"' in page and "never" in page
