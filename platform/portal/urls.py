@@ -46,6 +46,7 @@ urlpatterns = [
     path("reviews/", include("reviews.urls")),
     path("incidents/", include("incidents.urls")),
     path("monitoring/", include("monitoring.urls")),
+    path("flags/", include("flags.page_urls")),
     # OpenFeature SDKs evaluate flags here (OFREP), with an SDK key instead of a session.
     path("ofrep/", include("flags.urls")),
     path("api/v1/", include((api_v1, "api"))),

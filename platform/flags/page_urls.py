@@ -1,0 +1,21 @@
+"""The flag pages (flags/urls.py is the OFREP protocol's, for SDKs)."""
+
+from django.urls import path
+
+from flags import views
+
+app_name = "flags"
+urlpatterns = [
+    path("segments/", views.segment_list, name="segment-list"),
+    path("segments/new/", views.segment_edit, name="segment-new"),
+    path("segments/<slug:slug>/edit/", views.segment_edit, name="segment-edit"),
+    path("sdk-keys/<int:pk>/revoke/", views.sdk_key_revoke, name="sdk-key-revoke"),
+    path("services/<slug:slug>/", views.flag_list, name="flag-list"),
+    path("services/<slug:slug>/new/", views.flag_create, name="flag-new"),
+    path("services/<slug:slug>/sdk-keys/", views.sdk_keys, name="sdk-keys"),
+    path("services/<slug:slug>/flags/<str:key>/", views.flag_detail, name="flag-detail"),
+    path("services/<slug:slug>/flags/<str:key>/preview/", views.preview, name="preview"),
+    path("services/<slug:slug>/flags/<str:key>/kill/", views.kill, name="kill"),
+    path("services/<slug:slug>/flags/<str:key>/settings/<slug:environment>/", views.setting_edit, name="setting"),
+    path("services/<slug:slug>/flags/<str:key>/toggle/<slug:environment>/", views.toggle, name="toggle"),
+]
