@@ -16,6 +16,7 @@ below the broker's visibility timeout); the sweeper picks up whatever is due, so
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -26,7 +27,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from deployments import analysis, machine, policies, runtimes, strategies
-from deployments.models import ACTIVE_STATES, Deployment, DeploymentEvent, Placement, State
+from deployments.models import ACTIVE_STATES, WAITING_STATES, Deployment, DeploymentEvent, Placement, State
 from deployments.runtimes.base import Context, StepFailed, Waiting
 from scaffolder import publishers
 
@@ -50,6 +51,8 @@ class Outcome:
     data: dict[str, Any] = field(default_factory=dict)  # the transition's timeline data
     delay: float = 0.0  # seconds before the next step runs
     crashed: bool = False  # keeps the attempt count, so a step that keeps crashing ends
+    # Written in the same transaction as the transition (e.g. the approval request of a deployment parked for one).
+    after: Callable[[Deployment], None] | None = None
 
 
 def enqueue(deployment_id: int, version: int, *, delay: float = 0.0) -> None:
@@ -92,6 +95,8 @@ def _claim(deployment_id: int, version: int) -> tuple[Deployment, Outcome | None
             .first()
         )
         if deployment is None or deployment.version != version or deployment.state not in ACTIVE_STATES:
+            return None
+        if deployment.state in WAITING_STATES:  # people move it on, not workers
             return None
         if deployment.paused or (deployment.lease_until and deployment.lease_until > now):
             return None
@@ -166,6 +171,8 @@ def _finish(claimed: Deployment, outcome: Outcome, ctx: Context) -> None:
             )
             if outcome.target == State.SUCCEEDED:
                 _place(deployment)
+            if outcome.after is not None:
+                outcome.after(deployment)
         else:
             for name, value in outcome.changes.items():
                 setattr(deployment, name, value)
@@ -175,7 +182,7 @@ def _finish(claimed: Deployment, outcome: Outcome, ctx: Context) -> None:
                 deployment.attempts = 0
             deployment.next_run_at = next_run
             deployment.save()
-        if deployment.state in ACTIVE_STATES and not deployment.paused:
+        if deployment.state in ACTIVE_STATES - WAITING_STATES and not deployment.paused:
             enqueue(deployment.pk, deployment.version, delay=outcome.delay)
 
 
@@ -254,13 +261,27 @@ def _work(deployment: Deployment, ctx: Context) -> Outcome:
         verdict = policies.deploy_check(deployment)
         # Warn policies never block: each failed one is a warning on the timeline, pointing at the decision.
         notes = [("warning", f"Policy warning: {text}", {"decision": verdict.decision_id}) for text in verdict.warnings]
-        if not verdict.allowed:
+        if not verdict.allowed and not verdict.needs_approval:
             reason = f"Policy check refused the deployment: {verdict.message}"
             return _end_before_rollout(reason, notes=notes, data={"decision": verdict.decision_id})
+        passed = f"Policy check passed ({verdict.message})."
+        if verdict.needs_approval:
+            if not policies.approval_granted(deployment, decision_id=verdict.decision_id):
+                decision_id = verdict.decision_id
+                return Outcome(
+                    target=State.AWAITING_APPROVAL,
+                    message=f"Waiting for approval: {verdict.message}",
+                    level=DeploymentEvent.Level.WARNING,
+                    notes=notes,
+                    data={"decision": decision_id},
+                    after=lambda parked: policies.approval_open(parked, decision_id=decision_id),
+                )
+            passed = f"Policy check passed with the approvals it asked for ({verdict.message})."
+            notes = []  # said on the first pass, before it waited
         runtime.prepare(ctx)
         return Outcome(
             target=State.ROLLING_OUT,
-            message=f"Policy check passed ({verdict.message}). Release {deployment.release.version} prepared.",
+            message=f"{passed} Release {deployment.release.version} prepared.",
             notes=notes,
             data={"decision": verdict.decision_id},
         )

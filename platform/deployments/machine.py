@@ -15,8 +15,12 @@ from audit import services as audit
 from deployments.models import TERMINAL_STATES, Deployment, DeploymentEvent, State
 
 TRANSITIONS: Mapping[str, frozenset[str]] = {
-    State.PENDING: frozenset({State.POLICY_CHECK, State.CANCELLED}),
-    State.POLICY_CHECK: frozenset({State.ROLLING_OUT, State.FAILED, State.CANCELLED}),
+    # A break-glass deploy waits for a platform admin before its policy step.
+    State.PENDING: frozenset({State.POLICY_CHECK, State.AWAITING_APPROVAL, State.CANCELLED}),
+    State.POLICY_CHECK: frozenset({State.ROLLING_OUT, State.AWAITING_APPROVAL, State.FAILED, State.CANCELLED}),
+    # Approved: back to the policy step, which finds its decision made and the approvals given, and rolls out.
+    # Rejected, expired or cancelled: nothing was touched, so it ends cancelled.
+    State.AWAITING_APPROVAL: frozenset({State.POLICY_CHECK, State.CANCELLED}),
     State.ROLLING_OUT: frozenset({State.ANALYSING, State.PROMOTING, State.FAILED}),
     State.ANALYSING: frozenset({State.ROLLING_OUT, State.PROMOTING, State.FAILED}),
     State.PROMOTING: frozenset({State.SUCCEEDED, State.FAILED}),
@@ -25,7 +29,7 @@ TRANSITIONS: Mapping[str, frozenset[str]] = {
     **{terminal: frozenset() for terminal in TERMINAL_STATES},
 }
 # Before the first destructive step a deployment can simply be cancelled; afterwards it must be rolled back.
-CANCELLABLE = frozenset({State.PENDING, State.POLICY_CHECK})
+CANCELLABLE = frozenset({State.PENDING, State.POLICY_CHECK, State.AWAITING_APPROVAL})
 ABORTABLE = frozenset({State.ROLLING_OUT, State.ANALYSING, State.PROMOTING})
 PROMOTABLE = frozenset({State.ROLLING_OUT, State.ANALYSING})
 

@@ -104,6 +104,8 @@ class Release(models.Model):
 class State(models.TextChoices):
     PENDING = "pending", "Pending"
     POLICY_CHECK = "policy_check", "Policy check"
+    # Parked by a require_approval policy (or a break-glass request) until enough eligible people approve it.
+    AWAITING_APPROVAL = "awaiting_approval", "Awaiting approval"
     ROLLING_OUT = "rolling_out", "Rolling out"
     ANALYSING = "analysing", "Analysing"
     PROMOTING = "promoting", "Promoting"
@@ -121,6 +123,8 @@ TERMINAL_STATES = frozenset(
     {State.SUCCEEDED, State.ROLLED_BACK, State.ROLLBACK_FAILED, State.CANCELLED, State.EXTERNAL}
 )
 ACTIVE_STATES = frozenset(set(State) - TERMINAL_STATES)
+# Active, but no worker step runs: people move the deployment on (governance.approvals), or its request expires.
+WAITING_STATES = frozenset({State.AWAITING_APPROVAL})
 
 
 class Deployment(models.Model):
@@ -155,6 +159,9 @@ class Deployment(models.Model):
     paused = models.BooleanField(default=False)
     needs_attention = models.BooleanField(default=False)
     failure_reason = models.TextField(blank=True)
+    # An emergency deploy: the owner's reason. Non-empty means break-glass (a platform admin approves it first, and
+    # policies see `change.break_glass`).
+    break_glass_reason = models.TextField(blank=True, max_length=2000)
     runtime_state = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
@@ -190,6 +197,10 @@ class Deployment(models.Model):
     @property
     def is_active(self) -> bool:
         return self.state in ACTIVE_STATES
+
+    @property
+    def break_glass(self) -> bool:
+        return bool(self.break_glass_reason)
 
     @property
     def duration_text(self) -> str:

@@ -25,6 +25,7 @@ from deployments import engine, machine, policies, signals, strategies
 from deployments.models import (
     ACTIVE_STATES,
     DECOMMISSION_CLOSED,
+    WAITING_STATES,
     Decommission,
     Deployment,
     DeploymentEvent,
@@ -384,7 +385,10 @@ def deployment_abort(*, deployment: Deployment, user: User) -> Deployment:
     _require(user, "catalog.deploy_service", deployment.service, "abort its deployments")
     locked = _locked(deployment)
     if locked.state in machine.CANCELLABLE:
+        waiting = locked.state == State.AWAITING_APPROVAL
         machine.transition(locked, State.CANCELLED, message=f"Cancelled by {user}.", actor=user, paused=False)
+        if waiting:
+            policies.approvals_close(locked, reason=f"The deployment was cancelled by {user}.")
     elif locked.state in machine.ABORTABLE:
         reason = f"Aborted by {user}."
         machine.transition(
@@ -403,6 +407,8 @@ def deployment_pause(*, deployment: Deployment, user: User, paused: bool) -> Dep
     locked = _locked(deployment)
     if locked.state not in ACTIVE_STATES:
         raise Conflict(f"Deployment #{locked.pk} has finished; it cannot be paused or resumed.")
+    if locked.state in WAITING_STATES:
+        raise Conflict(f"Deployment #{locked.pk} is waiting for approval; nothing runs until it is approved.")
     if locked.paused == paused:
         return locked
     locked.paused = paused
@@ -464,7 +470,7 @@ def deployments_sweep() -> dict[str, int]:
             Q(rung_at__isnull=True)
             | Q(rung_at__lt=F("updated_at"))
             | Q(rung_at__lt=now - timedelta(seconds=SWEEP_RING_AGAIN_SECONDS)),
-            state__in=ACTIVE_STATES,
+            state__in=ACTIVE_STATES - WAITING_STATES,
             paused=False,
         ).values_list("pk", "version")
     )

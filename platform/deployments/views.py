@@ -23,10 +23,10 @@ from django_htmx.http import HttpResponseClientRedirect
 from catalog import selectors as catalog_selectors
 from catalog.permissions import user_can
 from deployments import decommission as retire
-from deployments import selectors, services
+from deployments import machine, policies, selectors, services
 from deployments.filters import DeploymentFilterSet
 from deployments.forms import DecommissionForm, DeployForm
-from deployments.models import Decommission, Deployment, Environment, State, Strategy
+from deployments.models import Decommission, Deployment, Environment, Strategy
 from portal.errors import Conflict
 from portal.filters import query_param
 from portal.forms import apply_errors
@@ -80,6 +80,7 @@ def detail(request: HttpRequest, pk: int) -> HttpResponse:
         "latency_chart": selectors.chart(points, metric="p95") if points else None,
         "error_chart": selectors.chart(points, metric="errors") if points else None,
         "can_deploy": user_can(request.user, "catalog.deploy_service", deployment.service),
+        "approval": policies.approval_for(deployment, user=request.user),
         "confirm": {action: _question(deployment, action) for action in CONFIRMED},
     }
     return render(request, _fragment(request, "deployments/detail.html", "live"), context)
@@ -110,7 +111,7 @@ def _question(deployment: Deployment, action: str) -> str:
             f"Promote {release} to {environment} now? The remaining steps and their analyses are skipped, and it "
             "takes all traffic."
         )
-    if deployment.state in (State.PENDING, State.POLICY_CHECK):
+    if deployment.state in machine.CANCELLABLE:
         return f"Cancel deployment #{deployment.pk} of {release} to {environment}? It has not started rolling out."
     previous = deployment.previous_release
     back_to = f"roll back to {previous.version}" if previous else "roll back (its replicas are stopped)"
@@ -167,7 +168,7 @@ def control(request: HttpRequest, pk: int, action: str) -> HttpResponse:
 
 
 def _abort_label(deployment: Deployment) -> str:
-    return "Cancel" if deployment.state in (State.PENDING, State.POLICY_CHECK) else "Abort and roll back"
+    return "Cancel" if deployment.state in machine.CANCELLABLE else "Abort and roll back"
 
 
 @login_required

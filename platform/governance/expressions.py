@@ -17,7 +17,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 
 from governance import facts
-from governance.models import Action
+from governance.models import Action, Approvers
 
 # String literals are blanked before names are looked for in an expression, so 'service.foo' in quotes is no field.
 _STRING = re.compile(r"""[rRbB]{0,2}(?:\"\"\"[\s\S]*?\"\"\"|'''[\s\S]*?'''|"(?:\\.|[^"\\\n])*"|'(?:\\.|[^'\\\n])*')""")
@@ -130,8 +130,19 @@ def expression_check(source: str, *, returns: type) -> cel.Program:
     return program
 
 
-def version_check(*, match: str, rule: str, message: str, message_expression: str, action: str) -> None:
-    """Field errors for a policy version, each naming the field; raises ValidationError when there are any."""
+def version_check(
+    *,
+    match: str,
+    rule: str,
+    message: str,
+    message_expression: str,
+    action: str,
+    approvers: str = "",
+    approver_team: str = "",
+    approvals_required: Any = 1,
+) -> None:
+    """Field errors for a policy version, each naming the field; raises ValidationError when there are any.
+    Whether a named approver team exists is the service's question (this module touches no database)."""
     errors: dict[str, list[str]] = {}
     for name, source, returns in (
         ("match", match or "true", bool),
@@ -146,10 +157,15 @@ def version_check(*, match: str, rule: str, message: str, message_expression: st
             expression_check(source, returns=returns)
         except ExpressionError as error:
             errors[name] = [str(error)]
-    if action == "require_approval":
-        errors["action"] = [
-            "require_approval arrives with approvals, which do not exist yet; use deny, warn or audit for now."
-        ]
+    if action == Action.REQUIRE_APPROVAL:
+        if approvers not in Approvers.values:
+            errors["approvers"] = [f"Say who approves: one of {', '.join(Approvers.values)}."]
+        elif approvers == Approvers.TEAM and not approver_team.strip():
+            errors["approver_team"] = ["Name the team whose members approve (its slug, e.g. release-managers)."]
+        if isinstance(approvals_required, bool) or not isinstance(approvals_required, int):
+            errors["approvals_required"] = ["Give the number of approvals needed, a whole number from 1 to 10."]
+        elif not 1 <= approvals_required <= 10:
+            errors["approvals_required"] = [f"{approvals_required} approvals? Ask for 1 to 10."]
     elif action not in Action.values:
         errors["action"] = [f"Choose one of: {', '.join(Action.values)}."]
     if not message.strip() and not message_expression.strip():
@@ -172,8 +188,15 @@ class Judged:
 
     @property
     def blocks(self) -> bool:
-        """A deny policy that failed, or could not be evaluated: fail closed."""
+        """A deny policy that failed, or a deny or require_approval policy that could not be evaluated: fail
+        closed (no number of approvals makes up for a rule nobody can read)."""
+        if self.action == Action.REQUIRE_APPROVAL:
+            return self.outcome == "error"
         return self.action == Action.DENY and self.outcome in ("fail", "error")
+
+    @property
+    def needs_approval(self) -> bool:
+        return self.action == Action.REQUIRE_APPROVAL and self.outcome == "fail"
 
     def as_dict(self) -> dict[str, Any]:
         # Not dataclasses.asdict, whose recursive deep copy cost more than judging the policy (profiled: 50 results

@@ -56,6 +56,7 @@ class Change:
     requester: User | None = None
     deployment: Deployment | None = None
     at: datetime = field(default_factory=timezone.now)
+    break_glass_reason: str = ""
 
     @classmethod
     def of(cls, deployment: Deployment) -> Change:
@@ -67,6 +68,7 @@ class Change:
             commit=deployment.release.commit_sha,
             requester=deployment.requested_by,
             deployment=deployment,
+            break_glass_reason=deployment.break_glass_reason,
         )
 
 
@@ -247,12 +249,14 @@ def _service(change: Change) -> dict[str, Any]:
         "commit": "0123456789abcdef0123456789abcdef01234567",
         "succeeded_in": {"staging": "2026-01-05T09:30:00Z"},
         "requester": {"username": "olivia", "platform_admin": False, "roles": ["member"]},
-        "approvals": [],
+        "approvals": [{"username": "lena", "roles": ["lead"], "platform_admin": False, "at": "2026-01-06T10:20:00Z"}],
         "break_glass": False,
+        "break_glass_reason": "",
     },
     open_maps=("succeeded_in",),
 )
 def _change(change: Change) -> dict[str, Any]:
+    from governance.models import Approval
     from teams.models import Membership
 
     environment = change.environment
@@ -287,10 +291,9 @@ def _change(change: Change) -> dict[str, Any]:
             "platform_admin": _is_platform_admin(requester),
             "roles": roles,
         },
-        # Approvals arrive with the approvals slice; until then no change has any.
-        "approvals": [],
-        # Break-glass (an emergency deploy an admin approved) arrives with approvals; until then never.
-        "break_glass": False,
+        "approvals": _approvals(change, Approval),
+        "break_glass": bool(change.break_glass_reason),
+        "break_glass_reason": change.break_glass_reason,
     }
 
 
@@ -318,6 +321,23 @@ def _history_many(ids: Sequence[int], at: datetime) -> dict[int, dict[str, int]]
         service_id = row.pop("service_id")
         documents[service_id] = {name: int(value or 0) for name, value in row.items()}
     return documents
+
+
+def _approvals(change: Change, model: Any) -> list[dict[str, Any]]:
+    """Approvals given so far to this deployment (a break-glass approval before its policy step), as who the
+    approvers were when they approved. A dry run has none."""
+    if change.deployment is None or change.deployment.pk is None:
+        return []
+    rows = model.objects.filter(request__deployment=change.deployment, verdict="approve").order_by("created_at", "pk")
+    return [
+        {
+            "username": row.username,
+            "roles": row.owner_roles,
+            "platform_admin": row.platform_admin,
+            "at": _iso(row.created_at),
+        }
+        for row in rows
+    ]
 
 
 @fact(

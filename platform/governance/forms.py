@@ -10,7 +10,7 @@ from django.core.exceptions import ValidationError
 from catalog.models import Service, System
 from deployments.models import Environment
 from governance import expressions, freezes
-from governance.models import Action, FreezeWindow, Policy
+from governance.models import Action, Approvers, FreezeWindow, Policy
 from portal.forms import InlineValidationMixin
 from teams.models import Team
 
@@ -36,6 +36,17 @@ class PolicyForm(InlineValidationMixin, forms.Form):
         widget=forms.Textarea(attrs={"rows": 2, **EXPRESSION}),
     )
     action = forms.ChoiceField(choices=Action.choices, initial=Action.DENY)
+    approvers = forms.ChoiceField(
+        required=False,
+        choices=[("", "–"), *Approvers.choices],
+        help_text="Require approval only: who may approve (never the requester).",
+    )
+    approver_team = forms.SlugField(
+        required=False, max_length=100, help_text="When approvers is a named team: its slug, e.g. release-managers."
+    )
+    approvals_required = forms.IntegerField(
+        required=False, min_value=1, max_value=10, initial=1, help_text="Require approval only: distinct approvers."
+    )
     enabled = forms.BooleanField(required=False, initial=True)
 
     def __init__(self, *args: Any, policy: Policy | None = None, **kwargs: Any) -> None:
@@ -69,11 +80,21 @@ class PolicyForm(InlineValidationMixin, forms.Form):
                 message=data.get("message", ""),
                 message_expression=data.get("message_expression", ""),
                 action=data.get("action", ""),
+                approvers=data.get("approvers", "") or "",
+                approver_team=data.get("approver_team", "") or "",
+                approvals_required=data.get("approvals_required") or 1,
             )
+            if data.get("action") == Action.REQUIRE_APPROVAL:
+                from governance import services
+
+                services.approver_team_check(
+                    {"approvers": data.get("approvers", ""), "approver_team": data.get("approver_team", "")}
+                )
         except ValidationError as error:
             for field, messages in error.message_dict.items():
                 if field in self.fields and field not in self.errors:
                     self.add_error(field, messages)
+        data["approvals_required"] = data.get("approvals_required") or 1
         return data
 
 

@@ -1,4 +1,4 @@
-"""Reads for governance: policies, their versions and decisions."""
+"""Reads for governance: policies, their versions, decisions and approval requests."""
 
 import difflib
 import json
@@ -8,6 +8,7 @@ from datetime import date, datetime, time, timedelta
 from typing import Any
 
 from django.conf import settings
+from django.contrib.auth.models import AnonymousUser, User
 from django.core.cache import cache
 from django.db import connection, transaction
 from django.db.models import QuerySet
@@ -15,7 +16,7 @@ from django.db.models import QuerySet
 from catalog.models import Service
 from deployments.models import Deployment, Environment
 from governance import freezes
-from governance.models import Decision, FreezeWindow, Policy, PolicyVersion
+from governance.models import ApprovalRequest, Decision, FreezeWindow, Policy, PolicyVersion
 
 
 def policy_list() -> QuerySet[Policy]:
@@ -203,3 +204,88 @@ def freeze_calendar(*, first: date, weeks: int, time_zone: str) -> list[list[Cal
                 if starts < high and ends > low:
                     cell.entries.append((window, starts.astimezone(tz), ends.astimezone(tz)))
     return [days[index : index + 7] for index in range(0, len(days), 7)]
+
+
+def approval_requests() -> QuerySet[ApprovalRequest]:
+    """Approval requests with what the pages show of their deployment."""
+    return ApprovalRequest.objects.select_related(
+        "deployment__service__owner",
+        "deployment__release",
+        "deployment__environment",
+        "requested_by",
+        "decision",
+    )
+
+
+def approval_inbox(*, user: User | AnonymousUser, recent: int = 20) -> dict[str, list[ApprovalRequest]]:
+    """The approvals page: open requests the user may answer and has not, their own open requests, and the latest
+    closed ones. Three queries (memberships, open requests with their answers, recent ones), however many there are."""
+    if not isinstance(user, User):
+        return {"waiting": [], "mine": [], "closed": []}
+    open_requests = list(
+        approval_requests()
+        .filter(status=ApprovalRequest.Status.OPEN)
+        .prefetch_related("answers")
+        .order_by("expires_at", "pk")
+    )
+    memberships = _memberships(user)
+    waiting, mine = [], []
+    for request in open_requests:
+        if request.deployment.requested_by_id == user.pk:
+            mine.append(request)
+        elif _may_answer(request, user, memberships):
+            waiting.append(request)
+    closed = list(
+        approval_requests().exclude(status=ApprovalRequest.Status.OPEN).order_by("-closed_at", "-pk")[:recent]
+    )
+    return {"waiting": waiting, "mine": mine, "closed": closed}
+
+
+def _memberships(user: User) -> list[tuple[int, str, str]]:
+    from teams.models import Membership
+
+    return list(Membership.objects.filter(user=user).values_list("team_id", "team__slug", "role"))
+
+
+def _may_answer(request: ApprovalRequest, user: User, memberships: list[tuple[int, str, str]]) -> bool:
+    from governance import approvals
+
+    if request.deployment.requested_by_id == user.pk:
+        return False
+    if any(answer.user_id == user.pk for answer in request.answers.all()):
+        return False
+    owner_id = request.deployment.service.owner_id
+    who = approvals.Person(
+        username=user.get_username(),
+        owner_roles=[role for team_id, _, role in memberships if team_id == owner_id],
+        teams=[slug for _, slug, _ in memberships],
+        platform_admin=bool(user.is_staff),
+    )
+    return bool(approvals.eligible_for(request.requirements, who))
+
+
+def approvals_waiting_count(*, user: User | AnonymousUser) -> int:
+    """How many open requests the user may answer now, for the navigation (one query when none are open, else three)."""
+    if not isinstance(user, User):
+        return 0
+    open_requests = list(
+        ApprovalRequest.objects.filter(status=ApprovalRequest.Status.OPEN)
+        .exclude(deployment__requested_by=user)
+        .select_related("deployment__service")
+        .prefetch_related("answers")
+    )
+    if not open_requests:
+        return 0
+    memberships = _memberships(user)
+    return sum(1 for request in open_requests if _may_answer(request, user, memberships))
+
+
+def approval_for(*, deployment: Deployment, user: User | AnonymousUser) -> ApprovalRequest | None:
+    """The deployment's latest approval request with its progress and whether `user` may answer it now."""
+    request = approval_requests().filter(deployment=deployment).prefetch_related("answers").first()
+    if request is None:
+        return None
+    request.can_answer = (  # type: ignore[attr-defined]
+        request.is_open and isinstance(user, User) and _may_answer(request, user, _memberships(user))
+    )
+    return request

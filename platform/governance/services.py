@@ -23,7 +23,7 @@ from catalog.models import Service, System, slug_validator
 from deployments.models import Deployment, DeployTarget, Environment, Release, Strategy
 from governance import expressions, facts, freezes, selectors
 from governance.expressions import Judged
-from governance.models import Decision, FreezeWindow, Policy, PolicyVersion, Verdict
+from governance.models import Approvers, Decision, FreezeWindow, Policy, PolicyVersion, Verdict, content_of
 from teams.models import Team
 
 
@@ -55,6 +55,9 @@ def policy_save(
     description: str = "",
     enabled: bool = True,
     source_path: str = "",
+    approvers: str = "",
+    approver_team: str = "",
+    approvals_required: int = 1,
 ) -> Policy:
     """Create a policy or change one; what it says changes only by a new version, with its author and time."""
     _require_admin(user)
@@ -66,9 +69,18 @@ def policy_save(
     if name == "new":  # /governance/policies/new/ is the editor's address
         raise ValidationError({"name": ["“new” is reserved for the new-policy page; choose another name."]})
     match = match.strip() or "true"
-    expressions.version_check(
-        match=match, rule=rule, message=message, message_expression=message_expression, action=action
+    content = content_of(
+        match=match,
+        rule=rule,
+        message=message,
+        message_expression=message_expression,
+        action=action,
+        approvers=approvers,
+        approver_team=approver_team.strip(),
+        approvals_required=approvals_required,
     )
+    expressions.version_check(**content)
+    approver_team_check(content)
     policy = Policy.objects.select_for_update(of=("self",)).select_related("current").filter(name=name).first()
     before = _policy_state(policy, policy.current if policy else None)
     if policy is None:
@@ -77,13 +89,6 @@ def policy_save(
     policy.missing_since = None
     policy.full_clean(exclude=["current"])
     policy.save()
-    content = {
-        "match": match,
-        "rule": rule,
-        "message": message,
-        "message_expression": message_expression,
-        "action": action,
-    }
     version = policy.current
     if version is None or version.content() != content:
         version = PolicyVersion(
@@ -103,6 +108,19 @@ def policy_save(
         action_name = "policy.created" if before is None else "policy.changed"
         audit.event_record(actor=user, action=action_name, target=policy, before=before, after=after)
     return policy
+
+
+def approver_team_check(content: dict[str, Any]) -> None:
+    """A policy whose approvers are a named team must name a team that exists (nobody could approve otherwise)."""
+    from teams.models import Team
+
+    if content.get("approvers") != Approvers.TEAM:
+        return
+    slug = content.get("approver_team", "")
+    if not Team.objects.filter(slug=slug).exists():
+        raise ValidationError(
+            {"approver_team": [f"There is no team {slug!r}; name an existing team's slug, such as release-managers."]}
+        )
 
 
 @transaction.atomic
@@ -135,7 +153,9 @@ class Evaluation:
 
     @property
     def verdict(self) -> str:
-        return Verdict.ALLOW if self.allowed else Verdict.DENY
+        if not self.allowed:
+            return Verdict.DENY
+        return Verdict.APPROVAL if any(result.needs_approval for result in self.results) else Verdict.ALLOW
 
     @property
     def denials(self) -> list[Judged]:
@@ -151,6 +171,8 @@ class Evaluation:
             return "no deploy policies are enabled"
         if self.denials:
             return " ".join(result.message for result in self.denials)
+        if waiting := [result.message for result in self.results if result.needs_approval]:
+            return "Needs approval: " + " ".join(waiting)
         applied = sum(1 for result in self.results if result.outcome != "skip")
         return f"{applied} of {counted} policies applied, none denied"
 

@@ -25,11 +25,23 @@ from django.db.models import QuerySet
 
 from catalog import safe_yaml
 from governance import expressions, facts, services
-from governance.models import Policy, PolicyVersion
+from governance.models import Policy, PolicyVersion, content_of
 
 SUFFIXES = (".yaml", ".yml")
 MAX_FILE_BYTES = 1_000_000
-FIELDS = {"name", "description", "match", "rule", "message", "messageExpression", "action", "enabled", "tests"}
+FIELDS = {
+    "name",
+    "description",
+    "match",
+    "rule",
+    "message",
+    "messageExpression",
+    "action",
+    "approval",
+    "enabled",
+    "tests",
+}
+APPROVAL_FIELDS = {"approvers", "team", "count"}
 OUTCOMES = ("pass", "fail", "skip")
 
 
@@ -148,15 +160,23 @@ def _policy_sync(item: dict[str, Any], rel: str, report: Report, user: User | An
     if unknown:
         report.error(rel, name, f"Unknown field(s) {', '.join(unknown)}; a policy has {', '.join(sorted(FIELDS))}.")
         return
-    content = {
-        "match": _expression(item.get("match", "true")) or "true",
-        "rule": _expression(item.get("rule", "")),
-        "message": str(item.get("message", "")),
-        "message_expression": str(item.get("messageExpression", "")),
-        "action": str(item.get("action", "deny")),
-    }
+    approval = item.get("approval") or {}
+    if not isinstance(approval, dict) or set(approval) - APPROVAL_FIELDS:
+        report.error(rel, name, "approval: a mapping of approvers (owner_leads, team or platform_admins), team, count.")
+        return
+    content = content_of(
+        match=_expression(item.get("match", "true")) or "true",
+        rule=_expression(item.get("rule", "")),
+        message=str(item.get("message", "")),
+        message_expression=str(item.get("messageExpression", "")),
+        action=str(item.get("action", "deny")),
+        approvers=str(approval.get("approvers", "")),
+        approver_team=str(approval.get("team", "")).strip(),
+        approvals_required=approval.get("count", 1),
+    )
     try:
         expressions.version_check(**content)
+        services.approver_team_check(content)
     except ValidationError as error:
         for field_name, messages in error.message_dict.items():
             report.error(rel, name, f"{field_name}: {' '.join(messages)}")

@@ -17,4 +17,7 @@ urlpatterns = [
     re_path(r"^evidence/export\.(?P<fmt>csv|json)$", views.evidence_export, name="evidence-export"),
     path("deploy-preview/<slug:slug>/", views.deploy_preview, name="deploy-preview"),
     path("decisions/<int:pk>/", views.decision_detail, name="decision-detail"),
+    path("approvals/", views.approval_list, name="approval-list"),
+    path("approvals/count/", views.approval_count, name="approval-count"),
+    path("approvals/<int:pk>/<slug:verdict>/", views.approval_answer, name="approval-answer"),
 ]

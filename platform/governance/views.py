@@ -1,5 +1,5 @@
-"""Governance pages, read-only: the deploy policies and their versions (policies change through policy files), and
-the decisions they made."""
+"""Governance pages: the deploy policies and their versions, the decisions they made, the policy editor (platform
+admins) and the approvals inbox, where eligible people approve or reject deployments a policy parked."""
 
 import json
 from typing import Any
@@ -9,7 +9,7 @@ from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
@@ -23,9 +23,10 @@ from catalog.permissions import user_can
 from deployments import services as deployment_services
 from deployments.forms import DeployForm
 from deployments.models import DeployTarget, Environment, Strategy
-from governance import evidence, expressions, facts, freezes, selectors, services
+from governance import approvals, evidence, expressions, facts, freezes, selectors, services
 from governance.forms import EvidenceForm, FreezeWindowForm, PolicyForm
-from governance.models import Policy, PolicyVersion
+from governance.models import ApprovalRequest, Policy, PolicyVersion, content_of
+from portal.errors import Conflict
 from portal.forms import apply_errors, validation_response
 
 CALENDAR_WEEKS = 8
@@ -98,13 +99,17 @@ def policy_try(request: HttpRequest) -> HttpResponse:
     service = Service.objects.filter(slug=post.get("try_service", "").strip()).first()
     environment = Environment.objects.filter(slug=post.get("try_environment", "")).first()
     strategy = post.get("try_strategy", "")
-    content = {
-        "match": post.get("match", "").strip() or "true",
-        "rule": post.get("rule", ""),
-        "message": post.get("message", ""),
-        "message_expression": post.get("message_expression", ""),
-        "action": post.get("action", ""),
-    }
+    required = post.get("approvals_required", "1").strip()
+    content = content_of(
+        match=post.get("match", "").strip() or "true",
+        rule=post.get("rule", ""),
+        message=post.get("message", ""),
+        message_expression=post.get("message_expression", ""),
+        action=post.get("action", ""),
+        approvers=post.get("approvers", ""),
+        approver_team=post.get("approver_team", "").strip(),
+        approvals_required=int(required) if required.isdecimal() and len(required) < 3 else 0,
+    )
     if service is None or environment is None or strategy not in Strategy.values:
         context["problem"] = "Name a service in the catalog, an environment and a strategy to try the policy on."
     else:
@@ -233,6 +238,35 @@ def evidence_export(request: HttpRequest, fmt: str) -> HttpResponse:
 
 
 @login_required
+@require_GET
+def approval_list(request: HttpRequest) -> HttpResponse:
+    """The approvals inbox: what waits for the signed-in person's answer, what they asked for, what was decided."""
+    return render(request, "governance/approval_list.html", selectors.approval_inbox(user=request.user))
+
+
+@login_required
+@require_GET
+def approval_count(request: HttpRequest) -> HttpResponse:
+    """The navigation's link to the inbox with how many requests wait for this person; empty when none do."""
+    waiting = selectors.approvals_waiting_count(user=request.user)
+    return render(request, "governance/_approval_count.html", {"waiting": waiting})
+
+
+def approval_question(approval: ApprovalRequest, verdict: str) -> str:
+    """What a person confirms before answering: the same words in the dialog and on the confirmation page."""
+    deployment = approval.deployment
+    what = f"{deployment.service.slug} {deployment.release.version} to {deployment.environment.name}"
+    if verdict == "reject":
+        return f"Reject deployment #{deployment.pk} of {what}? It is cancelled, and your reason is on its timeline."
+    if approval.kind == ApprovalRequest.Kind.BREAK_GLASS:
+        return (
+            f"Approve the break-glass deploy #{deployment.pk} of {what}? It is an emergency change: it skips what "
+            "the policies allow for break-glass (a freeze), and your name is on it."
+        )
+    return f"Approve deployment #{deployment.pk} of {what}? With enough approvals it rolls out at once."
+
+
+@login_required
 @require_POST
 def deploy_preview(request: HttpRequest, slug: str) -> HttpResponse:
     """The deploy form's live dry run: what each policy will say about the change as the form stands (htmx posts the
@@ -266,3 +300,37 @@ def deploy_preview(request: HttpRequest, slug: str) -> HttpResponse:
             )  # fmt: skip
             context.update(environment=environment, version=version, strategy=strategy)
     return render(request, "governance/_deploy_preview.html", context)
+
+
+@login_required
+@require_POST
+def approval_answer(request: HttpRequest, pk: int, verdict: str) -> HttpResponse:
+    """Approve, or reject with a reason; only once confirmed (hx-confirm sends `confirmed=yes`, or a confirmation
+    page asks without JavaScript). Who may answer is checked by governance.approvals."""
+    if verdict not in ("approve", "reject"):
+        raise Http404("No such answer.")
+    approval = get_object_or_404(selectors.approval_requests(), pk=pk)
+    deployment = approval.deployment
+    reason = request.POST.get("reason", "")
+    if request.POST.get("confirmed") != "yes":
+        if not (approval.is_open and selectors.approval_for(deployment=deployment, user=request.user).can_answer):  # type: ignore[union-attr]
+            raise PermissionDenied("You may not answer this approval request.")
+        title, _, detail = approval_question(approval, verdict).partition("? ")
+        context = {"title": f"{title}?", "detail": detail, "approval": approval, "verdict": verdict, "reason": reason}
+        return render(request, "governance/approval_confirm.html", context)
+    try:
+        if verdict == "approve":
+            approvals.approval_approve(request_id=approval.pk, user=request.user)
+            messages.success(request, f"You approved deployment #{deployment.pk}.")
+        else:
+            approvals.approval_reject(request_id=approval.pk, user=request.user, reason=reason)
+            messages.success(request, f"You rejected deployment #{deployment.pk}; it is cancelled.")
+    except Conflict as conflict:
+        messages.error(request, conflict.message)
+    except ValidationError as error:
+        messages.error(request, " ".join(error.messages))
+    inbox = request.POST.get("next") == "inbox"
+    url = reverse("governance:approval-list") if inbox else deployment.get_absolute_url()
+    if request.htmx:  # type: ignore[attr-defined]
+        return HttpResponseClientRedirect(url)
+    return redirect(url)

@@ -229,10 +229,11 @@ def test_demo_tree_imports_every_entity_with_relations_grants_and_audit():
         ("growth", "kim"),
         ("logistics", "eva"),
         ("payments", "demo"),
+        ("payments", "sam"),
         ("platform", "admin"),
         ("sre", "tom"),
     }
-    assert Membership.objects.get(team__slug="payments", user__username="sam").role == "member"
+    assert Membership.objects.get(team__slug="payments", user__username="sam").role == "lead"
     assert Membership.objects.get(team__slug="checkout", user__username="demo").role == "member"  # from memberOf
     assert Team.objects.get(slug="sre").parent.slug == "platform"
 

@@ -58,12 +58,33 @@ def test_a_rule_must_give_true_or_false_and_a_message_expression_a_string(policy
     assert "must give a string" in errors["message_expression"][0]
 
 
-def test_require_approval_waits_for_the_approvals_slice(policy) -> None:
+def test_require_approval_says_who_approves_and_how_many(policy, world) -> None:
     errors = refused(policy, action="require_approval")
-    assert errors["action"] == [
-        "require_approval arrives with approvals, which do not exist yet; use deny, warn or audit for now."
-    ]
-    assert "Choose one of: deny, warn, audit." in refused(policy, action="block")["action"][0]
+    assert errors["approvers"] == ["Say who approves: one of owner_leads, team, platform_admins."]
+    errors = refused(policy, action="require_approval", approvers="team")
+    assert "Name the team whose members approve" in errors["approver_team"][0]
+    errors = refused(policy, action="require_approval", approvers="team", approver_team="release-managers")
+    assert "There is no team 'release-managers'" in errors["approver_team"][0]
+    errors = refused(policy, action="require_approval", approvers="owner_leads", approvals_required=11)
+    assert errors["approvals_required"] == ["11 approvals? Ask for 1 to 10."]
+    assert "Choose one of: deny, require_approval, warn, audit." in refused(policy, action="block")["action"][0]
+    saved = policy(
+        "two-admins", "false", action="require_approval", approvers="team", approver_team="search", approvals_required=2
+    )
+    assert saved.current.content() | {} == {
+        "match": "true",
+        "rule": "false",
+        "message": "two-admins failed",
+        "message_expression": "",
+        "action": "require_approval",
+        "approvers": "team",
+        "approver_team": "search",
+        "approvals_required": 2,
+    }
+    assert saved.current.approvers_text() == "2 approvals from the search team"
+    # The approval fields belong to require_approval policies only: a deny policy's content says nothing of them.
+    denied = policy("plain", "true", approvers="team", approver_team="nobody")
+    assert "approvers" not in denied.current.content() and denied.current.approvers == ""
 
 
 def test_size_and_comprehension_limits(policy, settings) -> None:

@@ -10,9 +10,10 @@ from django.core.management import call_command
 
 from deployments import services as deployment_services
 from deployments.models import State
-from governance import sync
+from governance import approvals, sync
 from governance.models import Policy
-from tests.deployments.support import drive, release_make, scripted, target_make
+from tests.deployments.support import drive, release_make, scripted, step, target_make
+from tests.factories import MembershipFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -93,7 +94,7 @@ def test_expression_errors_and_bad_files_are_reported_per_policy(tmp_path) -> No
     errors = {(file, name): message for file, name, message in report.errors}
     assert "rule: Line 1, column 16: Syntax error" in errors["a.yaml", "broken"]
     assert "service.teir: the fact document has no such field" in errors["b.yaml", "typo"]
-    assert "require_approval arrives with approvals" in errors["c.yaml", "approve"]
+    assert "approvers: Say who approves: one of owner_leads, team, platform_admins." in errors["c.yaml", "approve"]
     assert errors["d.yaml", "extra"].startswith("Unknown field(s) owner")
     assert errors["e.yaml", ""].startswith("This is not valid YAML (line 2, column 1)")
     assert errors["g.yaml", "canary-only"] == "Defined twice: first in f.yaml; this one is ignored."
@@ -141,11 +142,17 @@ def test_the_starter_policies_sync_with_all_their_tests_passing() -> None:
     assert report.errors == []
     assert sorted(report.created) == [
         "current-golden-path", "no-production-deploys-in-a-freeze", "production-in-working-hours",
-        "progressive-delivery-for-tier-1", "staging-before-production",
+        "progressive-delivery-for-tier-1", "staging-before-production", "two-person-rule-for-tier-1",
     ]  # fmt: skip
     actions = dict(Policy.objects.values_list("name", "current__action"))
     assert actions["staging-before-production"] == actions["progressive-delivery-for-tier-1"] == "deny"
     assert (actions["current-golden-path"], actions["production-in-working-hours"]) == ("warn", "audit")
+    two_person = Policy.objects.get(name="two-person-rule-for-tier-1").current
+    assert (two_person.action, two_person.approvers, two_person.approvals_required) == (
+        "require_approval",
+        "owner_leads",
+        1,
+    )
 
 
 def test_every_starter_policy_has_tests_that_exercise_both_outcomes() -> None:
@@ -180,4 +187,14 @@ def test_the_starter_set_refuses_a_tier_1_rolling_deploy_straight_to_production(
             "promote it."
         )
         assert deploy(staging).state == State.SUCCEEDED
-        assert deploy(production, strategy="canary").state == State.SUCCEEDED
+        # Staging passed and the strategy is right: the two-person rule holds it for a lead of payments.
+        waiting = deployment_services.deployment_request(
+            service=world.service, environment=production, user=world.owner, release=release, strategy="canary"
+        )
+        for _ in range(3):
+            waiting = step(waiting)
+        assert waiting.state == State.AWAITING_APPROVAL
+        assert waiting.policy_decision.verdict == "approval"
+        lead = MembershipFactory(team=world.owner_team, user=UserFactory(username="lena"), role="lead").user
+        approvals.approval_approve(request_id=waiting.approval_requests.get().pk, user=lead)
+        assert drive(waiting).state == State.SUCCEEDED

@@ -145,6 +145,8 @@ def test_the_editor_shows_cel_errors_with_their_position_as_you_type(client, wor
     page = client.post(reverse("governance:policy-new"), {**body, "rule": "service.teir == 1"}).content.decode()
     assert "service.teir: the fact document has no such field" in page
     page = client.post(reverse("governance:policy-new"), {**body, "action": "require_approval"}).content.decode()
+    assert "Say who approves: one of owner_leads, team, platform_admins." in page
+    page = client.post(reverse("governance:policy-new"), {**body, "action": "block"}).content.decode()
     assert "Select a valid choice" in page
     page = client.post(reverse("governance:policy-new"), {**body, "name": "new", "rule": "true"}).content.decode()
     assert "reserved for the new-policy page" in page

@@ -5,13 +5,13 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from deployments.models import Strategy, commit_validator, version_validator
-from governance.models import Action, Decision, Policy, PolicyVersion, Verdict
+from governance.models import Action, Approval, ApprovalRequest, Approvers, Decision, Policy, PolicyVersion, Verdict
 
 OUTCOMES = [
     ("pass", "The rule held."),
     ("fail", "The rule did not hold: the policy's action applies."),
     ("skip", "The policy does not apply to this change (its match is false)."),
-    ("error", "The policy could not be evaluated; a deny policy then denies."),
+    ("error", "The policy could not be evaluated; a deny or require_approval policy then denies."),
 ]
 
 
@@ -67,7 +67,8 @@ class StoredDocumentField(serializers.Field):
 
 
 class PolicyCheckSerializer(serializers.ModelSerializer):
-    """What the enabled policies say about the change; `allowed` is false when a deny policy failed or errored."""
+    """What the enabled policies say about the change. `allowed` is false when a deny policy failed or errored, or a
+    require_approval policy failed (`verdict` is then `approval`: allowed once the approvals are given)."""
 
     decision = serializers.IntegerField(source="pk", read_only=True, help_text="The decision recorded.")
     allowed = serializers.BooleanField(read_only=True)
@@ -86,7 +87,20 @@ class PolicyVersionSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = PolicyVersion
-        fields = ["id", "number", "match", "rule", "message", "message_expression", "action", "author", "created_at"]
+        fields = [
+            "id",
+            "number",
+            "match",
+            "rule",
+            "message",
+            "message_expression",
+            "action",
+            "approvers",
+            "approver_team",
+            "approvals_required",
+            "author",
+            "created_at",
+        ]
         read_only_fields = fields
 
 
@@ -180,3 +194,63 @@ class EvidenceSerializer(serializers.Serializer):
     time_zone = serializers.CharField(help_text="The organisation's time zone the dates are read in.")
     generated_at = serializers.DateTimeField()
     changes = EvidenceChangeSerializer(many=True, help_text="Oldest first.")
+
+
+class ApprovalRequirementSerializer(serializers.Serializer):
+    policy = serializers.CharField(allow_blank=True, help_text="The policy that asked; empty for break-glass.")
+    version_id = serializers.IntegerField(allow_null=True)
+    version = serializers.IntegerField(allow_null=True)
+    approvers = serializers.ChoiceField(choices=Approvers.choices)
+    team = serializers.CharField(allow_blank=True, help_text="The team's slug when approvers is team.")
+    count = serializers.IntegerField(help_text="Distinct approvers needed.")
+    message = serializers.CharField(allow_blank=True)
+    by = serializers.ListField(child=serializers.CharField(), help_text="Who approved, counted for this requirement.")
+    met = serializers.BooleanField()
+
+
+class ApprovalAnswerSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Approval
+        fields = ["username", "verdict", "reason", "owner_roles", "platform_admin", "created_at"]
+        read_only_fields = fields
+
+
+class ApprovalRequestSerializer(serializers.ModelSerializer):
+    """A deployment waiting for (or decided by) approvals."""
+
+    deployment = serializers.IntegerField(source="deployment_id", read_only=True)
+    service = serializers.CharField(source="deployment.service.slug", read_only=True)
+    environment = serializers.CharField(source="deployment.environment.slug", read_only=True)
+    version = serializers.CharField(source="deployment.release.version", read_only=True)
+    requested_by = serializers.CharField(source="requested_by.username", default=None, allow_null=True, read_only=True)
+    decision = serializers.IntegerField(source="decision_id", allow_null=True, read_only=True)
+    requirements = ApprovalRequirementSerializer(source="progress", many=True, read_only=True)
+    answers = ApprovalAnswerSerializer(many=True, read_only=True)
+    url = serializers.CharField(source="get_absolute_url", read_only=True)
+
+    class Meta:
+        model = ApprovalRequest
+        fields = [
+            "id",
+            "url",
+            "deployment",
+            "service",
+            "environment",
+            "version",
+            "kind",
+            "status",
+            "requested_by",
+            "reason",
+            "decision",
+            "requirements",
+            "answers",
+            "expires_at",
+            "closed_at",
+            "closed_reason",
+            "created_at",
+        ]
+        read_only_fields = fields
+
+
+class ApprovalRejectSerializer(serializers.Serializer):
+    reason = serializers.CharField(max_length=2000, help_text="Why: the requester reads it on the timeline.")

@@ -6,15 +6,18 @@ from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import exceptions as drf_exceptions
 from rest_framework import status, viewsets
+from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from catalog.models import Service
 from deployments.models import Environment
-from governance import evidence, selectors, services
-from governance.api.filters import DecisionFilterSet
+from governance import approvals, evidence, selectors, services
+from governance.api.filters import ApprovalRequestFilterSet, DecisionFilterSet
 from governance.api.serializers import (
+    ApprovalRejectSerializer,
+    ApprovalRequestSerializer,
     DecisionDetailSerializer,
     DecisionSerializer,
     EvidenceQuerySerializer,
@@ -101,3 +104,36 @@ class EvidenceView(APIView):
         except DjangoValidationError as error:
             raise drf_exceptions.ValidationError(error.message_dict) from None
         return Response(EvidenceSerializer(report.document()).data)
+
+
+class ApprovalRequestViewSet(viewsets.ReadOnlyModelViewSet):
+    """Approval requests, newest first (filters: status, kind, service, deployment, `waiting_for_me`). Readable by
+    every signed-in user, as deployments are; approving and rejecting is for the eligible people only (403)."""
+
+    serializer_class = ApprovalRequestSerializer
+    filterset_class = ApprovalRequestFilterSet
+
+    def get_queryset(self):  # type: ignore[no-untyped-def]
+        return selectors.approval_requests().prefetch_related("answers").order_by("-created_at", "-pk")
+
+    def _answered(self, pk: str | None) -> Response:
+        request = selectors.approval_requests().prefetch_related("answers").get(pk=pk)
+        return Response(self.get_serializer(request).data)
+
+    @extend_schema(request=None, responses={200: ApprovalRequestSerializer, 403: None, 409: None})
+    @action(detail=True, methods=["post"])
+    def approve(self, request: Request, pk: str | None = None) -> Response:
+        """Approve: refused (403) for the requester and anyone the policy does not name; 409 once it is closed."""
+        approval = self.get_object()
+        approvals.approval_approve(request_id=approval.pk, user=request.user)
+        return self._answered(pk)
+
+    @extend_schema(request=ApprovalRejectSerializer, responses={200: ApprovalRequestSerializer, 403: None, 409: None})
+    @action(detail=True, methods=["post"])
+    def reject(self, request: Request, pk: str | None = None) -> Response:
+        """Reject with a reason: the deployment is cancelled."""
+        approval = self.get_object()
+        body = ApprovalRejectSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        approvals.approval_reject(request_id=approval.pk, user=request.user, reason=body.validated_data["reason"])
+        return self._answered(pk)

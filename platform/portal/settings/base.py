@@ -295,6 +295,8 @@ CELERY_BEAT_SCHEDULE = {
     "insights-rollups-sweep": {"task": "insights.rollups_sweep", "schedule": 600.0},
     # The SLIs' error ratios through the anomaly detector, in 10-minute buckets (monitoring/anomaly.py).
     "monitoring-detect-anomalies": {"task": "monitoring.detect_anomalies", "schedule": 600.0},
+    # Approval requests past their time cancel their deployment (governance.approvals.requests_expire).
+    "governance-expire-approvals": {"task": "governance.expire_approvals", "schedule": 30.0},
 }
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 DJANGO_STRUCTLOG_CELERY_ENABLED = True
@@ -417,6 +419,8 @@ GOVERNANCE = {
     "MAX_COMPREHENSION_DEPTH": 2,
     # The organisation's starter policies (policy files with their tests), synced by demo_load.
     "POLICIES_DIR": BASE_DIR / "policies",
+    # A deployment waiting for approvals is cancelled when its request is this old (governance.approvals).
+    "APPROVAL_EXPIRY_HOURS": env.float("RUNWAY_APPROVAL_EXPIRY_HOURS", default=24.0),
 }
 
 # Ownership reviews (docs/reviews.md). A service's ownership must be verified every VERIFICATION_DAYS (per tier where

@@ -107,7 +107,8 @@ class Command(BaseCommand):
                 f"from policies/; {freezes or 'no new'} freeze windows; "
                 f"{health_checks or 'no new'} simulated health checks; {incidents or 'no new'} incidents; "
                 f"{review_items or 'no new'} ownership review items.\n"
-                f"Sign in as demo / {DEMO_PASSWORD} (lead in Payments) or admin / {DEMO_PASSWORD} (platform admin)."
+                f"Sign in as demo / {DEMO_PASSWORD} (lead in Payments), sam / {DEMO_PASSWORD} (the other lead in "
+                f"Payments, who approves demo's tier 1 production deploys) or admin / {DEMO_PASSWORD} (platform admin)."
             )
         )
 
