@@ -61,6 +61,13 @@ def approval_open(deployment: Deployment, *, decision_id: int | None) -> None:
     approvals.request_open(deployment=deployment, decision_id=decision_id)
 
 
+def break_glass_open(deployment: Deployment) -> None:
+    """Ask one platform admin to approve a break-glass deploy (in the transaction that parks it)."""
+    from governance import approvals
+
+    approvals.break_glass_open(deployment=deployment)
+
+
 def approval_for(deployment: Deployment, *, user: Any) -> Any:
     """The deployment's latest approval request, its progress, and whether `user` may answer it (for its page)."""
     from governance import selectors

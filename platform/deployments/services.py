@@ -283,9 +283,12 @@ def deployment_request(
     release: Release | None = None,
     strategy: str = "",
     rollback_of: Deployment | None = None,
+    break_glass_reason: str = "",
 ) -> Deployment:
-    """Check everything that can be checked now, record the deployment as pending, and start it on commit."""
+    """Check everything that can be checked now, record the deployment as pending, and start it on commit. A
+    break-glass deploy (with its reason) waits for a platform admin's approval before its policy step instead."""
     _require(user, "catalog.deploy_service", service, "deploy it")
+    break_glass_reason = _break_glass_reason_check(break_glass_reason)
     if service.lifecycle in FINISHED_SERVICE:
         raise ValidationError({"service": [f"{service.slug} is {service.get_lifecycle_display().lower()}."]})
     if retiring := Decommission.objects.filter(service=service).exclude(state__in=DECOMMISSION_CLOSED).first():
@@ -335,6 +338,7 @@ def deployment_request(
             previous_release=placement.release if placement else None,
             rollback_of=rollback_of,
             deadline=timezone.now() + timedelta(seconds=settings.DEPLOY_DEADLINE_SECONDS),
+            break_glass_reason=break_glass_reason,
         )
         try:
             with transaction.atomic():
@@ -359,8 +363,58 @@ def deployment_request(
             after={"release": release.version, "environment": environment.slug, "strategy": strategy},
             service_id=service.pk,
         )
-        engine.enqueue(deployment.pk, deployment.version)
+        if break_glass_reason:
+            _break_glass_park(deployment, user=user)
+        else:
+            engine.enqueue(deployment.pk, deployment.version)
     return deployment
+
+
+def _break_glass_reason_check(reason: str) -> str:
+    reason = (reason or "").strip()
+    if "\x00" in reason or len(reason) > 2000:
+        raise ValidationError({"reason": ["Keep the reason under 2,000 characters of plain text."]})
+    return reason
+
+
+def _break_glass_park(deployment: Deployment, *, user: User) -> None:
+    """Flag a break-glass deploy loudly (timeline, audit) and park it for one platform admin's approval."""
+    message = (
+        f"BREAK-GLASS: {user} asks for an emergency deploy of {deployment.release.version} to "
+        f"{deployment.environment}: {deployment.break_glass_reason} It waits for a platform admin's approval."
+    )
+    audit.event_record(
+        actor=user,
+        action="deployment.break_glass",
+        target=deployment,
+        after={"reason": deployment.break_glass_reason, "environment": deployment.environment.slug},
+        service_id=deployment.service_id,
+    )
+    machine.transition(
+        deployment,
+        State.AWAITING_APPROVAL,
+        message=message,
+        actor=user,
+        level=DeploymentEvent.Level.ERROR,
+        data={"break_glass": True},
+    )
+    policies.break_glass_open(deployment)
+
+
+def deployment_break_glass(*, deployment: Deployment, user: User, reason: str) -> Deployment:
+    """Ask for an emergency deploy of a deployment's release to its environment (typically one a policy refused):
+    a new deployment, flagged break-glass, that waits for one platform admin's approval before its policy step,
+    where policies see `change.break_glass`."""
+    if not _break_glass_reason_check(reason):
+        raise ValidationError({"reason": ["Say why this cannot wait: the platform admin who approves reads it."]})
+    return deployment_request(
+        service=deployment.service,
+        environment=deployment.environment,
+        user=user,
+        release=deployment.release,
+        strategy=deployment.strategy,
+        break_glass_reason=reason,
+    )
 
 
 def _locked(deployment: Deployment) -> Deployment:

@@ -8,6 +8,7 @@ urlpatterns = [
     path("environments/", views.environments, name="environments"),
     path("<int:pk>/", views.detail, name="detail"),
     path("<int:pk>/redeploy/", views.redeploy, name="redeploy"),
+    path("<int:pk>/break-glass/", views.break_glass, name="break-glass"),
     path("<int:pk>/<slug:action>/", views.control, name="control"),
     path("new/<slug:slug>/", views.deploy, name="deploy"),
     path("decommissions/", views.decommissions, name="decommissions"),

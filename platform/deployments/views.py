@@ -82,6 +82,7 @@ def detail(request: HttpRequest, pk: int) -> HttpResponse:
         "can_deploy": user_can(request.user, "catalog.deploy_service", deployment.service),
         "approval": policies.approval_for(deployment, user=request.user),
         "confirm": {action: _question(deployment, action) for action in CONFIRMED},
+        "break_glass_question": break_glass_question(deployment),
     }
     return render(request, _fragment(request, "deployments/detail.html", "live"), context)
 
@@ -185,6 +186,38 @@ def redeploy(request: HttpRequest, pk: int) -> HttpResponse:
         messages.error(request, " ".join(error.messages))
         return redirect(deployment)
     return redirect(again)
+
+
+def break_glass_question(deployment: Deployment) -> str:
+    return (
+        f"Break glass for {deployment.release.version} to {deployment.environment}? This asks a platform admin to "
+        "approve an emergency deploy that skips what the policies allow for break-glass (a freeze); it is flagged "
+        "as break-glass on its timeline, in the audit log and in the change evidence."
+    )
+
+
+@login_required
+@require_POST
+def break_glass(request: HttpRequest, pk: int) -> HttpResponse:
+    """An owner asks for an emergency deploy of this deployment's release, with a reason; only once confirmed."""
+    deployment = _deployment(pk)
+    if not user_can(request.user, "catalog.deploy_service", deployment.service):
+        raise PermissionDenied(f"Only {deployment.service.owner} and platform admins can ask for a break-glass deploy.")
+    reason = request.POST.get("reason", "")
+    if not _confirmed(request):
+        title, _, detail = break_glass_question(deployment).partition("? ")
+        context = {"title": f"{title}?", "detail": detail, "deployment": deployment, "reason": reason}
+        return render(request, "deployments/break_glass_confirm.html", context)
+    try:
+        emergency = services.deployment_break_glass(deployment=deployment, user=request.user, reason=reason)
+    except Conflict as conflict:
+        messages.error(request, conflict.message)
+        return _back_to(request, deployment)
+    except ValidationError as error:
+        messages.error(request, " ".join(error.messages))
+        return _back_to(request, deployment)
+    messages.warning(request, "Break-glass requested: it waits for a platform admin's approval.")
+    return _back_to(request, emergency)
 
 
 @login_required

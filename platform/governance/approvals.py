@@ -232,6 +232,12 @@ def _record(
     )
 
 
+def answer_role(answer: Approval) -> str:
+    """As what an approval counted: “lead of the owning team”, “platform admin”, “member of release-managers”."""
+    who = Person(username=answer.username, owner_roles=[], teams=[], platform_admin=answer.platform_admin)
+    return _as(who, answer.request.requirements, list(answer.counts_for))
+
+
 def _as(who: Person, requirements: list[dict[str, Any]], counts_for: list[int]) -> str:
     labels = {
         Approvers.OWNER_LEADS: "lead of the owning team",
@@ -285,11 +291,12 @@ def approval_approve(*, request_id: int, user: User | AnonymousUser) -> Approval
         )
         engine.enqueue(deployment.pk, deployment.version)
     else:
-        done = sum(1 for row in rows if row["met"])
+        given = sum(min(len(row["by"]), int(row["count"])) for row in rows)
+        wanted = sum(int(row["count"]) for row in rows)
         machine.note(
             deployment,
-            f"Approved by {who.username} ({_as(who, request.requirements, counts_for)}); {done} of {len(rows)} "
-            "requirements met, waiting for more approvals.",
+            f"Approved by {who.username} ({_as(who, request.requirements, counts_for)}): {given} of {wanted} "
+            "approvals, waiting for more.",
             data={"approval_request": request.pk, "approval": answer.pk},
         )
     return request

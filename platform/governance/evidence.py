@@ -123,9 +123,22 @@ def _iso(moment: datetime | None) -> str | None:
 
 
 def _approvals(deployments: Sequence[Deployment]) -> dict[int, list[dict[str, Any]]]:
-    """Who approved each change, by deployment id: [{"by", "at", "as"}]. Approvals do not exist in Runway yet, so
-    every change has none; when they do, this one function fills the column with one more query."""
-    return {}
+    """Who approved each change, by deployment id: [{"by", "at", "role"}], oldest first; one query (break-glass and
+    policy approvals alike)."""
+    from governance import approvals
+    from governance.models import Approval
+
+    found: dict[int, list[dict[str, Any]]] = {}
+    rows = (
+        Approval.objects.filter(request__deployment__in=[d.pk for d in deployments], verdict=Approval.Verdict.APPROVE)
+        .select_related("request")
+        .order_by("created_at", "pk")
+    )
+    for answer in rows:
+        found.setdefault(answer.request.deployment_id, []).append(
+            {"by": answer.username, "at": _iso(answer.created_at), "role": approvals.answer_role(answer)}
+        )
+    return found
 
 
 def rows_build(*, scope: Scope, since: date, until: date) -> list[dict[str, Any]]:

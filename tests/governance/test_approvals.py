@@ -142,7 +142,9 @@ def test_n_distinct_approvers_of_a_named_team(world, production, policy, leads) 
         approvals.approval_approve(request_id=request.pk, user=leads[0])
     deployment.refresh_from_db()
     assert deployment.state == State.AWAITING_APPROVAL
-    assert deployment.events.filter(message__contains="0 of 1 requirements met, waiting for more approvals").exists()
+    assert deployment.events.filter(
+        message="Approved by oscar (member of search): 1 of 2 approvals, waiting for more."
+    ).exists()
     assert [row["by"] for row in request.progress()] == [["oscar"]]
     approvals.approval_approve(request_id=request.pk, user=rachel)
     deployment.refresh_from_db()

@@ -45,6 +45,7 @@ class DeploymentSerializer(serializers.ModelSerializer):
     )
     requested_by = serializers.CharField(source="requested_by.username", default=None, allow_null=True, read_only=True)
     url = serializers.CharField(source="get_absolute_url", read_only=True)
+    break_glass = serializers.BooleanField(read_only=True, help_text="An emergency deploy a platform admin approved.")
 
     class Meta:
         model = Deployment
@@ -64,6 +65,8 @@ class DeploymentSerializer(serializers.ModelSerializer):
             "plan",
             "traffic_share",
             "failure_reason",
+            "break_glass",
+            "break_glass_reason",
             "requested_by",
             "created_at",
             "started_at",
@@ -217,3 +220,7 @@ class DecommissionRequestSerializer(serializers.Serializer):
     service = serializers.SlugField(max_length=100)
     reason = serializers.CharField(max_length=2000)
     planned_for = serializers.DateField()
+
+
+class BreakGlassSerializer(serializers.Serializer):
+    reason = serializers.CharField(max_length=2000, help_text="Why this cannot wait: the approving admin reads it.")

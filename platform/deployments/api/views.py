@@ -20,6 +20,7 @@ from rest_framework.views import APIView
 from catalog.models import Service
 from deployments import decommission, services, webhooks
 from deployments.api.serializers import (
+    BreakGlassSerializer,
     DecommissionDetailSerializer,
     DecommissionRequestSerializer,
     DecommissionSerializer,
@@ -153,6 +154,15 @@ class DeploymentViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
     @action(detail=True, methods=["post"])
     def resume(self, request: Request, pk: str) -> Response:
         return self._control(request, services.deployment_pause, paused=False)
+
+    @extend_schema(request=BreakGlassSerializer, responses={201: DeploymentSerializer})
+    @action(detail=True, methods=["post"], url_path="break-glass")
+    def break_glass(self, request: Request, pk: str) -> Response:
+        """Ask for an emergency deploy of this release (a new deployment, flagged break-glass) that waits for one
+        platform admin's approval; policies see `change.break_glass`."""
+        body = BreakGlassSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        return self._control(request, services.deployment_break_glass, reason=body.validated_data["reason"])
 
     @extend_schema(request=None, responses={201: DeploymentSerializer})
     @action(detail=True, methods=["post"])
