@@ -273,3 +273,18 @@ def test_the_service_flags_table_costs_a_fixed_number_of_queries(
     with django_assert_max_num_queries(12):
         response = client.get(reverse("flags:flag-list", args=[world.service.slug]))
     assert response.content.count(b'role="switch"') == 24
+
+
+def test_the_demo_flags_load_once_and_serve_staff_first(world, envs) -> None:
+    from flags import demo, evaluation, selectors
+    from tests.factories import service_make
+
+    checkout = service_make(owner=world.owner_team, slug="checkout-api", name="Checkout API")
+    assert demo.flags_load(admin=world.staff) == 2  # world.service is payments-api, which has one too
+    assert demo.flags_load(admin=world.staff) == 0
+    production = envs[1]
+    compiled = selectors.compile_set(checkout.pk, production.pk)["flags"]["new-checkout"]
+    _, staff = evaluation.evaluate("new-checkout", compiled, {"targetingKey": "u1", "email": "ana@example.com"})
+    assert (staff["reason"], staff["value"]) == ("TARGETING_MATCH", True)
+    shares = [evaluation.evaluate("new-checkout", compiled, {"targetingKey": f"u{i}"})[1]["value"] for i in range(2000)]
+    assert 0.07 < shares.count(True) / len(shares) < 0.13  # the 10 % rollout

@@ -74,6 +74,9 @@ class Command(BaseCommand):
         if policies.errors:
             raise CommandError(f"The starter policies have {len(policies.errors)} problem(s); see above.")
         freezes = governance_demo.freezes_load()
+        from flags import demo as flags_demo  # like reviews: the loader reaches up for the demo only
+
+        flags = flags_demo.flags_load(admin=admin)
         from reviews import demo as reviews_demo  # the catalog's loader reaches up for the demo only
 
         # Before scoring: the starter scorecard asks for a recent ownership verification.
@@ -106,6 +109,7 @@ class Command(BaseCommand):
                 + f"; {len(policies.created) + len(policies.changed) + len(policies.unchanged)} deploy policies "
                 f"from policies/; {freezes or 'no new'} freeze windows; "
                 f"{health_checks or 'no new'} simulated health checks; {incidents or 'no new'} incidents; "
+                f"{flags or 'no new'} feature flags; "
                 f"{review_items or 'no new'} ownership review items.\n"
                 f"Sign in as demo / {DEMO_PASSWORD} (lead in Payments), sam / {DEMO_PASSWORD} (the other lead in "
                 f"Payments, who approves demo's tier 1 production deploys) or admin / {DEMO_PASSWORD} (platform admin)."
