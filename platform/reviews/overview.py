@@ -45,6 +45,7 @@ class TeamOverview:
     stale_runbooks: list[Any]
     updates: list[Any]
     decommissions: list[Any]
+    awaiting: list[Any]  # deployments of the team's services waiting for approval
     handovers_in: list[Handover]
     handovers_out: list[Handover]
     leads: list[str]
@@ -65,9 +66,9 @@ def _team_services(team_ids: list[int]) -> QuerySet[Service]:
 
 def team_overview(*, team: Team, user: User | AnonymousUser) -> TeamOverview:
     """Everything `team` owns with what waits on it: verification dates, scorecard levels and failing rules, open
-    review items, stale runbooks, open golden path updates, decommissions in flight and handovers; the same ten
-    queries for any team size."""
-    from deployments.models import DECOMMISSION_CLOSED, Decommission
+    review items, stale runbooks, open golden path updates, decommissions in flight, deployments awaiting approval and
+    handovers; the same eleven queries for any team size."""
+    from deployments.models import DECOMMISSION_CLOSED, Decommission, Deployment, State
     from scaffolder.models import GoldenPathUpdate
     from techdocs.models import Runbook
 
@@ -127,6 +128,11 @@ def team_overview(*, team: Team, user: User | AnonymousUser) -> TeamOverview:
         .select_related("service")
         .order_by("planned_for")
     )
+    awaiting = list(
+        Deployment.objects.filter(service__owner=team, state=State.AWAITING_APPROVAL)
+        .select_related("service", "environment", "release")
+        .order_by("created_at", "pk")[:50]
+    )
     handovers = list(
         Handover.objects.filter(Q(to_team=team) | Q(from_team=team), status=Handover.Status.PROPOSED)
         .select_related("service", "from_team", "to_team")
@@ -144,6 +150,7 @@ def team_overview(*, team: Team, user: User | AnonymousUser) -> TeamOverview:
         stale_runbooks=stale_runbooks,
         updates=updates,
         decommissions=decommissions,
+        awaiting=awaiting,
         handovers_in=[h for h in handovers if h.to_team_id == team.pk],
         handovers_out=[h for h in handovers if h.from_team_id == team.pk],
         leads=leads,
@@ -159,6 +166,7 @@ class Home:
     handovers: list[Handover]
     decommissions: list[Any]
     deployments: list[Any]
+    approvals: list[Any]  # approval requests this person may answer
 
 
 def home_for(*, user: User) -> Home:
@@ -181,6 +189,9 @@ def home_for(*, user: User) -> Home:
     if not user.is_staff:
         handovers = handovers.filter(to_team_id__in=lead_of)
         decommissions = decommissions.filter(service__owner_id__in=lead_of).exclude(requested_by=user)
+    from governance.selectors import approval_inbox
+
+    approvals = approval_inbox(user=user, recent=0)["waiting"][:50]
     deployments = list(
         Deployment.objects.filter(service__owner_id__in=team_ids)
         .select_related("service", "environment", "release")
@@ -193,4 +204,5 @@ def home_for(*, user: User) -> Home:
         handovers=list(handovers.order_by("created_at")[:50]),
         decommissions=list(decommissions.order_by("planned_for")[:50]),
         deployments=deployments,
+        approvals=approvals,
     )

@@ -254,3 +254,25 @@ def test_the_dry_run_says_approval_is_needed(world, production, policy, leads) -
     )
     assert decision.verdict == "approval" and decision.facts["change"]["approvals"] == []
     assert decision.facts["change"]["break_glass"] is False
+
+
+def test_a_waiting_deployment_shows_on_the_team_page_and_on_an_approvers_home(
+    client, world, production, policy, leads
+) -> None:  # type: ignore[no-untyped-def]
+    lena, _ = leads
+    policy("two-person-rule", **TWO_PERSON)
+    target_make(world.service, production, runtime="scripted", canary_steps=[50])
+    with scripted():
+        deployment = park(world, production)
+    assert deployment.state == State.AWAITING_APPROVAL
+
+    client.force_login(lena)
+    team_page = client.get("/reviews/teams/payments/").content.decode()
+    home = client.get("/").content.decode()
+    client.force_login(world.owner)  # the requester: never asked to approve their own change
+    requester_home = client.get("/").content.decode()
+
+    waiting = f'<a href="{deployment.get_absolute_url()}">Payments API {deployment.release.version}</a>'
+    assert "Deployments awaiting approval" in team_page and waiting in team_page
+    assert f"Approve deploying Payments API {deployment.release.version}" in home
+    assert "Approve deploying" not in requester_home
