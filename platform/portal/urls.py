@@ -27,6 +27,7 @@ api_v1: list[URLPattern | URLResolver] = [
     path("", include("scorecards.api.urls")),
     path("", include("incidents.api.urls")),
     path("", include("monitoring.api.urls")),
+    path("", include("flags.api.urls")),
     path("", include("reviews.api.urls")),
 ]
 

@@ -288,3 +288,20 @@ def test_the_demo_flags_load_once_and_serve_staff_first(world, envs) -> None:
     assert (staff["reason"], staff["value"]) == ("TARGETING_MATCH", True)
     shares = [evaluation.evaluate("new-checkout", compiled, {"targetingKey": f"u{i}"})[1]["value"] for i in range(2000)]
     assert 0.07 < shares.count(True) / len(shares) < 0.13  # the 10 % rollout
+
+
+def test_the_api_reads_flags_with_their_settings(client, world, flag, django_assert_max_num_queries) -> None:
+    from rest_framework.test import APIClient
+
+    services.flag_create(actor=None, service=world.service, key="second")
+    api = APIClient()
+    assert api.get("/api/v1/flags/").status_code in (401, 403)
+    api.force_authenticate(world.outsider)
+    with django_assert_max_num_queries(6):
+        body = api.get("/api/v1/flags/", {"service__slug": world.service.slug}).json()
+    assert [row["key"] for row in body["results"]] == ["new-checkout", "second"]
+    first = body["results"][0]
+    assert [s["environment"] for s in first["settings"]] == ["staging", "production"]
+    assert first["variants"] == {"on": True, "off": False} and first["settings"][1]["enabled"] is False
+    assert api.get(f"/api/v1/flags/{flag.pk}/").json()["key"] == "new-checkout"
+    assert api.get("/api/v1/flags/", {"service__slug": "a\x00b"}).status_code == 400

@@ -1,0 +1,7 @@
+from rest_framework.routers import SimpleRouter
+
+from flags.api import views
+
+router = SimpleRouter()
+router.register("flags", views.FlagViewSet, basename="flag")
+urlpatterns = router.urls
