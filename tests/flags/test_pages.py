@@ -305,3 +305,20 @@ def test_the_api_reads_flags_with_their_settings(client, world, flag, django_ass
     assert first["variants"] == {"on": True, "off": False} and first["settings"][1]["enabled"] is False
     assert api.get(f"/api/v1/flags/{flag.pk}/").json()["key"] == "new-checkout"
     assert api.get("/api/v1/flags/", {"service__slug": "a\x00b"}).status_code == 400
+
+
+@pytest.mark.parametrize(("role", "expected"), [("owner", 200), ("outsider", 403), ("staff", 200), ("anonymous", 401)])
+def test_the_api_kill_switch_is_the_owners(world, flag, role, expected) -> None:
+    from rest_framework.test import APIClient
+
+    for env in Environment.objects.all():
+        services.setting_update(actor=None, flag=flag, environment=env, enabled=True)
+    api = APIClient()
+    if role != "anonymous":
+        api.force_authenticate(getattr(world, role))
+    response = api.post(f"/api/v1/flags/{flag.pk}/kill/")
+    assert response.status_code in ((401, 403) if role == "anonymous" else (expected,))
+    on = FlagSetting.objects.filter(flag=flag, enabled=True).count()
+    assert on == (0 if expected == 200 else 2)
+    if expected == 200:
+        assert [s["enabled"] for s in response.json()["settings"]] == [False, False]
