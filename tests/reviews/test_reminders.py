@@ -86,8 +86,8 @@ def test_another_teams_address_never_appears_in_a_letter(leads, mailoutbox):
 @pytest.fixture(scope="module")
 def two_workers(django_db_blocker) -> Iterator[tuple[TestWorkController, TestWorkController]]:  # type: ignore[no-untyped-def]
     with (
-        start_worker(app, pool="solo", perform_ping_check=False, shutdown_timeout=20, hostname="reviews-a@test") as a,
-        start_worker(app, pool="solo", perform_ping_check=False, shutdown_timeout=20, hostname="reviews-b@test") as b,
+        start_worker(app, pool="solo", perform_ping_check=False, shutdown_timeout=60, hostname="reviews-a@test") as a,
+        start_worker(app, pool="solo", perform_ping_check=False, shutdown_timeout=60, hostname="reviews-b@test") as b,
     ):
         yield a, b
 
