@@ -24,9 +24,12 @@ run: migrate
 	$(BIN)/python manage.py collectstatic --no-input -v0
 	$(BIN)/python manage.py runstack
 
-# --ds: the test settings (fast password hashing) whatever DJANGO_SETTINGS_MODULE the shell exports.
+# --ds: the test settings (fast password hashing) whatever DJANGO_SETTINGS_MODULE the shell exports. One worker per
+# core (TEST_WORKERS=0 runs in one process); --dist loadfile keeps a module's tests, and its module-scoped fixtures
+# such as a second installation's database or a live stack, in one worker.
+TEST_WORKERS ?= auto
 test: $(STAMP)
-	$(BIN)/pytest --ds=portal.settings.test $(PYTEST_ARGS)
+	$(BIN)/pytest --ds=portal.settings.test -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 smoke: $(STAMP)
 	$(BIN)/pytest --ds=portal.settings.test -m smoke $(PYTEST_ARGS)

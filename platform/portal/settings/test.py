@@ -5,6 +5,7 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 # Everything a test run writes (repositories, deployed releases, the embedded broker's queue) goes to a scratch
 # folder, never into the var/ that `make run` uses: a test must not find the demo's repositories, and a worker
@@ -13,6 +14,16 @@ from pathlib import Path
 _scratch = Path(tempfile.mkdtemp(prefix="runway-tests-"))
 atexit.register(shutil.rmtree, _scratch, ignore_errors=True)
 os.environ.setdefault("RUNWAY_VAR_DIR", str(_scratch / "var"))
+
+# Under pytest-xdist each worker has its own test database (pytest-django adds the suffix); it needs its own Redis
+# database too, or one worker's `cache.clear()` empties the other's cache and its Celery workers take the other's
+# tasks against the wrong database. Workers count up from the database REDIS_URL names, wrapping at Redis's 16.
+_xdist_worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+if _xdist_worker.startswith("gw") and os.environ.get("REDIS_URL"):
+    _url = urlsplit(os.environ["REDIS_URL"])
+    _db = _url.path.strip("/")
+    _index = (int(_db if _db.isdigit() else 0) + int(_xdist_worker.removeprefix("gw"))) % 16
+    os.environ["REDIS_URL"] = urlunsplit(_url._replace(path=f"/{_index}"))
 
 from portal.settings.base import *  # noqa: E402, F403
 from portal.settings.base import STATIC_ROOT  # noqa: E402
