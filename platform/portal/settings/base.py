@@ -361,6 +361,10 @@ SPECTACULAR_SETTINGS = {
         "DeploymentStateEnum": "deployments.models.State",
         "DecommissionStateEnum": "deployments.models.DecommissionState",
         "HealthStatusEnum": "monitoring.models.HealthStatus",
+        "PolicyActionEnum": "governance.models.Action",
+        "PolicyVerdictEnum": "governance.models.Verdict",
+        "IncidentStatusEnum": "incidents.models.Status",
+        "AlertStatusEnum": ["firing", "resolved"],
     },
 }
 
