@@ -401,8 +401,9 @@ class Worker:
             )
         return cls(name=name, process=process, log=log)
 
-    def ready(self, *, timeout: float = 60) -> None:
-        """Wait until the worker answers a remote-control ping (it boots Django, so this takes seconds)."""
+    def ready(self, *, timeout: float = 180) -> None:
+        """Wait until the worker answers a remote-control ping (it boots Django, so this takes seconds; with the suite
+        on every core and the worker's own beat, a minute was once not enough)."""
         deadline = time.monotonic() + timeout
         while not app.control.ping(destination=[self.name], timeout=0.5):
             assert self.process.poll() is None, self.output()[-3000:]
