@@ -19,11 +19,18 @@ os.environ.setdefault("RUNWAY_VAR_DIR", str(_scratch / "var"))
 # database too, or one worker's `cache.clear()` empties the other's cache and its Celery workers take the other's
 # tasks against the wrong database. Workers count up from the database REDIS_URL names, wrapping at Redis's 16.
 _xdist_worker = os.environ.get("PYTEST_XDIST_WORKER", "")
-if _xdist_worker.startswith("gw") and os.environ.get("REDIS_URL"):
+# Once per worker: processes a test starts (Celery workers, a second installation) inherit both variables and the
+# REDIS_URL already moved, and must use the same database as the test that started them.
+if (
+    _xdist_worker.startswith("gw")
+    and os.environ.get("REDIS_URL")
+    and os.environ.get("RUNWAY_TEST_REDIS_FOR") != _xdist_worker
+):
     _url = urlsplit(os.environ["REDIS_URL"])
     _db = _url.path.strip("/")
     _index = (int(_db if _db.isdigit() else 0) + int(_xdist_worker.removeprefix("gw"))) % 16
     os.environ["REDIS_URL"] = urlunsplit(_url._replace(path=f"/{_index}"))
+    os.environ["RUNWAY_TEST_REDIS_FOR"] = _xdist_worker
 
 from portal.settings.base import *  # noqa: E402, F403
 from portal.settings.base import STATIC_ROOT  # noqa: E402
