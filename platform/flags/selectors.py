@@ -1,8 +1,9 @@
 """Reading flags as the OFREP endpoints need them: one compiled, cached document per service and environment.
 
-The compiled set is plain JSON (evaluation.py reads it), cached in the shared cache under a generation number that
-every change of the service's flags bumps after it commits (services._changed), so the next poll after a change
-sees it and never a stale set. Segments are inlined when compiling; a segment change bumps every generation.
+The compiled set is plain JSON (evaluation.py reads it), cached in the shared cache under a generation that every
+flag or segment change replaces after it commits (services._changed, segment_save), so the next poll after a change
+sees it and never a stale set: a set compiled from the old rows can only land under the old generation. Segments
+are inlined when compiling.
 """
 
 from __future__ import annotations
@@ -14,28 +15,28 @@ from typing import Any
 
 from django.core.cache import cache
 
-from flags.models import Flag, FlagSetting, SdkKey, Segment, sdk_key_digest
+from flags.models import Flag, FlagSetting, SdkKey, Segment
 
 SET_TTL = 3600
 KEY_TTL = 60
+GENERATION = "flags:gen"
 
 
-def _generation(service_id: int) -> str:
-    names = ["flags:gen", f"flags:gen:{service_id}"]
-    values = cache.get_many(names)
-    missing = {name: secrets.token_hex(6) for name in names if name not in values}
-    if missing:
-        cache.set_many(missing, None)
-        values |= missing
-    return f"{values['flags:gen']}.{values[f'flags:gen:{service_id}']}"
+def generation() -> str:
+    """The current generation of every compiled set; a new one is made when there is none."""
+    found = cache.get(GENERATION)
+    if found is None:
+        found = secrets.token_hex(6)
+        if not cache.add(GENERATION, found, None):  # another process made one first: use theirs
+            found = cache.get(GENERATION, found)
+    return str(found)
 
 
-def flag_sets_forget(service_id: int) -> None:
-    cache.set(f"flags:gen:{service_id}", secrets.token_hex(6), None)
-
-
-def flag_sets_forget_all() -> None:
-    cache.set("flags:gen", secrets.token_hex(6), None)
+def flag_sets_forget() -> None:
+    """After a flag or segment change commits: every compiled set is stale. One generation for all services, not
+    one per service, so that an OFREP request reads it in the round trip that also counts its rate and finds its
+    key (ofrep._authenticate); a change is rare next to evaluations, and each set recompiles once, lazily."""
+    cache.set(GENERATION, secrets.token_hex(6), None)
 
 
 def compile_set(service_id: int, environment_id: int) -> dict[str, Any]:
@@ -71,8 +72,9 @@ def _inline(rule: dict[str, Any], segments: dict[str, list[Any]]) -> dict[str, A
     return rule | {"when": when}
 
 
-def flag_set(service_id: int, environment_id: int) -> dict[str, Any]:
-    key = f"flags:set:{service_id}:{environment_id}:{_generation(service_id)}"
+def flag_set(service_id: int, environment_id: int, *, current: str | None = None) -> dict[str, Any]:
+    """The compiled set, from the cache under the current generation (`current`, when the caller has read it)."""
+    key = f"flags:set:{current or generation()}:{service_id}:{environment_id}"
     found = cache.get(key)
     if found is None:
         found = compile_set(service_id, environment_id)
@@ -80,11 +82,14 @@ def flag_set(service_id: int, environment_id: int) -> dict[str, Any]:
     return found  # type: ignore[no-any-return]
 
 
-def sdk_key_lookup(raw: str) -> tuple[int, int] | None:
-    """(service id, environment id) of a live SDK key, cached briefly by digest (a revocation forgets it at once)."""
-    digest = sdk_key_digest(raw)
-    name = f"flags:sdk:{digest}"
-    found = cache.get(name)
+def sdk_key_name(digest: str) -> str:
+    return f"flags:sdk:{digest}"
+
+
+def sdk_key_lookup(digest: str, cached: list[int] | None = None) -> tuple[int, int] | None:
+    """(service id, environment id) of a live SDK key by its digest, cached briefly (a revocation forgets it at once);
+    `cached` is the cache's entry when the caller has already read it."""
+    found = cached
     if found is None:
         row = (
             SdkKey.objects.filter(digest=digest, revoked_at__isnull=True)
@@ -92,12 +97,12 @@ def sdk_key_lookup(raw: str) -> tuple[int, int] | None:
             .first()
         )
         found = list(row) if row else []
-        cache.set(name, found, KEY_TTL)
+        cache.set(sdk_key_name(digest), found, KEY_TTL)
     return (found[0], found[1]) if found else None
 
 
 def sdk_key_forget(digest: str) -> None:
-    cache.delete(f"flags:sdk:{digest}")
+    cache.delete(sdk_key_name(digest))
 
 
 def flags_for_service(service_id: int) -> list[Flag]:

@@ -140,8 +140,7 @@ def _changed(flag: Flag, *, actor: Actor, action: str, before: dict[str, Any] | 
     author = actor if actor is not None and actor.is_authenticated else None
     FlagVersion.objects.create(flag=flag, number=flag.version, snapshot=after, author=author, note=note[:200])
     event_record(actor=actor, action=action, target=flag, before=before, after=after, service_id=flag.service_id)
-    service_id = flag.service_id
-    transaction.on_commit(lambda: selectors.flag_sets_forget(service_id))
+    transaction.on_commit(selectors.flag_sets_forget)
 
 
 @transaction.atomic
@@ -249,7 +248,7 @@ def segment_save(*, actor: Actor, slug: str, name: str, conditions: object, desc
         before=before,
         after={"name": name, "conditions": conditions},
     )
-    transaction.on_commit(selectors.flag_sets_forget_all)
+    transaction.on_commit(selectors.flag_sets_forget)
     return segment
 
 
