@@ -41,7 +41,7 @@ class ApiTokenRateThrottle(BaseThrottle):
             _window, count, prefetch, found = counted
         else:
             prefetch = view.throttle_prefetch(request) if hasattr(view, "throttle_prefetch") else []
-            count, found = _count(_counter_key(token.digest, window), prefetch)
+            count, found = window_count(_counter_key(token.digest, window), prefetch)
         if prefetch:
             request.throttle_prefetched = (prefetch, found)
         self._retry_after = (window + 1) * WINDOW_SECONDS - now
@@ -98,7 +98,7 @@ _TOKEN_SHA = hashlib.sha1(_TOKEN_SCRIPT.encode()).hexdigest()  # noqa: S324
 _SERIALIZER = RedisSerializer()  # how Django's Redis cache stores values (CACHES sets no other serializer)
 
 
-def _count(key: str, prefetch: list[str], *, timeout: int = WINDOW_SECONDS + 5) -> tuple[int, dict[str, Any]]:
+def window_count(key: str, prefetch: list[str], *, timeout: int = WINDOW_SECONDS + 5) -> tuple[int, dict[str, Any]]:
     """Add one to the counter `key`, which expires `timeout` seconds after its first count; return it, and the cached
     values of `prefetch` that are present."""
     backend = caches["default"]
@@ -164,7 +164,7 @@ def signin_failure_count(*, username: str, address: str) -> list[str]:
     limits = {"account": settings.SIGNIN_FAILURES_PER_ACCOUNT, "address": settings.SIGNIN_FAILURES_PER_ADDRESS}
     started = []
     for kind, limit in limits.items():
-        count, _found = _count(keys[kind], [], timeout=lockout)
+        count, _found = window_count(keys[kind], [], timeout=lockout)
         if count >= limit:
             # The lock holds its end time; the count starts again from nothing once the lock is over.
             cache.set(keys[f"{kind}_lock"], time.time() + lockout, timeout=lockout)

@@ -20,7 +20,7 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
-from accounts.throttling import _count
+from accounts.throttling import window_count
 from flags import evaluation, selectors
 from flags.models import sdk_key_digest
 
@@ -46,7 +46,7 @@ def _authenticate(request: HttpRequest) -> tuple[int, int, str] | HttpResponse:
     digest = sdk_key_digest(raw)
     window = int(time.time() // 60)
     key_name = selectors.sdk_key_name(digest)
-    count, cached = _count(f"ratelimit:flags:{digest[:32]}:{window}", [key_name, selectors.GENERATION])
+    count, cached = window_count(f"ratelimit:flags:{digest[:32]}:{window}", [key_name, selectors.GENERATION])
     if count > settings.FLAGS_SDK_RATE_LIMIT:
         retry = math.ceil((window + 1) * 60 - time.time())
         return HttpResponse(status=429, headers={"Retry-After": str(max(1, retry))})

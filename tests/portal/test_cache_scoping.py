@@ -66,7 +66,7 @@ if args.get("session"):
     out["session_status"] = client.get(args["api"]).status_code
 if args.get("counter"):
     from accounts import throttling
-    out["count"] = throttling._count(args["counter"], [])[0]
+    out["count"] = throttling.window_count(args["counter"], [])[0]
 if args.get("signin"):
     from accounts import throttling
     out["signin_wait"] = throttling.signin_wait(**args["signin"])
@@ -166,14 +166,14 @@ def test_an_api_token_cached_by_one_does_not_open_the_other(other, world, settin
 def test_rate_limits_and_sign_in_locks_do_not_cross(other, settings):
     settings.SIGNIN_FAILURES_PER_ACCOUNT = 3
     for expected in (1, 2, 3):
-        assert throttling._count("ratelimit:token:shared:1", [])[0] == expected
+        assert throttling.window_count("ratelimit:token:shared:1", [])[0] == expected
     person = {"username": "alice", "address": "203.0.113.9"}
     for _ in range(3):
         throttling.signin_failure_count(**person)
     assert throttling.signin_wait(**person) > 0
     seen = _run(other, counter="ratelimit:token:shared:1", signin=person)
     assert seen["count"] == 1 and seen["signin_wait"] == 0
-    assert throttling._count("ratelimit:token:shared:1", [])[0] == 4, "B's count did not touch A's"
+    assert throttling.window_count("ratelimit:token:shared:1", [])[0] == 4, "B's count did not touch A's"
 
 
 def test_a_session_of_one_is_not_a_session_of_the_other(other, world, client, settings):
