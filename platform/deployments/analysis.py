@@ -263,13 +263,7 @@ def _error_comparison(
     if canary.error_rate is None or baseline.error_rate is None or baseline.requests < thresholds.min_requests:
         notes.append("too few baseline requests to compare error rates")
         return []
-    from scipy.stats import fisher_exact
-
-    table = [
-        [canary.errors, canary.requests - canary.errors],
-        [baseline.errors, baseline.requests - baseline.errors],
-    ]
-    p_value = float(fisher_exact(table, alternative="greater").pvalue)
+    p_value = _more_errors_p(canary.errors, canary.requests, baseline.errors, baseline.requests)
     figures["error_rate_test"] = {"p_value": p_value}
     if p_value < thresholds.alpha and canary.error_rate > baseline.error_rate * (1 + thresholds.max_error_increase):
         return [
@@ -277,6 +271,14 @@ def _error_comparison(
             f"{percent(baseline.error_rate)} (Fisher exact test p = {p_value:.2g} < {thresholds.alpha:g})"
         ]
     return []
+
+
+def _more_errors_p(errors: int, requests: int, baseline_errors: int, baseline_requests: int) -> float:
+    """p-value of a one-sided Fisher exact test: does the canary fail a larger share of its requests?"""
+    from scipy.stats import fisher_exact  # scipy.stats takes seconds to import: only workers that analyse pay
+
+    table = [[errors, requests - errors], [baseline_errors, baseline_requests - baseline_errors]]
+    return float(fisher_exact(table, alternative="greater").pvalue)
 
 
 def _error_evidence(evidence: Evidence, thresholds: Thresholds, figures: dict[str, Any]) -> list[str]:
@@ -291,14 +293,13 @@ def _error_evidence(evidence: Evidence, thresholds: Thresholds, figures: dict[st
     errors, requests = evidence.canary_errors, evidence.canary_requests
     if not errors:
         return []
-    from scipy.stats import binomtest, fisher_exact
+    from scipy.stats import binomtest
 
     rate = errors / requests
     if evidence.baseline_requests >= thresholds.min_baseline_requests:
         baseline_errors, baseline_requests = evidence.baseline_errors, evidence.baseline_requests
         allowed = baseline_errors / baseline_requests
-        table = [[errors, requests - errors], [baseline_errors, baseline_requests - baseline_errors]]
-        p_value = float(fisher_exact(table, alternative="greater").pvalue)
+        p_value = _more_errors_p(errors, requests, baseline_errors, baseline_requests)
         against = (
             f"significantly more than the baseline's {baseline_errors} of {baseline_requests} "
             f"(Fisher exact test p = {p_value:.2g} < {thresholds.alpha:g})"
