@@ -10,6 +10,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from django_htmx.http import HttpResponseClientRedirect
 
 from catalog.filters import ServiceFilterSet
+from portal import charts
 from portal.forms import apply_errors
 from reviews import overview, permissions, present, selectors, services
 from reviews import reorganise as reorganisation
@@ -104,7 +105,15 @@ def campaign_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "total": total,
         "answered": answered,
         "percent": round(100 * answered / total) if total else 100,
-        "chart": present.burnup(selectors.campaign_burnup(campaign=campaign), total=total, due_on=campaign.due_on),
+        "chart": charts.burnup(
+            selectors.campaign_burnup(campaign=campaign),
+            total=total,
+            due=campaign.due_on,
+            title="Items answered, day by day",
+            describe="{last} of {total} items answered by {day}; due {due}.",
+            legend="Dashed: every item; orange: the due date.",
+            due_label=f"Due {campaign.due_on:%d %b %Y}",
+        ),
         "items": page_items,
         "more": items.count() > len(page_items),
         "status": status,

@@ -11,6 +11,7 @@ from django.utils.cache import patch_vary_headers
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import HttpResponseClientRedirect
 
+from portal import charts
 from portal.filters import query_param
 from portal.forms import apply_errors
 from scorecards import present, selectors, services, tasks
@@ -126,8 +127,15 @@ def initiative_detail(request: HttpRequest, name: str) -> HttpResponse:
     progress = selectors.initiative_progress(initiative=initiative)
     today = services.org_day(timezone.now())
     series, total = selectors.initiative_burnup(initiative=initiative, today=today)
-    chart = present.burnup(series, total=total, deadline=initiative.deadline,
-                           title=f"{initiative.title}: services there, day by day")  # fmt: skip
+    chart = charts.burnup(
+        series,
+        total=total,
+        due=initiative.deadline,
+        title=f"{initiative.title}: services there, day by day",
+        describe="{last} of {total} services there on {day}; deadline {due}.",
+        legend="Dashed: every service in scope; orange: the deadline.",
+        due_label=f"Deadline {initiative.deadline:%d %b %Y}",
+    )
     rules = initiative.scorecard.rules()
     context = {"initiative": initiative, "progress": progress, "chart": chart, "rules": rules, "today": today,
                "report": initiative.report if initiative.ended_at else None}  # fmt: skip
