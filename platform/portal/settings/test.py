@@ -15,10 +15,18 @@ _scratch = Path(tempfile.mkdtemp(prefix="runway-tests-"))
 atexit.register(shutil.rmtree, _scratch, ignore_errors=True)
 os.environ.setdefault("RUNWAY_VAR_DIR", str(_scratch / "var"))
 
+_xdist_worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+# Under pytest-xdist the controller imports these settings first, and its RUNWAY_VAR_DIR reaches every worker it
+# spawns. Each worker needs a folder of its own: a Celery worker sweeps `VAR_DIR/work` as it starts and removes every
+# run folder that its own database holds no lease for, which were another xdist worker's scaffolding runs (their
+# template files vanished mid-render). Once per worker, as for Redis below: processes a test starts inherit it.
+if _xdist_worker.startswith("gw") and os.environ.get("RUNWAY_TEST_VAR_FOR") != _xdist_worker:
+    os.environ["RUNWAY_VAR_DIR"] = str(Path(os.environ["RUNWAY_VAR_DIR"]) / _xdist_worker)
+    os.environ["RUNWAY_TEST_VAR_FOR"] = _xdist_worker
+
 # Under pytest-xdist each worker has its own test database (pytest-django adds the suffix); it needs its own Redis
 # database too, or one worker's `cache.clear()` empties the other's cache and its Celery workers take the other's
 # tasks against the wrong database. Workers count up from the database REDIS_URL names, wrapping at Redis's 16.
-_xdist_worker = os.environ.get("PYTEST_XDIST_WORKER", "")
 # Once per worker: processes a test starts (Celery workers, a second installation) inherit both variables and the
 # REDIS_URL already moved, and must use the same database as the test that started them.
 if (
