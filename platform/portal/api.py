@@ -6,6 +6,7 @@ from typing import Any
 
 import structlog
 from django.conf import settings
+from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import DataError
 from django.db.models import ProtectedError, RestrictedError
@@ -144,6 +145,12 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         return Response({"detail": exc.message, "existing": exc.existing_url or None}, status=409)
     if isinstance(exc, ProtectedError | RestrictedError):
         return Response({"detail": protected_message(exc), "existing": None}, status=409)
+    if isinstance(exc, TooManyFieldsSent):
+        # Django refuses the form body before DRF sees it and would answer with its HTML 400 page; say what to do.
+        limit = settings.DATA_UPLOAD_MAX_NUMBER_FIELDS
+        exc = exceptions.ParseError(f"The form has more than {limit:,} fields. Send the request as JSON instead.")
+    if isinstance(exc, RequestDataTooBig):
+        return Response({"detail": "The request body is too large."}, status=413)
     if isinstance(exc, DataError):
         logger.warning("api_data_error", error=str(exc).splitlines()[0] if str(exc) else "")
         exc = exceptions.ValidationError({"non_field_errors": ["A value in the request cannot be stored."]})

@@ -77,6 +77,22 @@ def test_the_webhook_callback_refuses_deep_or_nul_json_as_a_field_error(body, re
     assert set(refused.value.message_dict) == {"body"}
 
 
+@pytest.mark.parametrize("path", ["/api/v1/services/", "/api/v1/teams/", "/api/v1/deploy-events/"])
+def test_a_form_body_with_too_many_fields_is_a_json_400_that_says_to_send_json(admin_api, path) -> None:
+    body = "&".join(f"field{i}=1" for i in range(1_500))
+    response = admin_api.post(path, body, content_type="application/x-www-form-urlencoded")
+    assert response.status_code == 400
+    assert "as JSON" in response.json()["detail"]
+
+
+def test_a_body_over_the_upload_limit_is_a_413(admin_api, settings) -> None:
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 10_000
+    body = "&".join(f"name={'x' * 100}" for _ in range(200))
+    response = admin_api.post("/api/v1/teams/", body, content_type="application/x-www-form-urlencoded")
+    assert response.status_code == 413
+    assert response.json()["detail"] == "The request body is too large."
+
+
 def test_json_nested_deeper_than_the_limit_is_a_400(admin_api) -> None:
     body = {"golden_path": "python-worker", "owner": "payments", "answers": json.loads("[" * 70 + "]" * 70)}
     response = admin_api.post("/api/v1/scaffold-runs/", body, format="json")
