@@ -36,6 +36,7 @@ class Incident(models.Model):
     class Source(models.TextChoices):
         MANUAL = "manual", "Declared by a person"
         ALERTMANAGER = "alertmanager", "Prometheus Alertmanager"
+        SLO = "slo", "An SLO's page alert"
 
     title = models.CharField(max_length=200)
     severity = models.CharField(max_length=4, choices=Severity.choices, default=Severity.SEV3)
@@ -56,6 +57,7 @@ class Incident(models.Model):
     )
     # For an incident opened by Alertmanager: a digest of the receiver, the alert group's groupKey and the service,
     # so that later notifications of the same group join it (at most one unresolved incident per group and service).
+    # For one opened by a burning SLO: a digest of the SLO (monitoring.services.slo_incidents_sync), one per burn.
     alert_group = models.CharField(max_length=64, blank=True, default="")
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)

@@ -162,7 +162,7 @@ def incident_update(
         before={"status": before} if changes else None,
         after={"status": locked.status} if changes else {"message": update.message[:200]},
         service_id=service_id or _first_service_id(locked),
-        actor_repr="" if user else "alertmanager",
+        actor_repr="" if user else (locked.source if locked.source != Incident.Source.MANUAL else "runway"),
     )
     for name in ("status", "identified_at", "mitigated_at", "resolved_at", "updated_at"):
         setattr(incident, name, getattr(locked, name))

@@ -141,6 +141,9 @@ class SLO(models.Model):
     environment_slug = models.SlugField(max_length=50, blank=True)
     target = models.FloatField()
     window_days = models.PositiveSmallIntegerField(default=28)
+    # Whether a page alert opens an incident: "page", "off", or "" for the organisation's MONITORING_SLO_INCIDENTS
+    # (the document's metadata.annotations["runway.dev/incidents"]).
+    incidents = models.CharField(max_length=10, blank=True)
     document = models.JSONField()
     catalog_source = models.ForeignKey(
         "catalog.CatalogSource", null=True, blank=True, on_delete=models.SET_NULL, related_name="slos"

@@ -25,6 +25,10 @@ DURATION = re.compile(r"^(\d{1,3})([dw])$")
 OPS = ("lt", "lte", "gt", "gte")
 MAX_QUERY = 4000
 MAX_DOCUMENT = 20_000
+# metadata.annotations: whether this SLO's page alerts open an incident ("page") or not ("off"); absent, the
+# organisation's MONITORING_SLO_INCIDENTS decides.
+INCIDENTS_ANNOTATION = "runway.dev/incidents"
+INCIDENTS_CHOICES = ("page", "off")
 
 
 class SloError(ValueError):
@@ -55,6 +59,7 @@ class ParsedSlo:
     target: float
     window_days: int
     document: dict[str, Any]
+    incidents: str = ""
 
 
 def _mapping(value: Any, field: str) -> dict[str, Any]:
@@ -204,6 +209,13 @@ def slo_parse(document: Any) -> ParsedSlo:
     else:
         raise SloError("needs a ratioMetric or a thresholdMetric.", "spec.indicator.spec")
     target, op, value = _objective(spec, kind == "threshold")
+    annotations = _mapping(metadata.get("annotations", {}), "metadata.annotations")
+    incidents = annotations.get(INCIDENTS_ANNOTATION, "")
+    if incidents not in ("", *INCIDENTS_CHOICES):
+        raise SloError(
+            f"must be {' or '.join(INCIDENTS_CHOICES)} (or absent: the organisation's setting).",
+            f"metadata.annotations.{INCIDENTS_ANNOTATION}",
+        )
     return ParsedSlo(
         name=name,
         display_name=_text(metadata.get("displayName"), "metadata.displayName", required=False),
@@ -221,4 +233,5 @@ def slo_parse(document: Any) -> ParsedSlo:
         target=target,
         window_days=_window_days(spec),
         document=document,
+        incidents=incidents,
     )

@@ -1,5 +1,6 @@
 """Writes: health checks and SLOs (with audit events), probe results (in batches) and SLI samples."""
 
+import hashlib
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import Any
@@ -7,7 +8,7 @@ from typing import Any
 from django.conf import settings
 from django.contrib.auth.models import AnonymousUser, User
 from django.core.exceptions import PermissionDenied
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.db.models import Count, Q, Sum
 from django.db.models.functions import TruncHour
 from django.utils import timezone
@@ -15,7 +16,7 @@ from django.utils import timezone
 from audit import services as audit
 from catalog.models import Service
 from catalog.permissions import user_can
-from monitoring import anomaly, openslo, selectors, sources
+from monitoring import anomaly, burn, openslo, selectors, sources
 from monitoring.models import SLO, Anomaly, HealthCheck, ProbeResult, ProbeRollup, SliSample, SliState
 from monitoring.probe import Outcome, url_validate
 
@@ -154,6 +155,7 @@ SLO_FIELDS = (
     "target",
     "window_days",
     "document",
+    "incidents",
 )
 
 
@@ -380,3 +382,101 @@ def slo_anomalies_detect(*, slo: SLO, now: datetime | None = None) -> list[Anoma
             )
         )
     return created
+
+
+# --- incidents from burning SLOs ----------------------------------------------------------------------------------
+
+SLO_INCIDENT_SEVERITY = "SEV2"  # a page: what Alertmanager's `severity: page` opens too
+
+
+def slo_incident_group(slo: SLO) -> str:
+    """The incident's alert group for an SLO's burns: at most one unresolved incident per SLO (the incidents'
+    partial unique constraint), so a burn opens one incident however many evaluations see it."""
+    return hashlib.sha256(f"slo\x00{slo.pk}".encode()).hexdigest()
+
+
+def slo_opens_incidents(slo: SLO) -> bool:
+    return (slo.incidents or settings.MONITORING_SLO_INCIDENTS) == "page"
+
+
+def _burn_started(budget: Any, now: datetime) -> datetime:
+    """When users started to be hurt, as far as the alert knows: the start of the short window of the rule that fired
+    (5 minutes for the fast rule, 30 for the slow one)."""
+    for _long, short, factor in burn.PAGE_RULES:
+        rate = budget.burn_rates.get(short)
+        if rate is not None and rate >= factor:
+            return now - burn.WINDOWS[short]
+    return now
+
+
+def slo_incidents_sync(*, now: datetime | None = None) -> list[dict[str, Any]]:
+    """Open an incident for each SLO whose page alert fires (where its setting allows), and mitigate the incident when
+    the burn stops; what happened per SLO acted on. Idempotent: an open incident is joined silently, so one burn is
+    one incident, not one per evaluation; a page alert firing again on a mitigated incident reopens it. An SLO whose
+    SLI is unknown changes nothing: no data says neither that it burns nor that it stopped."""
+    from incidents import selectors as incident_selectors
+    from incidents import services as incident_services
+    from incidents.models import Incident, Status
+
+    now = now or timezone.now()
+    statuses = selectors.slo_statuses(list(SLO.objects.select_related("service").order_by("pk")), now=now)
+    groups = {slo_incident_group(status.slo): status for status in statuses}
+    open_incidents = {
+        incident.alert_group: incident
+        for incident in Incident.objects.filter(alert_group__in=list(groups)).exclude(status=Status.RESOLVED)
+    }
+    actions = []
+    for group, status in groups.items():
+        slo, incident = status.slo, open_incidents.get(group)
+        if status.status == burn.UNKNOWN:
+            continue
+        paging = status.budget.alert == "page"
+        burn_1h = status.budget.burn_rates.get("1h") or 0.0
+        if paging and incident is None and slo_opens_incidents(slo):
+            try:
+                with transaction.atomic():
+                    incident = incident_services.incident_declare(
+                        title=f"SLO {slo.display_name or slo.name} is burning its error budget on {slo.service.slug}"[
+                            :200
+                        ],
+                        severity=SLO_INCIDENT_SEVERITY,
+                        summary=f"{status.reason} Burn rate {burn_1h:.1f}× over the last hour against a target of "
+                        f"{slo.target * 100:g} % over {slo.window_days} days.",
+                        services=[slo.service],
+                        created_by=None,
+                        started_at=_burn_started(status.budget, now),
+                        source=Incident.Source.SLO,
+                        alert_group=group,
+                        note=f"Opened by the SLO {slo.service.slug}/{slo.name}'s page alert.",
+                    )
+                    suspects = incident_selectors.suspect_deployments(incident=incident)
+                    if suspects:
+                        named = "; ".join(
+                            f"#{s.deployment.pk} of {s.deployment.service.slug} ({s.deployment.environment.name}, "
+                            f"{s.minutes_before} min before)"
+                            for s in suspects[:5]
+                        )
+                        incident_services.incident_update(
+                            incident=incident, user=None, message=f"Suspect deployments: {named}."
+                        )
+            except IntegrityError:  # another worker's evaluation opened it a moment ago
+                continue
+            actions.append({"slo": slo.pk, "incident": incident.pk, "action": "opened"})
+        elif paging and incident is not None and incident.status == Status.MITIGATED:
+            incident_services.incident_update(
+                incident=incident,
+                user=None,
+                status=Status.INVESTIGATING,
+                message=f"The SLO {slo.name} pages again: burning {burn_1h:.1f}× over the last hour.",
+            )
+            actions.append({"slo": slo.pk, "incident": incident.pk, "action": "reopened"})
+        elif not paging and incident is not None and incident.status in (Status.INVESTIGATING, Status.IDENTIFIED):
+            incident_services.incident_update(
+                incident=incident,
+                user=None,
+                status=Status.MITIGATED,
+                at=now,
+                message=f"The SLO {slo.name}'s page alert stopped: the burn has ended (resolve it once you are sure).",
+            )
+            actions.append({"slo": slo.pk, "incident": incident.pk, "action": "mitigated"})
+    return actions

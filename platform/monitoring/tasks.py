@@ -77,7 +77,8 @@ def rollup_results_task() -> int:
 
 @shared_task(name="monitoring.evaluate_slos", ignore_result=True)
 def evaluate_slos_task() -> int:
-    """Record one sample per SLO (beat, every minute); each SLO is claimed, so overlapping runs count nothing twice."""
+    """Record one sample per SLO (beat, every minute), then open or mitigate the incidents of page alerts; each SLO is
+    claimed, so overlapping runs count nothing twice, and one burn is one incident."""
     recorded = 0
     for slo_id in SLO.objects.order_by("pk").values_list("pk", flat=True):
         try:
@@ -85,6 +86,7 @@ def evaluate_slos_task() -> int:
         except Exception:  # one SLO's surprise must not stop the others' evaluation
             logger.exception("monitoring.slo_evaluation_crashed", slo_id=slo_id)
     services.slo_samples_purge()
+    services.slo_incidents_sync()
     return recorded
 
 

@@ -245,6 +245,9 @@ MONITORING_PROBE_DENY_PATHS = env.list("MONITORING_PROBE_DENY_PATHS", default=["
 MONITORING_PROBE_PORTAL_HOSTS = env.list("MONITORING_PROBE_PORTAL_HOSTS", default=None)
 MONITORING_PROBE_MAX_BODY_BYTES = env.int("MONITORING_PROBE_MAX_BODY_BYTES", default=65_536)
 MONITORING_RAW_RETENTION_DAYS = env.int("MONITORING_RAW_RETENTION_DAYS", default=7)
+# An SLO's page alert opens an incident ("page") or does not ("off"); an SLO's runway.dev/incidents annotation
+# overrides this (docs/monitoring.md).
+MONITORING_SLO_INCIDENTS = env.str("MONITORING_SLO_INCIDENTS", default="page")
 # The largest and most deeply nested Markdown (runbooks, ADRs) that is rendered; larger is refused on save and import
 # and shown as plain text (techdocs/markdown.py says why the renderer needs the bound).
 MARKDOWN_MAX_BYTES = env.int("MARKDOWN_MAX_BYTES", default=262_144)
