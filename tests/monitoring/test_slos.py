@@ -392,7 +392,9 @@ def test_an_anomaly_in_an_sli_is_linked_to_the_dependency_deployed_just_before(w
     assert b'class="anomaly-mark"' in page.content and b'class="deploy-tick"' in page.content
 
 
-def test_dependent_services_in_trouble_together_are_one_signal_from_the_deepest(world, client):
+def test_dependent_services_in_trouble_together_are_one_signal_from_the_deepest(
+    world, client, django_assert_num_queries
+):
     from catalog.models import Dependency
     from monitoring.models import Anomaly
     from tests.factories import service_make
@@ -418,7 +420,8 @@ def test_dependent_services_in_trouble_together_are_one_signal_from_the_deepest(
     assert signal is not None
     assert [s.slug for s in signal.members] == ["database", "payments-api"] and signal.origin == database
     assert signal.why == "the deepest unhealthy dependency"
-    assert selectors.correlated_signal(ledger, now=NOW) is None  # healthy itself
+    with django_assert_num_queries(1):  # healthy itself (no SLO): the dependency graph is not read
+        assert selectors.correlated_signal(ledger, now=NOW) is None
     assert selectors.correlated_signal(search, now=NOW) is None  # in trouble, but linked to nobody in trouble
     client.force_login(world.outsider)
     page = client.get(reverse("catalog:service-detail", args=[world.service.slug])).content.decode()
