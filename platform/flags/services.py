@@ -17,6 +17,7 @@ from catalog.models import Service
 from deployments.models import Environment
 from flags import evaluation, selectors
 from flags.models import Flag, FlagSetting, FlagType, FlagVersion, SdkKey, Segment, sdk_key_digest
+from portal.errors import Conflict
 
 Actor = User | AnonymousUser | None
 MAX_VARIANTS = 50
@@ -47,9 +48,14 @@ def variants_check(flag_type: str, variants: object) -> dict[str, Any]:
 
 
 def rollout_check(rollout: object, variants: dict[str, Any], field: str = "rollout") -> list[list[Any]]:
-    """{"on": 10, "off": 90} → [["on", 10.0], ["off", 90.0]], checked; empty stays empty."""
+    """{"on": 10, "off": 90} → [["on", 10.0], ["off", 90.0]], checked; empty stays empty. The pairs' own form is
+    taken too: a rule keeps its rollout as pairs, so a rule read back (page or API) can be saved unchanged."""
     if rollout in (None, {}, []):
         return []
+    if isinstance(rollout, list) and all(isinstance(pair, list) and len(pair) == 2 for pair in rollout):
+        if len({str(pair[0]) for pair in rollout}) != len(rollout):
+            raise ValidationError({field: "A rollout names each variant once."})
+        rollout = {str(variant): weight for variant, weight in rollout}
     if not isinstance(rollout, dict):
         raise ValidationError({field: "A rollout is an object of variant → percent."})
     weights = []
@@ -159,6 +165,8 @@ def flag_create(
     """A new flag, off in every environment and serving `default_variant` when turned on."""
     if flag_type not in FlagType.values:
         raise ValidationError({"type": f"Choose one of {', '.join(FlagType.values)}."})
+    if Flag.objects.filter(service=service, key=key).exists():
+        raise ValidationError({"key": f"{service} already has a flag {key!r}."})
     variants = variants_check(flag_type, variants if variants is not None else {"on": True, "off": False})
     default = default_variant or next(iter(variants))
     if default not in variants:
@@ -181,6 +189,54 @@ def flag_create(
         ]
     )
     _changed(flag, actor=actor, action="flag.created", before=None)
+    return flag
+
+
+def _served_variants(setting: FlagSetting) -> set[str]:
+    """Every variant a setting can serve: its default, its rollout's, and each rule's variant or rollout."""
+    served = {setting.default_variant, *setting.rollout}
+    for rule in setting.rules:
+        if "variant" in rule:
+            served.add(rule["variant"])
+        served.update(str(pair[0]) for pair in rule.get("rollout") or [])
+    return served
+
+
+@transaction.atomic
+def flag_update(
+    *,
+    actor: Actor,
+    flag: Flag,
+    description: str | None = None,
+    variants: dict[str, Any] | None = None,
+    kind: str | None = None,
+    temporary: bool | None = None,
+    note: str = "",
+) -> Flag:
+    """Change what a flag is (its type and key never change: the code asks by them); only the arguments given change.
+    A variant that some environment still serves cannot be removed: that environment would serve nothing."""
+    flag = Flag.objects.select_for_update().get(pk=flag.pk)
+    before = _snapshot(flag)
+    if variants is not None:
+        variants = variants_check(flag.type, variants)
+        for setting in flag.settings.select_related("environment"):
+            if missing := sorted(_served_variants(setting) - set(variants)):
+                raise ValidationError(
+                    {
+                        "variants": f"{setting.environment.name} still serves {', '.join(map(repr, missing))}: "
+                        "change its setting first."
+                    }
+                )
+        flag.variants = variants
+    if description is not None:
+        flag.description = description
+    if kind is not None:
+        flag.kind = kind
+    if temporary is not None:
+        flag.temporary = temporary
+    flag.full_clean()
+    flag.save()
+    _changed(flag, actor=actor, action="flag.changed", before=before, note=note)
     return flag
 
 
@@ -250,6 +306,34 @@ def segment_save(*, actor: Actor, slug: str, name: str, conditions: object, desc
     )
     transaction.on_commit(selectors.flag_sets_forget)
     return segment
+
+
+def segment_users(segment: Segment) -> list[str]:
+    """'checkout/new-checkout in Production' for every flag setting whose rules refer to the segment."""
+    found = []
+    for setting in FlagSetting.objects.exclude(rules=[]).select_related("flag__service", "environment"):
+        conditions = (condition for rule in setting.rules for condition in rule.get("when", []))
+        if any(c.get("op") == "segment" and c.get("value") == segment.slug for c in conditions):
+            found.append(f"{setting.flag.service.slug}/{setting.flag.key} in {setting.environment.name}")
+    return found
+
+
+@transaction.atomic
+def segment_delete(*, actor: Actor, segment: Segment) -> None:
+    """Remove a segment no rule refers to (a rule naming a missing segment would match nobody, silently)."""
+    segment = Segment.objects.select_for_update().get(pk=segment.pk)
+    if users := segment_users(segment):
+        shown = ", ".join(users[:5]) + (f" and {len(users) - 5} more" if len(users) > 5 else "")
+        raise Conflict(f"Rules still refer to the segment {segment.slug}: {shown}. Change them first.")
+    event_record(
+        actor=actor,
+        action="segment.deleted",
+        target=segment,
+        before={"name": segment.name, "conditions": segment.conditions},
+        after=None,
+    )
+    segment.delete()
+    transaction.on_commit(selectors.flag_sets_forget)
 
 
 @transaction.atomic

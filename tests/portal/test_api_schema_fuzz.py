@@ -130,8 +130,22 @@ def history(world, token):  # type: ignore[no-untyped-def]
     headers = {"Authorization": f"Bearer {token}"}
     runbook = {"service": "payments-api", "title": "On call", "body": "# Pager\n"}
     adr = {"service": "payments-api", "title": "Use PostgreSQL", "status": "accepted", "context": "x"}
-    for path, body in (("/api/v1/runbooks/", runbook), ("/api/v1/adrs/", adr)):
+    staff = {"slug": "staff", "name": "Staff", "conditions": [{"attribute": "email", "op": "ends_with", "value": "@x"}]}
+    flag = {"service": "payments-api", "key": "new-checkout", "description": ""}
+    for path, body in (
+        ("/api/v1/runbooks/", runbook),
+        ("/api/v1/adrs/", adr),
+        ("/api/v1/flag-segments/", staff),
+        ("/api/v1/flags/", flag),
+    ):
         assert client.post(path, json=body, headers=headers).status_code == 201
+    flag_id = client.get("/api/v1/flags/", headers=headers).get_json()["results"][0]["id"]
+    setting = {
+        "enabled": True,
+        "rules": [{"when": [{"op": "segment", "value": "staff"}], "rollout": {"on": 50, "off": 50}}],
+        "rollout": {"on": 10, "off": 90},
+    }
+    assert client.patch(f"/api/v1/flags/{flag_id}/settings/staging/", json=setting, headers=headers).status_code == 200
     return client, headers
 
 
@@ -158,6 +172,10 @@ READS = [
     "/api/v1/score-history/",
     "/api/v1/initiatives/",
     "/api/v1/initiatives/{name}/",
+    "/api/v1/flags/",
+    "/api/v1/flags/{id}/",
+    "/api/v1/flag-segments/",
+    "/api/v1/flag-segments/{slug}/",
 ]
 
 

@@ -1,6 +1,27 @@
+from typing import Any
+
 from rest_framework import serializers
 
-from flags.models import Flag, FlagSetting
+from catalog.models import Service
+from flags.models import Flag, FlagKind, FlagSetting, FlagType, Segment
+from portal.api import SlugRelatedField, json_nul_errors
+
+VARIANTS_HELP = 'Variant name → value of the flag\'s type, e.g. {"on": true, "off": false}.'
+RULES_HELP = (
+    'The first rule whose conditions hold decides, e.g. [{"name": "staff", "when": [{"op": "segment", "value": '
+    '"internal-staff"}], "variant": "on"}].'
+)
+ROLLOUT_HELP = 'Percent per variant for everyone no rule matched, summing to 100, e.g. {"on": 10, "off": 90}.'
+
+
+class _NoNul:
+    """JSON values (variants, rules, conditions) take any text, so a NUL character is refused here, naming where it
+    is, before PostgreSQL would refuse it."""
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        if errors := json_nul_errors(attrs):
+            raise serializers.ValidationError(errors)
+        return attrs
 
 
 class FlagSettingSerializer(serializers.ModelSerializer):
@@ -37,3 +58,59 @@ class FlagSerializer(serializers.ModelSerializer):
             "updated_at",
         ]
         read_only_fields = fields
+
+
+class FlagCreateSerializer(_NoNul, serializers.Serializer):
+    """A new flag: off in every environment until a setting turns it on."""
+
+    service = SlugRelatedField(slug_field="slug", queryset=Service.objects.all(), help_text="The owning service.")
+    key = serializers.CharField(max_length=100, help_text="What the code asks for, unique within the service.")
+    type = serializers.ChoiceField(choices=FlagType.choices, default=FlagType.BOOLEAN)
+    variants = serializers.DictField(required=False, help_text=VARIANTS_HELP + " Absent: a boolean on/off.")
+    default_variant = serializers.CharField(
+        max_length=100, required=False, help_text="Served when on and no targeting decides; absent: the first."
+    )
+    description = serializers.CharField(max_length=2000, required=False, allow_blank=True, default="")
+    kind = serializers.ChoiceField(choices=FlagKind.choices, default=FlagKind.RELEASE)
+    temporary = serializers.BooleanField(default=True)
+
+
+class FlagUpdateSerializer(_NoNul, serializers.Serializer):
+    """What a flag is; its key and type never change (the code asks by them). Only the fields sent change."""
+
+    description = serializers.CharField(max_length=2000, required=False, allow_blank=True)
+    variants = serializers.DictField(required=False, help_text=VARIANTS_HELP)
+    kind = serializers.ChoiceField(choices=FlagKind.choices, required=False)
+    temporary = serializers.BooleanField(required=False)
+    note = serializers.CharField(max_length=200, required=False, allow_blank=True, help_text="Why, for the history.")
+
+
+class SettingUpdateSerializer(_NoNul, serializers.Serializer):
+    """What one environment serves; only the fields sent change."""
+
+    enabled = serializers.BooleanField(required=False)
+    default_variant = serializers.CharField(max_length=100, required=False)
+    rules = serializers.ListField(child=serializers.DictField(), required=False, max_length=100, help_text=RULES_HELP)
+    rollout = serializers.DictField(
+        child=serializers.FloatField(), required=False, help_text=ROLLOUT_HELP + " Empty: the default variant."
+    )
+    note = serializers.CharField(max_length=200, required=False, allow_blank=True, help_text="Why, for the history.")
+
+
+class SegmentSerializer(_NoNul, serializers.ModelSerializer):
+    conditions = serializers.ListField(
+        child=serializers.DictField(),
+        min_length=1,
+        max_length=50,
+        help_text='All must hold, e.g. [{"attribute": "email", "op": "ends_with", "value": "@example.com"}].',
+    )
+
+    class Meta:
+        model = Segment
+        fields = ["id", "slug", "name", "description", "conditions", "updated_at"]
+        read_only_fields = ["id", "updated_at"]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if self.instance is not None and not isinstance(self.instance, list):
+            self.fields["slug"].read_only = True  # rules refer to a segment by its slug

@@ -4,4 +4,5 @@ from flags.api import views
 
 router = SimpleRouter()
 router.register("flags", views.FlagViewSet, basename="flag")
+router.register("flag-segments", views.SegmentViewSet, basename="flag-segment")
 urlpatterns = router.urls

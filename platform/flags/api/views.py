@@ -1,45 +1,129 @@
-"""Feature flags API (read): every signed-in user reads a service's flags and what each environment serves, as on
-the flag pages; its owner team and platform admins pull the kill switch. Other changes go through the pages for now
-(docs/flags.md)."""
+"""Feature flags API: every signed-in user reads a service's flags and what each environment serves, as on the flag
+pages; its owner team and platform admins create and change them and pull the kill switch; segments are the
+organisation's, so platform admins change them. Every write is the pages' own service function (flags/services.py),
+so validation, versions and audit are the same whichever way a change comes in."""
 
 from typing import Any
 
 from django.db.models import Prefetch
-from drf_spectacular.utils import extend_schema
-from rest_framework import viewsets
+from django.shortcuts import get_object_or_404
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
+from rest_framework import status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import PermissionDenied
+from rest_framework.permissions import IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from catalog.models import Service
 from catalog.permissions import user_can
+from deployments.models import Environment
 from flags import services
-from flags.api.serializers import FlagSerializer
-from flags.models import Flag, FlagSetting
+from flags.api.serializers import (
+    FlagCreateSerializer,
+    FlagSerializer,
+    FlagUpdateSerializer,
+    SegmentSerializer,
+    SettingUpdateSerializer,
+)
+from flags.models import Flag, FlagSetting, Segment
+from portal.api import LookupMixin, StaffWritePermission
 
 
-class FlagViewSet(viewsets.ReadOnlyModelViewSet):
+def _require_change(user: Any, service: Service) -> None:
+    if not user_can(user, "catalog.change_service", service):
+        raise PermissionDenied(f"Only {service.owner} (or a platform admin) can change {service}'s flags.")
+
+
+@extend_schema_view(
+    create=extend_schema(request=FlagCreateSerializer, responses={201: FlagSerializer}),
+    partial_update=extend_schema(request=FlagUpdateSerializer, responses={200: FlagSerializer}),
+)
+class FlagViewSet(viewsets.ModelViewSet):
     """Feature flags with each environment's setting. Filter with ?service__slug=<slug>&key=<key>."""
 
     serializer_class = FlagSerializer
+    http_method_names = ["get", "post", "patch", "head", "options"]
     filterset_fields = {"service__slug": ["exact"], "key": ["exact"], "kind": ["exact"]}
 
     def get_queryset(self) -> Any:
         settings = FlagSetting.objects.select_related("environment").order_by("environment__order")
         return (
-            Flag.objects.select_related("service")
+            Flag.objects.select_related("service__owner")
             .prefetch_related(Prefetch("settings", queryset=settings))
             .order_by("service__slug", "key")
         )
+
+    def _answer(self, flag: Flag, code: int = status.HTTP_200_OK) -> Response:
+        return Response(FlagSerializer(self.get_queryset().get(pk=flag.pk)).data, status=code)
+
+    def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        serializer = FlagCreateSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = dict(serializer.validated_data)
+        service = data.pop("service")
+        _require_change(request.user, service)
+        flag = services.flag_create(actor=request.user, service=service, flag_type=data.pop("type"), **data)
+        return self._answer(flag, status.HTTP_201_CREATED)
+
+    def partial_update(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        flag = self.get_object()
+        _require_change(request.user, flag.service)
+        serializer = FlagUpdateSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        services.flag_update(actor=request.user, flag=flag, **serializer.validated_data)
+        return self._answer(flag)
+
+    @extend_schema(
+        request=SettingUpdateSerializer,
+        responses={200: FlagSerializer},
+        parameters=[OpenApiParameter("environment", str, OpenApiParameter.PATH, description="The environment's slug.")],
+    )
+    @action(detail=True, methods=["patch"], url_path=r"settings/(?P<environment>[-a-zA-Z0-9_]+)")
+    def setting(self, request: Request, pk: str | None = None, environment: str = "") -> Response:
+        """Change what one environment serves: on or off, default variant, rules, rollout (only the fields sent)."""
+        flag = self.get_object()
+        env = get_object_or_404(Environment, slug=environment)
+        _require_change(request.user, flag.service)
+        serializer = SettingUpdateSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        services.setting_update(actor=request.user, flag=flag, environment=env, **serializer.validated_data)
+        return self._answer(flag)
 
     @extend_schema(request=None, responses={200: FlagSerializer, 403: None, 404: None})
     @action(detail=True, methods=["post"])
     def kill(self, request: Request, pk: str | None = None) -> Response:
         """The kill switch: the flag off in every environment at once (its owner team and platform admins)."""
         flag = self.get_object()
-        if not user_can(request.user, "catalog.change_service", flag.service):
-            raise PermissionDenied(
-                f"Only {flag.service.owner} (or a platform admin) can change {flag.service}'s flags."
-            )
+        _require_change(request.user, flag.service)
         services.kill(actor=request.user, flag=flag)
-        return Response(self.get_serializer(self.get_queryset().get(pk=flag.pk)).data)
+        return self._answer(flag)
+
+
+class SegmentViewSet(LookupMixin, viewsets.ModelViewSet):
+    """Segments: reusable audiences that rules name by slug. Everyone signed in reads; platform admins write. A
+    segment's slug never changes, and one that rules still name cannot be deleted (409 says which)."""
+
+    serializer_class = SegmentSerializer
+    permission_classes = [IsAuthenticated, StaffWritePermission]
+    lookup_field = "slug"
+    http_method_names = ["get", "post", "patch", "delete", "head", "options"]
+    filterset_fields = {"slug": ["exact"]}
+    queryset = Segment.objects.order_by("name")
+
+    def perform_create(self, serializer: Any) -> None:
+        serializer.instance = services.segment_save(actor=self.request.user, **serializer.validated_data)
+
+    def perform_update(self, serializer: Any) -> None:
+        segment = serializer.instance
+        data = serializer.validated_data
+        serializer.instance = services.segment_save(
+            actor=self.request.user,
+            slug=segment.slug,
+            name=data.get("name", segment.name),
+            conditions=data.get("conditions", segment.conditions),
+            description=data.get("description", segment.description),
+        )
+
+    def perform_destroy(self, instance: Segment) -> None:
+        services.segment_delete(actor=self.request.user, segment=instance)

@@ -368,6 +368,8 @@ SPECTACULAR_SETTINGS = {
         "PolicyVerdictEnum": "governance.models.Verdict",
         "IncidentStatusEnum": "incidents.models.Status",
         "AlertStatusEnum": ["firing", "resolved"],
+        "FlagKindEnum": "flags.models.FlagKind",
+        "FlagTypeEnum": "flags.models.FlagType",
     },
 }
 
