@@ -17,6 +17,7 @@ from catalog.models import Service
 from deployments.models import Deployment, Environment
 from governance import freezes
 from governance.models import ApprovalRequest, Decision, FreezeWindow, Policy, PolicyVersion
+from portal import db
 
 
 def policy_list() -> QuerySet[Policy]:
@@ -24,13 +25,14 @@ def policy_list() -> QuerySet[Policy]:
     return Policy.objects.select_related("current", "current__author")
 
 
-def policy_versions_enabled() -> list[PolicyVersion]:
+def policy_versions_enabled(*, generation: str | None = None) -> list[PolicyVersion]:
     """The versions that judge changes now; each version's policy is the row already loaded.
 
     With a shared cache (Redis) the list is kept in the process and read again only when the policies' generation
     (bumped by every policy change, see `policies_changed`) moves: every request and policy step of a worker reads one
-    cache key instead of 50 rows. With a per-process cache another process's change would go unseen, so it reads."""
-    generation = _policies_generation()
+    cache key instead of 50 rows. With a per-process cache another process's change would go unseen, so it reads.
+    `generation` is the key's value when the caller has read it already (`policies_generation_prefetch`)."""
+    generation = generation or _policies_generation()
     if generation is not None and _ENABLED_CACHE and _ENABLED_CACHE[0] == generation:
         return _ENABLED_CACHE[1]
     versions = []
@@ -46,6 +48,17 @@ def policy_versions_enabled() -> list[PolicyVersion]:
 
 _GENERATION_KEY = "governance:policies:generation"
 _ENABLED_CACHE: list[Any] = []  # [generation, versions] of this process
+
+
+def policies_generation_prefetch() -> list[str]:
+    """The cache key an API view names for the token's round trip (`throttle_prefetch`), so that judging costs no
+    round trip of its own; read it back with `policies_generation_found`."""
+    return [_GENERATION_KEY] if _shared_cache() else []
+
+
+def policies_generation_found(found: dict[str, Any]) -> str | None:
+    value = found.get(_GENERATION_KEY)
+    return str(value) if value is not None else None
 
 
 def _shared_cache() -> bool:
@@ -89,6 +102,10 @@ def decision_list() -> QuerySet[Decision]:
 
 
 def decision_for(*, deployment: Deployment) -> Decision | None:
+    """The deployment's decision, if it was judged. Asked first by every policy step, where the answer is nearly
+    always no: a plain statement says so before the ORM composes the query that loads one."""
+    if db.fetch_one("SELECT 1 FROM governance_decision WHERE deployment_id = %s", [deployment.pk]) is None:
+        return None
     return Decision.objects.filter(deployment=deployment).first()
 
 
@@ -112,28 +129,42 @@ def policy_versions(*, policy: Policy) -> list[PolicyVersion]:
     return versions
 
 
+@dataclass(frozen=True)
+class CheckSubject:
+    """What a dry run names, read in one statement: the service, the environment (None when there is no such
+    environment) and the defaults the check falls back on ('' when there is none)."""
+
+    service: Service
+    environment: Environment | None
+    target_strategy: str  # the service's deploy target's in that environment
+    release_commit: str  # the commit of the service's release of that version
+
+
+# On every POST /api/v1/policy-checks/: one statement instead of four ORM queries, each of which took longer to
+# compose than to run (profiled).
+_SUBJECT_SQL = """SELECT s.id, s.slug, s.owner_id, s.system_id, s.tier, e.id, e.name, e.slug, e."order", e.protected,
+  (SELECT t.strategy FROM deployments_deploytarget t WHERE t.service_id = s.id AND t.environment_id = e.id),
+  (SELECT r.commit_sha FROM deployments_release r WHERE r.service_id = s.id AND r.version = %s)
+FROM catalog_service s LEFT JOIN deployments_environment e ON e.slug = %s
+WHERE s.slug = %s"""
+_SUBJECT_SERVICE = ("id", "slug", "owner_id", "system_id", "tier")  # what the check and the facts read of them
+_SUBJECT_ENVIRONMENT = ("id", "name", "slug", "order", "protected")
+
+
+def check_subject(*, service: str, environment: str, version: str) -> CheckSubject | None:
+    """The service with this slug and what a policy check needs with it, or None when there is no such service. The
+    instances hold only the fields the check reads; any other is loaded when first used, as with `only()`."""
+    row = db.fetch_one(_SUBJECT_SQL, [version, environment, service])
+    if row is None:
+        return None
+    found = Service.from_db(connection.alias, list(_SUBJECT_SERVICE), row[:5])
+    place = Environment.from_db(connection.alias, list(_SUBJECT_ENVIRONMENT), row[5:10]) if row[5] else None
+    return CheckSubject(service=found, environment=place, target_strategy=row[10] or "", release_commit=row[11] or "")
+
+
 def freeze_window_list() -> QuerySet[FreezeWindow]:
     """Every freeze window with its scopes, for the calendar and the API (readable by every signed-in user)."""
     return FreezeWindow.objects.prefetch_related("environments", "teams", "systems").select_related("created_by")
-
-
-# The `freeze` fact's one query, as SQL: it runs for every judgement and dry run, and building it through the ORM
-# (three EXISTS subqueries) cost more CPU than running it (profiled on POST /api/v1/policy-checks/). Each scope left
-# empty means every: a window matches when each of its scopes is empty or holds this change's environment, team, system.
-_FREEZE_SQL = """
-SELECT w.name, w.reason, w.time_zone, w.start_date, w.start_time, w.end_date, w.end_time, w.recurrence, w.tiers
-FROM governance_freezewindow w
-WHERE w.enabled AND w.start_date <= %s AND (w.recurrence <> '' OR w.end_date >= %s)
-  AND (NOT EXISTS (SELECT 1 FROM governance_freezewindow_environments s WHERE s.freezewindow_id = w.id)
-       OR EXISTS (SELECT 1 FROM governance_freezewindow_environments s
-                  WHERE s.freezewindow_id = w.id AND s.environment_id = %s))
-  AND (NOT EXISTS (SELECT 1 FROM governance_freezewindow_teams s WHERE s.freezewindow_id = w.id)
-       OR EXISTS (SELECT 1 FROM governance_freezewindow_teams s WHERE s.freezewindow_id = w.id AND s.team_id = %s))
-  AND (NOT EXISTS (SELECT 1 FROM governance_freezewindow_systems s WHERE s.freezewindow_id = w.id)
-       OR EXISTS (SELECT 1 FROM governance_freezewindow_systems s
-                  WHERE s.freezewindow_id = w.id AND s.system_id = %s))
-ORDER BY w.start_date, w.start_time, w.name
-"""
 
 
 def _parsed(value: Any, kind: type) -> Any:
@@ -145,18 +176,15 @@ def _parsed(value: Any, kind: type) -> Any:
     return kind.fromisoformat(value)  # type: ignore[attr-defined]
 
 
-def freeze_windows_in_force(*, service: Service, environment: Environment, at: datetime) -> list[dict[str, Any]]:
-    """The `freeze` fact: enabled windows in force at `at` whose scope takes in this service and environment.
-
-    One query (`_FREEZE_SQL`); the tier is checked here, the occurrences computed on each window's own clock."""
-    params = [(at + timedelta(days=2)).date(), (at - timedelta(days=2)).date()]  # a day's slack on any zone's clock
-    with connection.cursor() as cursor:
-        cursor.execute(_FREEZE_SQL, [*params, environment.pk, service.owner_id, service.system_id])
-        rows = cursor.fetchall()
+def freeze_windows_in_force(*, rows: list[list[Any]], tier: int, at: datetime) -> list[dict[str, Any]]:
+    """The `freeze` fact from the rows of its read (facts.py: enabled windows that may be in force, whose scope takes
+    in the change's environment, team and system): those in force at `at` for a service of this tier, in the order of
+    their start, each occurrence computed on the window's own clock."""
     in_force = []
-    for name, reason, time_zone, start_date, start_time, end_date, end_time, recurrence, tiers in rows:
+    ordered = sorted(rows, key=lambda row: (str(row[3]), str(row[4]), row[0]))  # start date, start time, name
+    for name, reason, time_zone, start_date, start_time, end_date, end_time, recurrence, tiers in ordered:
         tiers = _parsed(tiers, list) or []
-        if tiers and service.tier not in tiers:
+        if tiers and tier not in tiers:
             continue
         times = freezes.Times(
             time_zone=time_zone,

@@ -177,10 +177,11 @@ class Evaluation:
         return f"{applied} of {counted} policies applied, none denied"
 
 
-def policies_evaluate(*, document: facts.Facts) -> Evaluation:
-    """Judge one fact document with every enabled policy. Reads one query; each expression compiles once."""
+def policies_evaluate(*, document: facts.Facts, generation: str | None = None) -> Evaluation:
+    """Judge one fact document with every enabled policy. Reads one query; each expression compiles once.
+    `generation`: the enabled policies' cache generation, when the caller read it already."""
     started = time.perf_counter()
-    versions = selectors.policy_versions_enabled()
+    versions = selectors.policy_versions_enabled(generation=generation)
     context = cel.Context(document)  # converted to CEL values once, not once per policy
     results = [expressions.policy_evaluate(version, context) for version in versions]
     return Evaluation(results=results, duration_ms=(time.perf_counter() - started) * 1000)
@@ -247,11 +248,13 @@ def policy_check(
     environment: Environment,
     version: str,
     user: User | AnonymousUser,
-    commit_sha: str = "",
+    commit_sha: str | None = None,
     strategy: str = "",
+    policies_generation: str | None = None,
 ) -> Decision:
     """A dry run: what the enabled policies would say about this change now. Records a decision with no deployment
-    (the evidence of what a pipeline outside Runway was told) and changes nothing else."""
+    (the evidence of what a pipeline outside Runway was told) and changes nothing else. The strategy defaults to the
+    deploy target's; the commit (None) to that of the service's release of this version, if there is one."""
     started = time.perf_counter()
     if not strategy:
         target = DeployTarget.objects.filter(service=service, environment=environment).only("strategy").first()
@@ -265,7 +268,7 @@ def policy_check(
                 }
             )
         strategy = target.strategy
-    if not commit_sha:
+    if commit_sha is None:
         release = Release.objects.filter(service=service, version=version).only("commit_sha").first()
         commit_sha = release.commit_sha if release else ""
     change = facts.Change(
@@ -277,7 +280,7 @@ def policy_check(
         requester=user if isinstance(user, User) else None,
     )
     document = facts.facts_build(change=change)
-    evaluation = policies_evaluate(document=document)
+    evaluation = policies_evaluate(document=document, generation=policies_generation)
     decision = _decision_make(change=change, document=document, evaluation=evaluation, started=started)
     decision.save()
     return decision

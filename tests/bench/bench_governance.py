@@ -14,6 +14,7 @@ var/bench/governance.json; exit status 0 when every target is met, 1 when one is
 """
 
 import json
+import os
 import socket
 import statistics
 import sys
@@ -33,6 +34,8 @@ SAMPLES = 500
 STEP_SAMPLES = 100
 TARGETS = {"evaluate_median_ms": 2.0, "evaluate_p95_ms": 5.0, "facts_median_ms": 10.0, "step_median_ms": 20.0}
 TARGET_RPS = 300.0
+DB_NAME = os.environ.get("GOVERNANCE_BENCH_DB", "runway_bench_governance")
+REDIS_DB = int(os.environ.get("GOVERNANCE_BENCH_REDIS_DB", "13"))
 CONCURRENCY, SECONDS = 8, 10.0
 
 
@@ -109,7 +112,7 @@ def _post_throughput(port: int, token: str, body: bytes) -> tuple[float, int, in
 
 def main() -> int:
     env, database_text, broker_text = stack.prepare(
-        work=WORK, db_name="runway_bench_governance", bench="bench_governance", redis_db=13,
+        work=WORK, db_name=DB_NAME, bench="bench_governance", redis_db=REDIS_DB,
         API_TOKEN_RATE_LIMIT="1000000",
     )  # fmt: skip
     import cel

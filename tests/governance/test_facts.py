@@ -160,8 +160,8 @@ def test_now_is_in_the_organisations_time_zone(world, production, settings) -> N
     assert (after_dst["now"]["day"], after_dst["now"]["hour"]) == ("Monday", 15)  # CEST from 29 March
 
 
-def test_building_the_document_takes_a_bounded_number_of_queries(  # type: ignore[no-untyped-def]
-    world, staging, production, django_assert_max_num_queries
+def test_building_the_document_takes_one_query(  # type: ignore[no-untyped-def]
+    world, staging, production, django_assert_num_queries
 ) -> None:
     release = release_make(world.service)
     for index in range(30):
@@ -175,10 +175,22 @@ def test_building_the_document_takes_a_bounded_number_of_queries(  # type: ignor
             name=f"f{index}", time_zone="UTC", start_date=date(2026, 1, 2), start_time=time(14),
             end_date=date(2026, 1, 5), end_time=time(8), recurrence="FREQ=WEEKLY",
         ).environments.add(production)  # fmt: skip
-    # service, tags, successes, roles, history, freezes, incidents, deploy targets, scores, SLOs
-    with django_assert_max_num_queries(10):
+    # Every group's reads are one statement; the SLO group reads monitoring's samples only for a service with SLOs.
+    with django_assert_num_queries(1):
         document = facts.facts_build(change=change)
     assert document["history"]["deployments_30d"] == 30 and document["service"]["runbooks"] == 30
+    assert len(document["service"]["tags"]) == 10
+
+
+def test_a_service_with_slos_adds_monitorings_two_queries(world, production, django_assert_num_queries) -> None:  # type: ignore[no-untyped-def]
+    from monitoring import services as monitoring
+    from tests.monitoring.test_slos import probe_slo
+
+    monitoring.slo_create(user=world.owner, service=world.service, document=probe_slo())
+    change = change_for(world, production, release_make(world.service))
+    with django_assert_num_queries(3):  # the document's statement, the SLOs, their samples
+        document = facts.facts_build(change=change)
+    assert document["slo"]["count"] == 1
 
 
 def test_the_document_is_plain_json(world, production) -> None:

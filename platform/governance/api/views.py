@@ -2,7 +2,6 @@
 policy files), and a dry run of the policies for a pipeline that deploys outside Runway."""
 
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import exceptions as drf_exceptions
 from rest_framework import status, viewsets
@@ -11,8 +10,6 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from catalog.models import Service
-from deployments.models import Environment
 from governance import approvals, evidence, selectors, services
 from governance.api.filters import ApprovalRequestFilterSet, DecisionFilterSet
 from governance.api.serializers import (
@@ -33,6 +30,10 @@ class PolicyCheckView(APIView):
     """Ask what each enabled deploy policy says about a change before making it. Any signed-in user may ask: the
     answer changes nothing (it is recorded as a decision with no deployment)."""
 
+    def throttle_prefetch(self, request: Request) -> list[str]:
+        """The enabled policies' generation, read in the token's round trip to the cache (accounts/throttling.py)."""
+        return selectors.policies_generation_prefetch()
+
     @extend_schema(
         request=PolicyCheckRequestSerializer,
         responses={
@@ -45,17 +46,24 @@ class PolicyCheckView(APIView):
         serializer = PolicyCheckRequestSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
-        service = get_object_or_404(Service.objects.select_related("owner", "system"), slug=data["service"])
-        environment = Environment.objects.filter(slug=data["environment"]).first()
-        if environment is None:
+        subject = selectors.check_subject(
+            service=data["service"], environment=data["environment"], version=data["version"]
+        )
+        if subject is None:
+            raise drf_exceptions.NotFound(f"No service called {data['service']}.")
+        if subject.environment is None:
             raise drf_exceptions.ValidationError({"environment": [f"No environment called {data['environment']}."]})
         decision = services.policy_check(
-            service=service,
-            environment=environment,
+            service=subject.service,
+            environment=subject.environment,
             version=data["version"],
-            commit_sha=data.get("commit_sha", ""),
-            strategy=data.get("strategy", ""),
+            # The defaults read with the service, so that the check does not look them up again.
+            commit_sha=data.get("commit_sha") or subject.release_commit,
+            strategy=data.get("strategy") or subject.target_strategy,
             user=request.user,
+            policies_generation=selectors.policies_generation_found(
+                getattr(request, "throttle_prefetched", ([], {}))[1]
+            ),
         )
         return Response(PolicyCheckSerializer(decision).data, status=status.HTTP_200_OK)
 
