@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from typing import Any
 
 from django.conf import settings
 from django.core.validators import RegexValidator
@@ -153,3 +154,66 @@ class SdkKey(models.Model):
     @classmethod
     def generate(cls) -> str:
         return cls.PREFIX + secrets.token_urlsafe(32)
+
+
+class FlagChange(models.Model):
+    """A change to a protected environment's setting that a require_approval policy held (docs/flags.md): applied
+    when every requirement has its approvals, never if someone rejects it or it expires. Answers are kept on the row
+    (`answers`), written under its lock, as who the approvers were when they answered."""
+
+    class Status(models.TextChoices):
+        OPEN = "open", "Waiting"
+        APPLIED = "applied", "Approved and applied"
+        REJECTED = "rejected", "Rejected"
+        EXPIRED = "expired", "Expired"
+        FAILED = "failed", "Approved, could not apply"
+
+    flag = models.ForeignKey(Flag, on_delete=models.CASCADE, related_name="changes")
+    environment = models.ForeignKey("deployments.Environment", on_delete=models.CASCADE, related_name="+")
+    # What the requester asked for: any of enabled, default_variant, rules, rollout, as the setting will hold them.
+    proposed = models.JSONField()
+    note = models.CharField(max_length=200, blank=True)
+    decision = models.ForeignKey("governance.Decision", on_delete=models.PROTECT, related_name="+")
+    # [{policy, version_id, version, approvers, team, count, message}], as governance.approvals.requirements_of
+    requirements = models.JSONField(default=list)
+    # [{username, user_id, verdict, reason, owner_roles, platform_admin, counts_for, at}]
+    answers = models.JSONField(default=list)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.OPEN)
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    reason = models.TextField(blank=True, help_text="The policies' messages: why it waits.")
+    expires_at = models.DateTimeField()
+    closed_at = models.DateTimeField(null=True, blank=True)
+    closed_reason = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["flag", "status"], name="flags_change_flag_status")]
+
+    def __str__(self) -> str:
+        return f"{self.flag.key} in {self.environment}: {self.get_status_display()}"
+
+    @property
+    def is_open(self) -> bool:
+        return self.status == self.Status.OPEN and self.expires_at > timezone.now()
+
+    @property
+    def shown_status(self) -> str:
+        """The status as people should read it: an open change past its time has expired (nothing sweeps it)."""
+        if self.status == self.Status.OPEN and not self.is_open:
+            return self.Status.EXPIRED.label
+        return self.get_status_display()
+
+    def progress(self) -> list[dict[str, Any]]:
+        """Each requirement with who approved for it so far: [{..., "by": [usernames], "met": bool, "text"}]."""
+        from governance.models import approvers_text  # governance builds on deployments; flags build on both
+
+        approved = [answer for answer in self.answers if answer["verdict"] == "approve"]
+        rows = []
+        for index, requirement in enumerate(self.requirements):
+            by = [answer["username"] for answer in approved if index in answer["counts_for"]]
+            met = len(by) >= int(requirement["count"])
+            rows.append({**requirement, "by": by, "met": met, "text": approvers_text(requirement)})
+        return rows

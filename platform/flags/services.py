@@ -16,7 +16,7 @@ from audit.services import event_record
 from catalog.models import Service
 from deployments.models import Environment
 from flags import evaluation, selectors
-from flags.models import Flag, FlagSetting, FlagType, FlagVersion, SdkKey, Segment, sdk_key_digest
+from flags.models import Flag, FlagChange, FlagSetting, FlagType, FlagVersion, SdkKey, Segment, sdk_key_digest
 from portal.errors import Conflict
 
 Actor = User | AnonymousUser | None
@@ -240,6 +240,30 @@ def flag_update(
     return flag
 
 
+def _setting_after(flag: Flag, setting: FlagSetting, proposed: dict[str, Any]) -> dict[str, Any]:
+    """The checked values a setting will hold after `proposed` (enabled, default_variant, rules, rollout: the ones
+    given), as it stores them; a bad one is a ValidationError naming its field."""
+    after: dict[str, Any] = {}
+    if (default_variant := proposed.get("default_variant")) is not None:
+        if default_variant not in flag.variants:
+            raise ValidationError({"default_variant": "The default variant must be one of the flag's variants."})
+        after["default_variant"] = default_variant
+    if (rules := proposed.get("rules")) is not None:
+        after["rules"] = rules_check(rules, flag.variants)
+    if (rollout := proposed.get("rollout")) is not None:
+        after["rollout"] = dict(rollout_check(rollout, flag.variants)) if rollout else {}
+    if (enabled := proposed.get("enabled")) is not None:
+        after["enabled"] = bool(enabled)
+    return after
+
+
+def _setting_of(flag: Flag, environment: Environment) -> FlagSetting:
+    setting, _ = FlagSetting.objects.get_or_create(
+        flag=flag, environment=environment, defaults={"default_variant": next(iter(flag.variants))}
+    )
+    return setting
+
+
 @transaction.atomic
 def setting_update(
     *,
@@ -252,25 +276,111 @@ def setting_update(
     rollout: object = None,
     note: str = "",
 ) -> FlagSetting:
-    """Change what one environment serves; only the arguments given change."""
+    """Change what one environment serves; only the arguments given change. Not judged by policies: a person's
+    change goes through `setting_change`; this is for it and for the system (the demo, a progressive rollout's
+    steps, which were judged when the rollout started)."""
     flag = Flag.objects.select_for_update().get(pk=flag.pk)
     before = _snapshot(flag)
-    setting, _ = FlagSetting.objects.get_or_create(
-        flag=flag, environment=environment, defaults={"default_variant": next(iter(flag.variants))}
-    )
-    if default_variant is not None:
-        if default_variant not in flag.variants:
-            raise ValidationError({"default_variant": "The default variant must be one of the flag's variants."})
-        setting.default_variant = default_variant
-    if rules is not None:
-        setting.rules = rules_check(rules, flag.variants)
-    if rollout is not None:
-        setting.rollout = dict(rollout_check(rollout, flag.variants)) if rollout else {}
-    if enabled is not None:
-        setting.enabled = bool(enabled)
+    setting = _setting_of(flag, environment)
+    proposed = {"enabled": enabled, "default_variant": default_variant, "rules": rules, "rollout": rollout}
+    for name, value in _setting_after(flag, setting, proposed).items():
+        setattr(setting, name, value)
     setting.save()
     _changed(flag, actor=actor, action="flag.changed", before=before, note=note)
     return setting
+
+
+def flag_facts(flag: Flag, setting: FlagSetting, after: dict[str, Any]) -> dict[str, Any]:
+    """`change.flag` of the fact document (governance/facts.py, NO_FLAG): the flag and the setting as it would be."""
+    on_in = (
+        FlagSetting.objects.filter(flag=flag, enabled=True)
+        .exclude(environment_id=setting.environment_id)
+        .order_by("environment__order")
+        .values_list("environment__slug", flat=True)
+    )
+    rules = after.get("rules", setting.rules)
+    return {
+        "key": flag.key,
+        "kind": flag.kind,
+        "type": flag.type,
+        "temporary": flag.temporary,
+        "enabled": after.get("enabled", setting.enabled),
+        "was_enabled": setting.enabled,
+        "default_variant": after.get("default_variant", setting.default_variant),
+        "rollout": after.get("rollout", setting.rollout),
+        "rules": len(rules),
+        "on_in": list(on_in),
+    }
+
+
+def setting_change(
+    *,
+    actor: Actor,
+    flag: Flag,
+    environment: Environment,
+    enabled: bool | None = None,
+    default_variant: str | None = None,
+    rules: object = None,
+    rollout: object = None,
+    note: str = "",
+) -> FlagSetting | FlagChange:
+    """A person's change to what one environment serves (pages, API). In a protected environment the enabled deploy
+    policies judge it first, as they judge a deployment (governance/facts.py's `change` with `kind` "flag"), and the
+    decision is kept: `deny` refuses it (a ValidationError with the policies' messages, nothing changed);
+    `require_approval` parks it as a FlagChange, returned, applied when approved (flags/changes.py); otherwise it
+    is applied and the FlagSetting returned."""
+    proposed: dict[str, Any] = {
+        "enabled": enabled,
+        "default_variant": default_variant,
+        "rules": rules,
+        "rollout": rollout,
+    }
+    if not environment.protected:
+        return setting_update(actor=actor, flag=flag, environment=environment, note=note, **proposed)
+    from governance import approvals as governance_approvals
+    from governance import facts
+    from governance import services as governance
+
+    setting = _setting_of(flag, environment)
+    after = _setting_after(flag, setting, proposed)  # a bad value is a field error before any policy is asked
+    requester = actor if isinstance(actor, User) and actor.is_authenticated else None
+    change = facts.Change(
+        service=flag.service,
+        environment=environment,
+        strategy="",
+        version="",
+        requester=requester,
+        kind="flag",
+        flag=flag_facts(flag, setting, after),
+    )
+    decision = governance.change_judge(change=change)
+    if decision.verdict == "deny":
+        raise ValidationError(" ".join(governance.blocking_messages(decision)) or "A deploy policy refused it.")
+    if decision.verdict == "approval":
+        requirements = governance_approvals.requirements_of(decision)
+        with transaction.atomic():
+            held = FlagChange.objects.create(
+                flag=flag,
+                environment=environment,
+                proposed=after,
+                note=note[:200],
+                decision=decision,
+                requirements=requirements,
+                requested_by=requester,
+                reason=" ".join(r["message"] for r in requirements),
+                expires_at=timezone.now() + governance_approvals.expiry(),
+            )
+            event_record(
+                actor=actor,
+                action="flag_change.requested",
+                target=held,
+                after={"flag": flag.key, "environment": environment.slug, "proposed": after, "decision": decision.pk},
+                service_id=flag.service_id,
+            )
+        return held
+    warned = " ".join(decision.messages("warn"))
+    note = (note + (" — " if note and warned else "") + (f"warned: {warned}" if warned else ""))[:200]
+    return setting_update(actor=actor, flag=flag, environment=environment, note=note, **after)
 
 
 @transaction.atomic

@@ -9,14 +9,17 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from django_htmx.http import HttpResponseClientRedirect
 
 from catalog.models import Service
 from catalog.permissions import user_can
 from deployments.models import Environment
-from flags import evaluation, selectors, services
+from flags import changes, evaluation, selectors, services
 from flags.forms import FlagCreateForm, PreviewForm, SdkKeyForm, SegmentForm, SettingForm, json_initial
-from flags.models import Flag, FlagSetting, SdkKey, Segment
+from flags.models import Flag, FlagChange, FlagSetting, SdkKey, Segment
+from portal.errors import Conflict
 
 
 def _service(slug: str) -> Service:
@@ -106,8 +109,19 @@ def _detail_context(request: HttpRequest, flag: Flag, bound: dict[int, SettingFo
         "rows": rows,
         "can_change": _can_change(request, flag.service),
         "versions": flag.versions.select_related("author")[:20],
+        "changes": [
+            {"change": change, "may_answer": changes.may_answer(change, request.user)}  # type: ignore[arg-type]
+            for change in flag.changes.select_related("environment", "requested_by")[:10]
+        ],
         "preview_form": PreviewForm(initial={"environment": settings[-1].environment.slug} if settings else None),
     }
+
+
+def _said(request: HttpRequest, result: FlagSetting | FlagChange, done: str) -> None:
+    if isinstance(result, FlagChange):
+        messages.warning(request, f"Waiting for approval: {result.reason} Nothing changes until it is approved.")
+    else:
+        messages.success(request, done)
 
 
 @login_required
@@ -126,7 +140,7 @@ def setting_edit(request: HttpRequest, slug: str, key: str, environment: str) ->
     if form.is_valid():
         data = form.cleaned_data
         try:
-            services.setting_update(
+            result = services.setting_change(
                 actor=request.user,
                 flag=flag,
                 environment=env,
@@ -138,7 +152,7 @@ def setting_edit(request: HttpRequest, slug: str, key: str, environment: str) ->
         except ValidationError as error:
             _errors_to_form(form, error)
         else:
-            messages.success(request, f"Saved {flag.key} in {env.name}.")
+            _said(request, result, f"Saved {flag.key} in {env.name}.")
             return redirect("flags:flag-detail", slug=slug, key=key)
     flag.refresh_from_db()
     context = _detail_context(request, flag, bound={env.pk: form})
@@ -153,9 +167,18 @@ def toggle(request: HttpRequest, slug: str, key: str, environment: str) -> HttpR
     _require_change(request, flag.service)
     env = _environment(environment)
     current = FlagSetting.objects.filter(flag=flag, environment=env).values_list("enabled", flat=True).first()
-    setting = services.setting_update(
-        actor=request.user, flag=flag, environment=env, enabled=not current, note="toggled from the flags page"
-    )
+    try:
+        setting = services.setting_change(
+            actor=request.user, flag=flag, environment=env, enabled=not current, note="toggled from the flags page"
+        )
+    except ValidationError as error:  # a deploy policy refused it: say why where the flag's state is shown
+        messages.error(request, " ".join(error.messages))
+        setting = None
+    if not isinstance(setting, FlagSetting):  # refused, or held for approval: the flag's page says what happens next
+        if setting is not None:
+            _said(request, setting, "")
+        url = reverse("flags:flag-detail", args=[slug, key])
+        return HttpResponseClientRedirect(url) if request.htmx else redirect(url)  # type: ignore[attr-defined]
     if request.htmx:  # type: ignore[attr-defined]
         return render(
             request,
@@ -177,6 +200,30 @@ def kill(request: HttpRequest, slug: str, key: str) -> HttpResponse:
     turned_off = services.kill(actor=request.user, flag=flag)
     messages.success(request, f"Killed {flag.key}: turned off in {turned_off} environment(s).")
     return redirect("flags:flag-detail", slug=slug, key=key)
+
+
+@login_required
+@require_POST
+def change_answer(request: HttpRequest, pk: int, verdict: str) -> HttpResponse:
+    """Approve or reject a held flag change (its eligible approvers, never its requester)."""
+    change = get_object_or_404(FlagChange.objects.select_related("flag__service"), pk=pk)
+    flag = change.flag
+    try:
+        if verdict == "approve":
+            change = changes.flag_change_approve(change_id=change.pk, user=request.user)
+        else:
+            change = changes.flag_change_reject(
+                change_id=change.pk, user=request.user, reason=request.POST.get("reason", "")
+            )
+    except ValidationError as error:
+        messages.error(request, " ".join(error.messages))
+    except Conflict as error:
+        messages.error(request, error.message)
+    else:
+        shown = change.closed_reason or f"Approved; the change to {flag.key} waits for more approvals."
+        level = messages.ERROR if change.status == FlagChange.Status.FAILED else messages.SUCCESS
+        messages.add_message(request, level, shown)
+    return redirect("flags:flag-detail", slug=flag.service.slug, key=flag.key)
 
 
 @login_required

@@ -34,7 +34,8 @@ log = structlog.get_logger(__name__)
 MAX_REASON = 2000
 
 
-def _expiry() -> timedelta:
+def expiry() -> timedelta:
+    """How long a request waits for its approvals (GOVERNANCE["APPROVAL_EXPIRY_HOURS"])."""
     return timedelta(hours=float(settings.GOVERNANCE["APPROVAL_EXPIRY_HOURS"]))
 
 
@@ -43,7 +44,7 @@ def _hours(delta: timedelta) -> str:
     return f"{round(hours, 1):g} h" if hours >= 1 else f"{round(delta.total_seconds() / 60):g} min"
 
 
-def _requirements(decision: Decision) -> list[dict[str, Any]]:
+def requirements_of(decision: Decision) -> list[dict[str, Any]]:
     """What each failed require_approval policy of the decision asks for, from the versions that judged."""
     failed = [r for r in decision.results if r["action"] == Action.REQUIRE_APPROVAL and r["outcome"] == "fail"]
     versions = PolicyVersion.objects.in_bulk([r["version_id"] for r in failed])
@@ -71,14 +72,14 @@ def _open(*, deployment: Deployment, kind: str, requirements: list[dict[str, Any
         requirements=requirements,
         requested_by=deployment.requested_by,
         reason=reason,
-        expires_at=timezone.now() + _expiry(),
+        expires_at=timezone.now() + expiry(),
         **extra,
     )
     needs = "; ".join(approvers_text(r) for r in requirements)
     requester = deployment.requested_by.get_username() if deployment.requested_by else "the requester"
     machine.note(
         deployment,
-        f"Needs {needs} (anyone but {requester}), within {_hours(_expiry())}.",
+        f"Needs {needs} (anyone but {requester}), within {_hours(expiry())}.",
         level=DeploymentEvent.Level.WARNING,
         data={"approval_request": request.pk},
     )
@@ -98,7 +99,7 @@ def request_open(*, deployment: Deployment, decision_id: int | None) -> None:
     """Ask for the approvals the deployment's decision requires; runs in the transaction that parks it."""
     assert decision_id is not None, "a deployment waits for approvals its decision asked for"
     decision = Decision.objects.get(pk=decision_id)
-    requirements = _requirements(decision)
+    requirements = requirements_of(decision)
     reason = " ".join(r["message"] for r in requirements)
     _open(
         deployment=deployment,

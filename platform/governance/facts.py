@@ -57,9 +57,26 @@ FAILED = Q(state__in=FAILED_STATES) | Q(
 ROLLED_BACK = Q(state=State.ROLLED_BACK) | Q(state=State.EXTERNAL, runtime_state__reported_status="rolled_back")
 
 
+# What `change.flag` says about a change that is not a flag change: every field present, so that an expression that
+# reads it on a deployment gets a plain value, not an error.
+NO_FLAG: dict[str, Any] = {
+    "key": "",
+    "kind": "",
+    "type": "",
+    "temporary": False,
+    "enabled": False,
+    "was_enabled": False,
+    "default_variant": "",
+    "rollout": {},
+    "rules": 0,
+    "on_in": [],
+}
+
+
 @dataclass
 class Change:
-    """A proposed change: a deployment being judged, or the parameters of one not made yet (a dry run)."""
+    """A proposed change: a deployment being judged, the parameters of one not made yet (a dry run), or a feature
+    flag's setting in one environment (`kind` "flag", with `flag` as the flags app describes it: see NO_FLAG)."""
 
     service: Service
     environment: Environment
@@ -70,6 +87,8 @@ class Change:
     deployment: Deployment | None = None
     at: datetime = field(default_factory=timezone.now)
     break_glass_reason: str = ""
+    kind: str = "deployment"
+    flag: dict[str, Any] | None = None
 
     @classmethod
     def of(cls, deployment: Deployment) -> Change:
@@ -451,8 +470,21 @@ WHERE r.deployment_id = %(deployment)s AND a.verdict = 'approve'""",
         "approvals": [{"username": "lena", "roles": ["lead"], "platform_admin": False, "at": "2026-01-06T10:20:00Z"}],
         "break_glass": False,
         "break_glass_reason": "",
+        "kind": "deployment",
+        "flag": {
+            "key": "new-checkout",
+            "kind": "release",
+            "type": "boolean",
+            "temporary": True,
+            "enabled": True,
+            "was_enabled": False,
+            "default_variant": "off",
+            "rollout": {"on": 10, "off": 90},
+            "rules": 1,
+            "on_in": ["staging"],
+        },
     },
-    open_maps=("succeeded_in",),
+    open_maps=("succeeded_in", "flag.rollout"),
     reads={"succeeded_in": _SUCCEEDED_IN, "requester_roles": _REQUESTER_ROLES, "approvals": _APPROVALS},
 )
 def _change(change: Change, found: dict[str, Rows]) -> dict[str, Any]:
@@ -482,6 +514,8 @@ def _change(change: Change, found: dict[str, Rows]) -> dict[str, Any]:
         ],
         "break_glass": bool(change.break_glass_reason),
         "break_glass_reason": change.break_glass_reason,
+        "kind": change.kind,
+        "flag": NO_FLAG | (change.flag or {}),
     }
 
 

@@ -242,6 +242,36 @@ def _judge(*, change: facts.Change, deployment: Deployment) -> Decision:
     return decision
 
 
+def change_judge(*, change: facts.Change) -> Decision:
+    """Judge a change that is not a deployment (a feature flag's setting in a protected environment) and keep the
+    decision with its fact document, audited, as the evidence of what was allowed, held or refused."""
+    started = time.perf_counter()
+    document = facts.facts_build(change=change)
+    evaluation = policies_evaluate(document=document)
+    decision = _decision_make(change=change, document=document, evaluation=evaluation, started=started)
+    with transaction.atomic():
+        decision.save()
+        audit.event_record(
+            actor=change.requester,
+            action="policy.decision",
+            target=decision,
+            after={"kind": change.kind, "verdict": decision.verdict, "results": decision.results},
+            service_id=change.service.pk,
+        )
+    return decision
+
+
+def blocking_messages(decision: Decision) -> list[str]:
+    """What refused a change: the deny policies that failed or could not be evaluated, and the require_approval
+    policies that could not be (an approval cannot be asked of a rule that does not evaluate)."""
+    return [
+        result["message"]
+        for result in decision.results
+        if (result["action"] == "deny" and result["outcome"] in ("fail", "error"))
+        or (result["action"] == "require_approval" and result["outcome"] == "error")
+    ]
+
+
 def policy_check(
     *,
     service: Service,

@@ -141,7 +141,8 @@ def test_the_starter_policies_sync_with_all_their_tests_passing() -> None:
     report = sync.policy_sync(root=django_settings.GOVERNANCE["POLICIES_DIR"])
     assert report.errors == []
     assert sorted(report.created) == [
-        "current-golden-path", "no-production-deploys-in-a-freeze", "production-in-working-hours",
+        "current-golden-path", "flags-on-in-staging-first", "no-production-deploys-in-a-freeze",
+        "production-in-working-hours",
         "progressive-delivery-for-tier-1", "staging-before-production", "two-person-rule-for-tier-1",
     ]  # fmt: skip
     actions = dict(Policy.objects.values_list("name", "current__action"))

@@ -3,7 +3,7 @@ from typing import Any
 from rest_framework import serializers
 
 from catalog.models import Service
-from flags.models import Flag, FlagKind, FlagSetting, FlagType, Segment
+from flags.models import Flag, FlagChange, FlagKind, FlagSetting, FlagType, Segment
 from portal.api import SlugRelatedField, json_nul_errors
 
 VARIANTS_HELP = 'Variant name → value of the flag\'s type, e.g. {"on": true, "off": false}.'
@@ -114,3 +114,53 @@ class SegmentSerializer(_NoNul, serializers.ModelSerializer):
         super().__init__(*args, **kwargs)
         if self.instance is not None and not isinstance(self.instance, list):
             self.fields["slug"].read_only = True  # rules refer to a segment by its slug
+
+
+class FlagChangeRequirementSerializer(serializers.Serializer):
+    policy = serializers.CharField()
+    approvers = serializers.CharField(help_text="owner_leads, team or platform_admins.")
+    team = serializers.CharField(help_text="The team's slug when approvers is team.")
+    count = serializers.IntegerField()
+    message = serializers.CharField()
+    by = serializers.ListField(child=serializers.CharField(), help_text="Who approved for it so far.")
+    met = serializers.BooleanField()
+
+
+class FlagChangeSerializer(serializers.ModelSerializer):
+    """A production flag change a require_approval policy held: applied once approved."""
+
+    flag = serializers.IntegerField(source="flag_id", read_only=True)
+    flag_key = serializers.CharField(source="flag.key", read_only=True)
+    service = serializers.CharField(source="flag.service.slug", read_only=True)
+    environment = serializers.CharField(source="environment.slug", read_only=True)
+    proposed = serializers.DictField(help_text="What it sets: any of enabled, default_variant, rules, rollout.")
+    requested_by = serializers.CharField(source="requested_by.username", read_only=True, allow_null=True)
+    requirements = FlagChangeRequirementSerializer(source="progress", many=True, read_only=True)
+    status = serializers.ChoiceField(choices=FlagChange.Status.choices, read_only=True)
+    decision = serializers.IntegerField(source="decision_id", read_only=True)
+
+    class Meta:
+        model = FlagChange
+        fields = [
+            "id",
+            "flag",
+            "flag_key",
+            "service",
+            "environment",
+            "proposed",
+            "note",
+            "status",
+            "reason",
+            "requirements",
+            "requested_by",
+            "decision",
+            "expires_at",
+            "closed_at",
+            "closed_reason",
+            "created_at",
+        ]
+        read_only_fields = fields
+
+
+class FlagChangeRejectSerializer(serializers.Serializer):
+    reason = serializers.CharField(max_length=2000, help_text="Why: the requester reads it on the flag's page.")

@@ -7,7 +7,7 @@ from typing import Any
 
 from django.db.models import Prefetch
 from django.shortcuts import get_object_or_404
-from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import PermissionDenied
@@ -18,15 +18,17 @@ from rest_framework.response import Response
 from catalog.models import Service
 from catalog.permissions import user_can
 from deployments.models import Environment
-from flags import services
+from flags import changes, services
 from flags.api.serializers import (
+    FlagChangeRejectSerializer,
+    FlagChangeSerializer,
     FlagCreateSerializer,
     FlagSerializer,
     FlagUpdateSerializer,
     SegmentSerializer,
     SettingUpdateSerializer,
 )
-from flags.models import Flag, FlagSetting, Segment
+from flags.models import Flag, FlagChange, FlagSetting, Segment
 from portal.api import LookupMixin, StaffWritePermission
 
 
@@ -76,18 +78,25 @@ class FlagViewSet(viewsets.ModelViewSet):
 
     @extend_schema(
         request=SettingUpdateSerializer,
-        responses={200: FlagSerializer},
+        responses={
+            200: FlagSerializer,
+            202: OpenApiResponse(FlagChangeSerializer, "Held by a require_approval policy: applied once approved."),
+        },
         parameters=[OpenApiParameter("environment", str, OpenApiParameter.PATH, description="The environment's slug.")],
     )
     @action(detail=True, methods=["patch"], url_path=r"settings/(?P<environment>[-a-zA-Z0-9_]+)")
     def setting(self, request: Request, pk: str | None = None, environment: str = "") -> Response:
-        """Change what one environment serves: on or off, default variant, rules, rollout (only the fields sent)."""
+        """Change what one environment serves: on or off, default variant, rules, rollout (only the fields sent). In a
+        protected environment the deploy policies judge it first: a refusal is a 400 with their messages; a change
+        that needs approval answers 202 with the held change (see /api/v1/flag-changes/)."""
         flag = self.get_object()
         env = get_object_or_404(Environment, slug=environment)
         _require_change(request.user, flag.service)
         serializer = SettingUpdateSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        services.setting_update(actor=request.user, flag=flag, environment=env, **serializer.validated_data)
+        result = services.setting_change(actor=request.user, flag=flag, environment=env, **serializer.validated_data)
+        if isinstance(result, FlagChange):
+            return Response(FlagChangeSerializer(result).data, status=status.HTTP_202_ACCEPTED)
         return self._answer(flag)
 
     @extend_schema(request=None, responses={200: FlagSerializer, 403: None, 404: None})
@@ -127,3 +136,29 @@ class SegmentViewSet(LookupMixin, viewsets.ModelViewSet):
 
     def perform_destroy(self, instance: Segment) -> None:
         services.segment_delete(actor=self.request.user, segment=instance)
+
+
+class FlagChangeViewSet(viewsets.ReadOnlyModelViewSet):
+    """Production flag changes held by a require_approval policy, newest first; filter with ?status=open. Their
+    eligible approvers (never the requester) approve or reject them; the last approval needed applies the change."""
+
+    serializer_class = FlagChangeSerializer
+    filterset_fields = {"status": ["exact"], "flag": ["exact"], "flag__service__slug": ["exact"]}
+    queryset = FlagChange.objects.select_related("flag__service", "environment", "requested_by").order_by(
+        "-created_at", "-id"
+    )
+
+    @extend_schema(request=None, responses={200: FlagChangeSerializer})
+    @action(detail=True, methods=["post"])
+    def approve(self, request: Request, pk: str | None = None) -> Response:
+        change = changes.flag_change_approve(change_id=self.get_object().pk, user=request.user)
+        return Response(FlagChangeSerializer(self.get_queryset().get(pk=change.pk)).data)
+
+    @extend_schema(request=FlagChangeRejectSerializer, responses={200: FlagChangeSerializer})
+    @action(detail=True, methods=["post"])
+    def reject(self, request: Request, pk: str | None = None) -> Response:
+        change = self.get_object()
+        serializer = FlagChangeRejectSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        changes.flag_change_reject(change_id=change.pk, user=request.user, reason=serializer.validated_data["reason"])
+        return Response(FlagChangeSerializer(self.get_queryset().get(pk=change.pk)).data)
