@@ -280,8 +280,11 @@ def measure_throughput(
     database_pids: Callable[[], list[int]] = list,
     unique: bool = False,
     paths: list[str] | None = None,
+    method: str = "GET",
+    body: bytes = b"",
 ) -> Throughput:
-    """`concurrency` threads send GETs back to back for `seconds` after `warmup` seconds; adds to `into` if given.
+    """`concurrency` threads send requests (GETs, or `method` with a JSON `body`) back to back for `seconds` after
+    `warmup` seconds; adds to `into` if given.
 
     The client is a raw socket with a pre-encoded request, so that it spends as little as possible of the
     machine's two cores: the figure is the server's, not the HTTP library's. With `unique`, every request gets
@@ -289,9 +292,11 @@ def measure_throughput(
     """
     head = [f"Host: 127.0.0.1:{server.port}", "Accept: application/json"]
     head += [f"{key}: {value}" for key, value in {**PROXY_HEADERS, **headers}.items()]
+    if body:
+        head += ["Content-Type: application/json", f"Content-Length: {len(body)}"]
     head += ["Connection: close", "", ""]
-    tail = "\r\n".join(head).encode("latin-1")
-    fixed = f"GET {path} HTTP/1.1\r\n".encode("latin-1") + tail
+    tail = "\r\n".join(head).encode("latin-1") + body
+    fixed = f"{method} {path} HTTP/1.1\r\n".encode("latin-1") + tail
     counter = itertools.count()
 
     def payload() -> bytes:
@@ -299,15 +304,15 @@ def measure_throughput(
             chosen = random.choice(paths)  # noqa: S311 - picking pages, not secrets
             separator = "&" if "?" in chosen else "?"
             chosen += f"{separator}bench={os.getpid()}-{next(counter)}" if unique else ""
-            return f"GET {chosen} HTTP/1.1\r\n".encode("latin-1") + tail
+            return f"{method} {chosen} HTTP/1.1\r\n".encode("latin-1") + tail
         if not unique:
             return fixed
         # A query string never seen before: the request misses any response cache keyed on the URL.
         separator = "&" if "?" in path else "?"
-        return f"GET {path}{separator}bench={os.getpid()}-{next(counter)} HTTP/1.1\r\n".encode("latin-1") + tail
+        return f"{method} {path}{separator}bench={os.getpid()}-{next(counter)} HTTP/1.1\r\n".encode("latin-1") + tail
 
     if not _one_request(server.port, payload()):
-        raise RuntimeError(f"{name}: GET {path} did not answer 200")
+        raise RuntimeError(f"{name}: {method} {path} did not answer 200")
 
     result = into or Throughput(name=name, path=path)
     lock = threading.Lock()

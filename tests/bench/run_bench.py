@@ -28,7 +28,6 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import quote, urlsplit, urlunsplit
 
@@ -199,23 +198,6 @@ def _reusable(database_url: str, size: int) -> bool:
     return services == size and documents == size and user == 1
 
 
-def database_backend_pids(database_url: str) -> Callable[[], list[int]]:
-    if not database_url.startswith(POSTGRES_SCHEMES):
-        return list
-
-    def pids() -> list[int]:
-        import psycopg
-
-        query = (
-            "SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
-            "AND backend_type = 'client backend' AND pid <> pg_backend_pid()"
-        )
-        with psycopg.connect(_with_db_name(database_url, urlsplit(database_url).path[1:]), connect_timeout=5) as conn:
-            return [row[0] for row in conn.execute(query)]
-
-    return pids
-
-
 def measure_size(size: int, args: argparse.Namespace, redis_url: str) -> dict:
     """Everything measured at one catalog size."""
     name = f"{DB_PREFIX}_{size // 1000}k"
@@ -288,7 +270,7 @@ def measure_size(size: int, args: argparse.Namespace, redis_url: str) -> dict:
                         seconds=args.seconds / ROUNDS,
                         warmup=0.5 if round_index == 0 else 0.2,
                         into=runs[mode][read],
-                        database_pids=database_backend_pids(database_url),
+                        database_pids=stack.database_backend_pids(database_url),
                         unique=mode == "miss" and read != "trivial",
                     )
         for round_index in range(ROUNDS):

@@ -111,6 +111,26 @@ def environment(*, work: Path, database_url: str, redis_url: str, **extra: str) 
     return env
 
 
+def database_backend_pids(database_url: str) -> Any:
+    """A function listing the PostgreSQL backends serving `database_url`'s database (for their CPU, read from /proc
+    on this machine), or `list` (none) for SQLite."""
+    if not database_url.startswith(("postgres://", "postgresql://", "pgsql://")):
+        return list
+
+    def pids() -> list[int]:
+        import psycopg
+
+        query = (
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
+            "AND backend_type = 'client backend' AND pid <> pg_backend_pid()"
+        )
+        url = urlunsplit(urlsplit(database_url)._replace(scheme="postgresql"))
+        with psycopg.connect(url, connect_timeout=5) as conn:
+            return [row[0] for row in conn.execute(query)]
+
+    return pids
+
+
 def quantile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     if len(ordered) == 1:
