@@ -2,14 +2,18 @@
 with targeting rules and a rollout, made through flags.services like a person's changes. Safe to run again: a flag or
 segment that exists is kept as it is."""
 
+import random
+from datetime import timedelta
 from typing import Any
 
 from django.contrib.auth.models import User
+from django.utils import timezone
 
 from catalog.models import Service
 from deployments.models import Environment
 from flags import services
-from flags.models import Flag, Segment
+from flags.models import EvaluationCount, Flag, FlagSetting, FlagVersion, Segment
+from flags.usage import served_variants
 
 STAFF = {"op": "segment", "value": "internal-staff"}
 EU = ["AT", "BE", "DE", "DK", "ES", "FI", "FR", "IE", "IT", "NL", "PL", "PT", "SE"]
@@ -89,7 +93,20 @@ FLAGS: list[tuple[Any, ...]] = [
             )
         },
     ),
+    (
+        "checkout-api",
+        "express-shipping-banner",
+        "boolean",
+        {"on": True, "off": False},
+        "off",
+        "release",
+        True,
+        "The banner announcing express shipping: released to everyone in the spring, never cleaned up (stale).",
+        {"dev": (True, [], {}, "on"), "staging": (True, [], {}, "on"), "production": (True, [], {}, "on")},
+    ),
 ]
+# Days since the demo's stale flag last changed: past the 14 days after which a flag serving one variant is debt.
+STALE_FOR_DAYS = 45
 
 
 def flags_load(*, admin: User) -> int:
@@ -131,5 +148,35 @@ def flags_load(*, admin: User) -> int:
                     default_variant=there[0] if there else None,
                     note="demo",
                 )
+        if key == "express-shipping-banner":
+            then = timezone.now() - timedelta(days=STALE_FOR_DAYS)
+            Flag.objects.filter(pk=flag.pk).update(created_at=then - timedelta(days=30), updated_at=then)
+            FlagVersion.objects.filter(flag=flag).update(created_at=then)
+        _evaluations_load(flag)
         made += 1
     return made
+
+
+def _evaluations_load(flag: Flag) -> None:
+    """Two weeks of daily evaluation counts for a new demo flag, as the flush task would have written them."""
+    rng = random.Random(flag.key)
+    today = timezone.now().date()
+    rows = []
+    for setting in FlagSetting.objects.filter(flag=flag, enabled=True):
+        served = sorted(served_variants(setting) or [])
+        weights = {variant: float(setting.rollout.get(variant, 0)) or 100 / len(served) for variant in served}
+        volume = {"production": 12_000, "staging": 900}.get(setting.environment.slug, 150)
+        for offset in range(14):
+            daily = int(volume * rng.uniform(0.7, 1.3))
+            for variant in served:
+                share = int(daily * weights[variant] / sum(weights.values()))
+                if share:
+                    day = today - timedelta(days=offset)
+                    rows.append(
+                        EvaluationCount(
+                            flag=flag, environment=setting.environment, day=day, variant=variant, count=share
+                        )
+                    )
+        setting.last_evaluated_at = timezone.now() - timedelta(minutes=rng.randint(1, 30))
+        setting.save(update_fields=["last_evaluated_at"])
+    EvaluationCount.objects.bulk_create(rows)

@@ -78,6 +78,8 @@ class FlagSetting(models.Model):
     # {"on": 10, "off": 90}: weights in percent for everyone no rule matched; empty serves the default variant.
     rollout = models.JSONField(default=dict, blank=True)
     updated_at = models.DateTimeField(auto_now=True)
+    # When an SDK last asked for this flag here (flags/counts.py writes it in batches); flag debt reads it.
+    last_evaluated_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["flag_id", "environment__order"]
@@ -125,6 +127,31 @@ class FlagVersion(models.Model):
 
     def __str__(self) -> str:
         return f"{self.flag.key} v{self.number}"
+
+
+class EvaluationCount(models.Model):
+    """How many evaluations of a flag in one environment served one variant on one day (UTC). Written in batches
+    by the flush task (flags/counts.py), never one row write per evaluation; variant "" is the SDK's code default
+    (the flag was off, or its answer was an error)."""
+
+    flag = models.ForeignKey(Flag, on_delete=models.CASCADE, related_name="evaluation_counts")
+    environment = models.ForeignKey(
+        "deployments.Environment", on_delete=models.CASCADE, related_name="flag_evaluation_counts"
+    )
+    day = models.DateField()
+    variant = models.CharField(max_length=100, blank=True)
+    count = models.PositiveBigIntegerField(default=0)
+
+    class Meta:
+        ordering = ["flag_id", "environment_id", "day", "variant"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["flag", "environment", "day", "variant"], name="flags_one_count_per_day_and_variant"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.flag_id} {self.day} {self.variant or 'code default'}: {self.count}"
 
 
 def sdk_key_digest(raw: str) -> str:

@@ -21,7 +21,7 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
 from accounts.throttling import window_count
-from flags import evaluation, selectors
+from flags import counts, evaluation, selectors
 from flags.models import sdk_key_digest
 
 MAX_BODY_BYTES = evaluation.MAX_CONTEXT_BYTES
@@ -78,7 +78,10 @@ def evaluate_flag(request: HttpRequest, key: str) -> HttpResponse:
         return _error(400, error.code, error.details, key)
     service_id, environment_id, current = found
     flags = selectors.flag_set(service_id, environment_id, current=current)["flags"]
-    status, body = evaluation.evaluate(key, flags.get(key), context)
+    flag = flags.get(key)
+    status, body = evaluation.evaluate(key, flag, context)
+    if flag is not None:  # an unknown key is not counted: any client could invent keys without end
+        counts.record(service_id, environment_id, [(key, body.get("variant") or counts.DEFAULT)], whole_set=False)
     return JsonResponse(body, status=status)
 
 
@@ -98,11 +101,18 @@ def evaluate_flags(request: HttpRequest) -> HttpResponse:
         return _error(400, error.code, error.details)
     etag = _etag(compiled["etag"], request.body)
     if etag in {tag.strip() for tag in request.headers.get("If-None-Match", "").split(",")}:
+        counts.touch(service_id, environment_id)
         return HttpResponse(status=304, headers={"ETag": etag})
     answers = []
     for key, flag in compiled["flags"].items():
         _status, body = evaluation.evaluate(key, flag, context)
         answers.append(body)
+    counts.record(
+        service_id,
+        environment_id,
+        [(answer["key"], answer.get("variant") or counts.DEFAULT) for answer in answers],
+        whole_set=True,
+    )
     return JsonResponse({"flags": answers, "metadata": {}}, headers={"ETag": etag})
 
 

@@ -6,6 +6,7 @@ from flags import views
 
 app_name = "flags"
 urlpatterns = [
+    path("stale/", views.stale_list, name="stale"),
     path("segments/", views.segment_list, name="segment-list"),
     path("segments/new/", views.segment_edit, name="segment-new"),
     path("segments/<slug:slug>/edit/", views.segment_edit, name="segment-edit"),
@@ -18,6 +19,7 @@ urlpatterns = [
     path("services/<slug:slug>/flags/<str:key>/", views.flag_detail, name="flag-detail"),
     path("services/<slug:slug>/flags/<str:key>/preview/", views.preview, name="preview"),
     path("services/<slug:slug>/flags/<str:key>/kill/", views.kill, name="kill"),
+    path("services/<slug:slug>/flags/<str:key>/delete/", views.flag_delete, name="flag-delete"),
     path("services/<slug:slug>/flags/<str:key>/settings/<slug:environment>/", views.setting_edit, name="setting"),
     path("services/<slug:slug>/flags/<str:key>/toggle/<slug:environment>/", views.toggle, name="toggle"),
 ]

@@ -477,3 +477,13 @@ def sdk_key_revoke(*, actor: Actor, key: SdkKey) -> None:
         event_record(actor=actor, action="flag_sdk_key.revoked", target=key, service_id=key.service_id)
     digest = key.digest
     transaction.on_commit(lambda: selectors.sdk_key_forget(digest))
+
+
+@transaction.atomic
+def flag_delete(*, actor: Actor, flag: Flag) -> None:
+    """Remove a flag with its settings, history and counts; the audit log keeps its last snapshot. SDKs asking for it
+    from their next poll get FLAG_NOT_FOUND (and their code default)."""
+    flag = Flag.objects.select_for_update().get(pk=flag.pk)
+    event_record(actor=actor, action="flag.deleted", target=flag, before=_snapshot(flag), service_id=flag.service_id)
+    flag.delete()
+    transaction.on_commit(selectors.flag_sets_forget)

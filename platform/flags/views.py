@@ -16,10 +16,12 @@ from django_htmx.http import HttpResponseClientRedirect
 from catalog.models import Service
 from catalog.permissions import user_can
 from deployments.models import Environment
-from flags import changes, evaluation, selectors, services
+from flags import changes, evaluation, selectors, services, usage
 from flags.forms import FlagCreateForm, PreviewForm, SdkKeyForm, SegmentForm, SettingForm, json_initial
 from flags.models import Flag, FlagChange, FlagSetting, SdkKey, Segment
 from portal.errors import Conflict
+from portal.filters import query_param
+from teams.models import Team
 
 
 def _service(slug: str) -> Service:
@@ -91,6 +93,7 @@ def flag_create(request: HttpRequest, slug: str) -> HttpResponse:
 
 def _detail_context(request: HttpRequest, flag: Flag, bound: dict[int, SettingForm] | None = None) -> dict[str, Any]:
     settings = list(FlagSetting.objects.filter(flag=flag).select_related("environment").order_by("environment__order"))
+    evaluations = usage.evaluation_summary(flag)
     rows = []
     for setting in settings:
         form = (bound or {}).get(setting.environment_id) or SettingForm(
@@ -102,7 +105,7 @@ def _detail_context(request: HttpRequest, flag: Flag, bound: dict[int, SettingFo
             },
             prefix=setting.environment.slug,
         )
-        rows.append({"setting": setting, "form": form})
+        rows.append({"setting": setting, "form": form, "usage": evaluations.get(setting.environment_id)})
     return {
         "flag": flag,
         "service": flag.service,
@@ -114,6 +117,8 @@ def _detail_context(request: HttpRequest, flag: Flag, bound: dict[int, SettingFo
             for change in flag.changes.select_related("environment", "requested_by")[:10]
         ],
         "preview_form": PreviewForm(initial={"environment": settings[-1].environment.slug} if settings else None),
+        "debt": usage.flag_debt(flag, settings),
+        "chart_days": usage.CHART_DAYS,
     }
 
 
@@ -227,6 +232,20 @@ def change_answer(request: HttpRequest, pk: int, verdict: str) -> HttpResponse:
 
 
 @login_required
+@require_http_methods(["GET", "POST"])
+def flag_delete(request: HttpRequest, slug: str, key: str) -> HttpResponse:
+    flag = _flag(slug, key)
+    _require_change(request, flag.service)
+    if request.method != "POST" or request.POST.get("confirmed") != "yes":
+        settings = FlagSetting.objects.filter(flag=flag)
+        context = {"flag": flag, "service": flag.service, "debt": usage.flag_debt(flag, settings)}
+        return render(request, "flags/flag_delete.html", context)
+    services.flag_delete(actor=request.user, flag=flag)
+    messages.success(request, f"Deleted the flag {flag.key}. SDKs asking for it now get their code default.")
+    return redirect("flags:flag-list", slug=slug)
+
+
+@login_required
 @require_GET
 def preview(request: HttpRequest, slug: str, key: str) -> HttpResponse:
     """What the OFREP endpoint would answer this context, from the same compiled set the SDKs are served."""
@@ -288,6 +307,25 @@ def sdk_key_revoke(request: HttpRequest, pk: int) -> HttpResponse:
     services.sdk_key_revoke(actor=request.user, key=key)
     messages.success(request, f"Revoked the SDK key {key.name}: SDKs using it are refused from their next request.")
     return redirect("flags:sdk-keys", slug=key.service.slug)
+
+
+@login_required
+@require_GET
+def stale_list(request: HttpRequest) -> HttpResponse:
+    """Flag debt across the organisation (or one team's, one service's): every stale flag, why, and how to remove
+    it. Everyone reads it; removing a flag is its owners' work."""
+    team = query_param(request.GET, "team")
+    service = query_param(request.GET, "service")
+    context = {
+        "stale": usage.stale_flags(team_slug=team, service_slug=service),
+        "teams": Team.objects.order_by("name").values_list("slug", "name"),
+        "team": team,
+        "service": Service.objects.filter(slug=service).first() if service else None,
+        "service_slug": service,
+        "unused_days": usage.UNUSED_DAYS,
+        "launched_days": usage.LAUNCHED_DAYS,
+    }
+    return render(request, "flags/stale_list.html", context)
 
 
 @login_required

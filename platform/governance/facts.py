@@ -849,3 +849,24 @@ def _slo_document(statuses: list[Any]) -> dict[str, Any]:
 
 def _rounded(value: float | None, digits: int) -> float | None:
     return None if value is None else round(value, digits)
+
+
+def _flags_many(ids: Sequence[int], at: datetime) -> dict[int, dict[str, Any]]:
+    from flags import usage  # flags build on the catalog and deployments: read them through their seam
+
+    return usage.stale_counts(ids, now=at)  # one query, two when a service has flags
+
+
+@fact(
+    "flags",
+    sample={"count": 4, "stale": 1, "stale_keys": ["old-banner"]},
+    many=_flags_many,
+    # Whether there is anything to judge: flag debt reads each flag's settings (two more queries), and a service
+    # without flags costs nothing more.
+    reads={"flags": Read(sql="SELECT count(*) AS n FROM flags_flag WHERE service_id = %(service)s", columns=("n",))},
+)
+def _flags(change: Change, found: dict[str, Rows]) -> dict[str, Any]:
+    """The service's feature flags and its flag debt: "no more than two stale flags" reads `flags.stale`."""
+    if not found["flags"][0][0]:
+        return {"count": 0, "stale": 0, "stale_keys": []}
+    return _flags_many([change.service.pk], change.at)[change.service.pk]

@@ -280,8 +280,13 @@ def test_the_demo_flags_load_once_and_serve_staff_first(world, envs) -> None:
     from tests.factories import service_make
 
     checkout = service_make(owner=world.owner_team, slug="checkout-api", name="Checkout API")
-    assert demo.flags_load(admin=world.staff) == 2  # world.service is payments-api, which has one too
+    assert demo.flags_load(admin=world.staff) == 3  # world.service is payments-api, which has one too
     assert demo.flags_load(admin=world.staff) == 0
+    from flags import usage
+    from flags.models import EvaluationCount
+
+    assert [flag.key for flag, _debt in usage.stale_flags()] == ["express-shipping-banner"]  # the demo's debt
+    assert EvaluationCount.objects.filter(flag__key="new-checkout", environment=envs[1], variant="on").count() == 14
     production = envs[1]
     compiled = selectors.compile_set(checkout.pk, production.pk)["flags"]["new-checkout"]
     _, staff = evaluation.evaluate("new-checkout", compiled, {"targetingKey": "u1", "email": "ana@example.com"})

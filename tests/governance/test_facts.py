@@ -58,6 +58,7 @@ def test_the_document_has_exactly_the_documented_groups_and_fields(world, produc
         "delivery",
         "scorecards",
         "slo",
+        "flags",
     ]
     for group, value in sample.items():
         if isinstance(value, dict) and group not in facts.open_maps():  # an open map's keys are data
@@ -213,7 +214,7 @@ def test_service_documents_agree_with_the_change_document_in_a_constant_number_o
     release = release_make(world.service)
     deployment_make(world, staging, release, age_days=2)
     at = timezone.now()
-    with django_assert_num_queries(6):  # services, tags, deploy targets, history, scores, SLOs
+    with django_assert_num_queries(7):  # services, tags, deploy targets, history, scores, SLOs, flags
         documents = facts.service_documents(service_ids=[world.service.pk, other.pk, 0], at=at)
     assert set(documents) == {world.service.pk, other.pk}  # a service that does not exist is left out
     single = facts.facts_build(change=change_for(world, production, release, at=at))

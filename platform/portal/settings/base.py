@@ -300,6 +300,8 @@ CELERY_BEAT_SCHEDULE = {
     "monitoring-detect-anomalies": {"task": "monitoring.detect_anomalies", "schedule": 600.0},
     # Approval requests past their time cancel their deployment (governance.approvals.requests_expire).
     "governance-expire-approvals": {"task": "governance.expire_approvals", "schedule": 30.0},
+    # OFREP evaluation counts gathered in Redis, into their daily rows (flags/counts.py).
+    "flags-flush-evaluation-counts": {"task": "flags.flush_evaluation_counts", "schedule": 60.0},
 }
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 DJANGO_STRUCTLOG_CELERY_ENABLED = True
