@@ -4,7 +4,9 @@ Raw probe results are kept for a week (`MONITORING_RAW_RETENTION_DAYS`); each co
 `ProbeRollup` row first, so uptime over longer windows survives the purge.
 """
 
-from django.core.validators import MaxValueValidator, MinValueValidator
+from urllib.parse import urlsplit, urlunsplit
+
+from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
 from django.db import models
 from django.utils import timezone
 
@@ -50,6 +52,19 @@ class HealthCheck(models.Model):
         help_text="simulated: no request is made; the result is made up (demo services on the simulated runtime).",
     )
     next_run_at = models.DateTimeField(default=timezone.now, db_index=True)
+    # The service's Prometheus page on the check's host and port, scraped every MONITORING_SCRAPE_INTERVAL_SECONDS
+    # into MetricSample rows; empty: not scraped.
+    metrics_path = models.CharField(
+        max_length=200,
+        blank=True,
+        default="/metrics",
+        validators=[RegexValidator(r"^/[^\s?#]*$", "A path starting with / (no query or fragment), or empty.")],
+        help_text="Path of the service's Prometheus metrics on the check's host; empty to scrape nothing.",
+    )
+    # The counters read at the last scrape (monitoring.scrape.Reading.state), so the next one records the increase.
+    metrics_state = models.JSONField(default=dict, blank=True)
+    metrics_error = models.CharField(max_length=300, blank=True)
+    metrics_scraped_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -65,6 +80,14 @@ class HealthCheck(models.Model):
 
     def __str__(self) -> str:
         return f"{self.service} in {self.environment}"
+
+    @property
+    def metrics_url(self) -> str:
+        """`metrics_path` on the check's scheme, host and port; empty when nothing is scraped."""
+        if not self.metrics_path:
+            return ""
+        parts = urlsplit(self.url)
+        return urlunsplit((parts.scheme, parts.netloc, self.metrics_path, "", ""))
 
 
 class ProbeResult(models.Model):
@@ -98,6 +121,55 @@ class ProbeRollup(models.Model):
 
     def __str__(self) -> str:
         return f"{self.health_check_id} {self.hour:%Y-%m-%d %H}:00 {self.ok}/{self.total}"
+
+
+class MetricSample(models.Model):
+    """What one scrape of a service's /metrics found since the previous one: requests, 5xx errors and the latency
+    histogram's increase (its percentiles worked out once, for the detector). Kept MONITORING_RAW_RETENTION_DAYS."""
+
+    health_check = models.ForeignKey(HealthCheck, on_delete=models.CASCADE, related_name="metric_samples")
+    at = models.DateTimeField()
+    seconds = models.FloatField()
+    requests = models.FloatField()
+    errors = models.FloatField()
+    # [[le, count], ...] increases, cumulative over le (monitoring.scrape.Buckets); empty without a histogram.
+    buckets = models.JSONField(default=list, blank=True)
+    p50_ms = models.FloatField(null=True, blank=True)
+    p95_ms = models.FloatField(null=True, blank=True)
+    p99_ms = models.FloatField(null=True, blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["health_check", "at"], name="monitoring_metric_check_at")]
+
+    def __str__(self) -> str:
+        return f"{self.health_check_id} at {self.at:%Y-%m-%d %H:%M}: {self.requests:g} requests"
+
+
+class MetricRollup(models.Model):
+    """One check's scraped metrics summed over a clock hour (buckets included, so percentiles stay exact)."""
+
+    health_check = models.ForeignKey(HealthCheck, on_delete=models.CASCADE, related_name="metric_rollups")
+    hour = models.DateTimeField()
+    seconds = models.FloatField()
+    requests = models.FloatField()
+    errors = models.FloatField()
+    buckets = models.JSONField(default=list, blank=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["health_check", "hour"], name="monitoring_metric_rollup_hour")]
+
+    def __str__(self) -> str:
+        return f"{self.health_check_id} {self.hour:%Y-%m-%d %H}:00 {self.requests:g} requests"
+
+
+class Metric(models.TextChoices):
+    """The key metrics read from a service's /metrics, as the pages and the detector name them."""
+
+    REQUEST_RATE = "request_rate", "Request rate"
+    ERROR_RATE = "error_rate", "Error rate"
+    LATENCY_P95 = "latency_p95", "Latency p95"
+    # The joint test over all of them (monitoring.anomaly.ServiceDetector): no single metric left its range.
+    CORRELATED = "correlated", "Metrics together"
 
 
 class SliKind(models.TextChoices):
@@ -188,15 +260,20 @@ class SliSample(models.Model):
 
 
 class Anomaly(models.Model):
-    """The start of an anomalous episode in an SLO's error ratio, found by the streaming detector (monitoring.anomaly).
+    """The start of an anomalous episode in an SLO's error ratio, or in a key metric scraped from a service in one
+    environment (`health_check` and `metric`), found by the streaming detector (monitoring.anomaly).
 
     `deployment` is the latest deployment of the service or of one of its dependencies that started in the two hours
     before, the likeliest cause a person would look at first.
     """
 
-    slo = models.ForeignKey(SLO, on_delete=models.CASCADE, related_name="anomalies")
+    slo = models.ForeignKey(SLO, null=True, blank=True, on_delete=models.CASCADE, related_name="anomalies")
+    health_check = models.ForeignKey(
+        HealthCheck, null=True, blank=True, on_delete=models.CASCADE, related_name="anomalies"
+    )
+    metric = models.CharField(max_length=20, choices=Metric.choices, blank=True)
     started_at = models.DateTimeField()
-    value = models.FloatField(help_text="The error ratio at the start.")
+    value = models.FloatField(help_text="The error ratio (or the metric's value) at the start.")
     reason = models.CharField(max_length=20)
     low = models.FloatField()
     high = models.FloatField()
@@ -207,7 +284,25 @@ class Anomaly(models.Model):
 
     class Meta:
         ordering = ["-started_at"]
-        constraints = [models.UniqueConstraint(fields=["slo", "started_at"], name="monitoring_anomaly_once")]
+        constraints = [
+            models.UniqueConstraint(fields=["slo", "started_at"], name="monitoring_anomaly_once"),
+            models.UniqueConstraint(
+                fields=["health_check", "metric", "started_at"], name="monitoring_metric_anomaly_once"
+            ),
+            models.CheckConstraint(
+                condition=models.Q(slo__isnull=False, health_check__isnull=True)
+                | models.Q(slo__isnull=True, health_check__isnull=False),
+                name="monitoring_anomaly_of_one_series",
+            ),
+        ]
 
     def __str__(self) -> str:
-        return f"{self.slo} at {self.started_at:%Y-%m-%d %H:%M}: {self.reason}"
+        return f"{self.subject} at {self.started_at:%Y-%m-%d %H:%M}: {self.reason}"
+
+    @property
+    def subject(self) -> str:
+        """What deviated, for people: the SLO's name, or the metric and its environment."""
+        if self.slo is not None:
+            return self.slo.name
+        environment = self.health_check.environment.name if self.health_check is not None else "?"
+        return f"{self.get_metric_display().lower()} in {environment}"

@@ -8,7 +8,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db.models import Count, F, Q, QuerySet, Sum, Window
-from django.db.models.functions import RowNumber, Trunc
+from django.db.models.functions import Coalesce, RowNumber, Trunc
 from django.utils import timezone
 
 from catalog.models import Service
@@ -18,6 +18,8 @@ from monitoring.models import (
     Anomaly,
     HealthCheck,
     HealthStatus,
+    MetricRollup,
+    MetricSample,
     ProbeResult,
     ProbeRollup,
     ProbeSource,
@@ -343,25 +345,28 @@ def slo_error_series(slo: SLO, *, since: datetime, now: datetime, bucket: timede
     return [(at, (total - good) / total) for at, (good, total) in sorted(totals.items()) if total > 0]
 
 
-def deployment_preceding(*, service: Service, at: datetime, within: timedelta) -> Any:
-    """The latest deployment of `service` or of a service it depends on that started in `within` before `at`."""
+def deployment_preceding(
+    *, service: Service, at: datetime, within: timedelta, environment_id: int | None = None
+) -> Any:
+    """The latest deployment of `service` or of a service it depends on that started in `within` before `at` (in
+    `environment_id` only, when given: a metric of production follows production's deployments)."""
     from catalog.models import Dependency
     from deployments.models import Deployment
 
     services = [service.pk, *Dependency.objects.filter(source=service).values_list("target_id", flat=True)]
-    return (
-        Deployment.objects.filter(service__in=services, started_at__gt=at - within, started_at__lte=at)
-        .select_related("service")
-        .order_by("-started_at")
-        .first()
-    )
+    deployments = Deployment.objects.filter(service__in=services, started_at__gt=at - within, started_at__lte=at)
+    if environment_id is not None:
+        deployments = deployments.filter(environment_id=environment_id)
+    return deployments.select_related("service").order_by("-started_at").first()
 
 
-def service_anomalies(service: Service, *, limit: int = 10) -> list[Anomaly]:
-    """The service's latest anomalies with their SLO and preceding deployment (one query)."""
+def service_anomalies(service: Service, *, limit: int = 10, kind: str = "") -> list[Anomaly]:
+    """The service's latest anomalies, in its SLOs ("slo"), its scraped metrics ("metric") or both (""), with their
+    preceding deployment (one query)."""
+    where = {"slo": Q(slo__service=service), "metric": Q(health_check__service=service)}
     return list(
-        Anomaly.objects.filter(slo__service=service)
-        .select_related("slo", "deployment", "deployment__service")
+        Anomaly.objects.filter(where.get(kind, where["slo"] | where["metric"]))
+        .select_related("slo", "health_check__environment", "deployment", "deployment__service")
         .order_by("-started_at")[:limit]
     )
 
@@ -374,7 +379,7 @@ def deployments_between(*, service: Service, since: datetime, until: datetime) -
     services = [service.pk, *Dependency.objects.filter(source=service).values_list("target_id", flat=True)]
     return list(
         Deployment.objects.filter(service__in=services, started_at__gt=since, started_at__lte=until)
-        .select_related("service")
+        .select_related("service", "environment", "release")
         .order_by("started_at")
     )
 
@@ -401,17 +406,19 @@ def correlated_signal(service: Service, *, now: datetime | None = None) -> Signa
     what a service depends on). Among several, the one whose anomaly followed a deployment, else the one most
     members depend on. Four queries whatever the graph's size.
 
-    A service that is itself healthy is in no signal, and most are: that is settled first from its own SLOs (one
-    query without SLOs, at most three with them), before reading the dependency graph, which is read whole (300,000
+    A service that is itself healthy is in no signal, and most are: that is settled first from its own SLOs and
+    scraped metrics' anomalies (two queries without SLOs, at most three with them), before reading the dependency
+    graph, which is read whole (300,000
     edges at 100,000 services).
     """
     from catalog.models import Dependency
 
     now = now or timezone.now()
     own_slos = list(SLO.objects.filter(service=service))
-    if not own_slos:  # anomalies are found in SLOs' series: no SLO, no trouble to group
-        return None
-    own_recent = Anomaly.objects.filter(slo__in=own_slos, started_at__gt=now - SIGNAL_WINDOW).exists()
+    since = now - SIGNAL_WINDOW
+    own_recent = Anomaly.objects.filter(
+        Q(slo__in=own_slos) | Q(health_check__service=service), started_at__gt=since
+    ).exists()
     if not own_recent and not any(s.status in (burn.BURNING, burn.EXHAUSTED) for s in slo_statuses(own_slos, now=now)):
         return None
     edges = list(Dependency.objects.values_list("source_id", "target_id"))
@@ -427,9 +434,11 @@ def correlated_signal(service: Service, *, now: datetime | None = None) -> Signa
             frontier.append(other)
     if len(component) < 2:
         return None
-    recent = Anomaly.objects.filter(slo__service__in=component, started_at__gt=now - SIGNAL_WINDOW)
-    deployed_after = set(recent.filter(deployment__isnull=False).values_list("slo__service_id", flat=True))
-    unhealthy = set(recent.values_list("slo__service_id", flat=True)) | deployed_after
+    recent = Anomaly.objects.filter(
+        Q(slo__service__in=component) | Q(health_check__service__in=component), started_at__gt=now - SIGNAL_WINDOW
+    ).annotate(service_id=Coalesce("slo__service_id", "health_check__service_id"))
+    deployed_after = set(recent.filter(deployment__isnull=False).values_list("service_id", flat=True))
+    unhealthy = set(recent.values_list("service_id", flat=True)) | deployed_after
     statuses = slo_statuses(list(SLO.objects.filter(service__in=component)), now=now)
     unhealthy |= {s.slo.service_id for s in statuses if s.status in (burn.BURNING, burn.EXHAUSTED)}
     if service.pk not in unhealthy or len(unhealthy) < 2:
@@ -457,3 +466,63 @@ def correlated_signal(service: Service, *, now: datetime | None = None) -> Signa
     if origin_pk in deployed_after:
         why += ", and its anomaly followed a deployment"
     return Signal(members=list(members.values()), origin=origin, why=why)
+
+
+# --- scraped metrics, per hour ---------------------------------------------------------------------------------------
+
+
+@dataclass
+class HourOfMetrics:
+    """One clock hour of a check's scraped metrics."""
+
+    hour: datetime
+    seconds: float
+    requests: float
+    errors: float
+    buckets: list[list[Any]]
+
+    @property
+    def request_rate(self) -> float | None:
+        return self.requests / self.seconds if self.seconds > 0 else None
+
+    @property
+    def error_rate(self) -> float | None:
+        return self.errors / self.requests if self.requests > 0 else None
+
+    def latency_ms(self, q: float) -> float | None:
+        from monitoring.scrape import quantile
+
+        value = quantile(q, self.buckets)
+        return None if value is None else value * 1000
+
+
+def metrics_by_hour(checks: Sequence[HealthCheck], *, since: datetime, now: datetime) -> dict[int, list[HourOfMetrics]]:
+    """Each check's scraped metrics per clock hour since `since`, oldest first: hourly rollups where they exist and
+    the raw samples after each check's latest rollup (the hours not rolled up yet). Two queries."""
+    from monitoring.scrape import buckets_add
+
+    ids = [check.pk for check in checks]
+    hours: dict[int, dict[datetime, HourOfMetrics]] = defaultdict(dict)
+    start = since.replace(minute=0, second=0, microsecond=0)
+    for row in MetricRollup.objects.filter(health_check_id__in=ids, hour__gte=start, hour__lte=now).order_by("hour"):
+        hours[row.health_check_id][row.hour] = HourOfMetrics(
+            row.hour, row.seconds, row.requests, row.errors, row.buckets
+        )
+    covered = {check_id: max(by_hour) + timedelta(hours=1) for check_id, by_hour in hours.items()}
+    raw_since = min([start, *covered.values()]) if len(covered) < len(ids) else min(covered.values())
+    raw = MetricSample.objects.filter(health_check_id__in=ids, at__gte=max(raw_since, start), at__lte=now)
+    for check_id, at, seconds, requests, errors, buckets in raw.values_list(
+        "health_check_id", "at", "seconds", "requests", "errors", "buckets"
+    ).order_by("at"):
+        if at < covered.get(check_id, start):
+            continue
+        hour = at.replace(minute=0, second=0, microsecond=0)
+        found = hours[check_id].get(hour)
+        if found is None:
+            hours[check_id][hour] = HourOfMetrics(hour, seconds, requests, errors, list(buckets))
+        else:
+            found.seconds += seconds
+            found.requests += requests
+            found.errors += errors
+            found.buckets = buckets_add(found.buckets, buckets)
+    return {check_id: [by_hour[hour] for hour in sorted(by_hour)] for check_id, by_hour in hours.items()}

@@ -7,7 +7,7 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.models import AnonymousUser, User
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, transaction
 from django.db.models import Count, Q, Sum
 from django.db.models.functions import TruncHour
@@ -18,15 +18,23 @@ from catalog.models import Service
 from catalog.permissions import user_can
 from monitoring import anomaly, burn, openslo, selectors, sources
 from monitoring.models import SLO, Anomaly, HealthCheck, ProbeResult, ProbeRollup, SliSample, SliState
-from monitoring.probe import Outcome, url_validate
+from monitoring.probe import Outcome, url_refusal, url_validate
 
-EDITABLE = ("url", "interval_seconds", "timeout_ms", "expected_status", "body_match", "enabled")
+EDITABLE = ("url", "interval_seconds", "timeout_ms", "expected_status", "body_match", "enabled", "metrics_path")
 
 
 def health_check_require_change(*, user: User | AnonymousUser, service: Service) -> None:
     """Raise PermissionDenied unless `user` may change `service` (its owners and platform admins)."""
     if not user_can(user, "catalog.change_service", service):
         raise PermissionDenied(f"Only {service.owner} (or a platform admin) can change {service}'s health checks.")
+
+
+def _urls_validate(check: HealthCheck) -> None:
+    """The probe's URL and the metrics page it implies, under the same rules (an admin path is refused for both)."""
+    url_validate(check.url)
+    if check.metrics_path.startswith("/"):
+        if why := url_refusal(check.metrics_url):
+            raise ValidationError({"metrics_path": why})
 
 
 def _snapshot(check: HealthCheck) -> dict[str, Any]:
@@ -38,7 +46,7 @@ def health_check_create(*, user: User | AnonymousUser, service: Service, **field
     """Add a check of `service` in `fields["environment"]`; the first probe is due at once."""
     health_check_require_change(user=user, service=service)
     check = HealthCheck(service=service, **fields)
-    url_validate(check.url)
+    _urls_validate(check)
     check.full_clean()
     check.save()
     audit.event_record(
@@ -56,7 +64,7 @@ def health_check_update(*, user: User | AnonymousUser, check: HealthCheck, **fie
         if field not in EDITABLE:
             raise ValueError(f"{field} is not editable")
         setattr(check, field, value)
-    url_validate(check.url)
+    _urls_validate(check)
     check.full_clean()
     if before["url"] != check.url or before["interval_seconds"] != check.interval_seconds:
         check.next_run_at = timezone.now()

@@ -9,7 +9,7 @@ from celery import shared_task
 from django.db import transaction
 from django.utils import timezone
 
-from monitoring import selectors, services
+from monitoring import selectors, series, services
 from monitoring.models import SLO, HealthCheck, ProbeSource
 from monitoring.probe import Outcome, probe, simulated_outcome
 
@@ -72,7 +72,22 @@ def run_due_checks_task() -> int:
 
 @shared_task(name="monitoring.rollup_results", ignore_result=True)
 def rollup_results_task() -> int:
-    return services.results_rollup()
+    """Roll the last hours of probe results and scraped metrics up per hour, and purge what is past its retention."""
+    return services.results_rollup() + series.metrics_rollup()
+
+
+@shared_task(name="monitoring.scrape_metrics", ignore_result=True)
+def scrape_metrics_task() -> int:
+    """Scrape the services' /metrics pages that are due (beat, every 15 s), in claimed batches until none is due or
+    the budget is spent; the next tick takes the rest."""
+    started = time.monotonic()
+    scraped = 0
+    while time.monotonic() - started < RUN_BUDGET_SECONDS:
+        read = series.metrics_scrape_due()
+        scraped += read
+        if read == 0:
+            break
+    return scraped
 
 
 @shared_task(name="monitoring.evaluate_slos", ignore_result=True)
@@ -92,8 +107,14 @@ def evaluate_slos_task() -> int:
 
 @shared_task(name="monitoring.detect_anomalies", ignore_result=True)
 def detect_anomalies_task() -> int:
-    """Replay every SLO's error ratio through the anomaly detector (beat, every 10 minutes); idempotent."""
+    """Replay every SLO's error ratio, and every scraped service's key metrics, through the anomaly detector (beat,
+    every 10 minutes); idempotent."""
     found = 0
+    for check in series.checks_with_recent_metrics(now=timezone.now()):
+        try:
+            found += len(series.metrics_anomalies_detect(check=check))
+        except Exception:  # one series' surprise must not stop the others
+            logger.exception("monitoring.metric_anomaly_detection_crashed", check_id=check.pk)
     for slo in SLO.objects.select_related("service").order_by("pk"):
         try:
             found += len(services.slo_anomalies_detect(slo=slo))

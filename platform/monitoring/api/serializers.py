@@ -55,6 +55,9 @@ class HealthCheckSerializer(serializers.ModelSerializer):
             "expected_status",
             "body_match",
             "enabled",
+            "metrics_path",
+            "metrics_error",
+            "metrics_scraped_at",
             "source",
             "next_run_at",
             "health",
@@ -62,7 +65,7 @@ class HealthCheckSerializer(serializers.ModelSerializer):
             "updated_at",
         ]
         # source: only the demo makes simulated checks; one made through the API always probes for real.
-        read_only_fields = ["source", "next_run_at", "created_at", "updated_at"]
+        read_only_fields = ["source", "next_run_at", "metrics_error", "metrics_scraped_at", "created_at", "updated_at"]
         # The unique (service, environment) pair is checked by the service function's full_clean (a 400 naming it).
         validators: list[Any] = []
 

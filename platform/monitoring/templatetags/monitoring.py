@@ -1,12 +1,14 @@
 from datetime import datetime, timedelta
+from typing import Any
 
 from django import template
 from django.utils import timezone
 
 from catalog.models import Service
 from monitoring import selectors
-from monitoring.models import SLO, Anomaly
+from monitoring.models import SLO, Anomaly, HealthCheck, Metric
 from monitoring.selectors import Health, service_health, service_slos, slo_budget_history
+from portal import charts as charts_module
 
 register = template.Library()
 
@@ -134,12 +136,13 @@ def slo_series_chart(slo: SLO, anomalies: list[Anomaly]) -> dict[str, object]:
 
 
 @register.simple_tag
-def anomaly_rows(service: Service) -> list[Anomaly]:
-    return selectors.service_anomalies(service)
+def anomaly_rows(service: Service, kind: str = "") -> list[Anomaly]:
+    return selectors.service_anomalies(service, kind=kind)
 
 
 @register.filter
 def anomaly_cause(anomaly: Anomaly) -> str:
+    """ "started N minutes after deployment #X of Y" when a deployment preceded the anomaly, else empty."""
     deployment = anomaly.deployment
     if deployment is None or deployment.started_at is None:
         return ""
@@ -150,3 +153,100 @@ def anomaly_cause(anomaly: Anomaly) -> str:
 @register.simple_tag
 def service_signal(service: Service) -> selectors.Signal | None:
     return selectors.correlated_signal(service)
+
+
+METRIC_SPAN = timedelta(days=7)
+
+
+def _rate(value: float) -> str:
+    return f"{value:.3g}/s" if value < 1000 else f"{value:,.0f}/s"
+
+
+def _share(value: float) -> str:
+    return f"{value * 100:.2g} %" if value < 0.1 else f"{value * 100:.0f} %"
+
+
+def _ms(value: float) -> str:
+    return f"{value:.3g} ms" if value < 1000 else f"{value:,.0f} ms"
+
+
+@register.simple_tag
+def metric_charts(service: Service) -> list[dict[str, object]]:
+    """Per environment whose check scrapes /metrics: request rate, error rate and latency percentiles per hour over
+    the last week, with the deployments of the service (and its dependencies) in that environment on the time axis
+    and the anomalies found in these series circled. Six queries whatever the number of environments."""
+    now = timezone.now()
+    start = now - METRIC_SPAN
+    checks = [c for c in HealthCheck.objects.filter(service=service).select_related("environment") if c.metrics_path]
+    if not checks:
+        return []
+    hours = selectors.metrics_by_hour(checks, since=start, now=now)
+    deployments = selectors.deployments_between(service=service, since=start, until=now)
+    found = list(
+        Anomaly.objects.filter(health_check__in=checks, started_at__gte=start).select_related(
+            "deployment__service", "health_check__environment"
+        )
+    )
+    sections = []
+    for check in sorted(checks, key=lambda c: (c.environment.order, c.environment.slug)):
+        series = hours.get(check.pk, [])
+        ticks = [
+            (d.started_at, f"deployment #{d.pk} of {d.service.slug} {d.release.version}")
+            for d in deployments
+            if d.environment_id == check.environment_id
+        ]
+
+        def marks(
+            metric: str, value_of: object, check: HealthCheck = check, series: list[Any] = series
+        ) -> list[tuple[datetime, float, str]]:
+            chosen = []
+            for a in found:
+                if a.health_check_id == check.pk and a.metric in (metric, Metric.CORRELATED):
+                    at_hour = a.started_at.replace(minute=0, second=0, microsecond=0)
+                    point = next((h for h in series if h.hour == at_hour), None)
+                    value = value_of(point) if point is not None else None  # type: ignore[operator]
+                    cause = anomaly_cause(a)
+                    label = f"anomaly in {a.subject} ({a.reason})" + (f": {cause}" if cause else "")
+                    chosen.append((a.started_at, value or 0.0, label))
+            return chosen
+
+        slug = f"metrics-{check.environment.slug}"
+        charts = [
+            charts_module.timeseries(
+                {"requests": [(h.hour, h.request_rate) for h in series if h.request_rate is not None]},
+                id=f"{slug}-rate",
+                title=f"Request rate in {check.environment.name}",
+                start=start,
+                end=now,
+                fmt=_rate,
+                ticks=ticks,
+                marks=marks(Metric.REQUEST_RATE, lambda h: h.request_rate),
+            ),
+            charts_module.timeseries(
+                {"5xx share": [(h.hour, h.error_rate) for h in series if h.error_rate is not None]},
+                id=f"{slug}-errors",
+                title=f"Error rate in {check.environment.name}",
+                start=start,
+                end=now,
+                fmt=_share,
+                ticks=ticks,
+                marks=marks(Metric.ERROR_RATE, lambda h: h.error_rate),
+                css={"5xx share": "line-bad"},
+            ),
+            charts_module.timeseries(
+                {
+                    name: [(h.hour, v) for h in series if (v := h.latency_ms(q)) is not None]
+                    for name, q in (("p50", 0.5), ("p95", 0.95), ("p99", 0.99))
+                },
+                id=f"{slug}-latency",
+                title=f"Latency in {check.environment.name}",
+                start=start,
+                end=now,
+                fmt=_ms,
+                ticks=ticks,
+                marks=marks(Metric.LATENCY_P95, lambda h: h.latency_ms(0.95)),
+                css={"p95": "line-2", "p99": "line-3"},
+            ),
+        ]
+        sections.append({"check": check, "charts": charts, "empty": not series})
+    return sections

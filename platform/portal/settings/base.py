@@ -245,6 +245,8 @@ MONITORING_PROBE_DENY_PATHS = env.list("MONITORING_PROBE_DENY_PATHS", default=["
 MONITORING_PROBE_PORTAL_HOSTS = env.list("MONITORING_PROBE_PORTAL_HOSTS", default=None)
 MONITORING_PROBE_MAX_BODY_BYTES = env.int("MONITORING_PROBE_MAX_BODY_BYTES", default=65_536)
 MONITORING_RAW_RETENTION_DAYS = env.int("MONITORING_RAW_RETENTION_DAYS", default=7)
+# How often each health check's /metrics page (its metrics_path on the check's host) is scraped into stored series.
+MONITORING_SCRAPE_INTERVAL_SECONDS = env.int("MONITORING_SCRAPE_INTERVAL_SECONDS", default=60)
 # An SLO's page alert opens an incident ("page") or does not ("off"); an SLO's runway.dev/incidents annotation
 # overrides this (docs/monitoring.md).
 MONITORING_SLO_INCIDENTS = env.str("MONITORING_SLO_INCIDENTS", default="page")
@@ -282,6 +284,8 @@ CELERY_BEAT_SCHEDULE = {
     # Health checks wait by `next_run_at`; each run takes the due ones (monitoring/tasks.py).
     "monitoring-run-due-checks": {"task": "monitoring.run_due_checks", "schedule": 5.0},
     "monitoring-rollup-results": {"task": "monitoring.rollup_results", "schedule": 900.0},
+    # Each check's /metrics is due every MONITORING_SCRAPE_INTERVAL_SECONDS; each run takes the due ones.
+    "monitoring-scrape-metrics": {"task": "monitoring.scrape_metrics", "schedule": 15.0},
     # Changes rescore their service as they happen; the nightly run catches facts that change with time alone.
     "scorecards-rescore-all": {"task": "scorecards.rescore_all", "schedule": crontab(hour=2, minute=30)},
     # Initiatives end after their deadline and remind teams before it (once per team and day, however often it runs).

@@ -1,0 +1,149 @@
+"""A service's /metrics page turned into the key metrics Runway stores: requests, 5xx errors and the request-duration
+histogram, as what happened between two scrapes.
+
+Every golden path and local-runtime replica exposes `http_requests_total` (labelled by `status`) and the Python
+golden path also `http_request_duration_seconds` (a histogram); both are summed over their other labels. Counters are
+cumulative, so a scrape stores its readings on the check and the next one records the increase; a counter lower than
+before is a restart, and what it holds now all happened since (as PromQL's `increase()` reads it). Percentiles are
+PromQL's `histogram_quantile()`: linear within the bucket the rank falls in.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from prometheus_client.parser import text_string_to_metric_families
+
+REQUESTS = "http_requests_total"
+DURATION_BUCKET = "http_request_duration_seconds_bucket"
+QUANTILES = (0.5, 0.95, 0.99)
+
+# [le as text ("0.005", "+Inf"), cumulative count]: text, since JSON (and PostgreSQL's jsonb) has no infinity.
+Buckets = list[list[Any]]
+
+
+class NoMetrics(ValueError):
+    """The page is not an exposition, or it holds none of the metrics Runway reads."""
+
+
+@dataclass
+class Reading:
+    """Cumulative counters read from one scrape."""
+
+    requests: float
+    errors: float
+    buckets: Buckets = field(default_factory=list)
+
+    def state(self, at: float) -> dict[str, Any]:
+        return {"at": at, "requests": self.requests, "errors": self.errors, "buckets": self.buckets}
+
+
+@dataclass
+class Interval:
+    """What happened between two scrapes."""
+
+    seconds: float
+    requests: float
+    errors: float
+    buckets: Buckets  # increases per bucket, still cumulative over `le`; empty when latency is not known
+
+    def quantiles_ms(self) -> tuple[float | None, ...]:
+        return tuple(_ms(quantile(q, self.buckets)) for q in QUANTILES)
+
+
+def _ms(seconds: float | None) -> float | None:
+    return None if seconds is None else round(seconds * 1000, 3)
+
+
+def _bound(text: str) -> float:
+    return math.inf if text in ("+Inf", "Inf", "inf") else float(text)
+
+
+def reading_parse(text: str) -> Reading:
+    """The counters of one exposition; NoMetrics when it is not one or lacks http_requests_total."""
+    requests = errors = 0.0
+    found = False
+    buckets: dict[str, float] = {}
+    try:
+        for family in text_string_to_metric_families(text):
+            found = found or family.name in ("http_requests", REQUESTS)
+            for sample in family.samples:
+                if sample.name == REQUESTS:
+                    requests += sample.value
+                    if str(sample.labels.get("status", "")).startswith("5"):
+                        errors += sample.value
+                elif sample.name == DURATION_BUCKET and "le" in sample.labels:
+                    le = sample.labels["le"]
+                    bound = _bound(le)
+                    key = "+Inf" if math.isinf(bound) else repr(bound)
+                    buckets[key] = buckets.get(key, 0.0) + sample.value
+    except ValueError as error:
+        raise NoMetrics(f"not a Prometheus exposition: {error}") from error
+    if not found:
+        raise NoMetrics(f"exposes no {REQUESTS} counter")
+    ordered = sorted(buckets.items(), key=lambda item: _bound(item[0]))
+    if ordered and ordered[-1][0] != "+Inf":
+        ordered = []  # a histogram without its +Inf bucket has no total: no percentiles rather than wrong ones
+    return Reading(requests=requests, errors=errors, buckets=[[le, count] for le, count in ordered])
+
+
+def interval_between(previous: dict[str, Any] | None, current: Reading, at: float) -> Interval | None:
+    """The increase since the previous scrape's state; None for the first scrape (nothing to compare with yet)."""
+    if not previous or "at" not in previous:
+        return None
+    seconds = at - float(previous["at"])
+    if seconds <= 0:
+        return None
+    before_requests = float(previous.get("requests", 0.0))
+    restarted = current.requests < before_requests
+    requests = current.requests if restarted else current.requests - before_requests
+    before_errors = float(previous.get("errors", 0.0))
+    errors = current.errors if restarted or current.errors < before_errors else current.errors - before_errors
+    buckets: Buckets = []
+    before = previous.get("buckets") or []
+    if current.buckets and [le for le, _ in before] == [le for le, _ in current.buckets]:
+        bucket_reset = restarted or any(now < then for (_, now), (_, then) in zip(current.buckets, before, strict=True))
+        buckets = [
+            [le, now if bucket_reset else now - then]
+            for (le, now), (_, then) in zip(current.buckets, before, strict=True)
+        ]
+    elif current.buckets and not before:
+        buckets = []  # the histogram appeared since the last scrape: its first reading is the baseline
+    return Interval(
+        seconds=seconds, requests=max(requests, 0.0), errors=max(min(errors, requests), 0.0), buckets=buckets
+    )
+
+
+def buckets_add(total: Buckets, more: Buckets) -> Buckets:
+    """Two intervals' buckets summed; the bounds must agree (otherwise the larger-count one is kept whole)."""
+    if not total:
+        return [list(pair) for pair in more]
+    if not more:
+        return total
+    if [le for le, _ in total] != [le for le, _ in more]:
+        return total if total[-1][1] >= more[-1][1] else [list(pair) for pair in more]
+    return [[le, a + b] for (le, a), (_, b) in zip(total, more, strict=True)]
+
+
+def quantile(q: float, buckets: Buckets) -> float | None:
+    """PromQL's histogram_quantile over cumulative buckets: linear interpolation inside the bucket the rank falls in;
+    a rank in the +Inf bucket gives the highest finite bound. None without observations."""
+    if not buckets:
+        return None
+    total = float(buckets[-1][1])
+    if total <= 0:
+        return None
+    rank = q * total
+    lower, below = 0.0, 0.0
+    for le, count in buckets:
+        upper = _bound(le)
+        if count >= rank:
+            if math.isinf(upper):
+                return lower
+            if count == below:
+                return upper
+            return lower + (upper - lower) * (rank - below) / (count - below)
+        lower, below = upper, float(count)
+    return lower

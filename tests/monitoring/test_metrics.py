@@ -1,0 +1,290 @@
+"""Scraped metrics: a real HTTP server exposing prometheus_client's /metrics, scraped in batches into stored series
+(increases between scrapes, restarts, failures kept per check), hourly rollups, the detector over the stored series
+with anomalies linked to the deployment before them, and the service page's charts."""
+
+import threading
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+from django.urls import reverse
+from django.utils import timezone
+
+from deployments.models import Deployment, Environment, State
+from monitoring import scrape, selectors, series, services
+from monitoring.models import Anomaly, HealthCheck, Metric, MetricRollup, MetricSample
+from tests.deployments.support import release_make
+
+pytestmark = [pytest.mark.django_db]
+
+LATENCY_BUCKETS = (0.01, 0.05, 0.1, 0.5, 1.0)
+
+
+class App:
+    """What a golden-path service exposes: http_requests_total by status and a request-duration histogram, in the
+    text format. Written out here rather than with prometheus_client's classes: in the test process those run in the
+    portal's multiprocess mode, where a "new" registry would share its values with the old one (no restart)."""
+
+    def __init__(self) -> None:
+        self.restart()
+
+    def restart(self) -> None:
+        self.requests: dict[str, int] = {}
+        self.observations: list[float] = []
+
+    def serve(self, count: int, *, status: str = "200", seconds: float = 0.02) -> None:
+        self.requests[status] = self.requests.get(status, 0) + count
+        self.observations += [seconds] * count
+
+    def exposition(self) -> bytes:
+        lines = ["# HELP http_requests_total Requests.", "# TYPE http_requests_total counter"]
+        lines += [f'http_requests_total{{method="GET",status="{s}"}} {n}' for s, n in sorted(self.requests.items())]
+        lines += ["# HELP http_request_duration_seconds Time.", "# TYPE http_request_duration_seconds histogram"]
+        for bound in (*LATENCY_BUCKETS, "+Inf"):
+            within = sum(1 for o in self.observations if bound == "+Inf" or o <= bound)  # type: ignore[operator]
+            lines.append(f'http_request_duration_seconds_bucket{{method="GET",le="{bound}"}} {within}')
+        lines.append(f'http_request_duration_seconds_count{{method="GET"}} {len(self.observations)}')
+        lines.append(f'http_request_duration_seconds_sum{{method="GET"}} {sum(self.observations)}')
+        return ("\n".join(lines) + "\n").encode()
+
+
+@pytest.fixture
+def app_server() -> Iterator[tuple[App, int]]:
+    app = App()
+
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - the base class's name
+            pass
+
+        def do_GET(self) -> None:  # noqa: N802 - the base class's name
+            status, body = 404, b"no such page"
+            if self.path == "/metrics":
+                status, body = 200, app.exposition()
+            elif self.path == "/not-metrics":
+                status, body = 200, b"<html>hello</html>\n{{{"
+            self.send_response(status)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield app, server.server_address[1]
+    server.shutdown()
+    server.server_close()
+
+
+def _environment(slug: str = "production", order: int = 2) -> Environment:
+    return Environment.objects.get_or_create(slug=slug, defaults={"name": slug.capitalize(), "order": order})[0]
+
+
+# --- reading an exposition --------------------------------------------------------------------------------------------
+
+
+def test_percentiles_are_promql_histogram_quantiles():
+    # 100 observations: 50 up to 0.1 s, 40 in (0.1, 0.5], 10 in (0.5, 1].
+    buckets = [["0.1", 50], ["0.5", 90], ["1.0", 100], ["+Inf", 100]]
+    assert scrape.quantile(0.5, buckets) == pytest.approx(0.1)
+    assert scrape.quantile(0.95, buckets) == pytest.approx(0.75)
+    assert scrape.quantile(0.99, buckets) == pytest.approx(0.95)
+    assert scrape.quantile(0.99, [["0.1", 0], ["+Inf", 10]]) == 0.1  # in the +Inf bucket: the highest finite bound
+    assert scrape.quantile(0.5, [["0.1", 0], ["+Inf", 0]]) is None
+
+
+def test_an_exposition_without_request_counts_is_not_read():
+    with pytest.raises(scrape.NoMetrics, match="exposes no http_requests_total"):
+        scrape.reading_parse("# TYPE up gauge\nup 1\n")
+    with pytest.raises(scrape.NoMetrics, match="not a Prometheus exposition"):
+        scrape.reading_parse("<html>{{{")
+
+
+# --- the scheduled scrape ---------------------------------------------------------------------------------------------
+
+
+def test_scrapes_store_what_happened_between_them_in_batches(world, app_server, django_assert_max_num_queries):
+    app, port = app_server
+    production, staging = _environment(), _environment("staging", 1)
+    check = HealthCheck.objects.create(
+        service=world.service, environment=production, url=f"http://127.0.0.1:{port}/healthz"
+    )
+    missing = HealthCheck.objects.create(
+        service=world.service, environment=staging, url=f"http://127.0.0.1:{port}/healthz", metrics_path="/nothing"
+    )
+    app.serve(500)  # before Runway first looks: the baseline, not counted
+
+    # The claim (a select and an update), then one select, one insert and one update for the whole batch (and, in a
+    # test, the savepoints of the two transactions).
+    with django_assert_max_num_queries(9):
+        assert series.metrics_scrape_due() == 1
+    assert not MetricSample.objects.exists()
+    missing.refresh_from_db()
+    assert missing.metrics_error == f"http://127.0.0.1:{port}/nothing: answered 404, expected 200"
+    assert series.metrics_scrape_due() == 0  # nothing due again within the interval
+
+    app.serve(110, seconds=0.02)
+    app.serve(10, status="503", seconds=0.4)
+    later = timezone.now() + timedelta(seconds=60)
+    assert series.metrics_scrape_due(now=later) == 1
+    sample = MetricSample.objects.get(health_check=check)
+    assert (sample.requests, sample.errors) == (120, 10)
+    # 110 within 50 ms (all at 20 ms: the 0.01-0.05 bucket), 10 in (0.1, 0.5]: p50 inside the first, p99 in the last.
+    assert sample.p50_ms == pytest.approx(10 + 40 * (60 - 0) / 110, rel=1e-4)
+    assert sample.p99_ms == pytest.approx(100 + 400 * (118.8 - 110) / 10, rel=1e-4)
+    assert sample.buckets[-1] == ["+Inf", 120]
+
+    app.restart()  # the service restarted: its counters start again from zero
+    app.serve(30)
+    assert series.metrics_scrape_due(now=later + timedelta(seconds=60)) == 1
+    latest = MetricSample.objects.filter(health_check=check).latest("at")
+    assert (latest.requests, latest.errors) == (30, 0)
+
+
+def test_a_page_that_is_not_an_exposition_is_an_error_on_its_check(world, app_server):
+    _app, port = app_server
+    check = HealthCheck.objects.create(
+        service=world.service,
+        environment=_environment(),
+        url=f"http://127.0.0.1:{port}/healthz",
+        metrics_path="/not-metrics",
+    )
+    series.metrics_scrape_due()
+    check.refresh_from_db()
+    assert "not a Prometheus exposition" in check.metrics_error and check.metrics_state == {}
+
+
+def test_a_metrics_path_is_checked_like_the_probe_url(world, api_client, settings):
+    settings.ALLOWED_HOSTS = ["runway.example", "testserver"]
+    api_client.force_authenticate(world.owner)
+    _environment()
+    body = {"service": "payments-api", "environment": "production", "url": "http://runway.example/healthz"}
+    refused = api_client.post("/api/v1/health-checks/", {**body, "metrics_path": "/admin/metrics"}, format="json")
+    assert refused.status_code == 400 and "metrics_path" in refused.json()
+    refused = api_client.post("/api/v1/health-checks/", {**body, "metrics_path": "metrics"}, format="json")
+    assert refused.status_code == 400 and "metrics_path" in refused.json()
+    made = api_client.post("/api/v1/health-checks/", {**body, "metrics_path": ""}, format="json")
+    assert made.status_code == 201 and made.json()["metrics_path"] == ""
+
+
+# --- rollups, series and anomalies ------------------------------------------------------------------------------------
+
+
+def _samples(check: HealthCheck, *, now: datetime, days: int, latency_at) -> None:
+    """One sample a minute for `days`: 600 requests, 0.5 % errors, all in one latency bucket chosen by minutes ago."""
+    rows = []
+    for minutes_ago in range(days * 24 * 60):
+        ms = latency_at(minutes_ago)
+        buckets = [[str(le), 600 if le * 1000 >= ms else 0] for le in LATENCY_BUCKETS] + [["+Inf", 600]]
+        rows.append(
+            MetricSample(
+                health_check=check,
+                at=now - timedelta(minutes=minutes_ago),
+                seconds=60,
+                requests=600 + (minutes_ago * 7919) % 40,
+                errors=3,
+                buckets=buckets,
+                p95_ms=ms * (1 + (minutes_ago * 104729) % 7 / 100),
+            )
+        )
+    MetricSample.objects.bulk_create(rows, batch_size=5000)
+
+
+def test_rollups_keep_exact_percentiles_and_the_chart_reads_rollups_then_raw(world):
+    check = HealthCheck.objects.create(service=world.service, environment=_environment(), url="http://a.test/")
+    now = timezone.now().replace(minute=30, second=0, microsecond=0)
+    _samples(check, now=now, days=1, latency_at=lambda m: 40 if m < 120 else 8)
+    assert series.metrics_rollup(now=now, hours=24) == 24
+    rollup = MetricRollup.objects.get(health_check=check, hour=now.replace(minute=0) - timedelta(hours=1))
+    assert rollup.requests == sum(600 + (m * 7919) % 40 for m in range(31, 91)) and rollup.seconds == 3600
+    hours = selectors.metrics_by_hour([check], since=now - timedelta(days=1), now=now)[check.pk]
+    assert hours[-1].hour == now.replace(minute=0)  # this hour: from raw samples, not rolled up yet
+    assert hours[-1].requests == sum(600 + (m * 7919) % 40 for m in range(0, 31))
+    assert hours[-1].latency_ms(0.95) == pytest.approx(10 + 40 * 0.95)  # all in the (10, 50] ms bucket
+    assert hours[0].latency_ms(0.5) == pytest.approx(5)  # all within 10 ms: half of the way to 10
+
+
+def test_a_latency_jump_is_found_in_the_stored_series_and_linked_to_the_deployment_before_it(world, client):
+    production, staging = _environment(), _environment("staging", 1)
+    check = HealthCheck.objects.create(service=world.service, environment=production, url="http://a.test/")
+    now = datetime.now(tz=UTC).replace(second=0, microsecond=0)
+    now = now.replace(minute=now.minute // 10 * 10)
+    # Latency steady around 8 ms for a week, then 40 ms from 3 hours ago, 12 minutes after a production deployment.
+    _samples(check, now=now, days=7, latency_at=lambda m: 40 if m < 180 else 8)
+    jump = now - timedelta(minutes=180)
+    deployed = Deployment.objects.create(
+        release=release_make(world.service, "3.1.0"),
+        service=world.service,
+        environment=production,
+        strategy="rolling",
+        runtime="simulated",
+    )
+    Deployment.objects.filter(pk=deployed.pk).update(state=State.SUCCEEDED, started_at=jump - timedelta(minutes=12))
+    elsewhere = Deployment.objects.create(
+        release=release_make(world.service, "3.2.0"),
+        service=world.service,
+        environment=staging,
+        strategy="rolling",
+        runtime="simulated",
+    )
+    Deployment.objects.filter(pk=elsewhere.pk).update(started_at=jump - timedelta(minutes=5))
+
+    found = series.metrics_anomalies_detect(check=check, now=now)
+    latency = [a for a in found if a.metric == Metric.LATENCY_P95]
+    assert len(latency) == 1 and abs(latency[0].started_at - jump) <= timedelta(minutes=10)
+    assert latency[0].deployment_id == deployed.pk  # the staging deployment was later, but elsewhere
+    assert not [a for a in found if a.metric == Metric.REQUEST_RATE]
+    assert series.metrics_anomalies_detect(check=check, now=now) == []  # idempotent
+    assert Anomaly.objects.filter(health_check=check).count() == len(found)
+
+    series.metrics_rollup(now=now, hours=24 * 7)
+    client.force_login(world.outsider)
+    page = client.get(reverse("catalog:service-detail", args=[world.service.slug])).content.decode()
+    assert 'id="metrics-heading"' in page and "Latency in Production" in page and "Error rate in Production" in page
+    assert f"Deployment #{deployed.pk} of payments-api 3.1.0" in page
+    assert page.count('class="anomaly-mark"') >= 1
+    minutes = int((latency[0].started_at - (jump - timedelta(minutes=12))).total_seconds() // 60)
+    assert f"started {minutes} minutes after deployment #{deployed.pk} of payments-api" in page
+
+
+def test_simulated_checks_report_made_up_metrics_labelled_as_such(world, client):
+    from monitoring.models import ProbeSource
+
+    check = HealthCheck.objects.create(
+        service=world.service, environment=_environment(), url="http://sim.test/", source=ProbeSource.SIMULATED
+    )
+    series.metrics_scrape_due()
+    check.refresh_from_db()
+    HealthCheck.objects.filter(pk=check.pk).update(metrics_state={**check.metrics_state, "at": time.time() - 60})
+    series.metrics_scrape_due(now=timezone.now() + timedelta(seconds=61))
+    sample = MetricSample.objects.get(health_check=check)
+    assert sample.requests > 0 and sample.p95_ms is not None and sample.errors < sample.requests
+    client.force_login(world.outsider)
+    page = client.get(reverse("catalog:service-detail", args=[world.service.slug])).content.decode()
+    assert "Request rate in Production" in page and '<span class="badge">simulated</span>' in page
+
+
+def test_the_charts_cost_five_queries_whatever_the_environments(world, django_assert_max_num_queries):
+    from monitoring.templatetags.monitoring import metric_charts
+
+    now = timezone.now()
+    for n in range(3):
+        check = HealthCheck.objects.create(
+            service=world.service, environment=_environment(f"env-{n}", n), url="http://a.test/"
+        )
+        _samples(check, now=now, days=1, latency_at=lambda m: 8)
+        series.metrics_rollup(now=now, hours=6)
+    with django_assert_max_num_queries(6):  # checks, rollups, raw samples, dependencies, deployments, anomalies
+        sections = metric_charts(world.service)
+    assert [len(section["charts"]) for section in sections] == [3, 3, 3]
+    assert all(not section["empty"] for section in sections)
+
+
+def test_the_health_check_service_keeps_the_metrics_path(world):
+    check = services.health_check_create(
+        user=world.owner, service=world.service, environment=_environment(), url="http://a.test:8080/healthz"
+    )
+    assert check.metrics_url == "http://a.test:8080/metrics"
+    services.health_check_update(user=world.owner, check=check, metrics_path="/internal/metrics")
+    assert HealthCheck.objects.get().metrics_url == "http://a.test:8080/internal/metrics"
