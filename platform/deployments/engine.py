@@ -84,13 +84,18 @@ def context_for(deployment: Deployment) -> Context:
     )
 
 
+# What a step reads of a deployment, loaded with its row; the requester is the policy step's (the fact document's
+# `change.requester`), a round trip fewer on the step that stands between a deployment and its start.
+CLAIM_RELATED = ("release", "previous_release", "service", "environment", "requested_by")
+
+
 def _claim(deployment_id: int, version: int) -> tuple[Deployment, Outcome | None] | None:
     """Take the step if it is still ours to take; an Outcome here means fail without working (too many crashes)."""
     now = timezone.now()
     with transaction.atomic():
         deployment = (
             Deployment.objects.select_for_update(of=("self",))
-            .select_related("release", "previous_release", "service", "environment")
+            .select_related(*CLAIM_RELATED)
             .filter(pk=deployment_id)
             .first()
         )

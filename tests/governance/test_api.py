@@ -122,3 +122,31 @@ def test_a_dry_run_takes_a_bounded_number_of_queries(
     # when a shared cache holds them); the decision.
     with django_assert_max_num_queries(4):
         assert api_client.post(URL, body, format="json").status_code == 200
+
+
+def test_with_a_token_the_policies_generation_comes_with_the_tokens_round_trip(  # type: ignore[no-untyped-def]
+    world, production, policies, policy, settings, django_assert_num_queries, mocker
+) -> None:
+    """On Redis the enabled policies' generation is read in the token's round trip, so an unchanged policy set costs
+    no query; a policy saved in between is judged by the very next check. Without Redis (the embedded default) the
+    token and the policies are read from the database on every request."""
+    from rest_framework.test import APIClient
+
+    from accounts import services as account_services
+
+    _, secret = account_services.token_create(user=world.owner, name="ci", lifetime_days=1)
+    client = APIClient(HTTP_AUTHORIZATION=f"Bearer {secret}")
+    body = {"service": "payments-api", "environment": "production", "version": "v1", "strategy": "canary"}
+    assert client.post(URL, body, format="json").status_code == 200  # reads the token and the policies once
+    from governance import selectors
+
+    own_read = mocker.spy(selectors, "_policies_generation")
+    # The service and the rest, the fact document, the decision (and without Redis: the token, the policies).
+    with django_assert_num_queries(3 if settings.API_TOKEN_CACHE else 5):
+        first = client.post(URL, body, format="json").json()
+    assert own_read.call_count == (0 if settings.API_TOKEN_CACHE else 1)  # no round trip of its own on Redis
+    policy("runbooks-first", "service.runbooks > 0", message="Write a runbook first.")
+    second = client.post(URL, body, format="json").json()
+    judged_first = {result["policy"] for result in first["results"]}
+    assert {result["policy"] for result in second["results"]} == judged_first | {"runbooks-first"}
+    assert second["allowed"] is False and "Write a runbook first." in {r["message"] for r in second["results"]}
