@@ -12,8 +12,9 @@ class InsightsConfig(AppConfig):
 
         release_recorded.connect(services.on_release_recorded, dispatch_uid="insights.change_set")
         # The daily rollups follow every change to a deployment and to the incidents that name one (insights.rollups).
-        from django.db.models.signals import post_delete, post_save
+        from django.db.models.signals import post_delete, post_init, post_save
 
+        from catalog.models import Service
         from deployments.models import Deployment
         from incidents.models import Incident, IncidentDeployment
 
@@ -23,3 +24,6 @@ class InsightsConfig(AppConfig):
             signal.connect(
                 services.on_incident_link_changed, sender=IncidentDeployment, dispatch_uid=f"insights.rollups.{name}"
             )
+        # A team's or system's rows follow the services it holds (a transfer rewrites both sides').
+        post_init.connect(services.on_service_loaded, sender=Service, dispatch_uid="insights.rollups.service_loaded")
+        post_save.connect(services.on_service_saved, sender=Service, dispatch_uid="insights.rollups.service_saved")

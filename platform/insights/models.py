@@ -77,6 +77,43 @@ class DailyRollup(models.Model):
         return f"{self.service_id}/{self.environment_id} {self.day}"
 
 
+class GroupRollup(models.Model):
+    """The daily rollups of one team (the services it owns today), one system, or the whole organisation, in one
+    environment on one day: the service rows (DailyRollup) summed, with their recovery and lead seconds merged. The
+    organisation, team and system pages read these, about one row per day, instead of one row per service and day.
+    Rewritten from the service rows in the same transaction as they are (insights.rollups), and for both teams or
+    systems when a service moves."""
+
+    class Level(models.TextChoices):
+        TEAM = "team", "Team"
+        SYSTEM = "system", "System"
+        ORG = "org", "Organisation"
+
+    level = models.CharField(max_length=6, choices=Level.choices)
+    # The team's or the system's id (no foreign key: one column serves both), 0 for the organisation.
+    group_id = models.PositiveIntegerField(default=0)
+    day = models.DateField()
+    environment = models.ForeignKey("deployments.Environment", on_delete=models.CASCADE, related_name="+")
+    successes = models.PositiveIntegerField(default=0)
+    failures = models.PositiveIntegerField(default=0)
+    rework = models.PositiveIntegerField(default=0)
+    recovered = models.PositiveIntegerField(default=0)
+    leads = models.PositiveIntegerField(default=0)
+    # Every value of the day's service rows, sorted: a median of medians is not the median, so the values stay.
+    recovery_seconds = models.JSONField(default=list)
+    lead_seconds = models.JSONField(default=list)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["level", "group_id", "environment", "day"], name="group_rollup_unique"),
+        ]
+        # The organisation page reads every team's rows of a window.
+        indexes = [models.Index(fields=["level", "environment", "day"], name="group_rollup_window")]
+
+    def __str__(self) -> str:
+        return f"{self.level}:{self.group_id}/{self.environment_id} {self.day}"
+
+
 class RollupState(models.Model):
     """Whether the daily rollups cover all history (pages read them only then), and the time zone of their days."""
 

@@ -29,7 +29,7 @@ from django.utils import timezone
 
 from deployments.models import Deployment, Environment
 from insights import selectors
-from insights.models import DailyRollup, RollupState
+from insights.models import DailyRollup, GroupRollup, RollupState
 
 EARLIEST, LATEST = date(1970, 1, 2), date(9000, 1, 1)
 
@@ -92,17 +92,115 @@ def rollups_write(
         "COALESCE(jsonb_agg(lead_s ORDER BY lead_s) FILTER (WHERE lead_s IS NOT NULL), '[]'::jsonb) "
         f"FROM ({sql}) d GROUP BY service_id, env, local_day"
     )
-    stale = DailyRollup.objects.filter(day__gte=since, day__lte=until)
+    where = ["day >= %s", "day <= %s"]
+    stale_params: list[Any] = [since, until]
     if service_id:
-        stale = stale.filter(service_id=service_id)
+        where.append("service_id = %s")
+        stale_params.append(service_id)
     if environment_id:
-        stale = stale.filter(environment_id=environment_id)
+        where.append("environment_id = %s")
+        stale_params.append(environment_id)
+    environment_ids = [e.pk for e in environments]
     with transaction.atomic(), connection.cursor() as cursor:
         if service_id:
             cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", [service_id, environment_id or 0])
-        stale.delete()
-        cursor.execute(insert, params)
-        return int(cursor.rowcount)
+        cursor.execute(f"DELETE FROM {table} WHERE {' AND '.join(where)} RETURNING day", stale_params)
+        days = {row[0] for row in cursor.fetchall()}
+        cursor.execute(insert + " RETURNING day", params)
+        written = cursor.rowcount
+        days.update(row[0] for row in cursor.fetchall())
+        if service_id:
+            # Only the days this service had rows on, before or after, can change its team's, system's and the
+            # organisation's.
+            groups_write(cursor, environment_ids=environment_ids, days=sorted(days), service_id=service_id)
+        else:
+            groups_write(cursor, environment_ids=environment_ids, since=since, until=until)
+        return int(written)
+
+
+# The group levels: each sums the service rows of its members. The key is the team or system of the service as
+# the service is now (read when the rows are written, under the lock below).
+LEVELS = {GroupRollup.Level.TEAM: "owner_id", GroupRollup.Level.SYSTEM: "system_id", GroupRollup.Level.ORG: ""}
+GROUPS_LOCK = 0x1A5_16  # the advisory lock's first key (the environment's id is the second): one writer at a time
+
+
+def groups_write(
+    cursor: Any,
+    *,
+    environment_ids: list[int],
+    days: list[date] | None = None,
+    since: date = EARLIEST,
+    until: date = LATEST,
+    service_id: int | None = None,
+    teams: list[int] | None = None,
+    systems: list[int] | None = None,
+    organisation: bool = True,
+) -> None:
+    """Rewrite the team, system and organisation rows of `days` (or from `since` to `until`) in these environments
+    from the service rows, inside the caller's transaction: with `service_id`, the rows of that service's team and
+    system and the organisation's; with `teams` or `systems`, those groups' only (and the organisation's if
+    `organisation`); with neither, every group's.
+
+    One writer at a time per environment (a transaction-scoped advisory lock, taken after the caller wrote its service
+    rows, so the order is always service then groups): the last writer to get the lock reads every service row the
+    others committed, so two workers refreshing two services of one team never lose each other's change. The service's
+    team and system are read after the lock too, so a transfer committed meanwhile is seen."""
+    if not environment_ids or days == []:
+        return
+    for environment_id in sorted(environment_ids):
+        cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", [GROUPS_LOCK, environment_id])
+    table, service_table = GroupRollup._meta.db_table, "catalog_service"
+    day_params: list[Any]
+    if days is not None:
+        day_sql, day_params = "day = ANY(%s)", [days]
+    else:
+        day_sql, day_params = "day >= %s AND day <= %s", [since, until]
+    for level, column in LEVELS.items():
+        # Which groups of the level: a condition on the service's column, and the same on the group rows' id.
+        condition, condition_params = "", list[Any]()
+        if not column:
+            if not organisation:
+                continue
+        elif service_id:
+            condition, condition_params = f"IN (SELECT {column} FROM {service_table} WHERE id = %s)", [service_id]
+        elif teams is not None or systems is not None:
+            chosen = teams if level == GroupRollup.Level.TEAM else systems
+            if chosen is None:
+                continue  # only the other level's groups were asked for
+            condition, condition_params = "= ANY(%s)", [chosen]
+        else:
+            condition = "IS NOT NULL"
+        key = f"s.{column}" if column else "0"
+        member_sql = f" AND s.{column} {condition}" if condition else ""
+        stale_sql = f" AND group_id {condition}" if condition else ""
+        cursor.execute(
+            f"DELETE FROM {table} WHERE level = %s AND environment_id = ANY(%s) AND {day_sql}{stale_sql}",
+            [level, environment_ids, *day_params, *condition_params],
+        )
+        merged = (
+            "(SELECT COALESCE(jsonb_agg(x ORDER BY x), '[]'::jsonb) FROM unnest(array_agg(r.{0})) a(v) "
+            "CROSS JOIN LATERAL jsonb_array_elements(a.v) x)"
+        )
+        cursor.execute(
+            f"INSERT INTO {table} (level, group_id, environment_id, day, successes, failures, rework, recovered, "
+            "leads, recovery_seconds, lead_seconds) "
+            f"SELECT %s, {key}, r.environment_id, r.day, SUM(r.successes), SUM(r.failures), SUM(r.rework), "
+            f"SUM(r.recovered), SUM(r.leads), {merged.format('recovery_seconds')}, {merged.format('lead_seconds')} "
+            f"FROM {DailyRollup._meta.db_table} r JOIN {service_table} s ON s.id = r.service_id "
+            f"WHERE r.environment_id = ANY(%s) AND r.{day_sql}{member_sql} "
+            f"GROUP BY {key + ', ' if column else ''}r.environment_id, r.day",
+            [level, environment_ids, *day_params, *condition_params],
+        )
+
+
+def groups_regroup(*, teams: list[int] | None = None, systems: list[int] | None = None) -> None:
+    """Rewrite every day of these teams' or systems' rows (a service moved between them); nothing while the rollups
+    are not in use. The organisation's rows do not change: the service is still in it."""
+    if zone_of_rollups() is None:
+        return
+    environment_ids = list(Environment.objects.values_list("pk", flat=True))
+    with transaction.atomic(), connection.cursor() as cursor:
+        groups_write(cursor, environment_ids=environment_ids, teams=teams, systems=systems, organisation=False)
 
 
 def rollups_rebuild() -> int:
@@ -168,48 +266,75 @@ def rollups_sweep(*, days: int = 2) -> int:
 # Reading
 
 
+def _rows_of(scope: selectors.Scope) -> tuple[str, list[Any]]:
+    """The rows that hold a scope's own figures: its group's (one per day and environment), or a service's."""
+    if scope.kind == "service":
+        return f"{DailyRollup._meta.db_table} r WHERE r.service_id = %s", [scope.pk]
+    return f"{GroupRollup._meta.db_table} r WHERE r.level = %s AND r.group_id = %s", [scope.kind, scope.pk or 0]
+
+
+def _members_of(scope: selectors.Scope) -> tuple[str, str, list[Any]]:
+    """The rows of a scope's members, and their key: the organisation's teams, a team's or a system's services."""
+    if scope.kind == "org":
+        return f"{GroupRollup._meta.db_table} r WHERE r.level = 'team'", "r.group_id", []
+    column = "owner_id" if scope.kind == "team" else "system_id"
+    return (
+        f"{DailyRollup._meta.db_table} r WHERE r.service_id IN (SELECT id FROM catalog_service WHERE {column} = %s)",
+        "r.service_id",
+        [scope.pk],
+    )
+
+
 def rows(
     *, scope: selectors.Scope, window: selectors.Window, environments: list[Environment], group: str | None
 ) -> tuple[dict[str, Any], dict[date, dict[str, Any]], dict[Any, dict[str, Any]]]:
-    """The window's totals, weeks and breakdown (teams or services) from the rollups, in one query: counts with
-    GROUPING SETS over the days' rows, percentiles over their recovery and lead seconds."""
-    table = DailyRollup._meta.db_table
-    where = ["r.environment_id = ANY(%s)", "r.day >= %s", "r.day <= %s"]
-    params: list[Any] = [[e.pk for e in environments], window.first_day, window.last_day]
-    if scope.kind == "team":
-        where.append("s.owner_id = %s")
-        params.append(scope.pk)
-    elif scope.kind == "system":
-        where.append("s.system_id = %s")
-        params.append(scope.pk)
-    elif scope.kind == "service":
-        where.append("r.service_id = %s")
-        params.append(scope.pk)
-    grp = {"service__owner_id": "s.owner_id", "service_id": "r.service_id"}.get(group or "", "0")
-    service_table = "catalog_service"
-    query = (
-        "WITH d AS MATERIALIZED ("
-        f"SELECT r.day, date_trunc('week', r.day)::date AS week, {grp} AS grp, r.successes, r.failures, r.rework, "
-        "r.recovered, r.leads, r.recovery_seconds, r.lead_seconds "
-        f"FROM {table} r JOIN {service_table} s ON s.id = r.service_id WHERE {' AND '.join(where)}), "
-        "c AS (SELECT GROUPING(week) AS gw, GROUPING(grp) AS gg, week, grp, COALESCE(SUM(successes), 0) AS successes, "
-        "COALESCE(SUM(failures), 0) AS failures, COALESCE(SUM(rework), 0) AS rework, "
-        "COUNT(DISTINCT day) FILTER (WHERE successes > 0) AS days, COALESCE(SUM(recovered), 0) AS recovered, "
-        "COALESCE(SUM(leads), 0) AS leads FROM d GROUP BY GROUPING SETS ((), (week), (grp))), "
-        "v AS (SELECT week, grp, x::float8 AS rec, NULL::float8 AS lead "
-        "FROM d CROSS JOIN LATERAL jsonb_array_elements_text(d.recovery_seconds) x "
-        "UNION ALL SELECT week, grp, NULL, x::float8 "
-        "FROM d CROSS JOIN LATERAL jsonb_array_elements_text(d.lead_seconds) x), "
-        "p AS (SELECT GROUPING(week) AS gw, GROUPING(grp) AS gg, week, grp, "
+    """The window's totals, weeks and breakdown (teams or services) from the rollups, in one query.
+
+    The totals and weeks come from the scope's own rows (the organisation's, a team's or a system's group rows, about
+    one a day; a service's rows), the breakdown from its members' (the teams' group rows; the services' rows): counts
+    are sums, days with a success are distinct days, percentiles are taken over the rows' values unnested."""
+    span = "AND r.environment_id = ANY(%s) AND r.day >= %s AND r.day <= %s"
+    span_params: list[Any] = [[e.pk for e in environments], window.first_day, window.last_day]
+    own, own_params = _rows_of(scope)
+    if group and scope.kind != "service":
+        members, key, member_params = _members_of(scope)
+    else:  # no breakdown asked: an empty member set costs nothing
+        members, key, member_params = f"{DailyRollup._meta.db_table} r WHERE false", "r.service_id", []
+    columns = "r.day, r.successes, r.failures, r.rework, r.recovered, r.leads, r.recovery_seconds, r.lead_seconds"
+    sums = (
+        "COALESCE(SUM(successes), 0) AS successes, COALESCE(SUM(failures), 0) AS failures, "
+        "COALESCE(SUM(rework), 0) AS rework, COUNT(DISTINCT day) FILTER (WHERE successes > 0) AS days, "
+        "COALESCE(SUM(recovered), 0) AS recovered, COALESCE(SUM(leads), 0) AS leads"
+    )
+    percentiles = (
         "PERCENTILE_CONT(0.5) WITHIN GROUP (ORDER BY rec) AS rm, "
         "PERCENTILE_CONT(0.9) WITHIN GROUP (ORDER BY rec) AS r9, "
         "PERCENTILE_CONT(0.5) WITHIN GROUP (ORDER BY lead) AS lm, "
-        "PERCENTILE_CONT(0.9) WITHIN GROUP (ORDER BY lead) AS l9 "
-        "FROM v GROUP BY GROUPING SETS ((), (week), (grp))) "
+        "PERCENTILE_CONT(0.9) WITHIN GROUP (ORDER BY lead) AS l9"
+    )
+
+    def unnested(source: str, keys: str) -> str:
+        return (
+            f"SELECT {keys}, x::float8 AS rec, NULL::float8 AS lead FROM {source} "
+            "CROSS JOIN LATERAL jsonb_array_elements_text(recovery_seconds) x "
+            f"UNION ALL SELECT {keys}, NULL, x::float8 FROM {source} "
+            "CROSS JOIN LATERAL jsonb_array_elements_text(lead_seconds) x"
+        )
+
+    query = (
+        f"WITH t AS MATERIALIZED (SELECT date_trunc('week', r.day)::date AS week, {columns} FROM {own} {span}), "
+        f"m AS MATERIALIZED (SELECT {key} AS grp, {columns} FROM {members} {span}), "
+        f"c AS (SELECT GROUPING(week) AS gw, 1 AS gg, week, NULL::bigint AS grp, {sums} FROM t "
+        "GROUP BY GROUPING SETS ((), (week)) "
+        f"UNION ALL SELECT 1, 0, NULL, grp, {sums} FROM m GROUP BY grp), "
+        f"p AS (SELECT GROUPING(week) AS gw, 1 AS gg, week, NULL::bigint AS grp, {percentiles} "
+        f"FROM ({unnested('t', 'week')}) v GROUP BY GROUPING SETS ((), (week)) "
+        f"UNION ALL SELECT 1, 0, NULL, grp, {percentiles} FROM ({unnested('m', 'grp')}) v GROUP BY grp) "
         "SELECT c.gw, c.gg, c.week, c.grp, c.successes, c.failures, c.rework, c.days, c.recovered, p.rm, p.r9, "
         "c.leads, p.lm, p.l9 FROM c LEFT JOIN p ON p.gw = c.gw AND p.gg = c.gg "
         "AND p.week IS NOT DISTINCT FROM c.week AND p.grp IS NOT DISTINCT FROM c.grp"
     )
+    params = [*own_params, *span_params, *member_params, *span_params]
     names = [
         "successes",
         "failures",

@@ -494,9 +494,8 @@ def dora_report(
 
         zone = rollups.zone_of_rollups()
         if zone is not None and zone.key == window.zone.key:
-            total, weeks, groups = rollups.rows(
-                scope=scope, window=window, environments=environments, group=_breakdown_group(scope)
-            )
+            group = _breakdown_group(scope) if breakdown else None
+            total, weeks, groups = rollups.rows(scope=scope, window=window, environments=environments, group=group)
         else:  # no rollups yet, or days asked in another time zone than theirs
             total, weeks, groups = _direct_rows(scope=scope, window=window, environments=environments)
         return Report(

@@ -148,3 +148,27 @@ def on_release_recorded(
     """deployments' release_recorded, connected in InsightsConfig.ready()."""
     if created or commits is not None:
         change_set_record(release=release, commits=commits)
+
+
+# A team's and a system's rollup rows sum the services they hold today: a service that moves (a transfer, a new
+# system, catalog-as-code) takes its history along, so both sides' rows are rewritten in the moving transaction.
+GROUPS_SEEN = "_insights_groups"
+
+
+def on_service_loaded(sender: Any, *, instance: Any, **kwargs: Any) -> None:
+    """post_init of a service: remember its team and system as loaded (read from __dict__: a deferred field must not
+    cost a query per instance)."""
+    setattr(instance, GROUPS_SEEN, (instance.__dict__.get("owner_id"), instance.__dict__.get("system_id")))
+
+
+def on_service_saved(sender: Any, *, instance: Any, created: bool, **kwargs: Any) -> None:
+    """post_save of a service: when its team or system changed, rewrite the old and the new one's rows."""
+    old_team, old_system = getattr(instance, GROUPS_SEEN, (None, None))
+    new_team, new_system = instance.owner_id, instance.system_id
+    setattr(instance, GROUPS_SEEN, (new_team, new_system))
+    if created or not rollups.enabled():
+        return
+    teams = sorted({old_team, new_team} - {None}) if old_team != new_team else []
+    systems = sorted({old_system, new_system} - {None}) if old_system != new_system else []
+    if teams or systems:
+        rollups.groups_regroup(teams=teams, systems=systems)

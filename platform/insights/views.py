@@ -35,27 +35,18 @@ def _page(request: HttpRequest, scope: selectors.Scope) -> HttpResponse:
     if not form.is_valid():
         return render(request, "insights/page.html", context, status=400)
     question = form.question()
-    context.update(_figures_context(question))
+    context.update(_figures_context(question, request.GET.urlencode()))
     query = request.GET.copy()
     query["scope"] = scope.key
     context["csv_query"] = query.urlencode()
     return render(request, "insights/page.html", context)
 
 
-def _figures_context(question: Question) -> dict[str, Any]:
+def _figures_context(question: Question, query: str) -> dict[str, Any]:
     scope, window, environments = question.scope, question.window, question.environments
     environment = present.board_environment(question.environment, environments)
     report = selectors.dora_report(scope=scope, window=window, environments=environments)
     figures, weekly, breakdown = report.figures, report.weekly, report.breakdown
-    rows = [
-        {
-            "scope": member,
-            "figures": member_figures,
-            "cells": present.cells(member_figures),
-            "board": present.board_url(member, environment),
-        }
-        for member, member_figures in breakdown
-    ]
     return {
         "question": question,
         "window": window,
@@ -63,7 +54,8 @@ def _figures_context(question: Question) -> dict[str, Any]:
         "figures": figures,
         "tiles": present.tiles(figures, scope=scope, environment=environment),
         "charts": present.charts(weekly),
-        "rows": rows,
+        "breakdown": breakdown,
+        "rows": present.comparison_rows(breakdown, environment=environment, query=query),
         "breakdown_kind": "Team" if scope.kind == "org" else "Service",
     }
 

@@ -15,8 +15,9 @@ from urllib.parse import quote, urlsplit, urlunsplit
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def database_url(*, work: Path, db_name: str, bench: str) -> tuple[str, str]:
-    """A SQLite file under `work`, or a freshly recreated PostgreSQL database `db_name`; and how to describe it."""
+def database_url(*, work: Path, db_name: str, bench: str, keep: bool = False) -> tuple[str, str]:
+    """A SQLite file under `work`, or a freshly recreated PostgreSQL database `db_name` (kept as it is, if it exists,
+    with `keep`); and how to describe it."""
     configured = os.environ.get("DATABASE_URL", "")
     if not configured or configured.startswith("sqlite"):
         path = work / "runway.sqlite3"
@@ -29,8 +30,10 @@ def database_url(*, work: Path, db_name: str, bench: str) -> tuple[str, str]:
 
     admin = urlunsplit(parts._replace(scheme="postgresql", path="/postgres"))
     with psycopg.connect(admin, autocommit=True, connect_timeout=5) as connection:
-        connection.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(db_name)))
-        connection.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(db_name)))
+        exists = connection.execute("SELECT 1 FROM pg_database WHERE datname = %s", [db_name]).fetchone()
+        if not (keep and exists):
+            connection.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(db_name)))
+            connection.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(db_name)))
     return urlunsplit(parts._replace(path=f"/{db_name}")), f"PostgreSQL database {db_name} on {parts.hostname}"
 
 
@@ -57,15 +60,18 @@ def redis_url(*, work: Path, redis_db: int, local_default: bool = False) -> tupl
     return url, f"Redis database {redis_db} on {urlsplit(configured).hostname} (flushed)"
 
 
-def prepare(*, work: Path, db_name: str, bench: str, redis_db: int, **extra: str) -> tuple[dict[str, str], str, str]:
-    """A clean `work` folder, the bench's database and broker, this process's environment and Django set up on them,
-    migrated; returns (the subprocesses' environment, the database's description, the broker's)."""
+def prepare(
+    *, work: Path, db_name: str, bench: str, redis_db: int, keep_database: bool = False, **extra: str
+) -> tuple[dict[str, str], str, str]:
+    """A clean `work` folder, the bench's database (recreated unless `keep_database`) and broker, this process's
+    environment and Django set up on them, migrated; returns (the subprocesses' environment, the database's
+    description, the broker's)."""
     import shutil
     import subprocess
 
     shutil.rmtree(work, ignore_errors=True)
     (work / "staticfiles").mkdir(parents=True)  # whitenoise warns about a missing STATIC_ROOT otherwise
-    database, database_text = database_url(work=work, db_name=db_name, bench=bench)
+    database, database_text = database_url(work=work, db_name=db_name, bench=bench, keep=keep_database)
     broker, broker_text = redis_url(work=work, redis_db=redis_db)
     env = environment(work=work, database_url=database, redis_url=broker, **extra)
     if not broker:

@@ -9,8 +9,9 @@ from django.test import override_settings
 
 from deployments.models import State
 from insights import rollups, selectors, tasks
-from insights.models import DailyRollup, RollupState
+from insights.models import DailyRollup, GroupRollup, RollupState
 from insights.selectors import Scope, Window
+from tests.factories import TeamFactory, UserFactory, service_make
 from tests.insights.conftest import at
 from tests.insights.support import change_set_make, deployment_make, release_make
 
@@ -37,7 +38,8 @@ def reads_rollups(scope: Scope, window: Window = WINDOW) -> bool:
     seen: list[str] = []
     with connection.execute_wrapper(lambda execute, sql, *args: seen.append(sql) or execute(sql, *args)):
         report(scope, window)
-    return any(DailyRollup._meta.db_table in sql for sql in seen)
+    tables = (DailyRollup._meta.db_table, GroupRollup._meta.db_table)
+    return any(table in sql for sql in seen for table in tables)
 
 
 def test_the_hand_made_figures_come_from_the_rollups(built, django_assert_max_num_queries) -> None:
@@ -147,3 +149,85 @@ def test_refresh_does_nothing_before_the_rollups_are_built(history) -> None:
         history.finder, history.production, State.SUCCEEDED, started=at("2026-03-12 09:00"), finished=None
     )
     assert rollups.rollups_refresh(deployment_id=deployment.pk) == 0 and not DailyRollup.objects.exists()
+
+
+def figures_both_ways(scope: Scope) -> tuple[selectors.Figures, selectors.Figures]:
+    from_rollups = report(scope).figures
+    with override_settings(INSIGHTS_ROLLUPS=False):
+        direct = report(scope).figures
+    return from_rollups, direct
+
+
+def same_figures(a: selectors.Figures, b: selectors.Figures) -> bool:
+    return (a.successes, a.failures, a.rework, a.days_with_success, a.recovered, a.leads) == (
+        b.successes,
+        b.failures,
+        b.rework,
+        b.days_with_success,
+        b.recovered,
+        b.leads,
+    ) and all(
+        x == y or (x is not None and y is not None and abs(x - y) < 1e-6)
+        for x, y in (
+            (a.recovery_median, b.recovery_median),
+            (a.recovery_p90, b.recovery_p90),
+            (a.lead_median, b.lead_median),
+            (a.lead_p90, b.lead_p90),
+        )
+    )
+
+
+def test_the_organisation_and_team_rows_sum_the_service_rows(built) -> None:
+    # One row per day for the organisation; its values are every service's of that day, merged and sorted.
+    org_days = GroupRollup.objects.filter(level="org", environment=built.production)
+    assert org_days.count() == len({r.day for r in DailyRollup.objects.filter(environment=built.production)})
+    march_3 = org_days.get(day=date(2026, 3, 3))
+    services = DailyRollup.objects.filter(environment=built.production, day=date(2026, 3, 3))
+    assert march_3.successes == sum(r.successes for r in services)
+    assert march_3.recovery_seconds == sorted(v for r in services for v in r.recovery_seconds)
+    assert GroupRollup.objects.filter(level="system", group_id=built.pay_api.system_id).exists()
+    assert not GroupRollup.objects.filter(level="team", group_id=built.quiet.pk).exists()  # nothing deployed
+    for scope in ("org", "team:payments", "team:search", "system:payments-core"):
+        assert same_figures(*figures_both_ways(selectors.scope_find(scope)))
+
+
+def test_a_service_moving_to_another_team_takes_its_days_along(built) -> None:
+    from catalog import services as catalog_services
+
+    admin = UserFactory(is_staff=True, is_superuser=True)
+    before = report(selectors.scope_find("team:search")).figures
+    assert before.deployments == 3
+    catalog_services.service_transfer(service=built.finder, new_owner=built.payments, transferred_by=admin)
+    search, direct_search = figures_both_ways(selectors.scope_find("team:search"))
+    assert search.deployments == direct_search.deployments == 0
+    assert not GroupRollup.objects.filter(level="team", group_id=built.search.pk).exists()
+    payments, direct_payments = figures_both_ways(selectors.scope_find("team:payments"))
+    assert payments.deployments == 12 and same_figures(payments, direct_payments)
+    assert same_figures(*figures_both_ways(Scope("org")))
+
+
+def test_the_organisation_and_team_pages_read_the_group_rows_in_constant_queries(
+    built, client, django_assert_max_num_queries
+) -> None:
+    client.force_login(UserFactory())
+    query = {"since": "2026-03-02", "until": "2026-03-15", "tz": "Europe/Paris"}
+    counts = {}
+    for url in ("/insights/", "/insights/teams/payments/", "/insights/systems/payments-core/"):
+        with django_assert_max_num_queries(7) as captured:
+            page = client.get(url, query)
+        assert page.status_code == 200
+        counts[url] = len(captured)
+        assert any(GroupRollup._meta.db_table in q["sql"] for q in captured.captured_queries), url
+    # Twenty more teams, one with markup in its name, each deploying: the organisation page asks no more.
+    for n in range(20):
+        team = TeamFactory(name=f"<b>Team {n}</b>" if n == 0 else f"Team {n}")
+        service = service_make(owner=team)
+        deployment = deployment_make(
+            service, built.production, State.SUCCEEDED, started=at("2026-03-05 09:00"), finished=at("2026-03-05 09:10")
+        )
+        tasks.rollups_refresh(deployment.pk)
+    with django_assert_max_num_queries(counts["/insights/"]):
+        page = client.get("/insights/", query)
+    html = page.content.decode()
+    assert "&lt;b&gt;Team 0&lt;/b&gt;" in html and "<b>Team 0</b>" not in html
+    assert html.count('<th scope="row"') == 3 + 20  # every team, the ones without deployments too
