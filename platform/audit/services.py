@@ -40,11 +40,47 @@ def event_record(
 
     `actor_repr` names an actor who is not a signed-in user (for example "anonymous" for a sign-in attempt); without
     it, an event with no user is the system's."""
+    event = event_build(
+        actor=actor,
+        action=action,
+        target=target,
+        before=before,
+        after=after,
+        service_id=service_id,
+        actor_repr=actor_repr,
+    )
+    event.save()
+    _log(event)
+    return event
+
+
+def events_record(events: list[AuditEvent]) -> list[AuditEvent]:
+    """Append events made by `event_build` in one INSERT (a change touching many objects at once, such as an
+    Alertmanager notification); must run inside the change's transaction."""
+    if not transaction.get_connection().in_atomic_block:
+        raise RuntimeError("Audit events must be written in the transaction of the change they record.")
+    saved = AuditEvent.objects.bulk_create(events)
+    for event in saved:
+        _log(event)
+    return saved
+
+
+def event_build(
+    *,
+    actor: User | AnonymousUser | None,
+    action: str,
+    target: models.Model,
+    before: dict[str, Any] | None = None,
+    after: dict[str, Any] | None = None,
+    service_id: int | None = None,
+    actor_repr: str = "",
+) -> AuditEvent:
+    """One audit event, not saved yet (event_record saves it; events_record saves several at once)."""
     if not transaction.get_connection().in_atomic_block:
         raise RuntimeError("Audit events must be written in the transaction of the change they record.")
     user = actor if actor is not None and actor.is_authenticated else None
     context = structlog.contextvars.get_contextvars()
-    event = AuditEvent(
+    return AuditEvent(
         actor=user,
         actor_repr=user.get_username()[:150] if user else (actor_repr or "system")[:150],
         action=action,
@@ -56,13 +92,14 @@ def event_record(
         after=after,
         request_id=str(context.get("request_id") or context.get("task_id") or "")[:64],
     )
-    event.save()
+
+
+def _log(event: AuditEvent) -> None:
     log.info(
         "audit",
-        action=action,
+        action=event.action,
         object_type=event.object_type,
         object_id=event.object_id,
         object_repr=event.object_repr,
         actor=event.actor_repr,
     )
-    return event

@@ -23,8 +23,8 @@ from django.utils.dateparse import parse_datetime
 
 from audit import services as audit
 from catalog.models import Service
-from incidents import services
-from incidents.models import AlertNotification, AlertReceiver, Incident, Status
+from incidents import postmortems, services
+from incidents.models import AlertNotification, AlertReceiver, Incident, IncidentUpdate, Status
 
 TOKEN_PREFIX = "rwam"
 MAX_ALERTS = 1000
@@ -253,7 +253,6 @@ def notification_receive(*, receiver: AlertReceiver, body: bytes, data: Any) -> 
         names = ", ".join(repr(slug[:60]) for slug in unknown[:5])
         raise Refused(422, {"alerts": [f"No service {names} in the catalog; fix the alert's `service` label."]})
     now = timezone.now()
-    results: list[dict[str, Any]] = []
     with transaction.atomic():
         # One notification at a time per receiver: two deliveries of one group cannot both open an incident.
         AlertReceiver.objects.select_for_update().filter(pk=receiver.pk).update(last_used_at=now)
@@ -262,15 +261,22 @@ def notification_receive(*, receiver: AlertReceiver, body: bytes, data: Any) -> 
         if AlertNotification.objects.filter(receiver=receiver, digest=digest).exists():
             raise Refused(409, {"detail": "This notification was received before; nothing changed."})
         groups = {slug: _group(receiver, notification.group_key, slug) for slug in by_service}
+        # Locked, as incident_update locks one: a person changing one of them meanwhile waits, and is not overwritten.
         open_incidents = {
             incident.alert_group: incident
-            for incident in Incident.objects.filter(alert_group__in=list(groups.values())).exclude(
-                status=Status.RESOLVED
-            )
+            for incident in Incident.objects.select_for_update()
+            .filter(alert_group__in=list(groups.values()))
+            .exclude(status=Status.RESOLVED)
         }
-        for slug, alerts in sorted(by_service.items()):
-            incident = open_incidents.get(groups[slug])
-            results.append(_act(notification, found[slug], alerts, groups[slug], incident, now))
+        batch = _Batch(now)
+        results = [
+            _act(batch, notification, found[slug], alerts, groups[slug], open_incidents.get(groups[slug]))
+            for slug, alerts in sorted(by_service.items())
+        ]
+        batch.write()
+        for result in results:
+            if result["incident"] is None and result["action"] == "opened":
+                result["incident"] = batch.opened[result["service"]].pk
         AlertNotification.objects.create(
             receiver=receiver,
             digest=digest,
@@ -282,55 +288,140 @@ def notification_receive(*, receiver: AlertReceiver, body: bytes, data: Any) -> 
     return results
 
 
+class _Batch:
+    """What one notification writes, gathered per service and written together: the new incidents in one INSERT (and
+    their services and timeline entries), every timeline entry in one, every audit event in one. Incidents whose
+    status changes are saved one by one (a mitigation moves the figures of the deployments they name; their save
+    tells Insights), and a postmortem is started as incident_update would."""
+
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+        self.opened: dict[str, Incident] = {}
+        self.opened_services: dict[str, Service] = {}
+        self.opened_notes: dict[str, str] = {}
+        self.changed: list[Incident] = []
+        self.updates: list[IncidentUpdate] = []
+        self.events: list[Any] = []
+
+    def open(self, *, service: Service, incident: Incident, note: str) -> None:
+        services._started_check(incident.started_at, self.now)
+        incident.full_clean(validate_constraints=False)  # the partial unique index referees (the receiver is locked)
+        self.opened[service.slug], self.opened_services[service.slug] = incident, service
+        self.opened_notes[service.slug] = note
+
+    def note(self, *, incident: Incident, service: Service, message: str, status: str = "", at: datetime) -> None:
+        """A timeline entry by Alertmanager, moving the incident to `status` when given (as incident_update does)."""
+        before = incident.status
+        changes = bool(status) and status != before
+        if changes:
+            services._status_apply(incident, status, at)
+            self.changed.append(incident)
+        update = IncidentUpdate(
+            incident=incident,
+            author=None,
+            author_repr="Runway",
+            status=status if changes else "",
+            message=message,
+            created_at=at,
+        )
+        update.full_clean(exclude=["incident", "author"])
+        self.updates.append(update)
+        self.events.append(
+            audit.event_build(
+                actor=None,
+                action="incident.status_changed" if changes else "incident.noted",
+                target=incident,
+                before={"status": before} if changes else None,
+                after={"status": incident.status} if changes else {"message": message[:200]},
+                service_id=service.pk,
+                actor_repr="alertmanager",
+            )
+        )
+
+    def write(self) -> None:
+        if self.opened:
+            created = Incident.objects.bulk_create(list(self.opened.values()))
+            Incident.services.through.objects.bulk_create(
+                [
+                    Incident.services.through(incident_id=incident.pk, service_id=self.opened_services[slug].pk)
+                    for slug, incident in zip(self.opened, created, strict=True)
+                ]
+            )
+            for slug, incident in self.opened.items():
+                service = self.opened_services[slug]
+                self.updates.append(
+                    IncidentUpdate(
+                        incident=incident,
+                        author=None,
+                        author_repr="Runway",
+                        status=Status.INVESTIGATING,
+                        message=f"Declared {incident.severity} on {slug}. {self.opened_notes[slug]}",
+                        created_at=self.now,
+                    )
+                )
+                self.events.append(
+                    audit.event_build(
+                        actor=None,
+                        action="incident.declared",
+                        target=incident,
+                        after={"severity": incident.severity, "services": [slug], "source": incident.source},
+                        service_id=service.pk,
+                        actor_repr=incident.source,
+                    )
+                )
+        for incident in self.changed:
+            incident.save(update_fields=["status", "identified_at", "mitigated_at", "resolved_at", "updated_at"])
+        IncidentUpdate.objects.bulk_create(self.updates)
+        audit.events_record(self.events)
+        for incident in self.changed:
+            if incident.status in (Status.MITIGATED, Status.RESOLVED) and postmortems.postmortem_required(incident):
+                postmortems.postmortem_start(incident=incident, user=None)  # a draft waits for its authors
+
+
 def _act(
+    batch: _Batch,
     notification: Notification,
     service: Service,
     alerts: list[Alert],
     group: str,
     incident: Incident | None,
-    now: datetime,
 ) -> dict[str, Any]:
+    now = batch.now
     firing = [alert for alert in alerts if alert.status == "firing"]
     result: dict[str, Any] = {"service": service.slug, "incident": incident.pk if incident else None}
     if firing:
         if incident is None:
-            started = min(min(alert.starts_at for alert in firing), now)
-            incident = services.incident_declare(
-                title=_title(firing, notification.common_annotations, service.slug),
-                severity=_severity(firing),
-                summary=notification.common_annotations.get("description", "")[:10000],
-                services=[service],
-                created_by=None,
-                started_at=started,
-                source=Incident.Source.ALERTMANAGER,
-                alert_group=group,
+            batch.open(
+                service=service,
+                incident=Incident(
+                    title=_title(firing, notification.common_annotations, service.slug),
+                    severity=_severity(firing),
+                    summary=notification.common_annotations.get("description", "")[:10000],
+                    commander=None,
+                    source=Incident.Source.ALERTMANAGER,
+                    started_at=min(min(alert.starts_at for alert in firing), now),
+                    created_by=None,
+                    alert_group=group,
+                ),
                 note=f"Alertmanager: {_describe(firing)} firing.",
             )
-            return {**result, "incident": incident.pk, "action": "opened"}
+            return {**result, "action": "opened"}
         if incident.status == Status.MITIGATED:
-            services.incident_update(
-                incident=incident,
-                user=None,
-                status=Status.INVESTIGATING,
-                message=f"Alertmanager: firing again, {_describe(firing)}.",
-                service_id=service.pk,
-            )
+            message = f"Alertmanager: firing again, {_describe(firing)}."
+            batch.note(incident=incident, service=service, message=message, status=Status.INVESTIGATING, at=now)
             return {**result, "action": "reopened"}
-        services.incident_update(
-            incident=incident, user=None, message=f"Alertmanager: {_describe(firing)} firing.", service_id=service.pk
-        )
+        batch.note(incident=incident, service=service, message=f"Alertmanager: {_describe(firing)} firing.", at=now)
         return {**result, "action": "joined"}
     if incident is None or incident.status not in (Status.INVESTIGATING, Status.IDENTIFIED):
         return {**result, "action": "unchanged"}
     ends = [alert.ends_at for alert in alerts if alert.ends_at is not None]
     mitigated = min(max(max(ends, default=now), incident.started_at), now)
-    services.incident_update(
+    batch.note(
         incident=incident,
-        user=None,
+        service=service,
+        message=f"Alertmanager: {_describe(alerts)} resolved.",
         status=Status.MITIGATED,
         at=mitigated,
-        message=f"Alertmanager: {_describe(alerts)} resolved.",
-        service_id=service.pk,
     )
     return {**result, "action": "mitigated"}
 

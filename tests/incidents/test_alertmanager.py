@@ -185,3 +185,47 @@ def test_the_real_alertmanager_payload_is_read(client, world, token) -> None:
     response = _post(client, token, REAL_FIRING)
     assert response.status_code == 200, response.content
     assert response.json()["incidents"][0]["action"] == "opened"
+
+
+def test_a_notification_costs_the_same_queries_for_two_services_or_ten(
+    client, world, token, django_assert_max_num_queries
+) -> None:
+    """Its writes are batched: one INSERT for the new incidents, one for their services, one for the timeline
+    entries, one for the audit events, whatever the number of services and alerts."""
+    from tests.factories import service_make
+
+    slugs = ["payments-api"] + [service_make(owner=world.other_team, slug=f"svc-{n}").slug for n in range(9)]
+    started = now() - timedelta(minutes=5)
+
+    def fire(services: list[str], key: str, status: str = "firing", name: str = "A") -> list[dict]:  # type: ignore[type-arg]
+        end = now() if status == "resolved" else None
+        alerts = [
+            # SEV3 (warning): no postmortem is drafted on mitigation, which SEV1 and SEV2 would cost
+            alert(s, name=f"{name}{n}", starts=started, status=status, ends=end, severity="warning")
+            for s in services
+            for n in range(3)
+        ]
+        with django_assert_max_num_queries(BUDGETS[status]) as captured:
+            response = _post(client, token, notification(alerts, group_key=key))
+        assert response.status_code == 200, response.content
+        counts.append(len(captured))
+        return response.json()["incidents"]
+
+    counts: list[int] = []
+    # Opening: session-free API call, token, services, receiver lock, replay check, open incidents, the incidents,
+    # their services, the timeline, the audit log, the notification (and the transaction's own statements).
+    assert {r["action"] for r in fire(slugs[:2], "g1")} == {"opened"}
+    assert {r["action"] for r in fire(slugs, "g2")} == {"opened"}
+    assert counts[0] == counts[1]
+    # Joining: no incident written, one timeline INSERT and one audit INSERT for all of them.
+    assert {r["action"] for r in fire(slugs[:2], "g1", name="B")} == {"joined"}
+    assert {r["action"] for r in fire(slugs, "g2", name="B")} == {"joined"}
+    assert counts[2] == counts[3] < counts[0]
+    # Mitigating saves each incident whose status changes (Insights follows each save), the rest stays batched.
+    assert {r["action"] for r in fire(slugs, "g2", "resolved")} == {"mitigated"}
+    assert Incident.objects.filter(status=Status.MITIGATED).count() == 10
+    assert AuditEvent.objects.filter(action="incident.declared").count() == 12
+    assert AuditEvent.objects.filter(action="incident.noted").count() == 12
+
+
+BUDGETS = {"firing": 12, "resolved": 12 + 2 * 10}
