@@ -16,6 +16,7 @@ urlpatterns = [
     path("services/<slug:slug>/", views.flag_list, name="flag-list"),
     path("services/<slug:slug>/new/", views.flag_create, name="flag-new"),
     path("services/<slug:slug>/sdk-keys/", views.sdk_keys, name="sdk-keys"),
+    path("services/<slug:slug>/flagd/<slug:environment>/", views.flagd_export, name="flagd-export"),
     path("services/<slug:slug>/flags/<str:key>/", views.flag_detail, name="flag-detail"),
     path("services/<slug:slug>/flags/<str:key>/preview/", views.preview, name="preview"),
     path("services/<slug:slug>/flags/<str:key>/kill/", views.kill, name="kill"),

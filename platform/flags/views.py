@@ -16,7 +16,7 @@ from django_htmx.http import HttpResponseClientRedirect
 from catalog.models import Service
 from catalog.permissions import user_can
 from deployments.models import Environment
-from flags import changes, evaluation, selectors, services, usage
+from flags import changes, evaluation, flagd, selectors, services, usage
 from flags.forms import FlagCreateForm, PreviewForm, SdkKeyForm, SegmentForm, SettingForm, json_initial
 from flags.models import Flag, FlagChange, FlagSetting, SdkKey, Segment
 from portal.errors import Conflict
@@ -59,7 +59,11 @@ def _errors_to_form(form: Any, error: ValidationError, rename: dict[str, str] | 
 @require_GET
 def flag_list(request: HttpRequest, slug: str) -> HttpResponse:
     service = _service(slug)
-    context = {"service": service, "can_change": _can_change(request, service)}
+    context = {
+        "service": service,
+        "can_change": _can_change(request, service),
+        "environments": Environment.objects.order_by("order"),
+    }
     return render(request, "flags/flag_list.html", context)
 
 
@@ -307,6 +311,14 @@ def sdk_key_revoke(request: HttpRequest, pk: int) -> HttpResponse:
     services.sdk_key_revoke(actor=request.user, key=key)
     messages.success(request, f"Revoked the SDK key {key.name}: SDKs using it are refused from their next request.")
     return redirect("flags:sdk-keys", slug=key.service.slug)
+
+
+@login_required
+@require_GET
+def flagd_export(request: HttpRequest, slug: str, environment: str) -> HttpResponse:
+    """A service's flags in one environment as a flagd flag definition file. Every signed-in user reads flags, so
+    every signed-in user may download them; SDK keys are not in it."""
+    return flagd.download(service=_service(slug), environment=_environment(environment))
 
 
 @login_required

@@ -6,7 +6,9 @@ so validation, versions and audit are the same whichever way a change comes in."
 from typing import Any
 
 from django.db.models import Prefetch
+from django.http import HttpResponse
 from django.shortcuts import get_object_or_404
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import status, viewsets
 from rest_framework.decorators import action
@@ -14,11 +16,12 @@ from rest_framework.exceptions import PermissionDenied
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
+from rest_framework.views import APIView
 
 from catalog.models import Service
 from catalog.permissions import user_can
 from deployments.models import Environment
-from flags import changes, services
+from flags import changes, flagd, services
 from flags.api.serializers import (
     FlagChangeRejectSerializer,
     FlagChangeSerializer,
@@ -162,3 +165,28 @@ class FlagChangeViewSet(viewsets.ReadOnlyModelViewSet):
         serializer.is_valid(raise_exception=True)
         changes.flag_change_reject(change_id=change.pk, user=request.user, reason=serializer.validated_data["reason"])
         return Response(FlagChangeSerializer(self.get_queryset().get(pk=change.pk)).data)
+
+
+class FlagdExportView(APIView):
+    """A service's flags in one environment as a flagd flag definition file (docs/flags.md, "flagd export"): every
+    signed-in user reads flags, so every signed-in user may export them."""
+
+    permission_classes = [IsAuthenticated]
+
+    @extend_schema(
+        operation_id="flagd_export",
+        parameters=[
+            OpenApiParameter("service", str, OpenApiParameter.PATH, description="The service's slug."),
+            OpenApiParameter("environment", str, OpenApiParameter.PATH, description="The environment's slug."),
+        ],
+        responses={
+            200: OpenApiResponse(
+                OpenApiTypes.OBJECT,
+                description="A flagd flag definition document (https://flagd.dev/schema/v0/flags.json).",
+            ),
+            404: None,
+        },
+    )
+    def get(self, request: Request, service: str, environment: str) -> HttpResponse:
+        found = get_object_or_404(Service, slug=service)
+        return flagd.download(service=found, environment=get_object_or_404(Environment, slug=environment))
