@@ -24,11 +24,10 @@ run: migrate
 	$(BIN)/python manage.py collectstatic --no-input -v0
 	$(BIN)/python manage.py runstack
 
-# --ds: the test settings (fast password hashing) whatever DJANGO_SETTINGS_MODULE the shell exports. TEST_WORKERS=auto
-# runs the suite on every core with pytest-xdist (--dist loadfile keeps a module and its module-scoped fixtures in one
-# worker); one process is the default until the last shared-state race under xdist (a scaffolding run's template
-# files, seen once in the wizard's Chromium journey) is found.
-TEST_WORKERS ?= 0
+# --ds: the test settings (fast password hashing) whatever DJANGO_SETTINGS_MODULE the shell exports. The suite runs on
+# every core with pytest-xdist (--dist loadfile keeps a module and its module-scoped fixtures in one worker);
+# TEST_WORKERS=0 runs it in one process.
+TEST_WORKERS ?= auto
 test: $(STAMP)
 	$(BIN)/pytest --ds=portal.settings.test -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
