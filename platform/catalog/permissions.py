@@ -6,7 +6,7 @@ Ownership is a set of guardian grants to the owning team's group; staff (platfor
 from typing import Any
 
 from django.contrib.auth.models import AnonymousUser, User
-from django.db.models import Model
+from django.db.models import Model, Q
 from guardian.core import ObjectPermissionChecker
 from rest_framework.permissions import SAFE_METHODS, BasePermission
 
@@ -41,6 +41,32 @@ def user_can(
     if user.is_staff or user.has_perm(perm):
         return True
     return checker.has_perm(perm, obj) if checker is not None else bool(user.has_perm(perm, obj))
+
+
+def perms_on(user: User | AnonymousUser, obj: Model) -> frozenset[str]:
+    """The permissions ("catalog.change_service") `user_can` grants `user` on `obj`, read in one query: model-wide
+    grants (the user's and their groups') and guardian grants on the object (the user's and their groups'). A page
+    that asks several questions about one object asks this once, instead of four queries through Django and guardian.
+    Staff get every permission of the object's model, as `user_can` gives them."""
+    from django.contrib.auth.models import Permission
+    from django.contrib.contenttypes.models import ContentType
+    from guardian.models import GroupObjectPermission, UserObjectPermission
+
+    if not user.is_authenticated or not user.is_active:
+        return frozenset()
+    content_type = ContentType.objects.get_for_model(obj)  # cached by Django after the first call
+    label = content_type.app_label
+    everything = Permission.objects.filter(content_type=content_type)
+    if user.is_staff or user.is_superuser:
+        return frozenset(f"{label}.{codename}" for codename in everything.values_list("codename", flat=True))
+    object_pk = str(obj.pk)
+    model_wide = everything.filter(Q(user=user) | Q(group__user=user)).values_list("codename")
+    own = UserObjectPermission.objects.filter(user=user, content_type=content_type, object_pk=object_pk)
+    groups = GroupObjectPermission.objects.filter(group__user=user, content_type=content_type, object_pk=object_pk)
+    codenames = model_wide.union(
+        own.values_list("permission__codename"), groups.values_list("permission__codename"), all=True
+    )
+    return frozenset(f"{label}.{codename}" for (codename,) in codenames)
 
 
 def checker_for(user: User | AnonymousUser) -> ObjectPermissionChecker | None:

@@ -8,7 +8,6 @@ from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.core.paginator import Paginator
 from django.db.models import Count
 from django.db.models.functions import Lower
 from django.http import HttpRequest, HttpResponse
@@ -21,16 +20,16 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from audit import selectors as audit_selectors
 from catalog import cache as catalog_cache
-from catalog import export, graph, imports, selectors, services
+from catalog import export, graph, imports, listing, selectors, services
 from catalog.filters import CatalogPageFilterSet
 from catalog.forms import DependencyForm, ImportForm, ServiceForm, TransferForm
 from catalog.models import Api, Dependency, ImportRun, Service
-from catalog.permissions import checker_for, user_can
+from catalog.permissions import perms_on, user_can
 from deployments import selectors as deployment_selectors
 from portal.filters import query_param
 from portal.forms import apply_errors, validation_response
-from portal.pagination import CountedPaginator
-from portal.templatetags.portal_tags import SelectOptions, select_options
+from portal.pagination import CountedPaginator, count_capped, count_capped_with
+from portal.templatetags.portal_tags import SelectOptions
 from teams import selectors as team_selectors
 from techdocs import selectors as techdocs_selectors
 
@@ -67,7 +66,7 @@ def service_list(request: HttpRequest) -> HttpResponse:
         response = HttpResponse(results)
     else:
         options = cached.options() or cached.options_store(
-            {field.name: select_options(field) for field in filterset.form if field.name in FILTER_SELECTS}
+            listing.filter_options([field for field in filterset.form if field.name in FILTER_SELECTS])
         )
         context["filter_fields"] = [(field, options[field.name]) for field in filterset.form if field.name in options]
         context["results"] = results
@@ -80,19 +79,51 @@ def _service_list_results(
     request: HttpRequest, filterset: CatalogPageFilterSet, context: dict[str, Any]
 ) -> tuple[SafeString, datetime | None]:
     """The results fragment (count, table, pagination), and until when its stale-runbook badges hold (see
-    selectors.services_mark_stale_until). Adds the `page` and its `services` to `context`."""
+    listing.rows_load). Adds the `page` and its `services` (listing.ServiceRow) to `context`.
+
+    The rows are one statement over the stored documents (catalog/listing.py). Without the cache the count is exact up
+    to CATALOG_EXACT_COUNT_UP_TO matches and the planner's estimate past that ("about ..."), so that no page counts
+    100,000 rows; with it, the exact count is remembered per filter until the catalog changes.
+    """
     count_key = CatalogPageFilterSet.count_key(request.GET) if settings.CATALOG_PAGE_CACHE else None
+    exact = True
+    rows_queryset = listing.rows_queryset(filterset.qs)
+    fetched, number = None, 0
     if count_key:  # the same for every page and sort order of these filters, until the catalog changes
         count = partial(catalog_cache.remembered, count_key, filterset.qs.count)
-        paginator: Paginator = CountedPaginator(filterset.qs, PAGE_SIZE, count=count)
+    elif (number := _page_number(request)) * PAGE_SIZE <= settings.CATALOG_EXACT_COUNT_UP_TO + PAGE_SIZE:
+        # The count and the page asked for in one statement. Not for a deep page: one past the end would be read
+        # (skipping every match) before the last one is.
+        counted, exact, fetched = count_capped_with(
+            filterset.qs, rows_queryset[(number - 1) * PAGE_SIZE : number * PAGE_SIZE]
+        )
+        count = partial(int, counted)
     else:
-        paginator = Paginator(filterset.qs, PAGE_SIZE)
+        counted, exact = count_capped(filterset.qs)
+        count = partial(int, counted)
+    paginator = CountedPaginator(rows_queryset, PAGE_SIZE, count=count)
     page = paginator.get_page(request.GET.get("page"))
-    page.object_list = list(page.object_list)
-    stale_until = selectors.services_mark_stale_until(page.object_list)
-    context.update(page=page, services=page.object_list)
+    if fetched is None or page.number != number:  # a page past the end shows the last one, read on its own
+        fetched = list(page.object_list)
+    rows, stale_until = listing.rows_load(fetched)
+    page.object_list = rows
+    context.update(
+        page=page,
+        services=rows,
+        count_exact=exact,
+        rows=listing.rows_html(rows),
+        health_query="&".join(f"service={row.pk}" for row in rows),
+    )
     html: SafeString = render_to_string("catalog/service_list.html#results", context, request)  # type: ignore[assignment]
     return html, stale_until
+
+
+def _page_number(request: HttpRequest) -> int:
+    """The page asked for when it is a positive number, else the first (Paginator.get_page has the last word)."""
+    try:
+        return max(1, int(request.GET.get("page") or 1))
+    except ValueError:
+        return 1
 
 
 class _ServiceListCache:
@@ -141,8 +172,8 @@ def service_detail(request: HttpRequest, slug: str) -> HttpResponse:
     outgoing, incoming = selectors.service_dependencies(service=service)
     cycle_ids = selectors.service_cycle_neighbours(service=service) if outgoing and incoming else set()
     retired = service.lifecycle == Service.Lifecycle.DECOMMISSIONED  # a read-only record
-    checker = checker_for(request.user)
-    can_change = not retired and user_can(request.user, "catalog.change_service", service, checker=checker)
+    granted = perms_on(request.user, service)
+    can_change = not retired and "catalog.change_service" in granted
     source = selectors.entity_source_for(obj=service)
     source_owned = source is not None and source.missing_since is None
     context = {
@@ -162,9 +193,8 @@ def service_detail(request: HttpRequest, slug: str) -> HttpResponse:
         # A catalog source owns the dependencies of what it describes: no controls the service would refuse.
         "dependency_form": DependencyForm() if can_change and not source_owned else None,
         "golden_path_latest": _golden_path_version(service.golden_path),
-        "can_deploy": not retired and user_can(request.user, "catalog.deploy_service", service, checker=checker),
-        "can_decommission": not retired
-        and user_can(request.user, "catalog.decommission_service", service, checker=checker),
+        "can_deploy": not retired and "catalog.deploy_service" in granted,
+        "can_decommission": not retired and "catalog.decommission_service" in granted,
         **deployment_selectors.service_summary(service=service),
     }
     return render(request, "catalog/service_detail.html", context)

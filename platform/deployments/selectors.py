@@ -226,11 +226,14 @@ def matrix(*, owner_slug: str = "", q: str = "", page: int = 1, per_page: int = 
 def service_summary(*, service: Service) -> dict[str, Any]:
     """A service's deploy targets with what runs in each and what is in flight, and its recent deployments."""
     targets = list(DeployTarget.objects.filter(service=service).select_related("environment"))
-    placements = {p.environment_id: p for p in Placement.objects.filter(service=service).select_related("release")}
-    active = {
-        d.environment_id: d
-        for d in Deployment.objects.filter(service=service, state__in=ACTIVE_STATES).select_related("release")
-    }
+    placements: dict[int, Any] = {}
+    active: dict[int, Any] = {}
+    if targets:  # what runs and what is in flight are shown per target: none to read for a service without one
+        placements = {p.environment_id: p for p in Placement.objects.filter(service=service).select_related("release")}
+        active = {
+            d.environment_id: d
+            for d in Deployment.objects.filter(service=service, state__in=ACTIVE_STATES).select_related("release")
+        }
     rows = [
         {"target": t, "placement": placements.get(t.environment_id), "active": active.get(t.environment_id)}
         for t in targets

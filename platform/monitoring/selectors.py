@@ -398,7 +398,9 @@ class Signal:
     why: str
 
 
-def correlated_signal(service: Service, *, now: datetime | None = None) -> Signal | None:
+def correlated_signal(
+    service: Service, *, now: datetime | None = None, statuses: list[SloStatus] | None = None
+) -> Signal | None:
     """The signal `service` is part of, if it and at least one service linked to it by dependencies (either way,
     transitively) have an anomaly started in the last two hours or a burning or exhausted SLO; None otherwise.
 
@@ -407,19 +409,23 @@ def correlated_signal(service: Service, *, now: datetime | None = None) -> Signa
     members depend on. Four queries whatever the graph's size.
 
     A service that is itself healthy is in no signal, and most are: that is settled first from its own SLOs and
-    scraped metrics' anomalies (two queries without SLOs, at most three with them), before reading the dependency
-    graph, which is read whole (300,000
+    scraped metrics' anomalies (two queries without SLOs, at most three with them; one when the caller passes the
+    SLOs' `statuses`, as the service page does), before reading the dependency graph, which is read whole (300,000
     edges at 100,000 services).
     """
     from catalog.models import Dependency
 
     now = now or timezone.now()
-    own_slos = list(SLO.objects.filter(service=service))
+    own_slos = (
+        [status.slo for status in statuses] if statuses is not None else list(SLO.objects.filter(service=service))
+    )
     since = now - SIGNAL_WINDOW
     own_recent = Anomaly.objects.filter(
         Q(slo__in=own_slos) | Q(health_check__service=service), started_at__gt=since
     ).exists()
-    if not own_recent and not any(s.status in (burn.BURNING, burn.EXHAUSTED) for s in slo_statuses(own_slos, now=now)):
+    if statuses is None and not own_recent:
+        statuses = slo_statuses(own_slos, now=now)
+    if not own_recent and not any(s.status in (burn.BURNING, burn.EXHAUSTED) for s in statuses or []):
         return None
     edges = list(Dependency.objects.values_list("source_id", "target_id"))
     linked: dict[int, set[int]] = defaultdict(set)

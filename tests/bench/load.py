@@ -179,6 +179,12 @@ class Latency:
     samples_ms: list[float] = field(default_factory=list)
     errors: int = 0
     bytes: int = 0
+    cpu_seconds: float = 0.0  # gunicorn's and the database backends' CPU over the measured samples
+
+    @property
+    def cpu_ms_per_request(self) -> float:
+        """Server and database CPU per page: what a page costs, whatever else keeps the machine busy."""
+        return self.cpu_seconds * 1000 / len(self.samples_ms) if self.samples_ms else float("nan")
 
     @property
     def median(self) -> float:
@@ -201,14 +207,19 @@ def measure_latency(
     max_seconds: float,
     unique: bool = False,
     into: Latency | None = None,
+    cpu_pids: Callable[[], list[int]] | None = None,
 ) -> Latency:
     """Sequential GETs, cycling through `paths`; the first `warmup` are not counted. Bounded in count and time.
     With `unique`, every GET gets a query parameter of its own, so that no response cache can answer it."""
     result = into or Latency(name=name, path=paths[0] if len(paths) == 1 else f"{len(paths)} pages like {paths[0]}")
     deadline = time.monotonic() + max_seconds
+    pids = cpu_pids() if cpu_pids else []
+    cpu_before: dict[int, float] | None = None
     for index in range(warmup + samples):
         if time.monotonic() > deadline:
             break
+        if index == warmup and pids:
+            cpu_before = cpu_seconds(pids)
         path = paths[index % len(paths)]
         if unique:
             path = f"{path}{'&' if '?' in path else '?'}bench={os.getpid()}-{next(_UNIQUE)}"
@@ -223,6 +234,8 @@ def measure_latency(
         if index >= warmup:
             result.samples_ms.append(elapsed_ms)
             result.bytes = len(response.content)
+    if cpu_before is not None:
+        result.cpu_seconds += cpu_delta(cpu_before, cpu_seconds(pids))
     return result
 
 

@@ -287,6 +287,7 @@ def measure_size(size: int, args: argparse.Namespace, redis_url: str) -> dict:
                         max_seconds=30,
                         unique=mode == "miss",
                         into=latencies[mode].get(page),
+                        cpu_pids=lambda server=server: server.pids() + database_backend_pids(database_url)(),
                     )
                 browser.close()
     finally:
@@ -298,6 +299,8 @@ def measure_size(size: int, args: argparse.Namespace, redis_url: str) -> dict:
         "data": {k: v for k, v in facts.items() if k not in ("token", "slugs")},
     }
     result["busy_before"] = busy_before
+    result["load_average"] = [round(value, 2) for value in os.getloadavg()]  # 1, 5 and 15 minutes, after measuring
+    print(f"Load average after measuring {size:,}: {' '.join(f'{v:.2f}' for v in result['load_average'])}")
     for mode in modes:
         trivial = runs[mode]["trivial"].rps
         result[mode] = {
@@ -316,6 +319,7 @@ def measure_size(size: int, args: argparse.Namespace, redis_url: str) -> dict:
                     "p95_ms": round(latency.p95, 1),
                     "samples": len(latency.samples_ms),
                     "errors": latency.errors,
+                    "cpu_ms_per_request": round(latency.cpu_ms_per_request, 1),
                 }
                 for page, latency in latencies[mode].items()
             },
@@ -377,6 +381,12 @@ def report(sizes: list[dict]) -> bool:
         ok &= met
         target = f"≤ {median_target:.0f}/{p95_target:.0f} ms"
         print(f"{label:<34}{cells}  {target:<16}{growth:>6.2f}x  {'PASS' if met else 'MISS'}")
+    cpu = "".join(
+        f"{'/'.join(str(round(s[mode]['latency'][page]['cpu_ms_per_request'])) for page in PAGE_NAMES):>17}"
+        for s in sizes
+        for mode in ("hit", "miss")
+    )
+    print(f"{'Pages: CPU ms per page (each row)':<34}{cpu}")
     print(
         "\nAPI cells: req/s as a share of the trivial view's on the same gunicorn in the same rounds (req/s). Page "
         "cells: median/p95. Growth: the miss figure at the largest size against the smallest (≤ 1.25x)."

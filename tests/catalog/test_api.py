@@ -2,6 +2,7 @@
 
 import pytest
 from django.contrib.auth import get_user_model
+from django.db import connection
 from django.urls import reverse
 
 from audit.models import AuditEvent
@@ -192,17 +193,39 @@ def _services_with_tags_and_systems(count: int) -> None:
         service_make(owner=teams[n % 3], system=systems[n % 3], tags=[f"tag-{n % 4}", f"lang-{n % 5}"])
 
 
-def test_list_queries_do_not_grow_with_the_catalog(api_client, world, django_assert_max_num_queries):
+def test_list_queries_do_not_grow_with_the_catalog(api_client, world, django_assert_max_num_queries, settings):
+    settings.CATALOG_API_CACHE = False  # a miss: on by default with Redis
     api_client.force_authenticate(world.owner)
     counts = []
     for total in (5, 40):
         _services_with_tags_and_systems(total - Service.objects.count())
-        with django_assert_max_num_queries(3) as captured:
+        with django_assert_max_num_queries(1) as captured:  # the page and its count: one statement
             body = api_client.get(SERVICES_URL, {"page_size": 200}).json()
         assert body["count"] == total
         assert all(row["tags"] and row["system"] for row in body["results"] if row["slug"] != "payments-api")
         counts.append(len(captured))
     assert counts[0] == counts[1]
+
+
+def test_page_and_count_are_one_statement_and_agree_with_the_pages(api_client, world, settings):
+    """The count read with the page (portal.pagination.count_capped_with) is the count, exact or estimated; an empty
+    page still says how many match, and a page past the end is a 404."""
+    settings.CATALOG_API_CACHE = False  # a miss: on by default with Redis
+    _services_with_tags_and_systems(11)
+    api_client.force_authenticate(world.owner)
+    body = api_client.get(SERVICES_URL, {"page_size": 5, "page": 3}).json()
+    assert (body["count"], body["count_exact"], len(body["results"])) == (12, True, 2)
+    assert body["next"] is None and body["previous"].endswith("page=2&page_size=5")
+    assert api_client.get(SERVICES_URL, {"page_size": 5, "page": 4}).status_code == 404
+    assert api_client.get(SERVICES_URL, {"page_size": 5, "page": "last"}).json()["results"] == body["results"]
+    empty = api_client.get(SERVICES_URL, {"q": "nothing-matches-this"}).json()
+    assert (empty["count"], empty["count_exact"], empty["results"], empty["next"]) == (0, True, [], None)
+    settings.CATALOG_EXACT_COUNT_UP_TO = 4
+    walked = api_client.get(SERVICES_URL, {"page_size": 5, "page": 2}).json()
+    assert len(walked["results"]) == 5
+    if connection.vendor == "postgresql":
+        assert walked["count_exact"] is False and walked["count"] >= 5  # the planner's estimate, past the limit
+        assert api_client.get(SERVICES_URL, {"page": "last"}).status_code == 404  # no last page of an estimate
 
 
 def test_retrieve_by_slug(api_client, catalog, django_assert_max_num_queries):

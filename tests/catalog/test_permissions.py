@@ -97,3 +97,30 @@ def test_transfer_moves_permissions(client, world):
     assert client.get(edit).status_code == 403
     client.force_login(world.outsider)
     assert client.get(edit).status_code == 200
+
+
+def test_perms_on_agrees_with_user_can_in_one_query(world, django_assert_num_queries):
+    """The service page asks perms_on once where it asked user_can three times (four queries): same answers."""
+    from django.contrib.auth.models import AnonymousUser, Permission
+
+    from catalog.permissions import perms_on, user_can
+    from tests.factories import UserFactory, service_make
+
+    other = service_make(owner=world.other_team, slug="search-api")
+    wide = UserFactory()
+    wide.user_permissions.add(Permission.objects.get(codename="deploy_service"))
+    inactive = UserFactory(is_active=False)
+    names = [
+        f"catalog.{codename}"
+        for codename in Permission.objects.filter(
+            content_type__app_label="catalog", content_type__model="service"
+        ).values_list("codename", flat=True)
+    ]
+    for user in (world.owner, world.outsider, world.staff, wide, inactive, AnonymousUser()):
+        for service in (world.service, other):
+            fresh = type(user).objects.get(pk=user.pk) if user.pk else user  # no permission cache carried over
+            with django_assert_num_queries(1 if fresh.is_authenticated and fresh.is_active else 0):
+                granted = perms_on(fresh, service)
+            assert granted == {name for name in names if user_can(fresh, name, service)}, (user, service)
+    assert "catalog.change_service" in perms_on(world.owner, world.service)
+    assert "catalog.change_service" not in perms_on(world.owner, other)

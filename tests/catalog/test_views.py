@@ -1,9 +1,11 @@
 """Catalog pages: htmx fragments, filters in the URL, bounded queries, forms with field errors."""
 
 import re
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from catalog import services
@@ -64,9 +66,65 @@ def test_unknown_filter_value_is_reported_not_ignored(client, world):
 def test_catalog_page_query_count_does_not_grow(client, world, django_assert_max_num_queries, count):
     _populate(TeamFactory(), count)
     client.force_login(world.outsider)
-    with django_assert_max_num_queries(10):
+    # The user, the capped count, one statement for the page's rows (stored documents, names, stale runbooks) and
+    # one for every filter's choices (owners, systems and tags together).
+    with django_assert_max_num_queries(4):
         response = client.get(CATALOG)
     assert len(response.context["services"]) == count + 1
+    with django_assert_max_num_queries(4):  # a filter's value is one more lookup
+        response = client.get(CATALOG, {"tag": "python"}, headers={"HX-Request": "true"})
+    assert len(response.context["services"]) == count
+
+
+def test_catalog_rows_are_drawn_from_stored_documents(client, world):
+    """Each row shows what its service's stored document says, with its owner's and system's names."""
+    from reviews.models import Ownership
+
+    system = SystemFactory(owner=world.owner_team, name="Money <& co>", slug="money")
+    service_make(owner=world.owner_team, slug="ledger", name="Ledger <b>", system=system, tags=["java", "a-b"], tier=2)
+    ledger = Service.objects.get(slug="ledger")
+    Ownership.objects.create(service=ledger, verified_at=datetime(2026, 3, 4, 23, 30, tzinfo=UTC))
+    client.force_login(world.outsider)
+    page = client.get(CATALOG, {"q": "ledger"}).content.decode()
+    assert '<a href="/catalog/services/ledger/" class="strong">Ledger &lt;b&gt;</a>' in page
+    assert f'<a href="{world.owner_team.get_absolute_url()}">{world.owner_team.name}</a>' in page
+    assert '<a href="/catalog/systems/money/">Money &lt;&amp; co&gt;</a>' in page
+    assert '<a class="tag" href="?tag=a-b">a-b</a><a class="tag" href="?tag=java">java</a>' in page
+    assert '<time datetime="2026-03-04T23:30:00+00:00" class="small">4 Mar 2026</time>' in page
+    assert '<span class="tier tier-2" title="Tier 2 — high">T2</span>' in page
+    assert f'<span id="health-{ledger.pk}" class="muted">' in page
+
+
+def test_catalog_page_estimates_large_counts_and_says_so(client, world, settings):
+    settings.CATALOG_PAGE_CACHE = False
+    settings.CATALOG_EXACT_COUNT_UP_TO = 3
+    _populate(world.owner_team, 6)
+    client.force_login(world.outsider)
+    counted = client.get(CATALOG, {"q": "bulk-6-1"}).content.decode()
+    assert "1 service</p>" in counted
+    page = client.get(CATALOG).content.decode()
+    if connection.vendor == "postgresql":  # the planner's estimate, labelled as one
+        assert re.search(r"About \d+ services", page) and "7 services</p>" not in page
+    else:
+        assert "7 services</p>" in page
+
+
+def test_filter_choices_read_together_are_the_fields_own(world):
+    """listing.filter_options gives each filter the same <option>s as the form field would, in one query."""
+    from catalog.filters import CatalogPageFilterSet
+    from catalog.listing import filter_options
+    from portal.templatetags.portal_tags import select_options
+
+    SystemFactory(owner=world.other_team, name="Zeta & <Alpha>", slug="zeta")
+    SystemFactory(owner=world.other_team, name="alpha", slug="alpha")
+    service_make(owner=world.other_team, slug="tagged", tags=["b-tag", "a-tag"])
+    fields = list(CatalogPageFilterSet(None, queryset=Service.objects.all()).form)
+    with CaptureQueriesContext(connection) as queries:
+        options = filter_options(fields)
+    assert len(queries) == 1
+    assert options == {field.name: select_options(field) for field in fields}
+    assert options["tag"][1:] == (("a-tag", "a-tag", "a-tag"), ("b-tag", "b-tag", "b-tag"))
+    assert ("zeta", "zeta", "Zeta &amp; &lt;Alpha&gt;") in options["system"]
 
 
 @pytest.mark.parametrize("count", [2, 25])
@@ -77,10 +135,11 @@ def test_service_page_query_count_does_not_grow(client, world, django_assert_max
         services.dependency_add(source=world.service, target=dependency, kind="runtime", added_by=None)
         services.dependency_add(source=dependency, target=world.service, kind="data", added_by=None)
     client.force_login(world.owner)
-    # 20 catalog and docs, 4 deployments, 2 scorecards, 2 ownership reviews, 1 flags (3 with flags), 4 for
-    # monitoring's SLOs, their anomalies and the correlated signal (which, for a service in no trouble, reads nothing
-    # of the dependency graph), and 1 for the metrics section's checks (6 with scraped metrics: test_metrics.py)
-    with django_assert_max_num_queries(34):
+    # The user; 13 for the service, its tags, dependencies (both ways and cycles), permissions (one query), source,
+    # runbooks, ADRs, APIs, resources and audit; 3 deployments (targets, recent, decommission: what runs is read only
+    # for a service with targets); 2 monitoring (checks, SLOs: a service without SLOs reads no anomaly and none of
+    # the dependency graph); 1 flags, 1 insights, 1 scorecards and 2 ownership reviews.
+    with django_assert_max_num_queries(24):
         response = client.get(world.service.get_absolute_url())
     assert len(response.context["outgoing"]) == count and len(response.context["incoming"]) == count
     assert response.context["cycle_ids"] == {d.target_id for d in response.context["outgoing"]}

@@ -11,8 +11,8 @@ and ordering, and expires after `CURSOR_MAX_AGE`: a forged, altered, expired or 
 """
 
 import hashlib
-import json
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from functools import partial
@@ -20,7 +20,6 @@ from typing import Any
 
 from django.conf import settings
 from django.core import signing
-from django.db import connection
 from django.db.models import F, Q, QuerySet
 from django.db.models.expressions import OrderBy
 from django.utils.dateparse import parse_datetime
@@ -30,6 +29,7 @@ from rest_framework.utils.urls import remove_query_param, replace_query_param
 
 from catalog import cache as catalog_cache
 from portal.api import Pagination
+from portal.pagination import count_capped, count_capped_with
 
 CURSOR_SALT = "catalog.services.cursor"
 CURSOR_MAX_AGE = 24 * 3600
@@ -48,19 +48,6 @@ class Window:
     next: str | None
     previous: str | None
     next_cursor: str | None
-
-
-def count_capped(queryset: QuerySet[Any]) -> tuple[int, bool]:
-    """(count, exact): exact up to the setting, else the planner's estimate (PostgreSQL; elsewhere an exact count)."""
-    limit = settings.CATALOG_EXACT_COUNT_UP_TO
-    unordered = queryset.order_by()
-    if connection.vendor != "postgresql":
-        return unordered.count(), True
-    counted = unordered[: limit + 1].count()
-    if counted <= limit:
-        return counted, True
-    plan = json.loads(unordered.values("pk").explain(format="json"))
-    return max(limit + 1, int(plan[0]["Plan"]["Plan Rows"])), False
 
 
 def _sort_keys(queryset: QuerySet[Any]) -> list[tuple[Any, bool]]:
@@ -100,12 +87,17 @@ def _query_digest(request: Request) -> str:
 class ServicePagination(Pagination):
     """`?page=N` (people, with page links) or `?cursor=` (clients walking the catalog; empty for the first page)."""
 
-    def window(self, queryset: QuerySet[Any], request: Request, *, cached_count_key: str | None = None) -> Window:
+    def window(
+        self,
+        queryset: QuerySet[Any],
+        request: Request,
+        *,
+        cached_count_key: str | None = None,
+        values: Sequence[str] = (),
+    ) -> Window:
+        """The page `request` asks for. With `values`, the page's rows are read as well, as tuples of those fields
+        and then the sort keys (`fetched`), in the same statement as the count where the count is not cached."""
         size = self.get_page_size(request) or self.page_size
-        if cached_count_key and settings.CATALOG_API_CACHE:
-            count, exact = catalog_cache.remembered(cached_count_key, queryset.count), True
-        else:
-            count, exact = count_capped(queryset)
         order = queryset.query.order_by
         keys = _sort_keys(queryset)
         names = [f"_key{index}" for index in range(len(keys))]
@@ -114,7 +106,7 @@ class ServicePagination(Pagination):
         )
         url = request.build_absolute_uri()
         digest = _query_digest(request)
-        window = Window(rows=annotated, count=count, count_exact=exact, next=None, previous=None, next_cursor=None)
+        window = Window(rows=annotated, count=0, count_exact=True, next=None, previous=None, next_cursor=None)
         # An order over a nullable field (when ownership was verified) has no total order a key can resume from.
         keyset = not any(isinstance(item, OrderBy) and (item.nulls_first or item.nulls_last) for item in order)
         window.cursor_mode = CURSOR_PARAM in request.query_params  # type: ignore[attr-defined]
@@ -124,21 +116,40 @@ class ServicePagination(Pagination):
         window.url = url  # type: ignore[attr-defined]
         window.last_key = partial(self._cursor_make, names=names, digest=digest)  # type: ignore[attr-defined]
         window.page_next = None  # type: ignore[attr-defined]
+        window.fetched = None  # type: ignore[attr-defined]
+        number: int | None = None
         if window.cursor_mode:  # type: ignore[attr-defined]
             after = self._cursor_read(request.query_params[CURSOR_PARAM], digest, len(keys))
             if after is not None:
                 annotated = annotated.filter(self._after(names, keys, after))
             window.rows = annotated[:size]
+        else:
+            number = self._page_number_asked(request)
+            if number is not None:
+                window.rows = annotated[(number - 1) * size : number * size]
+        if cached_count_key and settings.CATALOG_API_CACHE:
+            window.count = catalog_cache.remembered(cached_count_key, queryset.count)
+        elif values and (window.cursor_mode or number is not None):  # type: ignore[attr-defined]
+            fields = [*values, *names]
+            window.count, window.count_exact, window.fetched = count_capped_with(  # type: ignore[attr-defined]
+                queryset, window.rows.values_list(*fields)
+            )
+        else:
+            window.count, window.count_exact = count_capped(queryset)
+        if window.cursor_mode:  # type: ignore[attr-defined]
             return window
-        number = self._page_number(request, count, size, exact)
-        window.rows = annotated[(number - 1) * size : number * size]
+        if number is None:  # ?page=last
+            number = self._page_last(window.count, size, window.count_exact)
+            window.rows = annotated[(number - 1) * size : number * size]
+        elif number > 1 and (number - 1) * size >= window.count:
+            raise NotFound("Invalid page.")
         if number > 1:
             window.previous = (
                 remove_query_param(url, self.page_query_param)
                 if number == 2
                 else replace_query_param(url, self.page_query_param, number - 1)
             )
-        if number * size < count:
+        if number * size < window.count:
             window.page_next = replace_query_param(url, self.page_query_param, number + 1)  # type: ignore[attr-defined]
         return window
 
@@ -187,17 +198,24 @@ class ServicePagination(Pagination):
             condition |= step
         return Q(**{f"{first}__{'lte' if first_desc else 'gte'}": values[0]}) & condition
 
-    def _page_number(self, request: Request, count: int, size: int, exact: bool) -> int:
+    def _page_number_asked(self, request: Request) -> int | None:
+        """The page number asked for; None for `last`, which needs the count first."""
         raw = request.query_params.get(self.page_query_param, "1")
+        if raw == "last":
+            return None
         try:
             number = int(raw)
         except ValueError:
-            if raw == "last" and exact:
-                return max(1, -(-count // size))
             raise NotFound("Invalid page.") from None
-        if number < 1 or (number > 1 and (number - 1) * size >= count):
+        if number < 1:
             raise NotFound("Invalid page.")
         return number
+
+    @staticmethod
+    def _page_last(count: int, size: int, exact: bool) -> int:
+        if not exact:  # an estimate has no last page to name
+            raise NotFound("Invalid page.")
+        return max(1, -(-count // size))
 
     # DRF's interface, for the browsable API and other renderers (the JSON fast path uses window() directly).
     def paginate_queryset(self, queryset: Any, request: Request, view: Any = None) -> list[Any]:

@@ -123,10 +123,12 @@ class ServiceViewSet(LookupMixin, viewsets.ModelViewSet):
         """A page of the list as JSON bytes, from stored documents: ServicePagination's shape, without serializers."""
         paginator: ServicePagination = self.paginator  # type: ignore[assignment]
         queryset = self.filter_queryset(self.get_queryset().prefetch_related(None))
-        window = paginator.window(queryset, request, cached_count_key=self.count_key)
+        fields = ("pk", "slug", "stored_document__document")
+        window = paginator.window(queryset, request, cached_count_key=self.count_key, values=fields)
         size = paginator.get_page_size(request) or paginator.page_size
         names = [name for name in window.rows.query.annotations if name.startswith("_key")]
-        rows = list(window.rows.values_list("pk", "slug", "stored_document__document", *names))
+        fetched = getattr(window, "fetched", None)  # read with the count, in one statement
+        rows = fetched if fetched is not None else list(window.rows.values_list(*fields, *names))
         last = dict(zip(names, rows[-1][3:], strict=True)) if rows else None
         next_link, cursor = paginator.links(window, last, len(rows), size)
         head = json.dumps(

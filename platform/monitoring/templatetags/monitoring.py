@@ -136,7 +136,11 @@ def slo_series_chart(slo: SLO, anomalies: list[Anomaly]) -> dict[str, object]:
 
 
 @register.simple_tag
-def anomaly_rows(service: Service, kind: str = "") -> list[Anomaly]:
+def anomaly_rows(service: Service, kind: str = "", slo_rows: list[dict[str, object]] | None = None) -> list[Anomaly]:
+    """The service's latest anomalies (of one kind: "slo" or the scraped metrics'); none to read for the SLOs' kind
+    when `slo_rows` (from `slo_rows`) says the service has no SLO."""
+    if kind == "slo" and slo_rows is not None and not slo_rows:  # found in SLOs' series only
+        return []
     return selectors.service_anomalies(service, kind=kind)
 
 
@@ -151,8 +155,10 @@ def anomaly_cause(anomaly: Anomaly) -> str:
 
 
 @register.simple_tag
-def service_signal(service: Service) -> selectors.Signal | None:
-    return selectors.correlated_signal(service)
+def service_signal(service: Service, slo_rows: list[dict[str, Any]] | None = None) -> selectors.Signal | None:
+    """The correlated signal the service is part of; `slo_rows` (from `slo_rows`) spares reading its SLOs again."""
+    statuses = [row["status"] for row in slo_rows] if slo_rows is not None else None
+    return selectors.correlated_signal(service, statuses=statuses)
 
 
 METRIC_SPAN = timedelta(days=7)
