@@ -287,7 +287,7 @@ def measure_size(size: int, args: argparse.Namespace, redis_url: str) -> dict:
                         max_seconds=30,
                         unique=mode == "miss",
                         into=latencies[mode].get(page),
-                        cpu_pids=lambda server=server: server.pids() + database_backend_pids(database_url)(),
+                        cpu_pids=lambda server=server: server.pids() + stack.database_backend_pids(database_url)(),
                     )
                 browser.close()
     finally:

@@ -137,9 +137,10 @@ def test_service_page_query_count_does_not_grow(client, world, django_assert_max
     client.force_login(world.owner)
     # The user; 13 for the service, its tags, dependencies (both ways and cycles), permissions (one query), source,
     # runbooks, ADRs, APIs, resources and audit; 3 deployments (targets, recent, decommission: what runs is read only
-    # for a service with targets); 2 monitoring (checks, SLOs: a service without SLOs reads no anomaly and none of
-    # the dependency graph); 1 flags, 1 insights, 1 scorecards and 2 ownership reviews.
-    with django_assert_max_num_queries(24):
+    # for a service with targets); 4 monitoring (checks, the metrics section's checks, SLOs, and whether the service
+    # has a recent anomaly: a service in no trouble reads none of the dependency graph, and without SLOs no SLO
+    # anomaly list); 1 flags, 1 insights, 1 scorecards and 2 ownership reviews.
+    with django_assert_max_num_queries(26):
         response = client.get(world.service.get_absolute_url())
     assert len(response.context["outgoing"]) == count and len(response.context["incoming"]) == count
     assert response.context["cycle_ids"] == {d.target_id for d in response.context["outgoing"]}
