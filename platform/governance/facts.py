@@ -171,10 +171,11 @@ def fact(
 
 
 @functools.cache
-def _statement(vendor: str) -> str:
-    """Every read as one SELECT of JSON arrays, one column per read; composed once per process."""
+def _statement(vendor: str, extra: tuple[tuple[str, Read], ...] = ()) -> str:
+    """Every read (the groups', then a caller's `extra`) as one SELECT of JSON arrays, one column per read; composed
+    once per process (and per set of extra reads, which are the code's own)."""
     parts = []
-    for name, read in _READS.items():
+    for name, read in [*_READS.items(), *extra]:
         values = ", ".join(f"q.{column}" for column in read.columns)
         if vendor == "postgresql":
             rows = f"coalesce(json_agg(json_build_array({values})), '[]')"
@@ -203,18 +204,27 @@ def _parameters(change: Change) -> dict[str, Any]:
     }
 
 
-def _read(change: Change) -> dict[str, Rows]:
-    """Every group's rows for this change, in one round trip."""
-    row = db.fetch_one(_statement(connection.vendor), _parameters(change))  # type: ignore[arg-type]
+def _read(change: Change, extra: dict[str, Read]) -> dict[str, Rows]:
+    """Every group's rows for this change, and those of `extra`, in one round trip."""
+    if clash := extra.keys() & _READS.keys():
+        raise ValueError(f"{sorted(clash)} name reads of the fact groups; name the extra reads otherwise.")
+    names = [*_READS, *extra]
+    row = db.fetch_one(_statement(connection.vendor, tuple(extra.items())), _parameters(change))  # type: ignore[arg-type]
     assert row is not None  # a SELECT without FROM has one row
-    return {name: _json(value) for name, value in zip(_READS, row, strict=True)}
+    return {name: _json(value) for name, value in zip(names, row, strict=True)}
 
 
 def facts_build(*, change: Change) -> Facts:
     """The fact document for one change: one statement, whatever the service's history (a group may add a bounded
     few when it has something to read, as the SLO group does for a service with SLOs)."""
-    found = _read(change)
-    return {name: group.build(change, found) for name, group in _GROUPS.items()}
+    return facts_build_with(change=change, reads={})[0]
+
+
+def facts_build_with(*, change: Change, reads: dict[str, Read]) -> tuple[Facts, dict[str, Rows]]:
+    """The fact document, and the rows of the caller's own `reads` fetched in the same statement: the policy step
+    asks whether its deployment was judged already without a round trip of its own."""
+    found = _read(change, reads)
+    return {name: group.build(change, found) for name, group in _GROUPS.items()}, {name: found[name] for name in reads}
 
 
 def service_documents(*, service_ids: Sequence[int], at: datetime | None = None) -> dict[int, Facts]:

@@ -102,10 +102,6 @@ def decision_list() -> QuerySet[Decision]:
 
 
 def decision_for(*, deployment: Deployment) -> Decision | None:
-    """The deployment's decision, if it was judged. Asked first by every policy step, where the answer is nearly
-    always no: a plain statement says so before the ORM composes the query that loads one."""
-    if db.fetch_one("SELECT 1 FROM governance_decision WHERE deployment_id = %s", [deployment.pk]) is None:
-        return None
     return Decision.objects.filter(deployment=deployment).first()
 
 

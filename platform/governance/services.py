@@ -200,21 +200,23 @@ def _decision_make(*, change: facts.Change, document: facts.Facts, evaluation: E
     )
 
 
+# Whether the deployment has its decision already, read with its fact document (facts_build_with).
+_JUDGED = facts.Read(
+    sql="SELECT d.id FROM governance_decision d WHERE d.deployment_id = %(deployment)s", columns=("id",)
+)
+
+
 def deployment_judge(*, deployment: Deployment) -> Decision:
     """The policy step: build the facts, evaluate the enabled policies and record the decision with the deployment.
 
-    A deployment is judged once. A retry of its policy step (a crashed worker) finds the decision already made and
-    returns it, so a policy edited in between never re-judges a deployment."""
-    if existing := selectors.decision_for(deployment=deployment):
-        return existing
+    A deployment is judged once. A retry of its policy step (a crashed worker), or the step again after approvals,
+    finds the decision already made and returns it, so a policy edited in between never re-judges a deployment."""
     return _judge(change=facts.Change.of(deployment), deployment=deployment)
 
 
 def report_judge(*, deployment: Deployment) -> Decision:
     """Judge a deployment an external CD system reported, as of when it started (the freezes and the time of day then,
     not when the report arrived). The decision says whether it was compliant; nothing refuses the report."""
-    if existing := selectors.decision_for(deployment=deployment):
-        return existing
     change = facts.Change.of(deployment)
     change.at = deployment.started_at or change.at
     return _judge(change=change, deployment=deployment)
@@ -222,7 +224,10 @@ def report_judge(*, deployment: Deployment) -> Decision:
 
 def _judge(*, change: facts.Change, deployment: Deployment) -> Decision:
     started = time.perf_counter()
-    document = facts.facts_build(change=change)
+    # The decision made before, if any, comes with the facts: one round trip for the usual step, which has none.
+    document, found = facts.facts_build_with(change=change, reads={"judged": _JUDGED})
+    if found["judged"]:
+        return Decision.objects.get(pk=found["judged"][0][0])
     evaluation = policies_evaluate(document=document)
     decision = _decision_make(change=change, document=document, evaluation=evaluation, started=started)
     try:
@@ -236,9 +241,9 @@ def _judge(*, change: facts.Change, deployment: Deployment) -> Decision:
                 service_id=deployment.service_id,
             )
     except IntegrityError:  # another delivery of the same step recorded it first
-        found = selectors.decision_for(deployment=deployment)
-        assert found is not None
-        return found
+        found_decision = selectors.decision_for(deployment=deployment)
+        assert found_decision is not None
+        return found_decision
     return decision
 
 

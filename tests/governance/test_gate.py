@@ -134,3 +134,24 @@ def test_a_refused_deployment_touches_nothing_not_even_the_release_already_runni
     event = refused.events.get(step=State.CANCELLED)
     assert event.level == DeploymentEvent.Level.ERROR and event.message == refused.failure_reason
     assert Placement.objects.get(service=world.service, environment=production).release == release
+
+
+def test_the_policy_step_reads_in_one_statement_and_a_retry_writes_nothing(  # type: ignore[no-untyped-def]
+    world, production, policy, django_assert_num_queries
+) -> None:
+    from deployments import engine, policies
+    from governance import selectors
+
+    policy("canary-in-production", "change.strategy != 'rolling'", message="Use canary.")
+    target_make(world.service, production, runtime="scripted", canary_steps=[50])
+    requested = deploy(world, production, release_make(world.service))
+    deployment = Deployment.objects.select_related(*engine.CLAIM_RELATED).get(pk=requested.pk)  # as a step has it
+    policies.deploy_check(deployment)  # the process reads the enabled policies once
+    Decision.objects.all().delete()
+    # The fact document with whether it was judged already, then the decision and its audit event in one transaction
+    # (BEGIN, two INSERTs, COMMIT); without a shared cache the enabled policies are read every time.
+    with django_assert_num_queries(5 if selectors._shared_cache() else 6):
+        first = policies.deploy_check(deployment)
+    with django_assert_num_queries(2):  # the same statement finds the decision, which is loaded and returned
+        again = policies.deploy_check(deployment)
+    assert again.decision_id == first.decision_id and Decision.objects.count() == 1

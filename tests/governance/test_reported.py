@@ -124,7 +124,7 @@ def test_a_report_the_policies_cannot_judge_is_kept_unjudged(world, production, 
     def broken(**_: object) -> None:
         raise RuntimeError("the fact document could not be built")
 
-    monkeypatch.setattr(facts, "facts_build", broken)  # a fault in governance must not lose the report
+    monkeypatch.setattr(facts, "facts_build_with", broken)  # a fault in governance must not lose the report
     answer = report(client_for(world.owner), "production")
 
     assert answer["compliance"] == {"compliant": None, "decision": None, "url": None, "messages": []}
