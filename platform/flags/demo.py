@@ -154,6 +154,7 @@ def flags_load(*, admin: User) -> int:
             FlagVersion.objects.filter(flag=flag).update(created_at=then)
         _evaluations_load(flag)
         made += 1
+    rollout_load(admin=admin, environments=environments)
     return made
 
 
@@ -180,3 +181,33 @@ def _evaluations_load(flag: Flag) -> None:
         setting.last_evaluated_at = timezone.now() - timedelta(minutes=rng.randint(1, 30))
         setting.save(update_fields=["last_evaluated_at"])
     EvaluationCount.objects.bulk_create(rows)
+
+
+def rollout_load(*, admin: User, environments: dict[str, Environment]) -> None:
+    """One flag in a progressive rollout: one-page-checkout on checkout-api in staging, its first step (1 %) taken.
+    Demo services run no code, so its metrics URL answers nothing: an hour after each step the analysis is
+    inconclusive, and after three such windows it rolls back, as a rollout whose metrics stay silent must."""
+    from flags import rollouts
+
+    service = Service.objects.filter(slug="checkout-api").first()
+    staging = environments.get("staging")
+    if service is None or staging is None or Flag.objects.filter(service=service, key="one-page-checkout").exists():
+        return
+    flag = services.flag_create(
+        actor=admin,
+        service=service,
+        key="one-page-checkout",
+        default_variant="off",
+        description="The checkout on one page instead of three, released to shoppers step by step.",
+    )
+    rollout = rollouts.rollout_start(
+        actor=admin,
+        flag=flag,
+        environment=staging,
+        variant="on",
+        steps=[1, 10, 50, 100],
+        interval_seconds=3600,
+        metrics_url="http://127.0.0.1:9/metrics",
+        judged=False,
+    )
+    rollouts.run_step(rollout.pk, rollout.version)  # the first step now, not when the stack's worker first sweeps

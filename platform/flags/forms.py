@@ -119,3 +119,32 @@ class SegmentForm(forms.Form):
         required=True,
         help_text='All must hold, e.g. [{"attribute": "email", "op": "ends_with", "value": "@example.com"}].',
     )
+
+
+class RolloutForm(forms.Form):
+    environment = forms.ModelChoiceField(queryset=Environment.objects.order_by("order"), to_field_name="slug")
+    variant = forms.ChoiceField(choices=(), help_text="The variant to release, step by step.")
+    steps = forms.CharField(
+        max_length=200, initial="1, 10, 50, 100", help_text="Percentages, rising, ending at 100 (comma-separated)."
+    )
+    interval_seconds = forms.IntegerField(
+        min_value=5, max_value=86_400, initial=300, label="Seconds per step", help_text="How long each step bakes."
+    )
+    metrics_url = forms.URLField(
+        max_length=500,
+        label="Metrics URL",
+        help_text="The service's Prometheus /metrics in that environment (http_requests_total, ideally labelled "
+        "with flag and variant).",
+    )
+
+    def __init__(self, *args: Any, variants: dict[str, Any], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["variant"].choices = [(name, name) for name in variants]  # type: ignore[attr-defined]
+
+    def clean_steps(self) -> list[float]:
+        try:
+            return [float(part) for part in self.cleaned_data["steps"].replace(" ", "").split(",") if part]
+        except ValueError:
+            raise ValidationError(
+                "Write the percentages as numbers separated by commas, e.g. 1, 10, 50, 100."
+            ) from None

@@ -244,3 +244,94 @@ class FlagChange(models.Model):
             met = len(by) >= int(requirement["count"])
             rows.append({**requirement, "by": by, "met": met, "text": approvers_text(requirement)})
         return rows
+
+
+class FlagRollout(models.Model):
+    """A progressive release of one variant of a flag in one environment: a schedule of percentages (1 → 10 → 50 →
+    100) stepped by the workers (flags/rollouts.py), with the canary analysis between steps and an automatic roll
+    back to the setting as it was before on a failing one. `version` changes at every claim and control, so a stale
+    or duplicate task finds another version and does nothing."""
+
+    class State(models.TextChoices):
+        RUNNING = "running", "Running"
+        PAUSED = "paused", "Paused"
+        SUCCEEDED = "succeeded", "Succeeded"
+        ROLLED_BACK = "rolled_back", "Rolled back"
+        ABORTED = "aborted", "Aborted"
+
+    ACTIVE = (State.RUNNING, State.PAUSED)
+
+    flag = models.ForeignKey(Flag, on_delete=models.CASCADE, related_name="rollouts")
+    environment = models.ForeignKey("deployments.Environment", on_delete=models.CASCADE, related_name="+")
+    variant = models.CharField(max_length=100, help_text="The variant being released.")
+    control = models.CharField(max_length=100, help_text="The variant everyone else gets meanwhile.")
+    steps = models.JSONField(help_text="Percentages of the variant, rising, ending at 100.")
+    step = models.IntegerField(default=-1, help_text="Index of the step serving now; -1 before the first.")
+    interval_seconds = models.PositiveIntegerField(default=300, help_text="Time each step bakes before its analysis.")
+    metrics_url = models.URLField(max_length=500, help_text="The service's Prometheus /metrics in this environment.")
+    state = models.CharField(max_length=12, choices=State.choices, default=State.RUNNING)
+    # The setting before the rollout started, to go back to: {"enabled": bool, "rollout": {...}}.
+    before = models.JSONField(default=dict, blank=True)
+    # The counters read at the start of the current step: {"per_variant": bool, "variants": {name: [requests, errors]},
+    # "total": [requests, errors]}; and at the very start (the "before" of a before/after comparison).
+    counters = models.JSONField(default=dict, blank=True)
+    started_counters = models.JSONField(default=dict, blank=True)
+    evidence = models.JSONField(
+        default=dict, blank=True, help_text="deployments.analysis.Evidence of the windows so far."
+    )
+    inconclusive = models.PositiveSmallIntegerField(default=0)
+    version = models.PositiveIntegerField(default=0)
+    next_run_at = models.DateTimeField(null=True, blank=True)
+    started_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    message = models.TextField(blank=True, help_text="How it ended, or why it is paused.")
+    created_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["flag", "environment"],
+                condition=models.Q(state__in=["running", "paused"]),
+                name="flags_one_active_rollout",
+                violation_error_message="This flag already has a rollout under way in this environment.",
+            )
+        ]
+        indexes = [models.Index(fields=["state", "next_run_at"], name="flags_rollout_due")]
+
+    def __str__(self) -> str:
+        return f"rollout of {self.flag.key}={self.variant} in {self.environment}"
+
+    @property
+    def is_active(self) -> bool:
+        return self.state in self.ACTIVE
+
+    @property
+    def percent(self) -> float:
+        return float(self.steps[self.step]) if self.step >= 0 else 0.0
+
+
+class FlagRolloutEvent(models.Model):
+    """One line of a rollout's timeline: a step taken, an analysis, a control used, the end."""
+
+    class Level(models.TextChoices):
+        INFO = "info", "Info"
+        WARNING = "warning", "Warning"
+        ERROR = "error", "Error"
+
+    rollout = models.ForeignKey(FlagRollout, on_delete=models.CASCADE, related_name="events")
+    at = models.DateTimeField(default=timezone.now)
+    level = models.CharField(max_length=10, choices=Level.choices, default=Level.INFO)
+    message = models.TextField()
+    data = models.JSONField(default=dict, blank=True)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["at", "id"]
+
+    def __str__(self) -> str:
+        return self.message[:80]

@@ -16,9 +16,17 @@ from django_htmx.http import HttpResponseClientRedirect
 from catalog.models import Service
 from catalog.permissions import user_can
 from deployments.models import Environment
-from flags import changes, evaluation, flagd, selectors, services, usage
-from flags.forms import FlagCreateForm, PreviewForm, SdkKeyForm, SegmentForm, SettingForm, json_initial
-from flags.models import Flag, FlagChange, FlagSetting, SdkKey, Segment
+from flags import changes, evaluation, flagd, rollouts, selectors, services, usage
+from flags.forms import (
+    FlagCreateForm,
+    PreviewForm,
+    RolloutForm,
+    SdkKeyForm,
+    SegmentForm,
+    SettingForm,
+    json_initial,
+)
+from flags.models import Flag, FlagChange, FlagRollout, FlagSetting, SdkKey, Segment
 from portal.errors import Conflict
 from portal.filters import query_param
 from teams.models import Team
@@ -116,6 +124,8 @@ def _detail_context(request: HttpRequest, flag: Flag, bound: dict[int, SettingFo
         "rows": rows,
         "can_change": _can_change(request, flag.service),
         "versions": flag.versions.select_related("author")[:20],
+        "rollouts": flag.rollouts.select_related("environment").prefetch_related("events")[:5],
+        "rollout_form": RolloutForm(variants=flag.variants, prefix="rollout"),
         "changes": [
             {"change": change, "may_answer": changes.may_answer(change, request.user)}  # type: ignore[arg-type]
             for change in flag.changes.select_related("environment", "requested_by")[:10]
@@ -247,6 +257,63 @@ def flag_delete(request: HttpRequest, slug: str, key: str) -> HttpResponse:
     services.flag_delete(actor=request.user, flag=flag)
     messages.success(request, f"Deleted the flag {flag.key}. SDKs asking for it now get their code default.")
     return redirect("flags:flag-list", slug=slug)
+
+
+@login_required
+@require_POST
+def rollout_start(request: HttpRequest, slug: str, key: str) -> HttpResponse:
+    flag = _flag(slug, key)
+    _require_change(request, flag.service)
+    form = RolloutForm(request.POST, variants=flag.variants, prefix="rollout")
+    if form.is_valid():
+        data = form.cleaned_data
+        try:
+            rollouts.rollout_start(
+                actor=request.user,
+                flag=flag,
+                environment=data["environment"],
+                variant=data["variant"],
+                steps=data["steps"],
+                interval_seconds=data["interval_seconds"],
+                metrics_url=data["metrics_url"],
+            )
+        except ValidationError as error:
+            _errors_to_form(form, error)
+        else:
+            messages.success(request, f"Started a progressive rollout of {flag.key} in {data['environment'].name}.")
+            return redirect(reverse("flags:flag-detail", args=[slug, key]) + "#rollouts")
+    context = _detail_context(request, flag)
+    context["rollout_form"] = form
+    return render(request, "flags/flag_detail.html", context, status=400)
+
+
+ROLLOUT_CONTROLS = {
+    "pause": rollouts.rollout_pause,
+    "resume": rollouts.rollout_resume,
+    "promote": rollouts.rollout_promote,
+    "abort": rollouts.rollout_abort,
+}
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def rollout(request: HttpRequest, pk: int, control: str = "") -> HttpResponse:
+    """A rollout's timeline (GET: the fragment the flag's page polls while it runs) and its controls (POST)."""
+    found = get_object_or_404(FlagRollout.objects.select_related("flag__service__owner", "environment"), pk=pk)
+    can_change = _can_change(request, found.flag.service)
+    if request.method == "POST":
+        _require_change(request, found.flag.service)
+        if control not in ROLLOUT_CONTROLS:
+            raise Http404("No such control.")
+        try:
+            found = ROLLOUT_CONTROLS[control](rollout_id=found.pk, actor=request.user)
+        except Conflict as error:
+            messages.error(request, error.message)
+        if not request.htmx:  # type: ignore[attr-defined]
+            return redirect(reverse("flags:flag-detail", args=[found.flag.service.slug, found.flag.key]) + "#rollouts")
+        found.refresh_from_db()
+    context = {"rollout": found, "can_change": can_change, "flag": found.flag, "service": found.flag.service}
+    return render(request, "flags/_rollout.html", context)
 
 
 @login_required

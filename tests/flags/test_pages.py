@@ -293,6 +293,13 @@ def test_the_demo_flags_load_once_and_serve_staff_first(world, envs) -> None:
     assert (staff["reason"], staff["value"]) == ("TARGETING_MATCH", True)
     shares = [evaluation.evaluate("new-checkout", compiled, {"targetingKey": f"u{i}"})[1]["value"] for i in range(2000)]
     assert 0.07 < shares.count(True) / len(shares) < 0.13  # the 10 % rollout
+    # One flag is in a progressive rollout, its first step taken: 1 % of staging's shoppers get it.
+    from flags.models import FlagRollout
+
+    rollout = FlagRollout.objects.get(flag__key="one-page-checkout")
+    assert (rollout.state, rollout.percent, rollout.environment.slug) == ("running", 1.0, "staging")
+    staging = selectors.compile_set(checkout.pk, envs[0].pk)["flags"]["one-page-checkout"]
+    assert staging["enabled"] and staging["rollout"] == [["on", 1.0], ["off", 99.0]]
 
 
 def test_the_api_reads_flags_with_their_settings(client, world, flag, django_assert_max_num_queries) -> None:

@@ -146,6 +146,8 @@ def history(world, token):  # type: ignore[no-untyped-def]
         "rollout": {"on": 10, "off": 90},
     }
     assert client.patch(f"/api/v1/flags/{flag_id}/settings/staging/", json=setting, headers=headers).status_code == 200
+    rollout = {"environment": "staging", "variant": "on", "metrics_url": "http://127.0.0.1:9/metrics"}
+    assert client.post(f"/api/v1/flags/{flag_id}/rollouts/", json=rollout, headers=headers).status_code == 201
     return client, headers
 
 
@@ -176,6 +178,8 @@ READS = [
     "/api/v1/flags/{id}/",
     "/api/v1/flag-segments/",
     "/api/v1/flag-segments/{slug}/",
+    "/api/v1/flag-rollouts/",
+    "/api/v1/flag-rollouts/{id}/",
 ]
 
 

@@ -3,7 +3,7 @@ from typing import Any
 from rest_framework import serializers
 
 from catalog.models import Service
-from flags.models import Flag, FlagChange, FlagKind, FlagSetting, FlagType, Segment
+from flags.models import Flag, FlagChange, FlagKind, FlagRollout, FlagRolloutEvent, FlagSetting, FlagType, Segment
 from portal.api import SlugRelatedField, json_nul_errors
 
 VARIANTS_HELP = 'Variant name → value of the flag\'s type, e.g. {"on": true, "off": false}.'
@@ -164,3 +164,59 @@ class FlagChangeSerializer(serializers.ModelSerializer):
 
 class FlagChangeRejectSerializer(serializers.Serializer):
     reason = serializers.CharField(max_length=2000, help_text="Why: the requester reads it on the flag's page.")
+
+
+class RolloutStartSerializer(serializers.Serializer):
+    """A progressive rollout of one variant in one environment (docs/flags.md)."""
+
+    environment = serializers.SlugField(max_length=50, help_text="The environment's slug.")
+    variant = serializers.CharField(max_length=100, help_text="The variant to release.")
+    steps = serializers.ListField(
+        child=serializers.FloatField(), required=False, max_length=20, help_text="Rising percentages ending at 100."
+    )
+    interval_seconds = serializers.IntegerField(min_value=5, max_value=86_400, default=300)
+    metrics_url = serializers.URLField(max_length=500, help_text="The service's Prometheus /metrics there.")
+
+
+class FlagRolloutEventSerializer(serializers.ModelSerializer):
+    actor = serializers.CharField(source="actor.username", read_only=True, allow_null=True)
+
+    class Meta:
+        model = FlagRolloutEvent
+        fields = ["at", "level", "message", "actor"]
+        read_only_fields = fields
+
+
+class FlagRolloutSerializer(serializers.ModelSerializer):
+    flag = serializers.IntegerField(source="flag_id", read_only=True)
+    flag_key = serializers.CharField(source="flag.key", read_only=True)
+    service = serializers.CharField(source="flag.service.slug", read_only=True)
+    environment = serializers.CharField(source="environment.slug", read_only=True)
+    steps = serializers.ListField(child=serializers.FloatField(), read_only=True)
+    percent = serializers.FloatField(read_only=True, help_text="The variant's share now.")
+    state = serializers.ChoiceField(choices=FlagRollout.State.choices, read_only=True)
+    events = FlagRolloutEventSerializer(many=True, read_only=True, help_text="The timeline, oldest first.")
+
+    class Meta:
+        model = FlagRollout
+        fields = [
+            "id",
+            "flag",
+            "flag_key",
+            "service",
+            "environment",
+            "variant",
+            "control",
+            "steps",
+            "step",
+            "percent",
+            "interval_seconds",
+            "metrics_url",
+            "state",
+            "message",
+            "next_run_at",
+            "created_at",
+            "finished_at",
+            "events",
+        ]
+        read_only_fields = fields

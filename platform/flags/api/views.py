@@ -12,7 +12,7 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import status, viewsets
 from rest_framework.decorators import action
-from rest_framework.exceptions import PermissionDenied
+from rest_framework.exceptions import PermissionDenied, ValidationError
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -21,17 +21,19 @@ from rest_framework.views import APIView
 from catalog.models import Service
 from catalog.permissions import user_can
 from deployments.models import Environment
-from flags import changes, flagd, services
+from flags import changes, flagd, rollouts, services
 from flags.api.serializers import (
     FlagChangeRejectSerializer,
     FlagChangeSerializer,
     FlagCreateSerializer,
+    FlagRolloutSerializer,
     FlagSerializer,
     FlagUpdateSerializer,
+    RolloutStartSerializer,
     SegmentSerializer,
     SettingUpdateSerializer,
 )
-from flags.models import Flag, FlagChange, FlagSetting, Segment
+from flags.models import Flag, FlagChange, FlagRollout, FlagRolloutEvent, FlagSetting, Segment
 from portal.api import LookupMixin, StaffWritePermission
 
 
@@ -101,6 +103,21 @@ class FlagViewSet(viewsets.ModelViewSet):
         if isinstance(result, FlagChange):
             return Response(FlagChangeSerializer(result).data, status=status.HTTP_202_ACCEPTED)
         return self._answer(flag)
+
+    @extend_schema(request=RolloutStartSerializer, responses={201: FlagRolloutSerializer})
+    @action(detail=True, methods=["post"])
+    def rollouts(self, request: Request, pk: str | None = None) -> Response:
+        """Start a progressive rollout of one variant in one environment; a worker takes its first step at once."""
+        flag = self.get_object()
+        _require_change(request.user, flag.service)
+        serializer = RolloutStartSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = dict(serializer.validated_data)
+        env = Environment.objects.filter(slug=data.pop("environment")).first()
+        if env is None:
+            raise ValidationError({"environment": ["No such environment."]})
+        started = rollouts.rollout_start(actor=request.user, flag=flag, environment=env, **data)
+        return Response(FlagRolloutSerializer(_rollouts().get(pk=started.pk)).data, status=status.HTTP_201_CREATED)
 
     @extend_schema(request=None, responses={200: FlagSerializer, 403: None, 404: None})
     @action(detail=True, methods=["post"])
@@ -190,3 +207,50 @@ class FlagdExportView(APIView):
     def get(self, request: Request, service: str, environment: str) -> HttpResponse:
         found = get_object_or_404(Service, slug=service)
         return flagd.download(service=found, environment=get_object_or_404(Environment, slug=environment))
+
+
+def _rollouts() -> Any:
+    events = FlagRolloutEvent.objects.select_related("actor").order_by("at", "id")
+    return (
+        FlagRollout.objects.select_related("flag__service__owner", "environment")
+        .prefetch_related(Prefetch("events", queryset=events))
+        .order_by("-created_at", "-id")
+    )
+
+
+class FlagRolloutViewSet(viewsets.ReadOnlyModelViewSet):
+    """Progressive rollouts of flags with their timelines, newest first; filter with ?state=running. The owner team
+    and platform admins pause, resume, promote (the variant to everyone now) and abort (back to the setting as it
+    was before the rollout)."""
+
+    serializer_class = FlagRolloutSerializer
+    filterset_fields = {"state": ["exact"], "flag": ["exact"], "flag__service__slug": ["exact"]}
+
+    def get_queryset(self) -> Any:
+        return _rollouts()
+
+    def _control(self, request: Request, control: Any) -> Response:
+        found = self.get_object()
+        _require_change(request.user, found.flag.service)
+        control(rollout_id=found.pk, actor=request.user)
+        return Response(FlagRolloutSerializer(self.get_queryset().get(pk=found.pk)).data)
+
+    @extend_schema(request=None, responses={200: FlagRolloutSerializer})
+    @action(detail=True, methods=["post"])
+    def pause(self, request: Request, pk: str | None = None) -> Response:
+        return self._control(request, rollouts.rollout_pause)
+
+    @extend_schema(request=None, responses={200: FlagRolloutSerializer})
+    @action(detail=True, methods=["post"])
+    def resume(self, request: Request, pk: str | None = None) -> Response:
+        return self._control(request, rollouts.rollout_resume)
+
+    @extend_schema(request=None, responses={200: FlagRolloutSerializer})
+    @action(detail=True, methods=["post"])
+    def promote(self, request: Request, pk: str | None = None) -> Response:
+        return self._control(request, rollouts.rollout_promote)
+
+    @extend_schema(request=None, responses={200: FlagRolloutSerializer})
+    @action(detail=True, methods=["post"])
+    def abort(self, request: Request, pk: str | None = None) -> Response:
+        return self._control(request, rollouts.rollout_abort)

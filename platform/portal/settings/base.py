@@ -306,6 +306,8 @@ CELERY_BEAT_SCHEDULE = {
     "governance-expire-approvals": {"task": "governance.expire_approvals", "schedule": 30.0},
     # OFREP evaluation counts gathered in Redis, into their daily rows (flags/counts.py).
     "flags-flush-evaluation-counts": {"task": "flags.flush_evaluation_counts", "schedule": 60.0},
+    # Progressive flag rollouts wait by `next_run_at`; a lost step message or a dead worker costs at most this.
+    "flags-rollouts-sweep": {"task": "flags.rollouts_sweep", "schedule": 5.0},
 }
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 DJANGO_STRUCTLOG_CELERY_ENABLED = True

@@ -1,0 +1,444 @@
+"""Progressive release of a flag: one variant's share of an environment grows along a schedule (1 → 10 → 50 → 100 %),
+stepped by the Celery workers that drive deployments, with the deployments' canary analysis (deployments/analysis.py)
+between steps, and an automatic roll back to the setting as it was before when an analysis fails.
+
+What is analysed is the service's own Prometheus exposition (`metrics_url`, fetched under the probes' SSRF rules):
+`http_requests_total` (5xx `status` counted as errors). A service that labels its requests with the flag and the
+variant it served (`flag="<key>", variant="<name>"`, what an OpenFeature hook can add) is compared variant against
+variant in each step's window: the released variant is the canary, the others the baseline. Without those labels
+the comparison is before/after: the step's window against everything counted before the rollout started. A window
+with too little traffic, or metrics that cannot be read, is inconclusive: the step waits another interval, and after
+MAX_INCONCLUSIVE in a row the rollout rolls back (silence is never health).
+
+A step is `run_step(id, version)`, the engine's shape: *claim* (lock, check running, due and the version, bump the
+version, hold a lease by moving `next_run_at` on), *work* (read the metrics, no lock held), *finish* (lock, check the
+version is still ours, write the outcome and its timeline line, enqueue the next step on commit). A stale or
+duplicate delivery finds another version and does nothing; the beat sweep enqueues whatever is due, so a lost
+message or a dead worker only costs time. Controls (pause, resume, promote, abort) bump the version too.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import timedelta
+from typing import Any
+
+import structlog
+from django.contrib.auth.models import User
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.utils import timezone
+from prometheus_client.parser import text_string_to_metric_families
+
+from audit.services import event_record
+from deployments import analysis
+from deployments.models import Environment
+from deployments.runtimes.base import Observation, Samples
+from flags import services
+from flags.models import Flag, FlagRollout, FlagRolloutEvent, FlagSetting
+from portal.errors import Conflict
+
+log = structlog.get_logger(__name__)
+MAX_INCONCLUSIVE = 3
+MAX_COUNTDOWN = 60
+LEASE_SECONDS = 60
+MAX_STEPS = 20
+DEFAULT_STEPS = [1, 10, 50, 100]
+
+
+class MetricsUnreadable(Exception):
+    """The service's metrics could not be fetched or parsed; the analysis must not read it as health."""
+
+
+def counters_read(url: str, flag_key: str) -> dict[str, Any]:
+    """Cumulative request and 5xx counts of `http_requests_total`: in total, and per variant of this flag when the
+    service labels them so."""
+    from monitoring import probe  # monitoring's SSRF-safe fetch; monitoring never imports flags
+
+    try:
+        text = probe.fetch_text(url=url, timeout_ms=5000)
+    except probe.FetchFailed as error:
+        raise MetricsUnreadable(f"{url}: {error}") from error
+    total = [0.0, 0.0]
+    variants: dict[str, list[float]] = {}
+    try:
+        for family in text_string_to_metric_families(text):
+            for sample in family.samples:
+                if sample.name != "http_requests_total":
+                    continue
+                if not math.isfinite(sample.value) or sample.value < 0:
+                    raise ValueError(f"http_requests_total has an impossible value {sample.value}")
+                failed = 1 if sample.labels.get("status", "").startswith("5") else 0
+                total[0] += sample.value
+                total[1] += sample.value * failed
+                if sample.labels.get("flag") == flag_key and "variant" in sample.labels:
+                    counts = variants.setdefault(sample.labels["variant"], [0.0, 0.0])
+                    counts[0] += sample.value
+                    counts[1] += sample.value * failed
+    except ValueError as error:
+        raise MetricsUnreadable(f"{url} is not a Prometheus exposition: {error or 'unparsable line'}") from error
+    return {
+        "total": [round(v) for v in total],
+        "variants": {name: [round(v) for v in counts] for name, counts in variants.items()},
+    }
+
+
+def _delta(now: list[int], before: list[int] | None) -> Samples:
+    """Requests and errors in the window; a counter that went down was reset (a restart), so it counts from zero."""
+    requests, errors = now
+    if before and before[0] <= requests and before[1] <= errors:
+        requests, errors = requests - before[0], errors - before[1]
+    return Samples(requests=requests, errors=errors)
+
+
+def observe(rollout: FlagRollout, now: dict[str, Any]) -> tuple[Observation, str]:
+    """The window since the step began as an Observation (canary and baseline), and which comparison it is."""
+    before = rollout.counters
+    if now["variants"].get(rollout.variant) is not None and before.get("variants"):
+        canary = _delta(now["variants"][rollout.variant], before["variants"].get(rollout.variant))
+        others = [
+            _delta(counts, before["variants"].get(name))
+            for name, counts in now["variants"].items()
+            if name != rollout.variant
+        ]
+        baseline = Samples(requests=sum(s.requests for s in others), errors=sum(s.errors for s in others))
+        return Observation(canary=canary, baseline=baseline if baseline.requests else None), "variants"
+    started = rollout.started_counters.get("total")
+    before_all = Samples(requests=started[0], errors=started[1]) if started and started[0] else None
+    return Observation(canary=_delta(now["total"], before.get("total")), baseline=before_all), "before/after"
+
+
+def steps_check(steps: object) -> list[float]:
+    if not isinstance(steps, list) or not steps or len(steps) > MAX_STEPS:
+        raise ValidationError({"steps": f"Give 1 to {MAX_STEPS} percentages, e.g. 1, 10, 50, 100."})
+    checked: list[float] = []
+    for value in steps:
+        if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value <= 100:
+            raise ValidationError({"steps": "Each step is a percentage above 0 and at most 100."})
+        if checked and value <= checked[-1]:
+            raise ValidationError({"steps": "Each step must be larger than the one before."})
+        checked.append(float(value))
+    if checked[-1] != 100:
+        raise ValidationError({"steps": "The last step is 100 %: a rollout ends with everyone on the variant."})
+    return checked
+
+
+def _event(rollout: FlagRollout, message: str, *, level: str = "info", actor: Any = None, **data: Any) -> None:
+    person = actor if isinstance(actor, User) and actor.is_authenticated else None
+    FlagRolloutEvent.objects.create(rollout=rollout, message=message, level=level, data=data, actor=person)
+
+
+def _enqueue(rollout: FlagRollout, *, delay: float = 0.0) -> None:
+    from flags import tasks
+
+    rollout_id, version = rollout.pk, rollout.version
+    countdown = min(max(delay, 0.0), MAX_COUNTDOWN) or None
+    transaction.on_commit(lambda: tasks.rollout_step.apply_async((rollout_id, version), countdown=countdown))
+
+
+def _schedule(rollout: FlagRollout, seconds: float) -> None:
+    rollout.next_run_at = timezone.now() + timedelta(seconds=seconds)
+    _enqueue(rollout, delay=seconds)
+
+
+def _serve(rollout: FlagRollout, percent: float, *, actor: Any = None) -> None:
+    """The environment serves the variant to `percent` % (sticky: those in at 1 % stay in at 10 %), the control to
+    the rest. Not judged again: the rollout was judged when it started."""
+    weights = {rollout.variant: percent, rollout.control: 100 - percent}
+    services.setting_update(
+        actor=actor,
+        flag=rollout.flag,
+        environment=rollout.environment,
+        enabled=True,
+        rollout=weights,
+        note=f"progressive rollout #{rollout.pk}: {percent:g} % {rollout.variant}",
+    )
+
+
+def _restore(rollout: FlagRollout, *, actor: Any = None, why: str) -> None:
+    before = rollout.before
+    services.setting_update(
+        actor=actor,
+        flag=rollout.flag,
+        environment=rollout.environment,
+        enabled=bool(before.get("enabled")),
+        rollout=before.get("rollout") or {},
+        note=f"progressive rollout #{rollout.pk} rolled back: {why}"[:200],
+    )
+
+
+def _end(rollout: FlagRollout, state: str, message: str, *, actor: Any = None, level: str = "info") -> None:
+    rollout.state, rollout.message, rollout.finished_at = state, message, timezone.now()
+    rollout.version += 1
+    rollout.next_run_at = None
+    rollout.save()
+    _event(rollout, message, level=level, actor=actor)
+    event_record(
+        actor=actor,
+        action=f"flag_rollout.{state}",
+        target=rollout,
+        after={"flag": rollout.flag.key, "environment": rollout.environment.slug, "message": message},
+        service_id=rollout.flag.service_id,
+    )
+
+
+def _roll_back(
+    rollout: FlagRollout, reason: str, *, state: str = FlagRollout.State.ROLLED_BACK, actor: Any = None
+) -> None:
+    _restore(rollout, actor=actor, why=reason)
+    shown = "off" if not rollout.before.get("enabled") else "its rollout as before"
+    _end(rollout, state, f"Rolled back ({shown}): {reason}", actor=actor, level="error")
+
+
+def _control_of(flag: Flag, setting: FlagSetting, variant: str) -> str:
+    if setting.default_variant != variant:
+        return setting.default_variant
+    return next(name for name in flag.variants if name != variant)
+
+
+def rollout_start(
+    *,
+    actor: Any,
+    flag: Flag,
+    environment: Environment,
+    variant: str,
+    steps: object = None,
+    interval_seconds: int = 300,
+    metrics_url: str,
+    judged: bool = True,
+) -> FlagRollout:
+    """Start releasing `variant` along `steps`; the first step is taken by a worker at once. In a protected
+    environment the deploy policies judge the whole release first (the flag on, the variant at 100 %): a deny or a
+    require_approval refuses it (a held start is not built; docs/flags.md). `judged=False` is for the system (demo)."""
+    if variant not in flag.variants:
+        raise ValidationError({"variant": f"{variant!r} is not a variant of {flag.key}."})
+    if len(flag.variants) < 2:
+        raise ValidationError({"variant": "A rollout needs a second variant for everyone else meanwhile."})
+    checked = steps_check(DEFAULT_STEPS if steps is None else steps)
+    if not 5 <= interval_seconds <= 86_400:
+        raise ValidationError({"interval_seconds": "Bake each step from 5 seconds to a day."})
+    with transaction.atomic():
+        flag = Flag.objects.select_for_update().select_related("service").get(pk=flag.pk)
+        setting = FlagSetting.objects.get(flag=flag, environment=environment)
+        control = _control_of(flag, setting, variant)
+        if FlagRollout.objects.filter(flag=flag, environment=environment, state__in=FlagRollout.ACTIVE).exists():
+            raise Conflict(f"{flag.key} already has a rollout under way in {environment.name}: abort it first.")
+        if judged and environment.protected:
+            _judge_start(actor=actor, flag=flag, setting=setting, variant=variant, control=control)
+        rollout = FlagRollout(
+            flag=flag,
+            environment=environment,
+            variant=variant,
+            control=control,
+            steps=checked,
+            interval_seconds=interval_seconds,
+            metrics_url=metrics_url,
+            before={"enabled": setting.enabled, "rollout": setting.rollout},
+            version=1,
+            next_run_at=timezone.now(),
+            started_by=actor if isinstance(actor, User) and actor.is_authenticated else None,
+        )
+        rollout.full_clean()
+        rollout.save()
+        plan = " → ".join(f"{step:g} %" for step in checked)
+        _event(
+            rollout, f"Started: {variant} to {plan}, {interval_seconds} s a step, analysing {metrics_url}.", actor=actor
+        )
+        event_record(
+            actor=actor,
+            action="flag_rollout.started",
+            target=rollout,
+            after={"flag": flag.key, "environment": environment.slug, "variant": variant, "steps": checked},
+            service_id=flag.service_id,
+        )
+        _enqueue(rollout)
+    return rollout
+
+
+def _judge_start(*, actor: Any, flag: Flag, setting: FlagSetting, variant: str, control: str) -> None:
+    from governance import facts
+    from governance import services as governance
+
+    after = {"enabled": True, "rollout": {variant: 100.0, control: 0.0}}
+    change = facts.Change(
+        service=flag.service,
+        environment=setting.environment,
+        strategy="",
+        version="",
+        requester=actor if isinstance(actor, User) and actor.is_authenticated else None,
+        kind="flag",
+        flag=services.flag_facts(flag, setting, after),
+    )
+    decision = governance.change_judge(change=change)
+    if decision.verdict == "deny":
+        raise ValidationError(" ".join(governance.blocking_messages(decision)) or "A deploy policy refused it.")
+    if decision.verdict == "approval":
+        raise ValidationError(
+            "A deploy policy asks for approval of this release ("
+            + " ".join(decision.messages("require_approval"))
+            + "): a progressive rollout cannot wait for approvals yet, so change the setting directly (it will be "
+            "held for approval) or ask a platform admin."
+        )
+
+
+def run_step(rollout_id: int, version: int) -> None:
+    """One step of a rollout: claim, read the metrics, finish (see the module docstring)."""
+    now = timezone.now()
+    with transaction.atomic():
+        rollout = (
+            FlagRollout.objects.select_for_update()
+            .filter(pk=rollout_id, state=FlagRollout.State.RUNNING, version=version)
+            .first()
+        )
+        if rollout is None:
+            return  # stale, duplicate, paused or ended
+        if rollout.next_run_at and rollout.next_run_at > now + timedelta(seconds=1):
+            _enqueue(rollout, delay=(rollout.next_run_at - now).total_seconds())  # woke early (capped countdown)
+            return
+        rollout.version += 1
+        rollout.next_run_at = now + timedelta(seconds=LEASE_SECONDS)
+        rollout.save(update_fields=["version", "next_run_at"])
+    claimed = rollout.version
+    counters, error = None, ""
+    try:
+        counters = counters_read(rollout.metrics_url, rollout.flag.key)
+    except MetricsUnreadable as unreadable:
+        error = str(unreadable)
+    with transaction.atomic():
+        rollout = (
+            FlagRollout.objects.select_for_update().select_related("flag__service", "environment").filter(pk=rollout_id)
+        ).first()
+        if rollout is None or rollout.version != claimed or rollout.state != FlagRollout.State.RUNNING:
+            return  # a control or another delivery moved on while we read (or the flag was deleted)
+        _finish(rollout, counters, error)
+
+
+def _finish(rollout: FlagRollout, counters: dict[str, Any] | None, error: str) -> None:
+    if rollout.step < 0:  # the first step needs no analysis; what was counted before is the comparison's "before"
+        rollout.counters = rollout.started_counters = counters or {}
+        if counters is None:
+            _event(
+                rollout,
+                f"Metrics could not be read at the start ({error}): the first analysis has nothing from "
+                "before the rollout to compare with.",
+                level="warning",
+            )
+        _advance(rollout)
+        return
+    if counters is None:
+        _inconclusive(rollout, [f"metrics could not be read: {error}"], {})
+        return
+    observation, comparison = observe(rollout, counters)
+    thresholds = analysis.Thresholds()
+    verdict = analysis.evaluate(observation, thresholds, analysis.Evidence.from_dict(rollout.evidence))
+    at = f"{rollout.percent:g} %"
+    figures = {"comparison": comparison, **verdict.figures}
+    if verdict.result == "fail":
+        _event(
+            rollout, f"Analysis at {at} ({comparison}) failed: {'; '.join(verdict.reasons)}.", level="error", **figures
+        )
+        _roll_back(rollout, "; ".join(verdict.reasons))
+        return
+    if verdict.result == "inconclusive":
+        _inconclusive(rollout, verdict.reasons, figures)
+        return
+    _event(rollout, f"Analysis at {at} ({comparison}) passed: {'; '.join(verdict.reasons)}.", **figures)
+    rollout.evidence = figures.get("evidence") or rollout.evidence
+    rollout.counters, rollout.inconclusive = counters, 0
+    if rollout.step == len(rollout.steps) - 1:
+        _end(rollout, FlagRollout.State.SUCCEEDED, f"Released: {rollout.variant} serves everyone.")
+        return
+    _advance(rollout)
+
+
+def _advance(rollout: FlagRollout) -> None:
+    rollout.step += 1
+    rollout.version += 1
+    _serve(rollout, rollout.percent)
+    _schedule(rollout, rollout.interval_seconds)
+    rollout.save()
+    _event(
+        rollout,
+        f"Step {rollout.step + 1} of {len(rollout.steps)}: {rollout.percent:g} % get {rollout.variant}; analysis in "
+        f"{rollout.interval_seconds} s.",
+    )
+
+
+def _inconclusive(rollout: FlagRollout, reasons: list[str], figures: dict[str, Any]) -> None:
+    rollout.inconclusive += 1
+    text = "; ".join(reasons)
+    if rollout.inconclusive >= MAX_INCONCLUSIVE:
+        _event(
+            rollout, f"Analysis inconclusive {rollout.inconclusive} times in a row: {text}.", level="error", **figures
+        )
+        _roll_back(rollout, f"no usable analysis in {MAX_INCONCLUSIVE} windows ({text})")
+        return
+    _event(
+        rollout,
+        f"Analysis inconclusive ({text}); waiting another {rollout.interval_seconds} s.",
+        level="warning",
+        **figures,
+    )
+    rollout.version += 1
+    _schedule(rollout, rollout.interval_seconds)
+    rollout.save()
+
+
+def _control(rollout_id: int, allowed: tuple[str, ...], verb: str) -> FlagRollout:
+    rollout = FlagRollout.objects.select_for_update().select_related("flag__service", "environment").get(pk=rollout_id)
+    if rollout.state not in allowed:
+        raise Conflict(f"This rollout is {rollout.get_state_display().lower()}; it cannot be {verb}.")
+    return rollout
+
+
+@transaction.atomic
+def rollout_pause(*, rollout_id: int, actor: Any) -> FlagRollout:
+    """Hold the rollout at its current percentage; nothing is analysed or stepped until it resumes."""
+    rollout = _control(rollout_id, (FlagRollout.State.RUNNING,), "paused")
+    rollout.state, rollout.version, rollout.next_run_at = FlagRollout.State.PAUSED, rollout.version + 1, None
+    rollout.save()
+    _event(rollout, f"Paused at {rollout.percent:g} %.", actor=actor)
+    event_record(actor=actor, action="flag_rollout.paused", target=rollout, service_id=rollout.flag.service_id)
+    return rollout
+
+
+@transaction.atomic
+def rollout_resume(*, rollout_id: int, actor: Any) -> FlagRollout:
+    """Go on: the current step is analysed now, over everything since it began."""
+    rollout = _control(rollout_id, (FlagRollout.State.PAUSED,), "resumed")
+    rollout.state, rollout.version = FlagRollout.State.RUNNING, rollout.version + 1
+    _schedule(rollout, 0)
+    rollout.save()
+    _event(rollout, f"Resumed at {rollout.percent:g} %.", actor=actor)
+    event_record(actor=actor, action="flag_rollout.resumed", target=rollout, service_id=rollout.flag.service_id)
+    return rollout
+
+
+@transaction.atomic
+def rollout_promote(*, rollout_id: int, actor: Any) -> FlagRollout:
+    """Skip the remaining steps: the variant serves everyone now."""
+    rollout = _control(rollout_id, FlagRollout.ACTIVE, "promoted")
+    rollout.step = len(rollout.steps) - 1
+    _serve(rollout, 100.0, actor=actor)
+    _end(rollout, FlagRollout.State.SUCCEEDED, f"Promoted: {rollout.variant} serves everyone.", actor=actor)
+    return rollout
+
+
+@transaction.atomic
+def rollout_abort(*, rollout_id: int, actor: Any) -> FlagRollout:
+    """Stop and go back to the setting as it was before the rollout."""
+    rollout = _control(rollout_id, FlagRollout.ACTIVE, "aborted")
+    _roll_back(rollout, "aborted by hand", state=FlagRollout.State.ABORTED, actor=actor)
+    return rollout
+
+
+def rollouts_sweep() -> int:
+    """Enqueue every running rollout that is due (its wait is over, or its worker's lease ran out)."""
+    due = FlagRollout.objects.filter(state=FlagRollout.State.RUNNING, next_run_at__lte=timezone.now())
+    count = 0
+    for rollout_id, version in due.values_list("pk", "version"):
+        from flags import tasks
+
+        tasks.rollout_step.delay(rollout_id, version)
+        count += 1
+    return count

@@ -1,0 +1,311 @@
+"""Progressive rollouts of a flag: stepped by a real Celery worker, analysed from the service's own /metrics over
+real HTTP with the deployments' canary analysis, rolled back on a failing analysis; pause, resume, promote and
+abort; the pages and who may use them."""
+
+import threading
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+from celery.contrib.testing.worker import start_worker
+from django.urls import reverse
+
+from audit.models import AuditEvent
+from deployments.models import Environment
+from flags import rollouts, services
+from flags.models import Flag, FlagRollout, FlagSetting
+from portal.celery import app
+from portal.errors import Conflict
+
+
+class Metrics:
+    """A service's Prometheus /metrics, served over HTTP: cumulative request counts per variant of a flag."""
+
+    def __init__(self) -> None:
+        self.counts: dict[tuple[str, str], int] = {("off", "200"): 1000, ("off", "500"): 1}
+        self.lock = threading.Lock()
+
+    def add(self, variant: str, status: str, n: int) -> None:
+        with self.lock:
+            self.counts[(variant, status)] = self.counts.get((variant, status), 0) + n
+
+    def text(self) -> str:
+        with self.lock:
+            lines = ["# TYPE http_requests_total counter"]
+            for (variant, status), n in sorted(self.counts.items()):
+                lines.append(f'http_requests_total{{flag="new-checkout",variant="{variant}",status="{status}"}} {n}')
+        return "\n".join(lines) + "\n"
+
+
+@pytest.fixture
+def metrics() -> Iterator[tuple[Metrics, str]]:
+    served = Metrics()
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 - the standard library's name
+            body = served.text().encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "text/plain; version=0.0.4")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield served, f"http://127.0.0.1:{server.server_address[1]}/metrics"
+    server.shutdown()
+    server.server_close()
+
+
+def _flag(world) -> tuple[Flag, Environment]:  # type: ignore[no-untyped-def]
+    staging = Environment.objects.create(name="Staging", slug="staging", order=1)
+    flag = services.flag_create(actor=None, service=world.service, key="new-checkout", default_variant="off")
+    return flag, staging
+
+
+def _wait_for(predicate, seconds: float = 40.0) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.1)
+    raise AssertionError("timed out waiting")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_failing_analysis_rolls_the_flag_back_on_a_real_worker(world, metrics) -> None:
+    served, url = metrics
+    flag, staging = _flag(world)
+    rollout = rollouts.rollout_start(
+        actor=world.owner,
+        flag=flag,
+        environment=staging,
+        variant="on",
+        steps=[10, 50, 100],
+        interval_seconds=5,
+        metrics_url=url,
+    )
+    setting = lambda: FlagSetting.objects.get(flag=flag, environment=staging)  # noqa: E731
+    with start_worker(app, pool="solo", perform_ping_check=False, shutdown_timeout=20):
+        _wait_for(lambda: FlagRollout.objects.get(pk=rollout.pk).step == 0)  # the worker took the first step
+        assert setting().enabled and setting().rollout == {"on": 10.0, "off": 90.0}
+        # The new variant errs: 20 % of its requests are 5xx, against 0.1 % for everyone else.
+        served.add("on", "200", 160)
+        served.add("on", "500", 40)
+        served.add("off", "200", 1440)
+        _wait_for(lambda: FlagRollout.objects.get(pk=rollout.pk).state != FlagRollout.State.RUNNING)
+    rollout.refresh_from_db()
+    assert rollout.state == FlagRollout.State.ROLLED_BACK and rollout.step == 0
+    assert "canary error rate 20.0 % is above the 1.0 % limit" in rollout.message
+    assert not setting().enabled and setting().rollout == {}  # back to how it was: off
+    timeline = [event.message for event in rollout.events.all()]
+    assert timeline[0].startswith("Started: on to 10 % → 50 % → 100 %")
+    assert timeline[1].startswith("Step 1 of 3: 10 % get on")
+    assert timeline[2].startswith("Analysis at 10 % (variants) failed: canary error rate 20.0 %")
+    assert timeline[3].startswith("Rolled back (off): ")
+    failed = rollout.events.get(level="error", message__startswith="Analysis")
+    assert failed.data["canary"]["requests"] == 200 and failed.data["baseline"]["errors"] == 0
+    assert list(
+        AuditEvent.objects.filter(action__startswith="flag_rollout.").order_by("id").values_list("action", flat=True)
+    ) == [
+        "flag_rollout.started",
+        "flag_rollout.rolled_back",
+    ]
+    versions = [version.note for version in flag.versions.order_by("number")]
+    assert versions[-1].startswith(f"progressive rollout #{rollout.pk} rolled back: canary error rate")
+
+
+@pytest.mark.django_db
+def test_a_healthy_rollout_steps_to_100_percent(world, metrics, django_capture_on_commit_callbacks, mocker) -> None:
+    served, url = metrics
+    flag, staging = _flag(world)
+    mocker.patch("flags.tasks.rollout_step.apply_async")  # the steps are run here, one by one
+    rollout = rollouts.rollout_start(
+        actor=world.owner,
+        flag=flag,
+        environment=staging,
+        variant="on",
+        steps=[50, 100],
+        interval_seconds=5,
+        metrics_url=url,
+    )
+
+    def step() -> FlagRollout:
+        FlagRollout.objects.filter(pk=rollout.pk).update(next_run_at=None)  # its wait is over
+        current = FlagRollout.objects.get(pk=rollout.pk)
+        rollouts.run_step(current.pk, current.version)
+        return FlagRollout.objects.get(pk=rollout.pk)
+
+    assert step().percent == 50
+    served.add("on", "200", 500)
+    served.add("off", "200", 500)
+    assert step().percent == 100
+    assert FlagSetting.objects.get(flag=flag, environment=staging).rollout == {"on": 100.0, "off": 0.0}
+    served.add("on", "200", 1000)
+    done = step()
+    assert done.state == FlagRollout.State.SUCCEEDED and done.message == "Released: on serves everyone."
+    # A stale delivery of an old version does nothing.
+    rollouts.run_step(done.pk, 1)
+    assert FlagRollout.objects.get(pk=done.pk).events.count() == done.events.count()
+
+
+@pytest.mark.django_db
+def test_silence_is_never_health(world, mocker) -> None:
+    flag, staging = _flag(world)
+    mocker.patch("flags.tasks.rollout_step.apply_async")
+    rollout = rollouts.rollout_start(
+        actor=world.owner,
+        flag=flag,
+        environment=staging,
+        variant="on",
+        interval_seconds=5,
+        metrics_url="http://127.0.0.1:9/metrics",  # nothing listens there
+    )
+    for _ in range(1 + rollouts.MAX_INCONCLUSIVE):  # the first step needs no analysis, then three silent windows
+        FlagRollout.objects.filter(pk=rollout.pk).update(next_run_at=None)
+        current = FlagRollout.objects.get(pk=rollout.pk)
+        rollouts.run_step(current.pk, current.version)
+    rollout.refresh_from_db()
+    assert rollout.state == FlagRollout.State.ROLLED_BACK
+    assert "no usable analysis in 3 windows" in rollout.message and "metrics could not be read" in rollout.message
+    levels = list(rollout.events.values_list("level", flat=True))
+    assert levels == ["info", "warning", "info", "warning", "warning", "error", "error"]
+    assert not FlagSetting.objects.get(flag=flag, environment=staging).enabled  # off again, as before
+
+
+@pytest.mark.django_db
+def test_pause_resume_promote_abort(world, metrics, mocker) -> None:
+    served, url = metrics
+    flag, staging = _flag(world)
+    mocker.patch("flags.tasks.rollout_step.apply_async")
+    kwargs = {"actor": world.owner, "flag": flag, "environment": staging, "variant": "on", "metrics_url": url}
+    first = rollouts.rollout_start(**kwargs)
+    with pytest.raises(Exception, match="already has a rollout under way"):
+        rollouts.rollout_start(**kwargs)
+    paused = rollouts.rollout_pause(rollout_id=first.pk, actor=world.owner)
+    rollouts.run_step(paused.pk, paused.version)  # a paused rollout is not stepped
+    assert FlagRollout.objects.get(pk=first.pk).step == -1
+    with pytest.raises(Conflict):
+        rollouts.rollout_pause(rollout_id=first.pk, actor=world.owner)
+    rollouts.rollout_resume(rollout_id=first.pk, actor=world.owner)
+    promoted = rollouts.rollout_promote(rollout_id=first.pk, actor=world.owner)
+    assert promoted.state == FlagRollout.State.SUCCEEDED
+    assert FlagSetting.objects.get(flag=flag, environment=staging).rollout == {"on": 100.0, "off": 0.0}
+
+    services.setting_update(actor=None, flag=flag, environment=staging, rollout={"on": 5, "off": 95})
+    second = rollouts.rollout_start(**kwargs)
+    aborted = rollouts.rollout_abort(rollout_id=second.pk, actor=world.owner)
+    assert aborted.state == FlagRollout.State.ABORTED
+    assert FlagSetting.objects.get(flag=flag, environment=staging).rollout == {"on": 5.0, "off": 95.0}
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"steps": [10, 5, 100]}, "steps"),
+        ({"steps": [10, 50]}, "steps"),
+        ({"variant": "maybe"}, "variant"),
+        ({"interval_seconds": 1}, "interval_seconds"),
+        ({"metrics_url": "not a url"}, "metrics_url"),
+    ],
+)
+def test_a_bad_rollout_is_a_field_error(world, body, field) -> None:
+    from django.core.exceptions import ValidationError
+
+    flag, staging = _flag(world)
+    kwargs = {"variant": "on", "metrics_url": "http://127.0.0.1:9/metrics"} | body
+    with pytest.raises(ValidationError) as raised:
+        rollouts.rollout_start(actor=world.owner, flag=flag, environment=staging, **kwargs)
+    assert field in raised.value.message_dict
+    assert not FlagRollout.objects.exists()
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(("role", "expected"), [("owner", 302), ("staff", 302), ("outsider", 403), ("anonymous", 302)])
+def test_the_pages_start_and_control_rollouts_for_the_owner_team(client, world, role, expected, mocker) -> None:
+    mocker.patch("flags.tasks.rollout_step.apply_async")
+    flag, staging = _flag(world)
+    if role != "anonymous":
+        client.force_login(getattr(world, role))
+    start = reverse("flags:rollout-start", args=[world.service.slug, flag.key])
+    body = {
+        "rollout-environment": "staging",
+        "rollout-variant": "on",
+        "rollout-steps": "1, 10, 100",
+        "rollout-interval_seconds": "60",
+        "rollout-metrics_url": "http://127.0.0.1:9/metrics",
+    }
+    response = client.post(start, body)
+    assert response.status_code == expected
+    started = FlagRollout.objects.first()
+    assert (started is not None) is (role in ("owner", "staff"))
+    if role == "anonymous":
+        assert response["Location"].startswith("/accounts/login/")
+    if started is None:
+        return
+    assert started.steps == [1.0, 10.0, 100.0]
+    page = client.get(reverse("flags:flag-detail", args=[world.service.slug, flag.key])).content.decode()
+    assert "Progressive rollouts" in page and reverse("flags:rollout-control", args=[started.pk, "pause"]) in page
+    fragment = client.get(reverse("flags:rollout", args=[started.pk]), HTTP_HX_REQUEST="true").content.decode()
+    assert 'hx-trigger="every 3s"' in fragment and "Started: on to 1 % → 10 % → 100 %" in fragment
+    response = client.post(reverse("flags:rollout-control", args=[started.pk, "abort"]), HTTP_HX_REQUEST="true")
+    assert response.status_code == 200 and "Aborted" in response.content.decode()
+    bad = client.post(start, body | {"rollout-steps": "1, 10"})
+    assert bad.status_code == 400 and "The last step is 100 %" in bad.content.decode()
+
+
+@pytest.mark.django_db
+def test_an_outsider_reads_but_cannot_control_a_rollout(client, world, mocker) -> None:
+    mocker.patch("flags.tasks.rollout_step.apply_async")
+    flag, staging = _flag(world)
+    started = rollouts.rollout_start(
+        actor=world.owner, flag=flag, environment=staging, variant="on", metrics_url="http://127.0.0.1:9/metrics"
+    )
+    client.force_login(world.outsider)
+    fragment = client.get(reverse("flags:rollout", args=[started.pk])).content.decode()
+    assert "Started" in fragment and "Abort" not in fragment
+    assert client.post(reverse("flags:rollout-control", args=[started.pk, "abort"])).status_code == 403
+    assert FlagRollout.objects.get(pk=started.pk).state == FlagRollout.State.RUNNING
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(("role", "expected"), [("owner", 201), ("staff", 201), ("outsider", 403), ("anonymous", 401)])
+def test_the_api_starts_reads_and_controls_rollouts_for_the_owner_team(world, role, expected, mocker) -> None:
+    from rest_framework.test import APIClient
+
+    mocker.patch("flags.tasks.rollout_step.apply_async")
+    flag, staging = _flag(world)
+    api = APIClient()
+    if role != "anonymous":
+        api.force_authenticate(getattr(world, role))
+    body = {"environment": "staging", "variant": "on", "steps": [5, 100], "metrics_url": "http://127.0.0.1:9/metrics"}
+    response = api.post(f"/api/v1/flags/{flag.pk}/rollouts/", body, format="json")
+    assert response.status_code == expected, response.content
+    if expected != 201:
+        assert not FlagRollout.objects.exists()
+        started = rollouts.rollout_start(
+            actor=world.owner, flag=flag, environment=staging, variant="on", metrics_url=body["metrics_url"]
+        )
+    else:
+        assert response.json()["steps"] == [5.0, 100.0] and response.json()["state"] == "running"
+        assert response.json()["events"][0]["message"].startswith("Started: on to 5 % → 100 %")
+        started = FlagRollout.objects.get()
+        again = api.post(f"/api/v1/flags/{flag.pk}/rollouts/", body, format="json")
+        assert again.status_code == 409
+        bad = api.post(f"/api/v1/flags/{flag.pk}/rollouts/", body | {"environment": "moon"}, format="json")
+        assert bad.status_code == 400 and "environment" in bad.json()
+    listed = api.get("/api/v1/flag-rollouts/", {"state": "running"})
+    assert listed.status_code == (401 if role == "anonymous" else 200)
+    for control in ("pause", "resume", "promote"):
+        answer = api.post(f"/api/v1/flag-rollouts/{started.pk}/{control}/")
+        assert answer.status_code == {201: 200}.get(expected, expected), (control, answer.content)
+    final = FlagRollout.objects.get(pk=started.pk).state
+    assert final == (FlagRollout.State.SUCCEEDED if expected == 201 else FlagRollout.State.RUNNING)
+    if expected == 201:
+        assert api.post(f"/api/v1/flag-rollouts/{started.pk}/abort/").status_code == 409  # it has ended
