@@ -260,12 +260,15 @@ def _iso(moment: datetime | None) -> str | None:
     return moment.astimezone(zoneinfo.ZoneInfo("UTC")).isoformat().replace("+00:00", "Z") if moment else None
 
 
-def _iso_text(value: str | None) -> str | None:
-    """A timestamp as a read gives it (PostgreSQL's JSON: ISO with an offset; SQLite: naive UTC text) as `_iso`."""
-    if value is None:
-        return None
+def _moment(value: str) -> datetime:
+    """A timestamp as a read gives it (PostgreSQL's JSON: ISO with an offset; SQLite: naive UTC text), aware."""
     moment = datetime.fromisoformat(value)
-    return _iso(moment if moment.tzinfo else moment.replace(tzinfo=zoneinfo.ZoneInfo("UTC")))
+    return moment if moment.tzinfo else moment.replace(tzinfo=zoneinfo.ZoneInfo("UTC"))
+
+
+def _iso_text(value: str | None) -> str | None:
+    """A read's timestamp as the document has timestamps (`_iso`)."""
+    return _iso(_moment(value)) if value is not None else None
 
 
 def _json(value: Any) -> Any:
@@ -499,7 +502,7 @@ WHERE r.deployment_id = %(deployment)s AND a.verdict = 'approve'""",
 )
 def _change(change: Change, found: dict[str, Rows]) -> dict[str, Any]:
     environment, requester = change.environment, change.requester
-    approvals = sorted(found["approvals"], key=lambda row: (datetime.fromisoformat(row[3]), row[4]))
+    approvals = sorted(found["approvals"], key=lambda row: (_moment(row[3]), row[4]))
     return {
         "environment": {
             "slug": environment.slug,
@@ -701,7 +704,7 @@ ORDER BY i.severity, i.started_at DESC, i.id DESC LIMIT {LISTED_INCIDENTS}""",  
 )
 def _incidents(change: Change, found: dict[str, Rows]) -> dict[str, Any]:
     """The service's open incidents (not resolved yet), worst first: "no deploys into a SEV1 but the fix"."""
-    rows = sorted(found["incidents"], key=lambda row: (row[2], -datetime.fromisoformat(row[4]).timestamp(), -row[0]))
+    rows = sorted(found["incidents"], key=lambda row: (row[2], -_moment(row[4]).timestamp(), -row[0]))
     return {
         "open": [
             {"id": pk, "title": title, "severity": severity, "status": status, "started_at": _iso_text(started)}

@@ -28,3 +28,24 @@ def test_a_policy_can_read_the_group(world, production) -> None:
         'incidents.open_count == 0 && incidents.worst_open_severity != "SEV1"', returns=bool
     )
     assert program.execute(cel.Context(document)) is True
+
+
+def test_past_the_listed_number_the_worst_are_listed_and_all_are_counted(world, production) -> None:
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from incidents.models import Incident
+
+    now = timezone.now()
+    for index in range(facts.LISTED_INCIDENTS + 3):  # SEV3s, each an hour older than the one before
+        incident = services.incident_declare(
+            title=f"Slow {index}", severity="SEV3", services=[world.service], created_by=world.owner
+        )
+        Incident.objects.filter(pk=incident.pk).update(started_at=now - timedelta(hours=index + 1))
+    worst = services.incident_declare(title="Down", severity="SEV2", services=[world.service], created_by=world.owner)
+    Incident.objects.filter(pk=worst.pk).update(started_at=now - timedelta(days=3))
+    group = facts.facts_build(change=change_for(world, production, release_make(world.service)))["incidents"]
+    assert group["open_count"] == facts.LISTED_INCIDENTS + 4
+    titles = [incident["title"] for incident in group["open"]]
+    assert titles == ["Down"] + [f"Slow {index}" for index in range(facts.LISTED_INCIDENTS - 1)]  # newest first
