@@ -107,21 +107,30 @@ def flag_change_approve(*, change_id: int, user: User | AnonymousUser) -> FlagCh
         return change
     approved_by = ", ".join(sorted({name for row in rows for name in row["by"]}))
     note = f"approved by {approved_by}" + (f": {change.note}" if change.note else "")
+    start = change.proposed.get("rollout_start")
     try:
         with transaction.atomic():
-            services.setting_update(
-                actor=change.requested_by,
-                flag=change.flag,
-                environment=change.environment,
-                note=note[:200],
-                **change.proposed,
-            )
-    except ValidationError as error:
-        _close(
-            change,
-            FlagChange.Status.FAILED,
-            f"Approved by {approved_by}, but it no longer fits the flag: " + " ".join(error.messages),
-        )
+            if start is not None:  # a progressive rollout whose start was held: it starts now, judged already
+                from flags import rollouts
+
+                rollouts.rollout_start(
+                    actor=change.requested_by,
+                    flag=change.flag,
+                    environment=change.environment,
+                    judged=False,
+                    **start,
+                )
+            else:
+                services.setting_update(
+                    actor=change.requested_by,
+                    flag=change.flag,
+                    environment=change.environment,
+                    note=note[:200],
+                    **change.proposed,
+                )
+    except (ValidationError, Conflict) as error:
+        why = error.message if isinstance(error, Conflict) else " ".join(error.messages)
+        _close(change, FlagChange.Status.FAILED, f"Approved by {approved_by}, but it no longer fits the flag: {why}")
     else:
         _close(change, FlagChange.Status.APPLIED, f"Approved by {approved_by}; applied.")
     return change

@@ -12,7 +12,7 @@ from django.utils import timezone
 from catalog.models import Service
 from deployments.models import Environment
 from flags import services
-from flags.models import EvaluationCount, Flag, FlagSetting, FlagVersion, Segment
+from flags.models import EvaluationCount, Flag, FlagRollout, FlagSetting, FlagVersion, Segment
 from flags.usage import served_variants
 
 STAFF = {"op": "segment", "value": "internal-staff"}
@@ -210,4 +210,5 @@ def rollout_load(*, admin: User, environments: dict[str, Environment]) -> None:
         metrics_url="http://127.0.0.1:9/metrics",
         judged=False,
     )
+    assert isinstance(rollout, FlagRollout)  # not judged: never held
     rollouts.run_step(rollout.pk, rollout.version)  # the first step now, not when the stack's worker first sweeps

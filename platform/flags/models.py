@@ -197,7 +197,8 @@ class FlagChange(models.Model):
 
     flag = models.ForeignKey(Flag, on_delete=models.CASCADE, related_name="changes")
     environment = models.ForeignKey("deployments.Environment", on_delete=models.CASCADE, related_name="+")
-    # What the requester asked for: any of enabled, default_variant, rules, rollout, as the setting will hold them.
+    # What the requester asked for: any of enabled, default_variant, rules, rollout, as the setting will hold them;
+    # or {"rollout_start": {variant, steps, interval_seconds, metrics_url}}, a progressive rollout to start.
     proposed = models.JSONField()
     note = models.CharField(max_length=200, blank=True)
     decision = models.ForeignKey("governance.Decision", on_delete=models.PROTECT, related_name="+")

@@ -35,7 +35,7 @@ from deployments import analysis
 from deployments.models import Environment
 from deployments.runtimes.base import Observation, Samples
 from flags import services
-from flags.models import Flag, FlagRollout, FlagRolloutEvent, FlagSetting
+from flags.models import Flag, FlagChange, FlagRollout, FlagRolloutEvent, FlagSetting
 from portal.errors import Conflict
 
 log = structlog.get_logger(__name__)
@@ -206,10 +206,11 @@ def rollout_start(
     interval_seconds: int = 300,
     metrics_url: str,
     judged: bool = True,
-) -> FlagRollout:
-    """Start releasing `variant` along `steps`; the first step is taken by a worker at once. In a protected
-    environment the deploy policies judge the whole release first (the flag on, the variant at 100 %): a deny or a
-    require_approval refuses it (a held start is not built; docs/flags.md). `judged=False` is for the system (demo)."""
+) -> FlagRollout | FlagChange:
+    """Start releasing `variant` along `steps`; a worker takes the first step at once. In a protected environment the
+    deploy policies judge the whole release first (the flag on, the variant at 100 %), as a person's setting change
+    is judged: a deny refuses it; a require_approval holds the start as a FlagChange (returned), and the approval
+    that completes it starts the rollout (flags/changes.py). `judged=False` is for the system (demo, an approval)."""
     if variant not in flag.variants:
         raise ValidationError({"variant": f"{variant!r} is not a variant of {flag.key}."})
     if len(flag.variants) < 2:
@@ -217,32 +218,38 @@ def rollout_start(
     checked = steps_check(DEFAULT_STEPS if steps is None else steps)
     if not 5 <= interval_seconds <= 86_400:
         raise ValidationError({"interval_seconds": "Bake each step from 5 seconds to a day."})
+    plan = {"variant": variant, "steps": checked, "interval_seconds": interval_seconds, "metrics_url": metrics_url}
+    if FlagRollout.objects.filter(flag=flag, environment=environment, state__in=FlagRollout.ACTIVE).exists():
+        raise Conflict(f"{flag.key} already has a rollout under way in {environment.name}: abort it first.")
+    if judged and environment.protected:
+        FlagRollout(flag=flag, environment=environment, control=variant, **plan).full_clean(
+            exclude=["flag", "environment"], validate_constraints=False
+        )  # a bad URL is a field error before any policy is asked
+        held = _judge_start(actor=actor, flag=flag, environment=environment, plan=plan)
+        if held is not None:
+            return held
     with transaction.atomic():
         flag = Flag.objects.select_for_update().select_related("service").get(pk=flag.pk)
         setting = FlagSetting.objects.get(flag=flag, environment=environment)
-        control = _control_of(flag, setting, variant)
         if FlagRollout.objects.filter(flag=flag, environment=environment, state__in=FlagRollout.ACTIVE).exists():
             raise Conflict(f"{flag.key} already has a rollout under way in {environment.name}: abort it first.")
-        if judged and environment.protected:
-            _judge_start(actor=actor, flag=flag, setting=setting, variant=variant, control=control)
         rollout = FlagRollout(
             flag=flag,
             environment=environment,
-            variant=variant,
-            control=control,
-            steps=checked,
-            interval_seconds=interval_seconds,
-            metrics_url=metrics_url,
+            control=_control_of(flag, setting, variant),
             before={"enabled": setting.enabled, "rollout": setting.rollout},
             version=1,
             next_run_at=timezone.now(),
             started_by=actor if isinstance(actor, User) and actor.is_authenticated else None,
+            **plan,
         )
         rollout.full_clean()
         rollout.save()
-        plan = " → ".join(f"{step:g} %" for step in checked)
+        shown = " → ".join(f"{step:g} %" for step in checked)
         _event(
-            rollout, f"Started: {variant} to {plan}, {interval_seconds} s a step, analysing {metrics_url}.", actor=actor
+            rollout,
+            f"Started: {variant} to {shown}, {interval_seconds} s a step, analysing {metrics_url}.",
+            actor=actor,
         )
         event_record(
             actor=actor,
@@ -255,30 +262,51 @@ def rollout_start(
     return rollout
 
 
-def _judge_start(*, actor: Any, flag: Flag, setting: FlagSetting, variant: str, control: str) -> None:
+def _judge_start(*, actor: Any, flag: Flag, environment: Environment, plan: dict[str, Any]) -> FlagChange | None:
+    """The policies' word on the whole release; None when it may start now."""
+    from governance import approvals as governance_approvals
     from governance import facts
     from governance import services as governance
 
-    after = {"enabled": True, "rollout": {variant: 100.0, control: 0.0}}
+    setting = FlagSetting.objects.get(flag=flag, environment=environment)
+    variant = plan["variant"]
+    after = {"enabled": True, "rollout": {variant: 100.0, _control_of(flag, setting, variant): 0.0}}
+    requester = actor if isinstance(actor, User) and actor.is_authenticated else None
     change = facts.Change(
         service=flag.service,
-        environment=setting.environment,
+        environment=environment,
         strategy="",
         version="",
-        requester=actor if isinstance(actor, User) and actor.is_authenticated else None,
+        requester=requester,
         kind="flag",
         flag=services.flag_facts(flag, setting, after),
     )
     decision = governance.change_judge(change=change)
     if decision.verdict == "deny":
         raise ValidationError(" ".join(governance.blocking_messages(decision)) or "A deploy policy refused it.")
-    if decision.verdict == "approval":
-        raise ValidationError(
-            "A deploy policy asks for approval of this release ("
-            + " ".join(decision.messages("require_approval"))
-            + "): a progressive rollout cannot wait for approvals yet, so change the setting directly (it will be "
-            "held for approval) or ask a platform admin."
+    if decision.verdict != "approval":
+        return None
+    requirements = governance_approvals.requirements_of(decision)
+    with transaction.atomic():
+        held = FlagChange.objects.create(
+            flag=flag,
+            environment=environment,
+            proposed={"rollout_start": plan},
+            note=f"progressive rollout of {variant}",
+            decision=decision,
+            requirements=requirements,
+            requested_by=requester,
+            reason=" ".join(r["message"] for r in requirements),
+            expires_at=timezone.now() + governance_approvals.expiry(),
         )
+        event_record(
+            actor=actor,
+            action="flag_change.requested",
+            target=held,
+            after={"flag": flag.key, "environment": environment.slug, "proposed": held.proposed},
+            service_id=flag.service_id,
+        )
+    return held
 
 
 def run_step(rollout_id: int, version: int) -> None:

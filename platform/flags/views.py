@@ -136,7 +136,7 @@ def _detail_context(request: HttpRequest, flag: Flag, bound: dict[int, SettingFo
     }
 
 
-def _said(request: HttpRequest, result: FlagSetting | FlagChange, done: str) -> None:
+def _said(request: HttpRequest, result: FlagSetting | FlagChange | FlagRollout, done: str) -> None:
     if isinstance(result, FlagChange):
         messages.warning(request, f"Waiting for approval: {result.reason} Nothing changes until it is approved.")
     else:
@@ -268,7 +268,7 @@ def rollout_start(request: HttpRequest, slug: str, key: str) -> HttpResponse:
     if form.is_valid():
         data = form.cleaned_data
         try:
-            rollouts.rollout_start(
+            started = rollouts.rollout_start(
                 actor=request.user,
                 flag=flag,
                 environment=data["environment"],
@@ -277,10 +277,13 @@ def rollout_start(request: HttpRequest, slug: str, key: str) -> HttpResponse:
                 interval_seconds=data["interval_seconds"],
                 metrics_url=data["metrics_url"],
             )
+        except Conflict as error:
+            form.add_error(None, error.message)
         except ValidationError as error:
             _errors_to_form(form, error)
         else:
-            messages.success(request, f"Started a progressive rollout of {flag.key} in {data['environment'].name}.")
+            done = f"Started a progressive rollout of {flag.key} in {data['environment'].name}."
+            _said(request, started, done)
             return redirect(reverse("flags:flag-detail", args=[slug, key]) + "#rollouts")
     context = _detail_context(request, flag)
     context["rollout_form"] = form

@@ -209,3 +209,21 @@ def test_everyone_signed_in_reads_held_changes(
     assert response.status_code == expected
     if expected == 200:
         assert [row["proposed"]["rollout"]["on"] for row in response.json()["results"]] == [50.0, 20.0, 10.0]
+
+
+def test_a_held_rollout_start_starts_when_a_lead_approves_it(world, flag, lead, starter, mocker) -> None:
+    from flags.models import FlagRollout
+
+    mocker.patch("flags.tasks.rollout_step.apply_async")
+    services.setting_update(actor=None, flag=flag, environment=Environment.objects.get(slug="staging"), enabled=True)
+    body = {"environment": "production", "variant": "on", "metrics_url": "http://127.0.0.1:9/metrics"}
+    held = api_as(world.owner).post(f"/api/v1/flags/{flag.pk}/rollouts/", body, format="json")
+    assert held.status_code == 202, held.content
+    assert held.json()["proposed"]["rollout_start"]["steps"] == [1.0, 10.0, 50.0, 100.0]
+    assert not FlagRollout.objects.exists()
+    refused = api_as(world.owner).post(f"/api/v1/flags/{flag.pk}/rollouts/", body | {"metrics_url": "nope"})
+    assert refused.status_code == 400 and "metrics_url" in refused.json()
+    approved = api_as(lead).post(f"/api/v1/flag-changes/{held.json()['id']}/approve/")
+    assert approved.status_code == 200 and approved.json()["status"] == "applied", approved.content
+    rollout = FlagRollout.objects.get()
+    assert (rollout.state, rollout.started_by, rollout.environment.slug) == ("running", world.owner, "production")

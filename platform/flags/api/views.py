@@ -104,10 +104,18 @@ class FlagViewSet(viewsets.ModelViewSet):
             return Response(FlagChangeSerializer(result).data, status=status.HTTP_202_ACCEPTED)
         return self._answer(flag)
 
-    @extend_schema(request=RolloutStartSerializer, responses={201: FlagRolloutSerializer})
+    @extend_schema(
+        request=RolloutStartSerializer,
+        responses={
+            201: FlagRolloutSerializer,
+            202: OpenApiResponse(FlagChangeSerializer, "Held by a require_approval policy: starts once approved."),
+        },
+    )
     @action(detail=True, methods=["post"])
     def rollouts(self, request: Request, pk: str | None = None) -> Response:
-        """Start a progressive rollout of one variant in one environment; a worker takes its first step at once."""
+        """Start a progressive rollout of one variant in one environment; a worker takes its first step at once. In a
+        protected environment the deploy policies judge the release first: 400 when refused, 202 with the held start
+        when it needs approval (it starts when approved)."""
         flag = self.get_object()
         _require_change(request.user, flag.service)
         serializer = RolloutStartSerializer(data=request.data)
@@ -117,6 +125,8 @@ class FlagViewSet(viewsets.ModelViewSet):
         if env is None:
             raise ValidationError({"environment": ["No such environment."]})
         started = rollouts.rollout_start(actor=request.user, flag=flag, environment=env, **data)
+        if isinstance(started, FlagChange):
+            return Response(FlagChangeSerializer(started).data, status=status.HTTP_202_ACCEPTED)
         return Response(FlagRolloutSerializer(_rollouts().get(pk=started.pk)).data, status=status.HTTP_201_CREATED)
 
     @extend_schema(request=None, responses={200: FlagSerializer, 403: None, 404: None})
