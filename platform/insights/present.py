@@ -5,6 +5,7 @@ from datetime import date
 from html import escape
 from urllib.parse import quote, urlencode
 
+from django.conf import settings
 from django.urls import reverse
 from django.utils.safestring import SafeString, mark_safe
 
@@ -50,14 +51,33 @@ def frequency(figures: selectors.Figures) -> str:
     return f"{figures.per_week:.1f} per week"
 
 
-def board_url(question_scope: selectors.Scope, environment: str, **extra: str) -> str:
-    """The deployments board filtered to a scope and environment (it has no date filter: the newest come first)."""
-    params = {**question_scope.board_filters, **({"environment": environment} if environment else {}), **extra}
+def window_filters(window: selectors.Window | None) -> dict[str, str]:
+    """The board's day range for a window: the board counts days in the portal's time zone, so a window asked in
+    another zone links to the board without dates (newest first) rather than to other days than its own."""
+    if window is None or window.zone.key != settings.TIME_ZONE:
+        return {}
+    return {"since": window.first_day.isoformat(), "until": window.last_day.isoformat()}
+
+
+def board_url(
+    question_scope: selectors.Scope, environment: str, window: selectors.Window | None = None, **extra: str
+) -> str:
+    """The deployments board filtered to a scope, environment and the window's days."""
+    params = {
+        **question_scope.board_filters,
+        **({"environment": environment} if environment else {}),
+        **window_filters(window),
+        **extra,
+    }
     return reverse("deployments:board") + ("?" + urlencode(params) if params else "")
 
 
 def comparison_rows(
-    breakdown: list[tuple[selectors.Scope, selectors.Figures]], *, environment: str, query: str
+    breakdown: list[tuple[selectors.Scope, selectors.Figures]],
+    *,
+    environment: str,
+    query: str,
+    window: selectors.Window | None = None,
 ) -> list[SafeString]:
     """The comparison table's rows (a team or service, its deployments linked to the board, then its cells), as HTML.
 
@@ -73,7 +93,11 @@ def comparison_rows(
         if member.kind not in page_urls:  # reversed once, with a placeholder slug replaced per row
             page_urls[member.kind] = reverse(f"portal:insights-{member.kind}", args=["slug-placeholder"])
         href = page_urls[member.kind].replace("slug-placeholder", quote(member.slug)) + suffix
-        filters = {**member.board_filters, **({"environment": environment} if environment else {})}
+        filters = {
+            **member.board_filters,
+            **({"environment": environment} if environment else {}),
+            **window_filters(window),
+        }
         cells = "".join(
             f"<td>{escape(cell.value)}{badge.format(cell.colour, escape(cell.band.label)) if cell.band else ''}</td>"
             for cell in cells_of(figures)
@@ -110,7 +134,9 @@ class Tile:
         return BAND_COLOURS[self.band.key] if self.band else BAND_COLOURS[bands.NO_DATA]
 
 
-def tiles(figures: selectors.Figures, *, scope: selectors.Scope, environment: str) -> list[Tile]:
+def tiles(
+    figures: selectors.Figures, *, scope: selectors.Scope, environment: str, window: selectors.Window | None = None
+) -> list[Tile]:
     marks = figures.bands
     days = figures.days
     return [
@@ -121,7 +147,7 @@ def tiles(figures: selectors.Figures, *, scope: selectors.Scope, environment: st
             f"{figures.successes} successful of {figures.deployments} in {days} days; "
             f"a deployment on {share(figures.share_of_days)} of days.",
             marks["deployment_frequency"],
-            board_url(scope, environment, state="succeeded"),
+            board_url(scope, environment, window, state="succeeded"),
         ),
         Tile(
             "lead_time",
@@ -130,7 +156,7 @@ def tiles(figures: selectors.Figures, *, scope: selectors.Scope, environment: st
             f"p90 {duration(figures.lead_p90)} from first commit to success, over {figures.leads} "
             f"deployment{'s' if figures.leads != 1 else ''} that shipped new commits with a recorded change set.",
             marks["lead_time"],
-            board_url(scope, environment, state="succeeded"),
+            board_url(scope, environment, window, state="succeeded"),
         ),
         Tile(
             "change_fail_rate",
@@ -138,7 +164,7 @@ def tiles(figures: selectors.Figures, *, scope: selectors.Scope, environment: st
             share(figures.change_fail_rate),
             f"{figures.failures} of {figures.deployments} deployments failed or were rolled back.",
             marks["change_fail_rate"],
-            board_url(scope, environment),
+            board_url(scope, environment, window),
         ),
         Tile(
             "recovery_time",
@@ -147,7 +173,7 @@ def tiles(figures: selectors.Figures, *, scope: selectors.Scope, environment: st
             f"p90 {duration(figures.recovery_p90)} over {figures.recovered} recoveries"
             + (f"; {figures.unrecovered} not recovered yet." if figures.unrecovered else "."),
             marks["recovery_time"],
-            board_url(scope, environment, state="rolled_back"),
+            board_url(scope, environment, window, state="rolled_back"),
         ),
         Tile(
             "rework_rate",
@@ -155,7 +181,7 @@ def tiles(figures: selectors.Figures, *, scope: selectors.Scope, environment: st
             share(figures.rework_rate),
             f"{figures.rework} of {figures.deployments} deployments were rollbacks or redeploys of an older release.",
             None,
-            board_url(scope, environment),
+            board_url(scope, environment, window),
             band_note="DORA publishes no bands for rework rate.",
         ),
     ]

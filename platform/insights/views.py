@@ -52,10 +52,10 @@ def _figures_context(question: Question, query: str) -> dict[str, Any]:
         "window": window,
         "environments": environments,
         "figures": figures,
-        "tiles": present.tiles(figures, scope=scope, environment=environment),
+        "tiles": present.tiles(figures, scope=scope, environment=environment, window=window),
         "charts": present.charts(weekly),
         "breakdown": breakdown,
-        "rows": present.comparison_rows(breakdown, environment=environment, query=query),
+        "rows": present.comparison_rows(breakdown, environment=environment, query=query, window=window),
         "breakdown_kind": "Team" if scope.kind == "org" else "Service",
     }
 

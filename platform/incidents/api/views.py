@@ -5,7 +5,8 @@ from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from drf_spectacular.utils import OpenApiResponse, extend_schema
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import exceptions as drf_exceptions
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
@@ -25,12 +26,24 @@ from incidents.api.serializers import (
     IncidentUpdateSerializer,
     SuspectSerializer,
 )
-from incidents.models import Incident
+from incidents.models import Incident, Status
 from portal.api import json_loads
+from portal.filters import DayRangeForm, day_end, day_start, query_param
 
 
+@extend_schema_view(
+    list=extend_schema(
+        parameters=[
+            OpenApiParameter("status", str, enum=Status.values, description="Only incidents in this status."),
+            OpenApiParameter("service", str, description="Only incidents affecting this service (its slug)."),
+            OpenApiParameter("since", OpenApiTypes.DATE, description="Only those that started on or after this day."),
+            OpenApiParameter("until", OpenApiTypes.DATE, description="Only those that started on or before this day."),
+        ]
+    )
+)
 class IncidentViewSet(mixins.CreateModelMixin, mixins.UpdateModelMixin, viewsets.ReadOnlyModelViewSet):
-    """Incidents, newest first; `?status=` and `?service=<slug>` filter."""
+    """Incidents, newest first; `?status=`, `?service=<slug>` and a range of days (`since`, `until`: when they
+    started, in the portal's days) filter."""
 
     serializer_class = IncidentSerializer
     http_method_names = ["get", "post", "patch", "head", "options"]
@@ -45,6 +58,13 @@ class IncidentViewSet(mixins.CreateModelMixin, mixins.UpdateModelMixin, viewsets
                 incidents = incidents.filter(status=value)
             if (value := params.get("service", "")) and "\x00" not in value:
                 incidents = incidents.filter(services__slug=value).distinct()
+            days = DayRangeForm({"since": query_param(params, "since"), "until": query_param(params, "until")})
+            if not days.is_valid():
+                raise drf_exceptions.ValidationError(days.errors)
+            if since := days.cleaned_data["since"]:
+                incidents = incidents.filter(started_at__gte=day_start(since))
+            if until := days.cleaned_data["until"]:
+                incidents = incidents.filter(started_at__lt=day_end(until))
         return incidents.order_by("-started_at", "-pk")
 
     def _writable(self, incident: Incident) -> Incident:
