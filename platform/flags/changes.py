@@ -10,6 +10,8 @@ its page (FlagChange.shown_status). Every answer locks the row first, so two ans
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.contrib.auth.models import AnonymousUser, User
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
@@ -77,15 +79,16 @@ def _answer(change: FlagChange, user: User | AnonymousUser, verdict: str, reason
     return answer
 
 
-def may_answer(change: FlagChange, user: User | AnonymousUser) -> bool:
-    """Whether `user` may approve or reject this change now (for its page)."""
+def may_answer(change: FlagChange, user: User | AnonymousUser, who: Any = None) -> bool:
+    """Whether `user` may approve or reject this change now (for its page); `who` is governance's Person for the
+    user and the flag's owner, when the caller has read it once for many changes."""
     from governance import approvals
 
     if not change.is_open or not isinstance(user, User) or change.requested_by_id == user.pk:
         return False
     if any(answer["user_id"] == user.pk for answer in change.answers):
         return False
-    who = approvals.person(user=user, owner_id=change.flag.service.owner_id)
+    who = who or approvals.person(user=user, owner_id=change.flag.service.owner_id)
     return bool(approvals.eligible_for(change.requirements, who))
 
 

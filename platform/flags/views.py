@@ -7,6 +7,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError
+from django.db.models import Prefetch
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -26,7 +27,7 @@ from flags.forms import (
     SettingForm,
     json_initial,
 )
-from flags.models import Flag, FlagChange, FlagRollout, FlagSetting, SdkKey, Segment
+from flags.models import Flag, FlagChange, FlagRollout, FlagRolloutEvent, FlagSetting, SdkKey, Segment
 from portal.errors import Conflict
 from portal.filters import query_param
 from teams.models import Team
@@ -104,6 +105,15 @@ def flag_create(request: HttpRequest, slug: str) -> HttpResponse:
 
 
 def _detail_context(request: HttpRequest, flag: Flag, bound: dict[int, SettingForm] | None = None) -> dict[str, Any]:
+    from governance import approvals
+
+    held = list(flag.changes.select_related("environment", "requested_by")[:10])
+    # Who the reader is, for every held change at once (one membership read, not one per change).
+    who = (
+        approvals.person(user=request.user, owner_id=flag.service.owner_id)  # type: ignore[arg-type]
+        if held and request.user.is_authenticated
+        else None
+    )
     settings = list(FlagSetting.objects.filter(flag=flag).select_related("environment").order_by("environment__order"))
     evaluations = usage.evaluation_summary(flag)
     rows = []
@@ -124,11 +134,13 @@ def _detail_context(request: HttpRequest, flag: Flag, bound: dict[int, SettingFo
         "rows": rows,
         "can_change": _can_change(request, flag.service),
         "versions": flag.versions.select_related("author")[:20],
-        "rollouts": flag.rollouts.select_related("environment").prefetch_related("events")[:5],
+        "rollouts": flag.rollouts.select_related("environment").prefetch_related(
+            Prefetch("events", queryset=FlagRolloutEvent.objects.select_related("actor"))
+        )[:5],
         "rollout_form": RolloutForm(variants=flag.variants, prefix="rollout"),
         "changes": [
-            {"change": change, "may_answer": changes.may_answer(change, request.user)}  # type: ignore[arg-type]
-            for change in flag.changes.select_related("environment", "requested_by")[:10]
+            {"change": change, "may_answer": changes.may_answer(change, request.user, who)}  # type: ignore[arg-type]
+            for change in held
         ],
         "preview_form": PreviewForm(initial={"environment": settings[-1].environment.slug} if settings else None),
         "debt": usage.flag_debt(flag, settings),
@@ -302,7 +314,10 @@ ROLLOUT_CONTROLS = {
 @require_http_methods(["GET", "POST"])
 def rollout(request: HttpRequest, pk: int, control: str = "") -> HttpResponse:
     """A rollout's timeline (GET: the fragment the flag's page polls while it runs) and its controls (POST)."""
-    found = get_object_or_404(FlagRollout.objects.select_related("flag__service__owner", "environment"), pk=pk)
+    rollouts_read = FlagRollout.objects.select_related("flag__service__owner", "environment").prefetch_related(
+        Prefetch("events", queryset=FlagRolloutEvent.objects.select_related("actor"))
+    )
+    found = get_object_or_404(rollouts_read, pk=pk)
     can_change = _can_change(request, found.flag.service)
     if request.method == "POST":
         _require_change(request, found.flag.service)
@@ -314,7 +329,7 @@ def rollout(request: HttpRequest, pk: int, control: str = "") -> HttpResponse:
             messages.error(request, error.message)
         if not request.htmx:  # type: ignore[attr-defined]
             return redirect(reverse("flags:flag-detail", args=[found.flag.service.slug, found.flag.key]) + "#rollouts")
-        found.refresh_from_db()
+        found = rollouts_read.get(pk=pk)
     context = {"rollout": found, "can_change": can_change, "flag": found.flag, "service": found.flag.service}
     return render(request, "flags/_rollout.html", context)
 

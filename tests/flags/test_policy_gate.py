@@ -227,3 +227,55 @@ def test_a_held_rollout_start_starts_when_a_lead_approves_it(world, flag, lead, 
     assert approved.status_code == 200 and approved.json()["status"] == "applied", approved.content
     rollout = FlagRollout.objects.get()
     assert (rollout.state, rollout.started_by, rollout.environment.slug) == ("running", world.owner, "production")
+
+
+def test_the_decision_page_says_it_judged_a_flag_change(client, world, flag, starter) -> None:
+    services.setting_update(actor=None, flag=flag, environment=Environment.objects.get(slug="staging"), enabled=True)
+    result = services.setting_change(
+        actor=world.owner, flag=flag, environment=production_of(flag).environment, enabled=True
+    )
+    assert isinstance(result, FlagChange)  # held for a lead (tier 1), with its decision kept
+    client.force_login(world.outsider)
+    page = client.get(reverse("governance:decision-detail", args=[result.decision_id])).content.decode()
+    assert "A change to the feature flag" in page and "dry run" not in page
+    assert reverse("flags:flag-detail", args=[world.service.slug, flag.key]) in page
+
+
+def test_the_flag_page_reads_in_bounded_queries(
+    client, world, flag, lead, starter, mocker, django_assert_max_num_queries
+) -> None:
+    from flags import rollouts
+
+    mocker.patch("flags.tasks.rollout_step.apply_async")
+    staging = Environment.objects.get(slug="staging")
+    services.setting_update(actor=None, flag=flag, environment=staging, enabled=True)
+    url = reverse("flags:flag-detail", args=[world.service.slug, flag.key])
+    client.force_login(lead)
+
+    def queries() -> int:
+        from django.db import connection
+        from django.test.utils import CaptureQueriesContext
+
+        with CaptureQueriesContext(connection) as captured:
+            assert client.get(url).status_code == 200
+        return len(captured)
+
+    rollouts.rollout_start(
+        actor=world.owner, flag=flag, environment=staging, variant="on", metrics_url="http://127.0.0.1:9/m"
+    )
+    services.setting_change(actor=world.owner, flag=flag, environment=production_of(flag).environment, enabled=True)
+    one = queries()
+    for percent in (10, 20, 30):
+        services.setting_change(
+            actor=world.owner,
+            flag=flag,
+            environment=production_of(flag).environment,
+            rollout={"on": percent, "off": 100 - percent},
+        )
+    rollouts.rollout_abort(rollout_id=flag.rollouts.get().pk, actor=world.owner)
+    rollouts.rollout_start(
+        actor=world.owner, flag=flag, environment=staging, variant="on", metrics_url="http://127.0.0.1:9/m"
+    )
+    assert queries() == one  # more held changes and rollouts, not more queries
+    with django_assert_max_num_queries(45):
+        client.get(url)

@@ -309,3 +309,19 @@ def test_the_api_starts_reads_and_controls_rollouts_for_the_owner_team(world, ro
     assert final == (FlagRollout.State.SUCCEEDED if expected == 201 else FlagRollout.State.RUNNING)
     if expected == 201:
         assert api.post(f"/api/v1/flag-rollouts/{started.pk}/abort/").status_code == 409  # it has ended
+
+
+@pytest.mark.django_db
+def test_the_polled_timeline_reads_in_constant_queries(client, world, mocker, django_assert_max_num_queries) -> None:
+    mocker.patch("flags.tasks.rollout_step.apply_async")
+    flag, staging = _flag(world)
+    started = rollouts.rollout_start(
+        actor=world.owner, flag=flag, environment=staging, variant="on", metrics_url="http://127.0.0.1:9/metrics"
+    )
+    for _ in range(5):
+        rollouts.rollout_pause(rollout_id=started.pk, actor=world.owner)
+        rollouts.rollout_resume(rollout_id=started.pk, actor=world.owner)
+    client.force_login(world.outsider)
+    with django_assert_max_num_queries(8):
+        page = client.get(reverse("flags:rollout", args=[started.pk]), HTTP_HX_REQUEST="true").content.decode()
+    assert page.count("— olivia") == 11
