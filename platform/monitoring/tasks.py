@@ -30,7 +30,12 @@ def run_due_checks(*, limit: int | None = None) -> int:
     with transaction.atomic():
         due = list(selectors.checks_due(now=now, limit=limit or BATCH))
         for check in due:
-            check.next_run_at = now + timedelta(seconds=check.interval_seconds)
+            # On its own cadence rather than from the claim, which beat's tick makes a few seconds late each time
+            # (a 60 s check drifted to one probe every ~62 s); one that fell a whole interval behind starts afresh.
+            interval = timedelta(seconds=check.interval_seconds)
+            check.next_run_at = check.next_run_at + interval
+            if check.next_run_at <= now:
+                check.next_run_at = now + interval
         HealthCheck.objects.bulk_update(due, ["next_run_at"])
     if not due:
         return 0

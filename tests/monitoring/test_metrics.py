@@ -62,6 +62,8 @@ def app_server() -> Iterator[tuple[App, int]]:
             status, body = 404, b"no such page"
             if self.path == "/metrics":
                 status, body = 200, app.exposition()
+            elif self.path == "/healthz":
+                status, body = 200, b'{"status": "ok"}'
             elif self.path == "/not-metrics":
                 status, body = 200, b"<html>hello</html>\n{{{"
             self.send_response(status)

@@ -73,6 +73,23 @@ def test_the_runner_probes_due_checks_and_writes_their_results(world, staging, t
     assert ProbeResult.objects.get(health_check=failing).error == "answered 503, expected 200"
 
 
+def test_checks_keep_their_cadence_when_probed_late(world, staging, target):
+    check = services.health_check_create(
+        user=world.owner, service=world.service, environment=staging, url=target.url("/ok"), interval_seconds=60
+    )
+    scheduled = timezone.now() - timedelta(seconds=4)  # beat's tick came 4 s after the check was due
+    HealthCheck.objects.filter(pk=check.pk).update(next_run_at=scheduled)
+    assert tasks.run_due_checks() == 1
+    check.refresh_from_db()
+    assert check.next_run_at == scheduled + timedelta(seconds=60)  # not 60 s from the late probe: no drift
+    # A whole interval behind (workers were down): the next run is an interval from now, not a burst to catch up.
+    HealthCheck.objects.filter(pk=check.pk).update(next_run_at=timezone.now() - timedelta(minutes=10))
+    before = timezone.now()
+    assert tasks.run_due_checks() == 1
+    check.refresh_from_db()
+    assert check.next_run_at >= before + timedelta(seconds=60)
+
+
 def test_paused_checks_are_not_probed(world, staging, target):
     services.health_check_create(
         user=world.owner, service=world.service, environment=staging, url=target.url("/ok"), enabled=False
