@@ -79,6 +79,12 @@ def _cpu_timed(function: Any, samples: int) -> tuple[list[float], float]:
     return figures, (time.process_time() - started) * 1000 / samples
 
 
+def _thread_cpu_ms(function: Any) -> float:
+    started = time.thread_time()
+    function()
+    return (time.thread_time() - started) * 1000
+
+
 def _throughputs(server: Any, *, token: str, body: bytes, database_url: str) -> dict[str, Any]:
     """POST /api/v1/policy-checks/ and the trivial view (/healthz) on the same gunicorn, in alternating rounds, so
     that the ratio of the two says what the endpoint costs whatever else the machine is doing."""
@@ -145,6 +151,8 @@ def main() -> int:
     load_before = os.getloadavg()
     evaluate()  # compile once
     evaluation, evaluate_cpu = _cpu_timed(evaluate, SAMPLES)
+    # Each evaluation's own CPU time: where the wall-clock p95 is the machine's preemption, this one is not.
+    evaluation_cpu = [_thread_cpu_ms(evaluate) for _ in range(SAMPLES)]
     fact_times, facts_cpu = _cpu_timed(lambda: facts.facts_build(change=change), SAMPLES)
     with CaptureQueriesContext(connection) as queries:
         facts.facts_build(change=change)
@@ -179,6 +187,7 @@ def main() -> int:
         "evaluate_median_ms": statistics.median(evaluation),
         "evaluate_p95_ms": stack.quantile(evaluation, 0.95),
         "evaluate_cpu_ms": evaluate_cpu,
+        "evaluate_cpu_p95_ms": stack.quantile(evaluation_cpu, 0.95),
         "facts_median_ms": statistics.median(fact_times),
         "facts_cpu_ms": facts_cpu,
         "facts_queries": len(queries),
@@ -204,7 +213,8 @@ def main() -> int:
         missed.append("policy_checks_rps")
     print(f"Governance ({POLICIES} policies; {database_text})")
     print(f"  evaluate {POLICIES} policies   median {figures['evaluate_median_ms']:.2f} ms  "
-          f"p95 {figures['evaluate_p95_ms']:.2f} ms, CPU {evaluate_cpu:.2f} ms (targets 2 / 5 ms)")  # fmt: skip
+          f"p95 {figures['evaluate_p95_ms']:.2f} ms; CPU {evaluate_cpu:.2f} ms, "
+          f"p95 {figures['evaluate_cpu_p95_ms']:.2f} ms (targets 2 / 5 ms)")  # fmt: skip
     print(f"  build the fact document  median {figures['facts_median_ms']:.2f} ms, CPU {facts_cpu:.2f} ms, "
           f"{len(queries)} queries (target 10 ms)")  # fmt: skip
     print(f"  policy step              median {figures['step_median_ms']:.2f} ms, CPU {step_cpu:.2f} ms (target 20 ms)")
