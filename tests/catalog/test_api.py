@@ -186,6 +186,31 @@ def test_unknown_filter_value_is_a_400_field_error(api_client, catalog, params, 
     assert "Select a valid choice" in response.json()[field][0]
 
 
+def test_owner_system_and_tag_are_looked_up_inside_the_page_statement(
+    api_client, catalog, settings, django_assert_num_queries
+):
+    """No lookup before the page: the owner's, system's and tag's ids are subqueries of its one statement, and a
+    value that names nothing is still a field error (asked only once nothing matched)."""
+    settings.CATALOG_API_CACHE = False
+    api_client.force_authenticate(catalog.owner)
+    owner = catalog.owner_team.slug
+    with django_assert_num_queries(1):
+        body = api_client.get(SERVICES_URL, {"owner": owner, "system": "checkout", "tag": "pci"}).json()
+    assert [row["slug"] for row in body["results"]] == ["card-vault", "ledger"] and body["count"] == 2
+    with django_assert_num_queries(1):
+        assert _slugs(api_client.get(SERVICES_URL, {"tag": "go", "ordering": "-name"})) == [
+            "edge-proxy-7",
+            "card-vault",
+        ]
+    with django_assert_num_queries(3):  # nothing matched: do the owner and the system name something? Yes.
+        body = api_client.get(SERVICES_URL, {"owner": owner, "system": "discovery"}).json()
+    assert (body["count"], body["results"]) == (0, [])
+    response = api_client.get(SERVICES_URL, {"owner": owner, "tag": "no-such-tag"})
+    assert response.status_code == 400 and set(response.json()) == {"tag"}
+    browsable = api_client.get(SERVICES_URL, {"owner": "nobody"}, HTTP_ACCEPT="text/html")
+    assert browsable.status_code == 400 and b"Select a valid choice" in browsable.content
+
+
 def _services_with_tags_and_systems(count: int) -> None:
     teams = [TeamFactory() for _ in range(3)]
     systems = [SystemFactory(owner=team) for team in teams]

@@ -35,7 +35,7 @@ from catalog.api.serializers import (
     SystemSerializer,
     TransferSerializer,
 )
-from catalog.filters import DependencyFilterSet, ServiceFilterSet, SystemFilterSet
+from catalog.filters import DependencyFilterSet, ServiceApiFilterSet, ServiceFilterSet, SystemFilterSet
 from catalog.models import Dependency, ImportRun
 from catalog.permissions import SERVICE_PERMS, SYSTEM_PERMS, ObjectActionPermission, user_can
 from portal.api import LookupMixin, protected_message
@@ -60,7 +60,7 @@ class ServiceViewSet(LookupMixin, viewsets.ModelViewSet):
     tier, lifecycle, updated (prefix - for descending)."""
 
     serializer_class = ServiceSerializer
-    filterset_class = ServiceFilterSet
+    filterset_class = ServiceApiFilterSet
     pagination_class = ServicePagination
     permission_classes = [IsAuthenticated, ObjectActionPermission]
     object_perms = SERVICE_PERMS
@@ -68,6 +68,18 @@ class ServiceViewSet(LookupMixin, viewsets.ModelViewSet):
 
     def get_queryset(self) -> Any:
         return selectors.service_list_visible(user=self.request.user)
+
+    def filter_queryset(self, queryset: Any) -> Any:
+        """The filters; an owner, system or tag that names nothing is a 400 (checked here, before the query, except
+        on the JSON list's fast path, which asks only when its page comes back empty)."""
+        queryset = super().filter_queryset(queryset)
+        if not getattr(self, "_references_checked_later", False):
+            self._refuse_unknown_references()
+        return queryset
+
+    def _refuse_unknown_references(self) -> None:
+        if errors := ServiceApiFilterSet.unknown_references(self.request.query_params):
+            raise drf_exceptions.ValidationError(errors)
 
     def _cached_list_key(self, request: Request) -> str | None:
         """Where a list page is cached, or None for a page that is not (see list)."""
@@ -122,6 +134,7 @@ class ServiceViewSet(LookupMixin, viewsets.ModelViewSet):
     def _documents_page(self, request: Request) -> bytes:
         """A page of the list as JSON bytes, from stored documents: ServicePagination's shape, without serializers."""
         paginator: ServicePagination = self.paginator  # type: ignore[assignment]
+        self._references_checked_later = True
         queryset = self.filter_queryset(self.get_queryset().prefetch_related(None))
         fields = ("pk", "slug", "stored_document__document")
         window = paginator.window(queryset, request, cached_count_key=self.count_key, values=fields)
@@ -129,6 +142,8 @@ class ServiceViewSet(LookupMixin, viewsets.ModelViewSet):
         names = [name for name in window.rows.query.annotations if name.startswith("_key")]
         fetched = getattr(window, "fetched", None)  # read with the count, in one statement
         rows = fetched if fetched is not None else list(window.rows.values_list(*fields, *names))
+        if not rows:  # nothing matched: perhaps because an owner, system or tag names nothing
+            self._refuse_unknown_references()
         last = dict(zip(names, rows[-1][3:], strict=True)) if rows else None
         next_link, cursor = paginator.links(window, last, len(rows), size)
         head = json.dumps(
