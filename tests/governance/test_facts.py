@@ -227,3 +227,14 @@ def test_service_documents_agree_with_the_change_document_in_a_constant_number_o
     }
     assert documents[other.pk]["service"]["tags"] == ["edge"] and documents[other.pk]["history"]["deployments_30d"] == 0
     assert documents[world.service.pk]["service"]["runbook_last_reviewed"] is not None
+
+
+def test_every_read_names_only_the_documented_parameters(world, production) -> None:  # type: ignore[no-untyped-def]
+    import re
+
+    bound = facts._parameters(change_for(world, production, release_make(world.service)))
+    assert set(bound) == set(facts.PARAMETERS)
+    for name, read in facts._READS.items():
+        named = set(re.findall(r"%\((\w+)\)s", read.sql))
+        assert named <= set(facts.PARAMETERS), (name, named - set(facts.PARAMETERS))
+        assert all(column.isidentifier() for column in read.columns), name
