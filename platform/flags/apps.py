@@ -4,3 +4,10 @@ from django.apps import AppConfig
 class FlagsConfig(AppConfig):
     name = "flags"
     verbose_name = "Feature flags"
+
+    def ready(self) -> None:
+        # Held production flag changes wait for the same approvers as deployments: governance's inbox lists them.
+        from flags import changes
+        from governance import selectors
+
+        selectors.waiting_source_register(changes.waiting_for)

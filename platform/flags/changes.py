@@ -10,6 +10,7 @@ its page (FlagChange.shown_status). Every answer locks the row first, so two ans
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from django.contrib.auth.models import AnonymousUser, User
@@ -164,3 +165,43 @@ def flag_change_reject(*, change_id: int, user: User | AnonymousUser, reason: st
         service_id=change.flag.service_id,
     )
     return change
+
+
+def waiting_for(user: User, memberships: Callable[[], list[tuple[int, str, str]]]) -> list[Any]:
+    """The open flag changes `user` may answer, for governance's approvals inbox and its count (registered in
+    flags/apps.py). One query when none is open; `memberships` reads who they are once, when needed."""
+    from django.urls import reverse
+
+    from governance import approvals
+    from governance.selectors import Waiting
+
+    found = list(
+        FlagChange.objects.filter(status=FlagChange.Status.OPEN, expires_at__gt=timezone.now())
+        .exclude(requested_by=user)
+        .select_related("flag__service", "environment", "requested_by")
+        .order_by("expires_at", "pk")
+    )
+    waiting = []
+    for change in found:
+        if any(answer["user_id"] == user.pk for answer in change.answers):
+            continue
+        rows, owner_id = memberships(), change.flag.service.owner_id
+        who = approvals.Person(
+            username=user.get_username(),
+            owner_roles=[role for team_id, _, role in rows if team_id == owner_id],
+            teams=[slug for _, slug, _ in rows],
+            platform_admin=bool(user.is_staff),
+        )
+        if not approvals.eligible_for(change.requirements, who):
+            continue
+        flag = change.flag
+        waiting.append(
+            Waiting(
+                what=f"Feature flag {flag.key} of {flag.service.slug} in {change.environment.name}",
+                url=reverse("flags:flag-detail", args=[flag.service.slug, flag.key]) + f"#change-{change.pk}",
+                asked_by=change.requested_by.get_username() if change.requested_by else "",
+                needs="; ".join(approvers_text(requirement) for requirement in change.requirements),
+                expires_at=change.expires_at,
+            )
+        )
+    return waiting

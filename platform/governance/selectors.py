@@ -3,6 +3,7 @@
 import difflib
 import json
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from typing import Any
@@ -241,11 +242,39 @@ def approval_requests() -> QuerySet[ApprovalRequest]:
     )
 
 
-def approval_inbox(*, user: User | AnonymousUser, recent: int = 20) -> dict[str, list[ApprovalRequest]]:
-    """The approvals page: open requests the user may answer and has not, their own open requests, and the latest
-    closed ones. Three queries (memberships, open requests with their answers, recent ones), however many there are."""
+@dataclass(frozen=True)
+class Waiting:
+    """Another kind of change held for approval (a feature flag change), as the inbox lists it for an approver."""
+
+    what: str
+    url: str
+    asked_by: str
+    needs: str
+    expires_at: datetime
+
+
+Memberships = list[tuple[int, str, str]]  # (team id, team slug, role) of one person
+# Apps that hold other kinds of change for the same approvers register how to find those waiting for a person
+# (flags/apps.py), so the inbox and the navigation's count show them and governance never imports those apps.
+WaitingSource = Callable[[User, Callable[[], Memberships]], list[Waiting]]
+_WAITING_SOURCES: list[WaitingSource] = []
+
+
+def waiting_source_register(source: WaitingSource) -> None:
+    if source not in _WAITING_SOURCES:
+        _WAITING_SOURCES.append(source)
+
+
+def _others_waiting(user: User, memberships: Callable[[], Memberships]) -> list[Waiting]:
+    return [waiting for source in _WAITING_SOURCES for waiting in source(user, memberships)]
+
+
+def approval_inbox(*, user: User | AnonymousUser, recent: int = 20, others: bool = False) -> dict[str, list[Any]]:
+    """The approvals page: open requests the user may answer and has not, their own open requests, the latest closed
+    ones, and (`others`) the other kinds of change waiting for them. Three queries (memberships, open requests with
+    their answers, recent ones), however many there are, and one per registered source with `others`."""
     if not isinstance(user, User):
-        return {"waiting": [], "mine": [], "closed": []}
+        return {"waiting": [], "mine": [], "closed": [], "others": []}
     open_requests = list(
         approval_requests()
         .filter(status=ApprovalRequest.Status.OPEN)
@@ -262,7 +291,8 @@ def approval_inbox(*, user: User | AnonymousUser, recent: int = 20) -> dict[str,
     closed = list(
         approval_requests().exclude(status=ApprovalRequest.Status.OPEN).order_by("-closed_at", "-pk")[:recent]
     )
-    return {"waiting": waiting, "mine": mine, "closed": closed}
+    waiting_others = _others_waiting(user, lambda: memberships) if others else []
+    return {"waiting": waiting, "mine": mine, "closed": closed, "others": waiting_others}
 
 
 def _memberships(user: User) -> list[tuple[int, str, str]]:
@@ -289,7 +319,8 @@ def _may_answer(request: ApprovalRequest, user: User, memberships: list[tuple[in
 
 
 def approvals_waiting_count(*, user: User | AnonymousUser) -> int:
-    """How many open requests the user may answer now, for the navigation (one query when none are open, else three)."""
+    """How many open requests the user may answer now, for the navigation, with the other kinds of change held for
+    approval (a query per registered source, then two when any is open)."""
     if not isinstance(user, User):
         return 0
     open_requests = list(
@@ -298,10 +329,17 @@ def approvals_waiting_count(*, user: User | AnonymousUser) -> int:
         .select_related("deployment__service")
         .prefetch_related("answers")
     )
+    read: list[Memberships] = []
+
+    def memberships() -> Memberships:  # read once, and only when something may be waiting
+        if not read:
+            read.append(_memberships(user))
+        return read[0]
+
+    others = len(_others_waiting(user, memberships))
     if not open_requests:
-        return 0
-    memberships = _memberships(user)
-    return sum(1 for request in open_requests if _may_answer(request, user, memberships))
+        return others
+    return others + sum(1 for request in open_requests if _may_answer(request, user, memberships()))
 
 
 def approval_for(*, deployment: Deployment, user: User | AnonymousUser) -> ApprovalRequest | None:

@@ -241,7 +241,7 @@ def evidence_export(request: HttpRequest, fmt: str) -> HttpResponse:
 @require_GET
 def approval_list(request: HttpRequest) -> HttpResponse:
     """The approvals inbox: what waits for the signed-in person's answer, what they asked for, what was decided."""
-    return render(request, "governance/approval_list.html", selectors.approval_inbox(user=request.user))
+    return render(request, "governance/approval_list.html", selectors.approval_inbox(user=request.user, others=True))
 
 
 @login_required

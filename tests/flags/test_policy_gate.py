@@ -11,7 +11,7 @@ from rest_framework.test import APIClient
 
 from audit.models import AuditEvent
 from deployments.models import Environment
-from flags import services
+from flags import changes, services
 from flags.models import Flag, FlagChange, FlagSetting
 from governance import services as governance
 from governance import sync
@@ -279,3 +279,23 @@ def test_the_flag_page_reads_in_bounded_queries(
     assert queries() == one  # more held changes and rollouts, not more queries
     with django_assert_max_num_queries(45):
         client.get(url)
+
+
+def test_the_approvals_inbox_lists_held_flag_changes_for_their_approvers(client, world, flag, lead, starter) -> None:
+    services.setting_update(actor=None, flag=flag, environment=Environment.objects.get(slug="staging"), enabled=True)
+    change = services.setting_change(
+        actor=world.owner, flag=flag, environment=production_of(flag).environment, enabled=True
+    )
+    assert isinstance(change, FlagChange)
+    count_url, inbox_url = reverse("governance:approval-count"), reverse("governance:approval-list")
+    for user, shown in ((lead, True), (world.owner, False), (world.outsider, False)):
+        client.force_login(user)
+        count = client.get(count_url).content.decode()
+        assert ('aria-label="1 waiting for you"' in count) is shown, user
+        inbox = client.get(inbox_url).content.decode()
+        assert ("Feature flag new-checkout of payments-api in Production" in inbox) is shown
+    client.force_login(lead)
+    inbox = client.get(inbox_url).content.decode()
+    assert f"/flags/{flag.key}/#change-{change.pk}" in inbox and "1 approval from a lead of the owning team" in inbox
+    changes.flag_change_approve(change_id=change.pk, user=lead)
+    assert 'aria-label="1 waiting for you"' not in client.get(count_url).content.decode()
