@@ -3,8 +3,19 @@ from rest_framework import serializers
 
 from catalog.models import Service
 from deployments.models import Deployment
-from incidents.models import Incident, IncidentDeployment, IncidentUpdate, Severity, Status
+from incidents.models import (
+    ActionItem,
+    AlertReceiver,
+    Incident,
+    IncidentDeployment,
+    IncidentUpdate,
+    Lesson,
+    Postmortem,
+    Severity,
+    Status,
+)
 from portal.api import SlugRelatedField
+from teams.models import Team
 
 
 class IncidentLinkSerializer(serializers.ModelSerializer):
@@ -141,3 +152,85 @@ class AlertmanagerActionSerializer(serializers.Serializer):
 
 class AlertmanagerResultSerializer(serializers.Serializer):
     incidents = AlertmanagerActionSerializer(many=True)
+
+
+# Postmortems and Alertmanager receivers
+
+
+class LessonSerializer(serializers.ModelSerializer):
+    adr = serializers.IntegerField(source="adr_id", read_only=True, allow_null=True)
+    runbook = serializers.IntegerField(source="runbook_id", read_only=True, allow_null=True)
+
+    class Meta:
+        model = Lesson
+        fields = ["id", "text", "adr", "runbook", "created_at"]
+        read_only_fields = ["id", "adr", "runbook", "created_at"]
+
+
+class ActionItemSerializer(serializers.ModelSerializer):
+    """An action item; `owner_team` is written as a team's slug."""
+
+    owner_team = SlugRelatedField(slug_field="slug", queryset=Team.objects.all())
+    closed_by = serializers.CharField(source="closed_by.username", read_only=True, allow_null=True, default=None)
+    overdue = serializers.BooleanField(source="is_overdue", read_only=True)
+
+    class Meta:
+        model = ActionItem
+        fields = ["id", "title", "owner_team", "due_date", "status", "closed_by", "closed_at", "overdue", "created_at"]
+        read_only_fields = ["id", "status", "closed_by", "closed_at", "overdue", "created_at"]
+
+
+class ActionStatusSerializer(serializers.Serializer):
+    status = serializers.ChoiceField(choices=ActionItem.Status.choices)
+
+
+class PostmortemSerializer(serializers.ModelSerializer):
+    """A postmortem: its sections are Markdown (rendered sanitised on its page); lessons and action items are added
+    with their own routes, the state moved with `state/`."""
+
+    incident = serializers.PrimaryKeyRelatedField(queryset=Incident.objects.all())
+    incident_title = serializers.CharField(source="incident.title", read_only=True)
+    author = serializers.CharField(source="author.username", read_only=True, allow_null=True, default=None)
+    lessons = LessonSerializer(many=True, read_only=True)
+    actions = ActionItemSerializer(many=True, read_only=True)
+
+    class Meta:
+        model = Postmortem
+        fields = [
+            "id",
+            "incident",
+            "incident_title",
+            "state",
+            "summary",
+            "impact",
+            "timeline",
+            "contributing_factors",
+            "went_well",
+            "author",
+            "lessons",
+            "actions",
+            "created_at",
+            "updated_at",
+            "published_at",
+        ]
+        read_only_fields = ["id", "state", "author", "created_at", "updated_at", "published_at"]
+
+
+class PostmortemStateSerializer(serializers.Serializer):
+    state = serializers.ChoiceField(choices=Postmortem.State.choices)
+
+
+class AlertReceiverSerializer(serializers.ModelSerializer):
+    """A receiver; its token is in the answer to its creation only (`token`), never again."""
+
+    token = serializers.SerializerMethodField(help_text="Only when it is made: copy it into alertmanager.yml.")
+    created_by = serializers.CharField(source="created_by.username", read_only=True, allow_null=True, default=None)
+    active = serializers.BooleanField(source="is_active", read_only=True)
+
+    class Meta:
+        model = AlertReceiver
+        fields = ["id", "name", "prefix", "token", "active", "created_by", "created_at", "last_used_at", "revoked_at"]
+        read_only_fields = ["id", "prefix", "token", "active", "created_by", "created_at", "last_used_at", "revoked_at"]
+
+    def get_token(self, receiver: AlertReceiver) -> str | None:
+        return self.context.get("token")

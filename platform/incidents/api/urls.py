@@ -5,6 +5,8 @@ from incidents.api import views
 
 router = SimpleRouter()
 router.register("incidents", views.IncidentViewSet, basename="incident")
+router.register("postmortems", views.PostmortemViewSet, basename="postmortem")
+router.register("alert-receivers", views.AlertReceiverViewSet, basename="alert-receiver")
 urlpatterns = [
     path("incidents/alertmanager/", views.AlertmanagerWebhookView.as_view(), name="alertmanager-webhook"),
     *router.urls,

@@ -10,23 +10,29 @@ from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_sche
 from rest_framework import exceptions as drf_exceptions
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
-from rest_framework.permissions import AllowAny
+from rest_framework.permissions import AllowAny, IsAdminUser
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from deployments.models import Deployment
-from incidents import alertmanager, permissions, selectors, services
+from incidents import alertmanager, permissions, postmortems, selectors, services
 from incidents.api.serializers import (
+    ActionItemSerializer,
+    ActionStatusSerializer,
     AlertmanagerPayloadSerializer,
     AlertmanagerResultSerializer,
+    AlertReceiverSerializer,
     IncidentLinkRequestSerializer,
     IncidentLinkSerializer,
     IncidentSerializer,
     IncidentUpdateSerializer,
+    LessonSerializer,
+    PostmortemSerializer,
+    PostmortemStateSerializer,
     SuspectSerializer,
 )
-from incidents.models import Incident, Status
+from incidents.models import ActionItem, AlertReceiver, Incident, Postmortem, Status
 from portal.api import json_loads
 from portal.filters import DayRangeForm, day_end, day_start, query_param
 
@@ -204,3 +210,160 @@ class AlertmanagerWebhookView(APIView):
         except alertmanager.Refused as refused:
             return Response(refused.errors, status=refused.status)
         return Response({"incidents": results})
+
+
+class PostmortemViewSet(mixins.CreateModelMixin, mixins.UpdateModelMixin, viewsets.ReadOnlyModelViewSet):
+    """Blameless postmortems, newest first. Anyone signed in reads them; the incident's commander, the owners of an
+    affected service and platform admins start one (POST with its incident), edit its sections while it is not
+    published (PATCH), move its state, and add lessons and action items; only the owner team's members mark an
+    action item done or open again."""
+
+    serializer_class = PostmortemSerializer
+    http_method_names = ["get", "post", "patch", "head", "options"]
+
+    def get_queryset(self) -> Any:
+        return (
+            Postmortem.objects.select_related("incident", "author")
+            .prefetch_related("lessons", "actions__owner_team", "actions__closed_by")
+            .order_by("-created_at", "-pk")
+        )
+
+    def _writable(self, incident: Incident) -> Incident:
+        if not permissions.incident_can_write(self.request.user, incident):
+            raise drf_exceptions.PermissionDenied(permissions.denied_message(incident))
+        return incident
+
+    def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        serializer = self.get_serializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = dict(serializer.validated_data)
+        incident = self._writable(data.pop("incident"))
+        existed = Postmortem.objects.filter(incident=incident).exists()
+        postmortem = postmortems.postmortem_start(incident=incident, user=request.user)  # type: ignore[arg-type]
+        fields = {name: data[name] for name in postmortems.FIELDS if name in data}
+        if fields:
+            postmortem = postmortems.postmortem_save(postmortem=postmortem, user=request.user, **fields)  # type: ignore[arg-type]
+        answer = self.get_serializer(self.get_queryset().get(pk=postmortem.pk)).data
+        return Response(answer, status=status.HTTP_200_OK if existed else status.HTTP_201_CREATED)
+
+    def perform_update(self, serializer: Any) -> None:
+        postmortem = serializer.instance
+        self._writable(postmortem.incident)
+        data = dict(serializer.validated_data)
+        moved = data.pop("incident", postmortem.incident)
+        if moved.pk != postmortem.incident_id:
+            raise drf_exceptions.ValidationError({"incident": ["A postmortem stays with its incident."]})
+        postmortems.postmortem_save(postmortem=postmortem, user=self.request.user, **data)  # type: ignore[arg-type]
+        serializer.instance = self.get_queryset().get(pk=postmortem.pk)
+
+    @extend_schema(
+        request=PostmortemStateSerializer,
+        responses={
+            200: PostmortemSerializer,
+            400: OpenApiResponse(description="Publishing without a summary, the impact or the contributing factors."),
+            409: OpenApiResponse(description="Not a move its state allows (a published postmortem is final)."),
+        },
+    )
+    @action(detail=True, methods=["post"])
+    def state(self, request: Request, pk: str | None = None) -> Response:
+        """Draft → in review → published (in review may go back to draft)."""
+        postmortem = self.get_object()
+        self._writable(postmortem.incident)
+        serializer = PostmortemStateSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        postmortems.postmortem_transition(
+            postmortem=postmortem,
+            user=request.user,  # type: ignore[arg-type]
+            state=serializer.validated_data["state"],
+        )
+        return Response(self.get_serializer(self.get_queryset().get(pk=postmortem.pk)).data)
+
+    @extend_schema(request=LessonSerializer, responses={201: LessonSerializer})
+    @action(detail=True, methods=["post"])
+    def lessons(self, request: Request, pk: str | None = None) -> Response:
+        """Add a lesson (it becomes an ADR or a runbook change on the postmortem's page)."""
+        postmortem = self.get_object()
+        self._writable(postmortem.incident)
+        serializer = LessonSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        lesson = postmortems.lesson_add(
+            postmortem=postmortem,
+            user=request.user,  # type: ignore[arg-type]
+            text=serializer.validated_data["text"],
+        )
+        return Response(LessonSerializer(lesson).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(request=ActionItemSerializer, responses={201: ActionItemSerializer})
+    @action(detail=True, methods=["post"])
+    def actions(self, request: Request, pk: str | None = None) -> Response:
+        """Ask a team for work, with a due date."""
+        postmortem = self.get_object()
+        self._writable(postmortem.incident)
+        serializer = ActionItemSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        item = postmortems.action_add(
+            postmortem=postmortem,
+            user=request.user,  # type: ignore[arg-type]
+            **{name: serializer.validated_data[name] for name in ("title", "owner_team", "due_date")},
+        )
+        return Response(ActionItemSerializer(item).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(
+        request=ActionStatusSerializer,
+        responses={
+            200: ActionItemSerializer,
+            403: OpenApiResponse(description="Only the owner team's members close or reopen an action item."),
+        },
+    )
+    @action(detail=True, methods=["post"], url_path=r"actions/(?P<action_pk>[0-9]{1,18})/status")
+    def action_status(self, request: Request, pk: str | None = None, action_pk: str | None = None) -> Response:
+        """Mark an action item done, or open again: its owner team's members only (not the incident's owners, not
+        platform admins)."""
+        postmortem = self.get_object()
+        item = (
+            ActionItem.objects.select_related("owner_team", "closed_by")
+            .filter(pk=int(action_pk or 0), postmortem=postmortem)
+            .first()
+        )
+        if item is None:
+            raise drf_exceptions.NotFound("No such action item in this postmortem.")
+        serializer = ActionStatusSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        if not postmortems.action_can_close(request.user, item):
+            raise drf_exceptions.PermissionDenied(
+                f"Only members of {item.owner_team.name} close or reopen this action item."
+            )
+        item = postmortems.action_set_status(
+            item=item,
+            user=request.user,  # type: ignore[arg-type]
+            status=serializer.validated_data["status"],
+        )
+        return Response(ActionItemSerializer(item).data)
+
+
+class AlertReceiverViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
+    """Alertmanager receivers and their tokens: platform admins only, as on the receivers page. A new receiver's
+    token is in the creation's answer only (its SHA-256 digest is all Runway keeps); revoking refuses it from then
+    on."""
+
+    serializer_class = AlertReceiverSerializer
+    permission_classes = [IsAdminUser]
+    queryset = AlertReceiver.objects.select_related("created_by").order_by("name")
+
+    @extend_schema(responses={201: AlertReceiverSerializer})
+    def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        serializer = self.get_serializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        receiver, token = alertmanager.receiver_create(
+            name=serializer.validated_data["name"],
+            created_by=request.user,  # type: ignore[arg-type]
+        )
+        answer = AlertReceiverSerializer(receiver, context={"token": token}).data
+        return Response(answer, status=status.HTTP_201_CREATED)
+
+    @extend_schema(request=None, responses={200: AlertReceiverSerializer})
+    @action(detail=True, methods=["post"])
+    def revoke(self, request: Request, pk: str | None = None) -> Response:
+        """From now on its token is refused (401); what it did stays."""
+        receiver = alertmanager.receiver_revoke(receiver=self.get_object(), user=request.user)  # type: ignore[arg-type]
+        return Response(AlertReceiverSerializer(receiver).data)

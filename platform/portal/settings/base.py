@@ -376,6 +376,8 @@ SPECTACULAR_SETTINGS = {
         "PolicyVerdictEnum": "governance.models.Verdict",
         "IncidentStatusEnum": "incidents.models.Status",
         "AlertStatusEnum": ["firing", "resolved"],
+        "PostmortemStateEnum": "incidents.models.Postmortem.State",
+        "ActionItemStatusEnum": "incidents.models.ActionItem.Status",
         "FlagKindEnum": "flags.models.FlagKind",
         "FlagTypeEnum": "flags.models.FlagType",
     },
