@@ -21,7 +21,7 @@ SEMVER = re.compile(r"^\d+\.\d+\.\d+$")
 # C0 controls except tab and newline, DEL, C1 controls, and the Unicode line and paragraph separators.
 _CONTROL = re.compile("[\x00-\x08\x0b-\x0c\x0e-\x1f\x7f-\x9f\u2028\u2029]")
 # Answers Runway adds itself; a path must not ask for them.
-RESERVED = ("owner", "system", "golden_path", "golden_path_version", "author", "today")
+RESERVED = ("owner", "system", "golden_path", "golden_path_version", "author", "today", "runway_url")
 
 
 class GoldenPathError(ValueError):

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import structlog
+from django.conf import settings
 from django.contrib.auth.models import User
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
@@ -213,6 +214,7 @@ def _execute(*, run: ScaffoldRun, path: registry.GoldenPath | None, heartbeat: l
             "golden_path_version": path.version,
             "author": run.requested_by.get_username(),
             "today": timezone.localdate().isoformat(),
+            "runway_url": settings.PORTAL_URL,  # where app/flags.py evaluates flags (OFREP)
         }
         destination = workdir / name
         with timeline.step("render") as entry:

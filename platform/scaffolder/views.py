@@ -3,6 +3,7 @@ files (a dry run), confirm; then watch the run's timeline live."""
 
 from typing import Any
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.cache import cache
@@ -143,6 +144,7 @@ def _preview_files(request: HttpRequest, path: registry.GoldenPath, state: dict[
                 "golden_path_version": path.version,
                 "author": request.user.get_username(),
                 "today": timezone.localdate().isoformat(),
+                "runway_url": settings.PORTAL_URL,  # where app/flags.py evaluates flags (OFREP)
             }
             names = render_in_child(template=path.folder, destination=folder / "out", data=data)
             files = {}

@@ -53,11 +53,11 @@ def test_golden_paths_are_listed_with_parameters_and_steps(api_client, world, gi
     assert (stdlib["version"], stdlib["owner"], stdlib["tags"]) == ("1.0.0", "platform", ["python", "http", "stdlib"])
     assert stdlib["title"] == "Minimal HTTP service (Python standard library)"
     assert stdlib["parameters"]["required"] == ["name", "description"]
-    assert set(stdlib["parameters"]["properties"]) == {"name", "description", "greeting"}
+    assert set(stdlib["parameters"]["properties"]) == {"name", "description", "greeting", "with_feature_flags"}
     assert stdlib["parameters"]["properties"]["greeting"]["default"] == "Hello"
     assert stdlib["steps"] == [
         {"title": "About the service", "fields": ["name", "description"]},
-        {"title": "Example endpoint", "fields": ["greeting"]},
+        {"title": "Example endpoint", "fields": ["greeting", "with_feature_flags"]},
     ]
     assert rows[SIZED]["parameters"]["properties"]["replicas"] == {
         "type": "integer",
@@ -73,7 +73,7 @@ def test_one_golden_path_and_an_unknown_one(api_client, world, git_root):
     api_client.force_authenticate(world.owner)
     response = api_client.get(reverse("api:golden-path-detail", args=[STDLIB]))
     assert response.status_code == 200 and response.json()["name"] == STDLIB
-    assert response.json()["steps"][1] == {"title": "Example endpoint", "fields": ["greeting"]}
+    assert response.json()["steps"][1] == {"title": "Example endpoint", "fields": ["greeting", "with_feature_flags"]}
     missing = api_client.get(reverse("api:golden-path-detail", args=["no-such-path"]))
     assert missing.status_code == 404
     assert missing.json() == {"detail": "There is no golden path called no-such-path."}
@@ -105,7 +105,7 @@ def test_valid_request_is_accepted_with_a_queued_run(
     delay.assert_called_once_with(run.pk)
     assert body["uuid"] == str(run.uuid) and body["status"] == "queued"
     assert (body["golden_path"], body["golden_path_version"], body["owner"]) == (STDLIB, "1.0.0", "payments")
-    assert body["answers"] == {**answers(), "greeting": "Hello"}
+    assert body["answers"] == {**answers(), "greeting": "Hello", "with_feature_flags": False}
     assert (body["requested_by"], body["service"], body["steps"], body["error"]) == ("olivia", None, [], "")
     assert run.requested_by == world.owner and run.owner == world.owner_team
     assert AuditEvent.objects.filter(action="scaffold.requested", object_id=str(run.pk)).count() == 1

@@ -29,7 +29,7 @@ pytestmark = pytest.mark.smoke
 GOLDEN_PATHS = Path(__file__).resolve().parents[2] / "golden_paths"
 PATHS = sorted(path.name for path in GOLDEN_PATHS.iterdir() if path.is_dir() and not path.name.startswith((".", "_")))
 
-RUNWAY_ANSWERS = ("owner", "system", "golden_path", "golden_path_version", "author", "today")
+RUNWAY_ANSWERS = ("owner", "system", "golden_path", "golden_path_version", "author", "today", "runway_url")
 SEMVER = re.compile(r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(?:-[0-9A-Za-z.-]+)?(?:\+[0-9A-Za-z.-]+)?$")
 SLUG = re.compile(r"^[a-z][a-z0-9]*(?:-[a-z0-9]+)*$")
 COPIER_TYPES = {"string": "str", "integer": "int", "boolean": "bool"}
@@ -85,6 +85,7 @@ def answers(path: str, *, variant: int, **overrides: Any) -> dict[str, Any]:
         "golden_path_version": meta["version"],
         "author": "dana",
         "today": "2026-11-26",
+        "runway_url": "https://runway.example.com",
     }
     return data | overrides
 
@@ -245,7 +246,7 @@ def test_renders_a_complete_repository_whose_tests_pass(path, variant, tmp_path)
     check_catalog_info(out, data)
     check_runbook(out, data)
     check_adrs(out, data)
-    check_runway_yaml(out, path)
+    check_runway_yaml(out, path, data)
     check_ci(out)
     recorded = yaml.safe_load((out / ".copier-answers.yml").read_text())
     assert recorded["_src_path"] == str(GOLDEN_PATHS / path)
@@ -310,14 +311,15 @@ def check_adrs(out: Path, data: dict[str, Any]) -> None:
     assert files[0].read_text().startswith("# 1. Record architecture decisions\n")
 
 
-def check_runway_yaml(out: Path, path: str) -> None:
+def check_runway_yaml(out: Path, path: str, data: dict[str, Any]) -> None:
     manifest = yaml.safe_load((out / "runway.yaml").read_text())
     assert set(manifest) == {"build", "start", "port_env", "health", "metrics"}
     assert isinstance(manifest["build"], str)
     assert manifest["start"].startswith("python -m ")
     assert (manifest["port_env"], manifest["health"], manifest["metrics"]) == ("PORT", "/healthz", "/metrics")
-    if path == "stdlib-http-service":
-        assert (manifest["build"], manifest["start"]) == ("", "python -m app")
+    if path == "stdlib-http-service":  # nothing to build, unless feature flags bring the OpenFeature SDK
+        build = "python -m pip install -r requirements.txt" if data["with_feature_flags"] else ""
+        assert (manifest["build"], manifest["start"]) == (build, "python -m app")
 
 
 def check_ci(out: Path) -> None:

@@ -85,7 +85,7 @@ def test_request_records_a_queued_run_and_enqueues_it_after_commit(
         run = _request(path, world.owner, world.owner_team)
     assert run.status == ScaffoldRun.Status.QUEUED
     assert (run.golden_path, run.golden_path_version) == (STDLIB, path.version)
-    assert run.answers == {**answers(), "greeting": "Hello"}  # the path's defaults are filled in
+    assert run.answers == {**answers(), "greeting": "Hello", "with_feature_flags": False}  # defaults filled in
     assert run.requested_by == world.owner and run.owner == world.owner_team
     delay.assert_called_once_with(run.pk)
     requested = AuditEvent.objects.get(action="scaffold.requested")
@@ -499,7 +499,7 @@ def test_retry_queues_a_new_run_with_the_same_answers_which_then_succeeds(
     delay.assert_called_once_with(retry.pk)
     assert retry.pk != failed.pk and retry.uuid != failed.uuid
     assert retry.status == ScaffoldRun.Status.QUEUED and retry.steps == [] and retry.attempts == 0
-    assert retry.answers == failed.answers == {**answers(), "greeting": "Bonjour"}
+    assert retry.answers == failed.answers == {**answers(), "greeting": "Bonjour", "with_feature_flags": False}
     assert (retry.owner, retry.golden_path, retry.golden_path_version) == (world.owner_team, STDLIB, "1.0.0")
     failed.refresh_from_db()
     assert failed.status == ScaffoldRun.Status.FAILED and failed.steps[-1]["status"] == "failed"

@@ -106,7 +106,7 @@ def test_step_one_shows_field_errors_and_keeps_nothing(client, world, git_root):
     assert "At least 10 characters." in content
     assert "letters, digits and hyphens" in form.errors["name"][0] and form.errors["name"][0] in content
     assert 'value="{{ 7*7 }}"' in content  # echoed back as typed, never evaluated
-    assert client.session[SESSION_KEY]["answers"] == {"greeting": "Hello"}  # only the defaults
+    assert client.session[SESSION_KEY]["answers"] == {"greeting": "Hello", "with_feature_flags": False}  # defaults
 
 
 @pytest.mark.smoke
@@ -145,7 +145,7 @@ def test_answers_are_kept_going_back_and_forward(client, world, git_root):
     client.force_login(world.owner)
     client.post(STEP1, {"name": "ledger-api", "description": DESCRIPTION})
     client.post(STEP2, {"greeting": "Bonjour"})
-    assert client.session[SESSION_KEY]["answers"] == {**answers(), "greeting": "Bonjour"}
+    assert client.session[SESSION_KEY]["answers"] == {**answers(), "greeting": "Bonjour", "with_feature_flags": False}
 
     back = client.get(STEP1)
     assert back.context["form"]["name"].value() == "ledger-api"
@@ -392,7 +392,9 @@ def test_confirm_creates_a_run_and_redirects_to_its_page(client, world, git_root
     client.force_login(world.owner)
     run = _confirmed_run(client)
     assert run.status == ScaffoldRun.Status.QUEUED and run.requested_by == world.owner
-    assert run.answers == {**answers(), "greeting": "Hello"} and run.owner == world.owner_team
+    assert (
+        run.answers == {**answers(), "greeting": "Hello", "with_feature_flags": False} and run.owner == world.owner_team
+    )
     assert SESSION_KEY not in client.session  # the wizard starts afresh next time
 
     page = client.get(run.get_absolute_url())
