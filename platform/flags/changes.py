@@ -4,8 +4,8 @@ Eligibility is governance's, so a flag change and a deployment held by the same 
 anyone eligible for one of its requirements may answer (governance.approvals.eligible_for), never the requester; an
 approval counts for every requirement its approver is eligible for. Once each requirement has its count the change
 is applied as the requester asked, re-checked against the flag as it is then (a change made meanwhile may have made
-it invalid: it then ends `failed`, saying why). One rejection with a reason ends it; so does its expiry, noticed by
-its page (FlagChange.shown_status). Every answer locks the row first, so two answers happen one after another.
+it invalid: it then ends `failed`, saying why). One rejection with a reason ends it; so does its expiry (closed by
+the beat's flag_changes_expire; an answer that comes too late is refused). Every answer locks the row first, so two answers happen one after another.
 """
 
 from __future__ import annotations
@@ -165,6 +165,30 @@ def flag_change_reject(*, change_id: int, user: User | AnonymousUser, reason: st
         service_id=change.flag.service_id,
     )
     return change
+
+
+def flag_changes_expire() -> int:
+    """Close every open flag change past its time (beat): nothing changes, and the audit log and the flag's page say
+    it expired. Each is locked and re-read first, so an approval that got in just before wins."""
+    expired = 0
+    for change_id in FlagChange.objects.filter(
+        status=FlagChange.Status.OPEN, expires_at__lte=timezone.now()
+    ).values_list("pk", flat=True):
+        with transaction.atomic():
+            change = _locked(change_id)
+            if change.status != FlagChange.Status.OPEN or change.expires_at > timezone.now():
+                continue
+            approvals = sum(1 for answer in change.answers if answer["verdict"] == "approve")
+            _close(change, FlagChange.Status.EXPIRED, f"Expired with {approvals} approval(s); nothing changed.")
+            event_record(
+                actor=None,
+                action="flag_change.expired",
+                target=change,
+                after={"flag": change.flag.key, "environment": change.environment.slug, "approvals": approvals},
+                service_id=change.flag.service_id,
+            )
+            expired += 1
+    return expired
 
 
 def waiting_for(user: User, memberships: Callable[[], list[tuple[int, str, str]]]) -> list[Any]:

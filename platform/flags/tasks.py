@@ -26,3 +26,11 @@ def rollouts_sweep() -> int:
     from flags import rollouts
 
     return rollouts.rollouts_sweep()
+
+
+@shared_task(name="flags.expire_changes", ignore_result=True)
+def expire_changes() -> int:
+    """Periodic: close the held flag changes past their time."""
+    from flags import changes
+
+    return changes.flag_changes_expire()

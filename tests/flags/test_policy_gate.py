@@ -299,3 +299,23 @@ def test_the_approvals_inbox_lists_held_flag_changes_for_their_approvers(client,
     assert f"/flags/{flag.key}/#change-{change.pk}" in inbox and "1 approval from a lead of the owning team" in inbox
     changes.flag_change_approve(change_id=change.pk, user=lead)
     assert 'aria-label="1 waiting for you"' not in client.get(count_url).content.decode()
+
+
+def test_the_beat_closes_held_changes_past_their_time(world, flag, lead, starter) -> None:
+    from flags import tasks
+
+    services.setting_update(actor=None, flag=flag, environment=Environment.objects.get(slug="staging"), enabled=True)
+    late = services.setting_change(
+        actor=world.owner, flag=flag, environment=production_of(flag).environment, enabled=True
+    )
+    fresh = services.setting_change(
+        actor=world.owner, flag=flag, environment=production_of(flag).environment, rollout={"on": 5, "off": 95}
+    )
+    assert isinstance(late, FlagChange) and isinstance(fresh, FlagChange)
+    FlagChange.objects.filter(pk=late.pk).update(expires_at=timezone.now() - timedelta(seconds=1))
+    assert tasks.expire_changes() == 1
+    assert tasks.expire_changes() == 0  # a second run finds nothing
+    late.refresh_from_db()
+    assert late.status == "expired" and late.closed_reason == "Expired with 0 approval(s); nothing changed."
+    assert FlagChange.objects.get(pk=fresh.pk).status == "open" and not production_of(flag).enabled
+    assert AuditEvent.objects.filter(action="flag_change.expired", object_id=str(late.pk)).exists()

@@ -308,6 +308,7 @@ CELERY_BEAT_SCHEDULE = {
     "flags-flush-evaluation-counts": {"task": "flags.flush_evaluation_counts", "schedule": 60.0},
     # Progressive flag rollouts wait by `next_run_at`; a lost step message or a dead worker costs at most this.
     "flags-rollouts-sweep": {"task": "flags.rollouts_sweep", "schedule": 5.0},
+    "flags-expire-changes": {"task": "flags.expire_changes", "schedule": 60.0},
 }
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 DJANGO_STRUCTLOG_CELERY_ENABLED = True
