@@ -5,7 +5,8 @@ anyone eligible for one of its requirements may answer (governance.approvals.eli
 approval counts for every requirement its approver is eligible for. Once each requirement has its count the change
 is applied as the requester asked, re-checked against the flag as it is then (a change made meanwhile may have made
 it invalid: it then ends `failed`, saying why). One rejection with a reason ends it; so does its expiry (closed by
-the beat's flag_changes_expire; an answer that comes too late is refused). Every answer locks the row first, so two answers happen one after another.
+the beat's flag_changes_expire; an answer that comes too late is refused). Every answer locks the row first, so
+two answers happen one after another.
 """
 
 from __future__ import annotations
