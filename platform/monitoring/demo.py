@@ -4,6 +4,7 @@ Each deployed demo service gets a simulated check per environment (no request is
 once at load so the catalog shows health before a worker runs. Safe to run again: an existing check is kept.
 """
 
+import math
 import random
 from collections.abc import Iterable
 from datetime import datetime, timedelta
@@ -13,8 +14,8 @@ from django.utils import timezone
 
 from catalog.models import Service
 from deployments.models import Environment
-from monitoring import selectors, services, tasks
-from monitoring.models import SLO, HealthCheck, ProbeSource, SliSample, SliState
+from monitoring import scrape, selectors, series, services, tasks
+from monitoring.models import SLO, HealthCheck, MetricSample, ProbeSource, SliSample, SliState
 
 
 def health_load(*, service_slugs: Iterable[str], admin: User) -> int:
@@ -76,3 +77,78 @@ def slo_history_load(*, now: datetime | None = None) -> int:
         services.slo_anomalies_detect(slo=slo, now=now)
         written += len(rows)
     return written
+
+
+SLOW_SHARES = (0.0, 0.02, 0.1, 0.35, 0.8, 0.96, 1.0)  # of requests within each simulated bound, once slow
+
+
+def metrics_history_load(*, now: datetime | None = None) -> int:
+    """Give the demo's simulated checks in protected (production-like) environments a week of made-up scraped metrics
+    (one sample per 10 minutes, rolled up per hour), so the service pages' production charts have a past; only checks
+    with no samples yet (safe to run again). Other environments' charts fill as the workers scrape; keeping the demo's
+    load short matters more (the Chromium tests load it).
+
+    Steady traffic with a daily cycle everywhere, except checkout-api: its production latency rises 12 minutes after
+    the latest production deployment of it or of a service it depends on in the last week (the demo's rolled-back
+    payments-api release), and the anomaly the detector finds in the stored series is linked to that deployment.
+    """
+    now = (now or timezone.now()).replace(second=0, microsecond=0)
+    now = now.replace(minute=now.minute // 10 * 10)
+    checks = list(
+        HealthCheck.objects.filter(
+            source=ProbeSource.SIMULATED, metric_samples__isnull=True, environment__protected=True
+        )
+        .exclude(metrics_path="")
+        .select_related("service", "environment")
+    )
+    slow_since: dict[int, datetime] = {}
+    for check in checks:
+        if check.service.slug == "checkout-api":
+            deployments = [
+                d
+                for d in selectors.deployments_between(
+                    service=check.service, since=now - timedelta(days=7), until=now - timedelta(hours=2)
+                )
+                if d.environment_id == check.environment_id
+            ]
+            if deployments:
+                slow_since[check.pk] = deployments[-1].started_at + timedelta(minutes=12)
+    rows = []
+    for check in checks:
+        for step in range(7 * 24 * 6, 0, -1):
+            at = now - timedelta(minutes=10 * step)
+            day = (at.timestamp() % 86_400) / 86_400
+            # Every series repeats daily (a ripple on the daily cycle, no random noise): a week of it holds its normal
+            # range, so the only anomaly is the one the story has. Random noise makes new records now and then.
+            ripple = math.sin(2 * math.pi * day * 7)
+            requests = round(600 * (40 + 25 * math.sin(2 * math.pi * (day - 0.3))) * (1 + 0.03 * ripple))
+            slow = check.pk in slow_since and at >= slow_since[check.pk]
+            shares = SLOW_SHARES if slow else series.SIMULATED_SHARES
+            # Slower at the daily peak, as a loaded service is; the same every day, so a week holds its normal range.
+            wobble = 1 - 0.01 * math.sin(2 * math.pi * (day - 0.3))
+            buckets = [
+                [le, math.floor(requests * min(share * wobble, 1.0))]
+                for le, share in zip(series.SIMULATED_BOUNDS, shares, strict=True)
+            ]
+            buckets[-1][1] = requests
+            p50, p95, p99 = scrape.Interval(600, requests, 0, buckets).quantiles_ms()
+            rows.append(
+                MetricSample(
+                    health_check=check,
+                    at=at,
+                    seconds=600,
+                    requests=requests,
+                    errors=round(requests * (0.0015 + 0.0004 * ripple)),
+                    buckets=buckets,
+                    p50_ms=p50,
+                    p95_ms=p95,
+                    p99_ms=p99,
+                )
+            )
+    MetricSample.objects.bulk_create(rows, batch_size=5000)
+    if rows:
+        series.metrics_rollup(now=now, hours=7 * 24 + 1)
+        for check in checks:
+            if check.pk in slow_since:  # the others are steady; the detector's beat task reads them in 10 minutes
+                series.metrics_anomalies_detect(check=check, now=now)
+    return len(rows)

@@ -55,3 +55,40 @@ def test_the_api_shows_the_source_and_will_not_make_a_simulated_check(api_client
     assert response.status_code == 201, response.content
     assert response.json()["source"] == "http"
     assert HealthCheck.objects.get().source == ProbeSource.HTTP
+
+
+def test_the_demo_gives_simulated_checks_a_week_of_metrics_with_an_anomaly_after_checkout_deployment(world):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from deployments.models import Deployment
+    from monitoring.models import Anomaly, Metric, MetricRollup, MetricSample
+    from tests.deployments.support import release_make
+    from tests.factories import service_make
+
+    production = Environment.objects.create(name="Production", slug="production", order=2, protected=True)
+    staging = Environment.objects.create(name="Staging", slug="staging", order=1)
+    checkout = service_make(owner=world.owner_team, slug="checkout-api", name="Checkout API")
+    for service in (world.service, checkout):
+        for environment in (staging, production):
+            HealthCheck.objects.create(
+                service=service, environment=environment, url="http://x.invalid/", source=ProbeSource.SIMULATED
+            )
+    deployed = Deployment.objects.create(
+        release=release_make(checkout, "5.0.0"),
+        service=checkout,
+        environment=production,
+        strategy="rolling",
+        runtime="simulated",
+    )
+    Deployment.objects.filter(pk=deployed.pk).update(started_at=timezone.now() - timedelta(hours=20))
+
+    assert demo.metrics_history_load() == 2 * 7 * 24 * 6
+    assert demo.metrics_history_load() == 0  # idempotent
+    assert MetricRollup.objects.filter(health_check__service=checkout).count() >= 7 * 24
+    anomalies = list(Anomaly.objects.filter(health_check__service=checkout, metric=Metric.LATENCY_P95))
+    assert [a.deployment_id for a in anomalies] == [deployed.pk]
+    assert not Anomaly.objects.filter(health_check__service=world.service, metric=Metric.LATENCY_P95).exists()
+    assert MetricSample.objects.filter(health_check__service=world.service).count() == 7 * 24 * 6
+    assert not MetricSample.objects.filter(health_check__environment=staging).exists()  # filled live by workers

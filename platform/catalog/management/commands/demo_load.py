@@ -66,6 +66,7 @@ class Command(BaseCommand):
         )
         health_checks = monitoring_demo.health_load(service_slugs=DEPLOYED_SERVICES, admin=admin)
         monitoring_demo.slo_history_load()
+        monitoring_demo.metrics_history_load()
         incidents = incidents_demo.incidents_load(admin=admin)
         # After the history: the demo's past deployments were made before the organisation had its policies.
         policies = policy_sync.policy_sync(root=settings.GOVERNANCE["POLICIES_DIR"])
