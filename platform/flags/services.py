@@ -482,8 +482,14 @@ def sdk_key_revoke(*, actor: Actor, key: SdkKey) -> None:
 @transaction.atomic
 def flag_delete(*, actor: Actor, flag: Flag) -> None:
     """Remove a flag with its settings, history and counts; the audit log keeps its last snapshot. SDKs asking for it
-    from their next poll get FLAG_NOT_FOUND (and their code default)."""
+    from their next poll get FLAG_NOT_FOUND (and their code default). Refused while it is on in a protected
+    environment: turning it off there is a change the deploy policies judge, so deleting never skips them, and a
+    deletion never changes what production serves."""
     flag = Flag.objects.select_for_update().get(pk=flag.pk)
+    live = FlagSetting.objects.filter(flag=flag, enabled=True, environment__protected=True)
+    if live:
+        names = ", ".join(setting.environment.name for setting in live.select_related("environment"))
+        raise ValidationError(f"{flag.key} is on in {names}: turn it off there first, then delete it.")
     event_record(actor=actor, action="flag.deleted", target=flag, before=_snapshot(flag), service_id=flag.service_id)
     flag.delete()
     transaction.on_commit(selectors.flag_sets_forget)

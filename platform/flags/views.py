@@ -266,7 +266,11 @@ def flag_delete(request: HttpRequest, slug: str, key: str) -> HttpResponse:
         settings = FlagSetting.objects.filter(flag=flag)
         context = {"flag": flag, "service": flag.service, "debt": usage.flag_debt(flag, settings)}
         return render(request, "flags/flag_delete.html", context)
-    services.flag_delete(actor=request.user, flag=flag)
+    try:
+        services.flag_delete(actor=request.user, flag=flag)
+    except ValidationError as error:
+        messages.error(request, " ".join(error.messages))
+        return redirect("flags:flag-detail", slug=slug, key=key)
     messages.success(request, f"Deleted the flag {flag.key}. SDKs asking for it now get their code default.")
     return redirect("flags:flag-list", slug=slug)
 

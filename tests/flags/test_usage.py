@@ -285,3 +285,15 @@ def test_without_redis_a_process_writes_its_counts_to_the_database_itself(settin
     counts.push()
     assert _rows(shop.flag) == {("production", "on"): 3}
     assert FlagSetting.objects.get(flag=shop.flag, environment=shop.production).last_evaluated_at is not None
+
+
+def test_a_flag_on_in_a_protected_environment_is_not_deleted(client, world, shop: Shop) -> None:
+    """Deleting never skips the deploy policies that judge production changes, nor changes what production serves."""
+    client.force_login(world.staff)
+    url = reverse("flags:flag-delete", args=["checkout", "new-checkout"])
+    response = client.post(url, {"confirmed": "yes"}, follow=True)
+    assert "is on in Production: turn it off there first" in response.content.decode()
+    assert Flag.objects.filter(pk=shop.flag.pk).exists() and not AuditEvent.objects.filter(action="flag.deleted")
+    services.kill(actor=None, flag=shop.flag)
+    assert client.post(url, {"confirmed": "yes"}).status_code == 302
+    assert not Flag.objects.filter(pk=shop.flag.pk).exists()
