@@ -460,6 +460,20 @@ def rollout_abort(*, rollout_id: int, actor: Any) -> FlagRollout:
     return rollout
 
 
+def rollouts_stop(*, flag: Flag, actor: Any, reason: str) -> int:
+    """End every active rollout of `flag` where it stands, touching no setting (the caller has set them): for the
+    kill switch, after which no step may turn the flag on again. Runs in the caller's transaction."""
+    stopped = 0
+    for rollout in (
+        FlagRollout.objects.select_for_update()
+        .select_related("flag", "environment")
+        .filter(flag=flag, state__in=FlagRollout.ACTIVE)
+    ):
+        _end(rollout, FlagRollout.State.ABORTED, reason, actor=actor, level="error")
+        stopped += 1
+    return stopped
+
+
 def rollouts_sweep() -> int:
     """Enqueue every running rollout that is due (its wait is over, or its worker's lease ran out)."""
     due = FlagRollout.objects.filter(state=FlagRollout.State.RUNNING, next_run_at__lte=timezone.now())

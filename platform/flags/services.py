@@ -385,11 +385,15 @@ def setting_change(
 
 @transaction.atomic
 def kill(*, actor: Actor, flag: Flag) -> int:
-    """The kill switch: off in every environment at once. Returns how many environments it turned off."""
+    """The kill switch: off in every environment at once, and every progressive rollout of it stopped (its next step
+    would turn the flag on again). Returns how many environments it turned off."""
+    from flags import rollouts  # rollouts build on these services
+
     flag = Flag.objects.select_for_update().get(pk=flag.pk)
     before = _snapshot(flag)
     turned_off = FlagSetting.objects.filter(flag=flag, enabled=True).update(enabled=False, updated_at=timezone.now())
     _changed(flag, actor=actor, action="flag.killed", before=before, note="kill switch: off everywhere")
+    rollouts.rollouts_stop(flag=flag, actor=actor, reason="Stopped by the kill switch: the flag is off everywhere.")
     return turned_off
 
 

@@ -325,3 +325,22 @@ def test_the_polled_timeline_reads_in_constant_queries(client, world, mocker, dj
     with django_assert_max_num_queries(8):
         page = client.get(reverse("flags:rollout", args=[started.pk]), HTTP_HX_REQUEST="true").content.decode()
     assert page.count("— olivia") == 11
+
+
+@pytest.mark.django_db
+def test_the_kill_switch_stops_a_rollout_so_no_step_turns_the_flag_on_again(world, metrics, mocker) -> None:
+    served, url = metrics
+    mocker.patch("flags.tasks.rollout_step.apply_async")
+    flag, staging = _flag(world)
+    started = rollouts.rollout_start(
+        actor=world.owner, flag=flag, environment=staging, variant="on", interval_seconds=5, metrics_url=url
+    )
+    rollouts.run_step(started.pk, started.version)  # the first step: 1 % on
+    assert FlagSetting.objects.get(flag=flag, environment=staging).enabled
+    services.kill(actor=world.owner, flag=flag)
+    stopped = FlagRollout.objects.get(pk=started.pk)
+    assert stopped.state == FlagRollout.State.ABORTED and stopped.message.startswith("Stopped by the kill switch")
+    served.add("on", "200", 500)
+    rollouts.run_step(stopped.pk, stopped.version)  # a step already queued does nothing
+    assert not FlagSetting.objects.get(flag=flag, environment=staging).enabled
+    assert AuditEvent.objects.filter(action="flag_rollout.aborted").count() == 1
