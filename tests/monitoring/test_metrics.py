@@ -290,3 +290,27 @@ def test_the_health_check_service_keeps_the_metrics_path(world):
     assert check.metrics_url == "http://a.test:8080/metrics"
     services.health_check_update(user=world.owner, check=check, metrics_path="/internal/metrics")
     assert HealthCheck.objects.get().metrics_url == "http://a.test:8080/internal/metrics"
+
+
+def test_an_anomaly_in_a_dependency_metrics_joins_the_correlated_signal(world):
+    from catalog.models import Dependency
+    from tests.factories import service_make
+
+    ledger = service_make(owner=world.owner_team, slug="ledger", name="Ledger")
+    Dependency.objects.create(source=world.service, target=ledger)
+    production = _environment()
+    now = timezone.now()
+    for service in (world.service, ledger):
+        check = HealthCheck.objects.create(service=service, environment=production, url=f"http://{service.slug}.test/")
+        Anomaly.objects.create(
+            health_check=check,
+            metric=Metric.ERROR_RATE,
+            started_at=now - timedelta(minutes=15),
+            value=0.2,
+            reason="extreme",
+            low=0,
+            high=0.01,
+        )
+    signal = selectors.correlated_signal(world.service, now=now)
+    assert signal is not None and signal.origin == ledger
+    assert [s.slug for s in signal.members] == ["ledger", "payments-api"]
