@@ -69,9 +69,14 @@ def bands_for(metric: str) -> dict[str, Any]:
 
 def band_of(metric: str, value: float | None) -> Band:
     """The band of one figure; None (nothing to measure) is "no data", never a good band."""
+    return band_from(bands_for(metric), table_name(), value)
+
+
+def band_from(spec: dict[str, Any], table: str, value: float | None) -> Band:
+    """band_of with the metric's thresholds and the table's name already read (a page banding hundreds of rows reads
+    the settings once)."""
     if value is None:
-        return Band(NO_DATA, table_name())
-    spec = bands_for(metric)
+        return Band(NO_DATA, table)
     higher = spec["better"] == "higher"
     for key, limit, inclusive in spec["thresholds"]:
         if higher:
@@ -79,5 +84,5 @@ def band_of(metric: str, value: float | None) -> Band:
         else:
             inside = value <= limit if inclusive else value < limit
         if inside:
-            return Band(key, table_name())
-    return Band(LOW, table_name())
+            return Band(key, table)
+    return Band(LOW, table)

@@ -87,26 +87,41 @@ def comparison_rows(
     rows: list[SafeString] = []
     suffix = f"?{query}" if query else ""
     page_urls: dict[str, str] = {}
-    board = reverse("deployments:board")
+    # The board's query after the team or service, the same for every row.
+    shared = urlencode({**({"environment": environment} if environment else {}), **window_filters(window)})
+    board = reverse("deployments:board") + "?"
     badge = ' <span class="badge" style="background:{};color:#fff">{}</span>'
+    table = bands.table_name()
+    metrics = ("deployment_frequency", "lead_time", "change_fail_rate", "recovery_time")
+    specs = {metric: bands.bands_for(metric) for metric in metrics}
     for member, figures in breakdown:
         if member.kind not in page_urls:  # reversed once, with a placeholder slug replaced per row
             page_urls[member.kind] = reverse(f"portal:insights-{member.kind}", args=["slug-placeholder"])
         href = page_urls[member.kind].replace("slug-placeholder", quote(member.slug)) + suffix
-        filters = {
-            **member.board_filters,
-            **({"environment": environment} if environment else {}),
-            **window_filters(window),
-        }
+        filters = "&".join(part for part in (urlencode(member.board_filters), shared) if part)
         cells = "".join(
-            f"<td>{escape(cell.value)}{badge.format(cell.colour, escape(cell.band.label)) if cell.band else ''}</td>"
-            for cell in cells_of(figures)
+            f"<td>{escape(value)}"
+            + (badge.format(BAND_COLOURS[band.key], escape(band.label)) if band else "")
+            + "</td>"
+            for value, band in (
+                (frequency(figures), bands.band_from(specs["deployment_frequency"], table, figures.per_day)),
+                (duration(figures.lead_median), bands.band_from(specs["lead_time"], table, figures.lead_median)),
+                (
+                    share(figures.change_fail_rate),
+                    bands.band_from(specs["change_fail_rate"], table, figures.change_fail_rate),
+                ),
+                (
+                    duration(figures.recovery_median),
+                    bands.band_from(specs["recovery_time"], table, figures.recovery_median),
+                ),
+                (share(figures.rework_rate), None),
+            )
         )
         rows.append(
             mark_safe(  # noqa: S308 - every value above and below is escaped
                 '<tr><th scope="row" style="text-transform:none;font-size:inherit;letter-spacing:normal">'
                 f'<a href="{escape(href)}">{escape(member.name)}</a></th>'
-                f'<td><a href="{escape(board + "?" + urlencode(filters))}">{figures.deployments}</a></td>{cells}</tr>'
+                f'<td><a href="{escape(board + filters)}">{figures.deployments}</a></td>{cells}</tr>'
             )
         )
     return rows
@@ -184,28 +199,6 @@ def tiles(
             board_url(scope, environment, window),
             band_note="DORA publishes no bands for rework rate.",
         ),
-    ]
-
-
-@dataclass
-class Cell:
-    value: str
-    band: bands.Band | None
-
-    @property
-    def colour(self) -> str:
-        return BAND_COLOURS[self.band.key] if self.band else ""
-
-
-def cells_of(figures: selectors.Figures) -> list[Cell]:
-    """A row of the comparison table: frequency, change fail rate and recovery with their bands, then rework."""
-    marks = figures.bands
-    return [
-        Cell(frequency(figures), marks["deployment_frequency"]),
-        Cell(duration(figures.lead_median), marks["lead_time"]),
-        Cell(share(figures.change_fail_rate), marks["change_fail_rate"]),
-        Cell(duration(figures.recovery_median), marks["recovery_time"]),
-        Cell(share(figures.rework_rate), None),
     ]
 
 
