@@ -186,6 +186,24 @@ def test_unknown_filter_value_is_a_400_field_error(api_client, catalog, params, 
     assert "Select a valid choice" in response.json()[field][0]
 
 
+def test_api_filter_sets_share_their_form_class_but_never_a_filter_or_a_request():
+    """The API's filter set is built cheaply (shared form fields, shallow copies of the filters); each one still
+    filters and validates on its own, with its methods bound to itself."""
+    from django.http import QueryDict
+
+    from catalog.filters import ServiceApiFilterSet
+
+    first = ServiceApiFilterSet(QueryDict("q=vault&lifecycle=production"), Service.objects.all())
+    second = ServiceApiFilterSet(QueryDict("lifecycle=bogus"), Service.objects.all())
+    assert first.form.__class__ is second.form.__class__
+    for name, spec in ServiceApiFilterSet.base_filters.items():
+        assert first.filters[name] is not spec and first.filters[name] is not second.filters[name]
+        assert first.filters[name].parent is first and second.filters[name].parent is second
+    assert first.filters["q"].filter.method == first.search  # bound to its own filter set, not the class's
+    assert first.is_valid() and not second.is_valid()
+    assert set(second.errors) == {"lifecycle"} and first.form.cleaned_data["q"] == "vault"
+
+
 def test_owner_system_and_tag_are_looked_up_inside_the_page_statement(
     api_client, catalog, settings, django_assert_num_queries
 ):
