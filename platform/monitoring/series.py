@@ -41,8 +41,10 @@ def scrape_interval() -> timedelta:
 def checks_to_scrape(*, now: datetime, limit: int) -> list[HealthCheck]:
     """Claim the checks whose metrics are due (never scraped, or last scraped an interval ago), moving their scrape
     time on so no other worker takes them; locked rows another worker holds are skipped."""
-    # A little early is on time: beat's ticks and the claim's own moment drift by a second or two.
-    due_before = now - scrape_interval() + timedelta(seconds=2)
+    # A little early is on time: beat's ticks and the claim's own moment drift by a second or two. Never as much as the
+    # interval, or a check just scraped would be due again at once and a run would never end.
+    interval = scrape_interval()
+    due_before = now - interval + min(timedelta(seconds=2), interval / 10)
     with transaction.atomic():
         due = list(
             HealthCheck.objects.filter(enabled=True)

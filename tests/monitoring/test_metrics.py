@@ -314,3 +314,36 @@ def test_an_anomaly_in_a_dependency_metrics_joins_the_correlated_signal(world):
     signal = selectors.correlated_signal(world.service, now=now)
     assert signal is not None and signal.origin == ledger
     assert [s.slug for s in signal.members] == ["ledger", "payments-api"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_real_worker_runs_the_scheduled_scrape_and_the_rollup(world, app_server, settings):
+    import time as clock
+
+    from celery.contrib.testing.worker import start_worker
+
+    from monitoring import tasks
+    from portal.celery import app as celery_app
+
+    assert settings.CELERY_BEAT_SCHEDULE["monitoring-scrape-metrics"]["task"] == tasks.scrape_metrics_task.name
+    settings.MONITORING_SCRAPE_INTERVAL_SECONDS = 1
+    service_app, port = app_server
+    check = HealthCheck.objects.create(
+        service=world.service, environment=_environment(), url=f"http://127.0.0.1:{port}/healthz"
+    )
+    service_app.serve(10)
+    with start_worker(celery_app, pool="solo", perform_ping_check=False, shutdown_timeout=20):
+        tasks.scrape_metrics_task.delay()  # the baseline
+        deadline = clock.monotonic() + 30
+        while clock.monotonic() < deadline and not HealthCheck.objects.get(pk=check.pk).metrics_state:
+            clock.sleep(0.1)
+        service_app.serve(40)
+        service_app.serve(2, status="502")
+        clock.sleep(1.1)  # the next scrape is due a (shortened) interval later
+        tasks.scrape_metrics_task.delay()
+        while clock.monotonic() < deadline and not MetricSample.objects.exists():
+            clock.sleep(0.1)
+    sample = MetricSample.objects.get(health_check=check)
+    assert (sample.requests, sample.errors) == (42, 2)
+    tasks.rollup_results_task()  # this hour is not complete: nothing to roll up yet, and nothing purged
+    assert MetricSample.objects.count() == 1
