@@ -48,6 +48,7 @@ def test_a_bad_range_is_said_on_the_board_and_in_the_api(client, api_client, his
     client.force_login(user)
     page = client.get("/deployments/", query)  # said on the page; the bad range is left out, as any bad filter
     assert page.status_code == 200 and message in page.content.decode()
+    assert ("From: " if "since" in query and "until" not in query else "To: ") in page.content.decode()
     api_client.force_authenticate(user)
     answer = api_client.get("/api/v1/deployments/", query)
     assert answer.status_code == 400 and message in str(answer.json())
