@@ -133,6 +133,14 @@ def flag_change_approve(*, change_id: int, user: User | AnonymousUser) -> FlagCh
                     note=note[:200],
                     **change.proposed,
                 )
+                from flags import rollouts
+
+                rollouts.rollouts_stop(
+                    flag=change.flag,
+                    environment=change.environment,
+                    actor=user,
+                    reason=f"Stopped: a change approved by {approved_by} set the flag by hand.",
+                )
     except (ValidationError, Conflict) as error:
         why = error.message if isinstance(error, Conflict) else " ".join(error.messages)
         _close(change, FlagChange.Status.FAILED, f"Approved by {approved_by}, but it no longer fits the flag: {why}")

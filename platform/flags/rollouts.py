@@ -460,15 +460,16 @@ def rollout_abort(*, rollout_id: int, actor: Any) -> FlagRollout:
     return rollout
 
 
-def rollouts_stop(*, flag: Flag, actor: Any, reason: str) -> int:
-    """End every active rollout of `flag` where it stands, touching no setting (the caller has set them): for the
-    kill switch, after which no step may turn the flag on again. Runs in the caller's transaction."""
+def rollouts_stop(*, flag: Flag, actor: Any, reason: str, environment: Environment | None = None) -> int:
+    """End every active rollout of `flag` (in `environment`, or everywhere) where it stands, touching no setting (the
+    caller has set them): after the kill switch, or a person's own change to the setting, no step may overwrite it.
+    Runs in the caller's transaction."""
     stopped = 0
-    for rollout in (
-        FlagRollout.objects.select_for_update()
-        .select_related("flag", "environment")
-        .filter(flag=flag, state__in=FlagRollout.ACTIVE)
-    ):
+    active = FlagRollout.objects.select_for_update().select_related("flag", "environment")
+    active = active.filter(flag=flag, state__in=FlagRollout.ACTIVE)
+    if environment is not None:
+        active = active.filter(environment=environment)
+    for rollout in active:
         _end(rollout, FlagRollout.State.ABORTED, reason, actor=actor, level="error")
         stopped += 1
     return stopped

@@ -336,7 +336,7 @@ def setting_change(
         "rollout": rollout,
     }
     if not environment.protected:
-        return setting_update(actor=actor, flag=flag, environment=environment, note=note, **proposed)
+        return _by_hand(actor=actor, flag=flag, environment=environment, note=note, **proposed)
     from governance import approvals as governance_approvals
     from governance import facts
     from governance import services as governance
@@ -380,7 +380,21 @@ def setting_change(
         return held
     warned = " ".join(decision.messages("warn"))
     note = (note + (" — " if note and warned else "") + (f"warned: {warned}" if warned else ""))[:200]
-    return setting_update(actor=actor, flag=flag, environment=environment, note=note, **after)
+    return _by_hand(actor=actor, flag=flag, environment=environment, note=note, **after)
+
+
+@transaction.atomic
+def _by_hand(*, actor: Actor, flag: Flag, environment: Environment, note: str, **proposed: Any) -> FlagSetting:
+    """A person's change applied: a progressive rollout under way there stops where it stands, so that its next step
+    does not overwrite what they set (turning a flag off by hand must stick)."""
+    from flags import rollouts  # rollouts build on these services
+
+    setting = setting_update(actor=actor, flag=flag, environment=environment, note=note, **proposed)
+    who = actor.get_username() if isinstance(actor, User) else "someone"
+    rollouts.rollouts_stop(
+        flag=flag, environment=environment, actor=actor, reason=f"Stopped: {who} changed the setting by hand."
+    )
+    return setting
 
 
 @transaction.atomic

@@ -344,3 +344,21 @@ def test_the_kill_switch_stops_a_rollout_so_no_step_turns_the_flag_on_again(worl
     rollouts.run_step(stopped.pk, stopped.version)  # a step already queued does nothing
     assert not FlagSetting.objects.get(flag=flag, environment=staging).enabled
     assert AuditEvent.objects.filter(action="flag_rollout.aborted").count() == 1
+
+
+@pytest.mark.django_db
+def test_turning_the_flag_off_by_hand_stops_its_rollout_there(world, metrics, mocker) -> None:
+    served, url = metrics
+    mocker.patch("flags.tasks.rollout_step.apply_async")
+    flag, staging = _flag(world)
+    started = rollouts.rollout_start(
+        actor=world.owner, flag=flag, environment=staging, variant="on", interval_seconds=5, metrics_url=url
+    )
+    rollouts.run_step(started.pk, started.version)
+    services.setting_change(actor=world.owner, flag=flag, environment=staging, enabled=False)
+    stopped = FlagRollout.objects.get(pk=started.pk)
+    assert stopped.state == FlagRollout.State.ABORTED
+    assert stopped.message == "Stopped: olivia changed the setting by hand."
+    served.add("on", "200", 500)
+    rollouts.run_step(stopped.pk, stopped.version)
+    assert not FlagSetting.objects.get(flag=flag, environment=staging).enabled  # off, as she set it
