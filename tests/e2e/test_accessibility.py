@@ -51,6 +51,9 @@ def _pages() -> list[str]:
         Campaign.objects.get(title="Quarterly ownership review").get_absolute_url(),
         Item.objects.filter(campaign__title="Quarterly ownership review", status="open").first().get_absolute_url(),  # type: ignore[union-attr]
         "/reviews/teams/payments/",
+        "/flags/services/checkout-api/",
+        "/flags/services/checkout-api/flags/new-checkout/",
+        "/flags/stale/",
     ]
 
 
