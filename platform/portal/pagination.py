@@ -1,7 +1,6 @@
 """A Django Paginator whose row count can come from elsewhere (a cache) instead of a COUNT(*) per page, and a count
 that never scans a large table."""
 
-import json
 from collections.abc import Callable
 from typing import Any
 
@@ -27,41 +26,39 @@ class CountedPaginator(Paginator):
 
 def count_capped(queryset: QuerySet[Any]) -> tuple[int, bool]:
     """(count, exact): exact up to the setting, else the planner's estimate (PostgreSQL; elsewhere an exact count)."""
-    limit = settings.CATALOG_EXACT_COUNT_UP_TO
-    unordered = queryset.order_by()
     if connection.vendor != "postgresql":
-        return unordered.count(), True
-    counted = unordered[: limit + 1].count()
-    if counted <= limit:
-        return counted, True
-    plan = json.loads(unordered.values("pk").explain(format="json"))
-    return max(limit + 1, int(plan[0]["Plan"]["Plan Rows"])), False
+        return queryset.order_by().count(), True
+    count, exact, _rows = count_capped_with(queryset, None)
+    return count, exact
 
 
-def count_capped_with(queryset: QuerySet[Any], rows: QuerySet[Any]) -> tuple[int, bool, list[tuple[Any, ...]]]:
+def count_capped_with(queryset: QuerySet[Any], rows: QuerySet[Any] | None) -> tuple[int, bool, list[tuple[Any, ...]]]:
     """`count_capped(queryset)` and the tuples of `rows` (a values_list query, usually a page of `queryset`), in one
-    statement: a page and its count cost one round trip (two past the exact limit, for the planner's estimate)."""
+    statement: a page and its count cost one round trip, also past the exact limit, where the planner's estimate is
+    asked inside the statement (`runway_plan_rows`, portal/migrations/0004_plan_rows.py) and only then."""
     if connection.vendor != "postgresql":
-        count, exact = count_capped(queryset)
-        return count, exact, list(rows)
+        count, exact = queryset.order_by().count(), True
+        return count, exact, list(rows) if rows is not None else []
     limit = settings.CATALOG_EXACT_COUNT_UP_TO
-    unordered = queryset.order_by()
     try:
-        capped_sql, capped_params = unordered.values("pk")[: limit + 1].query.sql_with_params()
-        rows_sql, rows_params = rows.query.sql_with_params()
+        # One compilation serves both the capped count and the estimate: the cap is applied around it.
+        matching_sql, matching_params = queryset.order_by().values("pk").query.sql_with_params()
+        rows_sql, rows_params = rows.query.sql_with_params() if rows is not None else ("SELECT NULL", ())
     except EmptyResultSet:  # a filter that can match nothing (an empty list of ids): no statement to run
         return 0, True, []
-    # The count's row is always there; the page's rows join it (none for an empty page).
+    # The count's row is always there; the page's rows join it (none for an empty page). CASE asks the planner only
+    # past the limit.
     sql = (
-        f"SELECT counted.n, page.* FROM (SELECT count(*) FROM ({capped_sql}) capped) counted(n) "  # noqa: S608
+        "SELECT counted.n, CASE WHEN counted.n > %s THEN runway_plan_rows(%s) END, page.* "  # noqa: S608
+        f"FROM (SELECT count(*) FROM (SELECT 1 FROM ({matching_sql}) matching LIMIT %s) capped) counted(n) "
         f"LEFT JOIN LATERAL ({rows_sql}) page ON true"
     )
+    estimate_sql = connection.ops.compose_sql(matching_sql, matching_params)  # type: ignore[attr-defined]
     with connection.cursor() as cursor:
-        cursor.execute(sql, [*capped_params, *rows_params])
+        cursor.execute(sql, [limit, estimate_sql, *matching_params, limit + 1, *rows_params])
         fetched = cursor.fetchall()
-    counted = fetched[0][0]
-    found = [row[1:] for row in fetched if len(row) > 1 and row[1] is not None]  # the first field is never null
+    counted, estimate = fetched[0][0], fetched[0][1]
+    found = [row[2:] for row in fetched if len(row) > 2 and row[2] is not None] if rows is not None else []
     if counted <= limit:
         return counted, True, found
-    plan = json.loads(unordered.values("pk").explain(format="json"))
-    return max(limit + 1, int(plan[0]["Plan"]["Plan Rows"])), False, found
+    return max(limit + 1, int(estimate)), False, found
