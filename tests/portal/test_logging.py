@@ -130,3 +130,17 @@ def test_http_client_request_lines_stay_below_the_configured_level() -> None:
 
     assert config["loggers"]["httpx"]["level"] == "WARNING"
     assert config["loggers"]["httpcore"]["level"] == "WARNING"
+
+
+def test_a_request_logs_the_address_sign_in_throttling_trusts(client, world, settings) -> None:  # type: ignore[no-untyped-def]
+    """The logged address is REMOTE_ADDR, or behind SIGNIN_TRUSTED_PROXIES proxies what the outermost one saw: never
+    an X-Forwarded-For entry the client wrote itself."""
+    url = reverse("catalog:service-list")
+    client.force_login(world.owner)
+    with captured_logs("json") as stream:
+        client.get(url, REMOTE_ADDR="10.0.0.7", HTTP_X_FORWARDED_FOR="6.6.6.6")
+        settings.SIGNIN_TRUSTED_PROXIES = 1
+        client.get(url, REMOTE_ADDR="10.0.0.7", HTTP_X_FORWARDED_FOR="6.6.6.6, 203.0.113.9")
+    records = [json.loads(line) for line in stream.getvalue().splitlines()]
+    finished = [record for record in records if record["event"] == "request_finished"]
+    assert [record["ip"] for record in finished] == ["10.0.0.7", "203.0.113.9"]

@@ -77,7 +77,7 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     # After authentication so that user_id is bound; binds request_id for logs, audit rows and tasks.
-    "django_structlog.middlewares.RequestMiddleware",
+    "portal.middleware.RequestLogMiddleware",
     # A service's refusal that a view did not catch becomes a message (400/409), never a 500.
     "portal.middleware.RefusalMiddleware",
 ]
