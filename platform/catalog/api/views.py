@@ -117,15 +117,10 @@ class ServiceViewSet(LookupMixin, viewsets.ModelViewSet):
         slug = str(kwargs.get(self.lookup_field, ""))
         if not _plain_json(request) or "\x00" in slug:
             return super().retrieve(request, *args, **kwargs)
-        rows = list(
-            self.get_queryset()
-            .prefetch_related(None)
-            .filter(slug=slug)
-            .values_list("pk", "slug", "stored_document__document")[:1]
-        )
-        if not rows:
+        row = selectors.service_document_visible(user=request.user, slug=slug)
+        if row is None:
             raise drf_exceptions.NotFound()
-        return HttpResponse(self._joined(request, rows), content_type=JSON_MEDIA_TYPE)
+        return HttpResponse(self._joined(request, [row]), content_type=JSON_MEDIA_TYPE)
 
     @property
     def count_key(self) -> str | None:
