@@ -160,7 +160,7 @@ class ReferenceFilter(django_filters.CharFilter):
     def filter(self, qs: QuerySet[Any], value: Any) -> QuerySet[Any]:
         if value in EMPTY_VALUES:
             return qs
-        found = self.target_model._default_manager.filter(**{self.to_field_name: value}).values("pk")[:1]  # type: ignore[attr-defined]
+        found = self.target_model._default_manager.filter(**{self.to_field_name: value}).order_by().values("pk")[:1]  # type: ignore[attr-defined]
         return qs.filter(**{self.field_name: Subquery(found)})
 
     def unknown(self, value: str) -> bool:

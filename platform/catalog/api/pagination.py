@@ -93,7 +93,7 @@ class ServicePagination(Pagination):
         request: Request,
         *,
         cached_count_key: str | None = None,
-        values: Sequence[str] = (),
+        values: Sequence[Any] = (),
     ) -> Window:
         """The page `request` asks for. With `values`, the page's rows are read as well, as tuples of those fields
         and then the sort keys (`fetched`), in the same statement as the count where the count is not cached."""
