@@ -53,6 +53,7 @@ bench: $(STAMP)
 	$(BIN)/python tests/bench/bench_flags.py || status=1; \
 	$(BIN)/python tests/bench/bench_reviews.py || status=1; \
 	$(BIN)/python tests/bench/bench_anomaly.py || status=1; \
+	$(BIN)/python tests/bench/bench_detector_state.py || status=1; \
 	$(BIN)/python tests/bench/bench_monitoring.py || status=1; \
 	$(BIN)/python tests/bench/bench_scorecards.py || status=1; \
 	exit $$status

@@ -33,8 +33,10 @@ gives its score against a rolling median/MAD detector).
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 import math
+import struct
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
@@ -187,6 +189,47 @@ class SeriesDetector:
             return Alert(at=at, value=value, reason=reason, low=float(low), high=float(high))
         return None
 
+    def state(self) -> bytes:
+        """Everything this detector learnt, as bytes for `SeriesDetector.restore` (a few tens of kB at most)."""
+        return _pack("series", self.config, self._scalars(), self._arrays())
+
+    @classmethod
+    def restore(cls, blob: bytes, config: DetectorConfig = DEFAULT_CONFIG) -> SeriesDetector:
+        """The detector `state()` saved; StateError when it was saved by another version or configuration, or is
+        damaged, and the series must be replayed instead."""
+        scalars, arrays = _unpack(blob, "series", config)
+        detector = cls(config)
+        detector._load(scalars, arrays)
+        return detector
+
+    def _scalars(self) -> dict:
+        return {
+            "count": self.values.count,
+            "volatility_count": self.volatilities.count,
+            "episode": [self.episode.open, self.episode.calm],
+        }
+
+    def _arrays(self, prefix: str = "") -> dict[str, np.ndarray]:
+        return {
+            f"{prefix}values": self.values.values(),
+            f"{prefix}volatilities": self.volatilities.values(),
+            f"{prefix}recent": np.array(self.recent, dtype=float),
+            f"{prefix}changes": np.array(self.changes, dtype=float),
+            # The running sum is not recomputed from `changes`: summing in another order could differ in the last bit.
+            f"{prefix}change_sum": np.array([self.change_sum]),
+        }
+
+    def _load(self, scalars: dict, arrays: dict[str, np.ndarray], prefix: str = "") -> None:
+        try:
+            _ring_restore(self.values, int(scalars["count"]), arrays[f"{prefix}values"])
+            _ring_restore(self.volatilities, int(scalars["volatility_count"]), arrays[f"{prefix}volatilities"])
+            self.recent.extend(float(value) for value in arrays[f"{prefix}recent"])
+            self.changes.extend(float(value) for value in arrays[f"{prefix}changes"])
+            self.change_sum = float(arrays[f"{prefix}change_sum"][0])
+            self.episode = _Episode(open=bool(scalars["episode"][0]), calm=int(scalars["episode"][1]))
+        except (KeyError, IndexError, TypeError, ValueError) as error:
+            raise StateError(f"damaged state: {error}") from error
+
 
 class ServiceDetector:
     """One detector per metric of a service, plus the joint test that catches deviations no single metric shows."""
@@ -245,6 +288,117 @@ class ServiceDetector:
         offset = (mean - centre) / spread
         self.last_distance = float(offset @ np.linalg.solve(covariance, offset))
         return float(stats.chi2.sf(self.last_distance, df=len(offset))) < self.config.joint_alpha
+
+    def state(self) -> bytes:
+        """Everything this detector and its metrics' detectors learnt, as bytes for `ServiceDetector.restore`."""
+        scalars: dict = {
+            "names": self.names,
+            "count": self.count,
+            "joint_episode": [self.joint_episode.open, self.joint_episode.calm],
+            "last_distance": self.last_distance,
+            "series": {},
+        }
+        arrays: dict[str, np.ndarray] = {
+            "joint_recent": np.array(self.recent, dtype=float).reshape(-1, len(self.names)),
+            "means": self.means[: min(self.count, len(self.means))],
+        }
+        for index, detector in enumerate(self.series.values()):
+            scalars["series"][str(index)] = detector._scalars()
+            arrays.update(detector._arrays(prefix=f"{index}."))
+        return _pack("service", self.config, scalars, arrays)
+
+    @classmethod
+    def restore(cls, blob: bytes, metrics: Sequence[str], config: DetectorConfig = DEFAULT_CONFIG) -> ServiceDetector:
+        """The detector `state()` saved for the same metrics; StateError when it cannot be resumed from."""
+        scalars, arrays = _unpack(blob, "service", config)
+        if scalars.get("names") != list(metrics):
+            raise StateError("the state was kept for other metrics")
+        detector = cls(metrics, config)
+        try:
+            detector.count = int(scalars["count"])
+            means = arrays["means"]
+            if detector.count < 0 or means.shape != (min(detector.count, len(detector.means)), len(detector.names)):
+                raise StateError("joint history does not match its count")
+            detector.means[: len(means)] = means
+            detector.recent.extend(row.copy() for row in arrays["joint_recent"])
+            detector.joint_episode = _Episode(
+                open=bool(scalars["joint_episode"][0]), calm=int(scalars["joint_episode"][1])
+            )
+            detector.last_distance = float(scalars["last_distance"])
+            for index, series in enumerate(detector.series.values()):
+                series._load(scalars["series"][str(index)], arrays, prefix=f"{index}.")
+        except (KeyError, IndexError, TypeError, ValueError) as error:
+            if isinstance(error, StateError):
+                raise
+            raise StateError(f"damaged state: {error}") from error
+        return detector
+
+
+# --- keeping a detector between runs -------------------------------------------------------------------------------
+
+# Bumped whenever what a detector keeps changes shape or meaning: a stored state of another version is not read (the
+# caller replays the stored week instead), so a deployment never resumes from a state it would misread.
+STATE_VERSION = 1
+_MAGIC = b"RWDS"
+_HEADER = struct.Struct("<4sII")  # magic, version, length of the JSON header
+
+
+class StateError(ValueError):
+    """A stored detector state that cannot be resumed from: another version or configuration, or damaged bytes."""
+
+
+def _pack(kind: str, config: DetectorConfig, scalars: dict, arrays: dict[str, np.ndarray]) -> bytes:
+    # Float64 bytes rather than JSON numbers: a resumed detector must compute bit for bit what a continuous one would.
+    header = {
+        "kind": kind,
+        "config": dataclasses.asdict(config),
+        "scalars": scalars,
+        "arrays": {name: list(array.shape) for name, array in arrays.items()},
+    }
+    text = json.dumps(header, separators=(",", ":")).encode()
+    body = b"".join(np.ascontiguousarray(array, dtype="<f8").tobytes() for array in arrays.values())
+    return _HEADER.pack(_MAGIC, STATE_VERSION, len(text)) + text + body
+
+
+def _unpack(blob: bytes, kind: str, config: DetectorConfig) -> tuple[dict, dict[str, np.ndarray]]:
+    try:
+        magic, version, length = _HEADER.unpack_from(blob)
+    except struct.error as error:
+        raise StateError(f"not a detector state: {error}") from error
+    if magic != _MAGIC:
+        raise StateError("not a detector state")
+    if version != STATE_VERSION:
+        raise StateError(f"state version {version}, this detector reads {STATE_VERSION}")
+    start = _HEADER.size
+    try:
+        header = json.loads(blob[start : start + length])
+        shapes = {name: tuple(shape) for name, shape in header["arrays"].items()}
+        scalars = header["scalars"]
+        stored_kind, stored_config = header["kind"], header["config"]
+    except (ValueError, KeyError, TypeError) as error:
+        raise StateError(f"damaged state header: {error}") from error
+    if stored_kind != kind:
+        raise StateError(f"a {stored_kind} state, not a {kind}")
+    if stored_config != dataclasses.asdict(config):
+        raise StateError("the state was kept under another configuration")
+    offset = start + length
+    arrays: dict[str, np.ndarray] = {}
+    for name, shape in shapes.items():
+        size = 8 * math.prod(shape)
+        if offset + size > len(blob):
+            raise StateError("truncated state")
+        arrays[name] = np.frombuffer(blob, dtype="<f8", count=size // 8, offset=offset).reshape(shape).copy()
+        offset += size
+    if offset != len(blob):
+        raise StateError("trailing bytes after the state")
+    return scalars, arrays
+
+
+def _ring_restore(ring: _Ring, count: int, values: np.ndarray) -> None:
+    if count < 0 or len(values) != min(count, len(ring.data)):
+        raise StateError("ring buffer does not match its count")
+    ring.data[: len(values)] = values
+    ring.count = count
 
 
 @dataclass

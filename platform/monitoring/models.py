@@ -306,3 +306,23 @@ class Anomaly(models.Model):
             return self.slo.name
         environment = self.health_check.environment.name if self.health_check is not None else "?"
         return f"{self.get_metric_display().lower()} in {environment}"
+
+
+class DetectorState(models.Model):
+    """What the anomaly detector learnt of one check's key metrics (monitoring.anomaly.ServiceDetector.state), so that
+    a scheduled run feeds it only the buckets scraped since `fed_until` instead of replaying the stored week.
+
+    A table rather than Redis: the state is a week of learning that only the raw samples' week can rebuild, so it
+    should survive a Redis restart or eviction, and it is read in one query for a batch of checks and written back in
+    one statement. A state the detector cannot read (another version or configuration, damaged bytes) is replaced by
+    a replay of the week.
+    """
+
+    health_check = models.OneToOneField(HealthCheck, on_delete=models.CASCADE, related_name="detector_state")
+    # The end of the last 10-minute bucket fed to the detector: the next run starts there.
+    fed_until = models.DateTimeField()
+    state = models.BinaryField()
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"{self.health_check_id} fed until {self.fed_until:%Y-%m-%d %H:%M}"

@@ -22,7 +22,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from monitoring import anomaly, probe, scrape, selectors
-from monitoring.models import Anomaly, HealthCheck, Metric, MetricRollup, MetricSample, ProbeSource
+from monitoring.models import Anomaly, DetectorState, HealthCheck, Metric, MetricRollup, MetricSample, ProbeSource
 
 logger = structlog.get_logger(__name__)
 
@@ -226,16 +226,66 @@ def metric_points(check: HealthCheck, *, since: datetime, now: datetime) -> list
 
 
 def metrics_anomalies_detect(*, check: HealthCheck, now: datetime | None = None) -> list[Anomaly]:
-    """Replay the check's key metrics (10-minute buckets over the raw samples' week) through the streaming detector,
-    one series per metric plus their joint test, and record each episode start not recorded yet, linked to the
-    deployment before it in the same environment (idempotent: one anomaly per check, metric and start)."""
+    """Run the detector over one check's key metrics (see `metrics_anomalies_detect_many`)."""
+    return metrics_anomalies_detect_many(checks=[check], now=now)
+
+
+def metrics_anomalies_detect_many(*, checks: list[HealthCheck], now: datetime | None = None) -> list[Anomaly]:
+    """Feed each check's key metrics (10-minute buckets), one series per metric plus their joint test, to its streaming
+    detector, and record each episode start not recorded yet, linked to the deployment before it in the same
+    environment (idempotent: one anomaly per check, metric and start).
+
+    Each check's detector resumes from its kept state (`DetectorState`, every state of the batch read in one query)
+    and is fed only the whole buckets since; without a readable state it replays the raw samples' week. The states are
+    written back in one statement. One check's failure is logged and skips that check only.
+    """
     now = now or timezone.now()
-    since = now - timedelta(days=settings.MONITORING_RAW_RETENTION_DAYS)
-    detector = anomaly.ServiceDetector(list(DETECTED), anomaly.DetectorConfig.for_step(BUCKET.total_seconds()))
-    found: list[tuple[datetime, str, anomaly.Alert]] = []
-    for at, values in metric_points(check, since=since, now=now):
-        for name, alert in detector.update(at.timestamp(), values):
-            found.append((at, DETECTED.get(name, Metric.CORRELATED), alert))
+    config = anomaly.DetectorConfig.for_step(BUCKET.total_seconds())
+    kept = {state.health_check_id: state for state in DetectorState.objects.filter(health_check__in=checks)}
+    states: list[DetectorState] = []
+    created: list[Anomaly] = []
+    for check in checks:
+        try:
+            detector, since = _detector_resume(kept.get(check.pk), config=config, now=now)
+            found: list[tuple[datetime, str, anomaly.Alert]] = []
+            points = metric_points(check, since=since, now=now)
+            for at, values in points:
+                for name, alert in detector.update(at.timestamp(), values):
+                    found.append((at, DETECTED.get(name, Metric.CORRELATED), alert))
+            if points:
+                states.append(
+                    DetectorState(health_check=check, fed_until=points[-1][0] + BUCKET, state=detector.state())
+                )
+            created.extend(_metric_anomalies_record(check, found))
+        except Exception:  # one series' surprise must not stop the others
+            logger.exception("monitoring.metric_anomaly_detection_crashed", check_id=check.pk)
+    DetectorState.objects.bulk_create(
+        states,
+        update_conflicts=True,
+        unique_fields=["health_check"],
+        update_fields=["fed_until", "state", "updated_at"],
+    )
+    return created
+
+
+def _detector_resume(
+    kept: DetectorState | None, *, config: anomaly.DetectorConfig, now: datetime
+) -> tuple[anomaly.ServiceDetector, datetime]:
+    """The check's detector and the time its next points start after: the kept one, or a fresh one for the week."""
+    if kept is not None:
+        try:
+            detector = anomaly.ServiceDetector.restore(bytes(kept.state), list(DETECTED), config)
+        except anomaly.StateError as error:
+            logger.info("monitoring.detector_state_replayed", check_id=kept.health_check_id, reason=str(error))
+        else:
+            # A hair before the bucket boundary, so that a sample scraped exactly on it is read (metric_points takes
+            # samples after `since`), while the bucket before it, already fed, is left out as one only partly inside.
+            return detector, kept.fed_until - timedelta(microseconds=1)
+    fresh = anomaly.ServiceDetector(list(DETECTED), config)
+    return fresh, now - timedelta(days=settings.MONITORING_RAW_RETENTION_DAYS)
+
+
+def _metric_anomalies_record(check: HealthCheck, found: list[tuple[datetime, str, anomaly.Alert]]) -> list[Anomaly]:
     if not found:
         return []
     known = set(Anomaly.objects.filter(health_check=check).values_list("metric", "started_at"))

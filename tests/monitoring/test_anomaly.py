@@ -179,3 +179,90 @@ def test_anomaly_score_names_a_bad_line(tmp_path):
         call_command("anomaly_score", str(tmp_path))
     with pytest.raises(CommandError, match="is not a folder"):
         call_command("anomaly_score", str(tmp_path / "missing"))
+
+
+# --- a detector kept between runs ----------------------------------------------------------------------------------
+
+
+def _service_points(seed: int) -> tuple[list[str], list[dict[str, float]]]:
+    """Four days of three metrics with a daily cycle, gaps, a missing metric now and then, a latency step, a spike
+    and a correlated shift: every path of the detector (warm-up, episodes, joint test, skipped points) is taken."""
+    rng = np.random.default_rng(seed)
+    n = 4 * DAY
+    cycle = np.sin(2 * math.pi * np.arange(n) / DAY)
+    rate = 100 + 40 * cycle + rng.normal(0, 2, n)
+    errors = 0.01 + rng.normal(0, 0.002, n)
+    p95 = 200 + 30 * cycle + rng.normal(0, 3, n)
+    p95[2 * DAY + 100 : 2 * DAY + 140] += 120
+    rate[3 * DAY] += 400
+    rate[3 * DAY + 150 : 3 * DAY + 200] -= 4
+    p95[3 * DAY + 150 : 3 * DAY + 200] += 6
+    points = []
+    for index in range(n):
+        point = {"rate": float(rate[index]), "errors": float(errors[index]), "p95": float(p95[index])}
+        if rng.random() < 0.03:
+            del point[str(rng.choice(list(point)))]
+        if rng.random() < 0.01:
+            point["rate"] = math.nan
+        points.append(point)
+    return ["rate", "errors", "p95"], points
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_a_restored_service_detector_scores_exactly_as_one_fed_continuously(seed):
+    names, points = _service_points(seed)
+    config = anomaly.DetectorConfig.for_step(STEP)
+    continuous = anomaly.ServiceDetector(names, config)
+    resumed = anomaly.ServiceDetector(names, config)
+    restarts = set(np.random.default_rng(seed).choice(len(points), 60, replace=False)) | {0, 1, DAY - 1, DAY}
+    expected, got = [], []
+    for index, point in enumerate(points):
+        if index in restarts:  # a run ends here: the state goes to bytes and the next run starts from them
+            resumed = anomaly.ServiceDetector.restore(resumed.state(), names, config)
+        expected.append(continuous.update(index * STEP, point))
+        got.append(resumed.update(index * STEP, point))
+        assert resumed.last_distance == continuous.last_distance
+    assert got == expected
+    assert sum(map(len, expected)) >= 2  # the series has anomalies, so equal alert lists say something
+    assert resumed.state() == continuous.state()
+
+
+def test_a_restored_series_detector_scores_exactly_as_one_fed_continuously():
+    values = seasonal(3, seed=4)
+    values[500:520] += 90
+    continuous, resumed = anomaly.SeriesDetector(), anomaly.SeriesDetector()
+    expected, got = [], []
+    for index, value in enumerate(values):
+        if index % 37 == 0:
+            resumed = anomaly.SeriesDetector.restore(resumed.state())
+        expected.append(continuous.update(index * STEP, float(value)))
+        got.append(resumed.update(index * STEP, float(value)))
+    assert got == expected and any(expected)
+    assert resumed.state() == continuous.state()
+
+
+def test_a_state_of_another_version_configuration_or_metrics_or_damaged_is_refused():
+    names, points = _service_points(1)
+    detector = anomaly.ServiceDetector(names)
+    for index, point in enumerate(points[:400]):
+        detector.update(index * STEP, point)
+    blob = detector.state()
+    assert len(blob) < 100_000  # compact enough to read thousands in one query
+    other_version = blob[:4] + (anomaly.STATE_VERSION + 1).to_bytes(4, "little") + blob[8:]
+    refused = {
+        "another version": (other_version, names, anomaly.DEFAULT_CONFIG),
+        "another configuration": (blob, names, anomaly.DetectorConfig(quiet_points=10)),
+        "other metrics": (blob, ["rate", "p95", "errors"], anomaly.DEFAULT_CONFIG),
+        "truncated": (blob[:-8], names, anomaly.DEFAULT_CONFIG),
+        "trailing bytes": (blob + b"\0" * 8, names, anomaly.DEFAULT_CONFIG),
+        "garbage": (b"not a state at all", names, anomaly.DEFAULT_CONFIG),
+        "empty": (b"", names, anomaly.DEFAULT_CONFIG),
+        "damaged header": (blob[:12] + b"}" + blob[13:], names, anomaly.DEFAULT_CONFIG),
+    }
+    for case, (data, metrics, config) in refused.items():
+        with pytest.raises(anomaly.StateError):
+            anomaly.ServiceDetector.restore(data, metrics, config)
+            pytest.fail(case)
+    with pytest.raises(anomaly.StateError):
+        anomaly.SeriesDetector.restore(blob)  # a service's state is not a series'
+    assert anomaly.ServiceDetector.restore(blob, names).state() == blob

@@ -13,8 +13,8 @@ from django.urls import reverse
 from django.utils import timezone
 
 from deployments.models import Deployment, Environment, State
-from monitoring import scrape, selectors, series, services
-from monitoring.models import Anomaly, HealthCheck, Metric, MetricRollup, MetricSample
+from monitoring import anomaly, scrape, selectors, series, services, tasks
+from monitoring.models import Anomaly, DetectorState, HealthCheck, Metric, MetricRollup, MetricSample
 from tests.deployments.support import release_make
 
 pytestmark = [pytest.mark.django_db]
@@ -248,6 +248,79 @@ def test_a_latency_jump_is_found_in_the_stored_series_and_linked_to_the_deployme
     assert page.count('class="anomaly-mark"') >= 1
     minutes = int((latency[0].started_at - (jump - timedelta(minutes=12))).total_seconds() // 60)
     assert f"started {minutes} minutes after deployment #{deployed.pk} of payments-api" in page
+
+
+def test_a_kept_detector_is_fed_only_new_buckets_and_ends_as_one_fed_continuously(world, django_assert_max_num_queries):
+    check = HealthCheck.objects.create(service=world.service, environment=_environment(), url="http://a.test/")
+    quiet = HealthCheck.objects.create(
+        service=world.service, environment=_environment("staging", 1), url="http://b.test/"
+    )
+    now = datetime.now(tz=UTC).replace(second=0, microsecond=0)
+    now = now.replace(minute=now.minute // 10 * 10)
+    _samples(check, now=now, days=7, latency_at=lambda m: 40 if m < 180 else 8)
+    _samples(quiet, now=now, days=7, latency_at=lambda m: 8)
+    before = now - timedelta(hours=4, minutes=3)  # mid-bucket: the bucket under way is left for the next run
+
+    assert series.metrics_anomalies_detect_many(checks=[check, quiet], now=before) == []  # replays the week
+    kept = DetectorState.objects.get(health_check=check)
+    assert kept.fed_until == before.replace(minute=before.minute // 10 * 10)
+
+    # The next runs read every state in one query and write them back in one; the jump is found on resuming.
+    found = []
+    for later in (now - timedelta(hours=2), now):
+        with django_assert_max_num_queries(8):  # states, 2 × points, anomalies known, deployment, insert, write
+            found += series.metrics_anomalies_detect_many(checks=[check, quiet], now=later)
+    assert [a.metric for a in found] == [Metric.LATENCY_P95]
+    assert abs(found[0].started_at - (now - timedelta(minutes=180))) <= timedelta(minutes=10)
+
+    config = anomaly.DetectorConfig.for_step(series.BUCKET.total_seconds())
+    continuous = anomaly.ServiceDetector(list(series.DETECTED), config)
+    since = before - timedelta(days=7)
+    alerts = [
+        (at, name)
+        for at, values in series.metric_points(check, since=since, now=now)
+        for name, _ in continuous.update(at.timestamp(), values)
+    ]
+    assert [(at, name) for at, name in alerts if at >= kept.fed_until] == [(found[0].started_at, "latency_p95")]
+    kept.refresh_from_db()
+    assert kept.fed_until == now and bytes(kept.state) == continuous.state()
+    assert series.metrics_anomalies_detect_many(checks=[check, quiet], now=now) == []  # nothing new to feed
+
+
+def test_the_scheduled_run_keeps_a_state_for_each_recently_scraped_check(world, monkeypatch):
+    checks = [
+        HealthCheck.objects.create(service=world.service, environment=_environment(slug, order), url="http://a.test/")
+        for slug, order in (("production", 2), ("staging", 1), ("qa", 0))
+    ]
+    now = timezone.now()
+    for check in checks[:2]:
+        _samples(check, now=now, days=1, latency_at=lambda m: 8)
+    monkeypatch.setattr(tasks, "DETECT_BATCH", 1)  # a batch per check: each keeps its own state
+    tasks.detect_anomalies_task()
+    kept = dict(DetectorState.objects.values_list("health_check_id", "fed_until"))
+    assert set(kept) == {checks[0].pk, checks[1].pk}  # the third was never scraped
+    assert all(now - series.BUCKET <= fed <= now for fed in kept.values())
+
+
+def test_an_unreadable_or_outdated_state_is_replaced_by_a_replay_of_the_week(world):
+    check = HealthCheck.objects.create(service=world.service, environment=_environment(), url="http://a.test/")
+    now = datetime.now(tz=UTC).replace(second=0, microsecond=0)
+    now = now.replace(minute=now.minute // 10 * 10)
+    _samples(check, now=now, days=7, latency_at=lambda m: 40 if m < 180 else 8)
+    series.metrics_anomalies_detect(check=check, now=now - timedelta(hours=5))
+    kept = DetectorState.objects.get(health_check=check)
+    good = bytes(kept.state)
+    outdated = good[:4] + (anomaly.STATE_VERSION + 1).to_bytes(4, "little") + good[8:]
+    for stored in (b"garbage", good[:-100], outdated):
+        Anomaly.objects.filter(health_check=check).delete()
+        DetectorState.objects.filter(pk=kept.pk).update(state=stored)
+        found = series.metrics_anomalies_detect(check=check, now=now)
+        assert [a.metric for a in found] == [Metric.LATENCY_P95]  # the replay still finds the jump
+        replayed = anomaly.ServiceDetector(list(series.DETECTED), anomaly.DetectorConfig.for_step(600))
+        for at, values in series.metric_points(check, since=now - timedelta(days=7), now=now):
+            replayed.update(at.timestamp(), values)
+        kept.refresh_from_db()
+        assert bytes(kept.state) == replayed.state() and kept.fed_until == now
 
 
 def test_simulated_checks_report_made_up_metrics_labelled_as_such(world, client):
