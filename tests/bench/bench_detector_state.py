@@ -2,7 +2,7 @@
 
 For each of N checks, a kept `ServiceDetector` state (three metrics, a full week of 10-minute buckets learnt, ~74 kB)
 is read from PostgreSQL in one query, restored, fed one new point, serialised again, and every state is written back
-in one statement (`UPDATE … FROM unnest(…)`), as `monitoring.series.metrics_anomalies_detect_many` does with its
+in one statement (`INSERT … ON CONFLICT DO UPDATE`), as `monitoring.series.metrics_anomalies_detect_many` does with its
 `DetectorState` rows. The rows live in a temporary table on DATABASE_URL's server (gone when the script ends); every
 row holds the same learnt week, which costs what distinct ones would. N is 1,000 (BENCH_STATE_SERIES), not 10,000:
 10,000 states are ~740 MB in one process, so the figure for 10,000 is extrapolated linearly (the work is per series).
@@ -79,8 +79,9 @@ def main() -> int:
             states.append(detector.state())
         score_wall = time.perf_counter() - wall - read_wall
         connection.execute(
-            "UPDATE detector_state SET state = new.state FROM unnest(%s::integer[], %s::bytea[]) AS new(id, state) "
-            "WHERE detector_state.id = new.id",
+            # The statement Django's bulk_create(update_conflicts=True) sends for DetectorState, in one round trip.
+            "INSERT INTO detector_state (id, state) SELECT * FROM unnest(%s::integer[], %s::bytea[]) "
+            "ON CONFLICT (id) DO UPDATE SET state = EXCLUDED.state",
             (ids, states),
         )
         total_wall, total_cpu = time.perf_counter() - wall, time.process_time() - cpu
