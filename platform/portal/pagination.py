@@ -47,10 +47,11 @@ def count_capped_with(queryset: QuerySet[Any], rows: QuerySet[Any] | None) -> tu
     except EmptyResultSet:  # a filter that can match nothing (an empty list of ids): no statement to run
         return 0, True, []
     # The count's row is always there; the page's rows join it (none for an empty page). CASE asks the planner only
-    # past the limit.
+    # past the limit, and inside the aggregate's one row: in the outer select list it would run once per page row.
     sql = (
-        "SELECT counted.n, CASE WHEN counted.n > %s THEN runway_plan_rows(%s) END, page.* "  # noqa: S608
-        f"FROM (SELECT count(*) FROM (SELECT 1 FROM ({matching_sql}) matching LIMIT %s) capped) counted(n) "
+        "SELECT counted.n, counted.estimate, page.* FROM ("  # noqa: S608
+        "SELECT count(*), CASE WHEN count(*) > %s THEN runway_plan_rows(%s) END "
+        f"FROM (SELECT 1 FROM ({matching_sql}) matching LIMIT %s) capped) counted(n, estimate) "
         f"LEFT JOIN LATERAL ({rows_sql}) page ON true"
     )
     estimate_sql = connection.ops.compose_sql(matching_sql, matching_params)  # type: ignore[attr-defined]
