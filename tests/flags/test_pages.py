@@ -264,6 +264,14 @@ def test_segment_errors_name_the_field(client, world) -> None:
     assert client.get(reverse("flags:segment-edit", args=["nope"])).status_code == 404
 
 
+def test_a_protected_environment_is_named_so_not_only_marked_with_a_dot(client, world, flag) -> None:
+    """The column's dot has a tooltip only a mouse finds; a screen reader hears the words."""
+    client.force_login(world.owner)
+    page = client.get(reverse("flags:flag-list", args=[world.service.slug])).content.decode()
+    assert '<span class="visually-hidden">(protected: changes ask for confirmation)</span>' in page
+    assert page.count("(protected: changes ask for confirmation)") == 1  # staging is not protected
+
+
 def test_the_service_flags_table_costs_a_fixed_number_of_queries(
     client, world, envs, django_assert_max_num_queries
 ) -> None:
