@@ -264,6 +264,19 @@ def test_segment_errors_name_the_field(client, world) -> None:
     assert client.get(reverse("flags:segment-edit", args=["nope"])).status_code == 404
 
 
+def test_the_segments_page_explains_an_empty_list_and_leads_back(client, world) -> None:
+    client.force_login(world.outsider)
+    page = client.get(reverse("flags:segment-list")).content.decode()
+    assert "No segments yet. A segment names an audience once" in page
+    assert "a platform admin makes them" in page
+    assert f'<a href="{reverse("catalog:service-list")}">Catalog</a>' in page
+    client.force_login(world.staff)
+    assert (
+        f'<a href="{reverse("flags:segment-new")}">make the first one</a>'
+        in client.get(reverse("flags:segment-list")).content.decode()
+    )
+
+
 def test_a_protected_environment_is_named_so_not_only_marked_with_a_dot(client, world, flag) -> None:
     """The column's dot has a tooltip only a mouse finds; a screen reader hears the words."""
     client.force_login(world.owner)
