@@ -326,3 +326,16 @@ class DetectorState(models.Model):
 
     def __str__(self) -> str:
         return f"{self.health_check_id} fed until {self.fed_until:%Y-%m-%d %H:%M}"
+
+
+class SloDetectorState(models.Model):
+    """What the anomaly detector learnt of one SLO's error ratio (monitoring.anomaly.SeriesDetector.state), kept like
+    `DetectorState` for the same reasons: a run feeds it only the whole 10-minute buckets since `fed_until`."""
+
+    slo = models.OneToOneField(SLO, on_delete=models.CASCADE, related_name="detector_state")
+    fed_until = models.DateTimeField()
+    state = models.BinaryField()
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"SLO {self.slo_id} fed until {self.fed_until:%Y-%m-%d %H:%M}"

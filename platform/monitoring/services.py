@@ -5,6 +5,7 @@ from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import Any
 
+import structlog
 from django.conf import settings
 from django.contrib.auth.models import AnonymousUser, User
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -17,8 +18,19 @@ from audit import services as audit
 from catalog.models import Service
 from catalog.permissions import user_can
 from monitoring import anomaly, burn, openslo, selectors, sources
-from monitoring.models import SLO, Anomaly, HealthCheck, ProbeResult, ProbeRollup, SliSample, SliState
+from monitoring.models import (
+    SLO,
+    Anomaly,
+    HealthCheck,
+    ProbeResult,
+    ProbeRollup,
+    SliSample,
+    SliState,
+    SloDetectorState,
+)
 from monitoring.probe import Outcome, url_refusal, url_validate
+
+logger = structlog.get_logger(__name__)
 
 EDITABLE = ("url", "interval_seconds", "timeout_ms", "expected_status", "body_match", "enabled", "metrics_path")
 
@@ -363,21 +375,77 @@ DEPLOYMENT_LOOKBACK = timedelta(hours=2)
 
 
 def slo_anomalies_detect(*, slo: SLO, now: datetime | None = None) -> list[Anomaly]:
-    """Replay the SLO's error ratio (10-minute buckets, the last eight days) through the streaming detector and record
-    each episode start not recorded yet, linked to the deployment that preceded it (idempotent)."""
+    """Run the detector over one SLO's error ratio (see `slo_anomalies_detect_many`)."""
+    return slo_anomalies_detect_many(slos=[slo], now=now)
+
+
+def slo_anomalies_detect_many(*, slos: list[SLO], now: datetime | None = None) -> list[Anomaly]:
+    """Feed each SLO's error ratio (10-minute buckets) to its streaming detector and record each episode start not
+    recorded yet, linked to the deployment that preceded it (idempotent).
+
+    Each detector resumes from its kept state (`SloDetectorState`, the batch's states read in one query) and is fed
+    the whole buckets since; without a readable state it replays the last eight days. The bucket under way is scored
+    too, so that a burst of errors does not wait for its bucket to end, but on a copy: the kept detector learns it
+    once it is whole. The states are written back in one statement; one SLO's failure is logged and skips it only.
+    """
     now = now or timezone.now()
-    buckets = selectors.slo_error_series(slo, since=now - ANOMALY_HISTORY, now=now, bucket=ANOMALY_BUCKET)
-    detector = anomaly.SeriesDetector(anomaly.DetectorConfig.for_step(ANOMALY_BUCKET.total_seconds()))
-    found = []
-    for at, ratio in buckets:
-        alert = detector.update(at.timestamp(), ratio)
-        if alert is not None:
-            found.append((at, alert))
+    config = anomaly.DetectorConfig.for_step(ANOMALY_BUCKET.total_seconds())
+    kept = {state.slo_id: state for state in SloDetectorState.objects.filter(slo__in=slos)}
+    states: list[SloDetectorState] = []
+    created: list[Anomaly] = []
+    for slo in slos:
+        try:
+            detector, since = _slo_detector_resume(kept.get(slo.pk), config=config, now=now)
+            buckets = selectors.slo_error_series(slo, since=since, now=now, bucket=ANOMALY_BUCKET)
+            whole = [(at, ratio) for at, ratio in buckets if at + ANOMALY_BUCKET <= now]
+            found = []
+            for at, ratio in whole:
+                alert = detector.update(at.timestamp(), ratio)
+                if alert is not None:
+                    found.append((at, alert))
+            if whole:
+                states.append(
+                    SloDetectorState(slo=slo, fed_until=whole[-1][0] + ANOMALY_BUCKET, state=detector.state())
+                )
+            if len(buckets) > len(whole):
+                scout = anomaly.SeriesDetector.restore(detector.state(), config)
+                for at, ratio in buckets[len(whole) :]:
+                    alert = scout.update(at.timestamp(), ratio)
+                    if alert is not None:
+                        found.append((at, alert))
+            created.extend(_slo_anomalies_record(slo, found))
+        except Exception:  # one SLO's surprise must not stop the others
+            logger.exception("monitoring.anomaly_detection_crashed", slo_id=slo.pk)
+    SloDetectorState.objects.bulk_create(
+        states, update_conflicts=True, unique_fields=["slo"], update_fields=["fed_until", "state", "updated_at"]
+    )
+    return created
+
+
+def _slo_detector_resume(
+    kept: SloDetectorState | None, *, config: anomaly.DetectorConfig, now: datetime
+) -> tuple[anomaly.SeriesDetector, datetime]:
+    """The SLO's detector and the time its next samples start after: the kept one, or a fresh one for eight days."""
+    if kept is not None:
+        try:
+            detector = anomaly.SeriesDetector.restore(bytes(kept.state), config)
+        except anomaly.StateError as error:
+            logger.info("monitoring.slo_detector_state_replayed", slo_id=kept.slo_id, reason=str(error))
+        else:
+            # Samples are read after `since`: a hair before the boundary keeps one taken exactly on it.
+            return detector, kept.fed_until - timedelta(microseconds=1)
+    return anomaly.SeriesDetector(config), now - ANOMALY_HISTORY
+
+
+def _slo_anomalies_record(slo: SLO, found: list[tuple[datetime, anomaly.Alert]]) -> list[Anomaly]:
+    if not found:
+        return []
     known = set(Anomaly.objects.filter(slo=slo).values_list("started_at", flat=True))
     created = []
     for at, alert in found:
         if at in known:
             continue
+        known.add(at)
         created.append(
             Anomaly.objects.create(
                 slo=slo,

@@ -426,3 +426,60 @@ def test_dependent_services_in_trouble_together_are_one_signal_from_the_deepest(
     client.force_login(world.outsider)
     page = client.get(reverse("catalog:service-detail", args=[world.service.slug])).content.decode()
     assert "One signal across dependencies" in page and "Most likely origin: <strong>" in page
+
+
+def test_a_kept_slo_detector_resumes_between_runs_and_a_damaged_one_is_replayed(world):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from monitoring import anomaly
+    from monitoring.models import SloDetectorState
+
+    slo = _make(world, "errors", target=0.99)
+    other = _make(world, "errors-too", target=0.99)
+    now = NOW.replace(minute=NOW.minute // 10 * 10)
+    jump = now - timedelta(hours=5)
+    rows = []
+    for step in range(3 * 24 * 30):  # a sample every 2 minutes for three days, 3 % errors from the jump on
+        at = now - timedelta(minutes=2 * step)
+        # Noise per 10-minute bucket, not per sample: a bucket under way has the ratio it will have when whole.
+        error = 0.03 if at >= jump else 0.002 + (int(at.timestamp()) // 600 * 7919 % 100) / 50_000
+        rows += [SliSample(slo=s, at=at, good=1000 * (1 - error), total=1000) for s in (slo, other)]
+    SliSample.objects.bulk_create(rows)
+
+    first = jump - timedelta(hours=1, minutes=3)
+    assert services.slo_anomalies_detect_many(slos=[slo, other], now=first) == []  # replays eight days
+    found = []
+    at = first
+    while at < now:  # runs every 7 minutes: most end inside a bucket, which is scored but not kept
+        at = min(at + timedelta(minutes=7), now)
+        with CaptureQueriesContext(connection) as queries:
+            new = services.slo_anomalies_detect_many(slos=[slo, other], now=at)
+        if not new:  # the states in one query, each SLO's new samples, the states written in one statement, and
+            # for an SLO whose bucket under way re-raises its recorded alert, the read of its recorded anomalies
+            assert len(queries) <= 6
+        found += new
+    assert sorted((a.slo_id, a.started_at) for a in found) == [(slo.pk, jump), (other.pk, jump)]
+
+    config = anomaly.DetectorConfig.for_step(600)
+    continuous = anomaly.SeriesDetector(config)
+    for bucket, ratio in selectors.slo_error_series(
+        slo, since=first - services.ANOMALY_HISTORY, now=now, bucket=timedelta(minutes=10)
+    ):
+        if bucket + timedelta(minutes=10) <= now:
+            continuous.update(bucket.timestamp(), ratio)
+    kept = SloDetectorState.objects.get(slo=slo)
+    assert kept.fed_until == now and bytes(kept.state) == continuous.state()
+
+    SloDetectorState.objects.filter(slo=slo).update(state=b"damaged")
+    slo.anomalies.all().delete()
+    (again,) = services.slo_anomalies_detect(slo=slo, now=now)  # the replay of eight days finds the jump again
+    assert again.started_at == jump
+    replayed = anomaly.SeriesDetector(config)
+    for bucket, ratio in selectors.slo_error_series(
+        slo, since=now - services.ANOMALY_HISTORY, now=now, bucket=timedelta(minutes=10)
+    ):
+        if bucket + timedelta(minutes=10) <= now:  # the bucket under way (a sample taken at `now`) is not kept
+            replayed.update(bucket.timestamp(), ratio)
+    kept.refresh_from_db()
+    assert bytes(kept.state) == replayed.state()
