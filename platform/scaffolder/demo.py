@@ -6,7 +6,7 @@ from django.contrib.auth.models import User
 from packaging.version import Version
 
 from catalog.models import Service
-from scaffolder import registry, services, versions
+from scaffolder import publishers, registry, services, versions
 from scaffolder.models import ScaffoldRun
 from teams.models import Team
 
@@ -16,8 +16,12 @@ DESCRIPTION = "Builds the nightly settlement and refund reports for finance, eve
 
 
 def behind_service_load(*, owner: Team, user: User) -> Service | None:
-    """Make the service once; None when it exists already or the path ships no earlier release."""
+    """Make the service once; None when it (or its repository) exists already or the path ships no earlier release."""
     if Service.objects.filter(slug=SERVICE).exists():
+        return None
+    # A fresh database beside the repositories an earlier one made (var/ kept, the database reset): the publisher
+    # refuses the name, and `make run` must still start, without this one service.
+    if publishers.publisher().exists(name=SERVICE):
         return None
     path = registry.golden_path_get(GOLDEN_PATH)
     if path is None:

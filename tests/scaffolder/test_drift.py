@@ -506,6 +506,16 @@ def test_a_history_patch_that_does_not_apply_is_a_clear_error(settings, tmp_path
             pass
 
 
+def test_the_demo_loads_on_a_reset_database_beside_the_repository_it_made_before(world, settings, tmp_path):
+    settings.GIT_ROOT = tmp_path / "git"
+    settings.GOLDEN_PATH_STORE = tmp_path / "store"
+    service = scaffolder_demo.behind_service_load(owner=world.owner_team, user=world.owner)
+    assert service is not None
+    Service.objects.filter(pk=service.pk).delete()  # the database is reset; var/git keeps the repository
+
+    assert scaffolder_demo.behind_service_load(owner=world.owner_team, user=world.owner) is None
+
+
 def test_the_demos_service_is_behind_its_path_and_updates_to_the_new_release(world, settings, tmp_path):
     settings.GIT_ROOT = tmp_path / "git"
     settings.GOLDEN_PATH_STORE = tmp_path / "store"
