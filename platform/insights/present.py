@@ -34,6 +34,14 @@ def duration(seconds: float | None) -> str:
     return f"{seconds / 86400:.1f} days"
 
 
+def duration_tick(seconds: float) -> str:
+    """A duration short enough for a chart's axis, whose label has the room of the chart's left margin only."""
+    if seconds >= 48 * 3600:
+        days = seconds / 86400
+        return f"{days:.0f} d" if days >= 10 else f"{days:.1f} d"
+    return duration(seconds)
+
+
 def share(value: float | None) -> str:
     """A rate as every page writes one (deployments.analysis.percent), or a dash when there is none."""
     return "—" if value is None else analysis.percent(value)
@@ -275,9 +283,21 @@ def charts(weekly: list[tuple[date, selectors.Figures]]) -> list[Chart]:
             0.0,
             share_tick,
         ),
-        _chart("chart-lead", "Median change lead time per week", [(d, f.lead_median) for d, f in weekly], duration),
         _chart(
-            "chart-recovery", "Median recovery time per week", [(d, f.recovery_median) for d, f in weekly], duration
+            "chart-lead",
+            "Median change lead time per week",
+            [(d, f.lead_median) for d, f in weekly],
+            duration,
+            0.0,
+            duration_tick,
+        ),
+        _chart(
+            "chart-recovery",
+            "Median recovery time per week",
+            [(d, f.recovery_median) for d, f in weekly],
+            duration,
+            0.0,
+            duration_tick,
         ),
         _chart("chart-rework", "Rework rate per week", [(d, f.rework_rate) for d, f in weekly], share, 0.0, share_tick),
     ]
