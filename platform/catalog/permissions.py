@@ -60,11 +60,14 @@ def perms_on(user: User | AnonymousUser, obj: Model) -> frozenset[str]:
     if user.is_staff or user.is_superuser:
         return frozenset(f"{label}.{codename}" for codename in everything.values_list("codename", flat=True))
     object_pk = str(obj.pk)
-    model_wide = everything.filter(Q(user=user) | Q(group__user=user)).values_list("codename")
+    # Without Permission's default ordering: SQLite refuses ORDER BY inside the parts of a UNION.
+    model_wide = everything.filter(Q(user=user) | Q(group__user=user)).order_by().values_list("codename")
     own = UserObjectPermission.objects.filter(user=user, content_type=content_type, object_pk=object_pk)
     groups = GroupObjectPermission.objects.filter(group__user=user, content_type=content_type, object_pk=object_pk)
     codenames = model_wide.union(
-        own.values_list("permission__codename"), groups.values_list("permission__codename"), all=True
+        own.order_by().values_list("permission__codename"),
+        groups.order_by().values_list("permission__codename"),
+        all=True,
     )
     return frozenset(f"{label}.{codename}" for (codename,) in codenames)
 
