@@ -139,7 +139,10 @@ def hash_drain() -> tuple[dict[str, int], dict[str, int]]:
 
 def evaluation_counts_flush() -> int:
     """The beat task's work: move the shared hash into the database; returns how many evaluations it moved. If the
-    write fails, the counts go back into the hash for the next run."""
+    write fails, the counts go back into the hash for the next run. Without Redis there is no hash: each process
+    writes its own counts (push), and this has nothing to move."""
+    if not isinstance(caches["default"], RedisCache):
+        return 0
     counts, seen = hash_drain()
     if not counts and not seen:
         return 0

@@ -285,6 +285,7 @@ def test_without_redis_a_process_writes_its_counts_to_the_database_itself(settin
     counts.push()
     assert _rows(shop.flag) == {("production", "on"): 3}
     assert FlagSetting.objects.get(flag=shop.flag, environment=shop.production).last_evaluated_at is not None
+    assert counts.evaluation_counts_flush() == 0  # beat's task finds no hash to move, and no error
 
 
 def test_a_flag_on_in_a_protected_environment_is_not_deleted(client, world, shop: Shop) -> None:
