@@ -35,6 +35,7 @@ hundred requests, whose p99 is a handful of requests, so the limit is on the p95
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
@@ -318,6 +319,18 @@ def _error_evidence(evidence: Evidence, thresholds: Thresholds, figures: dict[st
     return []
 
 
+def request_samples(text: str) -> Iterator[tuple[dict[str, str], float, int]]:
+    """The `http_requests_total` series of a Prometheus exposition: (labels, value, 1 if its status is a 5xx else 0).
+    Raises ValueError on a text that is not an exposition or a value no counter can hold."""
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name != "http_requests_total":
+                continue
+            if not math.isfinite(sample.value) or sample.value < 0:
+                raise ValueError(f"http_requests_total has an impossible value {sample.value}")
+            yield sample.labels, sample.value, 1 if sample.labels.get("status", "").startswith("5") else 0
+
+
 def parse_prometheus_requests(text: str) -> tuple[int, int]:
     """Total and 5xx counts of `http_requests_total` in a Prometheus exposition (a replica's /metrics).
 
@@ -326,15 +339,9 @@ def parse_prometheus_requests(text: str) -> tuple[int, int]:
     """
     total = errors = 0.0
     try:
-        for family in text_string_to_metric_families(text):
-            for sample in family.samples:
-                if sample.name != "http_requests_total":
-                    continue
-                if not math.isfinite(sample.value) or sample.value < 0:
-                    raise ValueError(f"http_requests_total has an impossible value {sample.value}")
-                total += sample.value
-                if sample.labels.get("status", "").startswith("5"):
-                    errors += sample.value
+        for _labels, value, failed in request_samples(text):
+            total += value
+            errors += value * failed
     except ValueError as error:
         raise ValueError(f"not a Prometheus exposition: {error or 'unparsable line'}") from error
     return round(total), round(errors)

@@ -19,7 +19,6 @@ message or a dead worker only costs time. Controls (pause, resume, promote, abor
 
 from __future__ import annotations
 
-import math
 from datetime import timedelta
 from typing import Any
 
@@ -28,7 +27,6 @@ from django.contrib.auth.models import User
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
-from prometheus_client.parser import text_string_to_metric_families
 
 from audit.services import event_record
 from deployments import analysis
@@ -62,19 +60,13 @@ def counters_read(url: str, flag_key: str) -> dict[str, Any]:
     total = [0.0, 0.0]
     variants: dict[str, list[float]] = {}
     try:
-        for family in text_string_to_metric_families(text):
-            for sample in family.samples:
-                if sample.name != "http_requests_total":
-                    continue
-                if not math.isfinite(sample.value) or sample.value < 0:
-                    raise ValueError(f"http_requests_total has an impossible value {sample.value}")
-                failed = 1 if sample.labels.get("status", "").startswith("5") else 0
-                total[0] += sample.value
-                total[1] += sample.value * failed
-                if sample.labels.get("flag") == flag_key and "variant" in sample.labels:
-                    counts = variants.setdefault(sample.labels["variant"], [0.0, 0.0])
-                    counts[0] += sample.value
-                    counts[1] += sample.value * failed
+        for labels, value, failed in analysis.request_samples(text):
+            total[0] += value
+            total[1] += value * failed
+            if labels.get("flag") == flag_key and "variant" in labels:
+                counts = variants.setdefault(labels["variant"], [0.0, 0.0])
+                counts[0] += value
+                counts[1] += value * failed
     except ValueError as error:
         raise MetricsUnreadable(f"{url} is not a Prometheus exposition: {error or 'unparsable line'}") from error
     return {
