@@ -256,48 +256,18 @@ def rollout_start(
 
 def _judge_start(*, actor: Any, flag: Flag, environment: Environment, plan: dict[str, Any]) -> FlagChange | None:
     """The policies' word on the whole release; None when it may start now."""
-    from governance import approvals as governance_approvals
-    from governance import facts
-    from governance import services as governance
-
     setting = FlagSetting.objects.get(flag=flag, environment=environment)
     variant = plan["variant"]
     after = {"enabled": True, "rollout": {variant: 100.0, _control_of(flag, setting, variant): 0.0}}
-    requester = actor if isinstance(actor, User) and actor.is_authenticated else None
-    change = facts.Change(
-        service=flag.service,
+    _decision, held = services.policies_judge(
+        actor=actor,
+        flag=flag,
         environment=environment,
-        strategy="",
-        version="",
-        requester=requester,
-        kind="flag",
-        flag=services.flag_facts(flag, setting, after),
+        setting=setting,
+        after=after,
+        proposed={"rollout_start": plan},
+        note=f"progressive rollout of {variant}",
     )
-    decision = governance.change_judge(change=change)
-    if decision.verdict == "deny":
-        raise ValidationError(" ".join(governance.blocking_messages(decision)) or "A deploy policy refused it.")
-    if decision.verdict != "approval":
-        return None
-    requirements = governance_approvals.requirements_of(decision)
-    with transaction.atomic():
-        held = FlagChange.objects.create(
-            flag=flag,
-            environment=environment,
-            proposed={"rollout_start": plan},
-            note=f"progressive rollout of {variant}",
-            decision=decision,
-            requirements=requirements,
-            requested_by=requester,
-            reason=" ".join(r["message"] for r in requirements),
-            expires_at=timezone.now() + governance_approvals.expiry(),
-        )
-        event_record(
-            actor=actor,
-            action="flag_change.requested",
-            target=held,
-            after={"flag": flag.key, "environment": environment.slug, "proposed": held.proposed},
-            service_id=flag.service_id,
-        )
     return held
 
 

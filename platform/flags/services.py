@@ -337,12 +337,35 @@ def setting_change(
     }
     if not environment.protected:
         return _by_hand(actor=actor, flag=flag, environment=environment, note=note, **proposed)
+    setting = _setting_of(flag, environment)
+    after = _setting_after(flag, setting, proposed)  # a bad value is a field error before any policy is asked
+    decision, held = policies_judge(
+        actor=actor, flag=flag, environment=environment, setting=setting, after=after, proposed=after, note=note
+    )
+    if held is not None:
+        return held
+    warned = " ".join(decision.messages("warn"))
+    note = (note + (" — " if note and warned else "") + (f"warned: {warned}" if warned else ""))[:200]
+    return _by_hand(actor=actor, flag=flag, environment=environment, note=note, **after)
+
+
+def policies_judge(
+    *,
+    actor: Actor,
+    flag: Flag,
+    environment: Environment,
+    setting: FlagSetting,
+    after: dict[str, Any],
+    proposed: dict[str, Any],
+    note: str,
+) -> tuple[Any, FlagChange | None]:
+    """The deploy policies' word on a flag change in a protected environment (`after`: what the setting would hold),
+    and the decision kept: `deny` raises a ValidationError with the policies' messages, nothing changed;
+    `require_approval` holds `proposed` as a FlagChange (returned with the decision); otherwise (decision, None)."""
     from governance import approvals as governance_approvals
     from governance import facts
     from governance import services as governance
 
-    setting = _setting_of(flag, environment)
-    after = _setting_after(flag, setting, proposed)  # a bad value is a field error before any policy is asked
     requester = actor if isinstance(actor, User) and actor.is_authenticated else None
     change = facts.Change(
         service=flag.service,
@@ -356,31 +379,29 @@ def setting_change(
     decision = governance.change_judge(change=change)
     if decision.verdict == "deny":
         raise ValidationError(" ".join(governance.blocking_messages(decision)) or "A deploy policy refused it.")
-    if decision.verdict == "approval":
-        requirements = governance_approvals.requirements_of(decision)
-        with transaction.atomic():
-            held = FlagChange.objects.create(
-                flag=flag,
-                environment=environment,
-                proposed=after,
-                note=note[:200],
-                decision=decision,
-                requirements=requirements,
-                requested_by=requester,
-                reason=" ".join(r["message"] for r in requirements),
-                expires_at=timezone.now() + governance_approvals.expiry(),
-            )
-            event_record(
-                actor=actor,
-                action="flag_change.requested",
-                target=held,
-                after={"flag": flag.key, "environment": environment.slug, "proposed": after, "decision": decision.pk},
-                service_id=flag.service_id,
-            )
-        return held
-    warned = " ".join(decision.messages("warn"))
-    note = (note + (" — " if note and warned else "") + (f"warned: {warned}" if warned else ""))[:200]
-    return _by_hand(actor=actor, flag=flag, environment=environment, note=note, **after)
+    if decision.verdict != "approval":
+        return decision, None
+    requirements = governance_approvals.requirements_of(decision)
+    with transaction.atomic():
+        held = FlagChange.objects.create(
+            flag=flag,
+            environment=environment,
+            proposed=proposed,
+            note=note[:200],
+            decision=decision,
+            requirements=requirements,
+            requested_by=requester,
+            reason=" ".join(r["message"] for r in requirements),
+            expires_at=timezone.now() + governance_approvals.expiry(),
+        )
+        event_record(
+            actor=actor,
+            action="flag_change.requested",
+            target=held,
+            after={"flag": flag.key, "environment": environment.slug, "proposed": proposed, "decision": decision.pk},
+            service_id=flag.service_id,
+        )
+    return decision, held
 
 
 @transaction.atomic
