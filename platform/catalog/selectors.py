@@ -17,6 +17,7 @@ from django.db.models.functions import Lower
 from django.utils import timezone
 
 from catalog.models import Dependency, EntitySource, Service, System, Tag
+from portal import db
 
 # Cycles longer than this many hops are not looked for on the service page: the search stays cheap on a
 # catalog of tens of thousands of edges, and the cycles people need to see are short.
@@ -34,9 +35,7 @@ def service_document_visible(*, user: User | AnonymousUser, slug: str) -> tuple[
     """One service's (pk, slug, stored document) by slug for the API's read by name, or None: the services of
     `service_list_visible` (every one), in one statement whose SQL is compiled once per process, not per request
     (building and compiling the queryset was a third of the read's CPU). Narrow it together with that function."""
-    with connection.cursor() as cursor:
-        cursor.execute(_document_by_slug_sql(connection.vendor), [slug])
-        row = cursor.fetchone()
+    row = db.fetch_one(_document_by_slug_sql(connection.vendor), [slug])  # without the health check's round trip
     return (row[0], row[1], row[2]) if row else None
 
 

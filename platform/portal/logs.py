@@ -43,8 +43,9 @@ def logging_configure(*, log_format: str, level: str) -> dict[str, Any]:
     )
     structlog.configure(
         processors=[
-            *SHARED_PROCESSORS,
+            # First: an event below the level (a request's start and finish, in production) costs nothing more.
             structlog.stdlib.filter_by_level,
+            *SHARED_PROCESSORS,
             structlog.processors.StackInfoRenderer(),
             structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
         ],

@@ -11,6 +11,8 @@ from django.db import connection
 from django.db.models import QuerySet
 from django.utils.functional import cached_property
 
+from portal import db
+
 
 class CountedPaginator(Paginator):
     """`count` is a function returning the number of rows in `object_list`, e.g. one that reads a cache."""
@@ -39,13 +41,23 @@ def count_capped_with(queryset: QuerySet[Any], rows: QuerySet[Any] | None) -> tu
     if connection.vendor != "postgresql":
         count, exact = queryset.order_by().count(), True
         return count, exact, list(rows) if rows is not None else []
+    statement = count_capped_statement(queryset, rows)
+    if statement is None:  # a filter that can match nothing (an empty list of ids): no statement to run
+        return 0, True, []
+    return count_capped_run(*statement, with_rows=rows is not None)
+
+
+def count_capped_statement(queryset: QuerySet[Any], rows: QuerySet[Any] | None) -> tuple[str, list[Any]] | None:
+    """The SQL and parameters of `count_capped_with` on PostgreSQL (None when the queryset can match nothing), to be
+    run by `count_capped_run`: apart, so that a caller may keep a statement and run it again with other values
+    (catalog/api/statements.py)."""
     limit = settings.CATALOG_EXACT_COUNT_UP_TO
     try:
         # One compilation serves both the capped count and the estimate: the cap is applied around it.
         matching_sql, matching_params = queryset.order_by().values("pk").query.sql_with_params()
         rows_sql, rows_params = rows.query.sql_with_params() if rows is not None else ("SELECT NULL", ())
-    except EmptyResultSet:  # a filter that can match nothing (an empty list of ids): no statement to run
-        return 0, True, []
+    except EmptyResultSet:
+        return None
     # The count's row is always there; the page's rows join it (none for an empty page). CASE asks the planner only
     # past the limit, and inside the aggregate's one row: in the outer select list it would run once per page row.
     sql = (
@@ -55,11 +67,15 @@ def count_capped_with(queryset: QuerySet[Any], rows: QuerySet[Any] | None) -> tu
         f"LEFT JOIN LATERAL ({rows_sql}) page ON true"
     )
     estimate_sql = connection.ops.compose_sql(matching_sql, matching_params)  # type: ignore[attr-defined]
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [limit, estimate_sql, *matching_params, limit + 1, *rows_params])
-        fetched = cursor.fetchall()
+    return sql, [limit, estimate_sql, *matching_params, limit + 1, *rows_params]
+
+
+def count_capped_run(sql: str, params: list[Any], *, with_rows: bool = True) -> tuple[int, bool, list[tuple[Any, ...]]]:
+    """Run a `count_capped_statement`: (count, exact, the rows' tuples)."""
+    limit = settings.CATALOG_EXACT_COUNT_UP_TO
+    fetched = db.fetch_all(sql, params)  # without the health check's round trip: this is a request's first read
     counted, estimate = fetched[0][0], fetched[0][1]
-    found = [row[2:] for row in fetched if len(row) > 2 and row[2] is not None] if rows is not None else []
+    found = [row[2:] for row in fetched if len(row) > 2 and row[2] is not None] if with_rows else []
     if counted <= limit:
         return counted, True, found
     return max(limit + 1, int(estimate)), False, found

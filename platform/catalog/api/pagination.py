@@ -29,7 +29,7 @@ from rest_framework.utils.urls import remove_query_param, replace_query_param
 
 from catalog import cache as catalog_cache
 from portal.api import Pagination
-from portal.pagination import count_capped, count_capped_with
+from portal.pagination import count_capped, count_capped_run, count_capped_statement, count_capped_with
 
 CURSOR_SALT = "catalog.services.cursor"
 CURSOR_MAX_AGE = 24 * 3600
@@ -94,9 +94,15 @@ class ServicePagination(Pagination):
         *,
         cached_count_key: str | None = None,
         values: Sequence[Any] = (),
+        run: bool = True,
+        after: list[Any] | None = None,
     ) -> Window:
         """The page `request` asks for. With `values`, the page's rows are read as well, as tuples of those fields
-        and then the sort keys (`fetched`), in the same statement as the count where the count is not cached."""
+        and then the sort keys (`fetched`), in the same statement as the count where the count is not cached.
+
+        With `run=False` that statement is not run but kept as `statement` (SQL and parameters; None when the count
+        comes from elsewhere), and `after` stands for the cursor's keys: catalog/api/statements.py keeps it to run
+        again for other requests of the same shape (see `window_of`)."""
         size = self.get_page_size(request) or self.page_size
         order = queryset.query.order_by
         keys = _sort_keys(queryset)
@@ -104,22 +110,15 @@ class ServicePagination(Pagination):
         annotated = queryset.annotate(
             **{name: expression for name, (expression, _desc) in zip(names, keys, strict=True)}
         )
-        url = request.build_absolute_uri()
-        digest = _query_digest(request)
-        window = Window(rows=annotated, count=0, count_exact=True, next=None, previous=None, next_cursor=None)
         # An order over a nullable field (when ownership was verified) has no total order a key can resume from.
         keyset = not any(isinstance(item, OrderBy) and (item.nulls_first or item.nulls_last) for item in order)
-        window.cursor_mode = CURSOR_PARAM in request.query_params  # type: ignore[attr-defined]
-        if window.cursor_mode and not keyset:  # type: ignore[attr-defined]
-            raise ValidationError({CURSOR_PARAM: ["Cursors cannot walk this order (it has empty values): use pages."]})
-        window.keyset = keyset  # type: ignore[attr-defined]
-        window.url = url  # type: ignore[attr-defined]
-        window.last_key = partial(self._cursor_make, names=names, digest=digest)  # type: ignore[attr-defined]
-        window.page_next = None  # type: ignore[attr-defined]
-        window.fetched = None  # type: ignore[attr-defined]
+        window = self._window_start(request, names=names, keyset=keyset)
+        window.rows = annotated
+        window.statement = None  # type: ignore[attr-defined]
         number: int | None = None
         if window.cursor_mode:  # type: ignore[attr-defined]
-            after = self._cursor_read(request.query_params[CURSOR_PARAM], digest, len(keys))
+            if after is None:
+                after = self._cursor_read(request.query_params[CURSOR_PARAM], _query_digest(request), len(keys))
             if after is not None:
                 annotated = annotated.filter(self._after(names, keys, after))
             window.rows = annotated[:size]
@@ -130,19 +129,48 @@ class ServicePagination(Pagination):
         if cached_count_key and settings.CATALOG_API_CACHE:
             window.count = catalog_cache.remembered(cached_count_key, queryset.count)
         elif values and (window.cursor_mode or number is not None):  # type: ignore[attr-defined]
-            fields = [*values, *names]
-            window.count, window.count_exact, window.fetched = count_capped_with(  # type: ignore[attr-defined]
-                queryset, window.rows.values_list(*fields)
-            )
+            rows = window.rows.values_list(*values, *names)
+            if not run:
+                window.statement = count_capped_statement(queryset, rows)  # type: ignore[attr-defined]
+                return window
+            window.count, window.count_exact, window.fetched = count_capped_with(queryset, rows)  # type: ignore[attr-defined]
         else:
             window.count, window.count_exact = count_capped(queryset)
-        if window.cursor_mode:  # type: ignore[attr-defined]
-            return window
-        if number is None:  # ?page=last
+        if number is None and not window.cursor_mode:  # type: ignore[attr-defined]  # ?page=last
             number = self._page_last(window.count, size, window.count_exact)
             window.rows = annotated[(number - 1) * size : number * size]
-        elif number > 1 and (number - 1) * size >= window.count:
+        return self._window_finish(window, number, size)
+
+    def window_of(
+        self, request: Request, *, sql: str, params: list[Any], names: list[str], keyset: bool, number: int | None
+    ) -> Window:
+        """The page `request` asks for, from a statement `window` gave with `run=False` (its parameters filled with
+        this request's values): the same window, read in one round trip and without building a queryset."""
+        size = self.get_page_size(request) or self.page_size
+        window = self._window_start(request, names=names, keyset=keyset)
+        window.count, window.count_exact, window.fetched = count_capped_run(sql, params)  # type: ignore[attr-defined]
+        return self._window_finish(window, number, size)
+
+    def _window_start(self, request: Request, *, names: list[str], keyset: bool) -> Window:
+        url = request.build_absolute_uri()
+        window = Window(rows=None, count=0, count_exact=True, next=None, previous=None, next_cursor=None)  # type: ignore[arg-type]
+        window.cursor_mode = CURSOR_PARAM in request.query_params  # type: ignore[attr-defined]
+        if window.cursor_mode and not keyset:  # type: ignore[attr-defined]
+            raise ValidationError({CURSOR_PARAM: ["Cursors cannot walk this order (it has empty values): use pages."]})
+        window.keyset = keyset  # type: ignore[attr-defined]
+        window.url = url  # type: ignore[attr-defined]
+        window.last_key = partial(self._cursor_make, names=names, digest=_query_digest(request))  # type: ignore[attr-defined]
+        window.page_next = None  # type: ignore[attr-defined]
+        window.fetched = None  # type: ignore[attr-defined]
+        return window
+
+    def _window_finish(self, window: Window, number: int | None, size: int) -> Window:
+        """The links of a page-number window whose count is known (a cursor window has none but `next`)."""
+        if number is None:  # cursor mode
+            return window
+        if number > 1 and (number - 1) * size >= window.count:
             raise NotFound("Invalid page.")
+        url = window.url  # type: ignore[attr-defined]
         if number > 1:
             window.previous = (
                 remove_query_param(url, self.page_query_param)
@@ -162,7 +190,9 @@ class ServicePagination(Pagination):
         return signing.Signer(salt=CURSOR_SALT).sign_object(payload, compress=True)
 
     @staticmethod
-    def _cursor_read(token: str, digest: str, length: int) -> list[Any] | None:
+    def _cursor_read(token: str, digest: str, length: int | None) -> list[Any] | None:
+        """The sort keys a cursor holds (None for an empty one, the first page); with `length`, the number of keys
+        this order has, which a cursor of another order does not match."""
         if not token:
             return None
         try:
@@ -177,7 +207,7 @@ class ServicePagination(Pagination):
                 {CURSOR_PARAM: ["This cursor belongs to other filters or another order: start again without it."]}
             )
         values = payload.get("k")
-        if not isinstance(values, list) or len(values) != length:
+        if not isinstance(values, list) or (length is not None and len(values) != length):
             raise ValidationError({CURSOR_PARAM: ["This cursor belongs to another order: start again without it."]})
         try:
             return [_decode(value) for value in values]
@@ -197,6 +227,19 @@ class ServicePagination(Pagination):
                 step &= Q(**{names[before]: values[before]})
             condition |= step
         return Q(**{f"{first}__{'lte' if first_desc else 'gte'}": values[0]}) & condition
+
+    def cursor_keys(self, request: Request) -> list[Any] | None:
+        """The sort keys of the request's cursor (None for an empty one); checked against the order by the caller
+        (`cursor_refuse_order`)."""
+        return self._cursor_read(request.query_params[CURSOR_PARAM], _query_digest(request), None)
+
+    @staticmethod
+    def cursor_refuse_order() -> None:
+        raise ValidationError({CURSOR_PARAM: ["This cursor belongs to another order: start again without it."]})
+
+    def page_number(self, request: Request) -> int | None:
+        """The page number asked for; None for `last`."""
+        return self._page_number_asked(request)
 
     def _page_number_asked(self, request: Request) -> int | None:
         """The page number asked for; None for `last`, which needs the count first."""

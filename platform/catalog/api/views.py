@@ -9,7 +9,7 @@ from urllib.parse import quote
 from django.conf import settings
 from django.core.exceptions import PermissionDenied
 from django.db.models import OuterRef, ProtectedError, Subquery
-from django.http import HttpResponse, HttpResponseBase
+from django.http import HttpResponse, HttpResponseBase, QueryDict
 from django.urls import reverse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema
@@ -25,7 +25,7 @@ from rest_framework.views import APIView
 
 from catalog import cache as catalog_cache
 from catalog import documents, export, imports, selectors, services
-from catalog.api.pagination import ServicePagination
+from catalog.api.pagination import CURSOR_PARAM, ServicePagination, Window
 from catalog.api.serializers import (
     DependencySerializer,
     ExportQuerySerializer,
@@ -35,6 +35,7 @@ from catalog.api.serializers import (
     SystemSerializer,
     TransferSerializer,
 )
+from catalog.api.statements import Shape, Statement, shape_of, statement_learn, statements
 from catalog.filters import DependencyFilterSet, ServiceApiFilterSet, ServiceFilterSet, SystemFilterSet
 from catalog.models import Dependency, ImportRun, ServiceDocument
 from catalog.permissions import SERVICE_PERMS, SYSTEM_PERMS, ObjectActionPermission, user_can
@@ -48,11 +49,23 @@ from reviews.api.serializers import HandoverSerializer
 CACHE_SECONDS = 300
 JSON_MEDIA_TYPE = JSONRenderer.media_type
 _PLAIN_SLUG = re.compile(r"[A-Za-z0-9_-]+")
+SortKeys = list[str]  # the names of a page's sort keys (inside ServiceViewSet, `list` is its method)
 
 
 def _plain_json(request: Request) -> bool:
     """Whether the response is DRF's plain JSON, which stored documents can be sent as."""
     return type(request.accepted_renderer) is JSONRenderer and request.accepted_media_type == JSON_MEDIA_TYPE
+
+
+class _StandInRequest:
+    """The little of a request that ServicePagination.window reads, for building a shape's statement."""
+
+    def __init__(self, query_params: QueryDict) -> None:
+        self.query_params = query_params
+
+    @staticmethod
+    def build_absolute_uri() -> str:
+        return "http://stand-in/"
 
 
 class ServiceViewSet(LookupMixin, viewsets.ModelViewSet):
@@ -129,17 +142,10 @@ class ServiceViewSet(LookupMixin, viewsets.ModelViewSet):
     def _documents_page(self, request: Request) -> bytes:
         """A page of the list as JSON bytes, from stored documents: ServicePagination's shape, without serializers."""
         paginator: ServicePagination = self.paginator  # type: ignore[assignment]
-        self._references_checked_later = True
-        queryset = self.filter_queryset(self.get_queryset().prefetch_related(None))
-        # The document as a subquery, not a join: PostgreSQL evaluates it for the page's rows only, after the sort,
-        # where a join read the document of every match that the sort saw (4,385 for a busy owner at 100,000).
-        document = Subquery(ServiceDocument.objects.filter(service=OuterRef("pk")).values("document")[:1])
-        fields = ("pk", "slug", document)
-        window = paginator.window(queryset, request, cached_count_key=self.count_key, values=fields)
         size = paginator.get_page_size(request) or paginator.page_size
-        names = [name for name in window.rows.query.annotations if name.startswith("_key")]
+        window, names = self._window_by_shape(request, paginator, size) or self._window_built(request, paginator)
         fetched = getattr(window, "fetched", None)  # read with the count, in one statement
-        rows = fetched if fetched is not None else list(window.rows.values_list(*fields, *names))
+        rows = fetched if fetched is not None else list(window.rows.values_list(*self._fields(), *names))
         if not rows:  # nothing matched: perhaps because an owner, system or tag names nothing
             self._refuse_unknown_references()
         last = dict(zip(names, rows[-1][3:], strict=True)) if rows else None
@@ -156,6 +162,70 @@ class ServiceViewSet(LookupMixin, viewsets.ModelViewSet):
         )
         results = self._joined(request, [row[:3] for row in rows], many=True)
         return f'{head[:-1]},"results":{results}}}'.encode()
+
+    @staticmethod
+    def _fields() -> tuple[Any, ...]:
+        # The document as a subquery, not a join: PostgreSQL evaluates it for the page's rows only, after the sort,
+        # where a join read the document of every match that the sort saw (4,385 for a busy owner at 100,000).
+        document = Subquery(ServiceDocument.objects.filter(service=OuterRef("pk")).values("document")[:1])
+        return ("pk", "slug", document)
+
+    def _window_built(self, request: Request, paginator: ServicePagination) -> tuple[Window, SortKeys]:
+        """The page's window, built through the filter set and the queryset (the ordinary path)."""
+        self._references_checked_later = True
+        queryset = self.filter_queryset(self.get_queryset().prefetch_related(None))
+        window = paginator.window(queryset, request, cached_count_key=self.count_key, values=self._fields())
+        return window, [name for name in window.rows.query.annotations if name.startswith("_key")]
+
+    def _window_by_shape(
+        self, request: Request, paginator: ServicePagination, size: int
+    ) -> tuple[Window, SortKeys] | None:
+        """The page's window from the statement of its shape (catalog/api/statements.py), or None for a request
+        that takes the ordinary path."""
+        params = request.query_params
+        if (settings.CATALOG_API_CACHE and self.count_key) or params.get("page") == "last":
+            return None  # the count comes from the cache; the last page needs the count first
+        cursor_mode = CURSOR_PARAM in params
+        after = paginator.cursor_keys(request) if cursor_mode else None
+        number = None if cursor_mode else paginator.page_number(request)
+        shape = shape_of(params, number=number, size=size, after=after)
+        if shape is None:
+            return None
+        statement = statements.get(shape, self._statement_learn)
+        filled = statement.fill(shape.values) if statement is not None else None
+        if statement is None or filled is None:
+            return None
+        if after is not None and len(after) != len(statement.names):
+            paginator.cursor_refuse_order()
+        window = paginator.window_of(
+            request, sql=statement.sql, params=filled, names=list(statement.names), keyset=statement.keyset,
+            number=number,
+        )  # fmt: skip
+        return window, list(statement.names)
+
+    def _statement_learn(self, shape: Shape) -> Statement | None:
+        """Build the page of `shape` with stand-ins for its free values, as the ordinary path would, and keep its
+        statement if the stand-ins came through."""
+        data, after = shape.stand_in_params(self.request.query_params)
+        filterset = ServiceApiFilterSet(
+            data=data, queryset=self.get_queryset().prefetch_related(None), request=self.request
+        )
+        if not filterset.is_valid():
+            return None  # the ordinary path says what is wrong
+        stand_in_request = _StandInRequest(data)
+        paginator: ServicePagination = self.paginator  # type: ignore[assignment]
+        window = paginator.window(
+            filterset.qs,
+            stand_in_request,
+            values=self._fields(),
+            run=False,
+            after=after,  # type: ignore[arg-type]
+        )
+        statement = getattr(window, "statement", None)
+        if statement is None:
+            return None
+        names = [name for name in window.rows.query.annotations if name.startswith("_key")]
+        return statement_learn(shape, *statement, names=names, keyset=window.keyset)  # type: ignore[attr-defined]
 
     def _joined(self, request: Request, rows: Sequence[tuple[int, str, str | None]], *, many: bool = False) -> str:
         """The documents of (pk, slug, document) rows with each one's URL put in front; a document not stored yet
