@@ -12,11 +12,11 @@ from functools import cache
 from django.contrib.auth.models import AnonymousUser, User
 from django.contrib.contenttypes.models import ContentType
 from django.db import connection
-from django.db.models import Exists, Model, OuterRef, Prefetch, Q, QuerySet
+from django.db.models import Case, Exists, F, Model, OuterRef, Prefetch, Q, QuerySet, Value, When
 from django.db.models.functions import Lower
 from django.utils import timezone
 
-from catalog.models import Dependency, EntitySource, Service, System, Tag
+from catalog.models import Api, Dependency, EntitySource, Resource, Service, System, Tag
 from portal import db
 
 # Cycles longer than this many hops are not looked for on the service page: the search stays cheap on a
@@ -91,16 +91,60 @@ def dependency_list_visible(*, user: User | AnonymousUser) -> QuerySet[Dependenc
 
 
 def service_dependencies(*, service: Service) -> tuple[list[Dependency], list[Dependency]]:
-    """What the service depends on, and what depends on it, each with the other end's owner loaded.
+    """What the service depends on, and what depends on it, each with the other end's owner loaded: one query for
+    both directions, each ordered by the other end's name.
 
     Only the columns the service page shows are read: a core service has hundreds of dependents, and building whole
     services and teams for each cost more than the rest of the page's queries.
     """
     edge = ("id", "kind", "source_id", "target_id")
     shown = ("slug", "name", "owner__name")
-    outgoing = service.dependencies.select_related("target__owner").only(*edge, *(f"target__{f}" for f in shown))
-    incoming = service.dependents.select_related("source__owner").only(*edge, *(f"source__{f}" for f in shown))
-    return list(outgoing.order_by(Lower("target__name"))), list(incoming.order_by(Lower("source__name")))
+    ends = (*(f"target__{f}" for f in shown), *(f"source__{f}" for f in shown))
+    other_name = Case(When(source_id=service.pk, then=F("target__name")), default=F("source__name"))
+    edges = (
+        Dependency.objects.filter(Q(source_id=service.pk) | Q(target_id=service.pk))
+        .select_related("target__owner", "source__owner")
+        .only(*edge, *ends)
+        .order_by(Lower(other_name), "id")
+    )
+    outgoing: list[Dependency] = []
+    incoming: list[Dependency] = []
+    for dependency in edges:
+        if dependency.source_id == service.pk:
+            outgoing.append(dependency)
+        if dependency.target_id == service.pk:
+            incoming.append(dependency)
+    return outgoing, incoming
+
+
+@dataclass(frozen=True)
+class Interface:
+    """An API the service provides or consumes, or a resource it uses, as the service page lists it."""
+
+    relation: str  # "provides", "consumes" or "uses"
+    slug: str
+    name: str
+    type: str
+
+    @property
+    def type_label(self) -> str:
+        return Api.Type(self.type).label if self.relation != "uses" and self.type in Api.Type.values else self.type
+
+
+def service_interfaces(*, service: Service) -> dict[str, list[Interface]]:
+    """The APIs the service provides and consumes and the resources it uses, each list by name: one query (three
+    relations read as one `UNION ALL`), with only the columns the page shows (an API's definition can be a
+    megabyte)."""
+    found: dict[str, list[Interface]] = {"provides": [], "consumes": [], "uses": []}
+    columns = ("relation", "slug", "name", "type")
+    provides = Api.objects.filter(providers=service).annotate(relation=Value("provides"))
+    consumes = Api.objects.filter(consumers=service).annotate(relation=Value("consumes"))
+    uses = Resource.objects.filter(dependents=service).annotate(relation=Value("uses"))
+    parts = [part.order_by().values_list(*columns) for part in (provides, consumes, uses)]
+    rows = parts[0].union(*parts[1:], all=True).order_by("name", "slug")
+    for relation, slug, name, kind in rows:
+        found[relation].append(Interface(relation, slug, name, kind))
+    return found
 
 
 def service_cycle_neighbours(*, service: Service) -> set[int]:

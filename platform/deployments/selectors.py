@@ -238,6 +238,12 @@ def service_summary(*, service: Service) -> dict[str, Any]:
         {"target": t, "placement": placements.get(t.environment_id), "active": active.get(t.environment_id)}
         for t in targets
     ]
-    recent = list(_with_related(Deployment.objects.filter(service=service))[:10])
+    # Only what the page's list of the latest shows: the whole rows and their five joined records were 93 columns.
+    shown = ("state", "paused", "needs_attention", "break_glass_reason", "created_at", "release__version")
+    recent = list(
+        Deployment.objects.filter(service=service)
+        .select_related("release", "environment")
+        .only("service_id", "environment__name", *shown)[:10]
+    )
     decommission = Decommission.objects.filter(service=service).exclude(state=DecommissionState.CANCELLED).first()
     return {"targets": rows, "recent": recent, "decommission": decommission}

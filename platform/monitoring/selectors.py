@@ -152,13 +152,23 @@ def health_for_checks(checks: Sequence[HealthCheck], *, now: datetime | None = N
     return health
 
 
+def service_checks(service: Service) -> list[HealthCheck]:
+    """The service's checks with their environments, in promotion order: one query, then kept on the instance, as
+    the service page's health, metrics and SLO sections each need them (read three times, they were three queries)."""
+    checks: list[HealthCheck] | None = getattr(service, "_monitoring_checks", None)
+    if checks is None:
+        checks = list(
+            HealthCheck.objects.filter(service=service)
+            .select_related("environment")
+            .order_by("environment__order", "environment__slug")
+        )
+        service._monitoring_checks = checks  # type: ignore[attr-defined]
+    return checks
+
+
 def service_health(service: Service) -> list[tuple[HealthCheck, Health]]:
     """The service's checks in promotion order, each with its health: four queries."""
-    checks = list(
-        HealthCheck.objects.filter(service=service)
-        .select_related("environment")
-        .order_by("environment__order", "environment__slug")
-    )
+    checks = service_checks(service)
     health = health_for_checks(checks)
     return [(check, health[check.pk]) for check in checks]
 
@@ -399,7 +409,11 @@ class Signal:
 
 
 def correlated_signal(
-    service: Service, *, now: datetime | None = None, statuses: list[SloStatus] | None = None
+    service: Service,
+    *,
+    now: datetime | None = None,
+    statuses: list[SloStatus] | None = None,
+    checks: list[HealthCheck] | None = None,
 ) -> Signal | None:
     """The signal `service` is part of, if it and at least one service linked to it by dependencies (either way,
     transitively) have an anomaly started in the last two hours or a burning or exhausted SLO; None otherwise.
@@ -410,8 +424,8 @@ def correlated_signal(
 
     A service that is itself healthy is in no signal, and most are: that is settled first from its own SLOs and
     scraped metrics' anomalies (two queries without SLOs, at most three with them; one when the caller passes the
-    SLOs' `statuses`, as the service page does), before reading the dependency graph, which is read whole (300,000
-    edges at 100,000 services).
+    SLOs' `statuses`, as the service page does; none when it also passes the service's `checks` and there are neither
+    SLOs nor checks), before reading the dependency graph, which is read whole (300,000 edges at 100,000 services).
     """
     from catalog.models import Dependency
 
@@ -420,9 +434,14 @@ def correlated_signal(
         [status.slo for status in statuses] if statuses is not None else list(SLO.objects.filter(service=service))
     )
     since = now - SIGNAL_WINDOW
-    own_recent = Anomaly.objects.filter(
-        Q(slo__in=own_slos) | Q(health_check__service=service), started_at__gt=since
-    ).exists()
+    # An anomaly belongs to an SLO or a check: a service with neither (the caller passes its `checks`) has none.
+    could_have_one = bool(own_slos) or checks is None or bool(checks)
+    own_recent = (
+        could_have_one
+        and Anomaly.objects.filter(
+            Q(slo__in=own_slos) | Q(health_check__service=service), started_at__gt=since
+        ).exists()
+    )
     if statuses is None and not own_recent:
         statuses = slo_statuses(own_slos, now=now)
     if not own_recent and not any(s.status in (burn.BURNING, burn.EXHAUSTED) for s in statuses or []):

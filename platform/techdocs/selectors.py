@@ -26,7 +26,9 @@ def markdown_render(*, text: str) -> markdown.Rendered:
 
 
 def runbook_list_for_service(*, service: Service) -> list[Runbook]:
-    return list(service.runbooks.order_by("title"))
+    """The service page's list: without the bodies, which it does not show."""
+    shown = ("slug", "title", "review_due_at", "last_reviewed_at", "last_reviewed_by", "version")
+    return list(service.runbooks.only("service_id", *shown).order_by("title"))
 
 
 def runbook_list_stale() -> QuerySet[Runbook]:
@@ -83,7 +85,14 @@ def adr_markdown(*, adr: ADR) -> str:
 
 
 def adr_list_for_service(*, service: Service) -> list[ADR]:
-    return list(service.adrs.select_related("superseded_by").order_by("number"))
+    """The service page's list: numbers, titles and statuses, and where a superseding decision lives (for its link),
+    without the decisions' text."""
+    superseding = ("number", "service_id", "system_id", "service__slug", "system__slug")
+    return list(
+        service.adrs.select_related("superseded_by__service", "superseded_by__system")
+        .only("service_id", "number", "title", "status", *(f"superseded_by__{f}" for f in superseding))
+        .order_by("number")
+    )
 
 
 def adr_get(*, service: Service, number: int) -> ADR:

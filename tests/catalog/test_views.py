@@ -135,15 +135,51 @@ def test_service_page_query_count_does_not_grow(client, world, django_assert_max
         services.dependency_add(source=world.service, target=dependency, kind="runtime", added_by=None)
         services.dependency_add(source=dependency, target=world.service, kind="data", added_by=None)
     client.force_login(world.owner)
-    # The user; 13 for the service, its tags, dependencies (both ways and cycles), permissions (one query), source,
-    # runbooks, ADRs, APIs, resources and audit; 3 deployments (targets, recent, decommission: what runs is read only
-    # for a service with targets); 4 monitoring (checks, the metrics section's checks, SLOs, and whether the service
-    # has a recent anomaly: a service in no trouble reads none of the dependency graph, and without SLOs no SLO
-    # anomaly list); 1 flags, 1 insights, 1 scorecards and 2 ownership reviews.
-    with django_assert_max_num_queries(26):
+    # The user; 10 for the service, its tags, dependencies (both ways in one query, and cycles), permissions (one
+    # query), source, runbooks, ADRs, APIs and resources (one query) and audit; 3 deployments (targets, recent,
+    # decommission: what runs is read only for a service with targets); 2 monitoring (checks, read once for the health,
+    # metrics and SLO sections, and SLOs; a service with neither has no anomaly to look for, and one in no trouble
+    # reads none of the dependency graph); 1 flags, 1 insights, 1 scorecards and 2 ownership reviews.
+    with django_assert_max_num_queries(21):
         response = client.get(world.service.get_absolute_url())
     assert len(response.context["outgoing"]) == count and len(response.context["incoming"]) == count
     assert response.context["cycle_ids"] == {d.target_id for d in response.context["outgoing"]}
+
+
+def test_service_page_lists_interfaces_and_documents_in_bounded_queries(client, world, django_assert_max_num_queries):
+    """APIs provided and consumed and resources used are one query, each list by name; runbooks and ADRs are read
+    without their text, and a superseding ADR's link (which names its service) costs no query of its own."""
+    from catalog.models import Api, Resource
+    from techdocs.models import ADR, Runbook
+
+    other = service_make(owner=world.other_team, slug="ledger", name="Ledger")
+    for name, kind in (("Zeta feed", "asyncapi"), ("Alpha rpc", "grpc")):
+        Api.objects.create(slug=name.lower().replace(" ", "-"), name=name, type=kind, owner=world.owner_team)
+    Api.objects.get(slug="zeta-feed").providers.add(world.service)
+    Api.objects.get(slug="alpha-rpc").providers.add(world.service)
+    Api.objects.create(slug="ledger-api", name="Ledger API", owner=world.other_team).consumers.add(world.service)
+    world.service.resources.add(
+        Resource.objects.create(slug="orders-db", name="Orders DB", type="database", owner=world.owner_team)
+    )
+    Runbook.objects.create(service=world.service, slug="restart", title="Restart it", body="# Long text")
+    newer = [
+        ADR.objects.create(service=s, number=1, title=f"Use {s.slug}", status="accepted")
+        for s in (world.service, other)
+    ]
+    for number, superseding in ((2, newer[0]), (3, newer[1])):
+        ADR.objects.create(
+            service=world.service, number=number, title=f"Old {number}", status="superseded", superseded_by=superseding
+        )
+    client.force_login(world.outsider)
+    with django_assert_max_num_queries(21):
+        content = client.get(world.service.get_absolute_url()).content.decode()
+    assert re.search(
+        r"Alpha rpc</a> <span class=\"badge\">gRPC</span><br>.*Zeta feed</a> <span class=\"badge\">AsyncAPI", content
+    )
+    assert "Ledger API</a>" in content and 'Orders DB <span class="muted small">database</span>' in content
+    assert "Restart it</a>" in content
+    assert f'href="{newer[0].get_absolute_url()}">ADR-0001</a>' in content
+    assert f'href="{newer[1].get_absolute_url()}">ADR-0001</a>' in content  # another service's decision
 
 
 def test_service_page_shows_both_directions_and_the_cycle(client, world):

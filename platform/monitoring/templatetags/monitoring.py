@@ -158,7 +158,7 @@ def anomaly_cause(anomaly: Anomaly) -> str:
 def service_signal(service: Service, slo_rows: list[dict[str, Any]] | None = None) -> selectors.Signal | None:
     """The correlated signal the service is part of; `slo_rows` (from `slo_rows`) spares reading its SLOs again."""
     statuses = [row["status"] for row in slo_rows] if slo_rows is not None else None
-    return selectors.correlated_signal(service, statuses=statuses)
+    return selectors.correlated_signal(service, statuses=statuses, checks=selectors.service_checks(service))
 
 
 METRIC_SPAN = timedelta(days=7)
@@ -183,7 +183,7 @@ def metric_charts(service: Service) -> list[dict[str, object]]:
     and the anomalies found in these series circled. Six queries whatever the number of environments."""
     now = timezone.now()
     start = now - METRIC_SPAN
-    checks = [c for c in HealthCheck.objects.filter(service=service).select_related("environment") if c.metrics_path]
+    checks = [c for c in selectors.service_checks(service) if c.metrics_path]
     if not checks:
         return []
     hours = selectors.metrics_by_hour(checks, since=start, now=now)

@@ -23,6 +23,7 @@ def ownership_card(context: dict[str, Any], service: Service) -> dict[str, Any]:
     item = (
         Item.objects.select_related("campaign")
         .filter(service=service, status=Item.Status.OPEN, campaign__status=Campaign.Status.OPEN)
+        .only("service_id", "due_on", "campaign__title")  # what the card shows: its link, campaign and due date
         .order_by("due_on")
         .first()
     )
