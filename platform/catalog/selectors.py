@@ -35,7 +35,7 @@ def service_document_visible(*, user: User | AnonymousUser, slug: str) -> tuple[
     """One service's (pk, slug, stored document) by slug for the API's read by name, or None: the services of
     `service_list_visible` (every one), in one statement whose SQL is compiled once per process, not per request
     (building and compiling the queryset was a third of the read's CPU). Narrow it together with that function."""
-    row = db.fetch_one(_document_by_slug_sql(connection.vendor), [slug])  # without the health check's round trip
+    row = db.fetch_one(_document_by_slug_sql(connection.vendor), [slug], prepare=True)
     return (row[0], row[1], row[2]) if row else None
 
 

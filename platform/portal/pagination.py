@@ -70,10 +70,13 @@ def count_capped_statement(queryset: QuerySet[Any], rows: QuerySet[Any] | None) 
     return sql, [limit, estimate_sql, *matching_params, limit + 1, *rows_params]
 
 
-def count_capped_run(sql: str, params: list[Any], *, with_rows: bool = True) -> tuple[int, bool, list[tuple[Any, ...]]]:
-    """Run a `count_capped_statement`: (count, exact, the rows' tuples)."""
+def count_capped_run(
+    sql: str, params: list[Any], *, with_rows: bool = True, prepare: bool = False
+) -> tuple[int, bool, list[tuple[Any, ...]]]:
+    """Run a `count_capped_statement` (`prepare`: one kept to be run again, see portal/db.py): (count, exact, the
+    rows' tuples)."""
     limit = settings.CATALOG_EXACT_COUNT_UP_TO
-    fetched = db.fetch_all(sql, params)  # without the health check's round trip: this is a request's first read
+    fetched = db.fetch_all(sql, params, prepare=prepare)  # a request's first read: see db.fetch_all
     counted, estimate = fetched[0][0], fetched[0][1]
     found = [row[2:] for row in fetched if len(row) > 2 and row[2] is not None] if with_rows else []
     if counted <= limit:

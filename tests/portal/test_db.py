@@ -41,3 +41,30 @@ def test_a_failing_statement_is_raised_and_the_healthy_connection_kept():
 def test_it_returns_the_first_row_or_none():
     assert db.fetch_one("SELECT 1", []) == (1,)
     assert db.fetch_one("SELECT 1 WHERE 1 = 0", []) is None
+
+
+def _prepared() -> list[str]:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT statement FROM pg_prepared_statements WHERE NOT from_sql")
+        return [row[0] for row in cursor.fetchall()]
+
+
+@pytest.mark.postgres_only  # SQLite has no prepared statements to keep
+def test_a_statement_asked_to_be_prepared_is_kept_on_the_connection_and_counted_as_a_query(
+    settings, django_assert_num_queries
+):
+    sql = "SELECT %s::int + 1, %s::text"
+    with django_assert_num_queries(2):
+        assert db.fetch_one(sql, [41, "a"], prepare=True) == (42, "a")
+        assert db.fetch_all(sql, [1, "b"], prepare=True) == [(2, "b")]  # the same statement, other values
+    assert [text for text in _prepared() if "::int + 1" in text] == ["SELECT $1::int + 1, $2::text"]
+    assert db.fetch_one("SELECT %s::int * 2", [21]) == (42,)  # not asked: bound on the client, never prepared
+    assert not [text for text in _prepared() if "* 2" in text]
+    settings.DATABASE_PREPARED_STATEMENTS = False  # behind a pooler in transaction mode
+    assert db.fetch_one("SELECT %s::int - 1", [43], prepare=True) == (42,)
+    assert not [text for text in _prepared() if "- 1" in text]
+
+
+def test_a_prepared_read_answers_on_any_database():
+    assert db.fetch_all("SELECT 1 WHERE 1 = %s", [1], prepare=True) == [(1,)]
+    assert db.fetch_one("SELECT 1 WHERE 1 = %s", [0], prepare=True) is None

@@ -148,7 +148,7 @@ class ServicePagination(Pagination):
         this request's values): the same window, read in one round trip and without building a queryset."""
         size = self.get_page_size(request) or self.page_size
         window = self._window_start(request, names=names, keyset=keyset)
-        window.count, window.count_exact, window.fetched = count_capped_run(sql, params)  # type: ignore[attr-defined]
+        window.count, window.count_exact, window.fetched = count_capped_run(sql, params, prepare=True)  # type: ignore[attr-defined]
         return self._window_finish(window, number, size)
 
     def _window_start(self, request: Request, *, names: list[str], keyset: bool) -> Window:

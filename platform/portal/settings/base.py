@@ -142,6 +142,9 @@ if DATABASES["default"]["ENGINE"].endswith("postgresql"):
     # queries are short: they never win back the compile time.
     _options = DATABASES["default"].setdefault("OPTIONS", {})
     _options["options"] = f"{_options.get('options', '')} -c jit=off".strip()
+# The hottest reads (portal/db.py: `prepare=True`) are prepared statements on PostgreSQL. Turn off behind a connection
+# pooler in transaction mode (PgBouncer before 1.21), which cannot keep a statement on a server connection.
+DATABASE_PREPARED_STATEMENTS = env.bool("DATABASE_PREPARED_STATEMENTS", default=True)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 FORMS_URLFIELD_ASSUME_HTTPS = True  # Django 6 behaviour now: a bare host in a URL field means https
 
