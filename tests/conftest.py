@@ -29,7 +29,10 @@ def _fresh_cache() -> None:
     """Each test starts with an empty cache (Redis in CI keeps keys across tests; the database does not)."""
     from django.core.cache import cache
 
+    from portal.pagination import estimates
+
     cache.clear()
+    estimates.clear()  # the planner's estimates a process remembers are of the last test's tables
 
 
 @dataclass

@@ -1,6 +1,9 @@
 """A Django Paginator whose row count can come from elsewhere (a cache) instead of a COUNT(*) per page, and a count
 that never scans a large table."""
 
+import threading
+import time
+from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 
@@ -76,9 +79,50 @@ def count_capped_run(
     """Run a `count_capped_statement` (`prepare`: one kept to be run again, see portal/db.py): (count, exact, the
     rows' tuples)."""
     limit = settings.CATALOG_EXACT_COUNT_UP_TO
+    planned = params[1]  # the query whose estimate is asked past the limit
+    remembered = estimates.get(planned)
+    if remembered is not None:
+        params = [params[0], None, *params[2:]]  # runway_plan_rows(NULL) plans nothing
     fetched = db.fetch_all(sql, params, prepare=prepare)  # a request's first read: see db.fetch_all
     counted, estimate = fetched[0][0], fetched[0][1]
     found = [row[2:] for row in fetched if len(row) > 2 and row[2] is not None] if with_rows else []
     if counted <= limit:
         return counted, True, found
+    if estimate is None:
+        estimate = remembered if remembered is not None else limit + 1
+    else:
+        estimates.put(planned, int(estimate))
     return max(limit + 1, int(estimate)), False, found
+
+
+class Estimates:
+    """The planner's estimates of the queries planned lately in this process, each for ESTIMATE_SECONDS: planning
+    the query again was a third of PostgreSQL's time for a page of a large catalog, and an estimate changes only
+    when the table's statistics do (ANALYZE, which autovacuum runs after many writes). The `kept` most recent."""
+
+    def __init__(self, kept: int = 512, seconds: float = 60.0) -> None:
+        self.kept, self.seconds = kept, seconds
+        self._entries: OrderedDict[str, tuple[float, int]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, query: str) -> int | None:
+        with self._lock:
+            entry = self._entries.get(query)
+            if entry is None or time.monotonic() - entry[0] > self.seconds:
+                return None
+            self._entries.move_to_end(query)
+            return entry[1]
+
+    def put(self, query: str, estimate: int) -> None:
+        with self._lock:
+            self._entries[query] = (time.monotonic(), estimate)
+            self._entries.move_to_end(query)
+            while len(self._entries) > self.kept:
+                self._entries.popitem(last=False)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+
+
+estimates = Estimates()

@@ -68,3 +68,38 @@ def test_a_statement_asked_to_be_prepared_is_kept_on_the_connection_and_counted_
 def test_a_prepared_read_answers_on_any_database():
     assert db.fetch_all("SELECT 1 WHERE 1 = %s", [1], prepare=True) == [(1,)]
     assert db.fetch_one("SELECT 1 WHERE 1 = %s", [0], prepare=True) is None
+
+
+@pytest.mark.postgres_only  # SQLite counts exactly: no estimate to remember
+def test_an_estimate_is_remembered_and_its_query_not_planned_again(settings, django_assert_num_queries):
+    from catalog.models import Service
+    from portal.pagination import count_capped_statement, count_capped_with, estimates
+    from tests.factories import TeamFactory, service_make
+
+    team = TeamFactory()
+    for _ in range(4):
+        service_make(owner=team)
+    settings.CATALOG_EXACT_COUNT_UP_TO = 2
+    queryset = Service.objects.filter(owner=team)
+    count, exact, _rows = count_capped_with(queryset, None)
+    assert exact is False and count >= 3
+    planned = count_capped_statement(queryset, None)[1][1]  # type: ignore[index]
+    assert max(3, estimates.get(planned) or 0) == count  # the planner's figure, never below the limit + 1
+    estimates.put(planned, 987)  # as if the statistics had said so a moment ago: the query is not planned again
+    with django_assert_num_queries(1) as captured:
+        assert count_capped_with(queryset, None)[:2] == (987, False)
+    assert "runway_plan_rows(NULL)" in captured.captured_queries[0]["sql"]
+    estimates.clear()
+    assert count_capped_with(queryset, None)[:2] == (count, False)
+
+
+def test_estimates_are_kept_for_a_while_and_the_most_recent_only():
+    from portal.pagination import Estimates
+
+    kept = Estimates(kept=2, seconds=60)
+    for query, estimate in (("a", 1), ("b", 2), ("c", 3)):
+        kept.put(query, estimate)
+    assert (kept.get("a"), kept.get("b"), kept.get("c")) == (None, 2, 3)
+    expired = Estimates(seconds=-1)
+    expired.put("a", 1)
+    assert expired.get("a") is None
