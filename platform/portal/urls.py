@@ -32,8 +32,10 @@ api_v1: list[URLPattern | URLResolver] = [
 ]
 
 urlpatterns = [
-    path("", include(portal_patterns)),
+    # The API first: its clients' requests are most of a portal's and the most frequent, and no page shares its prefix.
+    path("api/v1/", include((api_v1, "api"))),
     path("healthz", views.healthz, name="healthz"),
+    path("", include(portal_patterns)),
     path("metrics", metrics.metrics_view, name="metrics"),
     path("accounts/", include("accounts.urls")),
     path("teams/", include("teams.urls")),
@@ -50,7 +52,6 @@ urlpatterns = [
     path("flags/", include("flags.page_urls")),
     # OpenFeature SDKs evaluate flags here (OFREP), with an SDK key instead of a session.
     path("ofrep/", include("flags.urls")),
-    path("api/v1/", include((api_v1, "api"))),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     # The split view serves Swagger UI's set-up script as a resource of its own: the CSP allows no inline script.
     path("api/docs/", SpectacularSwaggerSplitView.as_view(url_name="api-schema"), name="api-docs"),

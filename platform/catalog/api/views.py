@@ -3,6 +3,7 @@
 import json
 import re
 from collections.abc import Sequence
+from functools import cache
 from typing import Any
 from urllib.parse import quote
 
@@ -10,7 +11,7 @@ from django.conf import settings
 from django.core.exceptions import PermissionDenied
 from django.db.models import OuterRef, ProtectedError, Subquery
 from django.http import HttpResponse, HttpResponseBase, QueryDict
-from django.urls import reverse
+from django.urls import get_script_prefix, reverse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import exceptions as drf_exceptions
@@ -55,6 +56,12 @@ SortKeys = list[str]  # the names of a page's sort keys (inside ServiceViewSet, 
 def _plain_json(request: Request) -> bool:
     """Whether the response is DRF's plain JSON, which stored documents can be sent as."""
     return type(request.accepted_renderer) is JSONRenderer and request.accepted_media_type == JSON_MEDIA_TYPE
+
+
+@cache
+def _detail_path(_script_prefix: str) -> str:
+    """A service's API path with `__slug__` for its slug, reversed once per script prefix (reverse() reads it)."""
+    return reverse("api:service-detail", kwargs={"slug": "__slug__"})
 
 
 class _StandInRequest:
@@ -232,9 +239,7 @@ class ServiceViewSet(LookupMixin, viewsets.ModelViewSet):
         (a service written by code that bypassed the model) is built on the spot."""
         missing = [pk for pk, _slug, document in rows if document is None]
         built = documents.render(missing, lock=False) if missing else {}
-        before, _, after = request.build_absolute_uri(
-            reverse("api:service-detail", kwargs={"slug": "__slug__"})
-        ).partition("__slug__")
+        before, _, after = request.build_absolute_uri(_detail_path(get_script_prefix())).partition("__slug__")
         parts = []
         for pk, slug, document in rows:
             text = document if document is not None else built[pk]
