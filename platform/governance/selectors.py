@@ -11,14 +11,12 @@ from typing import Any
 from django.conf import settings
 from django.contrib.auth.models import AnonymousUser, User
 from django.core.cache import cache
-from django.db import connection, transaction
+from django.db import transaction
 from django.db.models import QuerySet
 
-from catalog.models import Service
-from deployments.models import Deployment, Environment
+from deployments.models import Deployment
 from governance import freezes
 from governance.models import ApprovalRequest, Decision, FreezeWindow, Policy, PolicyVersion
-from portal import db
 
 
 def policy_list() -> QuerySet[Policy]:
@@ -124,39 +122,6 @@ def policy_versions(*, policy: Policy) -> list[PolicyVersion]:
                     changes.append((kind, line))
         version.changes = changes  # type: ignore[attr-defined]
     return versions
-
-
-@dataclass(frozen=True)
-class CheckSubject:
-    """What a dry run names, read in one statement: the service, the environment (None when there is no such
-    environment) and the defaults the check falls back on ('' when there is none)."""
-
-    service: Service
-    environment: Environment | None
-    target_strategy: str  # the service's deploy target's in that environment
-    release_commit: str  # the commit of the service's release of that version
-
-
-# On every POST /api/v1/policy-checks/: one statement instead of four ORM queries, each of which took longer to
-# compose than to run (profiled).
-_SUBJECT_SQL = """SELECT s.id, s.slug, s.owner_id, s.system_id, s.tier, e.id, e.name, e.slug, e."order", e.protected,
-  (SELECT t.strategy FROM deployments_deploytarget t WHERE t.service_id = s.id AND t.environment_id = e.id),
-  (SELECT r.commit_sha FROM deployments_release r WHERE r.service_id = s.id AND r.version = %s)
-FROM catalog_service s LEFT JOIN deployments_environment e ON e.slug = %s
-WHERE s.slug = %s"""
-_SUBJECT_SERVICE = ("id", "slug", "owner_id", "system_id", "tier")  # what the check and the facts read of them
-_SUBJECT_ENVIRONMENT = ("id", "name", "slug", "order", "protected")
-
-
-def check_subject(*, service: str, environment: str, version: str) -> CheckSubject | None:
-    """The service with this slug and what a policy check needs with it, or None when there is no such service. The
-    instances hold only the fields the check reads; any other is loaded when first used, as with `only()`."""
-    row = db.fetch_one(_SUBJECT_SQL, [version, environment, service])
-    if row is None:
-        return None
-    found = Service.from_db(connection.alias, list(_SUBJECT_SERVICE), row[:5])
-    place = Environment.from_db(connection.alias, list(_SUBJECT_ENVIRONMENT), row[5:10]) if row[5] else None
-    return CheckSubject(service=found, environment=place, target_strategy=row[10] or "", release_commit=row[11] or "")
 
 
 def freeze_window_list() -> QuerySet[FreezeWindow]:

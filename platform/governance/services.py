@@ -20,7 +20,7 @@ from django.utils import timezone
 
 from audit import services as audit
 from catalog.models import Service, System, slug_validator
-from deployments.models import Deployment, DeployTarget, Environment, Release, Strategy
+from deployments.models import Deployment, Environment, Strategy
 from governance import expressions, facts, freezes, selectors
 from governance.expressions import Judged
 from governance.models import Approvers, Decision, FreezeWindow, Policy, PolicyVersion, Verdict, content_of
@@ -279,44 +279,47 @@ def blocking_messages(decision: Decision) -> list[str]:
 
 def policy_check(
     *,
-    service: Service,
-    environment: Environment,
+    service: str,
+    environment: str,
     version: str,
     user: User | AnonymousUser,
-    commit_sha: str | None = None,
+    commit_sha: str = "",
     strategy: str = "",
     policies_generation: str | None = None,
 ) -> Decision:
-    """A dry run: what the enabled policies would say about this change now. Records a decision with no deployment
-    (the evidence of what a pipeline outside Runway was told) and changes nothing else. The strategy defaults to the
-    deploy target's; the commit (None) to that of the service's release of this version, if there is one."""
+    """A dry run: what the enabled policies would say now about a change a pipeline names by slugs. Records a
+    decision with no deployment (the evidence of what a pipeline outside Runway was told) and changes nothing else.
+    The strategy defaults to the deploy target's, the commit to that of the service's release of this version, if
+    there is one: both read with the fact document, in its one statement.
+
+    Raises Service.DoesNotExist for an unknown service, and ValidationError naming the field for an unknown
+    environment or a strategy neither named nor set by a deploy target."""
     started = time.perf_counter()
-    if not strategy:
-        target = DeployTarget.objects.filter(service=service, environment=environment).only("strategy").first()
-        if target is None:
-            raise ValidationError(
-                {
-                    "strategy": [
-                        f"{service.slug} has no deploy target in {environment.slug}, so name the strategy the "
-                        f"pipeline uses: one of {', '.join(Strategy.values)}."
-                    ]
-                }
-            )
-        strategy = target.strategy
-    if commit_sha is None:
-        release = Release.objects.filter(service=service, version=version).only("commit_sha").first()
-        commit_sha = release.commit_sha if release else ""
-    change = facts.Change(
-        service=service,
-        environment=environment,
-        strategy=strategy,
-        version=version,
-        commit=commit_sha,
-        requester=user if isinstance(user, User) else None,
+    found = facts.facts_build_named(
+        named=facts.Named(
+            service=service,
+            environment=environment,
+            version=version,
+            commit=commit_sha,
+            strategy=strategy,
+            requester=user if isinstance(user, User) else None,
+        )
     )
-    document = facts.facts_build(change=change)
-    evaluation = policies_evaluate(document=document, generation=policies_generation)
-    decision = _decision_make(change=change, document=document, evaluation=evaluation, started=started)
+    if found.service is None:
+        raise Service.DoesNotExist(f"No service called {service}.")
+    if found.environment is None:
+        raise ValidationError({"environment": [f"No environment called {environment}."]})
+    if found.change is None or found.facts is None:
+        raise ValidationError(
+            {
+                "strategy": [
+                    f"{service} has no deploy target in {environment}, so name the strategy the pipeline uses: one of "
+                    f"{', '.join(Strategy.values)}."
+                ]
+            }
+        )
+    evaluation = policies_evaluate(document=found.facts, generation=policies_generation)
+    decision = _decision_make(change=found.change, document=found.facts, evaluation=evaluation, started=started)
     decision.save()
     return decision
 

@@ -118,9 +118,9 @@ def test_a_dry_run_takes_a_bounded_number_of_queries(
 ) -> None:  # type: ignore[no-untyped-def]
     api_client.force_authenticate(world.owner)
     body = {"service": "payments-api", "environment": "production", "version": "v1", "strategy": "canary"}
-    # The service with its environment, deploy target and release; the fact document; the enabled policies (none
+    # The fact document, with the service, its environment, deploy target and release; the enabled policies (none
     # when a shared cache holds them); the decision.
-    with django_assert_max_num_queries(4):
+    with django_assert_max_num_queries(3):
         assert api_client.post(URL, body, format="json").status_code == 200
 
 
@@ -141,8 +141,8 @@ def test_with_a_token_the_policies_generation_comes_with_the_tokens_round_trip( 
     from governance import selectors
 
     own_read = mocker.spy(selectors, "_policies_generation")
-    # The service and the rest, the fact document, the decision (and without Redis: the token, the policies).
-    with django_assert_num_queries(3 if settings.API_TOKEN_CACHE else 5):
+    # The fact document with the service and the rest, the decision (and without Redis: the token, the policies).
+    with django_assert_num_queries(2 if settings.API_TOKEN_CACHE else 4):
         first = client.post(URL, body, format="json").json()
     assert own_read.call_count == (0 if settings.API_TOKEN_CACHE else 1)  # no round trip of its own on Redis
     policy("runbooks-first", "service.runbooks > 0", message="Write a runbook first.")

@@ -40,7 +40,7 @@ def test_decisions_are_listed_and_filtered_and_the_detail_has_the_facts(api_clie
             )
         )
     dry = services.policy_check(
-        service=world.service, environment=production, version="v2", user=world.owner, strategy="canary"
+        service="payments-api", environment="production", version="v2", user=world.owner, strategy="canary"
     )
     api_client.force_authenticate(world.outsider)
     listed = api_client.get("/api/v1/decisions/").json()["results"]

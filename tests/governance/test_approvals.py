@@ -250,7 +250,7 @@ def test_the_dry_run_says_approval_is_needed(world, production, policy, leads) -
     policy("two-person-rule", **TWO_PERSON)
     target_make(world.service, production, canary_steps=[50])
     decision = services.policy_check(
-        service=world.service, environment=production, version="1.0.0", user=world.owner, strategy="canary"
+        service="payments-api", environment="production", version="1.0.0", user=world.owner, strategy="canary"
     )
     assert decision.verdict == "approval" and decision.facts["change"]["approvals"] == []
     assert decision.facts["change"]["break_glass"] is False

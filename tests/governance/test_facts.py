@@ -183,6 +183,68 @@ def test_building_the_document_takes_one_query(  # type: ignore[no-untyped-def]
     assert len(document["service"]["tags"]) == 10
 
 
+def test_a_change_named_by_slugs_is_read_with_its_document_in_one_query(  # type: ignore[no-untyped-def]
+    world, staging, production, django_assert_num_queries
+) -> None:
+    from deployments.models import DeployTarget
+
+    release = release_make(world.service, "v3")
+    deployment_make(world, staging, release, age_days=1)
+    Runbook.objects.create(service=world.service, slug="restart", title="Restart")
+    world.service.tags.create(name="pci")
+    DeployTarget.objects.create(service=world.service, environment=production, strategy="canary")
+    FreezeWindow.objects.create(
+        name="always", time_zone="UTC", start_date=date(2026, 1, 1), start_time=time(0),
+        end_date=date(2099, 1, 1), end_time=time(0),
+    ).environments.add(production)  # fmt: skip
+    at = timezone.now()
+    named = facts.Named(service="payments-api", environment="production", version="v3", requester=world.owner, at=at)
+    with django_assert_num_queries(1):
+        found = facts.facts_build_named(named=named)
+    assert found.service.pk == world.service.pk and found.environment.pk == production.pk
+    # The deploy target's strategy and the release's commit, as a Change with them would have been judged.
+    assert (found.change.strategy, found.change.commit) == ("canary", release.commit_sha)
+    assert found.facts == facts.facts_build(change=change_for(world, production, release, strategy="canary", at=at))
+    assert found.facts["change"]["succeeded_in"] == {"staging": found.facts["change"]["succeeded_in"]["staging"]}
+    assert found.facts["freeze"][0]["name"] == "always" and found.facts["service"]["tags"] == ["pci"]
+
+
+@pytest.mark.postgres_only  # SQLite prepares nothing
+def test_a_change_named_by_slugs_is_planned_once_and_then_only_run(world, production) -> None:  # type: ignore[no-untyped-def]
+    """The dry run's statement is prepared, and PostgreSQL keeps its generic plan after the five runs it plans for
+    their values: planning it took four times as long as running it."""
+    from django.db import connection
+
+    named = facts.Named(service="payments-api", environment="production", version="v1", strategy="canary")
+    for _ in range(8):
+        assert facts.facts_build_named(named=named).facts is not None
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT generic_plans, custom_plans FROM pg_prepared_statements WHERE statement LIKE 'SELECT n.service_id%'"
+        )
+        assert cursor.fetchall() == [(3, 5)]
+
+
+def test_a_change_named_by_slugs_says_what_is_missing(world, production) -> None:  # type: ignore[no-untyped-def]
+    def named(**fields):  # type: ignore[no-untyped-def]
+        fields = {"service": "payments-api", "environment": "production", "version": "v1", **fields}
+        return facts.facts_build_named(named=facts.Named(**fields))
+
+    assert named(service="nope") == facts.Found()
+    no_environment = named(environment="mars", strategy="canary")
+    assert no_environment.service.slug == "payments-api" and no_environment.environment is None
+    assert no_environment.change is None and no_environment.facts is None
+    no_strategy = named()  # none given, and no deploy target in production
+    assert no_strategy.environment.slug == "production" and no_strategy.change is no_strategy.facts is None
+    given = named(strategy="rolling", commit="b" * 40)  # no release of v1: the commit named is the one judged
+    assert given.facts["change"]["strategy"] == "rolling" and given.facts["change"]["commit"] == "b" * 40
+    assert given.facts["change"]["requester"]["username"] == ""
+    release = release_make(world.service, "v2")
+    assert named(version="v2", strategy="rolling").change.commit == release.commit_sha
+    assert named(version="v2", strategy="rolling", commit="c" * 40).change.commit == "c" * 40
+    assert named(strategy="rolling").change.commit == ""
+
+
 def test_a_service_with_slos_adds_monitorings_two_queries(world, production, django_assert_num_queries) -> None:  # type: ignore[no-untyped-def]
     from monitoring import services as monitoring
     from tests.monitoring.test_slos import probe_slo
@@ -234,6 +296,9 @@ def test_every_read_names_only_the_documented_parameters(world, production) -> N
 
     bound = facts._parameters(change_for(world, production, release_make(world.service)))
     assert set(bound) == set(facts.PARAMETERS)
+    # A change named by slugs reads these from the statement itself; a read names them as the others.
+    assert set(facts._NAMED_PARAMETERS) <= set(facts.PARAMETERS)
+    assert set(facts._NAMED_PARAMETERS.values()) <= set(facts._NAMED.columns)
     for name, read in facts._READS.items():
         named = set(re.findall(r"%\((\w+)\)s", read.sql))
         assert named <= set(facts.PARAMETERS), (name, named - set(facts.PARAMETERS))

@@ -71,10 +71,10 @@ def test_a_decision_page_shows_each_policys_word_and_the_facts(client, world, po
 
     policy("canary-only", "change.strategy == 'canary'", message="Use a canary.")
     policy("never-tier-4", "false", match="service.tier == 4", message="never", action="warn")
-    production = Environment.objects.create(name="Production", slug="production", order=2, protected=True)
+    Environment.objects.create(name="Production", slug="production", order=2, protected=True)
     release_make(world.service, "v7")
     decision = services.policy_check(
-        service=world.service, environment=production, version="v7", user=world.owner, strategy="rolling"
+        service="payments-api", environment="production", version="v7", user=world.owner, strategy="rolling"
     )
     client.force_login(world.outsider)
     page = client.get(decision.get_absolute_url()).content.decode()

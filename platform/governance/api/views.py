@@ -10,6 +10,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from catalog.models import Service
 from governance import approvals, evidence, selectors, services
 from governance.api.filters import ApprovalRequestFilterSet, DecisionFilterSet
 from governance.api.serializers import (
@@ -46,25 +47,20 @@ class PolicyCheckView(APIView):
         serializer = PolicyCheckRequestSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
-        subject = selectors.check_subject(
-            service=data["service"], environment=data["environment"], version=data["version"]
-        )
-        if subject is None:
-            raise drf_exceptions.NotFound(f"No service called {data['service']}.")
-        if subject.environment is None:
-            raise drf_exceptions.ValidationError({"environment": [f"No environment called {data['environment']}."]})
-        decision = services.policy_check(
-            service=subject.service,
-            environment=subject.environment,
-            version=data["version"],
-            # The defaults read with the service, so that the check does not look them up again.
-            commit_sha=data.get("commit_sha") or subject.release_commit,
-            strategy=data.get("strategy") or subject.target_strategy,
-            user=request.user,
-            policies_generation=selectors.policies_generation_found(
-                getattr(request, "throttle_prefetched", ([], {}))[1]
-            ),
-        )
+        try:
+            decision = services.policy_check(
+                service=data["service"],
+                environment=data["environment"],
+                version=data["version"],
+                commit_sha=data.get("commit_sha", ""),
+                strategy=data.get("strategy", ""),
+                user=request.user,
+                policies_generation=selectors.policies_generation_found(
+                    getattr(request, "throttle_prefetched", ([], {}))[1]
+                ),
+            )
+        except Service.DoesNotExist as missing:
+            raise drf_exceptions.NotFound(str(missing)) from None
         return Response(PolicyCheckSerializer(decision).data, status=status.HTTP_200_OK)
 
 
