@@ -4,7 +4,7 @@ The catalog is open to every signed-in user (finding any service and its owner i
 `*_visible` functions return everything today; they remain the one place to narrow if that changes.
 """
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from functools import cache
@@ -12,7 +12,21 @@ from functools import cache
 from django.contrib.auth.models import AnonymousUser, User
 from django.contrib.contenttypes.models import ContentType
 from django.db import connection
-from django.db.models import Case, Exists, F, Model, OuterRef, Prefetch, Q, QuerySet, Value, When
+from django.db.models import (
+    BooleanField,
+    Case,
+    Exists,
+    ExpressionWrapper,
+    F,
+    Model,
+    OuterRef,
+    Prefetch,
+    Q,
+    QuerySet,
+    Value,
+    When,
+)
+from django.db.models.expressions import Combinable
 from django.db.models.functions import Lower
 from django.utils import timezone
 
@@ -145,6 +159,67 @@ def service_interfaces(*, service: Service) -> dict[str, list[Interface]]:
     for relation, slug, name, kind in rows:
         found[relation].append(Interface(relation, slug, name, kind))
     return found
+
+
+# What the service page lists and a service may well have none of. The apps whose sections the page includes add
+# theirs (`page_part_register`): a name and, given the service as `OuterRef("pk")`, a condition that finds one.
+PAGE_PARTS = ("runbooks", "adrs", "interfaces", "deploy_targets", "deployments", "decommissions", "source")
+PageProbe = Callable[[OuterRef], Combinable | Q]
+_page_probes: dict[str, PageProbe] = {}
+_PROBE_PK = -7_777_777  # stands in for the service's id while the statement is compiled
+
+
+def page_part_register(name: str, probe: PageProbe) -> None:
+    """Let the service page's presence statement say whether a service has `name` (called from AppConfig.ready)."""
+    _page_probes[name] = probe
+    _page_parts_sql.cache_clear()
+
+
+def service_page_parts(*, service: Service) -> frozenset[str]:
+    """Which of PAGE_PARTS and of the registered parts the service has, in one statement compiled once per process:
+    the page then reads only the lists that are not empty. Most services have no ADR, deploy target, health check
+    or feature flag, and each empty list read on its own cost a query (about a millisecond of CPU between Django
+    and PostgreSQL, on every view)."""
+    content_type = ContentType.objects.get_for_model(Service)  # cached by Django after the first call
+    names, sql, params, at = _page_parts_sql(connection.vendor, content_type.pk)
+    values = list(params)
+    values[at] = service.pk
+    row = db.fetch_one(sql, values)
+    return frozenset(name for name, present in zip(names, row or (), strict=False) if present)
+
+
+@cache
+def _page_parts_sql(vendor: str, content_type_id: int) -> tuple[tuple[str, ...], str, tuple[object, ...], int]:
+    # The apps that build on the catalog are imported here, as the page's view reads them.
+    from deployments.models import Decommission, DecommissionState, Deployment, DeployTarget
+    from techdocs.models import ADR, Runbook
+
+    service = OuterRef("pk")
+    interfaces = (
+        Exists(Api.providers.through.objects.filter(service=service))
+        | Exists(Api.consumers.through.objects.filter(service=service))
+        | Exists(Service.resources.through.objects.filter(service=service))
+    )
+    probes: dict[str, Combinable | Q] = {
+        "runbooks": Exists(Runbook.objects.filter(service=service)),
+        "adrs": Exists(ADR.objects.filter(service=service)),
+        "interfaces": interfaces,
+        "deploy_targets": Exists(DeployTarget.objects.filter(service=service)),
+        "deployments": Exists(Deployment.objects.filter(service=service)),
+        "decommissions": Exists(
+            Decommission.objects.filter(service=service).exclude(state=DecommissionState.CANCELLED)
+        ),
+        "source": Exists(EntitySource.objects.filter(content_type_id=content_type_id, object_id=service)),
+    }
+    assert tuple(probes) == PAGE_PARTS
+    probes.update({name: probe(service) for name, probe in _page_probes.items()})
+    names = tuple(probes)
+    columns = {f"has_{name}": ExpressionWrapper(probe, output_field=BooleanField()) for name, probe in probes.items()}
+    query = Service.objects.filter(pk=_PROBE_PK).annotate(**columns).order_by().values_list(*columns)
+    sql, params = query.query.sql_with_params()
+    if list(params).count(_PROBE_PK) != 1:  # the service's id must be exactly one of the statement's parameters
+        raise RuntimeError(f"unexpected parameters {params!r} in {sql}")
+    return names, sql, tuple(params), list(params).index(_PROBE_PK)
 
 
 def service_cycle_neighbours(*, service: Service) -> set[int]:

@@ -169,20 +169,23 @@ class _ServiceListCache:
 @require_GET
 def service_detail(request: HttpRequest, slug: str) -> HttpResponse:
     service = get_object_or_404(selectors.service_list_visible(user=request.user), slug=slug)
+    present = selectors.service_page_parts(service=service)  # lists known to be empty are not read
     outgoing, incoming = selectors.service_dependencies(service=service)
     cycle_ids = selectors.service_cycle_neighbours(service=service) if outgoing and incoming else set()
     retired = service.lifecycle == Service.Lifecycle.DECOMMISSIONED  # a read-only record
     granted = perms_on(request.user, service)
     can_change = not retired and "catalog.change_service" in granted
-    source = selectors.entity_source_for(obj=service)
+    source = selectors.entity_source_for(obj=service) if "source" in present else None
     source_owned = source is not None and source.missing_since is None
+    no_interfaces: dict[str, list[selectors.Interface]] = {"provides": [], "consumes": [], "uses": []}
     context = {
         "service": service,
+        "page_parts": present,  # the sections of other apps read nothing the service has none of
         "source": source,
         "source_owned": source_owned,
-        "runbooks": techdocs_selectors.runbook_list_for_service(service=service),
-        "adrs": techdocs_selectors.adr_list_for_service(service=service),
-        "interfaces": selectors.service_interfaces(service=service),
+        "runbooks": techdocs_selectors.runbook_list_for_service(service=service) if "runbooks" in present else [],
+        "adrs": techdocs_selectors.adr_list_for_service(service=service) if "adrs" in present else [],
+        "interfaces": selectors.service_interfaces(service=service) if "interfaces" in present else no_interfaces,
         "outgoing": outgoing,
         "incoming": incoming,
         "cycle_ids": cycle_ids,
@@ -193,7 +196,7 @@ def service_detail(request: HttpRequest, slug: str) -> HttpResponse:
         "golden_path_latest": _golden_path_version(service.golden_path),
         "can_deploy": not retired and "catalog.deploy_service" in granted,
         "can_decommission": not retired and "catalog.decommission_service" in granted,
-        **deployment_selectors.service_summary(service=service),
+        **deployment_selectors.service_summary(service=service, present=present),
     }
     return render(request, "catalog/service_detail.html", context)
 

@@ -2,6 +2,7 @@
 matrix and a service's deploy summary. Each is a fixed number of queries, whatever the number of rows."""
 
 import math
+from collections.abc import Container
 from dataclasses import dataclass
 from typing import Any
 
@@ -223,9 +224,20 @@ def matrix(*, owner_slug: str = "", q: str = "", page: int = 1, per_page: int = 
     return {"environments": environments, "rows": rows, "page": page_obj}
 
 
-def service_summary(*, service: Service) -> dict[str, Any]:
-    """A service's deploy targets with what runs in each and what is in flight, and its recent deployments."""
-    targets = list(DeployTarget.objects.filter(service=service).select_related("environment"))
+def service_summary(*, service: Service, present: Container[str] | None = None) -> dict[str, Any]:
+    """A service's deploy targets with what runs in each and what is in flight, and its recent deployments.
+
+    `present` (from `catalog.selectors.service_page_parts`) says which of "deploy_targets", "deployments" and
+    "decommissions" the service has: none is read that it has not."""
+
+    def has(part: str) -> bool:
+        return present is None or part in present
+
+    targets = (
+        list(DeployTarget.objects.filter(service=service).select_related("environment"))
+        if has("deploy_targets")
+        else []
+    )
     placements: dict[int, Any] = {}
     active: dict[int, Any] = {}
     if targets:  # what runs and what is in flight are shown per target: none to read for a service without one
@@ -240,10 +252,15 @@ def service_summary(*, service: Service) -> dict[str, Any]:
     ]
     # Only what the page's list of the latest shows: the whole rows and their five joined records were 93 columns.
     shown = ("state", "paused", "needs_attention", "break_glass_reason", "created_at", "release__version")
-    recent = list(
-        Deployment.objects.filter(service=service)
-        .select_related("release", "environment")
-        .only("service_id", "environment__name", *shown)[:10]
+    recent = (
+        list(
+            Deployment.objects.filter(service=service)
+            .select_related("release", "environment")
+            .only("service_id", "environment__name", *shown)[:10]
+        )
+        if has("deployments")
+        else []
     )
-    decommission = Decommission.objects.filter(service=service).exclude(state=DecommissionState.CANCELLED).first()
+    decommissions = Decommission.objects.filter(service=service).exclude(state=DecommissionState.CANCELLED)
+    decommission = decommissions.first() if has("decommissions") else None
     return {"targets": rows, "recent": recent, "decommission": decommission}

@@ -11,3 +11,10 @@ class FlagsConfig(AppConfig):
         from governance import selectors
 
         selectors.waiting_source_register(changes.waiting_for)
+        # The service page reads no flags for a service that has none.
+        from django.db.models import Exists
+
+        from catalog import selectors as catalog_selectors
+        from flags.models import Flag
+
+        catalog_selectors.page_part_register("flags", lambda ref: Exists(Flag.objects.filter(service=ref)))

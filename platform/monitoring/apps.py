@@ -11,3 +11,13 @@ class MonitoringConfig(AppConfig):
 
         # SLO files sit next to catalog-info.yaml and arrive with the catalog's import.
         sync.foreign_documents_register(openslo.API_VERSION, services.slo_documents_import)
+        # The service page reads no checks or SLOs for a service that has none.
+        from django.db.models import Exists
+
+        from catalog import selectors as catalog_selectors
+        from monitoring.models import SLO, HealthCheck
+
+        catalog_selectors.page_part_register(
+            "health_checks", lambda ref: Exists(HealthCheck.objects.filter(service=ref))
+        )
+        catalog_selectors.page_part_register("slos", lambda ref: Exists(SLO.objects.filter(service=ref)))

@@ -152,10 +152,13 @@ def health_for_checks(checks: Sequence[HealthCheck], *, now: datetime | None = N
     return health
 
 
-def service_checks(service: Service) -> list[HealthCheck]:
+def service_checks(service: Service, *, page_parts: object = None) -> list[HealthCheck]:
     """The service's checks with their environments, in promotion order: one query, then kept on the instance, as
-    the service page's health, metrics and SLO sections each need them (read three times, they were three queries)."""
+    the service page's health, metrics and SLO sections each need them (read three times, they were three queries).
+    None when the service page's `page_parts` (catalog.selectors.service_page_parts) says it has none."""
     checks: list[HealthCheck] | None = getattr(service, "_monitoring_checks", None)
+    if checks is None and _known_without(page_parts, "health_checks"):
+        checks = service._monitoring_checks = []  # type: ignore[attr-defined]
     if checks is None:
         checks = list(
             HealthCheck.objects.filter(service=service)
@@ -166,9 +169,15 @@ def service_checks(service: Service) -> list[HealthCheck]:
     return checks
 
 
-def service_health(service: Service) -> list[tuple[HealthCheck, Health]]:
-    """The service's checks in promotion order, each with its health: four queries."""
-    checks = service_checks(service)
+def _known_without(page_parts: object, part: str) -> bool:
+    """Whether the service page's parts (a set; anything else means not known) say the service has no `part`."""
+    return isinstance(page_parts, frozenset | set) and part not in page_parts
+
+
+def service_health(service: Service, *, page_parts: object = None) -> list[tuple[HealthCheck, Health]]:
+    """The service's checks in promotion order, each with its health: four queries (none for a service the page's
+    `page_parts` say has no check)."""
+    checks = service_checks(service, page_parts=page_parts)
     health = health_for_checks(checks)
     return [(check, health[check.pk]) for check in checks]
 
@@ -301,9 +310,10 @@ def _slo_status(slo: SLO, budget: burn.Budget, now: datetime) -> SloStatus:
     return SloStatus(slo, budget, burn.OK, "Within budget.")
 
 
-def service_slos(service: Service, *, now: datetime | None = None) -> list[SloStatus]:
-    """The service's SLOs with their status (two queries)."""
-    slos = list(SLO.objects.filter(service=service))
+def service_slos(service: Service, *, now: datetime | None = None, page_parts: object = None) -> list[SloStatus]:
+    """The service's SLOs with their status (two queries; none for a service the page's `page_parts` say has no
+    SLO)."""
+    slos = [] if _known_without(page_parts, "slos") else list(SLO.objects.filter(service=service))
     return slo_statuses(slos, now=now)
 
 

@@ -135,12 +135,14 @@ def test_service_page_query_count_does_not_grow(client, world, django_assert_max
         services.dependency_add(source=world.service, target=dependency, kind="runtime", added_by=None)
         services.dependency_add(source=dependency, target=world.service, kind="data", added_by=None)
     client.force_login(world.owner)
-    # The user; 10 for the service, its tags, dependencies (both ways in one query, and cycles), permissions (one
-    # query), source, runbooks, ADRs, APIs and resources (one query) and audit; 3 deployments (targets, recent,
-    # decommission: what runs is read only for a service with targets); 2 monitoring (checks, read once for the health,
-    # metrics and SLO sections, and SLOs; a service with neither has no anomaly to look for, and one in no trouble
-    # reads none of the dependency graph); 1 flags, 1 insights, 1 scorecards and 2 ownership reviews.
-    with django_assert_max_num_queries(21):
+    # The user; the service and its tags; which of its lists are not empty (one statement: catalog.selectors.
+    # service_page_parts); dependencies (both ways in one query) and cycles; permissions (one query); audit; and
+    # insights' environments. Each list the service has adds its query: the source, runbooks, ADRs, APIs and
+    # resources (one), deploy targets (and then what runs and what is in flight), recent deployments, a
+    # decommission, checks (read once for the health, metrics and SLO sections), SLOs, flags, scorecards, an open
+    # review item, a handover; a service with neither SLOs nor checks has no anomaly to look for, and one in no
+    # trouble reads none of the dependency graph.
+    with django_assert_max_num_queries(9):
         response = client.get(world.service.get_absolute_url())
     assert len(response.context["outgoing"]) == count and len(response.context["incoming"]) == count
     assert response.context["cycle_ids"] == {d.target_id for d in response.context["outgoing"]}
@@ -180,6 +182,39 @@ def test_service_page_lists_interfaces_and_documents_in_bounded_queries(client, 
     assert "Restart it</a>" in content
     assert f'href="{newer[0].get_absolute_url()}">ADR-0001</a>' in content
     assert f'href="{newer[1].get_absolute_url()}">ADR-0001</a>' in content  # another service's decision
+
+
+def test_service_page_parts_say_what_a_service_has_in_one_statement(client, world, django_assert_num_queries):
+    """The page reads no list the presence statement says is empty; the statement finds every kind it names, the
+    registered apps' included, and a service with them shows them."""
+    from catalog.models import Api
+    from catalog.selectors import service_page_parts
+    from deployments.models import Decommission
+    from flags.models import Flag
+    from monitoring.models import HealthCheck
+    from reviews.models import Handover
+    from techdocs.models import ADR, Runbook
+    from tests.factories import EnvironmentFactory
+
+    with django_assert_num_queries(1):
+        assert service_page_parts(service=world.service) == frozenset()
+    Runbook.objects.create(service=world.service, slug="restart", title="Restart it")
+    ADR.objects.create(service=world.service, number=1, title="Use queues", status="accepted")
+    Api.objects.create(slug="feed", name="Feed", owner=world.other_team).consumers.add(world.service)
+    _source_owned(world.service)
+    Decommission.objects.create(service=world.service, reason="Replaced", planned_for="2030-01-01", state="cancelled")
+    HealthCheck.objects.create(service=world.service, environment=EnvironmentFactory(), url="http://a.test/")
+    Flag.objects.create(service=world.service, key="new-checkout", variants={"on": True, "off": False})
+    Handover.objects.create(service=world.service, from_team=world.owner_team, to_team=world.other_team)
+    with django_assert_num_queries(1):
+        parts = service_page_parts(service=world.service)
+    assert parts == {"runbooks", "adrs", "interfaces", "source", "health_checks", "flags", "handovers"}
+    client.force_login(world.outsider)
+    content = client.get(world.service.get_absolute_url()).content.decode()
+    assert "Restart it</a>" in content and "Use queues</a>" in content and "Feed</a>" in content
+    assert "Described in" in content and "GET http://a.test/" in content and "new-checkout</a>" in content
+    assert "Handover to Search</a>" in content
+    assert "Decommission #" not in content  # a cancelled one is no part of the page
 
 
 def test_service_page_shows_both_directions_and_the_cycle(client, world):

@@ -8,6 +8,7 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
+from catalog.models import Service
 from deployments.models import State
 from tests.factories import UserFactory
 from tests.insights.support import deployment_make
@@ -180,6 +181,19 @@ def test_service_page_shows_its_own_figures(client, history) -> None:
     page = client.get(history.pay_api.get_absolute_url()).content.decode()
     assert "50.0 %" in page and "median 30 min" in page and 'href="/insights/services/pay-api/"' in page
     assert "/deployments/?service=pay-api&amp;state=succeeded" in page
+
+
+def test_a_service_never_deployed_reads_no_figures_and_they_are_what_reading_gives(history) -> None:
+    """The service page skips the figures of a service without deployments: they are exactly the computed ones."""
+    from insights import selectors
+    from insights.templatetags.insights_tags import dora_service
+
+    idle = Service.objects.get(slug="idle")
+    computed = dora_service(idle)
+    skipped = dora_service(idle, frozenset())
+    assert skipped["figures"] == computed["figures"] == selectors.Figures(days=30)
+    assert skipped["tiles"] == computed["tiles"]
+    assert dora_service(idle, "")["figures"] == computed["figures"]  # an unknown value is no knowledge
 
 
 def test_without_a_protected_environment_everything_is_no_data(client, history) -> None:

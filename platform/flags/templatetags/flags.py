@@ -11,9 +11,12 @@ register = template.Library()
 
 
 @register.simple_tag
-def flag_table(service: Service) -> dict[str, Any]:
+def flag_table(service: Service, page_parts: object = None) -> dict[str, Any]:
     """The service's flags with each environment's setting, in environment order, and the stale ones' reason (read
-    from the same rows): one query for a service without flags (the service page's usual case), three with."""
+    from the same rows): one query for a service without flags (the service page's usual case), three with; none
+    when the service page's `page_parts` (a set) say it has no flag."""
+    if isinstance(page_parts, frozenset | set) and "flags" not in page_parts:
+        return {"environments": [], "rows": [], "stale": 0}
     flags = list(Flag.objects.filter(service=service).prefetch_related("settings").order_by("key"))
     if not flags:
         return {"environments": [], "rows": [], "stale": 0}

@@ -16,9 +16,13 @@ register = template.Library()
 SERVICE_WINDOW_DAYS = 30
 
 
-def _recent(scope: selectors.Scope) -> dict[str, Any]:
-    """The last 30 days in production (protected environments), in the portal's time zone: two queries."""
-    figures = selectors.dora_recent(scope=scope, days=SERVICE_WINDOW_DAYS)
+def _recent(scope: selectors.Scope, *, never_deployed: bool = False) -> dict[str, Any]:
+    """The last 30 days in production (protected environments), in the portal's time zone: two queries, none for a
+    scope known never to have deployed (its figures are all "no data")."""
+    if never_deployed:
+        figures = selectors.Figures(days=SERVICE_WINDOW_DAYS)
+    else:
+        figures = selectors.dora_recent(scope=scope, days=SERVICE_WINDOW_DAYS)
     zone = ZoneInfo(settings.TIME_ZONE)
     window = selectors.window_last(SERVICE_WINDOW_DAYS, zone=zone, today=timezone.now().astimezone(zone).date())
     return {
@@ -30,8 +34,10 @@ def _recent(scope: selectors.Scope) -> dict[str, Any]:
 
 
 @register.simple_tag
-def dora_service(service: Service) -> dict[str, Any]:
-    return _recent(selectors.Scope("service", service.pk, service.slug, service.name))
+def dora_service(service: Service, page_parts: object = None) -> dict[str, Any]:
+    """The service's figures; none to read for a service the page's `page_parts` (a set) say has no deployment."""
+    never_deployed = isinstance(page_parts, frozenset | set) and "deployments" not in page_parts
+    return _recent(selectors.Scope("service", service.pk, service.slug, service.name), never_deployed=never_deployed)
 
 
 @register.simple_tag

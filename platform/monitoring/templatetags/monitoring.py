@@ -17,10 +17,11 @@ BADGE = {"healthy": "badge-dep-succeeded", "degraded": "badge-dep-paused", "down
 
 
 @register.simple_tag
-def health_rows(service: Service) -> list[dict[str, object]]:
-    """The service's checks with their health, for templates/monitoring/_service_health.html (four queries)."""
+def health_rows(service: Service, page_parts: object = None) -> list[dict[str, object]]:
+    """The service's checks with their health, for templates/monitoring/_service_health.html (four queries; none for
+    a service the page's `page_parts` say has no check)."""
     rows = []
-    for check, health in service_health(service):
+    for check, health in service_health(service, page_parts=page_parts):
         rows.append({"check": check, "health": health, "badge": BADGE.get(health.status, "")})
     return rows
 
@@ -67,11 +68,11 @@ def _budget_chart(history: list[tuple[datetime, float]], start: datetime, end: d
 
 
 @register.simple_tag
-def slo_rows(service: Service) -> list[dict[str, object]]:
+def slo_rows(service: Service, page_parts: object = None) -> list[dict[str, object]]:
     """The service's SLOs with status and a budget chart each, for templates/monitoring/_service_slos.html."""
     now = timezone.now()
     rows = []
-    for status in service_slos(service, now=now):
+    for status in service_slos(service, now=now, page_parts=page_parts):
         history = slo_budget_history(status.slo, now=now)
         start = now - timedelta(days=status.slo.window_days)
         rows.append(

@@ -20,13 +20,20 @@ def ownership_card(context: dict[str, Any], service: Service) -> dict[str, Any]:
         ownership = service.ownership  # type: ignore[attr-defined]
     except ObjectDoesNotExist:
         ownership = None
-    item = (
-        Item.objects.select_related("campaign")
-        .filter(service=service, status=Item.Status.OPEN, campaign__status=Campaign.Status.OPEN)
-        .only("service_id", "due_on", "campaign__title")  # what the card shows: its link, campaign and due date
-        .order_by("due_on")
-        .first()
+    # The page's parts (catalog.selectors.service_page_parts) say whether there is an open item or handover to read.
+    parts = context.get("page_parts")
+    absent: frozenset[str] = (
+        frozenset({"review_items", "handovers"} - parts) if isinstance(parts, frozenset | set) else frozenset()
     )
+    item = None
+    if "review_items" not in absent:
+        item = (
+            Item.objects.select_related("campaign")
+            .filter(service=service, status=Item.Status.OPEN, campaign__status=Campaign.Status.OPEN)
+            .only("service_id", "due_on", "campaign__title")  # what the card shows: its link, campaign and due date
+            .order_by("due_on")
+            .first()
+        )
     period = services.verification_period_days(service.tier)
     verified_at = ownership.verified_at if ownership else None
     return {
@@ -35,6 +42,6 @@ def ownership_card(context: dict[str, Any], service: Service) -> dict[str, Any]:
         "period": period,
         "due": verified_at is not None and (timezone.now() - verified_at).days > period,
         "item": item,
-        "handover": selectors.handover_open_for_service(service=service),
+        "handover": None if "handovers" in absent else selectors.handover_open_for_service(service=service),
         "today": timezone.localdate(),
     }

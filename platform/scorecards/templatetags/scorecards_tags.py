@@ -9,5 +9,8 @@ register = template.Library()
 
 
 @register.simple_tag
-def service_scores(service: Service) -> list[selectors.ServiceScore]:
+def service_scores(service: Service, page_parts: object = None) -> list[selectors.ServiceScore]:
+    """None to read for a service the page's `page_parts` (a set) say no enabled scorecard scores."""
+    if isinstance(page_parts, frozenset | set) and "scores" not in page_parts:
+        return []
     return selectors.scores_for_services(service_ids=[service.pk])[service.pk]
