@@ -184,7 +184,7 @@ def service_page_parts(*, service: Service) -> frozenset[str]:
     names, sql, params, at = _page_parts_sql(connection.vendor, content_type.pk)
     values = list(params)
     values[at] = service.pk
-    row = db.fetch_one(sql, values)
+    row = db.fetch_one(sql, values, prepare=True)  # planning its dozen subqueries cost more than running them
     return frozenset(name for name, present in zip(names, row or (), strict=False) if present)
 
 
