@@ -29,10 +29,12 @@ def _fresh_cache() -> None:
     """Each test starts with an empty cache (Redis in CI keeps keys across tests; the database does not)."""
     from django.core.cache import cache
 
+    from accounts.tokens import held_forget
     from portal.pagination import estimates
 
     cache.clear()
     estimates.clear()  # the planner's estimates a process remembers are of the last test's tables
+    held_forget()  # and the tokens it holds, the last test's
 
 
 @dataclass

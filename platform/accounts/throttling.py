@@ -13,10 +13,12 @@ from django.http import HttpRequest
 from redis.exceptions import NoScriptError
 from rest_framework.throttling import BaseThrottle
 
+from accounts import tokens
 from accounts.models import ApiToken
 from portal.cache import script_keys
 
 WINDOW_SECONDS = 60
+HOLD_SHARE = 32
 
 
 class ApiTokenRateThrottle(BaseThrottle):
@@ -62,18 +64,32 @@ def token_round_trip(
 ) -> tuple[Any, tuple[int, int, list[str], dict[str, Any]] | None]:
     """What the cache holds for a token (`entry_key`) and, on Redis, in the same round trip: the rate-limit count of
     this request and the `prefetch` keys the view will read. Returns (cached token or None, (window, count, prefetch,
-    found) or None when the count is left to the throttle)."""
+    found) or None when the count is left to the throttle).
+
+    A busy token does not make this round trip for every request: what it brought back is held in the process
+    (tokens.Held) for API_TOKEN_HOLD_SECONDS, and the requests counted meanwhile are added to the shared count with
+    the next round trip. Only while the token is far from its limit, though: a process counts on its own at most a
+    HOLD_SHARE-th of what is left of the window's allowance, so near the limit every request is counted in Redis,
+    exactly. A revocation reaches this process at once (tokens.entry_forget) and every other within the hold."""
     backend = caches["default"]
     if not settings.API_TOKEN_CACHE or not isinstance(backend, RedisCache):
         return cache.get(entry_key) if settings.API_TOKEN_CACHE else None, None
     window = int(time.time() // WINDOW_SECONDS)
+    held = tokens.held_get(entry_key, digest=digest, window=window)
+    share = (settings.API_TOKEN_RATE_LIMIT - held.count) // HOLD_SHARE if held is not None else 0
+    if held is not None and not prefetch and held.unsynced < share and tokens.fresh(held):
+        held.unsynced += 1
+        held.count += 1
+        return held.entry, (window, held.count, prefetch, {})
+    add = 1 + (held.unsynced if held is not None else 0)
     client, keys = script_keys([entry_key, _counter_key(digest, window), *prefetch])
     try:
-        entry, count, values = client.evalsha(_TOKEN_SHA, len(keys), *keys, WINDOW_SECONDS + 5)
+        entry, count, values = client.evalsha(_TOKEN_SHA, len(keys), *keys, WINDOW_SECONDS + 5, add)
     except NoScriptError:
-        entry, count, values = client.eval(_TOKEN_SCRIPT, len(keys), *keys, WINDOW_SECONDS + 5)
+        entry, count, values = client.eval(_TOKEN_SCRIPT, len(keys), *keys, WINDOW_SECONDS + 5, add)
     found = {name: _SERIALIZER.loads(value) for name, value in zip(prefetch, values, strict=True) if value is not None}
     cached = _SERIALIZER.loads(entry) if entry is not None else None
+    tokens.held_put(entry_key, digest=digest, window=window, entry=cached, count=int(count))
     return cached, (window, int(count), prefetch, found)
 
 
@@ -86,10 +102,11 @@ if #KEYS == 1 then return {count, {}} end
 return {count, redis.call('MGET', unpack(KEYS, 2))}
 """
 _COUNT_SHA = hashlib.sha1(_COUNT_SCRIPT.encode()).hexdigest()  # noqa: S324 - Redis names scripts by their SHA-1
-# The cached token, then the count as above, then the prefetched keys.
+# The cached token, then the count as above (plus any requests counted in the process meanwhile), then the prefetched
+# keys.
 _TOKEN_SCRIPT = """
 local entry = redis.call('GET', KEYS[1])
-local count = redis.call('INCR', KEYS[2])
+local count = redis.call('INCRBY', KEYS[2], ARGV[2])
 if count == 1 then redis.call('EXPIRE', KEYS[2], ARGV[1]) end
 if #KEYS == 2 then return {entry, count, {}} end
 return {entry, count, redis.call('MGET', unpack(KEYS, 3))}

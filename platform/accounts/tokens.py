@@ -10,6 +10,9 @@ it was revoked cannot put it back. Other changes to a user (a name, staff status
 a plain delete, or within a minute at worst if a request was reading the user at that moment.
 """
 
+import threading
+import time
+from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
@@ -67,7 +70,58 @@ def entry_forget(prefixes: list[str], *, for_good: bool) -> None:
             cache.delete_many(keys)
 
     forget()
+    held_forget(keys)
     transaction.on_commit(forget)
+    transaction.on_commit(lambda: held_forget(keys))
+
+
+@dataclass(slots=True)
+class Held:
+    """What a round trip to the cache brought back for a token, held in this process for a moment (see
+    throttling.token_round_trip): its entry, and its rate-limit window's count with the requests counted here since."""
+
+    digest: str
+    window: int
+    entry: dict[str, Any]
+    count: int
+    unsynced: int
+    taken_at: float
+
+
+_held: dict[str, Held] = {}
+_held_lock = threading.Lock()
+
+
+def held_get(key: str, *, digest: str, window: int) -> Held | None:
+    """The entry held for this token (`key`), for this secret's digest and this window; `fresh` says whether it may
+    still answer (see `fresh`)."""
+    held = _held.get(key)
+    if held is None or held.digest != digest or held.window != window:
+        return None
+    return held
+
+
+def fresh(held: Held) -> bool:
+    """Whether a held entry is younger than API_TOKEN_HOLD_SECONDS."""
+    return time.monotonic() - held.taken_at < settings.API_TOKEN_HOLD_SECONDS
+
+
+def held_put(key: str, *, digest: str, window: int, entry: Any, count: int) -> None:
+    """Hold what a round trip brought back: only a cached token (not a tombstone, not a miss), only if holding is on."""
+    with _held_lock:
+        if isinstance(entry, dict) and settings.API_TOKEN_HOLD_SECONDS > 0:
+            _held[key] = Held(digest, window, entry, count, 0, time.monotonic())
+        else:
+            _held.pop(key, None)
+
+
+def held_forget(keys: list[str] | None = None) -> None:
+    """Let go of the entries held for these tokens' keys (all with None)."""
+    with _held_lock:
+        if keys is None:
+            _held.clear()
+        for key in keys or ():
+            _held.pop(key, None)
 
 
 def _user_saved(sender: Any, instance: Any, **kwargs: Any) -> None:

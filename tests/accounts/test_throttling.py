@@ -7,6 +7,7 @@ from types import SimpleNamespace
 import pytest
 from django.core.cache import cache
 from django.urls import reverse
+from django.utils import timezone
 from rest_framework.test import APIClient
 
 from accounts import services, throttling
@@ -167,3 +168,89 @@ def test_concurrent_requests_never_exceed_the_limit(settings, clock):
     assert allowed.count(True) == limit
     window = int(clock.now // WINDOW_SECONDS)
     assert cache.get(throttling._counter_key(token.digest, window)) == threads_count * calls_each  # none lost
+
+
+DETAIL_URL = reverse("api:service-detail", kwargs={"slug": "payments-api"})
+
+
+def _spend_detail(api: APIClient, times: int) -> None:
+    """Reads of one service: a view that asks the cache for nothing else (no prefetch), as most of the API."""
+    for _ in range(times):
+        assert api.get(DETAIL_URL).status_code == 200
+
+
+def _on_redis() -> bool:
+    from django.core.cache import caches
+    from django.core.cache.backends.redis import RedisCache
+
+    return isinstance(caches["default"], RedisCache)
+
+
+def _redis_count(token: ApiToken, window: int) -> int:
+    return int(cache.get(throttling._counter_key(token.digest, window)) or 0)
+
+
+def _round_trips(monkeypatch) -> list[int]:  # type: ignore[no-untyped-def]
+    """The number of requests each round trip to Redis counted (its INCRBY), in order."""
+    made: list[int] = []
+    client_class = type(throttling.script_keys(["x"])[0])
+    real = client_class.evalsha
+
+    def counted(self, sha, numkeys, *args):  # type: ignore[no-untyped-def]
+        if sha == throttling._TOKEN_SHA:
+            made.append(int(args[-1]))
+        return real(self, sha, numkeys, *args)
+
+    monkeypatch.setattr(client_class, "evalsha", counted)
+    return made
+
+
+def test_a_busy_token_far_from_its_limit_is_counted_in_the_process_and_the_count_reaches_redis(
+    world, settings, clock, monkeypatch
+):  # type: ignore[no-untyped-def]
+    settings.API_TOKEN_RATE_LIMIT = 10_000
+    api = _bearer(world.owner)
+    token = ApiToken.objects.get(user=world.owner)
+    window = int(clock.now // WINDOW_SECONDS)
+    made = _round_trips(monkeypatch) if _on_redis() else []
+    _spend_detail(api, 20)
+    if not _on_redis():  # local memory: every request counted in the cache, nothing held
+        assert int(cache.get(throttling._counter_key(token.digest, window))) == 20
+        return
+    # The first request finds no cached token (the database answers and caches it), the second brings it back: from
+    # then on the process answers and counts on its own, for a second at most.
+    assert made == [1, 1] and _redis_count(token, window) == 2
+    settings.API_TOKEN_HOLD_SECONDS = 0  # the hold is over: the next request takes the 18 counted meanwhile along
+    _spend_detail(api, 1)
+    assert made[-1] == 19 and _redis_count(token, window) == 21
+
+
+def test_near_its_limit_every_request_is_counted_in_redis_and_the_limit_holds_exactly(
+    world, settings, clock, monkeypatch
+):  # type: ignore[no-untyped-def]
+    settings.API_TOKEN_RATE_LIMIT = 40  # a process counts on its own at most a 32nd of what is left: 1 at first
+    api = _bearer(world.owner)
+    _spend_detail(api, 40)
+    assert api.get(DETAIL_URL).status_code == 429
+    token = ApiToken.objects.get(user=world.owner)
+    assert int(cache.get(throttling._counter_key(token.digest, int(clock.now // WINDOW_SECONDS)))) == 41
+
+
+def test_a_token_revoked_here_is_refused_at_once_and_one_revoked_elsewhere_within_the_hold(world, settings, clock):  # type: ignore[no-untyped-def]
+    settings.API_TOKEN_RATE_LIMIT = 10_000
+    api = _bearer(world.owner)
+    _spend_detail(api, 3)
+    token = ApiToken.objects.get(user=world.owner)
+    services.token_revoke(token=token, revoked_by=world.owner)
+    assert api.get(DETAIL_URL).status_code == 401  # this process let go of it with the revocation
+
+    other = _bearer(world.owner, name="other")
+    _spend_detail(api := other, 3)
+    revoked = ApiToken.objects.get(user=world.owner, name="other")
+    if settings.API_TOKEN_CACHE:
+        cache.set(f"apitoken:{revoked.prefix}", "revoked", 300)  # the tombstone another process's revocation writes
+    else:  # no shared cache (the embedded defaults): every request asks the database
+        ApiToken.objects.filter(pk=revoked.pk).update(revoked_at=timezone.now())
+    settings.API_TOKEN_HOLD_SECONDS = 0.2
+    time.sleep(0.25)
+    assert api.get(DETAIL_URL).status_code == 401

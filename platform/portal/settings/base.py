@@ -343,6 +343,9 @@ REST_FRAMEWORK = {
 }
 # Requests per minute allowed to one personal API token.
 API_TOKEN_RATE_LIMIT = env.int("API_TOKEN_RATE_LIMIT", default=600)
+# How long a web process may answer a busy token from what its last round trip to Redis brought back (its entry and
+# rate-limit count; accounts/throttling.py): a revoked token stops working in every process within this. 0: never.
+API_TOKEN_HOLD_SECONDS = env.float("API_TOKEN_HOLD_SECONDS", default=1.0)
 # OFREP evaluations a minute per feature-flag SDK key (flags/ofrep.py); a server-side SDK evaluates per request.
 FLAGS_SDK_RATE_LIMIT = env.int("FLAGS_SDK_RATE_LIMIT", default=60_000)
 # Failed sign-ins (accounts/throttling.py): an address is locked out of one account after SIGNIN_FAILURES_PER_ACCOUNT
