@@ -4,12 +4,13 @@ import copy
 from typing import Any
 
 import django_filters
+from django.db import connection
 from django.db.models import F, Q, QuerySet, Subquery
 from django.db.models.functions import Lower
 from django_filters.constants import EMPTY_VALUES
 
 from catalog import cache as catalog_cache
-from catalog import selectors
+from catalog import selectors, text_search
 from catalog.models import Dependency, Service, System, Tag
 from teams.models import Team
 
@@ -109,13 +110,24 @@ class ServiceFilterSet(django_filters.FilterSet):
         names = sorted(name for name in cls.base_filters if name != "ordering")
         return catalog_cache.entry_key("service-count", repr([(name, params.getlist(name)) for name in names]))
 
+    # The relevance of each service to the search, when the list is ordered by it (see `search`).
+    search_rank: Any = None
+
     def search(self, queryset: QuerySet[Service], name: str, value: str) -> QuerySet[Service]:
-        """Every word must appear in the name, slug or description (case-insensitive)."""
-        for word in value.split()[:8]:
-            queryset = queryset.filter(
-                Q(name__icontains=word) | Q(slug__icontains=word) | Q(description__icontains=word)
-            )
-        return queryset
+        """Every word must match a word of the name, slug or description, the last one as a prefix; when none does,
+        every word must appear in them as a substring. Listed by relevance when no order is asked for and few match.
+        See catalog/text_search.py."""
+        words = text_search.words_split(value)
+        if not words:
+            return queryset
+        if connection.vendor != "postgresql" or text_search.short(words):
+            return queryset.filter(text_search.match(words))
+        found = text_search.probe(words)
+        if not found:
+            return queryset.filter(text_search.substring(words))
+        if found <= text_search.RANK_UP_TO:
+            self.search_rank = text_search.rank(words)
+        return queryset.filter(text_search.match(words))
 
     def filter_stale(self, queryset: QuerySet[Service], name: str, value: str) -> QuerySet[Service]:
         stale = selectors.stale_runbook_exists()
@@ -141,7 +153,8 @@ class ServiceFilterSet(django_filters.FilterSet):
     def qs(self) -> QuerySet[Service]:
         queryset = super().qs
         if not getattr(self.form, "cleaned_data", {}).get("ordering"):
-            queryset = queryset.order_by(Lower("name"), "pk")
+            first = [self.search_rank.desc()] if self.search_rank is not None else []
+            queryset = queryset.order_by(*first, Lower("name"), "pk")
         else:
             queryset = queryset.order_by(*queryset.query.order_by, "pk")  # a stable order for pagination
         return queryset

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from django.core import signing
 from django.core.exceptions import ValidationError
-from django.db import transaction
+from django.db import connection, transaction
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from rest_framework.test import APIRequestFactory
@@ -218,7 +218,10 @@ def test_api_reads_cost_the_same_queries_whatever_the_catalog_size(
     with django_assert_num_queries(1):  # the stored document
         assert api_client.get(f"{SERVICES_URL}s-001/").json()["system"] == "core"
     for query in ({}, {"owner": "payments"}, {"lifecycle": "experimental", "tier": "3"}, {"q": "s-00"}):
-        with django_assert_num_queries(1):  # the count and the page, the owner's slug looked up inside them
+        # The count and the page, the owner's slug looked up inside them; a text search on PostgreSQL first counts
+        # its matches up to a bound (catalog/text_search.py's probe), which decides their order.
+        probe = "q" in query and connection.vendor == "postgresql"
+        with django_assert_num_queries(2 if probe else 1):
             body = api_client.get(SERVICES_URL, query).json()
         assert body["count_exact"] is True and len(body["results"]) == body["count"], query
 

@@ -76,7 +76,9 @@ class _StandInRequest:
 
 
 class ServiceViewSet(LookupMixin, viewsets.ModelViewSet):
-    """Services in the catalog. Filters: owner, lifecycle, tier, system, tag, q (text); ordering: name, owner,
+    """Services in the catalog. Filters: owner, lifecycle, tier, system, tag, q (text: every word must match the
+    start of a word of the name, slug or description, the last word as a prefix; when no service matches, the words
+    are looked for as substrings; without an ordering, few matches are listed by relevance); ordering: name, owner,
     tier, lifecycle, updated (prefix - for descending)."""
 
     serializer_class = ServiceSerializer
