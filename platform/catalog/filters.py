@@ -4,7 +4,6 @@ import copy
 from typing import Any
 
 import django_filters
-from django.db import connection
 from django.db.models import F, Q, QuerySet, Subquery
 from django.db.models.functions import Lower
 from django_filters.constants import EMPTY_VALUES
@@ -112,6 +111,9 @@ class ServiceFilterSet(django_filters.FilterSet):
 
     # The relevance of each service to the search, when the list is ordered by it (see `search`).
     search_rank: Any = None
+    # How the search is answered (text_search.mode), when the caller knows it already: a kept statement's shape
+    # (catalog/api/statements.py) is built with stand-in words, which must be answered as the real ones are.
+    search_mode: str | None = None
 
     def search(self, queryset: QuerySet[Service], name: str, value: str) -> QuerySet[Service]:
         """Every word must match a word of the name, slug or description, the last one as a prefix; when none does,
@@ -120,12 +122,10 @@ class ServiceFilterSet(django_filters.FilterSet):
         words = text_search.words_split(value)
         if not words:
             return queryset
-        if connection.vendor != "postgresql" or text_search.short(words):
-            return queryset.filter(text_search.match(words))
-        found = text_search.probe(words)
-        if not found:
+        mode = self.search_mode or text_search.mode(words)
+        if mode == text_search.SUBSTRING:
             return queryset.filter(text_search.substring(words))
-        if found <= text_search.RANK_UP_TO:
+        if mode == text_search.RANKED:
             self.search_rank = text_search.rank(words)
         return queryset.filter(text_search.match(words))
 

@@ -87,6 +87,24 @@ def substring(words: Sequence[str]) -> Q:
     return condition
 
 
+# How a search is answered (`mode`); the filter set asks for it, and a kept statement's shape holds it.
+SHORT_MODE, SUBSTRING, RANKED, NAMED = "short", "substring", "ranked", "named"
+
+
+def mode(words: Sequence[str]) -> str:
+    """How to answer a search for `words`: SHORT_MODE (a prefix match in name order, no probe), SUBSTRING (no service
+    matches: the fallback), RANKED (few match: by relevance unless an order is asked for) or NAMED (many match: by
+    name). SQLite always searches substrings."""
+    if connection.vendor != "postgresql":
+        return SUBSTRING
+    if short(words):
+        return SHORT_MODE
+    found = probe(words)
+    if not found:
+        return SUBSTRING
+    return RANKED if found <= RANK_UP_TO else NAMED
+
+
 def probe(words: Sequence[str]) -> int:
     """How many services match `words`, counted up to RANK_UP_TO + 1 (PostgreSQL only)."""
     sql = (

@@ -165,3 +165,16 @@ def test_percent_and_underscore_are_literal_in_substrings(api_client, services) 
     service_make(owner=services.owner_team, slug="odd", name="Odd", description="100%_sure")
     assert _slugs(api_client, services, q="0%_s") == ["odd"]
     assert _slugs(api_client, services, q="x%") == []
+
+
+@postgres_only
+def test_kept_statements_answer_each_search_as_its_own_words_ask(api_client, services, settings) -> None:  # type: ignore[no-untyped-def]
+    """A list shape's statement (catalog/api/statements.py) is built with stand-in words: one-word searches that are
+    ranked, fall back to substrings or are very short each get the statement of their own kind."""
+    settings.CATALOG_API_CACHE = False  # the path through kept statements
+    for _round in range(2):  # the first request of a shape builds its statement, the second reuses it
+        assert _slugs(api_client, services, q="payments") == ["payments-api", "ledger"]
+        assert _slugs(api_client, services, q="gateway") == ["apigateway"]
+        assert _slugs(api_client, services, q="money") == ["payout-worker"]
+        assert set(_slugs(api_client, services, q="pa")) == {"ledger", "payments-api", "payout-worker", "apigateway"}
+        assert _slugs(api_client, services, q="ments") == ["ledger", "payments-api"]

@@ -31,6 +31,7 @@ from django.conf import settings
 from django.db import connection
 from django.http import QueryDict
 
+from catalog import text_search
 from catalog.filters import ServiceFilterSet
 
 SHAPES_KEPT = 256
@@ -64,6 +65,7 @@ class Shape:
     kinds: list[str]
     number: int | None  # the page number; None in cursor mode
     after: bool  # in cursor mode: whether the cursor holds keys (not the first page)
+    search_mode: str | None = None  # how the search's words are answered (catalog.text_search.mode)
 
     def stand_in_params(self, params: QueryDict) -> tuple[QueryDict, list[Any] | None]:
         """The query parameters to build this shape's statement with, and the cursor keys standing in."""
@@ -106,6 +108,10 @@ def shape_of(params: QueryDict, *, number: int | None, size: int, after: list[An
     values += words
     if any(len(value) > _LONGEST or "\x00" in value for value in values):
         return None
+    # The words decide the statement's form as well as its parameters (a ranked order, the substring fallback): the
+    # stand-ins they are built with are answered as the real words are.
+    search_mode = text_search.mode(words) if words else None
+    key.append(search_mode)
     kinds = ["s"] * len(values)
     for name in CHOICES:
         choice = params.get(name, "")
@@ -119,7 +125,9 @@ def shape_of(params: QueryDict, *, number: int | None, size: int, after: list[An
         kinds.append(kind)
         values.append(value)
     key += [number, size, after is not None, tuple(kinds), settings.CATALOG_EXACT_COUNT_UP_TO]
-    return Shape(key=tuple(key), values=values, kinds=kinds, number=number, after=after is not None)
+    return Shape(
+        key=tuple(key), values=values, kinds=kinds, number=number, after=after is not None, search_mode=search_mode
+    )
 
 
 @dataclass(frozen=True, slots=True)

@@ -219,6 +219,7 @@ class ServiceViewSet(LookupMixin, viewsets.ModelViewSet):
         filterset = ServiceApiFilterSet(
             data=data, queryset=self.get_queryset().prefetch_related(None), request=self.request
         )
+        filterset.search_mode = shape.search_mode
         if not filterset.is_valid():
             return None  # the ordinary path says what is wrong
         stand_in_request = _StandInRequest(data)
