@@ -136,13 +136,12 @@ def test_service_page_query_count_does_not_grow(client, world, django_assert_max
         services.dependency_add(source=dependency, target=world.service, kind="data", added_by=None)
     client.force_login(world.owner)
     # The user; the service and its tags; which of its lists are not empty (one statement: catalog.selectors.
-    # service_page_parts); dependencies (both ways in one query) and cycles; permissions (one query); audit; and
-    # insights' environments. Each list the service has adds its query: the source, runbooks, ADRs, APIs and
-    # resources (one), deploy targets (and then what runs and what is in flight), recent deployments, a
-    # decommission, checks (read once for the health, metrics and SLO sections), SLOs, flags, scorecards, an open
-    # review item, a handover; a service with neither SLOs nor checks has no anomaly to look for, and one in no
-    # trouble reads none of the dependency graph.
-    with django_assert_max_num_queries(9):
+    # service_page_parts); dependencies (both ways in one query) and cycles; permissions (one query); audit. Each
+    # list the service has adds its query: the source, runbooks, ADRs, APIs and resources (one), deploy targets (and
+    # then what runs and what is in flight), deployments (and insights' figures), a decommission, checks (read once
+    # for the health, metrics and SLO sections), SLOs, flags, scorecards, an open review item, a handover; a service
+    # with neither SLOs nor checks has no anomaly to look for, and one in no trouble reads none of the dependency graph.
+    with django_assert_max_num_queries(8):
         response = client.get(world.service.get_absolute_url())
     assert len(response.context["outgoing"]) == count and len(response.context["incoming"]) == count
     assert response.context["cycle_ids"] == {d.target_id for d in response.context["outgoing"]}
