@@ -15,7 +15,7 @@ from typing import Any
 import cel
 from django.contrib.auth.models import AnonymousUser, User
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from audit import services as audit
@@ -24,6 +24,7 @@ from deployments.models import Deployment, Environment, Strategy
 from governance import expressions, facts, freezes, selectors
 from governance.expressions import Judged
 from governance.models import Approvers, Decision, FreezeWindow, Policy, PolicyVersion, Verdict, content_of
+from portal import db
 from teams.models import Team
 
 
@@ -320,8 +321,31 @@ def policy_check(
         )
     evaluation = policies_evaluate(document=found.facts, generation=policies_generation)
     decision = _decision_make(change=found.change, document=found.facts, evaluation=evaluation, started=started)
-    decision.save()
+    _dry_run_insert(decision)
     return decision
+
+
+# A dry run's decision in one prepared statement: Django composed its INSERT at every request and quoted the two JSON
+# documents (about 8 KB with 50 policies) into the statement's text; bound on the server they go as they are
+# (profiled: 0.17 ms less of the process's CPU a request and 0.08 ms less of PostgreSQL's). Nothing listens for a
+# decision being saved.
+_DRY_RUN_COLUMNS = (
+    "service_slug", "environment_slug", "facts", "verdict", "results", "duration_ms", "requested_by_id", "created_at"
+)  # fmt: skip
+_DRY_RUN_INSERT = f"""INSERT INTO governance_decision ({", ".join(_DRY_RUN_COLUMNS)})
+VALUES ({", ".join(["%s"] * len(_DRY_RUN_COLUMNS))}) RETURNING id"""  # noqa: S608 - the code's constants
+
+
+def _dry_run_insert(decision: Decision) -> None:
+    """Save a dry run's new decision (no deployment) as `save()` would: each value prepared by its model field (JSON,
+    the time on SQLite), and its id and creation time set on it."""
+    decision.created_at = timezone.now()
+    fields = {field.attname: field for field in Decision._meta.concrete_fields}
+    values = [fields[name].get_db_prep_save(getattr(decision, name), connection) for name in _DRY_RUN_COLUMNS]
+    row = db.write_one(_DRY_RUN_INSERT, values, prepare=True)
+    assert row is not None
+    decision.pk = row[0]
+    decision._state.adding = False
 
 
 def _freeze_state(window: FreezeWindow) -> dict[str, Any]:

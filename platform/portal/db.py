@@ -34,6 +34,15 @@ def fetch_all(sql: str, params: Sequence[Any], *, prepare: bool = False) -> list
     return _standing_in(_fetch_all, sql, params, prepare=prepare)
 
 
+def write_one(sql: str, params: Sequence[Any], *, prepare: bool = False) -> tuple[Any, ...] | None:
+    """Run one writing statement (an INSERT ... RETURNING) and return its first row, prepared as `fetch_all` says.
+    Never sent twice: a write does not stand in for the health check as the reads do (its retry could write twice)."""
+    with _cursor(prepare) as cursor:
+        cursor.execute(sql, params)
+        row: tuple[Any, ...] | None = cursor.fetchone()
+        return row
+
+
 def _standing_in(
     run: Callable[..., T], sql: str, params: Sequence[Any], *, prepare: bool = False, first: bool = False
 ) -> T:

@@ -152,7 +152,7 @@ def test_with_a_token_the_policies_generation_comes_with_the_tokens_round_trip( 
     assert second["allowed"] is False and "Write a runbook first." in {r["message"] for r in second["results"]}
 
 
-def test_the_answer_is_what_the_serializers_declared_fields_give(world, production, policies) -> None:  # type: ignore[no-untyped-def]
+def test_the_answer_is_what_the_serializers_declared_fields_give_and_what_is_kept(world, production, policies) -> None:  # type: ignore[no-untyped-def]
     """PolicyCheckSerializer writes its output out (building a ModelSerializer's fields per request cost more than the
     rest of the response): it must stay what its declared fields, which the schema shows, would give."""
     from rest_framework import serializers
@@ -163,7 +163,10 @@ def test_the_answer_is_what_the_serializers_declared_fields_give(world, producti
     fresh = services.policy_check(
         service="payments-api", environment="production", version="v1", user=world.owner, strategy="canary"
     )
-    for decision in (fresh, Decision.objects.get(pk=fresh.pk)):
+    stored = Decision.objects.get(pk=fresh.pk)  # written by one INSERT of its own: what was answered is what is kept
+    assert PolicyCheckSerializer(stored).data == PolicyCheckSerializer(fresh).data
+    assert stored.deployment is None and stored.requested_by == world.owner and stored.verdict == "deny"
+    for decision in (fresh, stored):
         serializer = PolicyCheckSerializer(decision)
         by_fields = serializers.ModelSerializer.to_representation(serializer, decision)
         assert serializer.data == by_fields and list(serializer.data) == list(by_fields)
