@@ -216,6 +216,53 @@ def test_service_page_parts_say_what_a_service_has_in_one_statement(client, worl
     assert "Decommission #" not in content  # a cancelled one is no part of the page
 
 
+def test_service_page_parts_count_only_what_the_sections_would_show(world):
+    """Deploy targets, deployments, a decommission under way, SLOs, scores on enabled scorecards, open review items
+    in open campaigns: each is found; a cancelled decommission, a disabled scorecard's score, an item of a closed
+    campaign and a declined handover are not, as their sections would not show them."""
+    from datetime import date
+
+    from django.utils import timezone
+
+    from catalog.selectors import service_page_parts
+    from deployments.models import Decommission, Deployment
+    from monitoring import services as monitoring_services
+    from reviews.models import Campaign, Handover, Item
+    from scorecards.models import Score, Scorecard
+    from tests.deployments.support import release_make, target_make
+    from tests.factories import EnvironmentFactory
+    from tests.monitoring.test_slos import ratio_slo
+
+    def parts() -> frozenset[str]:
+        return service_page_parts(service=world.service)
+
+    closed = Campaign.objects.create(title="Old", status=Campaign.Status.CLOSED, due_on=date(2030, 1, 1))
+    Item.objects.create(campaign=closed, service=world.service, due_on=date(2030, 1, 1))
+    disabled = Scorecard.objects.create(name="old", title="Old", enabled=False, definition={})
+    Score.objects.create(scorecard=disabled, service=world.service, scored_at=timezone.now())
+    Decommission.objects.create(service=world.service, reason="No", planned_for=date(2030, 1, 1), state="cancelled")
+    Handover.objects.create(service=world.service, to_team=world.other_team, status=Handover.Status.DECLINED)
+    assert parts() == frozenset()
+
+    environment = EnvironmentFactory()
+    target_make(world.service, environment)
+    Deployment.objects.create(
+        release=release_make(world.service),
+        service=world.service,
+        environment=environment,
+        strategy="canary",
+        runtime="simulated",
+        state="succeeded",
+    )
+    Decommission.objects.create(service=world.service, reason="Replaced", planned_for=date(2030, 1, 1))
+    monitoring_services.slo_create(user=world.staff, service=world.service, document=ratio_slo())
+    enabled = Scorecard.objects.create(name="basics", title="Basics", definition={})
+    Score.objects.create(scorecard=enabled, service=world.service, scored_at=timezone.now())
+    opened = Campaign.objects.create(title="Q1", due_on=date(2030, 1, 1))
+    Item.objects.create(campaign=opened, service=world.service, due_on=date(2030, 1, 1))
+    assert parts() == {"deploy_targets", "deployments", "decommissions", "slos", "scores", "review_items"}
+
+
 def test_service_page_shows_both_directions_and_the_cycle(client, world):
     ledger = service_make(owner=world.owner_team, slug="ledger", name="Ledger")
     checkout = service_make(owner=world.other_team, slug="checkout", name="Checkout")
