@@ -178,3 +178,18 @@ def test_kept_statements_answer_each_search_as_its_own_words_ask(api_client, ser
         assert _slugs(api_client, services, q="money") == ["payout-worker"]
         assert set(_slugs(api_client, services, q="pa")) == {"ledger", "payments-api", "payout-worker", "apigateway"}
         assert _slugs(api_client, services, q="ments") == ["ledger", "payments-api"]
+
+
+def test_services_written_in_bulk_are_found_at_once(world) -> None:  # type: ignore[no-untyped-def]
+    """The importer's and the bench's COPY path (catalog.bulk.objects_insert) fills the searched words in the same
+    statement: nothing waits for a task after commit."""
+    from django.http import QueryDict
+
+    from catalog import bulk
+    from catalog.filters import ServiceFilterSet
+
+    service = Service(owner=world.owner_team, slug="bulk-quasar", name="Quasar Relay", description="Copied in")
+    bulk.objects_insert(Service, [service])
+    for q in ("quasar", "quas", "relay copied", "asar"):
+        found = ServiceFilterSet(QueryDict(f"q={q}"), queryset=Service.objects.all()).qs
+        assert [s.slug for s in found] == ["bulk-quasar"], q
