@@ -173,9 +173,13 @@ def fact(
 @functools.cache
 def _statement(vendor: str, extra: tuple[tuple[str, Read], ...] = (), named: bool = False) -> str:
     """Every read (the groups', then a caller's `extra`) as one SELECT of JSON arrays, one column per read; composed
-    once per process (and per set of extra reads, which are the code's own). `named`: the change's ids are read by
-    the statement itself (`facts_build_named`): its first columns are `_NAMED`'s, and the reads take those ids from it
-    where the others bind them."""
+    once per process (and per set of extra reads, which are the code's own).
+
+    The change's ids come from the statement's one row `n`, each read's `%(service)s` and the like becoming its
+    column: bound (`_IDS`), or read from the names of a change named by slugs (`named`, `_NAMED`, whose columns then
+    come first). PostgreSQL, which prepares the statement, cannot then plan it for the ids' values: it keeps the
+    generic plan after its first five runs instead of planning every run anew (1.2 ms of planning for 0.3 ms of
+    running; `OFFSET 0` keeps it from folding bound ids into the reads)."""
     parts = []
     for name, read in [*_READS.items(), *extra]:
         values = ", ".join(f"q.{column}" for column in read.columns)
@@ -184,14 +188,12 @@ def _statement(vendor: str, extra: tuple[tuple[str, Read], ...] = (), named: boo
         else:  # SQLite's JSON1 functions, built in since 3.38
             rows = f"json_group_array(json_array({values}))"
         sql = read.sql
-        if named:
-            for parameter, column in _NAMED_PARAMETERS.items():
-                sql = sql.replace(f"%({parameter})s", f"n.{column}")
+        for parameter, column in _ID_COLUMNS.items():
+            sql = sql.replace(f"%({parameter})s", f"n.{column}")
         parts.append(f"(SELECT {rows} FROM ({sql}) q) AS {name}")
-    if not named:
-        return "SELECT " + ",\n  ".join(parts)
-    head = ", ".join(f"n.{column}" for column in _NAMED.columns)
-    return f"SELECT {head},\n  " + ",\n  ".join(parts) + f"\nFROM ({_NAMED.sql}) n"
+    head = "".join(f"n.{column}, " for column in _NAMED.columns) if named else ""
+    source = _NAMED.sql if named else _IDS + (" OFFSET 0" if vendor == "postgresql" else "")
+    return f"SELECT {head}" + ",\n  ".join(parts) + f"\nFROM ({source}) n"
 
 
 def _moment_parameters(at: datetime) -> dict[str, Any]:
@@ -225,9 +227,8 @@ def _read(change: Change, extra: dict[str, Read]) -> dict[str, Rows]:
         raise ValueError(f"{sorted(clash)} name reads of the fact groups; name the extra reads otherwise.")
     names = [*_READS, *extra]
     statement = _statement(connection.vendor, tuple(extra.items()))
-    # Not prepared: PostgreSQL would plan it again for each run's ids anyway (its generic plan's estimate is higher).
-    row = db.fetch_one(statement, _parameters(change))  # type: ignore[arg-type]
-    assert row is not None  # a SELECT without FROM has one row
+    row = db.fetch_one(statement, _parameters(change), prepare=True)  # type: ignore[arg-type]
+    assert row is not None  # `n` is one row
     return _found(names, row)
 
 
@@ -275,8 +276,7 @@ class Found:
 
 
 # A named change's ids, read inside the document's statement (`facts_build_named`): one row, or none when no service
-# has the slug; the environment's columns are NULL when no environment has its slug. A read's parameter in
-# `_NAMED_PARAMETERS` names the column that stands for it there.
+# has the slug; the environment's columns are NULL when no environment has its slug.
 _NAMED = Read(
     sql="""SELECT s.id AS service_id, s.slug AS service_slug, s.owner_id AS owner_id, s.system_id AS system_id,
   s.tier AS service_tier, e.id AS environment_id, e.name AS environment_name, e.slug AS environment_slug,
@@ -302,7 +302,12 @@ WHERE s.slug = %(named_service)s""",
         "commit_sha",
     ),  # fmt: skip
 )
-_NAMED_PARAMETERS = {
+# A Change's ids, bound, as the statement's row `n` (see `_statement`).
+_IDS = """SELECT CAST(%(service)s AS bigint) AS service_id, CAST(%(owner)s AS bigint) AS owner_id,
+  CAST(%(system)s AS bigint) AS system_id, CAST(%(environment)s AS bigint) AS environment_id,
+  CAST(%(commit)s AS text) AS commit_sha"""
+# The parameters a read names that stand for the change's ids, and the column of `n` that holds each.
+_ID_COLUMNS = {
     "service": "service_id",
     "owner": "owner_id",
     "system": "system_id",
@@ -324,8 +329,6 @@ def facts_build_named(*, named: Named) -> Found:
         "deployment": None,
         **_moment_parameters(named.at),
     }
-    # Prepared: with the ids read inside, planning for the values gains nothing, and PostgreSQL keeps one generic
-    # plan after its first five runs (1.2 ms of planning for 0.3 ms of running, the ids bound as in `_read`).
     row = db.fetch_one(_statement(connection.vendor, named=True), parameters, prepare=True)  # type: ignore[arg-type]
     if row is None:
         return Found()
