@@ -31,6 +31,7 @@ from markdown_it_pyrs import MarkdownIt
 
 from catalog import safe_yaml
 
+_HEADING_TAG_RE = re.compile(r"<(/?)h([1-6])(?=[\s>])")
 ANCHOR_PREFIX = "h-"
 """Every id in rendered HTML starts with this (the sanitiser adds it), so documents cannot reuse page ids."""
 
@@ -53,6 +54,12 @@ class Rendered:
     title: str | None
     problem: str = ""
     """Why the text was not rendered (over a limit), or "" when it was."""
+
+    @property
+    def html_in_page(self) -> str:
+        """`html` with every heading one level down (h1 → h2 … h5 → h6), for a page whose own h1 is the document's
+        title: a page has one h1, and screen readers list headings by level. Anchors and the table of contents stay."""
+        return _HEADING_TAG_RE.sub(lambda match: f"<{match[1]}h{min(int(match[2]) + 1, 6)}", self.html)
 
 
 def render(*, text: str) -> Rendered:

@@ -315,7 +315,7 @@ def test_preview_renders_and_sanitises(client, world):
     assert response.status_code == 200
     html = response.content.decode()
     assert "<strong>bold</strong>" in html
-    assert '<h1><a aria-hidden="true" class="anchor" id="h-title"' in html
+    assert '<h2><a aria-hidden="true" class="anchor" id="h-title"' in html
     assert "<script" not in html and "alert('x')" not in html
     assert "onerror" not in html
 
@@ -343,7 +343,7 @@ def test_preview_requires_a_csrf_token(world):
     browser.get(reverse("techdocs:runbook-create", kwargs={"service": "payments-api"}))  # sets the CSRF cookie
     token = browser.cookies["csrftoken"].value
     response = browser.post(PREVIEW, {"body": "# x"}, headers={"X-CSRFToken": token})
-    assert response.status_code == 200 and b"<h1>" in response.content
+    assert response.status_code == 200 and b"<h2>" in response.content  # as on the page: below its title
 
 
 # --- ADRs -------------------------------------------------------------------------------------------------------
@@ -430,3 +430,14 @@ def test_imported_adr_cannot_be_edited_on_the_page(client, world):
 def test_unknown_adr_is_404(client, world):
     client.force_login(world.owner)
     assert client.get("/docs/services/payments-api/adrs/7/").status_code == 404
+
+
+def test_a_document_page_has_one_h1_and_the_documents_headings_sit_below_it(client, world):
+    runbook = _runbook(world, body="# On-call\n\nFirst steps.\n\n## Paging\n\n###### Small print\n")
+    client.force_login(world.outsider)
+    page = client.get(runbook.get_absolute_url()).content.decode()
+    assert page.count("<h1") == 1 and "<h1>On-call" in page  # the page's own title
+    assert '<h2><a aria-hidden="true" class="anchor" id="h-on-call"' in page  # the document's h1, one level down
+    assert '<h3><a aria-hidden="true" class="anchor" id="h-paging"' in page
+    assert '<h6><a aria-hidden="true" class="anchor" id="h-small-print"' in page  # there is no h7
+    assert 'href="#h-paging"' in page  # the table of contents still links to it
