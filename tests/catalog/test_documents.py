@@ -218,8 +218,8 @@ def test_api_reads_cost_the_same_queries_whatever_the_catalog_size(
     with django_assert_num_queries(1):  # the stored document
         assert api_client.get(f"{SERVICES_URL}s-001/").json()["system"] == "core"
     for query in ({}, {"owner": "payments"}, {"lifecycle": "experimental", "tier": "3"}, {"q": "s-00"}):
-        # The count and the page, the owner's slug looked up inside them; a text search on PostgreSQL first counts
-        # its matches up to a bound (catalog/text_search.py's probe), which decides their order.
+        # The count and the page, the owner's slug looked up inside them; a text search on PostgreSQL first asks
+        # whether its words match and how many the planner expects (catalog/text_search.py's probe): the order.
         probe = "q" in query and connection.vendor == "postgresql"
         with django_assert_num_queries(2 if probe else 1):
             body = api_client.get(SERVICES_URL, query).json()
