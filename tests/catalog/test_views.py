@@ -270,9 +270,21 @@ def test_service_page_shows_both_directions_and_the_cycle(client, world):
     services.dependency_add(source=ledger, target=world.service, kind="data", added_by=None)
     services.dependency_add(source=checkout, target=world.service, kind="runtime", added_by=None)
     client.force_login(world.outsider)
-    content = client.get(world.service.get_absolute_url()).content.decode()
+    response = client.get(world.service.get_absolute_url())
+    content = response.content.decode()
     assert "Depends on (1)" in content and "Used by (2)" in content
     assert "Dependency cycle" in content and "Checkout" in content
+
+    def edges(name: str, end: str) -> list[tuple[str, str, str, str]]:
+        ends = [(d.kind, getattr(d, end)) for d in response.context[name]]
+        return [(kind, other.slug, other.name, other.owner.name) for kind, other in ends]
+
+    assert edges("outgoing", "target") == [("runtime", "ledger", "Ledger", "Payments")]
+    assert edges("incoming", "source") == [
+        ("runtime", "checkout", "Checkout", "Search"),
+        ("data", "ledger", "Ledger", "Payments"),
+    ]
+    assert '<span class="badge badge-kind">data</span> <span class="muted small">Payments</span>' in content
 
 
 @pytest.mark.smoke
