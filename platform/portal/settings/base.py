@@ -339,6 +339,7 @@ REST_FRAMEWORK = {
         "rest_framework.renderers.BrowsableAPIRenderer",
     ],
     "TEST_REQUEST_DEFAULT_FORMAT": "json",
+    "DEFAULT_CONTENT_NEGOTIATION_CLASS": "portal.api.ContentNegotiation",
     "EXCEPTION_HANDLER": "portal.api.exception_handler",
 }
 # Requests per minute allowed to one personal API token.
