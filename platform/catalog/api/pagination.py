@@ -142,13 +142,22 @@ class ServicePagination(Pagination):
         return self._window_finish(window, number, size)
 
     def window_of(
-        self, request: Request, *, sql: str, params: list[Any], names: list[str], keyset: bool, number: int | None
+        self,
+        request: Request,
+        *,
+        sql: str,
+        params: list[Any],
+        names: list[str],
+        keyset: bool,
+        number: int | None,
+        prepare: bool = True,
     ) -> Window:
         """The page `request` asks for, from a statement `window` gave with `run=False` (its parameters filled with
-        this request's values): the same window, read in one round trip and without building a queryset."""
+        this request's values): the same window, read in one round trip and without building a queryset; a prepared
+        statement unless `prepare` is false."""
         size = self.get_page_size(request) or self.page_size
         window = self._window_start(request, names=names, keyset=keyset)
-        window.count, window.count_exact, window.fetched = count_capped_run(sql, params, prepare=True)  # type: ignore[attr-defined]
+        window.count, window.count_exact, window.fetched = count_capped_run(sql, params, prepare=prepare)  # type: ignore[attr-defined]
         return self._window_finish(window, number, size)
 
     def _window_start(self, request: Request, *, names: list[str], keyset: bool) -> Window:

@@ -206,9 +206,12 @@ class ServiceViewSet(LookupMixin, viewsets.ModelViewSet):
             return None
         if after is not None and len(after) != len(statement.names):
             paginator.cursor_refuse_order()
+        # A search is never a prepared statement: PostgreSQL's generic plan for it would build the tsquery once per row
+        # (catalog_search_query is folded into a constant only when planned with the words), 7.5 ms instead of 1.4 for
+        # "team-042" at 5,000 services.
         window = paginator.window_of(
             request, sql=statement.sql, params=filled, names=list(statement.names), keyset=statement.keyset,
-            number=number,
+            number=number, prepare=shape.search_mode is None,
         )  # fmt: skip
         return window, list(statement.names)
 
