@@ -173,8 +173,9 @@ GIN_BULK_ROWS = 1000
 def gin_bulk_writes(model: type[Model], *, rows: int) -> Iterator[None]:
     """Write `rows` rows of `model` in bulk into its GIN indexes that are kept without a pending list.
 
-    An index with `fastupdate = off` (the service search's trigram ones, catalog/migrations/0009) inserts every new
-    row's trigrams one by one into the index proper: ~2 ms per service, 20 s for 10,000. For a large write the list
+    An index with `fastupdate = off` inserts every new row's entries one by one into the index proper: ~2 ms per
+    service, 20 s for 10,000, for the service search's trigram indexes when they had no list (catalog/migrations/0009;
+    since 0017 they keep a 64 kB one, which this leaves alone). For a large write the list
     is switched on, the rows go to it, and it is merged into the index in one sorted pass before the setting comes
     back, all inside the caller's transaction (a rollback undoes it too); searches after the commit find no pending
     list, as with the setting off. Needs the index's owner, as migrations have; otherwise rows go in one by one.
