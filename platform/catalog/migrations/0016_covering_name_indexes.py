@@ -5,43 +5,66 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('catalog', '0015_catalog_search_probe'),
-        ('teams', '0001_initial'),
+        ("catalog", "0015_catalog_search_probe"),
+        ("teams", "0001_initial"),
     ]
 
     operations = [
         migrations.RemoveIndex(
-            model_name='service',
-            name='service_order_name_ci',
+            model_name="service",
+            name="service_order_name_ci",
         ),
         migrations.RemoveIndex(
-            model_name='service',
-            name='service_owner_name',
+            model_name="service",
+            name="service_owner_name",
         ),
         migrations.RemoveIndex(
-            model_name='service',
-            name='service_system_name',
+            model_name="service",
+            name="service_system_name",
         ),
         migrations.RemoveIndex(
-            model_name='service',
-            name='service_lifecycle_tier_name',
+            model_name="service",
+            name="service_lifecycle_tier_name",
         ),
         migrations.AddIndex(
-            model_name='service',
-            index=models.Index(django.db.models.functions.text.Lower('name'), models.F('id'), include=('name', 'slug'), name='service_order_name_ci'),
+            model_name="service",
+            index=models.Index(
+                django.db.models.functions.text.Lower("name"),
+                models.F("id"),
+                include=("name", "slug"),
+                name="service_order_name_ci",
+            ),
         ),
         migrations.AddIndex(
-            model_name='service',
-            index=models.Index(models.F('owner'), django.db.models.functions.text.Lower('name'), models.F('id'), include=('name', 'slug'), name='service_owner_name'),
+            model_name="service",
+            index=models.Index(
+                models.F("owner"),
+                django.db.models.functions.text.Lower("name"),
+                models.F("id"),
+                include=("name", "slug"),
+                name="service_owner_name",
+            ),
         ),
         migrations.AddIndex(
-            model_name='service',
-            index=models.Index(models.F('system'), django.db.models.functions.text.Lower('name'), models.F('id'), include=('name', 'slug'), name='service_system_name'),
+            model_name="service",
+            index=models.Index(
+                models.F("system"),
+                django.db.models.functions.text.Lower("name"),
+                models.F("id"),
+                include=("name", "slug"),
+                name="service_system_name",
+            ),
         ),
         migrations.AddIndex(
-            model_name='service',
-            index=models.Index(models.F('lifecycle'), models.F('tier'), django.db.models.functions.text.Lower('name'), models.F('id'), include=('name', 'slug'), name='service_lifecycle_tier_name'),
+            model_name="service",
+            index=models.Index(
+                models.F("lifecycle"),
+                models.F("tier"),
+                django.db.models.functions.text.Lower("name"),
+                models.F("id"),
+                include=("name", "slug"),
+                name="service_lifecycle_tier_name",
+            ),
         ),
     ]
