@@ -30,11 +30,13 @@ def _fresh_cache() -> None:
     from django.core.cache import cache
 
     from accounts.tokens import held_forget
+    from catalog.text_search import modes as search_modes
     from portal.pagination import estimates
 
     cache.clear()
     estimates.clear()  # the planner's estimates a process remembers are of the last test's tables
     held_forget()  # and the tokens it holds, the last test's
+    search_modes.clear()  # and how the last test's searches were answered
 
 
 @dataclass

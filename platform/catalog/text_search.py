@@ -22,6 +22,9 @@ SQLite (the embedded defaults) has no full-text index: every word must appear in
 (case-insensitive for ASCII, like Django's `icontains` there), in name order.
 """
 
+import threading
+import time
+from collections import OrderedDict
 from collections.abc import Sequence
 from typing import Any
 
@@ -31,6 +34,7 @@ from django.db.models import BooleanField, Expression, FloatField, Q
 MAX_WORDS = 8
 RANK_UP_TO = 300
 SHORT = 3
+MODE_SECONDS = 60.0
 
 
 class TableSQL(Expression):
@@ -101,10 +105,49 @@ def mode(words: Sequence[str]) -> str:
         return SUBSTRING
     if short(words):
         return SHORT_MODE
+    key = (tuple(words), RANK_UP_TO)
+    if (remembered := modes.get(key)) is not None:
+        return remembered
     found = probe(words)
     if not found:
-        return SUBSTRING
-    return RANKED if found <= RANK_UP_TO else NAMED
+        return SUBSTRING  # not remembered: a service written a moment later must be found by its words at once
+    answer = RANKED if found <= RANK_UP_TO else NAMED
+    modes.put(key, answer)
+    return answer
+
+
+class Modes:
+    """The modes of the searches answered lately in this process that matched, each for MODE_SECONDS: a repeated
+    search (paging, a client polling, people typing the same words) skips the probe's round trip. What the probe
+    says moves only with many writes (the planner's estimate) or with every matching service gone, when the page is
+    empty for a moment instead of falling back to substrings. The `kept` most recent."""
+
+    def __init__(self, kept: int = 1024, seconds: float = MODE_SECONDS) -> None:
+        self.kept, self.seconds = kept, seconds
+        self._entries: OrderedDict[tuple[Any, ...], tuple[float, str]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: tuple[Any, ...]) -> str | None:
+        with self._lock:
+            entry = self._entries.get(key)
+            if entry is None or time.monotonic() - entry[0] > self.seconds:
+                return None
+            self._entries.move_to_end(key)
+            return entry[1]
+
+    def put(self, key: tuple[Any, ...], mode: str) -> None:
+        with self._lock:
+            self._entries[key] = (time.monotonic(), mode)
+            self._entries.move_to_end(key)
+            while len(self._entries) > self.kept:
+                self._entries.popitem(last=False)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+
+
+modes = Modes()
 
 
 def probe(words: Sequence[str]) -> int:

@@ -14,7 +14,7 @@ pytestmark = pytest.mark.django_db
 
 SERVICES_URL = reverse("api:service-list")
 CATALOG = reverse("catalog:service-list")
-postgres_only = pytest.mark.skipif("connection.vendor != 'postgresql'", reason="ranking needs the full-text index")
+postgres_only = pytest.mark.postgres_only  # ranking needs the full-text index: deselected elsewhere
 
 
 @pytest.fixture
@@ -193,3 +193,22 @@ def test_services_written_in_bulk_are_found_at_once(world) -> None:  # type: ign
     for q in ("quasar", "quas", "relay copied", "asar"):
         found = ServiceFilterSet(QueryDict(f"q={q}"), queryset=Service.objects.all()).qs
         assert [s.slug for s in found] == ["bulk-quasar"], q
+
+
+@postgres_only
+def test_a_repeated_search_skips_the_probe_and_one_that_matched_nothing_does_not(
+    api_client, services, settings
+) -> None:  # type: ignore[no-untyped-def]
+    settings.CATALOG_API_CACHE = False  # every request answered afresh, not from a cached page
+
+    def probes(q: str) -> int:
+        with CaptureQueriesContext(connection) as captured:
+            _slugs(api_client, services, q=q)
+        return sum("catalog_search_probe" in query["sql"] for query in captured.captured_queries)
+
+    assert [probes("payments"), probes("payments")] == [1, 0]  # the second asks nothing: its mode is remembered
+    assert [probes("quokka"), probes("quokka")] == [1, 1]  # nothing matched: asked again every time
+    service_make(owner=services.owner_team, slug="quokka-feed", name="Quokka Feed")
+    assert _slugs(api_client, services, q="quokka") == ["quokka-feed"]  # found by its words at once
+    text_search.modes.clear()
+    assert probes("payments") == 1
