@@ -22,14 +22,13 @@ SQLite (the embedded defaults) has no full-text index: every word must appear in
 (case-insensitive for ASCII, like Django's `icontains` there), in name order.
 """
 
-import threading
-import time
-from collections import OrderedDict
 from collections.abc import Sequence
 from typing import Any
 
 from django.db import connection
 from django.db.models import BooleanField, Expression, FloatField, Q
+
+from portal.recent import Recent
 
 MAX_WORDS = 8
 RANK_UP_TO = 300
@@ -116,38 +115,11 @@ def mode(words: Sequence[str]) -> str:
     return answer
 
 
-class Modes:
-    """The modes of the searches answered lately in this process that matched, each for MODE_SECONDS: a repeated
-    search (paging, a client polling, people typing the same words) skips the probe's round trip. What the probe
-    says moves only with many writes (the planner's estimate) or with every matching service gone, when the page is
-    empty for a moment instead of falling back to substrings. The `kept` most recent."""
-
-    def __init__(self, kept: int = 1024, seconds: float = MODE_SECONDS) -> None:
-        self.kept, self.seconds = kept, seconds
-        self._entries: OrderedDict[tuple[Any, ...], tuple[float, str]] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def get(self, key: tuple[Any, ...]) -> str | None:
-        with self._lock:
-            entry = self._entries.get(key)
-            if entry is None or time.monotonic() - entry[0] > self.seconds:
-                return None
-            self._entries.move_to_end(key)
-            return entry[1]
-
-    def put(self, key: tuple[Any, ...], mode: str) -> None:
-        with self._lock:
-            self._entries[key] = (time.monotonic(), mode)
-            self._entries.move_to_end(key)
-            while len(self._entries) > self.kept:
-                self._entries.popitem(last=False)
-
-    def clear(self) -> None:
-        with self._lock:
-            self._entries.clear()
-
-
-modes = Modes()
+# The modes of the searches answered lately in this process that matched, each for MODE_SECONDS: a repeated search
+# (paging, a client polling, people typing the same words) skips the probe's round trip. What the probe says moves only
+# with many writes (the planner's estimate) or with every matching service gone, when the page is empty for a moment
+# instead of falling back to substrings.
+modes = Recent(kept=1024, seconds=MODE_SECONDS)
 
 
 def probe(words: Sequence[str]) -> int:

@@ -1,9 +1,6 @@
 """A Django Paginator whose row count can come from elsewhere (a cache) instead of a COUNT(*) per page, and a count
 that never scans a large table."""
 
-import threading
-import time
-from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 
@@ -15,6 +12,7 @@ from django.db.models import QuerySet
 from django.utils.functional import cached_property
 
 from portal import db
+from portal.recent import Recent
 
 
 class CountedPaginator(Paginator):
@@ -95,34 +93,7 @@ def count_capped_run(
     return max(limit + 1, int(estimate)), False, found
 
 
-class Estimates:
-    """The planner's estimates of the queries planned lately in this process, each for ESTIMATE_SECONDS: planning
-    the query again was a third of PostgreSQL's time for a page of a large catalog, and an estimate changes only
-    when the table's statistics do (ANALYZE, which autovacuum runs after many writes). The `kept` most recent."""
-
-    def __init__(self, kept: int = 512, seconds: float = 60.0) -> None:
-        self.kept, self.seconds = kept, seconds
-        self._entries: OrderedDict[str, tuple[float, int]] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def get(self, query: str) -> int | None:
-        with self._lock:
-            entry = self._entries.get(query)
-            if entry is None or time.monotonic() - entry[0] > self.seconds:
-                return None
-            self._entries.move_to_end(query)
-            return entry[1]
-
-    def put(self, query: str, estimate: int) -> None:
-        with self._lock:
-            self._entries[query] = (time.monotonic(), estimate)
-            self._entries.move_to_end(query)
-            while len(self._entries) > self.kept:
-                self._entries.popitem(last=False)
-
-    def clear(self) -> None:
-        with self._lock:
-            self._entries.clear()
-
-
-estimates = Estimates()
+# The planner's estimates of the queries planned lately in this process, each for a minute: planning the query again
+# was a third of PostgreSQL's time for a page of a large catalog, and an estimate changes only when the table's
+# statistics do (ANALYZE, which autovacuum runs after many writes).
+estimates = Recent(kept=512, seconds=60.0)

@@ -94,12 +94,12 @@ def test_an_estimate_is_remembered_and_its_query_not_planned_again(settings, dja
 
 
 def test_estimates_are_kept_for_a_while_and_the_most_recent_only():
-    from portal.pagination import Estimates
+    from portal.recent import Recent
 
-    kept = Estimates(kept=2, seconds=60)
+    kept = Recent(kept=2, seconds=60)
     for query, estimate in (("a", 1), ("b", 2), ("c", 3)):
         kept.put(query, estimate)
     assert (kept.get("a"), kept.get("b"), kept.get("c")) == (None, 2, 3)
-    expired = Estimates(seconds=-1)
+    expired = Recent(kept=512, seconds=-1)
     expired.put("a", 1)
     assert expired.get("a") is None
