@@ -13,8 +13,7 @@ NEVER_BY_COUNT = 2**31 - 1
 
 def fetch_one(sql: str, params: Sequence[Any], *, prepare: bool = False) -> tuple[Any, ...] | None:
     """Run one read-only statement and return its first row (None if none), on a hot path (see `fetch_all`)."""
-    rows = _standing_in(_fetch_all, sql, params, prepare=prepare, first=True)
-    return rows[0] if rows else None
+    return _standing_in(lambda: _read(sql, params, prepare=prepare, many=False))
 
 
 def fetch_all(sql: str, params: Sequence[Any], *, prepare: bool = False) -> list[tuple[Any, ...]]:
@@ -31,7 +30,7 @@ def fetch_all(sql: str, params: Sequence[Any], *, prepare: bool = False) -> list
     by name took five times as long as running it. Off with DATABASE_PREPARED_STATEMENTS=false, for a connection
     pooler in transaction mode that cannot keep a statement on a connection.
     """
-    return _standing_in(_fetch_all, sql, params, prepare=prepare)
+    return _standing_in(lambda: _read(sql, params, prepare=prepare, many=True))
 
 
 def write_one(sql: str, params: Sequence[Any], *, prepare: bool = False) -> tuple[Any, ...] | None:
@@ -43,9 +42,8 @@ def write_one(sql: str, params: Sequence[Any], *, prepare: bool = False) -> tupl
         return row
 
 
-def _standing_in(
-    run: Callable[..., T], sql: str, params: Sequence[Any], *, prepare: bool = False, first: bool = False
-) -> T:
+def _standing_in(run: Callable[[], T]) -> T:
+    """`run()`, a read, standing in for the connection's health check (see `fetch_all`)."""
     wrapper: Any = connection  # its health_check_* attributes (Django 4.1+) are missing from the type stubs
     stands_in = (
         wrapper.health_check_enabled
@@ -56,18 +54,19 @@ def _standing_in(
     if stands_in:
         wrapper.health_check_done = True
         try:
-            return run(sql, params, prepare=prepare, first=first)
+            return run()
         except DatabaseError:
             if connection.is_usable():
                 raise  # the statement failed, not the connection
             connection.close()
-    return run(sql, params, prepare=prepare, first=first)
+    return run()
 
 
-def _fetch_all(sql: str, params: Sequence[Any], *, prepare: bool, first: bool) -> list[tuple[Any, ...]]:
+def _read(sql: str, params: Sequence[Any], *, prepare: bool, many: bool) -> Any:
+    """The statement's rows (`many`), or its first row (None if none)."""
     with _cursor(prepare) as cursor:
         cursor.execute(sql, params)
-        return [row] if first and (row := cursor.fetchone()) is not None else [] if first else list(cursor.fetchall())
+        return list(cursor.fetchall()) if many else cursor.fetchone()
 
 
 def _cursor(prepare: bool) -> Any:
