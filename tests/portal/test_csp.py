@@ -57,3 +57,18 @@ def test_the_new_token_is_selected_by_the_sites_script_not_an_inline_handler(cli
     assert re.search(r'<input[^>]*value="rwy_[^"]+"[^>]*data-select-on-focus', html)
     assert "onclick" not in html
     assert "js/runway.js" in html
+
+
+def test_a_kept_policy_is_the_policy_django_csp_builds_and_follows_changed_settings(client, world, settings) -> None:
+    """The header text kept for responses without a nonce is django-csp's own, and changed settings are followed."""
+    from csp.utils import build_policy
+
+    client.force_login(world.owner)
+    assert client.get("/api/v1/").headers["Content-Security-Policy"] == build_policy()
+    assert client.get("/catalog/").headers["Content-Security-Policy"] == build_policy()  # kept: no nonce used
+    settings.CONTENT_SECURITY_POLICY = {"DIRECTIVES": {"default-src": ["'self'"], "img-src": ["https://img.example"]}}
+    changed = client.get("/api/v1/").headers["Content-Security-Policy"]
+    assert changed == build_policy() and "https://img.example" in changed
+    settings.CONTENT_SECURITY_POLICY = {**settings.CONTENT_SECURITY_POLICY, "EXCLUDE_URL_PREFIXES": ["/api/"]}
+    assert "Content-Security-Policy" not in client.get("/api/v1/").headers
+    assert "Content-Security-Policy" in client.get("/catalog/").headers
