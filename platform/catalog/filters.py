@@ -125,9 +125,13 @@ class ServiceFilterSet(django_filters.FilterSet):
         mode = self.search_mode or text_search.mode(words)
         if mode == text_search.SUBSTRING:
             return queryset.filter(text_search.substring(words))
-        if mode == text_search.RANKED:
-            self.search_rank = text_search.rank(words)
-        return queryset.filter(text_search.match(words))
+        # Few matches: the tsquery is built once per statement (text_search._query), so a kept statement of this shape
+        # can be prepared; many (or a short prefix): built as a constant, which the planner needs to choose between
+        # the name index and the full-text index.
+        ranked = mode == text_search.RANKED
+        if ranked:
+            self.search_rank = text_search.rank(words, once=True)
+        return queryset.filter(text_search.match(words, once=ranked))
 
     def filter_stale(self, queryset: QuerySet[Service], name: str, value: str) -> QuerySet[Service]:
         stale = selectors.stale_runbook_exists()

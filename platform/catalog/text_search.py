@@ -53,8 +53,12 @@ class TableSQL(Expression):
         return [self]
 
 
-def _query(words: Sequence[str]) -> str:
-    return f"catalog_search_query({', '.join(['%s'] * len(words))})"
+def _query(words: Sequence[str], *, once: bool = False) -> str:
+    """The tsquery of `words`, built in SQL. `once`: as a scalar subquery, which PostgreSQL runs once per statement
+    whatever the plan; otherwise the planner folds the call into a constant when it plans with the words, and its
+    estimate of how many rows match sees them, but a generic plan (a prepared statement's) calls it for every row."""
+    call = f"catalog_search_query({', '.join(['%s'] * len(words))})"
+    return f"(SELECT {call})" if once else call
 
 
 def words_split(value: str) -> list[str]:
@@ -66,16 +70,18 @@ def short(words: Sequence[str]) -> bool:
     return len(words[-1]) < SHORT
 
 
-def match(words: Sequence[str]) -> Any:
-    """A condition: every word matches a word of the service (PostgreSQL) or appears in it (SQLite)."""
+def match(words: Sequence[str], *, once: bool = False) -> Any:
+    """A condition: every word matches a word of the service (PostgreSQL) or appears in it (SQLite). `once`: see
+    `_query`; for a search known to match few services (RANKED), where the only plan is the full-text index and a sort,
+    so that its statement can be prepared."""
     if connection.vendor != "postgresql":
         return substring(words)
-    return TableSQL(f"{{table}}.catalog_tsv @@ {_query(words)}", words, BooleanField())
+    return TableSQL(f"{{table}}.catalog_tsv @@ {_query(words, once=once)}", words, BooleanField())
 
 
-def rank(words: Sequence[str]) -> TableSQL:
+def rank(words: Sequence[str], *, once: bool = False) -> TableSQL:
     """How well a matching service matches `words` (PostgreSQL only), as a double so that cursors keep it exactly."""
-    return TableSQL(f"ts_rank({{table}}.catalog_tsv, {_query(words)})::float8", words, FloatField())
+    return TableSQL(f"ts_rank({{table}}.catalog_tsv, {_query(words, once=once)})::float8", words, FloatField())
 
 
 def substring(words: Sequence[str]) -> Q:

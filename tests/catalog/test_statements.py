@@ -11,6 +11,7 @@ from django.db import connection
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from catalog import text_search
 from catalog.api import statements as statements_module
 from catalog.api import views
 from catalog.api.statements import Shape, Statements, shape_of, stand_in, statement_learn
@@ -164,16 +165,31 @@ def test_the_shapes_kept_are_the_most_recently_used() -> None:
 
 
 @pytest.mark.postgres_only  # prepared statements are PostgreSQL's
-def test_a_search_is_never_a_prepared_statement_and_other_shapes_are(services, api_client, settings):  # type: ignore[no-untyped-def]
-    """PostgreSQL's generic plan for a prepared search would build its tsquery once per row (catalog_search_query is
-    folded into a constant only when the plan is made with the words): 5x slower for a common word."""
+def test_a_search_matching_few_is_prepared_and_one_matching_many_is_not(services, api_client, settings, monkeypatch):  # type: ignore[no-untyped-def]
+    """A search that matches few services builds its tsquery once per statement, in a scalar subquery, and is prepared
+    like the other shapes. One that matches many is not: the planner must see its words to choose between the name
+    index and the full-text index, and PostgreSQL's generic plan of a call with parameters would build the tsquery
+    once per row (5x slower for a common word)."""
     settings.CATALOG_API_CACHE = False
     api_client.force_authenticate(services.owner)
+
+    def prepared() -> list[str]:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT statement FROM pg_prepared_statements WHERE NOT from_sql")
+            return [row[0] for row in cursor.fetchall()]
+
     for _ in range(7):  # past the five runs after which PostgreSQL may switch a prepared statement to a generic plan
-        assert api_client.get(SERVICES_URL, {"q": "ledger"}).status_code == 200
+        few = api_client.get(SERVICES_URL, {"q": "ledger"})
+        assert few.status_code == 200 and few.json()["results"][0]["slug"] in ("ledger-0", "ledger-7")  # by relevance
         assert api_client.get(SERVICES_URL, {"owner": "payments"}).status_code == 200
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT statement FROM pg_prepared_statements WHERE NOT from_sql")
-        prepared = [row[0] for row in cursor.fetchall()]
-    assert any("counted.n" in text and "owner_id" in text for text in prepared)
-    assert not any("catalog_search_query" in text for text in prepared)
+    assert any("counted.n" in text and "owner_id" in text for text in prepared())
+    assert any("(SELECT catalog_search_query(" in text for text in prepared())
+    monkeypatch.setattr(text_search, "RANK_UP_TO", 0)  # every search matches "many"
+    for _ in range(7):
+        many = api_client.get(SERVICES_URL, {"q": "billing"})
+        names = [row["name"].lower() for row in many.json()["results"]]
+        assert many.status_code == 200 and len(names) > 2 and names == sorted(names)  # by name, not relevance
+    named = [
+        text for text in prepared() if "catalog_search_query" in text and "(SELECT catalog_search_query(" not in text
+    ]
+    assert named == []
