@@ -12,7 +12,7 @@ and ordering, and expires after `CURSOR_MAX_AGE`: a forged, altered, expired or 
 
 import hashlib
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from functools import partial
@@ -42,12 +42,19 @@ NOT_FILTERS = frozenset({"page", "page_size", CURSOR_PARAM, "format"})
 class Window:
     """One page of a filtered, ordered queryset, and what the response says around it."""
 
-    rows: QuerySet[Any]
-    count: int
-    count_exact: bool
-    next: str | None
-    previous: str | None
-    next_cursor: str | None
+    rows: QuerySet[Any] | None = None  # the page's queryset (None when the page was read from a kept statement)
+    count: int = 0
+    count_exact: bool = True
+    next: str | None = None
+    previous: str | None = None
+    next_cursor: str | None = None
+    url: str = ""  # the request's own URL, which the links are made from
+    cursor_mode: bool = False  # ?cursor= (keyset pages) rather than page numbers
+    keyset: bool = True  # whether the order has keys a cursor can resume from
+    last_key: Callable[[dict[str, Any] | None], str | None] = lambda _last: None  # the cursor after a page's last row
+    page_next: str | None = None  # the next page's link, by number
+    fetched: list[tuple[Any, ...]] | None = None  # the page's rows, when read with the count in one statement
+    statement: tuple[str, list[Any]] | None = None  # the page's SQL and parameters, when asked not to run it
 
 
 def _sort_keys(queryset: QuerySet[Any]) -> list[tuple[Any, bool]]:
@@ -114,9 +121,9 @@ class ServicePagination(Pagination):
         keyset = not any(isinstance(item, OrderBy) and (item.nulls_first or item.nulls_last) for item in order)
         window = self._window_start(request, names=names, keyset=keyset)
         window.rows = annotated
-        window.statement = None  # type: ignore[attr-defined]
+        window.statement = None
         number: int | None = None
-        if window.cursor_mode:  # type: ignore[attr-defined]
+        if window.cursor_mode:
             if after is None:
                 after = self._cursor_read(request.query_params[CURSOR_PARAM], _query_digest(request), len(keys))
             if after is not None:
@@ -128,15 +135,15 @@ class ServicePagination(Pagination):
                 window.rows = annotated[(number - 1) * size : number * size]
         if cached_count_key and settings.CATALOG_API_CACHE:
             window.count = catalog_cache.remembered(cached_count_key, queryset.count)
-        elif values and (window.cursor_mode or number is not None):  # type: ignore[attr-defined]
+        elif values and (window.cursor_mode or number is not None):
             rows = window.rows.values_list(*values, *names)
             if not run:
-                window.statement = count_capped_statement(queryset, rows)  # type: ignore[attr-defined]
+                window.statement = count_capped_statement(queryset, rows)
                 return window
-            window.count, window.count_exact, window.fetched = count_capped_with(queryset, rows)  # type: ignore[attr-defined]
+            window.count, window.count_exact, window.fetched = count_capped_with(queryset, rows)
         else:
             window.count, window.count_exact = count_capped(queryset)
-        if number is None and not window.cursor_mode:  # type: ignore[attr-defined]  # ?page=last
+        if number is None and not window.cursor_mode:  # ?page=last
             number = self._page_last(window.count, size, window.count_exact)
             window.rows = annotated[(number - 1) * size : number * size]
         return self._window_finish(window, number, size)
@@ -157,20 +164,20 @@ class ServicePagination(Pagination):
         statement unless `prepare` is false."""
         size = self.get_page_size(request) or self.page_size
         window = self._window_start(request, names=names, keyset=keyset)
-        window.count, window.count_exact, window.fetched = count_capped_run(sql, params, prepare=prepare)  # type: ignore[attr-defined]
+        window.count, window.count_exact, window.fetched = count_capped_run(sql, params, prepare=prepare)
         return self._window_finish(window, number, size)
 
     def _window_start(self, request: Request, *, names: list[str], keyset: bool) -> Window:
         url = request.build_absolute_uri()
-        window = Window(rows=None, count=0, count_exact=True, next=None, previous=None, next_cursor=None)  # type: ignore[arg-type]
-        window.cursor_mode = CURSOR_PARAM in request.query_params  # type: ignore[attr-defined]
-        if window.cursor_mode and not keyset:  # type: ignore[attr-defined]
+        window = Window()
+        window.cursor_mode = CURSOR_PARAM in request.query_params
+        if window.cursor_mode and not keyset:
             raise ValidationError({CURSOR_PARAM: ["Cursors cannot walk this order (it has empty values): use pages."]})
-        window.keyset = keyset  # type: ignore[attr-defined]
-        window.url = url  # type: ignore[attr-defined]
-        window.last_key = partial(self._cursor_make, names=names, digest=_query_digest(request))  # type: ignore[attr-defined]
-        window.page_next = None  # type: ignore[attr-defined]
-        window.fetched = None  # type: ignore[attr-defined]
+        window.keyset = keyset
+        window.url = url
+        window.last_key = partial(self._cursor_make, names=names, digest=_query_digest(request))
+        window.page_next = None
+        window.fetched = None
         return window
 
     def _window_finish(self, window: Window, number: int | None, size: int) -> Window:
@@ -179,7 +186,7 @@ class ServicePagination(Pagination):
             return window
         if number > 1 and (number - 1) * size >= window.count:
             raise NotFound("Invalid page.")
-        url = window.url  # type: ignore[attr-defined]
+        url = window.url
         if number > 1:
             window.previous = (
                 remove_query_param(url, self.page_query_param)
@@ -187,7 +194,7 @@ class ServicePagination(Pagination):
                 else replace_query_param(url, self.page_query_param, number - 1)
             )
         if number * size < window.count:
-            window.page_next = replace_query_param(url, self.page_query_param, number + 1)  # type: ignore[attr-defined]
+            window.page_next = replace_query_param(url, self.page_query_param, number + 1)
         return window
 
     def _cursor_make(self, last: dict[str, Any] | None, *, names: list[str], digest: str) -> str | None:
@@ -273,7 +280,7 @@ class ServicePagination(Pagination):
     def paginate_queryset(self, queryset: Any, request: Request, view: Any = None) -> list[Any]:
         self.request = request
         self._window = self.window(queryset, request, cached_count_key=getattr(view, "count_key", None))
-        rows = list(self._window.rows)
+        rows = list(self._window.rows if self._window.rows is not None else ())
         self._last = vars(rows[-1]) if rows and len(rows) == (self.get_page_size(request) or self.page_size) else None
         return rows
 
@@ -282,13 +289,13 @@ class ServicePagination(Pagination):
     ) -> tuple[str | None, str | None]:
         """(next, next_cursor) for a page that returned `returned` rows whose last row's keys are `last`."""
         more = returned == size
-        cursor = window.last_key(last if more and window.keyset else None)  # type: ignore[attr-defined]
-        if window.cursor_mode:  # type: ignore[attr-defined]
-            next_link = replace_query_param(window.url, CURSOR_PARAM, cursor) if cursor else None  # type: ignore[attr-defined]
+        cursor = window.last_key(last if more and window.keyset else None)
+        if window.cursor_mode:
+            next_link = replace_query_param(window.url, CURSOR_PARAM, cursor) if cursor else None
             if next_link:
                 next_link = remove_query_param(next_link, self.page_query_param)
         else:
-            next_link = window.page_next  # type: ignore[attr-defined]
+            next_link = window.page_next
             if window.count_exact is False and not more:
                 next_link = None
         return next_link, cursor

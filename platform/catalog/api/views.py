@@ -153,7 +153,7 @@ class ServiceViewSet(LookupMixin, viewsets.ModelViewSet):
         paginator: ServicePagination = self.paginator  # type: ignore[assignment]
         size = paginator.get_page_size(request) or paginator.page_size
         window, names = self._window_by_shape(request, paginator, size) or self._window_built(request, paginator)
-        fetched = getattr(window, "fetched", None)  # read with the count, in one statement
+        fetched = window.fetched  # read with the count, in one statement
         rows = fetched if fetched is not None else list(window.rows.values_list(*self._fields(), *names))
         if not rows:  # nothing matched: perhaps because an owner, system or tag names nothing
             self._refuse_unknown_references()
@@ -234,11 +234,11 @@ class ServiceViewSet(LookupMixin, viewsets.ModelViewSet):
             run=False,
             after=after,  # type: ignore[arg-type]
         )
-        statement = getattr(window, "statement", None)
+        statement = window.statement
         if statement is None:
             return None
         names = [name for name in window.rows.query.annotations if name.startswith("_key")]
-        return statement_learn(shape, *statement, names=names, keyset=window.keyset)  # type: ignore[attr-defined]
+        return statement_learn(shape, *statement, names=names, keyset=window.keyset)
 
     def _joined(self, request: Request, rows: Sequence[tuple[int, str, str | None]], *, many: bool = False) -> str:
         """The documents of (pk, slug, document) rows with each one's URL put in front; a document not stored yet
@@ -246,11 +246,16 @@ class ServiceViewSet(LookupMixin, viewsets.ModelViewSet):
         missing = [pk for pk, _slug, document in rows if document is None]
         built = documents.render(missing, lock=False) if missing else {}
         before, _, after = request.build_absolute_uri(_detail_path(get_script_prefix())).partition("__slug__")
+        # The URL's JSON string is its two ends', escaped once per page, around the slug, which a plain slug (letters,
+        # digits, _ and -) needs no escaping inside: json.dumps of each row's URL was a tenth of a page's CPU.
+        head, tail = '{"url":' + json.dumps(before)[:-1], json.dumps(after)[1:] + ","
         parts = []
         for pk, slug, document in rows:
             text = document if document is not None else built[pk]
-            url = f"{before}{slug}{after}" if _PLAIN_SLUG.fullmatch(slug) else f"{before}{quote(slug)}{after}"
-            parts.append(f'{{"url":{json.dumps(url)},{text[1:]}')
+            if _PLAIN_SLUG.fullmatch(slug):
+                parts.append(f"{head}{slug}{tail}{text[1:]}")
+            else:
+                parts.append(f'{{"url":{json.dumps(f"{before}{quote(slug)}{after}")},{text[1:]}')
         return f"[{','.join(parts)}]" if many else parts[0]
 
     def perform_create(self, serializer: Any) -> None:
