@@ -71,7 +71,11 @@ def test_a_prepared_read_answers_on_any_database():
 
 
 @pytest.mark.postgres_only  # SQLite counts exactly: no estimate to remember
-def test_an_estimate_is_remembered_and_its_query_not_planned_again(settings, django_assert_num_queries):
+def test_a_query_past_the_limit_is_not_counted_again_while_its_estimate_is_remembered(
+    settings, django_assert_num_queries
+):  # type: ignore[no-untyped-def]
+    from django.db.models.expressions import RawSQL
+
     from catalog.models import Service
     from portal.pagination import count_capped_statement, count_capped_with, estimates
     from tests.factories import TeamFactory, service_make
@@ -80,17 +84,27 @@ def test_an_estimate_is_remembered_and_its_query_not_planned_again(settings, dja
     for _ in range(4):
         service_make(owner=team)
     settings.CATALOG_EXACT_COUNT_UP_TO = 2
-    queryset = Service.objects.filter(owner=team)
-    count, exact, _rows = count_capped_with(queryset, None)
-    assert exact is False and count >= 3
-    planned = count_capped_statement(queryset, None)[1][1]  # type: ignore[index]
+    queryset = Service.objects.filter(owner=team).order_by("slug")
+    page = queryset.values_list("pk", "slug")[:3]
+    count, exact, rows = count_capped_with(queryset, page)
+    assert exact is False and count >= 3 and rows == list(page)
+    planned = count_capped_statement(queryset, page)[1][1]  # type: ignore[index]
     assert max(3, estimates.get(planned) or 0) == count  # the planner's figure, never below the limit + 1
-    estimates.put(planned, 987)  # as if the statistics had said so a moment ago: the query is not planned again
+    estimates.put(planned, 987)  # as if the statistics had said so a moment ago: neither counted nor planned again
     with django_assert_num_queries(1) as captured:
-        assert count_capped_with(queryset, None)[:2] == (987, False)
-    assert "runway_plan_rows(NULL)" in captured.captured_queries[0]["sql"]
+        assert count_capped_with(queryset, page) == (987, False, list(page))
+    assert "count(*)" not in captured.captured_queries[0]["sql"]
+    with django_assert_num_queries(0):  # a count alone is not asked at all
+        assert count_capped_with(queryset, None) == (987, False, [])
+    # A page whose SQL holds a literal % (written %%) and a parameter of its own: its parameters are found all the same.
+    marked = queryset.annotate(mark=RawSQL("%s || '%%'", ["5"])).values_list("slug", "mark")[:2]
+    assert count_capped_with(queryset, marked) == (
+        987,
+        False,
+        [(slug, "5%") for slug in page.values_list("slug", flat=True)[:2]],
+    )
     estimates.clear()
-    assert count_capped_with(queryset, None)[:2] == (count, False)
+    assert count_capped_with(queryset, page) == (count, False, list(page))
 
 
 def test_estimates_are_kept_for_a_while_and_the_most_recent_only():
