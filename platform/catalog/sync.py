@@ -1011,6 +1011,7 @@ def _catalog_import(*, root: Path, source_name: str, actor: User | None, locatio
         source.file_digests = _clean_digests(tree, report)
         source.save()
         catalog_cache.bump()  # bulk writes send no model signals
+    _statistics_refresh(report)
     log.info(
         "catalog_import",
         source=source_name,
@@ -1021,6 +1022,27 @@ def _catalog_import(*, root: Path, source_name: str, actor: User | None, locatio
         missing=len(report.missing),
     )
     return report
+
+
+# An import that adds this many services (or a tenth of the catalog) refreshes the table's statistics at once.
+ANALYZE_AFTER = 1000
+
+
+def _statistics_refresh(report: Report) -> None:
+    """ANALYZE the services table after an import that grew it much (PostgreSQL). The list's counts past the exact
+    limit are the planner's estimates, which autovacuum would bring up to date only a minute or more later: right
+    after importing 5,000 services into an empty catalog, the list said "about 1,004". A sample of the table; well
+    under a second at 100,000 services, against more than a minute for such an import."""
+    added = report.created.get("Component", 0)
+    if connection.vendor != "postgresql" or not added:
+        return
+    with connection.cursor() as cursor:
+        if added < ANALYZE_AFTER:  # the table's size as last analyzed (-1: never), without counting it
+            cursor.execute("SELECT reltuples FROM pg_class WHERE oid = 'catalog_service'::regclass")
+            (known,) = cursor.fetchone()
+            if 0 <= added * 10 < known:
+                return
+        cursor.execute("ANALYZE catalog_service")
 
 
 def _clean_digests(tree: Tree, report: Report) -> dict[str, str]:

@@ -17,6 +17,7 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from django.core.management.base import CommandError
+from django.db import connection
 from guardian.shortcuts import get_perms
 
 from audit.models import AuditEvent
@@ -26,6 +27,7 @@ from catalog.sync import Problem, Report
 from deployments.models import Environment
 from teams.models import Membership, Team
 from techdocs.models import ADR, Runbook, RunbookVersion
+from tests.factories import service_make
 
 pytestmark = [pytest.mark.django_db, pytest.mark.smoke]
 User = get_user_model()
@@ -1023,3 +1025,28 @@ def test_a_decommissioned_service_is_a_read_only_record_for_imports_too(tmp_path
     assert [p.entity for p in report.errors] == ["component:payments-api"]
     assert "read-only" in report.errors[0].message
     assert "card payments" in Service.objects.get(slug="payments-api").description
+
+
+@pytest.mark.postgres_only  # SQLite's list counts exactly: it keeps no estimate to refresh
+def test_an_import_that_grows_the_catalog_much_refreshes_its_statistics_and_a_small_one_does_not(tmp_path):
+    """The list's counts past the exact limit are the planner's estimates: right after an import into an empty
+    catalog they must already know the imported services, not wait for autovacuum."""
+
+    def known() -> float:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT reltuples FROM pg_class WHERE oid = 'catalog_service'::regclass")
+            return float(cursor.fetchone()[0])
+
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE catalog_service")  # whatever the tests before left: now an empty table, as analyzed
+    assert known() == 0
+    import_tree(base_tree(tmp_path))
+    assert known() == Service.objects.count() == 2  # analyzed at once
+    for _ in range(20):
+        service_make()
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE catalog_service")
+    root = tmp_path / "one-more"
+    write_documents(root, "x/catalog-info.yaml", component("extra", owner="group:alpha"))
+    import_tree(root, "other")  # 1 added to a catalog of 22: not worth a sample
+    assert Service.objects.filter(slug="extra").exists() and known() == 22
