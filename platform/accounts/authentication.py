@@ -17,16 +17,13 @@ class ApiTokenAuthentication(authentication.BaseAuthentication):
             return None
         if len(header) != 2:
             raise exceptions.AuthenticationFailed("Send the token as `Authorization: Bearer rwy_...`.")
-        parsed = services.token_parse(header[1])
-        if parsed is None:
-            raise exceptions.AuthenticationFailed("This token is unknown, expired or revoked.")
-        prefix, digest = parsed
-        view: Any = (getattr(request, "parser_context", None) or {}).get("view")
-        prefetch = view.throttle_prefetch(request) if hasattr(view, "throttle_prefetch") else []
-        cached, counted = throttling.token_round_trip(
-            entry_key=tokens.entry_key(prefix), digest=digest, prefetch=prefetch
-        )
-        token = services.token_authenticate(prefix=prefix, digest=digest, cached=cached)
+        checked = getattr(request._request, "token_checked", None)
+        if checked is not None:  # checked (and counted) already on this request: see token_check
+            token, counted = checked
+        else:
+            view: Any = (getattr(request, "parser_context", None) or {}).get("view")
+            prefetch = view.throttle_prefetch(request) if hasattr(view, "throttle_prefetch") else []
+            token, counted = token_check(header[1], prefetch=prefetch)
         if token is None:
             raise exceptions.AuthenticationFailed("This token is unknown, expired or revoked.")
         if counted is not None:
@@ -35,6 +32,17 @@ class ApiTokenAuthentication(authentication.BaseAuthentication):
 
     def authenticate_header(self, request: Any) -> str:
         return 'Bearer realm="api"'
+
+
+def token_check(presented: str, *, prefetch: list[str]) -> tuple[Any, Any]:
+    """The active token presented as `rwy_<prefix>_<secret>` (None if it is not one) and its rate-limit count, taken
+    in the same round trip as the token (None when the throttle is left to take it): this counts the request."""
+    parsed = services.token_parse(presented)
+    if parsed is None:
+        return None, None
+    prefix, digest = parsed
+    cached, counted = throttling.token_round_trip(entry_key=tokens.entry_key(prefix), digest=digest, prefetch=prefetch)
+    return services.token_authenticate(prefix=prefix, digest=digest, cached=cached), counted
 
 
 class ApiTokenScheme(OpenApiAuthenticationExtension):

@@ -53,6 +53,14 @@ class ApiTokenRateThrottle(BaseThrottle):
         return max(1.0, self._retry_after)
 
 
+def counted_allows(counted: tuple[int, int, list[str], dict[str, Any]] | None) -> bool | None:
+    """What ApiTokenRateThrottle will say of a request whose count `token_round_trip` took: whether it is within the
+    limit, or None when the count is not this window's (the throttle takes it again) or was not taken."""
+    if counted is None or counted[0] != int(time.time() // WINDOW_SECONDS):
+        return None
+    return counted[1] <= settings.API_TOKEN_RATE_LIMIT
+
+
 def _counter_key(digest: str, window: int) -> str:
     # By the secret's digest, not the token's id, so that the count can be taken before the token is looked up
     # (see token_round_trip); a wrong secret counts against a key of its own, never against the real token.

@@ -41,7 +41,7 @@ class ContentNegotiation(DefaultContentNegotiation):
         accept = request.META.get("HTTP_ACCEPT", "*/*")
         if (
             format_suffix is None
-            and accept in _PLAIN_ACCEPT
+            and accept in PLAIN_ACCEPT
             and renderers
             and type(renderers[0]) is JSONRenderer
             and api_settings.URL_FORMAT_OVERRIDE not in request.query_params
@@ -50,7 +50,8 @@ class ContentNegotiation(DefaultContentNegotiation):
         return super().select_renderer(request, renderers, format_suffix)
 
 
-_PLAIN_ACCEPT = frozenset({"*/*", "application/json"})
+# The Accept headers that API clients send and that mean plain JSON, answered without parsing them.
+PLAIN_ACCEPT = frozenset({"*/*", "application/json"})
 
 
 class Pagination(PageNumberPagination):

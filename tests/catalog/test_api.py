@@ -583,3 +583,65 @@ def test_cached_count_is_shared_by_pages_and_follows_writes(api_client, world, s
         assert api_client.get(SERVICES_URL, {"page_size": 5, "page": 2}).json()["count"] == 13
     service_make(owner=world.owner_team, slug="one-more")
     assert api_client.get(SERVICES_URL, {"page_size": 5, "page": 3}).json()["count"] == 14
+
+
+def test_the_lean_read_by_name_answers_as_drf_does_and_counts_each_request_once(world, settings, monkeypatch):  # type: ignore[no-untyped-def]
+    """`GET /api/v1/services/<slug>/` with a token is answered without DRF's dispatch when it can be
+    (catalog.api.views._by_name_lean): the same status, bytes and headers as DRF's, whatever is asked, and a request
+    that DRF answers after all (a 404, a bad token, another media type) is counted against the limit once."""
+    from django.core.cache import caches
+    from django.core.cache.backends.redis import RedisCache
+    from rest_framework.test import APIClient
+
+    from accounts import services as accounts
+    from catalog.api import views
+
+    from types import SimpleNamespace
+
+    from accounts import throttling
+
+    # One fixed minute, so that the window cannot roll over mid-test (the count is per minute).
+    monkeypatch.setattr(throttling, "time", SimpleNamespace(time=lambda: 1_800_000_030.0))
+    _token, plain = accounts.token_create(user=world.owner, name="script", lifetime_days=30)
+    lean_answers = []
+    real = views._by_name_answer
+
+    def watched(*args, **kwargs):  # type: ignore[no-untyped-def]
+        answer = real(*args, **kwargs)
+        lean_answers.append(answer is not None)
+        return answer
+
+    def both(path: str, **extra: str) -> tuple[tuple, tuple]:  # type: ignore[type-arg]
+        answers = []
+        for lean in (True, False):
+            monkeypatch.setattr(views, "_by_name_answer", watched if lean else lambda *args, **kwargs: None)
+            response = APIClient().get(path, **{"HTTP_AUTHORIZATION": f"Bearer {plain}", **extra})
+            answers.append((response.status_code, response.content, sorted(response.headers.items())))
+        return answers[0], answers[1]
+
+    detail = reverse("api:service-detail", args=[world.service.slug])
+    cases = [
+        (detail, {}),
+        (detail, {"HTTP_ACCEPT": "application/json"}),
+        (reverse("api:service-detail", args=["ünïcode-😀"]), {}),
+        (reverse("api:service-detail", args=["no-such-service"]), {}),
+        (detail, {"HTTP_ACCEPT": "text/html"}),
+        (detail + "?format=json", {}),
+        (detail, {"HTTP_AUTHORIZATION": "Bearer rwy_nope_nope"}),
+        (detail, {"HTTP_AUTHORIZATION": "Basic abc"}),
+    ]
+    for path, extra in cases:
+        lean, drf = both(path, **extra)
+        if extra.get("HTTP_ACCEPT") == "text/html":  # the browsable API: a fresh CSRF token and nonce every time
+            lean, drf = (lean[0], dict(lean[2])["Content-Type"]), (drf[0], dict(drf[2])["Content-Type"])
+        assert lean == drf, path
+        assert lean[0] in (200, 401, 404)
+    on_redis = isinstance(caches["default"], RedisCache)  # elsewhere the count is the throttle's: DRF answers all
+    assert lean_answers == [on_redis, on_redis] + [False] * 6
+
+    settings.API_TOKEN_RATE_LIMIT = 4
+    _token, plain = accounts.token_create(user=world.owner, name="limited", lifetime_days=30)
+    client = APIClient(HTTP_AUTHORIZATION=f"Bearer {plain}")
+    missing = reverse("api:service-detail", args=["no-such-service"])
+    statuses = [client.get(path).status_code for path in (missing, detail, missing, detail, detail)]
+    assert statuses == [404, 200, 404, 200, 429]

@@ -2,15 +2,15 @@
 
 import json
 import re
-from collections.abc import Sequence
-from functools import cache
+from collections.abc import Callable, Sequence
+from functools import cache, update_wrapper
 from typing import Any
 from urllib.parse import quote
 
 from django.conf import settings
 from django.core.exceptions import PermissionDenied
 from django.db.models import OuterRef, ProtectedError, Subquery
-from django.http import HttpResponse, HttpResponseBase, QueryDict
+from django.http import HttpRequest, HttpResponse, HttpResponseBase, QueryDict
 from django.urls import get_script_prefix, reverse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema
@@ -22,8 +22,11 @@ from rest_framework.permissions import IsAdminUser, IsAuthenticated
 from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
+from rest_framework.settings import api_settings as drf_settings
 from rest_framework.views import APIView
 
+from accounts.authentication import ApiTokenAuthentication, token_check
+from accounts.throttling import ApiTokenRateThrottle, counted_allows
 from catalog import cache as catalog_cache
 from catalog import documents, export, imports, selectors, services, text_search
 from catalog.api.pagination import CURSOR_PARAM, ServicePagination, Window
@@ -40,7 +43,7 @@ from catalog.api.statements import Shape, Statement, shape_of, statement_learn, 
 from catalog.filters import DependencyFilterSet, ServiceApiFilterSet, ServiceFilterSet, SystemFilterSet
 from catalog.models import Dependency, ImportRun, ServiceDocument
 from catalog.permissions import SERVICE_PERMS, SYSTEM_PERMS, ObjectActionPermission, user_can
-from portal.api import LookupMixin, protected_message
+from portal.api import PLAIN_ACCEPT, LookupMixin, protected_message
 from portal.errors import Conflict
 
 # The API is the top layer: a transfer by anyone but a platform admin is a handover proposal (ownership reviews).
@@ -62,6 +65,25 @@ def _plain_json(request: Request) -> bool:
 def _detail_path(_script_prefix: str) -> str:
     """A service's API path with `__slug__` for its slug, reversed once per script prefix (reverse() reads it)."""
     return reverse("api:service-detail", kwargs={"slug": "__slug__"})
+
+
+def documents_joined(request: Any, rows: Sequence[tuple[int, str, str | None]], *, many: bool = False) -> str:
+    """The documents of (pk, slug, document) rows with each one's URL put in front; a document not stored yet
+    (a service written by code that bypassed the model) is built on the spot."""
+    missing = [pk for pk, _slug, document in rows if document is None]
+    built = documents.render(missing, lock=False) if missing else {}
+    before, _, after = request.build_absolute_uri(_detail_path(get_script_prefix())).partition("__slug__")
+    # The URL's JSON string is its two ends', escaped once per page, around the slug, which a plain slug (letters,
+    # digits, _ and -) needs no escaping inside: json.dumps of each row's URL was a tenth of a page's CPU.
+    head, tail = '{"url":' + json.dumps(before)[:-1], json.dumps(after)[1:] + ","
+    parts = []
+    for pk, slug, document in rows:
+        text = document if document is not None else built[pk]
+        if _PLAIN_SLUG.fullmatch(slug):
+            parts.append(f"{head}{slug}{tail}{text[1:]}")
+        else:
+            parts.append(f'{{"url":{json.dumps(f"{before}{quote(slug)}{after}")},{text[1:]}')
+    return f"[{','.join(parts)}]" if many else parts[0]
 
 
 class _StandInRequest:
@@ -87,6 +109,11 @@ class ServiceViewSet(LookupMixin, viewsets.ModelViewSet):
     permission_classes = [IsAuthenticated, ObjectActionPermission]
     object_perms = SERVICE_PERMS
     lookup_field = "slug"
+
+    @classmethod
+    def as_view(cls, actions: dict[str, str] | None = None, **initkwargs: Any) -> Callable[..., HttpResponseBase]:  # type: ignore[override]
+        view = super().as_view(actions, **initkwargs)
+        return _by_name_lean(view) if actions and actions.get("get") == "retrieve" else view
 
     def get_queryset(self) -> Any:
         return selectors.service_list_visible(user=self.request.user)
@@ -240,23 +267,9 @@ class ServiceViewSet(LookupMixin, viewsets.ModelViewSet):
         names = [name for name in window.rows.query.annotations if name.startswith("_key")]
         return statement_learn(shape, *statement, names=names, keyset=window.keyset)
 
-    def _joined(self, request: Request, rows: Sequence[tuple[int, str, str | None]], *, many: bool = False) -> str:
-        """The documents of (pk, slug, document) rows with each one's URL put in front; a document not stored yet
-        (a service written by code that bypassed the model) is built on the spot."""
-        missing = [pk for pk, _slug, document in rows if document is None]
-        built = documents.render(missing, lock=False) if missing else {}
-        before, _, after = request.build_absolute_uri(_detail_path(get_script_prefix())).partition("__slug__")
-        # The URL's JSON string is its two ends', escaped once per page, around the slug, which a plain slug (letters,
-        # digits, _ and -) needs no escaping inside: json.dumps of each row's URL was a tenth of a page's CPU.
-        head, tail = '{"url":' + json.dumps(before)[:-1], json.dumps(after)[1:] + ","
-        parts = []
-        for pk, slug, document in rows:
-            text = document if document is not None else built[pk]
-            if _PLAIN_SLUG.fullmatch(slug):
-                parts.append(f"{head}{slug}{tail}{text[1:]}")
-            else:
-                parts.append(f'{{"url":{json.dumps(f"{before}{quote(slug)}{after}")},{text[1:]}')
-        return f"[{','.join(parts)}]" if many else parts[0]
+    @staticmethod
+    def _joined(request: Any, rows: Sequence[tuple[int, str, str | None]], *, many: bool = False) -> str:
+        return documents_joined(request, rows, many=many)
 
     def perform_create(self, serializer: Any) -> None:
         serializer.instance = services.service_create(created_by=self.request.user, **serializer.validated_data)
@@ -310,6 +323,68 @@ class ServiceViewSet(LookupMixin, viewsets.ModelViewSet):
             return Response(data, status=status.HTTP_202_ACCEPTED)
         service = services.service_transfer(service=service, transferred_by=request.user, **payload.validated_data)
         return Response(ServiceSerializer(service, context=self.get_serializer_context()).data)
+
+
+def _by_name_lean(view: Callable[..., HttpResponseBase]) -> Callable[..., HttpResponseBase]:
+    """The read by name (`GET /api/v1/services/<slug>/`), answered without DRF's dispatch when a client asks for it
+    in the ordinary way: plain JSON, a personal API token, within its rate limit, a service that exists. DRF's
+    dispatch (its request wrapper, content negotiation, the authenticators, permission and throttle instances, the
+    finished response's headers) cost more CPU than the read itself. The lean answer does what that dispatch would:
+    the same token check and count (accounts.authentication.token_check, which counts the request once), the same
+    checks (a signed-in user may read every service; the view's permission and throttle classes are checked to be the
+    ones this assumes, or there is no lean answer), and the same bytes and headers. Anything else (no token or a bad
+    one, past the limit, another media type, a slug that names nothing) goes to DRF's view, which reuses the token
+    already checked and says what is wrong exactly as before."""
+    cls: Any = getattr(view, "cls", None)
+    if cls is None or cls.permission_classes != [IsAuthenticated, ObjectActionPermission]:
+        return view
+    if cls.throttle_classes != [ApiTokenRateThrottle] or cls.authentication_classes[0] is not ApiTokenAuthentication:
+        return view
+    headers = _response_headers(view)
+
+    def read(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
+        answer = _by_name_answer(request, str(kwargs.get("slug", "")), headers)
+        return answer if answer is not None else view(request, *args, **kwargs)
+
+    update_wrapper(read, view)  # cls, initkwargs, actions, csrf_exempt: what the router, the schema and Django read
+    return read
+
+
+def _response_headers(view: Any) -> dict[str, str]:
+    """The headers DRF's dispatch adds to this view's responses (Allow, Vary), worked out as its view function does."""
+    instance = view.cls(**view.initkwargs)
+    actions = dict(view.actions)
+    if "get" in actions and "head" not in actions:
+        actions["head"] = actions["get"]
+    instance.action_map = actions
+    for method, name in actions.items():
+        setattr(instance, method, getattr(instance, name))
+    return dict(instance.default_response_headers)
+
+
+def _by_name_answer(request: HttpRequest, slug: str, headers: dict[str, str]) -> HttpResponseBase | None:
+    """The lean answer of `_by_name_lean`, or None for DRF's view to answer."""
+    meta = request.META
+    if request.method != "GET" or not slug or "\x00" in slug:
+        return None
+    if meta.get("HTTP_ACCEPT", "*/*") not in PLAIN_ACCEPT or drf_settings.URL_FORMAT_OVERRIDE in request.GET:
+        return None
+    authorization = meta.get("HTTP_AUTHORIZATION", "").split()
+    if len(authorization) != 2 or authorization[0].lower() not in ("bearer", "token"):
+        return None
+    token, counted = token_check(authorization[1], prefetch=[])
+    request.token_checked = (token, counted)  # type: ignore[attr-defined]  # DRF's authentication reuses it
+    if token is None or not counted_allows(counted):
+        return None  # refused, past the limit, or a count the throttle takes itself
+    user = token.user
+    row = selectors.service_document_visible(user=user, slug=slug)
+    if row is None:
+        return None
+    request.user = user  # as DRF's authentication sets it: the request log names the user
+    response = HttpResponse(documents_joined(request, [row]), content_type=JSON_MEDIA_TYPE)
+    for name, value in headers.items():
+        response[name] = value
+    return response
 
 
 class SystemViewSet(LookupMixin, viewsets.ModelViewSet):
