@@ -589,16 +589,15 @@ def test_the_lean_read_by_name_answers_as_drf_does_and_counts_each_request_once(
     """`GET /api/v1/services/<slug>/` with a token is answered without DRF's dispatch when it can be
     (catalog.api.views._by_name_lean): the same status, bytes and headers as DRF's, whatever is asked, and a request
     that DRF answers after all (a 404, a bad token, another media type) is counted against the limit once."""
+    from types import SimpleNamespace
+
     from django.core.cache import caches
     from django.core.cache.backends.redis import RedisCache
     from rest_framework.test import APIClient
 
     from accounts import services as accounts
-    from catalog.api import views
-
-    from types import SimpleNamespace
-
     from accounts import throttling
+    from catalog.api import views
 
     # One fixed minute, so that the window cannot roll over mid-test (the count is per minute).
     monkeypatch.setattr(throttling, "time", SimpleNamespace(time=lambda: 1_800_000_030.0))
