@@ -587,7 +587,7 @@ def test_cached_count_is_shared_by_pages_and_follows_writes(api_client, world, s
 
 def test_the_lean_read_by_name_answers_as_drf_does_and_counts_each_request_once(world, settings, monkeypatch):  # type: ignore[no-untyped-def]
     """`GET /api/v1/services/<slug>/` with a token is answered without DRF's dispatch when it can be
-    (catalog.api.views._by_name_lean): the same status, bytes and headers as DRF's, whatever is asked, and a request
+    (catalog.api.views._lean): the same status, bytes and headers as DRF's, whatever is asked, and a request
     that DRF answers after all (a 404, a bad token, another media type) is counted against the limit once."""
     from types import SimpleNamespace
 
@@ -636,7 +636,7 @@ def test_the_lean_read_by_name_answers_as_drf_does_and_counts_each_request_once(
         assert lean == drf, path
         assert lean[0] in (200, 401, 404)
     on_redis = isinstance(caches["default"], RedisCache)  # elsewhere the count is the throttle's: DRF answers all
-    assert lean_answers == [on_redis, on_redis] + [False] * 6
+    assert lean_answers == [on_redis, on_redis, False, False, False]  # neither HTML, ?format= nor Basic is asked
 
     settings.API_TOKEN_RATE_LIMIT = 4
     _token, plain = accounts.token_create(user=world.owner, name="limited", lifetime_days=30)
@@ -644,3 +644,59 @@ def test_the_lean_read_by_name_answers_as_drf_does_and_counts_each_request_once(
     missing = reverse("api:service-detail", args=["no-such-service"])
     statuses = [client.get(path).status_code for path in (missing, detail, missing, detail, detail)]
     assert statuses == [404, 200, 404, 200, 429]
+
+
+def test_the_lean_list_answers_as_drf_does(catalog, settings, monkeypatch):  # type: ignore[no-untyped-def]
+    """The list without DRF's dispatch (catalog.api.views._lean): the same status, bytes and headers as DRF's for
+    pages, filters, cursors and every refusal, with the catalog caches on and off."""
+    from types import SimpleNamespace
+
+    from django.core.cache import caches
+    from django.core.cache.backends.redis import RedisCache
+    from rest_framework.test import APIClient
+
+    from accounts import services as accounts
+    from accounts import throttling
+    from catalog.api import views
+
+    monkeypatch.setattr(throttling, "time", SimpleNamespace(time=lambda: 1_800_000_030.0))
+    _token, plain = accounts.token_create(user=catalog.owner, name="script", lifetime_days=30)
+    real = views._list_answer
+    answered_lean = []
+
+    def watched(*args, **kwargs):  # type: ignore[no-untyped-def]
+        answer = real(*args, **kwargs)
+        answered_lean.append(answer is not None and answer.status_code == 200)
+        return answer
+
+    def both(params: dict[str, str]) -> tuple[tuple, tuple]:  # type: ignore[type-arg]
+        answers = []
+        for lean in (True, False):
+            monkeypatch.setattr(views, "_list_answer", watched if lean else lambda *args, **kwargs: None)
+            response = APIClient().get(SERVICES_URL, params, HTTP_AUTHORIZATION=f"Bearer {plain}")
+            answers.append((response.status_code, response.content, sorted(response.headers.items())))
+        return answers[0], answers[1]
+
+    cases = [
+        {},
+        {"owner": catalog.owner_team.slug},
+        {"owner": "no-such-team"},
+        {"q": "pay"},
+        {"lifecycle": "production", "tier": "1", "ordering": "-name"},
+        {"page": "2", "page_size": "1"},
+        {"page": "999"},
+        {"cursor": ""},
+        {"cursor": "forged"},
+        {"tier": "not-a-tier"},
+        {"q": "a\x00b"},
+    ]
+    statuses = set()
+    for cache_on in (False, True):
+        settings.CATALOG_API_CACHE = cache_on
+        for params in cases:
+            lean, drf = both(params)
+            assert lean == drf, params
+            statuses.add(lean[0])
+    assert statuses == {200, 400, 404}
+    if isinstance(caches["default"], RedisCache):  # elsewhere the count is the throttle's: DRF answers all
+        assert answered_lean[:2] == [True, True] and answered_lean.count(True) >= 12

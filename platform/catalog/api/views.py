@@ -113,7 +113,7 @@ class ServiceViewSet(LookupMixin, viewsets.ModelViewSet):
     @classmethod
     def as_view(cls, actions: dict[str, str] | None = None, **initkwargs: Any) -> Callable[..., HttpResponseBase]:  # type: ignore[override]
         view = super().as_view(actions, **initkwargs)
-        return _by_name_lean(view) if actions and actions.get("get") == "retrieve" else view
+        return _lean(view)
 
     def get_queryset(self) -> Any:
         return selectors.service_list_visible(user=self.request.user)
@@ -325,26 +325,37 @@ class ServiceViewSet(LookupMixin, viewsets.ModelViewSet):
         return Response(ServiceSerializer(service, context=self.get_serializer_context()).data)
 
 
-def _by_name_lean(view: Callable[..., HttpResponseBase]) -> Callable[..., HttpResponseBase]:
-    """The read by name (`GET /api/v1/services/<slug>/`), answered without DRF's dispatch when a client asks for it
-    in the ordinary way: plain JSON, a personal API token, within its rate limit, a service that exists. DRF's
-    dispatch (its request wrapper, content negotiation, the authenticators, permission and throttle instances, the
-    finished response's headers) cost more CPU than the read itself. The lean answer does what that dispatch would:
-    the same token check and count (accounts.authentication.token_check, which counts the request once), the same
-    checks (a signed-in user may read every service; the view's permission and throttle classes are checked to be the
-    ones this assumes, or there is no lean answer), and the same bytes and headers. Anything else (no token or a bad
-    one, past the limit, another media type, a slug that names nothing) goes to DRF's view, which reuses the token
-    already checked and says what is wrong exactly as before."""
+def _lean(view: Callable[..., HttpResponseBase]) -> Callable[..., HttpResponseBase]:
+    """The read by name and the list (`GET /api/v1/services/[<slug>/]`), answered without DRF's dispatch when a
+    client asks in the ordinary way: plain JSON, a personal API token within its rate limit, and (by name) a service
+    that exists. DRF's dispatch (its content negotiation, the authenticators, permission and throttle instances, the
+    finished response's headers) cost as much CPU as the read by name itself. The lean answer does what that dispatch
+    would: the same token check and count (accounts.authentication.token_check, which counts the request once), the
+    same checks (a signed-in user may read every service; the view's permission and throttle classes are checked to
+    be the ones this assumes, or there is no lean answer), the same view code for the list, and the same bytes and
+    headers. Anything else (no token or a bad one, past the limit, another media type, a slug that names nothing, a
+    filter the list refuses) goes to DRF's view, which reuses the token already checked and says what is wrong exactly
+    as before."""
     cls: Any = getattr(view, "cls", None)
-    if cls is None or cls.permission_classes != [IsAuthenticated, ObjectActionPermission]:
+    action = (getattr(view, "actions", None) or {}).get("get")
+    if cls is None or action not in ("retrieve", "list"):
+        return view
+    if cls.permission_classes != [IsAuthenticated, ObjectActionPermission]:
         return view
     if cls.throttle_classes != [ApiTokenRateThrottle] or cls.authentication_classes[0] is not ApiTokenAuthentication:
         return view
     headers = _response_headers(view)
+    by_name = action == "retrieve"
 
     def read(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
-        answer = _by_name_answer(request, str(kwargs.get("slug", "")), headers)
-        return answer if answer is not None else view(request, *args, **kwargs)
+        response = None
+        if _lean_asked(request):
+            response = (_by_name_answer if by_name else _list_answer)(request, view, args, kwargs)
+        if response is None:
+            return view(request, *args, **kwargs)
+        for name, value in headers.items():
+            response[name] = value
+        return response
 
     update_wrapper(read, view)  # cls, initkwargs, actions, csrf_exempt: what the router, the schema and Django read
     return read
@@ -362,29 +373,64 @@ def _response_headers(view: Any) -> dict[str, str]:
     return dict(instance.default_response_headers)
 
 
-def _by_name_answer(request: HttpRequest, slug: str, headers: dict[str, str]) -> HttpResponseBase | None:
-    """The lean answer of `_by_name_lean`, or None for DRF's view to answer."""
+def _lean_asked(request: HttpRequest) -> bool:
+    """A GET for plain JSON with a token (in the form DRF's ApiTokenAuthentication reads)."""
     meta = request.META
-    if request.method != "GET" or not slug or "\x00" in slug:
-        return None
-    if meta.get("HTTP_ACCEPT", "*/*") not in PLAIN_ACCEPT or drf_settings.URL_FORMAT_OVERRIDE in request.GET:
-        return None
+    if request.method != "GET" or meta.get("HTTP_ACCEPT", "*/*") not in PLAIN_ACCEPT:
+        return False
+    if drf_settings.URL_FORMAT_OVERRIDE in request.GET:
+        return False
     authorization = meta.get("HTTP_AUTHORIZATION", "").split()
-    if len(authorization) != 2 or authorization[0].lower() not in ("bearer", "token"):
-        return None
-    token, counted = token_check(authorization[1], prefetch=[])
+    return len(authorization) == 2 and authorization[0].lower() in ("bearer", "token")
+
+
+def _token_lean(request: HttpRequest, prefetch: list[str]) -> tuple[Any, Any]:
+    """(the request's token, its count) when it may be answered lean; (None, None) when DRF must answer. Counts."""
+    token, counted = token_check(request.META["HTTP_AUTHORIZATION"].split()[1], prefetch=prefetch)
     request.token_checked = (token, counted)  # type: ignore[attr-defined]  # DRF's authentication reuses it
     if token is None or not counted_allows(counted):
-        return None  # refused, past the limit, or a count the throttle takes itself
-    user = token.user
-    row = selectors.service_document_visible(user=user, slug=slug)
+        return None, None  # refused, past the limit, or a count the throttle takes itself
+    request.user = token.user  # as DRF's authentication sets it: the request log names the user
+    return token, counted
+
+
+def _by_name_answer(request: HttpRequest, view: Any, args: Any, kwargs: dict[str, Any]) -> HttpResponseBase | None:
+    """The read by name's lean answer (see `_lean`), or None for DRF's view to answer."""
+    slug = str(kwargs.get("slug", ""))
+    if not slug or "\x00" in slug:
+        return None
+    token, _counted = _token_lean(request, [])
+    if token is None:
+        return None
+    row = selectors.service_document_visible(user=token.user, slug=slug)
     if row is None:
         return None
-    request.user = user  # as DRF's authentication sets it: the request log names the user
-    response = HttpResponse(documents_joined(request, [row]), content_type=JSON_MEDIA_TYPE)
-    for name, value in headers.items():
-        response[name] = value
-    return response
+    return HttpResponse(documents_joined(request, [row]), content_type=JSON_MEDIA_TYPE)
+
+
+def _list_answer(request: HttpRequest, view: Any, args: Any, kwargs: dict[str, Any]) -> HttpResponseBase | None:
+    """The list's lean answer (see `_lean`): the viewset's own `list`, on a request set up as DRF's dispatch would
+    have set it up; None for DRF's view to answer (which then runs the list again, for the error it raises)."""
+    viewset = view.cls(**view.initkwargs)
+    viewset.action_map, viewset.action, viewset.format_kwarg = view.actions, "list", None
+    viewset.args, viewset.kwargs = args, kwargs
+    wrapped = Request(request, parser_context={"view": viewset, "args": args, "kwargs": kwargs})
+    viewset.request = wrapped
+    prefetch = viewset.throttle_prefetch(wrapped)
+    token, counted = _token_lean(request, prefetch)
+    if token is None:
+        return None
+    wrapped.user, wrapped.auth = token.user, token
+    if prefetch:
+        wrapped.throttle_prefetched = (prefetch, counted[3])  # type: ignore[attr-defined]  # as the throttle leaves it
+    wrapped.accepted_renderer, wrapped.accepted_media_type = _JSON_RENDERER, JSON_MEDIA_TYPE  # type: ignore[attr-defined]
+    try:
+        return viewset.list(wrapped)
+    except Exception:  # noqa: BLE001 - DRF's view runs the list again and answers the error as it always has
+        return None
+
+
+_JSON_RENDERER = JSONRenderer()
 
 
 class SystemViewSet(LookupMixin, viewsets.ModelViewSet):
