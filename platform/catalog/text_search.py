@@ -79,9 +79,14 @@ def match(words: Sequence[str], *, once: bool = False) -> Any:
     return TableSQL(f"{{table}}.catalog_tsv @@ {_query(words, once=once)}", words, BooleanField())
 
 
-def rank(words: Sequence[str], *, once: bool = False) -> TableSQL:
+class Rank(TableSQL):
+    """A service's relevance to a search: a list ordered by it reads every match (catalog.api.pagination counts them
+    in the same pass)."""
+
+
+def rank(words: Sequence[str], *, once: bool = False) -> Rank:
     """How well a matching service matches `words` (PostgreSQL only), as a double so that cursors keep it exactly."""
-    return TableSQL(f"ts_rank({{table}}.catalog_tsv, {_query(words, once=once)})::float8", words, FloatField())
+    return Rank(f"ts_rank({{table}}.catalog_tsv, {_query(words, once=once)})::float8", words, FloatField())
 
 
 def substring(words: Sequence[str]) -> Q:

@@ -112,6 +112,27 @@ def test_cursors_walk_the_relevance_order(api_client, services) -> None:  # type
     assert walked == whole and len(whole) == 11
 
 
+@postgres_only
+def test_a_page_by_relevance_counts_its_matches_in_the_same_pass(api_client, services, settings) -> None:  # type: ignore[no-untyped-def]
+    """Ordered by relevance, the sort reads every match, so the page's statement counts them with a window count
+    instead of reading them a second time; the count is exact, past the exact limit too, and a page past the end is
+    still a 404."""
+    settings.CATALOG_API_CACHE = False
+    settings.CATALOG_EXACT_COUNT_UP_TO = 3  # a window count is exact however many match
+    for index in range(7):
+        service_make(owner=services.owner_team, slug=f"pay-{index}", description="pay " * index)
+    api_client.force_authenticate(services.owner)
+    for _ in range(2):  # the ordinary path, then the statement kept for its shape
+        with CaptureQueriesContext(connection) as captured:
+            body = api_client.get(SERVICES_URL, {"q": "pay", "page": 2, "page_size": 4}).json()
+        assert (body["count"], body["count_exact"], len(body["results"])) == (11, True, 4)
+        statements = [query["sql"] or "" for query in captured.captured_queries]
+        assert not any("count(*), CASE" in sql for sql in statements)  # no capped count: one pass
+    assert api_client.get(SERVICES_URL, {"q": "pay", "page": 4, "page_size": 4}).status_code == 404
+    by_name = api_client.get(SERVICES_URL, {"q": "pay", "ordering": "name", "page_size": 4}).json()
+    assert by_name["count_exact"] is False and by_name["count"] >= 4  # not by relevance: counted as ever, capped
+
+
 HOSTILE = [
     "'",
     "''",

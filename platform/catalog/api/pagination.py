@@ -20,7 +20,8 @@ from typing import Any
 
 from django.conf import settings
 from django.core import signing
-from django.db.models import F, Q, QuerySet
+from django.db.models import Count, F, Q, QuerySet
+from django.db.models import Window as Over
 from django.db.models.expressions import OrderBy
 from django.utils.dateparse import parse_datetime
 from rest_framework.exceptions import NotFound, ValidationError
@@ -28,8 +29,17 @@ from rest_framework.request import Request
 from rest_framework.utils.urls import remove_query_param, replace_query_param
 
 from catalog import cache as catalog_cache
+from catalog import text_search
 from portal.api import Pagination
-from portal.pagination import count_capped, count_capped_run, count_capped_statement, count_capped_with
+from portal.pagination import (
+    count_capped,
+    count_capped_run,
+    count_capped_statement,
+    count_capped_with,
+    count_windowed_run,
+    count_windowed_statement,
+    count_windowed_with,
+)
 
 CURSOR_SALT = "catalog.services.cursor"
 CURSOR_MAX_AGE = 24 * 3600
@@ -55,6 +65,7 @@ class Window:
     page_next: str | None = None  # the next page's link, by number
     fetched: list[tuple[Any, ...]] | None = None  # the page's rows, when read with the count in one statement
     statement: tuple[str, list[Any]] | None = None  # the page's SQL and parameters, when asked not to run it
+    windowed: bool = False  # the statement counts with the page's own window count (portal.pagination)
 
 
 def _sort_keys(queryset: QuerySet[Any]) -> list[tuple[Any, bool]]:
@@ -132,15 +143,21 @@ class ServicePagination(Pagination):
         else:
             number = self._page_number_asked(request)
             if number is not None:
-                window.rows = annotated[(number - 1) * size : number * size]
+                # Ordered by relevance, the sort reads every match: the page counts them in that pass (by page
+                # number only: behind a cursor the page's rows are not all the matches).
+                window.windowed = bool(values) and bool(keys) and isinstance(keys[0][0], text_search.Rank)
+                counted = annotated.annotate(_total=Over(Count("*"))) if window.windowed else annotated
+                window.rows = counted[(number - 1) * size : number * size]
         if cached_count_key and settings.CATALOG_API_CACHE:
             window.count = catalog_cache.remembered(cached_count_key, queryset.count)
         elif values and (window.cursor_mode or number is not None):
-            rows = window.rows.values_list(*values, *names)
+            rows = window.rows.values_list(*values, *names, *(["_total"] if window.windowed else []))
             if not run:
-                window.statement = count_capped_statement(queryset, rows)
+                statement = count_windowed_statement if window.windowed else count_capped_statement
+                window.statement = statement(queryset, rows)
                 return window
-            window.count, window.count_exact, window.fetched = count_capped_with(queryset, rows)
+            counting = count_windowed_with if window.windowed else count_capped_with
+            window.count, window.count_exact, window.fetched = counting(queryset, rows)
         else:
             window.count, window.count_exact = count_capped(queryset)
         if number is None and not window.cursor_mode:  # ?page=last
@@ -158,13 +175,15 @@ class ServicePagination(Pagination):
         keyset: bool,
         number: int | None,
         prepare: bool = True,
+        windowed: bool = False,
     ) -> Window:
         """The page `request` asks for, from a statement `window` gave with `run=False` (its parameters filled with
         this request's values): the same window, read in one round trip and without building a queryset; a prepared
         statement unless `prepare` is false."""
         size = self.get_page_size(request) or self.page_size
         window = self._window_start(request, names=names, keyset=keyset)
-        window.count, window.count_exact, window.fetched = count_capped_run(sql, params, prepare=prepare)
+        run = count_windowed_run if windowed else count_capped_run
+        window.count, window.count_exact, window.fetched = run(sql, params, prepare=prepare)
         return self._window_finish(window, number, size)
 
     def _window_start(self, request: Request, *, names: list[str], keyset: bool) -> Window:

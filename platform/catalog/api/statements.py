@@ -140,6 +140,7 @@ class Statement:
     embedded: tuple[tuple[int, tuple[tuple[str, int], ...]], ...]  # (parameter, ((stand-in, slot), ...))
     names: tuple[str, ...]  # the sort keys, read after the row's fields
     keyset: bool
+    windowed: bool = False  # counted by the page's own window count (portal.pagination.count_windowed_statement)
 
     def fill(self, values: list[Any]) -> list[Any] | None:
         """The parameters for these free values, or None when a value cannot go where its stand-in went."""
@@ -157,7 +158,9 @@ class Statement:
         return params
 
 
-def statement_learn(shape: Shape, sql: str, params: list[Any], *, names: list[str], keyset: bool) -> Statement | None:
+def statement_learn(
+    shape: Shape, sql: str, params: list[Any], *, names: list[str], keyset: bool, windowed: bool = False
+) -> Statement | None:
     """The statement built for `shape` with its stand-ins, if every stand-in came through as itself."""
     stand_ins = [stand_in(slot, kind) for slot, kind in enumerate(shape.kinds)]
     texts = {value: slot for slot, value in enumerate(stand_ins) if isinstance(value, str)}
@@ -181,7 +184,13 @@ def statement_learn(shape: Shape, sql: str, params: list[Any], *, names: list[st
     if found != set(range(len(stand_ins))):
         return None  # a value changed on its way to SQL (or was dropped): this shape is not filled by hand
     return Statement(
-        sql=sql, params=tuple(params), exact=tuple(exact), embedded=tuple(embedded), names=tuple(names), keyset=keyset
+        sql=sql,
+        params=tuple(params),
+        exact=tuple(exact),
+        embedded=tuple(embedded),
+        names=tuple(names),
+        keyset=keyset,
+        windowed=windowed,
     )
 
 

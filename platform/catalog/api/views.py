@@ -238,7 +238,7 @@ class ServiceViewSet(LookupMixin, viewsets.ModelViewSet):
         # (catalog/text_search.py), and is prepared: planning it cost more than running it.
         window = paginator.window_of(
             request, sql=statement.sql, params=filled, names=list(statement.names), keyset=statement.keyset,
-            number=number, prepare=shape.search_mode in (None, text_search.RANKED),
+            number=number, prepare=shape.search_mode in (None, text_search.RANKED), windowed=statement.windowed,
         )  # fmt: skip
         return window, list(statement.names)
 
@@ -265,7 +265,7 @@ class ServiceViewSet(LookupMixin, viewsets.ModelViewSet):
         if statement is None:
             return None
         names = [name for name in window.rows.query.annotations if name.startswith("_key")]
-        return statement_learn(shape, *statement, names=names, keyset=window.keyset)
+        return statement_learn(shape, *statement, names=names, keyset=window.keyset, windowed=window.windowed)
 
     @staticmethod
     def _joined(request: Any, rows: Sequence[tuple[int, str, str | None]], *, many: bool = False) -> str:
