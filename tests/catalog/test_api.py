@@ -204,6 +204,7 @@ def test_api_filter_sets_share_their_form_class_but_never_a_filter_or_a_request(
     assert set(second.errors) == {"lifecycle"} and first.form.cleaned_data["q"] == "vault"
 
 
+@pytest.mark.postgres_only  # elsewhere the count and the page are two statements
 def test_owner_system_and_tag_are_looked_up_inside_the_page_statement(
     api_client, catalog, settings, django_assert_num_queries
 ):
@@ -242,7 +243,8 @@ def test_list_queries_do_not_grow_with_the_catalog(api_client, world, django_ass
     counts = []
     for total in (5, 40):
         _services_with_tags_and_systems(total - Service.objects.count())
-        with django_assert_max_num_queries(1) as captured:  # the page and its count: one statement
+        # The page and its count: one statement on PostgreSQL, two elsewhere.
+        with django_assert_max_num_queries(1 if connection.vendor == "postgresql" else 2) as captured:
             body = api_client.get(SERVICES_URL, {"page_size": 200}).json()
         assert body["count"] == total
         assert all(row["tags"] and row["system"] for row in body["results"] if row["slug"] != "payments-api")
@@ -250,6 +252,7 @@ def test_list_queries_do_not_grow_with_the_catalog(api_client, world, django_ass
     assert counts[0] == counts[1]
 
 
+@pytest.mark.postgres_only  # elsewhere the count and the page are two statements
 def test_page_and_count_are_one_statement_and_agree_with_the_pages(
     api_client, world, settings, django_assert_num_queries
 ):
