@@ -378,7 +378,8 @@ def _lean_asked(request: HttpRequest) -> bool:
     meta = request.META
     if request.method != "GET" or meta.get("HTTP_ACCEPT", "*/*") not in PLAIN_ACCEPT:
         return False
-    if drf_settings.URL_FORMAT_OVERRIDE in request.GET:
+    override = drf_settings.URL_FORMAT_OVERRIDE  # ?format=: parsed only if its name is in the query at all
+    if override and override in meta.get("QUERY_STRING", "") and override in request.GET:
         return False
     authorization = meta.get("HTTP_AUTHORIZATION", "").split()
     return len(authorization) == 2 and authorization[0].lower() in ("bearer", "token")
