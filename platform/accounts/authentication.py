@@ -12,8 +12,8 @@ class ApiTokenAuthentication(authentication.BaseAuthentication):
     keyword = "Bearer"
 
     def authenticate(self, request: Any) -> tuple[Any, Any] | None:
-        header = authentication.get_authorization_header(request).decode("latin-1").split()
-        if not header or header[0].lower() not in ("bearer", "token"):
+        header = token_words(request)
+        if not header:
             return None
         if len(header) != 2:
             raise exceptions.AuthenticationFailed("Send the token as `Authorization: Bearer rwy_...`.")
@@ -32,6 +32,13 @@ class ApiTokenAuthentication(authentication.BaseAuthentication):
 
     def authenticate_header(self, request: Any) -> str:
         return 'Bearer realm="api"'
+
+
+def token_words(request: Any) -> list[str]:
+    """The words of a request's Authorization header (Django's or DRF's request) when it names a token scheme
+    (`Bearer` or `Token`), else none: `[scheme, token]` for a well-formed one."""
+    words = authentication.get_authorization_header(request).decode("latin-1").split()
+    return words if words and words[0].lower() in ("bearer", "token") else []
 
 
 def token_check(presented: str, *, prefetch: list[str]) -> tuple[Any, Any]:

@@ -38,20 +38,23 @@ class ContentNegotiation(DefaultContentNegotiation):
     (no header or `*/*`, `application/json`) given without parsing them: the same answer, at a tenth of the cost."""
 
     def select_renderer(self, request: Any, renderers: Any, format_suffix: str | None = None) -> Any:
-        accept = request.META.get("HTTP_ACCEPT", "*/*")
-        if (
-            format_suffix is None
-            and accept in PLAIN_ACCEPT
-            and renderers
-            and type(renderers[0]) is JSONRenderer
-            and api_settings.URL_FORMAT_OVERRIDE not in request.query_params
-        ):
+        if format_suffix is None and renderers and type(renderers[0]) is JSONRenderer and plain_json_asked(request):
             return renderers[0], renderers[0].media_type
         return super().select_renderer(request, renderers, format_suffix)
 
 
 # The Accept headers that API clients send and that mean plain JSON, answered without parsing them.
 PLAIN_ACCEPT = frozenset({"*/*", "application/json"})
+
+
+def plain_json_asked(request: Any) -> bool:
+    """Whether a request (Django's or DRF's) asks for plain JSON: no Accept header, `*/*` or `application/json`, and
+    no `?format=` (whose query string is parsed only if it names the parameter at all)."""
+    meta = request.META
+    if meta.get("HTTP_ACCEPT", "*/*") not in PLAIN_ACCEPT:
+        return False
+    override = api_settings.URL_FORMAT_OVERRIDE
+    return not (override and override in meta.get("QUERY_STRING", "") and override in request.GET)
 
 
 class Pagination(PageNumberPagination):

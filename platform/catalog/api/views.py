@@ -22,10 +22,9 @@ from rest_framework.permissions import IsAdminUser, IsAuthenticated
 from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
-from rest_framework.settings import api_settings as drf_settings
 from rest_framework.views import APIView
 
-from accounts.authentication import ApiTokenAuthentication, token_check
+from accounts.authentication import ApiTokenAuthentication, token_check, token_words
 from accounts.throttling import ApiTokenRateThrottle, counted_allows
 from catalog import cache as catalog_cache
 from catalog import documents, export, imports, selectors, services, text_search
@@ -43,7 +42,7 @@ from catalog.api.statements import Shape, Statement, shape_of, statement_learn, 
 from catalog.filters import DependencyFilterSet, ServiceApiFilterSet, ServiceFilterSet, SystemFilterSet
 from catalog.models import Dependency, ImportRun, ServiceDocument
 from catalog.permissions import SERVICE_PERMS, SYSTEM_PERMS, ObjectActionPermission, user_can
-from portal.api import PLAIN_ACCEPT, LookupMixin, protected_message
+from portal.api import LookupMixin, plain_json_asked, protected_message
 from portal.errors import Conflict
 
 # The API is the top layer: a transfer by anyone but a platform admin is a handover proposal (ownership reviews).
@@ -349,8 +348,8 @@ def _lean(view: Callable[..., HttpResponseBase]) -> Callable[..., HttpResponseBa
 
     def read(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
         response = None
-        if _lean_asked(request):
-            response = (_by_name_answer if by_name else _list_answer)(request, view, args, kwargs)
+        if request.method == "GET" and len(words := token_words(request)) == 2 and plain_json_asked(request):
+            response = (_by_name_answer if by_name else _list_answer)(request, words[1], view, args, kwargs)
         if response is None:
             return view(request, *args, **kwargs)
         for name, value in headers.items():
@@ -373,21 +372,10 @@ def _response_headers(view: Any) -> dict[str, str]:
     return dict(instance.default_response_headers)
 
 
-def _lean_asked(request: HttpRequest) -> bool:
-    """A GET for plain JSON with a token (in the form DRF's ApiTokenAuthentication reads)."""
-    meta = request.META
-    if request.method != "GET" or meta.get("HTTP_ACCEPT", "*/*") not in PLAIN_ACCEPT:
-        return False
-    override = drf_settings.URL_FORMAT_OVERRIDE  # ?format=: parsed only if its name is in the query at all
-    if override and override in meta.get("QUERY_STRING", "") and override in request.GET:
-        return False
-    authorization = meta.get("HTTP_AUTHORIZATION", "").split()
-    return len(authorization) == 2 and authorization[0].lower() in ("bearer", "token")
-
-
-def _token_lean(request: HttpRequest, prefetch: list[str]) -> tuple[Any, Any]:
-    """(the request's token, its count) when it may be answered lean; (None, None) when DRF must answer. Counts."""
-    token, counted = token_check(request.META["HTTP_AUTHORIZATION"].split()[1], prefetch=prefetch)
+def _token_lean(request: HttpRequest, presented: str, prefetch: list[str]) -> tuple[Any, Any]:
+    """(the presented token, its count) when the request may be answered lean; (None, None) when DRF must answer.
+    Counts the request."""
+    token, counted = token_check(presented, prefetch=prefetch)
     request.token_checked = (token, counted)  # type: ignore[attr-defined]  # DRF's authentication reuses it
     if token is None or not counted_allows(counted):
         return None, None  # refused, past the limit, or a count the throttle takes itself
@@ -395,12 +383,14 @@ def _token_lean(request: HttpRequest, prefetch: list[str]) -> tuple[Any, Any]:
     return token, counted
 
 
-def _by_name_answer(request: HttpRequest, view: Any, args: Any, kwargs: dict[str, Any]) -> HttpResponseBase | None:
+def _by_name_answer(
+    request: HttpRequest, presented: str, view: Any, args: Any, kwargs: dict[str, Any]
+) -> HttpResponseBase | None:
     """The read by name's lean answer (see `_lean`), or None for DRF's view to answer."""
     slug = str(kwargs.get("slug", ""))
     if not slug or "\x00" in slug:
         return None
-    token, _counted = _token_lean(request, [])
+    token, _counted = _token_lean(request, presented, [])
     if token is None:
         return None
     row = selectors.service_document_visible(user=token.user, slug=slug)
@@ -409,7 +399,9 @@ def _by_name_answer(request: HttpRequest, view: Any, args: Any, kwargs: dict[str
     return HttpResponse(documents_joined(request, [row]), content_type=JSON_MEDIA_TYPE)
 
 
-def _list_answer(request: HttpRequest, view: Any, args: Any, kwargs: dict[str, Any]) -> HttpResponseBase | None:
+def _list_answer(
+    request: HttpRequest, presented: str, view: Any, args: Any, kwargs: dict[str, Any]
+) -> HttpResponseBase | None:
     """The list's lean answer (see `_lean`): the viewset's own `list`, on a request set up as DRF's dispatch would
     have set it up; None for DRF's view to answer (which then runs the list again, for the error it raises)."""
     viewset = view.cls(**view.initkwargs)
@@ -418,7 +410,7 @@ def _list_answer(request: HttpRequest, view: Any, args: Any, kwargs: dict[str, A
     wrapped = Request(request, parser_context={"view": viewset, "args": args, "kwargs": kwargs})
     viewset.request = wrapped
     prefetch = viewset.throttle_prefetch(wrapped)
-    token, counted = _token_lean(request, prefetch)
+    token, counted = _token_lean(request, presented, prefetch)
     if token is None:
         return None
     wrapped.user, wrapped.auth = token.user, token
