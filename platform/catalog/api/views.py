@@ -165,10 +165,10 @@ class ServiceViewSet(LookupMixin, viewsets.ModelViewSet):
         slug = str(kwargs.get(self.lookup_field, ""))
         if not _plain_json(request) or "\x00" in slug:
             return super().retrieve(request, *args, **kwargs)
-        row = selectors.service_document_visible(user=request.user, slug=slug)
-        if row is None:
+        response = _document_response(request, request.user, slug)
+        if response is None:
             raise drf_exceptions.NotFound()
-        return HttpResponse(self._joined(request, [row]), content_type=JSON_MEDIA_TYPE)
+        return response
 
     @property
     def count_key(self) -> str | None:
@@ -195,7 +195,7 @@ class ServiceViewSet(LookupMixin, viewsets.ModelViewSet):
             },
             separators=(",", ":"),
         )
-        results = self._joined(request, [row[:3] for row in rows], many=True)
+        results = documents_joined(request, [row[:3] for row in rows], many=True)
         return f'{head[:-1]},"results":{results}}}'.encode()
 
     @staticmethod
@@ -265,10 +265,6 @@ class ServiceViewSet(LookupMixin, viewsets.ModelViewSet):
             return None
         names = [name for name in window.rows.query.annotations if name.startswith("_key")]
         return statement_learn(shape, *statement, names=names, keyset=window.keyset, windowed=window.windowed)
-
-    @staticmethod
-    def _joined(request: Any, rows: Sequence[tuple[int, str, str | None]], *, many: bool = False) -> str:
-        return documents_joined(request, rows, many=many)
 
     def perform_create(self, serializer: Any) -> None:
         serializer.instance = services.service_create(created_by=self.request.user, **serializer.validated_data)
@@ -360,8 +356,8 @@ def _lean(view: Callable[..., HttpResponseBase]) -> Callable[..., HttpResponseBa
     return read
 
 
-def _response_headers(view: Any) -> dict[str, str]:
-    """The headers DRF's dispatch adds to this view's responses (Allow, Vary), worked out as its view function does."""
+def _viewset(view: Any, args: Any = (), kwargs: dict[str, Any] | None = None) -> Any:
+    """The viewset instance a router's view function makes for a request, set up as that function sets it up."""
     instance = view.cls(**view.initkwargs)
     actions = dict(view.actions)
     if "get" in actions and "head" not in actions:
@@ -369,7 +365,13 @@ def _response_headers(view: Any) -> dict[str, str]:
     instance.action_map = actions
     for method, name in actions.items():
         setattr(instance, method, getattr(instance, name))
-    return dict(instance.default_response_headers)
+    instance.args, instance.kwargs = args, kwargs or {}
+    return instance
+
+
+def _response_headers(view: Any) -> dict[str, str]:
+    """The headers DRF's dispatch adds to this view's responses (Allow, Vary)."""
+    return dict(_viewset(view).default_response_headers)
 
 
 def _token_lean(request: HttpRequest, presented: str, prefetch: list[str]) -> tuple[Any, Any]:
@@ -393,10 +395,14 @@ def _by_name_answer(
     token, _counted = _token_lean(request, presented, [])
     if token is None:
         return None
-    row = selectors.service_document_visible(user=token.user, slug=slug)
-    if row is None:
-        return None
-    return HttpResponse(documents_joined(request, [row]), content_type=JSON_MEDIA_TYPE)
+    return _document_response(request, token.user, slug)
+
+
+def _document_response(request: Any, user: Any, slug: str) -> HttpResponse | None:
+    """The read by name's answer (one indexed query, the stored document with its URL in front), or None when no
+    service has this slug."""
+    row = selectors.service_document_visible(user=user, slug=slug)
+    return HttpResponse(documents_joined(request, [row]), content_type=JSON_MEDIA_TYPE) if row else None
 
 
 def _list_answer(
@@ -404,9 +410,8 @@ def _list_answer(
 ) -> HttpResponseBase | None:
     """The list's lean answer (see `_lean`): the viewset's own `list`, on a request set up as DRF's dispatch would
     have set it up; None for DRF's view to answer (which then runs the list again, for the error it raises)."""
-    viewset = view.cls(**view.initkwargs)
-    viewset.action_map, viewset.action, viewset.format_kwarg = view.actions, "list", None
-    viewset.args, viewset.kwargs = args, kwargs
+    viewset = _viewset(view, args, kwargs)
+    viewset.action, viewset.format_kwarg = "list", None
     wrapped = Request(request, parser_context={"view": viewset, "args": args, "kwargs": kwargs})
     viewset.request = wrapped
     prefetch = viewset.throttle_prefetch(wrapped)
