@@ -53,18 +53,16 @@ def count_capped_statement(queryset: QuerySet[Any], rows: QuerySet[Any] | None) 
     run by `count_capped_run`: apart, so that a caller may keep a statement and run it again with other values
     (catalog/api/statements.py)."""
     limit = settings.CATALOG_EXACT_COUNT_UP_TO
-    try:
-        # One compilation serves both the capped count and the estimate: the cap is applied around it.
-        matching_sql, matching_params = queryset.order_by().values("pk").query.sql_with_params()
-        rows_sql, rows_params = rows.query.sql_with_params() if rows is not None else ("SELECT NULL", ())
-    except EmptyResultSet:
+    compiled = _compiled(queryset, rows)
+    if compiled is None:
         return None
+    (matching_sql, matching_params), (rows_sql, rows_params) = compiled
     # The count's row is always there; the page's rows join it (none for an empty page). CASE asks the planner only
     # past the limit, and inside the aggregate's one row: in the outer select list it would run once per page row.
     sql = (
         "SELECT counted.n, counted.estimate, page.* FROM ("  # noqa: S608
         "SELECT count(*), CASE WHEN count(*) > %s THEN runway_plan_rows(%s) END "
-        f"FROM (SELECT 1 FROM ({matching_sql}) matching LIMIT %s) capped){_COUNTED}{_PAGE_OPEN}{rows_sql}{_PAGE_CLOSE}"
+        f"FROM {_capped(matching_sql)}){_COUNTED}{_PAGE_OPEN}{rows_sql}{_PAGE_CLOSE}"
     )
     estimate_sql = connection.ops.compose_sql(matching_sql, matching_params)  # type: ignore[attr-defined]
     return sql, [limit, estimate_sql, *matching_params, limit + 1, *rows_params]
@@ -87,7 +85,7 @@ def count_capped_run(
             return max(limit + 1, remembered), False, []
         rows_sql, rows_params = _page_part(sql, params)
         fetched = db.fetch_all(rows_sql, rows_params, prepare=prepare)
-        return max(limit + 1, remembered), False, [tuple(row) for row in fetched]
+        return max(limit + 1, remembered), False, fetched
     fetched = db.fetch_all(sql, params, prepare=prepare)  # a request's first read: see db.fetch_all
     counted, estimate = fetched[0][0], fetched[0][1]
     found = [row[2:] for row in fetched if len(row) > 2 and row[2] is not None] if with_rows else []
@@ -106,17 +104,30 @@ def count_windowed_statement(queryset: QuerySet[Any], rows: QuerySet[Any]) -> tu
     gives, where the capped count read every match a second time (half of PostgreSQL's time for such a page). An
     empty page has no row to carry it, and is counted as `count_capped_statement` counts."""
     limit = settings.CATALOG_EXACT_COUNT_UP_TO
-    try:
-        matching_sql, matching_params = queryset.order_by().values("pk").query.sql_with_params()
-        rows_sql, rows_params = rows.query.sql_with_params()
-    except EmptyResultSet:
+    compiled = _compiled(queryset, rows)
+    if compiled is None:
         return None
+    (matching_sql, matching_params), (rows_sql, rows_params) = compiled
     sql = (
-        "SELECT coalesce(page._total, (SELECT count(*) FROM ("  # noqa: S608
-        f"SELECT 1 FROM ({matching_sql}) matching LIMIT %s) capped)), NULL, page.* "
+        f"SELECT coalesce(page._total, (SELECT count(*) FROM {_capped(matching_sql)})), NULL, page.* "  # noqa: S608
         f"FROM (SELECT 1) one{_PAGE_OPEN}{rows_sql}{_PAGE_CLOSE}"
     )
     return sql, [*matching_params, limit + 1, *rows_params]
+
+
+def _compiled(queryset: QuerySet[Any], rows: QuerySet[Any] | None) -> tuple[tuple[str, Any], tuple[str, Any]] | None:
+    """The SQL and parameters of the queryset's matching ids and of the page's rows (None when the queryset can match
+    nothing). One compilation of the matches serves the capped count and the estimate."""
+    try:
+        matching = queryset.order_by().values("pk").query.sql_with_params()
+        return matching, rows.query.sql_with_params() if rows is not None else ("SELECT NULL", ())
+    except EmptyResultSet:
+        return None
+
+
+def _capped(matching_sql: str) -> str:
+    """The matches, at most the exact limit and one (its parameter, %s, follows the matching query's)."""
+    return f"(SELECT 1 FROM ({matching_sql}) matching LIMIT %s) capped"
 
 
 def count_windowed_with(queryset: QuerySet[Any], rows: QuerySet[Any]) -> tuple[int, bool, list[tuple[Any, ...]]]:
@@ -134,7 +145,7 @@ def count_windowed_run(
     count is exact however large; an empty page's is capped as `count_capped_run`'s is (with no estimate)."""
     limit = settings.CATALOG_EXACT_COUNT_UP_TO
     fetched = db.fetch_all(sql, params, prepare=prepare)
-    found = [tuple(row[2:-1]) for row in fetched if row[2] is not None]
+    found = [row[2:-1] for row in fetched if row[2] is not None]
     counted = int(fetched[0][0])
     if found or counted <= limit:
         return counted, True, found
