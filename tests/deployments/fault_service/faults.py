@@ -117,6 +117,10 @@ def _grow(mb_per_second: float, limit_mb: float) -> None:
     used = pages * resource.getpagesize()
     limit = used + int(limit_mb * 1024 * 1024)
     resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+    # Each new thread reserves its stack within the limit (8 MB by default). On a busy machine the leak could take the
+    # address space before the server had started its threads, which then failed ("can't start new thread", exit 1)
+    # instead of the process being killed; with small stacks a thread fits wherever the next allocation still does.
+    threading.stack_size(256 * 1024)
     chunk = max(1, math.ceil(mb_per_second / 10))  # ten allocations a second
 
     def run() -> None:
