@@ -37,7 +37,10 @@ class ApiTokenAuthentication(authentication.BaseAuthentication):
 def token_words(request: Any) -> list[str]:
     """The words of a request's Authorization header (Django's or DRF's request) when it names a token scheme
     (`Bearer` or `Token`), else none: `[scheme, token]` for a well-formed one."""
-    words = authentication.get_authorization_header(request).decode("latin-1").split()
+    # META, not DRF's get_authorization_header: that reads request.headers, which copies every header the first time
+    # it is read, and nothing else on an API read needs it.
+    header = request.META.get("HTTP_AUTHORIZATION", "")
+    words = (header.decode("latin-1") if isinstance(header, bytes) else header).split()
     return words if words and words[0].lower() in ("bearer", "token") else []
 
 

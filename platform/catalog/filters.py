@@ -111,9 +111,10 @@ class ServiceFilterSet(django_filters.FilterSet):
 
     # The relevance of each service to the search, when the list is ordered by it (see `search`).
     search_rank: Any = None
-    # How the search is answered (text_search.mode), when the caller knows it already: a kept statement's shape
-    # (catalog/api/statements.py) is built with stand-in words, which must be answered as the real ones are.
-    search_mode: str | None = None
+    # How the search is answered (text_search.answer: its mode, and a ranked search's tsquery), when the caller knows
+    # it already: a kept statement's shape (catalog/api/statements.py) is built with stand-ins, which must be answered
+    # as the real words are.
+    search_answer: tuple[str, str | None] | None = None
 
     def search(self, queryset: QuerySet[Service], name: str, value: str) -> QuerySet[Service]:
         """Every word must match a word of the name, slug or description, the last one as a prefix; when none does,
@@ -122,16 +123,16 @@ class ServiceFilterSet(django_filters.FilterSet):
         words = text_search.words_split(value)
         if not words:
             return queryset
-        mode = self.search_mode or text_search.mode(words)
+        mode, query = self.search_answer or text_search.answer(words)
         if mode == text_search.SUBSTRING:
             return queryset.filter(text_search.substring(words))
-        # Few matches: the tsquery is built once per statement (text_search._query), so a kept statement of this shape
-        # can be prepared; many (or a short prefix): built as a constant, which the planner needs to choose between
-        # the name index and the full-text index.
-        ranked = mode == text_search.RANKED
-        if ranked:
-            self.search_rank = text_search.rank(words, once=True)
-        return queryset.filter(text_search.match(words, once=ranked))
+        if mode == text_search.RANKED and query is not None:
+            # Few matches: the tsquery made by the probe is a parameter, so that a kept statement of this shape can be
+            # prepared. Many (or a short prefix): built from the words as a constant, which the planner needs to
+            # choose between the name index and the full-text index.
+            self.search_rank = text_search.rank(query)
+            return queryset.filter(text_search.match_query(query))
+        return queryset.filter(text_search.match(words))
 
     def filter_stale(self, queryset: QuerySet[Service], name: str, value: str) -> QuerySet[Service]:
         stale = selectors.stale_runbook_exists()

@@ -11,7 +11,8 @@ planner expects (its statistics know the common words), and decides:
   "PaymentGateway" and "ments" finds "payments", as the catalog's search did before it had an index;
 - at most RANK_UP_TO expected: when no ordering is asked for, the services are listed by relevance (`ts_rank`: name
   and slug weigh more than the description), then by name; ranking a few hundred rows costs a fraction of a
-  millisecond;
+  millisecond. The probe hands back the tsquery it made too, and the page's statement takes it as a parameter
+  (`answer`);
 - more: by name, as the list is without a search. Ranking costs a read of every matching row (~15 ms for "service"
   and ~100 ms for "data" at 100,000 services) and says little when that many match; in name order the database reads
   the name index and checks each row until a page is full.
@@ -53,12 +54,11 @@ class TableSQL(Expression):
         return [self]
 
 
-def _query(words: Sequence[str], *, once: bool = False) -> str:
-    """The tsquery of `words`, built in SQL. `once`: as a scalar subquery, which PostgreSQL runs once per statement
-    whatever the plan; otherwise the planner folds the call into a constant when it plans with the words, and its
-    estimate of how many rows match sees them, but a generic plan (a prepared statement's) calls it for every row."""
-    call = f"catalog_search_query({', '.join(['%s'] * len(words))})"
-    return f"(SELECT {call})" if once else call
+def _query(words: Sequence[str]) -> str:
+    """The tsquery of `words`, built in SQL. The planner folds the call into a constant when it plans with the words,
+    and its estimate of how many rows match sees them (a generic plan, a prepared statement's, would call it for every
+    row: see `answer` for the ranked searches, which are prepared)."""
+    return f"catalog_search_query({', '.join(['%s'] * len(words))})"
 
 
 def words_split(value: str) -> list[str]:
@@ -70,13 +70,16 @@ def short(words: Sequence[str]) -> bool:
     return len(words[-1]) < SHORT
 
 
-def match(words: Sequence[str], *, once: bool = False) -> Any:
-    """A condition: every word matches a word of the service (PostgreSQL) or appears in it (SQLite). `once`: see
-    `_query`; for a search known to match few services (RANKED), where the only plan is the full-text index and a sort,
-    so that its statement can be prepared."""
+def match(words: Sequence[str]) -> Any:
+    """A condition: every word matches a word of the service (PostgreSQL) or appears in it (SQLite)."""
     if connection.vendor != "postgresql":
         return substring(words)
-    return TableSQL(f"{{table}}.catalog_tsv @@ {_query(words, once=once)}", words, BooleanField())
+    return TableSQL(f"{{table}}.catalog_tsv @@ {_query(words)}", words, BooleanField())
+
+
+def match_query(query: str) -> TableSQL:
+    """A condition: the service matches `query`, the text of a tsquery that catalog_search_query made (`answer`)."""
+    return TableSQL("{table}.catalog_tsv @@ %s::tsquery", [query], BooleanField())
 
 
 class Rank(TableSQL):
@@ -84,9 +87,10 @@ class Rank(TableSQL):
     in the same pass)."""
 
 
-def rank(words: Sequence[str], *, once: bool = False) -> Rank:
-    """How well a matching service matches `words` (PostgreSQL only), as a double so that cursors keep it exactly."""
-    return Rank(f"ts_rank({{table}}.catalog_tsv, {_query(words, once=once)})::float8", words, FloatField())
+def rank(query: str) -> Rank:
+    """How well a matching service matches `query`, a tsquery's text as `answer` gives it (PostgreSQL only), as a
+    double so that cursors keep it exactly."""
+    return Rank("ts_rank({table}.catalog_tsv, %s::tsquery)::float8", [query], FloatField())
 
 
 def substring(words: Sequence[str]) -> Q:
@@ -111,19 +115,31 @@ def mode(words: Sequence[str]) -> str:
     """How to answer a search for `words`: SHORT_MODE (a prefix match in name order, no probe), SUBSTRING (no service
     matches: the fallback), RANKED (few match: by relevance unless an order is asked for) or NAMED (many match: by
     name). SQLite always searches substrings."""
+    return answer(words)[0]
+
+
+def answer(words: Sequence[str]) -> tuple[str, str | None]:
+    """The `mode` of a search for `words` and, when RANKED, the text of the tsquery they make.
+
+    A ranked search's statement is prepared (planning it cost more than running it), and its generic plan cannot fold
+    catalog_search_query's call into a constant: the tsquery was built in SQL twice per request (the match and the
+    rank), a tenth of a millisecond of the database's time. The probe that chose the mode made the tsquery already;
+    it is kept with the mode and sent as a parameter (`match_query`, `rank`). It depends on the words alone (the
+    function is IMMUTABLE) and comes from the database, so it is exactly the tsquery the words would have made there.
+    """
     if connection.vendor != "postgresql":
-        return SUBSTRING
+        return SUBSTRING, None
     if short(words):
-        return SHORT_MODE
+        return SHORT_MODE, None
     key = (tuple(words), RANK_UP_TO)
     if (remembered := modes.get(key)) is not None:
-        return remembered
-    found = probe(words)
+        return remembered  # type: ignore[no-any-return]
+    found, query = probe(words)
     if not found:
-        return SUBSTRING  # not remembered: a service written a moment later must be found by its words at once
-    answer = RANKED if found <= RANK_UP_TO else NAMED
-    modes.put(key, answer)
-    return answer
+        return SUBSTRING, None  # not remembered: a service written a moment later must be found by its words at once
+    answered = (RANKED, query) if found <= RANK_UP_TO else (NAMED, None)
+    modes.put(key, answered)
+    return answered
 
 
 # The modes of the searches answered lately in this process that matched, each for MODE_SECONDS: a repeated search
@@ -133,11 +149,11 @@ def mode(words: Sequence[str]) -> str:
 modes = Recent(kept=1024, seconds=MODE_SECONDS)
 
 
-def probe(words: Sequence[str]) -> int:
+def probe(words: Sequence[str]) -> tuple[int, str | None]:
     """0 when no service matches `words`, else the planner's estimate of how many do, at least 1 (PostgreSQL only;
-    catalog/migrations/0015_catalog_search_probe.py)."""
-    sql = f"SELECT {_query(words).replace('catalog_search_query', 'catalog_search_probe')}"
+    catalog/migrations/0015_catalog_search_probe.py); and the text of the tsquery the words make (None for none)."""
+    sql = f"SELECT {_query(words).replace('catalog_search_query', 'catalog_search_probe')}, {_query(words)}::text"
     with connection.cursor() as cursor:
-        cursor.execute(sql, list(words))
+        cursor.execute(sql, [*words, *words])
         row = cursor.fetchone()
-    return int(row[0]) if row else 0
+    return (int(row[0]), row[1]) if row else (0, None)

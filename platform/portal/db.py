@@ -4,7 +4,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 from django.conf import settings
-from django.db import DatabaseError, connection
+from django.db import DEFAULT_DB_ALIAS, DatabaseError, connection, connections
 from django.db.backends.postgresql.base import ServerBindingCursor
 
 T = TypeVar("T")
@@ -64,9 +64,36 @@ def _standing_in(run: Callable[[], T]) -> T:
 
 def _read(sql: str, params: Sequence[Any], *, prepare: bool, many: bool) -> Any:
     """The statement's rows (`many`), or its first row (None if none)."""
+    wrapper: Any = connections[DEFAULT_DB_ALIAS]  # the connection proxy resolves it on every attribute read
+    if prepare and not wrapper.queries_logged and not wrapper.execute_wrappers and _preparing(wrapper):
+        return _read_kept(wrapper, sql, params, many=many)
     with _cursor(prepare) as cursor:
         cursor.execute(sql, params)
         return list(cursor.fetchall()) if many else cursor.fetchone()
+
+
+def _read_kept(wrapper: Any, sql: str, params: Sequence[Any], *, many: bool) -> Any:
+    """A prepared read on the connection's kept cursor, doing what Django's cursor wrapper does around a statement (a
+    broken transaction refused, psycopg's errors as Django's) without making two cursor objects for every statement.
+    Only where nothing watches the statements (no query log, no execute wrapper: tests that count queries see every
+    one through Django's cursor); a cursor is kept per connection and made again for a new one."""
+    wrapper.ensure_connection()
+    raw = wrapper.connection
+    kept = getattr(wrapper, "_runway_kept_cursor", None)
+    if kept is None or kept[0] is not raw:
+        if raw.prepare_threshold is None:
+            raw.prepare_threshold = NEVER_BY_COUNT  # as `_cursor` does
+        kept = (raw, _PreparingCursor(raw))
+        wrapper._runway_kept_cursor = kept
+    cursor = kept[1]
+    wrapper.validate_no_broken_transaction()
+    with wrapper.wrap_database_errors:
+        cursor.execute(sql, params)
+        return cursor.fetchall() if many else cursor.fetchone()
+
+
+def _preparing(wrapper: Any) -> bool:
+    return bool(wrapper.vendor == "postgresql" and settings.DATABASE_PREPARED_STATEMENTS)
 
 
 def _cursor(prepare: bool) -> Any:

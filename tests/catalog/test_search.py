@@ -175,7 +175,6 @@ def test_the_words_reach_the_database_as_typed() -> None:
     """Each word is a parameter of its own, unchanged: lower-casing, escaping and the tsquery are made in SQL."""
     words = text_search.words_split("pay'ments\\ %_x  ")
     assert words == ["pay'ments\\", "%_x"]
-    assert text_search.rank(words).params == tuple(words)
     if connection.vendor == "postgresql":
         assert text_search.match(words).params == tuple(words)
     substring = text_search.substring(words)

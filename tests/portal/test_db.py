@@ -117,3 +117,45 @@ def test_estimates_are_kept_for_a_while_and_the_most_recent_only():
     expired = Recent(kept=512, seconds=-1)
     expired.put("a", 1)
     assert expired.get("a") is None
+
+
+@pytest.mark.postgres_only  # the kept cursor serves prepared reads only
+def test_prepared_reads_share_a_kept_cursor_per_connection_and_a_new_connection_gets_its_own():
+    assert db.fetch_one("SELECT %s::int + 1", [1], prepare=True) == (2,)
+    raw, cursor = connection._runway_kept_cursor  # type: ignore[attr-defined]
+    assert db.fetch_all("SELECT %s::int + 2", [1], prepare=True) == [(3,)]
+    assert connection._runway_kept_cursor[1] is cursor  # type: ignore[attr-defined]
+    dead = _backend_pid()
+    killer = connections.create_connection("default")
+    try:
+        with killer.cursor() as killing:
+            killing.execute("SELECT pg_terminate_backend(%s)", [dead])
+    finally:
+        killer.close()
+    connection.health_check_done = False  # the next request's first read, on the dead connection
+
+    assert db.fetch_one("SELECT %s::int + 1", [41], prepare=True) == (42,)
+    assert _backend_pid() != dead
+    assert connection.connection is not raw
+    assert connection._runway_kept_cursor[0] is connection.connection  # type: ignore[attr-defined]
+
+
+@pytest.mark.postgres_only
+def test_a_failing_prepared_read_raises_djangos_error_and_a_broken_transaction_is_refused():
+    from django.db import transaction
+    from django.db.transaction import TransactionManagementError
+
+    before = _backend_pid()
+    connection.health_check_done = False
+    with pytest.raises(DataError):
+        db.fetch_one("SELECT 1 / %s::int", [0], prepare=True)
+    assert _backend_pid() == before
+    with transaction.atomic():
+        with pytest.raises(DataError):
+            with transaction.atomic():  # a savepoint, rolled back: the outer transaction goes on
+                db.fetch_one("SELECT 1 / %s::int", [0], prepare=True)
+        assert db.fetch_one("SELECT %s::int", [7], prepare=True) == (7,)
+        connection.needs_rollback = True  # as after an error caught inside the block
+        with pytest.raises(TransactionManagementError):
+            db.fetch_one("SELECT %s::int", [7], prepare=True)
+        connection.needs_rollback = False

@@ -65,7 +65,16 @@ class Shape:
     kinds: list[str]
     number: int | None  # the page number; None in cursor mode
     after: bool  # in cursor mode: whether the cursor holds keys (not the first page)
-    search_mode: str | None = None  # how the search's words are answered (catalog.text_search.mode)
+    search_mode: str | None = None  # how the search's words are answered (catalog.text_search.answer)
+    search_query: str | None = None  # a ranked search's tsquery (catalog.text_search.answer): its one free value
+    search_slot: int = 0  # the slot of the search's first free value
+
+    def search_answer(self) -> tuple[str, str | None] | None:
+        """What the filter set answers the stand-in search with (ServiceFilterSet.search_answer): this shape's mode,
+        and a stand-in for a ranked search's tsquery."""
+        if self.search_mode is None:
+            return None
+        return self.search_mode, stand_in(self.search_slot, "s") if self.search_query is not None else None
 
     def stand_in_params(self, params: QueryDict) -> tuple[QueryDict, list[Any] | None]:
         """The query parameters to build this shape's statement with, and the cursor keys standing in."""
@@ -77,8 +86,9 @@ class Shape:
                 slot += 1
         words = params.get(SEARCH, "").split()
         if words:
-            data[SEARCH] = " ".join(stand_in(slot + index, "s") for index in range(len(words)))
-            slot += len(words)
+            count = 1 if self.search_query is not None else len(words)
+            data[SEARCH] = " ".join(stand_in(slot + index, "s") for index in range(count))
+            slot += count
         for name in CHOICES:
             if params.get(name):
                 data[name] = params[name]
@@ -104,14 +114,16 @@ def shape_of(params: QueryDict, *, number: int | None, size: int, after: list[An
     words = params.get(SEARCH, "").split()
     if len(words) > MAX_WORDS:
         return None
-    key.append(len(words))
-    values += words
-    if any(len(value) > _LONGEST or "\x00" in value for value in values):
+    if any(len(value) > _LONGEST or "\x00" in value for value in [*values, *words]):
         return None
     # The words decide the statement's form as well as its parameters (a ranked order, the substring fallback): the
-    # stand-ins they are built with are answered as the real words are.
-    search_mode = text_search.mode(words) if words else None
-    key.append(search_mode)
+    # stand-ins they are built with are answered as the real words are. A ranked search fills one parameter, the
+    # tsquery its words make; any other search, one per word.
+    search_mode, search_query = text_search.answer(words) if words else (None, None)
+    search_slot = len(values)
+    searched = [search_query] if search_query is not None else words
+    key += [len(searched), search_mode]
+    values += searched
     kinds = ["s"] * len(values)
     for name in CHOICES:
         choice = params.get(name, "")
@@ -126,7 +138,14 @@ def shape_of(params: QueryDict, *, number: int | None, size: int, after: list[An
         values.append(value)
     key += [number, size, after is not None, tuple(kinds), settings.CATALOG_EXACT_COUNT_UP_TO]
     return Shape(
-        key=tuple(key), values=values, kinds=kinds, number=number, after=after is not None, search_mode=search_mode
+        key=tuple(key),
+        values=values,
+        kinds=kinds,
+        number=number,
+        after=after is not None,
+        search_mode=search_mode,
+        search_query=search_query,
+        search_slot=search_slot,
     )
 
 

@@ -233,7 +233,7 @@ class ServiceViewSet(LookupMixin, viewsets.ModelViewSet):
         if after is not None and len(after) != len(statement.names):
             paginator.cursor_refuse_order()
         # A search that matches many services is never a prepared statement: the planner must see its words to choose
-        # between the name index and the full-text index. One that matches few builds its tsquery once per statement
+        # between the name index and the full-text index. One that matches few has its tsquery as a parameter
         # (catalog/text_search.py), and is prepared: planning it cost more than running it.
         window = paginator.window_of(
             request, sql=statement.sql, params=filled, names=list(statement.names), keyset=statement.keyset,
@@ -248,7 +248,7 @@ class ServiceViewSet(LookupMixin, viewsets.ModelViewSet):
         filterset = ServiceApiFilterSet(
             data=data, queryset=self.get_queryset().prefetch_related(None), request=self.request
         )
-        filterset.search_mode = shape.search_mode
+        filterset.search_answer = shape.search_answer()
         if not filterset.is_valid():
             return None  # the ordinary path says what is wrong
         stand_in_request = _StandInRequest(data)
