@@ -83,9 +83,9 @@ def _read_kept(wrapper: Any, sql: str, params: Sequence[Any], *, many: bool) -> 
     if kept is None or kept[0] is not raw:
         if raw.prepare_threshold is None:
             raw.prepare_threshold = NEVER_BY_COUNT  # as `_cursor` does
-        kept = (raw, _PreparingCursor(raw))
+        kept = (raw, _PreparingCursor(raw))  # type: ignore[call-arg]
         wrapper._runway_kept_cursor = kept
-    cursor = kept[1]
+    cursor: Any = kept[1]
     wrapper.validate_no_broken_transaction()
     with wrapper.wrap_database_errors:
         cursor.execute(sql, params)
