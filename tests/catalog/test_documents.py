@@ -260,6 +260,23 @@ def test_a_cursor_walks_every_service_once_in_order(api_client, world, settings)
         assert seen == expected and len(seen) == 12, ordering
 
 
+def test_a_cursor_is_bound_to_the_filters_and_order_and_not_to_other_parameters(api_client, world, settings):
+    """A parameter that chooses no services (a client's cache-buster) neither changes the cursor a page gives nor
+    makes the cursor foreign; a filter or an order does."""
+    settings.CATALOG_API_CACHE = False
+    for index in range(4):
+        service_make(owner=world.owner_team, slug=f"s-{index:03d}")
+    api_client.force_authenticate(world.outsider)
+    cursor = api_client.get(SERVICES_URL, {"page_size": 2}).json()["next_cursor"]
+    assert api_client.get(SERVICES_URL, {"page_size": 2, "nocache": "81"}).json()["next_cursor"] == cursor
+    second = api_client.get(SERVICES_URL, {"page_size": 2, "cursor": cursor}).json()["results"]
+    walked = api_client.get(SERVICES_URL, {"page_size": 2, "cursor": cursor, "nocache": "82"})
+    assert walked.status_code == 200 and walked.json()["results"] == second and len(second) == 2
+    for other in ({"ordering": "-name"}, {"lifecycle": "production"}):
+        refused = api_client.get(SERVICES_URL, {"page_size": 2, "cursor": cursor, **other})
+        assert refused.status_code == 400 and "cursor" in refused.json(), other
+
+
 def test_forged_foreign_or_expired_cursors_are_refused(api_client, world, settings, monkeypatch):
     settings.CATALOG_API_CACHE = False
     for index in range(4):

@@ -31,6 +31,7 @@ from rest_framework.utils.urls import remove_query_param, replace_query_param
 
 from catalog import cache as catalog_cache
 from catalog import text_search
+from catalog.filters import ServiceFilterSet
 from portal.api import Pagination
 from portal.pagination import (
     count_capped,
@@ -106,9 +107,15 @@ def _cursor_signed(payload: str, _secret_key: str) -> str:
 
 
 def _query_digest(request: Request) -> str:
-    pairs = sorted((name, value) for name, values in request.query_params.lists() for value in values)
-    kept = [(name, value) for name, value in pairs if name not in NOT_FILTERS and name != "bench"]
+    """What a cursor is bound to: the values of the parameters that choose and order the services. Any other
+    parameter (pages, a client's cache-buster, a tracking tag) changes no listing, so a cursor stays valid across it,
+    and the same page's cursor is the same text (see `_cursor_signed`)."""
+    params = request.query_params
+    kept = [(name, params.getlist(name)) for name in _LISTING if name in params]
     return hashlib.blake2b(repr(kept).encode(), digest_size=8).hexdigest()
+
+
+_LISTING = tuple(sorted(name for name in ServiceFilterSet.base_filters if name not in NOT_FILTERS))
 
 
 class ServicePagination(Pagination):
