@@ -4,6 +4,7 @@ from them cost a fixed number of queries; cursors walk the catalog and refuse wh
 
 import json
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
 from django.core import signing
@@ -12,6 +13,7 @@ from django.db import connection, transaction
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from rest_framework.test import APIRequestFactory
+from rest_framework.utils.urls import remove_query_param, replace_query_param
 
 from catalog import documents, services, sync
 from catalog.api import pagination
@@ -303,3 +305,20 @@ def test_the_browsable_api_pages_the_same_way(client, world, settings):
     client.force_login(world.outsider)
     response = client.get(SERVICES_URL, {"format": "api"}, HTTP_ACCEPT="text/html")
     assert response.status_code == 200 and b"next_cursor" in response.content
+
+
+@given(
+    query=st.lists(
+        st.tuples(st.text(max_size=12), st.text(max_size=12)).map(lambda pair: f"{quote(pair[0])}={quote(pair[1])}")
+        | st.text(max_size=20),
+        max_size=6,
+    ).map("&".join),
+    name=st.sampled_from(["page", "cursor", "q", "a b"]),
+    value=st.none() | st.text(max_size=20),
+)
+def test_page_links_are_drfs_to_the_byte(query: str, name: str, value: str | None) -> None:
+    """pagination.url_with quotes only what needs it, and must give what DRF's replace_query_param and
+    remove_query_param give for any query string (unicode, separators, blanks, percent signs)."""
+    url = f"https://portal.example/api/v1/services/?{query}"
+    expected = remove_query_param(url, name) if value is None else replace_query_param(url, name, value)
+    assert pagination.url_with(url, name, value) == expected

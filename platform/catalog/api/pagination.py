@@ -12,12 +12,14 @@ and ordering, and expires after `CURSOR_MAX_AGE`: a forged, altered, expired or 
 
 import hashlib
 import json
+import re
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache, partial
 from typing import Any
+from urllib import parse
 
 from django.conf import settings
 from django.core import signing
@@ -27,7 +29,6 @@ from django.db.models.expressions import OrderBy
 from django.utils.dateparse import parse_datetime
 from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.request import Request
-from rest_framework.utils.urls import remove_query_param, replace_query_param
 
 from catalog import cache as catalog_cache
 from catalog import text_search
@@ -104,6 +105,29 @@ def _cursor_signed(payload: str, _secret_key: str) -> str:
     names: compressing and signing it was a twentieth of a list page's CPU. The key is part of the memo's key, so that
     a new SECRET_KEY signs afresh."""
     return signing.Signer(salt=CURSOR_SALT).sign_object(json.loads(payload), compress=True)
+
+
+def url_with(url: str, name: str, value: str | None) -> str:
+    """`url` with its query parameter `name` set to `value` (removed for None): what DRF's replace_query_param and
+    remove_query_param give, to the byte (the parameters sorted and encoded again), but quoting only the names and
+    values that need it. Encoding every value through urllib's quote_plus was a twentieth of a list page's CPU."""
+    scheme, netloc, path, query, fragment = parse.urlsplit(url)
+    pairs = parse.parse_qs(query, keep_blank_values=True)
+    if value is None:
+        pairs.pop(name, None)
+    else:
+        pairs[name] = [value]
+    query = "&".join(
+        f"{_plus_quoted(key)}={_plus_quoted(item)}" for key, items in sorted(pairs.items()) for item in items
+    )
+    return parse.urlunsplit((scheme, netloc, path, query, fragment))
+
+
+_UNRESERVED = re.compile(r"[A-Za-z0-9_.~-]*")  # what quote_plus leaves as it is
+
+
+def _plus_quoted(text: str) -> str:
+    return text if _UNRESERVED.fullmatch(text) else parse.quote_plus(text)
 
 
 def _query_digest(request: Request) -> str:
@@ -190,13 +214,13 @@ class ServicePagination(Pagination):
         names: list[str],
         keyset: bool,
         number: int | None,
+        size: int,
         prepare: bool = True,
         windowed: bool = False,
     ) -> Window:
         """The page `request` asks for, from a statement `window` gave with `run=False` (its parameters filled with
         this request's values): the same window, read in one round trip and without building a queryset; a prepared
-        statement unless `prepare` is false."""
-        size = self.get_page_size(request) or self.page_size
+        statement unless `prepare` is false. `size`: the page size the request asks for (`get_page_size`)."""
         window = self._window_start(request, names=names, keyset=keyset)
         run = count_windowed_run if windowed else count_capped_run
         window.count, window.count_exact, window.fetched = run(sql, params, prepare=prepare)
@@ -224,12 +248,12 @@ class ServicePagination(Pagination):
         url = window.url
         if number > 1:
             window.previous = (
-                remove_query_param(url, self.page_query_param)
+                url_with(url, self.page_query_param, None)
                 if number == 2
-                else replace_query_param(url, self.page_query_param, number - 1)
+                else url_with(url, self.page_query_param, str(number - 1))
             )
         if number * size < window.count:
-            window.page_next = replace_query_param(url, self.page_query_param, number + 1)
+            window.page_next = url_with(url, self.page_query_param, str(number + 1))
         return window
 
     def _cursor_make(self, last: dict[str, Any] | None, *, names: list[str], digest: str) -> str | None:
@@ -326,9 +350,9 @@ class ServicePagination(Pagination):
         more = returned == size
         cursor = window.last_key(last if more and window.keyset else None)
         if window.cursor_mode:
-            next_link = replace_query_param(window.url, CURSOR_PARAM, cursor) if cursor else None
+            next_link = url_with(window.url, CURSOR_PARAM, cursor) if cursor else None
             if next_link:
-                next_link = remove_query_param(next_link, self.page_query_param)
+                next_link = url_with(next_link, self.page_query_param, None)
         else:
             next_link = window.page_next
             if window.count_exact is False and not more:

@@ -75,13 +75,17 @@ def documents_joined(request: Any, rows: Sequence[tuple[int, str, str | None]], 
     # The URL's JSON string is its two ends', escaped once per page, around the slug, which a plain slug (letters,
     # digits, _ and -) needs no escaping inside: json.dumps of each row's URL was a tenth of a page's CPU.
     head, tail = '{"url":' + json.dumps(before)[:-1], json.dumps(after)[1:] + ","
-    parts = []
-    for pk, slug, document in rows:
-        text = document if document is not None else built[pk]
-        if _PLAIN_SLUG.fullmatch(slug):
-            parts.append(f"{head}{slug}{tail}{text[1:]}")
-        else:
-            parts.append(f'{{"url":{json.dumps(f"{before}{quote(slug)}{after}")},{text[1:]}')
+    if not missing and _PLAIN_SLUG.fullmatch("".join([slug for _pk, slug, _document in rows])):
+        # Every slug plain (slugs are never empty, so their concatenation is plain exactly when each one is).
+        parts = [f"{head}{slug}{tail}{document[1:]}" for _pk, slug, document in rows]  # type: ignore[index]
+    else:
+        parts = []
+        for pk, slug, document in rows:
+            text = document if document is not None else built[pk]
+            if _PLAIN_SLUG.fullmatch(slug):
+                parts.append(f"{head}{slug}{tail}{text[1:]}")
+            else:
+                parts.append(f'{{"url":{json.dumps(f"{before}{quote(slug)}{after}")},{text[1:]}')
     return f"[{','.join(parts)}]" if many else parts[0]
 
 
@@ -237,7 +241,8 @@ class ServiceViewSet(LookupMixin, viewsets.ModelViewSet):
         # (catalog/text_search.py), and is prepared: planning it cost more than running it.
         window = paginator.window_of(
             request, sql=statement.sql, params=filled, names=list(statement.names), keyset=statement.keyset,
-            number=number, prepare=shape.search_mode in (None, text_search.RANKED), windowed=statement.windowed,
+            number=number, size=size, prepare=shape.search_mode in (None, text_search.RANKED),
+            windowed=statement.windowed,
         )  # fmt: skip
         return window, list(statement.names)
 
