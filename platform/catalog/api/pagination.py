@@ -135,11 +135,11 @@ def _query_digest(request: Request) -> str:
     parameter (pages, a client's cache-buster, a tracking tag) changes no listing, so a cursor stays valid across it,
     and the same page's cursor is the same text (see `_cursor_signed`)."""
     params = request.query_params
-    kept = [(name, params.getlist(name)) for name in _LISTING if name in params]
+    kept = sorted((name, params.getlist(name)) for name in params if name in _LISTING)
     return hashlib.blake2b(repr(kept).encode(), digest_size=8).hexdigest()
 
 
-_LISTING = tuple(sorted(name for name in ServiceFilterSet.base_filters if name not in NOT_FILTERS))
+_LISTING = frozenset(ServiceFilterSet.base_filters) - NOT_FILTERS
 
 
 class ServicePagination(Pagination):
