@@ -13,7 +13,7 @@ NEVER_BY_COUNT = 2**31 - 1
 
 def fetch_one(sql: str, params: Sequence[Any], *, prepare: bool = False) -> tuple[Any, ...] | None:
     """Run one read-only statement and return its first row (None if none), on a hot path (see `fetch_all`)."""
-    return _standing_in(lambda: _read(sql, params, prepare=prepare, many=False))
+    return _standing_in(lambda wrapper: _read(wrapper, sql, params, prepare=prepare, many=False))
 
 
 def fetch_all(sql: str, params: Sequence[Any], *, prepare: bool = False) -> list[tuple[Any, ...]]:
@@ -30,7 +30,7 @@ def fetch_all(sql: str, params: Sequence[Any], *, prepare: bool = False) -> list
     by name took five times as long as running it. Off with DATABASE_PREPARED_STATEMENTS=false, for a connection
     pooler in transaction mode that cannot keep a statement on a connection.
     """
-    return _standing_in(lambda: _read(sql, params, prepare=prepare, many=True))
+    return _standing_in(lambda wrapper: _read(wrapper, sql, params, prepare=prepare, many=True))
 
 
 def write_one(sql: str, params: Sequence[Any], *, prepare: bool = False) -> tuple[Any, ...] | None:
@@ -42,9 +42,11 @@ def write_one(sql: str, params: Sequence[Any], *, prepare: bool = False) -> tupl
         return row
 
 
-def _standing_in(run: Callable[[], T]) -> T:
-    """`run()`, a read, standing in for the connection's health check (see `fetch_all`)."""
-    wrapper: Any = connection  # its health_check_* attributes (Django 4.1+) are missing from the type stubs
+def _standing_in(run: Callable[[Any], T]) -> T:
+    """`run(connection)`, a read, standing in for the connection's health check (see `fetch_all`). The connection is
+    this thread's Django connection itself, not `django.db.connection`, the proxy that looks it up again on every
+    attribute read."""
+    wrapper: Any = connections[DEFAULT_DB_ALIAS]  # its health_check_* attributes are missing from the type stubs
     stands_in = (
         wrapper.health_check_enabled
         and not wrapper.health_check_done
@@ -54,17 +56,16 @@ def _standing_in(run: Callable[[], T]) -> T:
     if stands_in:
         wrapper.health_check_done = True
         try:
-            return run()
+            return run(wrapper)
         except DatabaseError:
-            if connection.is_usable():
+            if wrapper.is_usable():
                 raise  # the statement failed, not the connection
-            connection.close()
-    return run()
+            wrapper.close()
+    return run(wrapper)
 
 
-def _read(sql: str, params: Sequence[Any], *, prepare: bool, many: bool) -> Any:
+def _read(wrapper: Any, sql: str, params: Sequence[Any], *, prepare: bool, many: bool) -> Any:
     """The statement's rows (`many`), or its first row (None if none)."""
-    wrapper: Any = connections[DEFAULT_DB_ALIAS]  # the connection proxy resolves it on every attribute read
     if prepare and not wrapper.queries_logged and not wrapper.execute_wrappers and _preparing(wrapper):
         return _read_kept(wrapper, sql, params, many=many)
     with _cursor(prepare) as cursor:
