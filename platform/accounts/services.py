@@ -81,8 +81,10 @@ def token_authenticate(*, prefix: str, digest: str, cached: Any = None) -> ApiTo
     """
     if cached == tokens.REVOKED:
         return None
-    from_cache = isinstance(cached, dict)
-    token = tokens.entry_load(cached) if from_cache else selectors.token_with_user(prefix=prefix)
+    token = tokens.entry_load(cached) if isinstance(cached, dict) else None
+    from_cache = token is not None
+    if token is None:
+        token = selectors.token_with_user(prefix=prefix)
     if token is None or not hmac.compare_digest(token.digest, digest):
         return None
     if not token.is_active or not token.user.is_active:

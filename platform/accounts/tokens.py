@@ -18,7 +18,8 @@ from typing import Any
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.cache import cache
-from django.db import connection, transaction
+from django.db import DEFAULT_DB_ALIAS, transaction
+from django.db.models import DEFERRED
 from django.db.models.signals import post_delete, post_save
 
 from accounts.models import ApiToken
@@ -27,7 +28,10 @@ ENTRY_SECONDS = 60
 TOMBSTONE_SECONDS = 5 * ENTRY_SECONDS
 REVOKED = "revoked"
 # Never cached: a password hash has no business in a shared cache. It stays deferred on a cached user.
-_USER_FIELDS = [field.attname for field in get_user_model()._meta.concrete_fields if field.attname != "password"]
+_User = get_user_model()
+_USER_ALL = [field.attname for field in _User._meta.concrete_fields]
+_USER_FIELDS = [name for name in _USER_ALL if name != "password"]
+_USER_SLOTS = [_USER_ALL.index(name) for name in _USER_FIELDS]
 _TOKEN_FIELDS = [field.attname for field in ApiToken._meta.concrete_fields]
 
 
@@ -47,10 +51,20 @@ def entry_store(token: ApiToken) -> None:
     cache.add(entry_key(token.prefix), entry, ENTRY_SECONDS)
 
 
-def entry_load(entry: dict[str, Any]) -> ApiToken:
-    """The token and its user as the database had them when the entry was made."""
-    token = ApiToken.from_db(connection.alias, _TOKEN_FIELDS, entry["token"])
-    user = get_user_model().from_db(connection.alias, _USER_FIELDS, entry["user"])
+def entry_load(entry: dict[str, Any]) -> ApiToken | None:
+    """The token and its user as the database had them when the entry was made; None for an entry of another shape
+    (made before a release that changed the token's or the user's fields), which the caller reads afresh."""
+    token_values, user_values = entry.get("token"), entry.get("user")
+    if not isinstance(token_values, list) or not isinstance(user_values, list):
+        return None
+    if len(token_values) != len(_TOKEN_FIELDS) or len(user_values) != len(_USER_FIELDS):
+        return None
+    token = ApiToken.from_db(DEFAULT_DB_ALIAS, _TOKEN_FIELDS, token_values)
+    # Every field's value in place, the password DEFERRED: what from_db works out field by field for a partial row.
+    values: list[Any] = [DEFERRED] * len(_USER_ALL)
+    for slot, value in zip(_USER_SLOTS, user_values, strict=True):
+        values[slot] = value
+    user = _User.from_db(DEFAULT_DB_ALIAS, _USER_ALL, values)
     ApiToken.user.field.set_cached_value(token, user)
     return token
 

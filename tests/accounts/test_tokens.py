@@ -306,3 +306,29 @@ def test_a_wrong_secret_is_refused_even_with_the_token_cached_and_spends_none_of
         assert forged.get(SERVICES_URL).status_code == 401
     assert api.get(SERVICES_URL).status_code == 200  # the second of its two
     assert api.get(SERVICES_URL).status_code == 429
+
+
+def test_a_cached_entry_of_another_shape_is_read_afresh_from_the_database(client, world, token_cache, settings):
+    """An entry cached before a release that changed the token's or the user's fields is not loaded into the wrong
+    fields: the token is read from the database and the request answered as usual."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from accounts import tokens
+
+    settings.API_TOKEN_HOLD_SECONDS = 0  # every request reads the cache
+    plain = _token_create(client, world.owner)
+    api = _bearer(plain)
+    assert api.get(SERVICES_URL).status_code == 200
+    key = tokens.entry_key(ApiToken.objects.get(user=world.owner).prefix)
+    entry = cache.get(key)
+    assert isinstance(entry, dict)
+    loaded = tokens.entry_load(entry)
+    assert loaded is not None and loaded.user.pk == world.owner.pk and loaded.user.username == world.owner.username
+    assert "password" in loaded.user.get_deferred_fields()
+    for changed in ({**entry, "user": [*entry["user"], "a field of a later release"]}, {**entry, "token": None}):
+        cache.set(key, changed, 60)
+        with CaptureQueriesContext(connection) as queries:
+            response = api.get(SERVICES_URL)
+        assert response.status_code == 200
+        assert len(_token_queries(queries)) >= 1  # read from the database, not from the odd entry

@@ -322,3 +322,20 @@ def test_page_links_are_drfs_to_the_byte(query: str, name: str, value: str | Non
     url = f"https://portal.example/api/v1/services/?{query}"
     expected = remove_query_param(url, name) if value is None else replace_query_param(url, name, value)
     assert pagination.url_with(url, name, value) == expected
+
+
+@pytest.mark.parametrize("host", ["testserver", "portal.example:8443", "[::1]:8000", "xn--bcher-kva.example"])
+@pytest.mark.parametrize("secure", [False, True])
+def test_a_documents_url_is_the_one_build_absolute_uri_gives(settings, host: str, secure: bool) -> None:
+    """documents_joined keeps a URL's two ends per host: they must be what request.build_absolute_uri makes."""
+    from django.test import RequestFactory
+    from django.urls import reverse
+
+    from catalog.api.views import documents_joined
+
+    settings.ALLOWED_HOSTS = ["*"]
+    request = RequestFactory().get("/api/v1/services/", HTTP_HOST=host, secure=secure)
+    for slug in ("payments-api", "café-api"):
+        joined = json.loads(documents_joined(request, [(1, slug, '{"id":1}')]))
+        expected = request.build_absolute_uri(reverse("api:service-detail", kwargs={"slug": slug}))
+        assert joined == {"url": expected, "id": 1}, (host, slug)

@@ -3,7 +3,7 @@
 import json
 import re
 from collections.abc import Callable, Sequence
-from functools import cache, update_wrapper
+from functools import cache, lru_cache, update_wrapper
 from typing import Any
 from urllib.parse import quote
 
@@ -12,6 +12,7 @@ from django.core.exceptions import PermissionDenied
 from django.db.models import OuterRef, ProtectedError, Subquery
 from django.http import HttpRequest, HttpResponse, HttpResponseBase, QueryDict
 from django.urls import get_script_prefix, reverse
+from django.utils.encoding import iri_to_uri
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import exceptions as drf_exceptions
@@ -66,15 +67,22 @@ def _detail_path(_script_prefix: str) -> str:
     return reverse("api:service-detail", kwargs={"slug": "__slug__"})
 
 
+@lru_cache(maxsize=64)
+def _url_ends(scheme_host: str, script_prefix: str) -> tuple[str, str, str, str]:
+    """A service URL's two ends around its slug, as `request.build_absolute_uri` makes the URL, and as the JSON string
+    `{"url":"<before>` and `<after>",` around a slug: a plain slug (letters, digits, _ and -) needs no escaping inside,
+    and json.dumps of each row's URL was a tenth of a page's CPU. Kept per host (ALLOWED_HOSTS bounds them)."""
+    before, _, after = iri_to_uri(scheme_host + _detail_path(script_prefix)).partition("__slug__")
+    return before, after, '{"url":' + json.dumps(before)[:-1], json.dumps(after)[1:] + ","
+
+
 def documents_joined(request: Any, rows: Sequence[tuple[int, str, str | None]], *, many: bool = False) -> str:
     """The documents of (pk, slug, document) rows with each one's URL put in front; a document not stored yet
     (a service written by code that bypassed the model) is built on the spot."""
     missing = [pk for pk, _slug, document in rows if document is None]
     built = documents.render(missing, lock=False) if missing else {}
-    before, _, after = request.build_absolute_uri(_detail_path(get_script_prefix())).partition("__slug__")
-    # The URL's JSON string is its two ends', escaped once per page, around the slug, which a plain slug (letters,
-    # digits, _ and -) needs no escaping inside: json.dumps of each row's URL was a tenth of a page's CPU.
-    head, tail = '{"url":' + json.dumps(before)[:-1], json.dumps(after)[1:] + ","
+    # build_absolute_uri(path) is the scheme and host in front of the path: the same for every request to this host.
+    before, after, head, tail = _url_ends(f"{request.scheme}://{request.get_host()}", get_script_prefix())
     if not missing and _PLAIN_SLUG.fullmatch("".join([slug for _pk, slug, _document in rows])):
         # Every slug plain (slugs are never empty, so their concatenation is plain exactly when each one is).
         parts = [f"{head}{slug}{tail}{document[1:]}" for _pk, slug, document in rows]  # type: ignore[index]
