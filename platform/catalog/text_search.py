@@ -107,19 +107,15 @@ def substring(words: Sequence[str]) -> Q:
     return condition
 
 
-# How a search is answered (`mode`); the filter set asks for it, and a kept statement's shape holds it.
+# How a search is answered (`answer`); the filter set asks for it, and a kept statement's shape holds it.
 SHORT_MODE, SUBSTRING, RANKED, NAMED = "short", "substring", "ranked", "named"
 
 
-def mode(words: Sequence[str]) -> str:
-    """How to answer a search for `words`: SHORT_MODE (a prefix match in name order, no probe), SUBSTRING (no service
-    matches: the fallback), RANKED (few match: by relevance unless an order is asked for) or NAMED (many match: by
-    name). SQLite always searches substrings."""
-    return answer(words)[0]
-
-
 def answer(words: Sequence[str]) -> tuple[str, str | None]:
-    """The `mode` of a search for `words` and, when RANKED, the text of the tsquery they make.
+    """How to answer a search for `words`, and for a ranked one the text of the tsquery they make. The mode is
+    SHORT_MODE (a prefix match in name order, no probe), SUBSTRING (no service matches: the fallback), RANKED (few
+    match: by relevance unless an order is asked for) or NAMED (many match: by name). SQLite always searches
+    substrings.
 
     A ranked search's statement is prepared (planning it cost more than running it), and its generic plan cannot fold
     catalog_search_query's call into a constant: the tsquery was built in SQL twice per request (the match and the
