@@ -14,8 +14,9 @@ def _backend_pid() -> int:
         return int(cursor.fetchone()[0])
 
 
-@pytest.mark.postgres_only  # needs a server that can end another session
-def test_a_connection_that_died_between_requests_is_replaced_and_the_read_answers():
+def _connection_killed() -> int:
+    """End this connection's server session from another one, as a restart or an idle timeout would between two
+    requests, and mark the health check undone, as the next request's start does; returns the dead session's pid."""
     dead = _backend_pid()
     killer = connections.create_connection("default")
     try:
@@ -23,7 +24,13 @@ def test_a_connection_that_died_between_requests_is_replaced_and_the_read_answer
             cursor.execute("SELECT pg_terminate_backend(%s)", [dead])
     finally:
         killer.close()
-    connection.health_check_done = False  # as when the next request starts on the reused connection
+    connection.health_check_done = False
+    return dead
+
+
+@pytest.mark.postgres_only  # needs a server that can end another session
+def test_a_connection_that_died_between_requests_is_replaced_and_the_read_answers():
+    dead = _connection_killed()
 
     assert db.fetch_one("SELECT 41 + 1", []) == (42,)
     assert _backend_pid() != dead
@@ -125,14 +132,7 @@ def test_prepared_reads_share_a_kept_cursor_per_connection_and_a_new_connection_
     raw, cursor = connection._runway_kept_cursor  # type: ignore[attr-defined]
     assert db.fetch_all("SELECT %s::int + 2", [1], prepare=True) == [(3,)]
     assert connection._runway_kept_cursor[1] is cursor  # type: ignore[attr-defined]
-    dead = _backend_pid()
-    killer = connections.create_connection("default")
-    try:
-        with killer.cursor() as killing:
-            killing.execute("SELECT pg_terminate_backend(%s)", [dead])
-    finally:
-        killer.close()
-    connection.health_check_done = False  # the next request's first read, on the dead connection
+    dead = _connection_killed()
 
     assert db.fetch_one("SELECT %s::int + 1", [41], prepare=True) == (42,)
     assert _backend_pid() != dead
