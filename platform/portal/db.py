@@ -4,7 +4,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 from django.conf import settings
-from django.db import DEFAULT_DB_ALIAS, DatabaseError, connection, connections
+from django.db import DEFAULT_DB_ALIAS, DatabaseError, connections
 from django.db.backends.postgresql.base import ServerBindingCursor
 
 T = TypeVar("T")
@@ -36,7 +36,8 @@ def fetch_all(sql: str, params: Sequence[Any], *, prepare: bool = False) -> list
 def write_one(sql: str, params: Sequence[Any], *, prepare: bool = False) -> tuple[Any, ...] | None:
     """Run one writing statement (an INSERT ... RETURNING) and return its first row, prepared as `fetch_all` says.
     Never sent twice: a write does not stand in for the health check as the reads do (its retry could write twice)."""
-    with _cursor(prepare) as cursor:
+    wrapper: Any = connections[DEFAULT_DB_ALIAS]
+    with _cursor(wrapper, prepare and _preparing(wrapper)) as cursor:
         cursor.execute(sql, params)
         row: tuple[Any, ...] | None = cursor.fetchone()
         return row
@@ -66,9 +67,10 @@ def _standing_in(run: Callable[[Any], T]) -> T:
 
 def _read(wrapper: Any, sql: str, params: Sequence[Any], *, prepare: bool, many: bool) -> Any:
     """The statement's rows (`many`), or its first row (None if none)."""
-    if prepare and not wrapper.queries_logged and not wrapper.execute_wrappers and _preparing(wrapper):
+    preparing = prepare and _preparing(wrapper)
+    if preparing and not wrapper.queries_logged and not wrapper.execute_wrappers:
         return _read_kept(wrapper, sql, params, many=many)
-    with _cursor(prepare) as cursor:
+    with _cursor(wrapper, preparing) as cursor:
         cursor.execute(sql, params)
         return list(cursor.fetchall()) if many else cursor.fetchone()
 
@@ -78,12 +80,9 @@ def _read_kept(wrapper: Any, sql: str, params: Sequence[Any], *, many: bool) -> 
     broken transaction refused, psycopg's errors as Django's) without making two cursor objects for every statement.
     Only where nothing watches the statements (no query log, no execute wrapper: tests that count queries see every
     one through Django's cursor); a cursor is kept per connection and made again for a new one."""
-    wrapper.ensure_connection()
-    raw = wrapper.connection
+    raw = _preparing_connection(wrapper)
     kept = getattr(wrapper, "_runway_kept_cursor", None)
     if kept is None or kept[0] is not raw:
-        if raw.prepare_threshold is None:
-            raw.prepare_threshold = NEVER_BY_COUNT  # as `_cursor` does
         kept = (raw, _PreparingCursor(raw))  # type: ignore[call-arg]
         wrapper._runway_kept_cursor = kept
     cursor: Any = kept[1]
@@ -94,22 +93,27 @@ def _read_kept(wrapper: Any, sql: str, params: Sequence[Any], *, many: bool) -> 
 
 
 def _preparing(wrapper: Any) -> bool:
+    """Whether statements asked to be prepared are, on this connection."""
     return bool(wrapper.vendor == "postgresql" and settings.DATABASE_PREPARED_STATEMENTS)
 
 
-def _cursor(prepare: bool) -> Any:
-    """Django's cursor (its queries logged and counted as any other), binding parameters on the server and
-    preparing the statement when asked and possible."""
-    if not (prepare and connection.vendor == "postgresql" and settings.DATABASE_PREPARED_STATEMENTS):
-        return connection.cursor()
-    connection.ensure_connection()
-    raw: Any = connection.connection
+def _preparing_connection(wrapper: Any) -> Any:
+    """The connection's psycopg connection, open, preparing the statements asked for."""
+    wrapper.ensure_connection()
+    raw: Any = wrapper.connection
     if raw.prepare_threshold is None:
         # Django turns psycopg's preparing off (None: never, not even when asked). A threshold no statement reaches
         # turns it back on for the statements asked for only (Django's own cursors bind on the client and never are).
         raw.prepare_threshold = NEVER_BY_COUNT
-    wrapper: Any = connection
-    return wrapper._prepare_cursor(_PreparingCursor(raw))  # type: ignore[call-arg]
+    return raw
+
+
+def _cursor(wrapper: Any, preparing: bool) -> Any:
+    """Django's cursor (its queries logged and counted as any other); with `preparing` (see `_preparing`), binding
+    parameters on the server and preparing the statement."""
+    if not preparing:
+        return wrapper.cursor()
+    return wrapper._prepare_cursor(_PreparingCursor(_preparing_connection(wrapper)))  # type: ignore[call-arg]
 
 
 class _PreparingCursor(ServerBindingCursor):
