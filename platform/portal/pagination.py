@@ -2,7 +2,7 @@
 that never scans a large table."""
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 from django.conf import settings
 from django.core.exceptions import EmptyResultSet
@@ -52,20 +52,19 @@ def count_capped_statement(queryset: QuerySet[Any], rows: QuerySet[Any] | None) 
     """The SQL and parameters of `count_capped_with` on PostgreSQL (None when the queryset can match nothing), to be
     run by `count_capped_run`: apart, so that a caller may keep a statement and run it again with other values
     (catalog/api/statements.py)."""
-    limit = settings.CATALOG_EXACT_COUNT_UP_TO
-    compiled = _compiled(queryset, rows)
-    if compiled is None:
+    parts = _compiled(queryset, rows)
+    if parts is None:
         return None
-    (matching_sql, matching_params), (rows_sql, rows_params) = compiled
+    capped_sql, capped_params = parts.capped()
     # The count's row is always there; the page's rows join it (none for an empty page). CASE asks the planner only
     # past the limit, and inside the aggregate's one row: in the outer select list it would run once per page row.
     sql = (
         "SELECT counted.n, counted.estimate, page.* FROM ("  # noqa: S608
         "SELECT count(*), CASE WHEN count(*) > %s THEN runway_plan_rows(%s) END "
-        f"FROM {_capped(matching_sql)}){_COUNTED}{_PAGE_OPEN}{rows_sql}{_PAGE_CLOSE}"
+        f"FROM {capped_sql}){_COUNTED}{_PAGE_OPEN}{parts.rows_sql}{_PAGE_CLOSE}"
     )
-    estimate_sql = connection.ops.compose_sql(matching_sql, matching_params)  # type: ignore[attr-defined]
-    return sql, [limit, estimate_sql, *matching_params, limit + 1, *rows_params]
+    estimate_sql = connection.ops.compose_sql(parts.matching_sql, parts.matching_params)  # type: ignore[attr-defined]
+    return sql, [settings.CATALOG_EXACT_COUNT_UP_TO, estimate_sql, *capped_params, *parts.rows_params]
 
 
 def count_capped_run(
@@ -103,31 +102,40 @@ def count_windowed_statement(queryset: QuerySet[Any], rows: QuerySet[Any]) -> tu
     all matches decides): `rows` ends with `_total`, its window count (`COUNT(*) OVER ()`), which the sort's one pass
     gives, where the capped count read every match a second time (half of PostgreSQL's time for such a page). An
     empty page has no row to carry it, and is counted as `count_capped_statement` counts."""
-    limit = settings.CATALOG_EXACT_COUNT_UP_TO
-    compiled = _compiled(queryset, rows)
-    if compiled is None:
+    parts = _compiled(queryset, rows)
+    if parts is None:
         return None
-    (matching_sql, matching_params), (rows_sql, rows_params) = compiled
+    capped_sql, capped_params = parts.capped()
     sql = (
-        f"SELECT coalesce(page._total, (SELECT count(*) FROM {_capped(matching_sql)})), NULL, page.* "  # noqa: S608
-        f"FROM (SELECT 1) one{_PAGE_OPEN}{rows_sql}{_PAGE_CLOSE}"
+        f"SELECT coalesce(page._total, (SELECT count(*) FROM {capped_sql})), NULL, page.* "  # noqa: S608
+        f"FROM (SELECT 1) one{_PAGE_OPEN}{parts.rows_sql}{_PAGE_CLOSE}"
     )
-    return sql, [*matching_params, limit + 1, *rows_params]
+    return sql, [*capped_params, *parts.rows_params]
 
 
-def _compiled(queryset: QuerySet[Any], rows: QuerySet[Any] | None) -> tuple[tuple[str, Any], tuple[str, Any]] | None:
-    """The SQL and parameters of the queryset's matching ids and of the page's rows (None when the queryset can match
-    nothing). One compilation of the matches serves the capped count and the estimate."""
+class _Parts(NamedTuple):
+    """A count's statement's parts: the queryset's matching ids and the page's rows, each compiled once."""
+
+    matching_sql: str
+    matching_params: tuple[Any, ...]
+    rows_sql: str
+    rows_params: tuple[Any, ...]
+
+    def capped(self) -> tuple[str, list[Any]]:
+        """The matches, at most the exact limit and one, as a subquery to count, and its parameters."""
+        sql = f"(SELECT 1 FROM ({self.matching_sql}) matching LIMIT %s) capped"
+        return sql, [*self.matching_params, settings.CATALOG_EXACT_COUNT_UP_TO + 1]
+
+
+def _compiled(queryset: QuerySet[Any], rows: QuerySet[Any] | None) -> _Parts | None:
+    """The parts of a count's statement (None when the queryset can match nothing). One compilation of the matches
+    serves the capped count and the estimate."""
     try:
-        matching = queryset.order_by().values("pk").query.sql_with_params()
-        return matching, rows.query.sql_with_params() if rows is not None else ("SELECT NULL", ())
+        matching_sql, matching_params = queryset.order_by().values("pk").query.sql_with_params()
+        rows_sql, rows_params = rows.query.sql_with_params() if rows is not None else ("SELECT NULL", ())
     except EmptyResultSet:
         return None
-
-
-def _capped(matching_sql: str) -> str:
-    """The matches, at most the exact limit and one (its parameter, %s, follows the matching query's)."""
-    return f"(SELECT 1 FROM ({matching_sql}) matching LIMIT %s) capped"
+    return _Parts(matching_sql, tuple(matching_params), rows_sql, tuple(rows_params))
 
 
 def count_windowed_with(queryset: QuerySet[Any], rows: QuerySet[Any]) -> tuple[int, bool, list[tuple[Any, ...]]]:
