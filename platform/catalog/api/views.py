@@ -3,7 +3,7 @@
 import json
 import re
 from collections.abc import Callable, Sequence
-from functools import cache, lru_cache, update_wrapper
+from functools import lru_cache, update_wrapper
 from typing import Any
 from urllib.parse import quote
 
@@ -61,18 +61,14 @@ def _plain_json(request: Request) -> bool:
     return type(request.accepted_renderer) is JSONRenderer and request.accepted_media_type == JSON_MEDIA_TYPE
 
 
-@cache
-def _detail_path(_script_prefix: str) -> str:
-    """A service's API path with `__slug__` for its slug, reversed once per script prefix (reverse() reads it)."""
-    return reverse("api:service-detail", kwargs={"slug": "__slug__"})
-
-
 @lru_cache(maxsize=64)
-def _url_ends(scheme_host: str, script_prefix: str) -> tuple[str, str, str, str]:
+def _url_ends(scheme_host: str, _script_prefix: str) -> tuple[str, str, str, str]:
     """A service URL's two ends around its slug, as `request.build_absolute_uri` makes the URL, and as the JSON string
     `{"url":"<before>` and `<after>",` around a slug: a plain slug (letters, digits, _ and -) needs no escaping inside,
-    and json.dumps of each row's URL was a tenth of a page's CPU. Kept per host (ALLOWED_HOSTS bounds them)."""
-    before, _, after = iri_to_uri(scheme_host + _detail_path(script_prefix)).partition("__slug__")
+    and json.dumps of each row's URL was a tenth of a page's CPU. Kept per host (ALLOWED_HOSTS bounds them) and script
+    prefix (reverse() reads it)."""
+    path = reverse("api:service-detail", kwargs={"slug": "__slug__"})
+    before, _, after = iri_to_uri(scheme_host + path).partition("__slug__")
     return before, after, '{"url":' + json.dumps(before)[:-1], json.dumps(after)[1:] + ","
 
 
@@ -83,17 +79,13 @@ def documents_joined(request: Any, rows: Sequence[tuple[int, str, str | None]], 
     built = documents.render(missing, lock=False) if missing else {}
     # build_absolute_uri(path) is the scheme and host in front of the path: the same for every request to this host.
     before, after, head, tail = _url_ends(f"{request.scheme}://{request.get_host()}", get_script_prefix())
-    if not missing and _PLAIN_SLUG.fullmatch("".join([slug for _pk, slug, _document in rows])):
-        # Every slug plain (slugs are never empty, so their concatenation is plain exactly when each one is).
-        parts = [f"{head}{slug}{tail}{document[1:]}" for _pk, slug, document in rows]  # type: ignore[index]
-    else:
-        parts = []
-        for pk, slug, document in rows:
-            text = document if document is not None else built[pk]
-            if _PLAIN_SLUG.fullmatch(slug):
-                parts.append(f"{head}{slug}{tail}{text[1:]}")
-            else:
-                parts.append(f'{{"url":{json.dumps(f"{before}{quote(slug)}{after}")},{text[1:]}')
+    parts = []
+    for pk, slug, document in rows:
+        text = document if document is not None else built[pk]
+        if _PLAIN_SLUG.fullmatch(slug):
+            parts.append(f"{head}{slug}{tail}{text[1:]}")
+        else:
+            parts.append(f'{{"url":{json.dumps(f"{before}{quote(slug)}{after}")},{text[1:]}')
     return f"[{','.join(parts)}]" if many else parts[0]
 
 
