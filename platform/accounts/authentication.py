@@ -39,8 +39,7 @@ def token_words(request: Any) -> list[str]:
     (`Bearer` or `Token`), else none: `[scheme, token]` for a well-formed one."""
     # META, not DRF's get_authorization_header: that reads request.headers, which copies every header the first time
     # it is read, and nothing else on an API read needs it.
-    header = request.META.get("HTTP_AUTHORIZATION", "")
-    words = (header.decode("latin-1") if isinstance(header, bytes) else header).split()
+    words = request.META.get("HTTP_AUTHORIZATION", "").split()  # WSGI gives header values as str
     return words if words and words[0].lower() in ("bearer", "token") else []
 
 
