@@ -4,6 +4,7 @@ layer, answering real HTTP on a port of their own."""
 import contextlib
 import json
 import os
+import re
 import socket
 import statistics
 import subprocess
@@ -182,5 +183,8 @@ def test_memory_grows_until_the_process_is_killed_within_its_limit(worktree: Pat
                 peak = max([peak, *rss])
             time.sleep(0.05)
         assert replica.exit_code(timeout=1) == -9
-        assert b"out of memory after" in replica.process.stderr.read()
-    assert 40 * 1024 < peak < 96 * 1024 + 64 * 1024, peak  # KiB: it grew, and stayed within limit and interpreter
+        said = re.search(rb"out of memory after (\d+) MB", replica.process.stderr.read())
+    assert said is not None
+    # How far it grew is what it says it held: sampling alone can miss the last second of growth on a busy machine.
+    assert 48 <= int(said[1]) <= 96, said[1]
+    assert peak < 96 * 1024 + 64 * 1024, peak  # KiB: it never held more than its limit and the interpreter
