@@ -157,7 +157,7 @@ def answer(port: int, path: str = "/") -> httpx.Response:
 
 
 def wait_for_state(runtime: LocalRuntime, service: str, program: str, state: str) -> None:
-    deadline = time.monotonic() + 5
+    deadline = time.monotonic() + 20  # generous: only a failing test waits this long
     while time.monotonic() < deadline:
         if any(row["program"] == program and row["state"] == state for row in runtime.endpoints(service, "staging")):
             return
