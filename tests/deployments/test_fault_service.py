@@ -109,7 +109,8 @@ def test_crash_on_start_exits_before_listening(worktree: Path) -> None:
 
 
 def test_crash_after_serves_then_exits(worktree: Path) -> None:
-    with run(worktree, {"mode": "crash_after", "seconds": 1.5}) as replica:
+    # Its delay counts from when the process starts, not from when it answers: 4 s leaves a busy machine time to start.
+    with run(worktree, {"mode": "crash_after", "seconds": 4}) as replica:
         assert replica.statuses(3) == [200] * 3
         assert replica.exit_code(timeout=START_SECONDS) == 3
         with pytest.raises(httpx.ConnectError):
@@ -157,9 +158,10 @@ def test_latency_at_p99_slows_only_the_tail(worktree: Path) -> None:
 
 
 def test_health_fails_after_its_onset_while_requests_succeed(worktree: Path) -> None:
-    with run(worktree, {"mode": "health_fails", "onset": 1.0, "base_ms": 0}) as replica:
+    # The onset counts from when the process starts, not from when it answers: 3 s leaves a busy machine time to start.
+    with run(worktree, {"mode": "health_fails", "onset": 3.0, "base_ms": 0}) as replica:
         assert replica.get("/healthz").status_code == 200  # it passes the start-up health check
-        time.sleep(1.1)
+        time.sleep(3.1)
         assert replica.statuses(5, "/healthz") == [500] * 5
         assert replica.statuses(5) == [200] * 5
 
