@@ -18,12 +18,11 @@ from django.template.defaultfilters import date as date_filter
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
-from django.utils.html import conditional_escape, escape, format_html
 from django.utils.safestring import SafeString, mark_safe
 
 from catalog import documents
 from catalog.models import Service, System, Tag
-from portal.templatetags.portal_tags import SelectOptions, select_options
+from portal.templatetags.portal_tags import SelectOptions, select_options, text_escaped
 from teams.models import Team
 
 LIFECYCLE_LABELS = dict(Service.Lifecycle.choices)
@@ -112,9 +111,14 @@ def _url_parts(name: str) -> tuple[str, str]:
 
 
 def rows_html(rows: list[ServiceRow]) -> SafeString:
-    """The table rows of templates/catalog/service_list.html for these services (the empty row when there are none)."""
+    """The table rows of templates/catalog/service_list.html for these services (the empty row when there are none).
+
+    Every value is escaped here, as `format_html` would escape it, but through `text_escaped`: `format_html`'s lazy
+    wrapper around `escape` cost more than drawing the rows (fifteen values a row, fifty rows)."""
+    e = text_escaped
     service_url, team_url, system_url = (
-        _url_parts(name) for name in ("catalog:service-detail", "teams:team-detail", "catalog:system-detail")
+        tuple(e(part) for part in _url_parts(name))
+        for name in ("catalog:service-detail", "teams:team-detail", "catalog:system-detail")
     )
     parts = []
     for row in rows:
@@ -124,58 +128,35 @@ def rows_html(rows: list[ServiceRow]) -> SafeString:
             else ""
         )
         if row.system_slug is not None:
-            system = format_html(
-                '<a href="{}{}{}">{}</a>', system_url[0], row.system_slug, system_url[1], row.system_name
-            )
+            system = f'<a href="{system_url[0]}{e(row.system_slug)}{system_url[1]}">{e(row.system_name)}</a>'
         else:
-            system = mark_safe('<span class="muted">—</span>')  # noqa: S308 - a constant
-        tags = "".join(
-            f'<a class="tag" href="?tag={escape(tag)}">{escape(tag)}</a>' for tag in row.tags
-        )  # escaped here
+            system = '<span class="muted">—</span>'
+        tags = "".join(f'<a class="tag" href="?tag={e(tag)}">{e(tag)}</a>' for tag in row.tags)
         if row.orphaned_since:
             verified = '<span class="badge badge-stale">orphaned</span>'
         elif row.verified_at:
-            verified = format_html(
-                '<time datetime="{}" class="small">{}</time>',
-                date_filter(timezone.localtime(row.verified_at), "c"),
-                date_filter(timezone.localtime(row.verified_at), "j M Y"),
+            local = timezone.localtime(row.verified_at)
+            verified = (
+                f'<time datetime="{e(date_filter(local, "c"))}" class="small">{e(date_filter(local, "j M Y"))}</time>'
             )
         else:
             verified = '<span class="muted small">never</span>'
+        slug, tier = e(row.slug), e(row.tier)
         parts.append(
-            format_html(
-                '<tr>\n        <td><a href="{}{}{}" class="strong">{}</a>{}'
-                '<div class="muted mono small">{}</div></td>\n'
-                '        <td><a href="{}{}{}">{}</a></td>\n'
-                "        <td>{}</td>\n"
-                '        <td><span class="badge badge-{}">{}</span></td>\n'
-                '        <td><span class="tier tier-{}" title="{}">T{}</span></td>\n'
-                "        <td>{}</td>\n"
-                "        <td>{}</td>\n"
-                '        <td><span id="health-{}" class="muted">…<span class="visually-hidden">health loading</span>'
-                "</span></td>\n      </tr>",
-                service_url[0],
-                row.slug,
-                service_url[1],
-                row.name,
-                mark_safe(stale),  # noqa: S308 - a constant
-                row.slug,
-                team_url[0],
-                row.owner_slug,
-                team_url[1],
-                row.owner_name,
-                system,
-                row.lifecycle,
-                LIFECYCLE_LABELS.get(row.lifecycle, row.lifecycle),
-                row.tier,
-                TIER_LABELS.get(str(row.tier), row.tier),
-                row.tier,
-                mark_safe(tags),  # noqa: S308 - escaped above
-                mark_safe(verified),  # noqa: S308 - escaped above
-                row.pk,
-            )
+            f'<tr>\n        <td><a href="{service_url[0]}{slug}{service_url[1]}" class="strong">{e(row.name)}</a>'
+            f'{stale}<div class="muted mono small">{slug}</div></td>\n'
+            f'        <td><a href="{team_url[0]}{e(row.owner_slug)}{team_url[1]}">{e(row.owner_name)}</a></td>\n'
+            f"        <td>{system}</td>\n"
+            f'        <td><span class="badge badge-{e(row.lifecycle)}">'
+            f"{e(LIFECYCLE_LABELS.get(row.lifecycle, row.lifecycle))}</span></td>\n"
+            f'        <td><span class="tier tier-{tier}" title="{e(TIER_LABELS.get(str(row.tier), row.tier))}">'
+            f"T{tier}</span></td>\n"
+            f"        <td>{tags}</td>\n"
+            f"        <td>{verified}</td>\n"
+            f'        <td><span id="health-{e(row.pk)}" class="muted">…'
+            '<span class="visually-hidden">health loading</span></span></td>\n      </tr>'
         )
-    return mark_safe("\n".join(parts))  # noqa: S308 - each part escaped by format_html
+    return mark_safe("\n".join(parts))  # noqa: S308 - every value escaped above
 
 
 # The filters whose choices are rows of a table: (model, value column, label column), in the model's order.
@@ -210,11 +191,10 @@ def filter_options(fields: list[BoundField]) -> dict[str, SelectOptions]:
             options[bound.name] = select_options(bound)
             continue
         empty = getattr(bound.field, "empty_label", None)
-        head = [("", "", str(conditional_escape(empty)))] if empty is not None else []
+        head = [("", "", text_escaped(empty))] if empty is not None else []
         # The models' order (by name; the databases here collate by code point, as Python sorts strings).
         rows = sorted(found[bound.name], key=lambda pair: (pair[1], pair[0]))
         options[bound.name] = tuple(
-            head
-            + [(str(value), str(conditional_escape(value)), str(conditional_escape(label))) for value, label in rows]
+            head + [(str(value), text_escaped(value), text_escaped(label)) for value, label in rows]
         )
     return options

@@ -1,5 +1,6 @@
 """Small template helpers."""
 
+import html
 from typing import Any
 
 from django import template
@@ -25,12 +26,19 @@ def query_without(context: template.Context, *names: str) -> str:
 SelectOptions = tuple[tuple[str, str, str], ...]
 
 
+def text_escaped(value: Any) -> str:
+    """`conditional_escape(value)` as a str. A plain str (what a database row holds) goes straight to
+    `html.escape`, as Django's `escape` sends it: Django's wrapper for lazy strings cost a quarter of the catalog
+    page's time, which escapes hundreds of names."""
+    if type(value) is str:
+        return html.escape(value)
+    return str(conditional_escape(value))
+
+
 def select_options(field: BoundField) -> SelectOptions:
     """The options of a choice field, ready for `fast_select` (which computes them itself when not given them)."""
     choices: Any = getattr(field.field, "choices", ())
-    return tuple(
-        (str(value), str(conditional_escape(value)), str(conditional_escape(label))) for value, label in choices
-    )
+    return tuple((str(value), text_escaped(value), text_escaped(label)) for value, label in choices)
 
 
 @register.simple_tag
