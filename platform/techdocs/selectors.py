@@ -17,7 +17,7 @@ RENDER_CACHE_SECONDS = 24 * 3600
 def markdown_render(*, text: str) -> markdown.Rendered:
     """Render Markdown through the sanitiser; the result is cached under a hash of the text (a text over the limits
     too: its plain-text stand-in is as cheap to rebuild, but not to check)."""
-    key = "md2:" + hashlib.sha256(text.encode()).hexdigest()
+    key = f"md{markdown.RENDER_VERSION}:" + hashlib.sha256(text.encode()).hexdigest()
     rendered = cache.get(key)
     if rendered is None:
         rendered = markdown.render(text=text)

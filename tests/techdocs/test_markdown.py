@@ -237,6 +237,19 @@ def test_links_get_rel_noopener_and_keep_safe_urls() -> None:
     ]
 
 
+def test_bare_urls_become_links_and_other_schemes_stay_text() -> None:
+    """A runbook's pasted dashboard URL is a link; `javascript:` text is not linked, and an ftp URL's link loses its
+    href to the sanitiser (only http(s), mailto and relative URLs are kept), so both stay inert text."""
+    text = "Dashboard: https://grafana.example.com/d/accounts?from=now-1h.\n\njavascript:alert(1) ftp://files.example/x"
+    html = render(text=text).html
+    links = [attrs for tag, attrs in _elements(html) if tag == "a"]
+    assert links == [
+        {"href": "https://grafana.example.com/d/accounts?from=now-1h", "rel": "noopener noreferrer"},
+        {"rel": "noopener noreferrer"},
+    ]
+    assert "javascript:alert(1)" in html and "ftp://files.example/x" in html
+
+
 def test_tables_render_with_alignment() -> None:
     text = "| Signal | Limit |\n|:--|--:|\n| errors | 2% |"
     assert render(text=text).html == (
