@@ -331,6 +331,18 @@ def request_samples(text: str) -> Iterator[tuple[dict[str, str], float, int]]:
             yield sample.labels, sample.value, 1 if sample.labels.get("status", "").startswith("5") else 0
 
 
+def duration_buckets(text: str) -> Iterator[tuple[dict[str, str], float]]:
+    """The `http_request_duration_seconds` histogram's bucket series of a Prometheus exposition: (labels with `le`,
+    cumulative count). Raises ValueError as `request_samples` does."""
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name != "http_request_duration_seconds_bucket" or "le" not in sample.labels:
+                continue
+            if not math.isfinite(sample.value) or sample.value < 0:
+                raise ValueError(f"http_request_duration_seconds_bucket has an impossible value {sample.value}")
+            yield sample.labels, sample.value
+
+
 def parse_prometheus_requests(text: str) -> tuple[int, int]:
     """Total and 5xx counts of `http_requests_total` in a Prometheus exposition (a replica's /metrics).
 

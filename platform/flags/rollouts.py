@@ -3,7 +3,8 @@ stepped by the Celery workers that drive deployments, with the deployments' cana
 between steps, and an automatic roll back to the setting as it was before when an analysis fails.
 
 What is analysed is the service's own Prometheus exposition (`metrics_url`, fetched under the probes' SSRF rules):
-`http_requests_total` (5xx `status` counted as errors). A service that labels its requests with the flag and the
+`http_requests_total` (5xx `status` counted as errors) and, when it has one, the request-duration histogram
+(`http_request_duration_seconds`), whose buckets give the analysis a latency per request (docs/flags.md). A service that labels its requests with the flag and the
 variant it served (`flag="<key>", variant="<name>"`, what an OpenFeature hook can add) is compared variant against
 variant in each step's window: the released variant is the canary, the others the baseline. Without those labels
 the comparison is before/after: the step's window against everything counted before the rollout started. A window
@@ -49,9 +50,9 @@ class MetricsUnreadable(Exception):
 
 
 def counters_read(url: str, flag_key: str) -> dict[str, Any]:
-    """Cumulative request and 5xx counts of `http_requests_total`: in total, and per variant of this flag when the
-    service labels them so."""
-    from monitoring import probe  # monitoring's SSRF-safe fetch; monitoring never imports flags
+    """Cumulative request and 5xx counts of `http_requests_total`, and the buckets of the request-duration histogram
+    (`http_request_duration_seconds`): in total, and per variant of this flag when the service labels them so."""
+    from monitoring import probe, scrape  # monitoring's SSRF-safe fetch; monitoring never imports flags
 
     try:
         text = probe.fetch_text(url=url, timeout_ms=5000)
@@ -59,6 +60,8 @@ def counters_read(url: str, flag_key: str) -> dict[str, Any]:
         raise MetricsUnreadable(f"{url}: {error}") from error
     total = [0.0, 0.0]
     variants: dict[str, list[float]] = {}
+    buckets: dict[str, float] = {}
+    variant_buckets: dict[str, dict[str, float]] = {}
     try:
         for labels, value, failed in analysis.request_samples(text):
             total[0] += value
@@ -67,37 +70,81 @@ def counters_read(url: str, flag_key: str) -> dict[str, Any]:
                 counts = variants.setdefault(labels["variant"], [0.0, 0.0])
                 counts[0] += value
                 counts[1] += value * failed
+        for labels, value in analysis.duration_buckets(text):
+            key = scrape.bucket_key(labels["le"])
+            buckets[key] = buckets.get(key, 0.0) + value
+            if labels.get("flag") == flag_key and "variant" in labels:
+                into = variant_buckets.setdefault(labels["variant"], {})
+                into[key] = into.get(key, 0.0) + value
     except ValueError as error:
         raise MetricsUnreadable(f"{url} is not a Prometheus exposition: {error or 'unparsable line'}") from error
     return {
         "total": [round(v) for v in total],
         "variants": {name: [round(v) for v in counts] for name, counts in variants.items()},
+        "buckets": {
+            "total": scrape.buckets_ordered(buckets),
+            "variants": {name: scrape.buckets_ordered(found) for name, found in variant_buckets.items()},
+        },
     }
 
 
-def _delta(now: list[int], before: list[int] | None) -> Samples:
-    """Requests and errors in the window; a counter that went down was reset (a restart), so it counts from zero."""
+def _delta(now: list[int], before: list[int] | None, buckets: tuple[list[Any], list[Any]] | None = None) -> Samples:
+    """Requests and errors in the window; a counter that went down was reset (a restart), so it counts from zero. With
+    the histogram's buckets of both readings (`buckets`: before, now), a latency per request counted in the window."""
+    from monitoring import scrape
+
     requests, errors = now
-    if before and before[0] <= requests and before[1] <= errors:
+    restarted = not (before and before[0] <= requests and before[1] <= errors)
+    if not restarted and before:
         requests, errors = requests - before[0], errors - before[1]
-    return Samples(requests=requests, errors=errors)
+    latencies: list[float] = []
+    if buckets is not None:
+        earlier, later = buckets
+        latencies = scrape.latencies_ms(later if restarted else scrape.buckets_increase(earlier, later))
+    return Samples(requests=requests, errors=errors, latencies_ms=latencies)
+
+
+def _buckets(before: dict[str, Any], now: dict[str, Any], variant: str | None = None) -> tuple[list, list] | None:
+    """The histogram's buckets in two readings, in total or of one variant; None when the earlier reading was made
+    before Runway read histograms (that window compares errors only)."""
+    if "buckets" not in before:
+        return None
+
+    def of(counters: dict[str, Any]) -> list[Any]:
+        found = counters.get("buckets") or {}
+        return (found.get("total") if variant is None else (found.get("variants") or {}).get(variant)) or []
+
+    return of(before), of(now)
 
 
 def observe(rollout: FlagRollout, now: dict[str, Any]) -> tuple[Observation, str]:
-    """The window since the step began as an Observation (canary and baseline), and which comparison it is."""
+    """The window since the step began as an Observation (canary and baseline), and which comparison it is. Latencies
+    come from the request-duration histogram (monitoring.scrape.latencies_ms), per variant or in total."""
+    from monitoring import scrape
+
     before = rollout.counters
     if now["variants"].get(rollout.variant) is not None and before.get("variants"):
-        canary = _delta(now["variants"][rollout.variant], before["variants"].get(rollout.variant))
+        variant = rollout.variant
+        canary = _delta(now["variants"][variant], before["variants"].get(variant), _buckets(before, now, variant))
         others = [
-            _delta(counts, before["variants"].get(name))
+            _delta(counts, before["variants"].get(name), _buckets(before, now, name))
             for name, counts in now["variants"].items()
-            if name != rollout.variant
+            if name != variant
         ]
-        baseline = Samples(requests=sum(s.requests for s in others), errors=sum(s.errors for s in others))
+        baseline = Samples(
+            requests=sum(s.requests for s in others),
+            errors=sum(s.errors for s in others),
+            latencies_ms=[latency for s in others for latency in s.latencies_ms],
+        )
         return Observation(canary=canary, baseline=baseline if baseline.requests else None), "variants"
-    started = rollout.started_counters.get("total")
-    before_all = Samples(requests=started[0], errors=started[1]) if started and started[0] else None
-    return Observation(canary=_delta(now["total"], before.get("total")), baseline=before_all), "before/after"
+    started = rollout.started_counters
+    before_all = None
+    if started.get("total") and started["total"][0]:
+        pair = _buckets(started, started)
+        latencies = scrape.latencies_ms(pair[0]) if pair else []
+        before_all = Samples(requests=started["total"][0], errors=started["total"][1], latencies_ms=latencies)
+    canary = _delta(now["total"], before.get("total"), _buckets(before, now))
+    return Observation(canary=canary, baseline=before_all), "before/after"
 
 
 def steps_check(steps: object) -> list[float]:

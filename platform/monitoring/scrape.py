@@ -75,18 +75,37 @@ def reading_parse(text: str) -> Reading:
                     if str(sample.labels.get("status", "")).startswith("5"):
                         errors += sample.value
                 elif sample.name == DURATION_BUCKET and "le" in sample.labels:
-                    le = sample.labels["le"]
-                    bound = _bound(le)
-                    key = "+Inf" if math.isinf(bound) else repr(bound)
+                    key = bucket_key(sample.labels["le"])
                     buckets[key] = buckets.get(key, 0.0) + sample.value
     except ValueError as error:
         raise NoMetrics(f"not a Prometheus exposition: {error}") from error
     if not found:
         raise NoMetrics(f"exposes no {REQUESTS} counter")
+    return Reading(requests=requests, errors=errors, buckets=buckets_ordered(buckets))
+
+
+def bucket_key(le: str) -> str:
+    """One spelling per bound ("0.5" and "5e-01" are one bucket), "+Inf" for the last; ValueError if not a number."""
+    bound = _bound(le)
+    return "+Inf" if math.isinf(bound) else repr(bound)
+
+
+def buckets_ordered(buckets: dict[str, float]) -> Buckets:
+    """Summed buckets (by `bucket_key`) in the order of their bounds; empty without a +Inf bucket, which holds the
+    total: no percentiles rather than wrong ones."""
     ordered = sorted(buckets.items(), key=lambda item: _bound(item[0]))
-    if ordered and ordered[-1][0] != "+Inf":
-        ordered = []  # a histogram without its +Inf bucket has no total: no percentiles rather than wrong ones
-    return Reading(requests=requests, errors=errors, buckets=[[le, count] for le, count in ordered])
+    if not ordered or ordered[-1][0] != "+Inf":
+        return []
+    return [[le, count] for le, count in ordered]
+
+
+def buckets_increase(before: Buckets, now: Buckets, *, restarted: bool = False) -> Buckets:
+    """What was counted into each bucket between two readings of one histogram: all of `now` after a restart (or when
+    any bucket went down, which only a restart does); empty when there is no earlier reading or the bounds changed."""
+    if not now or [le for le, _ in before] != [le for le, _ in now]:
+        return []
+    reset = restarted or any(later < earlier for (_, later), (_, earlier) in zip(now, before, strict=True))
+    return [[le, later if reset else later - earlier] for (le, later), (_, earlier) in zip(now, before, strict=True)]
 
 
 def interval_between(previous: dict[str, Any] | None, current: Reading, at: float) -> Interval | None:
@@ -101,16 +120,8 @@ def interval_between(previous: dict[str, Any] | None, current: Reading, at: floa
     requests = current.requests if restarted else current.requests - before_requests
     before_errors = float(previous.get("errors", 0.0))
     errors = current.errors if restarted or current.errors < before_errors else current.errors - before_errors
-    buckets: Buckets = []
-    before = previous.get("buckets") or []
-    if current.buckets and [le for le, _ in before] == [le for le, _ in current.buckets]:
-        bucket_reset = restarted or any(now < then for (_, now), (_, then) in zip(current.buckets, before, strict=True))
-        buckets = [
-            [le, now if bucket_reset else now - then]
-            for (le, now), (_, then) in zip(current.buckets, before, strict=True)
-        ]
-    elif current.buckets and not before:
-        buckets = []  # the histogram appeared since the last scrape: its first reading is the baseline
+    # A histogram that appeared since the last scrape has no increase yet: its first reading is the baseline.
+    buckets = buckets_increase(previous.get("buckets") or [], current.buckets, restarted=restarted)
     return Interval(
         seconds=seconds, requests=max(requests, 0.0), errors=max(min(errors, requests), 0.0), buckets=buckets
     )
@@ -125,6 +136,29 @@ def buckets_add(total: Buckets, more: Buckets) -> Buckets:
     if [le for le, _ in total] != [le for le, _ in more]:
         return total if total[-1][1] >= more[-1][1] else [list(pair) for pair in more]
     return [[le, a + b] for (le, a), (_, b) in zip(total, more, strict=True)]
+
+
+def latencies_ms(buckets: Buckets, *, limit: int = 20_000) -> list[float]:
+    """One latency (ms) per request counted in `buckets`, spread evenly within its bucket, as `quantile` assumes; a
+    request in the +Inf bucket gets the highest finite bound. Past `limit` requests every bucket is scaled down alike.
+
+    A histogram keeps no single requests; this gives the canary analysis (deployments.analysis) samples whose
+    percentiles are the histogram's and whose ranks a Mann-Whitney test can compare, ties within a bucket spread."""
+    counts, lower, below, bounds = [], 0.0, 0.0, []
+    for le, count in buckets:
+        upper = _bound(le)
+        counts.append(max(float(count) - below, 0.0))
+        bounds.append((lower, lower if math.isinf(upper) else upper))
+        below = max(below, float(count))
+        if not math.isinf(upper):
+            lower = upper
+    total = sum(counts)
+    scale = min(1.0, limit / total) if total else 0.0
+    values: list[float] = []
+    for (low, high), count in zip(bounds, counts, strict=True):
+        n = round(count * scale)
+        values += [(low + (high - low) * (i + 0.5) / n) * 1000 for i in range(n)]
+    return values
 
 
 def quantile(q: float, buckets: Buckets) -> float | None:

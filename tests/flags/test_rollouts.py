@@ -18,23 +18,40 @@ from flags.models import Flag, FlagRollout, FlagSetting
 from portal.celery import app
 from portal.errors import Conflict
 
+BOUNDS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0)
+
 
 class Metrics:
-    """A service's Prometheus /metrics, served over HTTP: cumulative request counts per variant of a flag."""
+    """A service's Prometheus /metrics, served over HTTP: cumulative request counts per variant of a flag, and (once
+    `timed` is called) the request-duration histogram per variant."""
 
     def __init__(self) -> None:
         self.counts: dict[tuple[str, str], int] = {("off", "200"): 1000, ("off", "500"): 1}
+        self.durations: dict[str, list[int]] = {}  # variant -> cumulative count per bound of BOUNDS, then +Inf
         self.lock = threading.Lock()
 
     def add(self, variant: str, status: str, n: int) -> None:
         with self.lock:
             self.counts[(variant, status)] = self.counts.get((variant, status), 0) + n
 
+    def timed(self, variant: str, seconds: float, n: int) -> None:
+        """n requests of `variant` answered 200 in `seconds` each."""
+        self.add(variant, "200", n)
+        with self.lock:
+            counts = self.durations.setdefault(variant, [0] * (len(BOUNDS) + 1))
+            for index, bound in enumerate((*BOUNDS, float("inf"))):
+                counts[index] += n if seconds <= bound else 0
+
     def text(self) -> str:
         with self.lock:
             lines = ["# TYPE http_requests_total counter"]
             for (variant, status), n in sorted(self.counts.items()):
                 lines.append(f'http_requests_total{{flag="new-checkout",variant="{variant}",status="{status}"}} {n}')
+            lines.append("# TYPE http_request_duration_seconds histogram")
+            for variant, counts in sorted(self.durations.items()):
+                for bound, n in zip((*(str(b) for b in BOUNDS), "+Inf"), counts, strict=True):
+                    labels = f'flag="new-checkout",variant="{variant}",le="{bound}"'
+                    lines.append(f"http_request_duration_seconds_bucket{{{labels}}} {n}")
         return "\n".join(lines) + "\n"
 
 
@@ -68,6 +85,27 @@ def _flag(world) -> tuple[Flag, Environment]:  # type: ignore[no-untyped-def]
     return flag, staging
 
 
+def _start(world, flag: Flag, staging: Environment, url: str, *, steps: list[float]) -> FlagRollout:  # type: ignore[no-untyped-def]
+    """The owner starts releasing "on", analysed every 5 s from `url`."""
+    return rollouts.rollout_start(
+        actor=world.owner,
+        flag=flag,
+        environment=staging,
+        variant="on",
+        steps=steps,
+        interval_seconds=5,
+        metrics_url=url,
+    )
+
+
+def _step(rollout: FlagRollout) -> FlagRollout:
+    """Run the rollout's next step here, its wait over (the tests that call this patch the task's queueing)."""
+    FlagRollout.objects.filter(pk=rollout.pk).update(next_run_at=None)
+    current = FlagRollout.objects.get(pk=rollout.pk)
+    rollouts.run_step(current.pk, current.version)
+    return FlagRollout.objects.get(pk=rollout.pk)
+
+
 def _wait_for(predicate, seconds: float = 40.0) -> None:  # type: ignore[no-untyped-def]
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
@@ -81,15 +119,7 @@ def _wait_for(predicate, seconds: float = 40.0) -> None:  # type: ignore[no-unty
 def test_a_failing_analysis_rolls_the_flag_back_on_a_real_worker(world, metrics) -> None:
     served, url = metrics
     flag, staging = _flag(world)
-    rollout = rollouts.rollout_start(
-        actor=world.owner,
-        flag=flag,
-        environment=staging,
-        variant="on",
-        steps=[10, 50, 100],
-        interval_seconds=5,
-        metrics_url=url,
-    )
+    rollout = _start(world, flag, staging, url, steps=[10, 50, 100])
     setting = lambda: FlagSetting.objects.get(flag=flag, environment=staging)  # noqa: E731
     with start_worker(app, pool="solo", perform_ping_check=False, shutdown_timeout=20):
         _wait_for(lambda: FlagRollout.objects.get(pk=rollout.pk).step == 0)  # the worker took the first step
@@ -135,23 +165,54 @@ def test_a_healthy_rollout_steps_to_100_percent(world, metrics, django_capture_o
         metrics_url=url,
     )
 
-    def step() -> FlagRollout:
-        FlagRollout.objects.filter(pk=rollout.pk).update(next_run_at=None)  # its wait is over
-        current = FlagRollout.objects.get(pk=rollout.pk)
-        rollouts.run_step(current.pk, current.version)
-        return FlagRollout.objects.get(pk=rollout.pk)
-
-    assert step().percent == 50
+    assert _step(rollout).percent == 50
     served.add("on", "200", 500)
     served.add("off", "200", 500)
-    assert step().percent == 100
+    assert _step(rollout).percent == 100
     assert FlagSetting.objects.get(flag=flag, environment=staging).rollout == {"on": 100.0, "off": 0.0}
     served.add("on", "200", 1000)
-    done = step()
+    done = _step(rollout)
     assert done.state == FlagRollout.State.SUCCEEDED and done.message == "Released: on serves everyone."
     # A stale delivery of an old version does nothing.
     rollouts.run_step(done.pk, 1)
     assert FlagRollout.objects.get(pk=done.pk).events.count() == done.events.count()
+
+
+@pytest.mark.django_db
+def test_a_slower_variant_is_rolled_back_from_the_services_histogram(world, metrics, mocker) -> None:
+    """Errors alone would pass it: the variant answers every request, but ten times slower than the others."""
+    served, url = metrics
+    served.timed("off", 0.02, 100)  # the histogram's first reading, before the rollout starts
+    flag, staging = _flag(world)
+    mocker.patch("flags.tasks.rollout_step.apply_async")
+    rollout = _start(world, flag, staging, url, steps=[10, 50, 100])
+
+    assert _step(rollout).percent == 10
+    served.timed("on", 0.02, 200)  # as fast as everyone else: it passes
+    served.timed("off", 0.02, 1800)
+    assert _step(rollout).percent == 50
+    passed = rollout.events.get(message__startswith="Analysis at 10 %")
+    assert passed.data["canary"]["latency_samples"] == 200 and passed.data["baseline"]["latency_samples"] == 1800
+    served.timed("on", 0.3, 1000)  # now ten times slower
+    served.timed("off", 0.02, 1000)
+    done = _step(rollout)
+    assert done.state == FlagRollout.State.ROLLED_BACK
+    assert "the canary is slower than the baseline: median 375.0 ms against 17.5 ms" in done.message
+    assert not FlagSetting.objects.get(flag=flag, environment=staging).enabled
+
+
+def test_without_variant_labels_the_window_is_compared_with_before_the_rollout_latencies_included() -> None:
+    fast, slow = [["0.05", 100], ["+Inf", 100]], [["0.05", 100], ["+Inf", 150]]
+    before = {"total": [100, 0], "variants": {}, "buckets": {"total": fast, "variants": {}}}
+    now = {"total": [150, 0], "variants": {}, "buckets": {"total": slow, "variants": {}}}
+    rollout = FlagRollout(variant="on", counters=before, started_counters=before)
+    observation, comparison = rollouts.observe(rollout, now)
+    assert comparison == "before/after"
+    assert observation.canary.requests == 50 and observation.canary.latencies_ms == [50.0] * 50  # past the last bound
+    assert observation.baseline is not None and len(observation.baseline.latencies_ms) == 100
+    # A reading kept from before Runway read histograms has no buckets: that window compares errors only.
+    old = FlagRollout(variant="on", counters={"total": [100, 0], "variants": {}}, started_counters=before)
+    assert rollouts.observe(old, now)[0].canary.latencies_ms == []
 
 
 @pytest.mark.django_db

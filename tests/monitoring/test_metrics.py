@@ -96,6 +96,31 @@ def test_percentiles_are_promql_histogram_quantiles():
     assert scrape.quantile(0.5, [["0.1", 0], ["+Inf", 0]]) is None
 
 
+def test_latencies_from_buckets_have_the_histograms_percentiles():
+    """One latency per request, spread within its bucket: their percentiles are histogram_quantile's (to within a
+    spread step), a request past the last bound gets that bound, and a large count is scaled down alike."""
+    import numpy
+
+    buckets = [["0.1", 50], ["0.5", 90], ["1.0", 100], ["+Inf", 104]]
+    values = scrape.latencies_ms(buckets)
+    assert len(values) == 104 and values == sorted(values)
+    assert values[-4:] == [1000.0] * 4  # the +Inf bucket: the highest finite bound
+    for q, step in ((0.5, 400 / 40), (0.9, 500 / 10)):  # the bucket's width over its count, in ms
+        assert float(numpy.percentile(values, q * 100)) == pytest.approx(scrape.quantile(q, buckets) * 1000, abs=step)
+    scaled = scrape.latencies_ms([["0.05", 300_000], ["0.25", 1_000_000], ["+Inf", 1_000_000]], limit=10_000)
+    assert len(scaled) == 10_000 and sum(value <= 50 for value in scaled) == 3_000
+    assert scrape.latencies_ms([]) == [] and scrape.latencies_ms([["0.1", 0], ["+Inf", 0]]) == []
+
+
+def test_bucket_increases_count_a_restart_whole_and_refuse_changed_bounds():
+    before = [["0.1", 5], ["+Inf", 8]]
+    assert scrape.buckets_increase(before, [["0.1", 7], ["+Inf", 12]]) == [["0.1", 2], ["+Inf", 4]]
+    assert scrape.buckets_increase(before, [["0.1", 1], ["+Inf", 2]]) == [["0.1", 1], ["+Inf", 2]]  # went down
+    assert scrape.buckets_increase(before, [["0.1", 9], ["+Inf", 9]], restarted=True) == [["0.1", 9], ["+Inf", 9]]
+    assert scrape.buckets_increase(before, [["0.2", 9], ["+Inf", 9]]) == []
+    assert scrape.buckets_increase([], [["0.1", 9], ["+Inf", 9]]) == []
+
+
 def test_an_exposition_without_request_counts_is_not_read():
     with pytest.raises(scrape.NoMetrics, match="exposes no http_requests_total"):
         scrape.reading_parse("# TYPE up gauge\nup 1\n")
