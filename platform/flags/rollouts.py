@@ -6,10 +6,11 @@ What is analysed is the service's own Prometheus exposition (`metrics_url`, fetc
 `http_requests_total` (5xx `status` counted as errors) and, when it has one, the request-duration histogram
 (`http_request_duration_seconds`), whose buckets give the analysis a latency per request (docs/flags.md). A service
 that labels its requests with the flag and the variant it served (`flag="<key>", variant="<name>"`, what an
-OpenFeature hook can add) is compared variant against variant in each step's window: the released variant is the canary, the others the baseline. Without those labels
-the comparison is before/after: the step's window against everything counted before the rollout started. A window
-with too little traffic, or metrics that cannot be read, is inconclusive: the step waits another interval, and after
-MAX_INCONCLUSIVE in a row the rollout rolls back (silence is never health).
+OpenFeature hook can add) is compared variant against variant in each step's window: the released variant is the
+canary, the others the baseline. Without those labels the comparison is before/after: the step's window against
+everything counted before the rollout started. A window with too little traffic, or metrics that cannot be read, is
+inconclusive: the step waits another interval, and after MAX_INCONCLUSIVE in a row the rollout rolls back (silence is
+never health).
 
 A step is `run_step(id, version)`, the engine's shape: *claim* (lock, check running, due and the version, bump the
 version, hold a lease by moving `next_run_at` on), *work* (read the metrics, no lock held), *finish* (lock, check the
