@@ -89,20 +89,23 @@ def counters_read(url: str, flag_key: str) -> dict[str, Any]:
     }
 
 
-def _delta(now: list[int], before: list[int] | None, buckets: tuple[list[Any], list[Any]] | None = None) -> Samples:
-    """Requests and errors in the window; a counter that went down was reset (a restart), so it counts from zero. With
-    the histogram's buckets of both readings (`buckets`: before, now), a latency per request counted in the window."""
+def _delta(
+    now: list[int], before: list[int] | None, buckets: tuple[list[Any], list[Any]] | None = None
+) -> tuple[Samples, list[Any]]:
+    """Requests and errors in the window; a counter that went down was reset (a restart), so it counts from zero. And
+    what the window added to each bucket of the histogram, given its buckets in both readings (`buckets`: before,
+    now); empty without them."""
     from monitoring import scrape
 
     requests, errors = now
     restarted = not (before and before[0] <= requests and before[1] <= errors)
     if not restarted and before:
         requests, errors = requests - before[0], errors - before[1]
-    latencies: list[float] = []
+    increase: list[Any] = []
     if buckets is not None:
         earlier, later = buckets
-        latencies = scrape.latencies_ms(later if restarted else scrape.buckets_increase(earlier, later))
-    return Samples(requests=requests, errors=errors, latencies_ms=latencies)
+        increase = later if restarted else scrape.buckets_increase(earlier, later)
+    return Samples(requests=requests, errors=errors), increase
 
 
 def _buckets(before: dict[str, Any], now: dict[str, Any], variant: str | None = None) -> tuple[list, list] | None:
@@ -126,16 +129,22 @@ def observe(rollout: FlagRollout, now: dict[str, Any]) -> tuple[Observation, str
     before = rollout.counters
     if now["variants"].get(rollout.variant) is not None and before.get("variants"):
         variant = rollout.variant
-        canary = _delta(now["variants"][variant], before["variants"].get(variant), _buckets(before, now, variant))
+        canary, increase = _delta(
+            now["variants"][variant], before["variants"].get(variant), _buckets(before, now, variant)
+        )
+        canary.latencies_ms = scrape.latencies_ms(increase)
         others = [
             _delta(counts, before["variants"].get(name), _buckets(before, now, name))
             for name, counts in now["variants"].items()
             if name != variant
         ]
+        summed: list[Any] = []
+        for _, added in others:  # one histogram for the baseline, so its latencies stay within latencies_ms's limit
+            summed = scrape.buckets_add(summed, added)
         baseline = Samples(
-            requests=sum(s.requests for s in others),
-            errors=sum(s.errors for s in others),
-            latencies_ms=[latency for s in others for latency in s.latencies_ms],
+            requests=sum(s.requests for s, _ in others),
+            errors=sum(s.errors for s, _ in others),
+            latencies_ms=scrape.latencies_ms(summed),
         )
         return Observation(canary=canary, baseline=baseline if baseline.requests else None), "variants"
     started = rollout.started_counters
@@ -144,7 +153,8 @@ def observe(rollout: FlagRollout, now: dict[str, Any]) -> tuple[Observation, str
         pair = _buckets(started, started)
         latencies = scrape.latencies_ms(pair[0]) if pair else []
         before_all = Samples(requests=started["total"][0], errors=started["total"][1], latencies_ms=latencies)
-    canary = _delta(now["total"], before.get("total"), _buckets(before, now))
+    canary, increase = _delta(now["total"], before.get("total"), _buckets(before, now))
+    canary.latencies_ms = scrape.latencies_ms(increase)
     return Observation(canary=canary, baseline=before_all), "before/after"
 
 

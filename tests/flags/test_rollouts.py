@@ -215,6 +215,22 @@ def test_without_variant_labels_the_window_is_compared_with_before_the_rollout_l
     assert rollouts.observe(old, now)[0].canary.latencies_ms == []
 
 
+def test_the_baselines_latencies_stay_bounded_however_many_variants_the_service_labels() -> None:
+    """Fifty other variants of 1,000 requests each are one histogram of 50,000, drawn as 20,000 latencies."""
+    names = ["on", *(f"v{index}" for index in range(50))]
+
+    def reading(count: int) -> dict:  # type: ignore[type-arg]
+        variants = {name: [count, 0] for name in names}
+        buckets = {name: [["0.1", count], ["+Inf", count]] for name in names}
+        return {"total": [count * 51, 0], "variants": variants, "buckets": {"total": [], "variants": buckets}}
+
+    rollout = FlagRollout(variant="on", counters=reading(0), started_counters=reading(0))
+    observation, comparison = rollouts.observe(rollout, reading(1000))
+    assert comparison == "variants" and observation.baseline is not None
+    assert observation.baseline.requests == 50_000 and len(observation.baseline.latencies_ms) == 20_000
+    assert len(observation.canary.latencies_ms) == 1000
+
+
 @pytest.mark.django_db
 def test_silence_is_never_health(world, mocker) -> None:
     flag, staging = _flag(world)
