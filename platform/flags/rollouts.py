@@ -381,22 +381,40 @@ def _finish(rollout: FlagRollout, counters: dict[str, Any] | None, error: str) -
     verdict = analysis.evaluate(observation, thresholds, analysis.Evidence.from_dict(rollout.evidence))
     at = f"{rollout.percent:g} %"
     figures = {"comparison": comparison, **verdict.figures}
+    measured = _measured(figures)
     if verdict.result == "fail":
         _event(
-            rollout, f"Analysis at {at} ({comparison}) failed: {'; '.join(verdict.reasons)}.", level="error", **figures
+            rollout,
+            f"Analysis at {at} ({comparison}) failed: {'; '.join(verdict.reasons)}.{measured}",
+            level="error",
+            **figures,
         )
         _roll_back(rollout, "; ".join(verdict.reasons))
         return
     if verdict.result == "inconclusive":
         _inconclusive(rollout, verdict.reasons, figures)
         return
-    _event(rollout, f"Analysis at {at} ({comparison}) passed: {'; '.join(verdict.reasons)}.", **figures)
+    _event(rollout, f"Analysis at {at} ({comparison}) passed: {'; '.join(verdict.reasons)}.{measured}", **figures)
     rollout.evidence = figures.get("evidence") or rollout.evidence
     rollout.counters, rollout.inconclusive = counters, 0
     if rollout.step == len(rollout.steps) - 1:
         _end(rollout, FlagRollout.State.SUCCEEDED, f"Released: {rollout.variant} serves everyone.")
         return
     _advance(rollout)
+
+
+def _measured(figures: dict[str, Any]) -> str:
+    """What the window measured, for its timeline line: each side's requests, error rate and (with a histogram) p95."""
+    parts = []
+    for side in ("canary", "baseline"):
+        found = figures.get(side)
+        if not found or not found.get("requests"):
+            continue
+        text = f"{side} {found['requests']:,} requests, {analysis.percent(found['error_rate'] or 0.0)} errors"
+        if found.get("p95_ms") is not None:
+            text += f", p95 {found['p95_ms']:.0f} ms"
+        parts.append(text)
+    return f" Measured: {'; '.join(parts)}." if parts else ""
 
 
 def _advance(rollout: FlagRollout) -> None:

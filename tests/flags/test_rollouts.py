@@ -137,6 +137,7 @@ def test_a_failing_analysis_rolls_the_flag_back_on_a_real_worker(world, metrics)
     assert timeline[0].startswith("Started: on to 10 % → 50 % → 100 %")
     assert timeline[1].startswith("Step 1 of 3: 10 % get on")
     assert timeline[2].startswith("Analysis at 10 % (variants) failed: canary error rate 20.0 %")
+    assert timeline[2].endswith("Measured: canary 200 requests, 20.0 % errors; baseline 1,440 requests, 0.0 % errors.")
     assert timeline[3].startswith("Rolled back (off): ")
     failed = rollout.events.get(level="error", message__startswith="Analysis")
     assert failed.data["canary"]["requests"] == 200 and failed.data["baseline"]["errors"] == 0
@@ -193,6 +194,9 @@ def test_a_slower_variant_is_rolled_back_from_the_services_histogram(world, metr
     assert _step(rollout).percent == 50
     passed = rollout.events.get(message__startswith="Analysis at 10 %")
     assert passed.data["canary"]["latency_samples"] == 200 and passed.data["baseline"]["latency_samples"] == 1800
+    assert passed.message.endswith(
+        "Measured: canary 200 requests, 0.0 % errors, p95 24 ms; baseline 1,800 requests, 0.0 % errors, p95 24 ms."
+    )
     served.timed("on", 0.3, 1000)  # now ten times slower
     served.timed("off", 0.02, 1000)
     done = _step(rollout)
