@@ -319,28 +319,28 @@ def _error_evidence(evidence: Evidence, thresholds: Thresholds, figures: dict[st
     return []
 
 
+def counter_samples(text: str, names: frozenset[str]) -> Iterator[tuple[str, dict[str, str], float]]:
+    """The samples of a Prometheus exposition named in `names`, in one reading of it: (name, labels, value). Raises
+    ValueError on a text that is not an exposition or a value no counter can hold."""
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name not in names:
+                continue
+            if not math.isfinite(sample.value) or sample.value < 0:
+                raise ValueError(f"{sample.name} has an impossible value {sample.value}")
+            yield sample.name, sample.labels, sample.value
+
+
+def failed(labels: dict[str, str]) -> int:
+    """1 for an `http_requests_total` series of 5xx answers, else 0."""
+    return 1 if labels.get("status", "").startswith("5") else 0
+
+
 def request_samples(text: str) -> Iterator[tuple[dict[str, str], float, int]]:
-    """The `http_requests_total` series of a Prometheus exposition: (labels, value, 1 if its status is a 5xx else 0).
-    Raises ValueError on a text that is not an exposition or a value no counter can hold."""
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            if sample.name != "http_requests_total":
-                continue
-            if not math.isfinite(sample.value) or sample.value < 0:
-                raise ValueError(f"http_requests_total has an impossible value {sample.value}")
-            yield sample.labels, sample.value, 1 if sample.labels.get("status", "").startswith("5") else 0
-
-
-def duration_buckets(text: str) -> Iterator[tuple[dict[str, str], float]]:
-    """The `http_request_duration_seconds` histogram's bucket series of a Prometheus exposition: (labels with `le`,
-    cumulative count). Raises ValueError as `request_samples` does."""
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            if sample.name != "http_request_duration_seconds_bucket" or "le" not in sample.labels:
-                continue
-            if not math.isfinite(sample.value) or sample.value < 0:
-                raise ValueError(f"http_request_duration_seconds_bucket has an impossible value {sample.value}")
-            yield sample.labels, sample.value
+    """The `http_requests_total` series of a Prometheus exposition: (labels, value, `failed`). Raises ValueError as
+    `counter_samples` does."""
+    for _name, labels, value in counter_samples(text, frozenset({"http_requests_total"})):
+        yield labels, value, failed(labels)
 
 
 def parse_prometheus_requests(text: str) -> tuple[int, int]:

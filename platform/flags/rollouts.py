@@ -64,19 +64,23 @@ def counters_read(url: str, flag_key: str) -> dict[str, Any]:
     buckets: dict[str, float] = {}
     variant_buckets: dict[str, dict[str, float]] = {}
     try:
-        for labels, value, failed in analysis.request_samples(text):
-            total[0] += value
-            total[1] += value * failed
-            if labels.get("flag") == flag_key and "variant" in labels:
-                counts = variants.setdefault(labels["variant"], [0.0, 0.0])
-                counts[0] += value
-                counts[1] += value * failed
-        for labels, value in analysis.duration_buckets(text):
-            key = scrape.bucket_key(labels["le"])
-            buckets[key] = buckets.get(key, 0.0) + value
-            if labels.get("flag") == flag_key and "variant" in labels:
-                into = variant_buckets.setdefault(labels["variant"], {})
-                into[key] = into.get(key, 0.0) + value
+        read = frozenset({scrape.REQUESTS, scrape.DURATION_BUCKET})
+        for name, labels, value in analysis.counter_samples(text, read):
+            variant = labels.get("variant") if labels.get("flag") == flag_key else None
+            if name == scrape.REQUESTS:
+                failed = analysis.failed(labels)
+                total[0] += value
+                total[1] += value * failed
+                if variant is not None:
+                    counts = variants.setdefault(variant, [0.0, 0.0])
+                    counts[0] += value
+                    counts[1] += value * failed
+            elif "le" in labels:
+                key = scrape.bucket_key(labels["le"])
+                buckets[key] = buckets.get(key, 0.0) + value
+                if variant is not None:
+                    into = variant_buckets.setdefault(variant, {})
+                    into[key] = into.get(key, 0.0) + value
     except ValueError as error:
         raise MetricsUnreadable(f"{url} is not a Prometheus exposition: {error or 'unparsable line'}") from error
     return {
@@ -90,11 +94,11 @@ def counters_read(url: str, flag_key: str) -> dict[str, Any]:
 
 
 def _delta(
-    now: list[int], before: list[int] | None, buckets: tuple[list[Any], list[Any]] | None = None
+    now: list[int], before: list[int] | None, earlier: list[Any] | None = None, later: list[Any] | None = None
 ) -> tuple[Samples, list[Any]]:
     """Requests and errors in the window; a counter that went down was reset (a restart), so it counts from zero. And
-    what the window added to each bucket of the histogram, given its buckets in both readings (`buckets`: before,
-    now); empty without them."""
+    what the window added to each bucket of the histogram, given its buckets in both readings (`_histogram`); empty
+    when the earlier reading has none."""
     from monitoring import scrape
 
     requests, errors = now
@@ -102,23 +106,18 @@ def _delta(
     if not restarted and before:
         requests, errors = requests - before[0], errors - before[1]
     increase: list[Any] = []
-    if buckets is not None:
-        earlier, later = buckets
+    if earlier is not None and later is not None:
         increase = later if restarted else scrape.buckets_increase(earlier, later)
     return Samples(requests=requests, errors=errors), increase
 
 
-def _buckets(before: dict[str, Any], now: dict[str, Any], variant: str | None = None) -> tuple[list, list] | None:
-    """The histogram's buckets in two readings, in total or of one variant; None when the earlier reading was made
-    before Runway read histograms (that window compares errors only)."""
-    if "buckets" not in before:
+def _histogram(counters: dict[str, Any], variant: str | None = None) -> list[Any] | None:
+    """The histogram's buckets in a reading, in total or of one variant; None in a reading made before Runway read
+    histograms (a window that starts from one compares errors only)."""
+    found = counters.get("buckets")
+    if found is None:
         return None
-
-    def of(counters: dict[str, Any]) -> list[Any]:
-        found = counters.get("buckets") or {}
-        return (found.get("total") if variant is None else (found.get("variants") or {}).get(variant)) or []
-
-    return of(before), of(now)
+    return (found.get("total") if variant is None else (found.get("variants") or {}).get(variant)) or []
 
 
 def observe(rollout: FlagRollout, now: dict[str, Any]) -> tuple[Observation, str]:
@@ -128,32 +127,27 @@ def observe(rollout: FlagRollout, now: dict[str, Any]) -> tuple[Observation, str
 
     before = rollout.counters
     if now["variants"].get(rollout.variant) is not None and before.get("variants"):
-        variant = rollout.variant
-        canary, increase = _delta(
-            now["variants"][variant], before["variants"].get(variant), _buckets(before, now, variant)
-        )
-        canary.latencies_ms = scrape.latencies_ms(increase)
-        others = [
-            _delta(counts, before["variants"].get(name), _buckets(before, now, name))
+        windows = {
+            name: _delta(counts, before["variants"].get(name), _histogram(before, name), _histogram(now, name))
             for name, counts in now["variants"].items()
-            if name != variant
-        ]
+        }
+        canary, increase = windows.pop(rollout.variant)
+        canary.latencies_ms = scrape.latencies_ms(increase)
         summed: list[Any] = []
-        for _, added in others:  # one histogram for the baseline, so its latencies stay within latencies_ms's limit
+        for _, added in windows.values():  # one histogram for the baseline, so its latencies stay within the limit
             summed = scrape.buckets_add(summed, added)
         baseline = Samples(
-            requests=sum(s.requests for s, _ in others),
-            errors=sum(s.errors for s, _ in others),
+            requests=sum(s.requests for s, _ in windows.values()),
+            errors=sum(s.errors for s, _ in windows.values()),
             latencies_ms=scrape.latencies_ms(summed),
         )
         return Observation(canary=canary, baseline=baseline if baseline.requests else None), "variants"
     started = rollout.started_counters
     before_all = None
     if started.get("total") and started["total"][0]:
-        pair = _buckets(started, started)
-        latencies = scrape.latencies_ms(pair[0]) if pair else []
+        latencies = scrape.latencies_ms(_histogram(started) or [])
         before_all = Samples(requests=started["total"][0], errors=started["total"][1], latencies_ms=latencies)
-    canary, increase = _delta(now["total"], before.get("total"), _buckets(before, now))
+    canary, increase = _delta(now["total"], before.get("total"), _histogram(before), _histogram(now))
     canary.latencies_ms = scrape.latencies_ms(increase)
     return Observation(canary=canary, baseline=before_all), "before/after"
 
