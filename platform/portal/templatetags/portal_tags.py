@@ -32,6 +32,8 @@ def text_escaped(value: Any) -> str:
     page's time, which escapes hundreds of names."""
     if type(value) is str:
         return html.escape(value)
+    if type(value) is int:  # a key or a tier: digits and a sign, nothing to escape
+        return str(value)
     return str(conditional_escape(value))
 
 
