@@ -24,6 +24,9 @@ class ProbeSource(models.TextChoices):
     # For services on the simulated runtime (the demo's): nothing listens, so the worker makes the result up
     # without a request, and every page that shows it says so.
     SIMULATED = "simulated", "Simulated"
+    # Every replica the environment's runtime runs for the service, found anew at each probe: the local runtime gives
+    # each release new ports, so a URL naming one would go down with the next deployment.
+    REPLICAS = "replicas", "Deployed replicas"
 
 
 class HealthCheck(models.Model):
@@ -31,7 +34,11 @@ class HealthCheck(models.Model):
 
     service = models.ForeignKey("catalog.Service", on_delete=models.CASCADE, related_name="health_checks")
     environment = models.ForeignKey("deployments.Environment", on_delete=models.CASCADE, related_name="health_checks")
-    url = models.URLField(max_length=2000, help_text="http or https URL the probe requests with GET.")
+    url = models.URLField(
+        max_length=2000,
+        blank=True,
+        help_text="http or https URL the probe requests with GET; empty when the check probes the deployed replicas.",
+    )
     interval_seconds = models.PositiveIntegerField(
         default=60, validators=[MinValueValidator(10), MaxValueValidator(86_400)], help_text="10 s to 1 day."
     )
@@ -49,7 +56,10 @@ class HealthCheck(models.Model):
         max_length=20,
         choices=ProbeSource.choices,
         default=ProbeSource.HTTP,
-        help_text="simulated: no request is made; the result is made up (demo services on the simulated runtime).",
+        help_text=(
+            "http: the URL; replicas: every replica Runway deployed there, at its release's health path; simulated:"
+            " no request is made, the result is made up (demo services on the simulated runtime)."
+        ),
     )
     next_run_at = models.DateTimeField(default=timezone.now, db_index=True)
     # The service's Prometheus page on the check's host and port, scraped every MONITORING_SCRAPE_INTERVAL_SECONDS
@@ -83,8 +93,9 @@ class HealthCheck(models.Model):
 
     @property
     def metrics_url(self) -> str:
-        """`metrics_path` on the check's scheme, host and port; empty when nothing is scraped."""
-        if not self.metrics_path:
+        """`metrics_path` on the check's scheme, host and port; empty when nothing is scraped, or when the replicas
+        are (each at its release's own metrics path)."""
+        if not self.metrics_path or not self.url:
             return ""
         parts = urlsplit(self.url)
         return urlunsplit((parts.scheme, parts.netloc, self.metrics_path, "", ""))

@@ -122,8 +122,14 @@ def _resolve(host: str, port: int) -> IPAddress:
     return addresses[0]
 
 
-def _pinned(url: str) -> tuple[str, str, str]:
-    """(URL with the host replaced by its checked address, Host header, TLS server name)."""
+def _pinned(url: str, *, own: bool = False) -> tuple[str, str, str]:
+    """(URL with the host replaced by its checked address, Host header, TLS server name).
+
+    `own`: a replica's URL that Runway's own runtime made (loopback, a port it chose), which nobody typed; it is
+    requested as it is, since the loopback rule guards against typed URLs reaching the portal's machine."""
+    if own:
+        parts = urlsplit(url)
+        return url, parts.netloc, parts.hostname or ""
     if why := url_refusal(url):
         raise Refused(why.removeprefix("Refused: ").rstrip("."))
     parts = urlsplit(url)
@@ -154,8 +160,9 @@ def _origin(url: str) -> tuple[str, str, int]:
     return parts.scheme, (parts.hostname or "").lower(), parts.port or (443 if parts.scheme == "https" else 80)
 
 
-def probe(*, url: str, timeout_ms: int, expected_status: int, body_match: str = "") -> Outcome:
-    """Request `url` once under the SSRF rules and judge the answer; never raises for a network failure."""
+def probe(*, url: str, timeout_ms: int, expected_status: int, body_match: str = "", own: bool = False) -> Outcome:
+    """Request `url` once under the SSRF rules (see `_pinned` for `own`) and judge the answer; never raises for a
+    network failure."""
     started = time.monotonic()
     deadline = started + timeout_ms / 1000
     cap = settings.MONITORING_PROBE_MAX_BODY_BYTES
@@ -173,7 +180,7 @@ def probe(*, url: str, timeout_ms: int, expected_status: int, body_match: str = 
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     return failed(f"timed out after {timeout_ms} ms")
-                target, host_header, server_name = _pinned(current)
+                target, host_header, server_name = _pinned(current, own=own)
                 request = client.build_request(
                     "GET",
                     target,
@@ -227,12 +234,12 @@ class FetchFailed(Exception):
     """A page could not be fetched under the probe's rules; the message says why."""
 
 
-def fetch_text(*, url: str, timeout_ms: int, max_bytes: int = MAX_METRICS_BYTES) -> str:
+def fetch_text(*, url: str, timeout_ms: int, max_bytes: int = MAX_METRICS_BYTES, own: bool = False) -> str:
     """GET `url` under the same SSRF rules as a probe (denied networks, loopback setting, pinned address) without
     following redirects, and return its body as text; at most `max_bytes`, within `timeout_ms` for everything."""
     deadline = time.monotonic() + timeout_ms / 1000
     try:
-        target, host_header, server_name = _pinned(url)
+        target, host_header, server_name = _pinned(url, own=own)
         with httpx.Client(follow_redirects=False, trust_env=False, verify=tls_context()) as client:
             request = client.build_request(
                 "GET",

@@ -127,6 +127,50 @@ def interval_between(previous: dict[str, Any] | None, current: Reading, at: floa
     )
 
 
+def replicas_state(previous: dict[str, Any] | None, readings: dict[str, Reading | None], at: float) -> dict[str, Any]:
+    """What a scrape of several replicas keeps for the next one: each replica's reading by program. A replica that
+    could not be read keeps its previous reading, so its next one covers the gap; one never read is marked (None),
+    so that its first reading is taken as a baseline rather than as everything it did since it started."""
+    before = (previous or {}).get("replicas") or {}
+    kept: dict[str, Any] = {}
+    for program, reading in readings.items():
+        kept[program] = reading.state(at) if reading is not None else before.get(program)
+    return {"at": at, "replicas": kept}
+
+
+def replicas_interval(
+    previous: dict[str, Any] | None, readings: dict[str, Reading | None], at: float
+) -> Interval | None:
+    """What all the replicas did since the previous scrape, summed: each replica's increase from its own previous
+    reading (one restarting is not a reset of the others). A replica that was not there at the previous scrape
+    started since, so all it counts happened since; None for the first scrape."""
+    # A check that probed one URL until now kept that page's counters, not its replicas': start afresh.
+    if not previous or "at" not in previous or "replicas" not in previous:
+        return None
+    seconds = at - float(previous["at"])
+    if seconds <= 0:
+        return None
+    before = previous["replicas"]
+    total = Interval(seconds=seconds, requests=0.0, errors=0.0, buckets=[])
+    for program, reading in readings.items():
+        if reading is None:
+            continue
+        if program in before:
+            part = interval_between(before[program], reading, at)
+            if part is None:
+                continue
+        else:
+            part = interval_between({"at": previous["at"], "requests": 0.0, "errors": 0.0}, reading, at)
+            if part is not None:
+                part.buckets = [list(pair) for pair in reading.buckets]
+        if part is None:
+            continue
+        total.requests += part.requests
+        total.errors += part.errors
+        total.buckets = buckets_add(total.buckets, part.buckets)
+    return total
+
+
 def buckets_add(total: Buckets, more: Buckets) -> Buckets:
     """Two intervals' buckets summed; the bounds must agree (otherwise the larger-count one is kept whole)."""
     if not total:

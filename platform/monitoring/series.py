@@ -21,7 +21,7 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from monitoring import anomaly, probe, scrape, selectors
+from monitoring import anomaly, probe, replicas, scrape, selectors
 from monitoring.models import Anomaly, DetectorState, HealthCheck, Metric, MetricRollup, MetricSample, ProbeSource
 
 logger = structlog.get_logger(__name__)
@@ -81,11 +81,24 @@ def simulated_reading(check_id: int, previous: dict[str, Any], at: float) -> scr
     )
 
 
-def _read(check: HealthCheck) -> tuple[scrape.Reading | None, str, float]:
-    """(reading, error, time) of one check's metrics page."""
+# One page's reading, or a replicas check's readings by program (None where a replica could not be read).
+Found = scrape.Reading | dict[str, scrape.Reading | None] | None
+
+
+def _read(check: HealthCheck, place: replicas.Place | None = None) -> tuple[Found, str, float]:
+    """(reading, error, time) of one check's metrics page, or of its deployed replicas' pages."""
     if check.source == ProbeSource.SIMULATED:
         at = time.time()
         return simulated_reading(check.pk, check.metrics_state or {}, at), "", at
+    if check.source == ProbeSource.REPLICAS:
+        if place is None:  # deleted since it was claimed
+            return None, "the check no longer exists", time.time()
+        try:
+            found, error = replicas.read_all(check, place, max_bytes=MAX_METRICS_BYTES)
+        except Exception as crash:  # as below: one check's surprise must not lose the batch
+            logger.exception("monitoring.scrape_crashed", check_id=check.pk)
+            return None, f"scrape failed: {type(crash).__name__}", time.time()
+        return (found if any(r is not None for r in found.values()) else None), error[:300], time.time()
     timeout_ms = min(check.timeout_ms, 10_000)
     try:
         text = probe.fetch_text(url=check.metrics_url, timeout_ms=timeout_ms, max_bytes=MAX_METRICS_BYTES)
@@ -104,12 +117,13 @@ def metrics_scrape_due(*, now: datetime | None = None, limit: int = BATCH) -> in
     due = checks_to_scrape(now=now or timezone.now(), limit=limit)
     if not due:
         return 0
+    where = replicas.places(due)
     with ThreadPoolExecutor(max_workers=min(THREADS, len(due))) as pool:
-        readings = list(pool.map(_read, due))
+        readings = list(pool.map(lambda check: _read(check, where.get(check.pk)), due))
     return metrics_record(checks=due, readings=readings)
 
 
-def metrics_record(*, checks: list[HealthCheck], readings: Iterable[tuple[scrape.Reading | None, str, float]]) -> int:
+def metrics_record(*, checks: list[HealthCheck], readings: Iterable[tuple[Found, str, float]]) -> int:
     """Turn readings into samples (the increase since each check's previous reading) and store them, with the checks'
     new readings, in two batched statements. A reading that failed keeps the previous one, so the next success
     covers the gap as one longer interval."""
@@ -122,9 +136,13 @@ def metrics_record(*, checks: list[HealthCheck], readings: Iterable[tuple[scrape
             changed.append(check)
             continue
         read += 1
-        interval = scrape.interval_between(check.metrics_state, reading, at)
-        check.metrics_state = reading.state(at)
-        check.metrics_error = ""
+        if isinstance(reading, dict):
+            interval = scrape.replicas_interval(check.metrics_state, reading, at)
+            check.metrics_state = scrape.replicas_state(check.metrics_state, reading, at)
+        else:
+            interval = scrape.interval_between(check.metrics_state, reading, at)
+            check.metrics_state = reading.state(at)
+        check.metrics_error = error  # a replica that could not be read, while the others were
         changed.append(check)
         if interval is None:
             continue

@@ -17,13 +17,14 @@ from django.utils import timezone
 from audit import services as audit
 from catalog.models import Service
 from catalog.permissions import user_can
-from monitoring import anomaly, burn, openslo, selectors, sources
+from monitoring import anomaly, burn, openslo, replicas, selectors, sources
 from monitoring.models import (
     SLO,
     Anomaly,
     HealthCheck,
     ProbeResult,
     ProbeRollup,
+    ProbeSource,
     SliSample,
     SliState,
     SloDetectorState,
@@ -32,7 +33,18 @@ from monitoring.probe import Outcome, url_refusal, url_validate
 
 logger = structlog.get_logger(__name__)
 
-EDITABLE = ("url", "interval_seconds", "timeout_ms", "expected_status", "body_match", "enabled", "metrics_path")
+EDITABLE = (
+    "source",
+    "url",
+    "interval_seconds",
+    "timeout_ms",
+    "expected_status",
+    "body_match",
+    "enabled",
+    "metrics_path",
+)
+# What a person may choose; simulated checks are the demo's, made by its loader.
+CHOSEN_SOURCES = (ProbeSource.HTTP, ProbeSource.REPLICAS)
 
 
 def health_check_require_change(*, user: User | AnonymousUser, service: Service) -> None:
@@ -42,7 +54,13 @@ def health_check_require_change(*, user: User | AnonymousUser, service: Service)
 
 
 def _urls_validate(check: HealthCheck) -> None:
-    """The probe's URL and the metrics page it implies, under the same rules (an admin path is refused for both)."""
+    """The probe's URL and the metrics page it implies, under the same rules (an admin path is refused for both);
+    or, for a check of the deployed replicas, a deploy target whose runtime says where they run."""
+    if check.source == ProbeSource.REPLICAS:
+        replicas.place_validate(check)
+        return
+    if not check.url and check.source == ProbeSource.HTTP:
+        raise ValidationError({"url": "Give the URL to probe, or choose source replicas to probe each replica."})
     url_validate(check.url)
     if check.metrics_path.startswith("/"):
         if why := url_refusal(check.metrics_url):
@@ -78,7 +96,10 @@ def health_check_update(*, user: User | AnonymousUser, check: HealthCheck, **fie
         setattr(check, field, value)
     _urls_validate(check)
     check.full_clean()
-    if before["url"] != check.url or before["interval_seconds"] != check.interval_seconds:
+    if before["source"] != check.source:
+        # The counters kept were another target's (one page, or each replica's): the next scrape starts afresh.
+        check.metrics_state = {}
+    if any(before[field] != getattr(check, field) for field in ("source", "url", "interval_seconds")):
         check.next_run_at = timezone.now()
     check.save()
     audit.event_record(

@@ -9,7 +9,7 @@ from celery import shared_task
 from django.db import transaction
 from django.utils import timezone
 
-from monitoring import selectors, series, services
+from monitoring import replicas, selectors, series, services
 from monitoring.models import SLO, HealthCheck, ProbeSource
 from monitoring.probe import Outcome, probe, simulated_outcome
 
@@ -41,10 +41,17 @@ def run_due_checks(*, limit: int | None = None) -> int:
     if not due:
         return 0
 
+    where = replicas.places(due)
+
     def one(check: HealthCheck) -> tuple[int, datetime, Outcome]:
         if check.source == ProbeSource.SIMULATED:
             return check.pk, timezone.now(), simulated_outcome(check.pk, timezone.now())
         try:
+            if check.source == ProbeSource.REPLICAS:
+                place = where.get(check.pk)
+                if place is None:  # deleted since it was claimed: its result has no row to join
+                    return check.pk, timezone.now(), Outcome(False, None, None, "the check no longer exists")
+                return check.pk, timezone.now(), replicas.probe_all(check, place)
             outcome = probe(
                 url=check.url,
                 timeout_ms=check.timeout_ms,

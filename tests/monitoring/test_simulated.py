@@ -47,11 +47,13 @@ def test_a_simulated_check_makes_no_request(world, target):
 def test_the_api_shows_the_source_and_will_not_make_a_simulated_check(api_client, world, target):
     Environment.objects.create(name="Staging", slug="staging", order=1)
     api_client.force_authenticate(world.owner)
-    response = api_client.post(
-        reverse("api:health-check-list"),
-        {"service": world.service.slug, "environment": "staging", "url": target.url("/ok"), "source": "simulated"},
-        format="json",
-    )
+    body = {"service": world.service.slug, "environment": "staging", "url": target.url("/ok")}
+    response = api_client.post(reverse("api:health-check-list"), {**body, "source": "simulated"}, format="json")
+    assert response.status_code == 400
+    assert response.json()["source"] == ["Choose http or replicas: simulated checks are made by the demo loader only."]
+    assert not HealthCheck.objects.exists()
+
+    response = api_client.post(reverse("api:health-check-list"), body, format="json")
     assert response.status_code == 201, response.content
     assert response.json()["source"] == "http"
     assert HealthCheck.objects.get().source == ProbeSource.HTTP

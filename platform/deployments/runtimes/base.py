@@ -75,6 +75,7 @@ class Observation:
 
 class Runtime(ABC):
     name: str
+    lists_replicas = False  # whether `endpoints` says where the replicas run, so health checks can follow them
 
     @abstractmethod
     def prepare(self, ctx: Context) -> None:
@@ -107,3 +108,9 @@ class Runtime(ABC):
     @abstractmethod
     def stop_all(self, *, service: str, environment: str) -> None:
         """Stop everything this service runs in this environment (decommissioning)."""
+
+    def endpoints(self, service: str, environment: str) -> list[dict[str, Any]] | None:
+        """Every replica that should run for this service and environment: `program`, `version`, `state`
+        ("RUNNING" when it runs), `health_url` and `metrics_url`. None when the runtime cannot say where its
+        replicas run (an external CD system's, or the simulated one's where nothing runs)."""
+        return None

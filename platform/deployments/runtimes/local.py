@@ -877,6 +877,7 @@ class LocalRuntime(Runtime):
     """Deploys releases as supervised processes on this machine; see the module docstring for what that means."""
 
     name = "local"
+    lists_replicas = True
 
     # Each public method holds this service+environment's lock for its whole run: a worker presumed dead by the
     # sweeper may still be running, and two of them reconciling the same replicas would over- or under-shoot.
@@ -1227,7 +1228,8 @@ class LocalRuntime(Runtime):
             self._stop(supervisor, self._replicas(supervisor, service, environment))
 
     def endpoints(self, service: str, environment: str) -> list[dict[str, Any]]:
-        """Every replica configured for this service and environment with its state, for the portal's pages.
+        """Every replica configured for this service and environment with its state, for the portal's pages and the
+        health checks that follow the deployed replicas.
 
         Read-only: it never starts supervisord (a page view should not spawn daemons); when supervisord is down,
         every replica is reported STOPPED, which is the truth.
@@ -1240,15 +1242,20 @@ class LocalRuntime(Runtime):
             processes = supervisor.processes() if supervisor.answers() else {}
         finally:
             supervisor.close()
+        # Health and metrics paths are the release's own (its runway.yaml), so they follow a release that moves them.
+        paths = {commit: _endpoint_paths(service, environment, commit) for commit in {r.commit for r in replicas}}
         rows = []
         for replica in sorted(replicas, key=lambda r: (r.version, r.index)):
             info = processes.get(replica.program)
+            health, metrics = paths[replica.commit]
             rows.append(
                 replica.public()
                 | {
                     "state": _state(info) if info else "STOPPED",
                     "pid": int(info["pid"]) if info else 0,
                     "url": replica.url("/"),
+                    "health_url": replica.url(health),
+                    "metrics_url": replica.url(metrics),
                 }
             )
         return rows

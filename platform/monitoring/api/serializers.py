@@ -7,6 +7,7 @@ from catalog.models import Service
 from deployments.models import Environment
 from monitoring.models import HealthCheck, HealthStatus
 from monitoring.selectors import Health, health_for_checks
+from monitoring.services import CHOSEN_SOURCES
 from portal.api import SlugRelatedField
 
 
@@ -64,8 +65,7 @@ class HealthCheckSerializer(serializers.ModelSerializer):
             "created_at",
             "updated_at",
         ]
-        # source: only the demo makes simulated checks; one made through the API always probes for real.
-        read_only_fields = ["source", "next_run_at", "metrics_error", "metrics_scraped_at", "created_at", "updated_at"]
+        read_only_fields = ["next_run_at", "metrics_error", "metrics_scraped_at", "created_at", "updated_at"]
         # The unique (service, environment) pair is checked by the service function's full_clean (a 400 naming it).
         validators: list[Any] = []
 
@@ -74,6 +74,14 @@ class HealthCheckSerializer(serializers.ModelSerializer):
         if self.instance is not None and not isinstance(self.instance, list):
             self.fields["service"].read_only = True
             self.fields["environment"].read_only = True
+
+    def validate_source(self, value: str) -> str:
+        # Only the demo makes simulated checks; one made through the API always probes for real.
+        if value not in CHOSEN_SOURCES:
+            raise serializers.ValidationError(
+                f"Choose {' or '.join(CHOSEN_SOURCES)}: {value} checks are made by the demo loader only."
+            )
+        return value
 
     @extend_schema_field(HealthSerializer)
     def get_health(self, check: HealthCheck) -> dict[str, Any]:
