@@ -97,7 +97,8 @@ def test_good_answers_every_request_with_the_golden_paths_body_and_noise(worktre
         injected = replica.timed(30)
         assert 'status="200"} 31' in replica.get("/metrics").text  # counted like the golden path counts
     assert 14 <= statistics.median(injected) <= 28  # the shared service time, 20 ms at the median
-    assert len(set(injected)) == 30  # with noise, not a constant
+    # With noise, not a constant: the delays are spread (two of thirty may still round to the same microsecond).
+    assert statistics.pstdev(injected) > 0.5 and len(set(injected)) >= 25
 
 
 def test_crash_on_start_exits_before_listening(worktree: Path) -> None:
