@@ -6,6 +6,8 @@ import yaml
 from django import forms
 
 from catalog import safe_yaml
+from deployments.models import Environment
+from monitoring.models import ProbeSource
 
 MAX_YAML = 20_000
 
@@ -66,3 +68,48 @@ class SloForm(forms.Form):
         if len(documents) != 1:
             raise forms.ValidationError("Write exactly one document (one SLO).")
         return documents[0]
+
+
+class HealthCheckForm(forms.Form):
+    """A health check typed on the service's page; the service function checks what a form cannot (the URL's safety
+    rules, a deploy target for replicas, one check per environment) and its errors come back on these fields."""
+
+    environment = forms.ModelChoiceField(
+        queryset=Environment.objects.none(), to_field_name="slug", empty_label=None, label="Environment"
+    )
+    source = forms.ChoiceField(
+        label="What to probe",
+        choices=[
+            (ProbeSource.REPLICAS, "Every replica Runway deployed there (follows each deployment)"),
+            (ProbeSource.HTTP, "One URL"),
+        ],
+        help_text="Replicas are found anew at every probe, at the health and metrics paths their release declares.",
+    )
+    url = forms.URLField(
+        label="URL",
+        max_length=2000,
+        required=False,
+        assume_scheme="https",
+        help_text="For one URL: http or https, requested with GET. Leave it empty for the deployed replicas.",
+    )
+    interval_seconds = forms.IntegerField(label="Every (seconds)", min_value=10, max_value=86_400, initial=60)
+    timeout_ms = forms.IntegerField(label="Timeout (ms)", min_value=100, max_value=30_000, initial=5000)
+    expected_status = forms.IntegerField(label="Expected status", min_value=100, max_value=599, initial=200)
+    body_match = forms.CharField(
+        label="Body contains", max_length=200, required=False, help_text="Optional text the answer must contain."
+    )
+    metrics_path = forms.CharField(
+        label="Metrics path",
+        max_length=200,
+        required=False,
+        initial="/metrics",
+        help_text="Prometheus page on the URL's host (replicas use their release's own); empty to read no metrics.",
+    )
+    enabled = forms.BooleanField(label="Probe it (a paused check shows as unknown)", required=False, initial=True)
+
+    def __init__(self, *args: Any, environments: Any, fixed_environment: bool = False, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        field = self.fields["environment"]
+        assert isinstance(field, forms.ModelChoiceField)
+        field.queryset = environments
+        field.disabled = fixed_environment

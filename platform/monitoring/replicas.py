@@ -52,6 +52,11 @@ class Place:
         return rows[:MAX_REPLICAS]
 
 
+def listing_runtimes() -> list[str]:
+    """The runtimes whose replicas a check can follow (those that say where their replicas run)."""
+    return [name for name in runtimes.REGISTRY if runtimes.get(name).lists_replicas]
+
+
 def places(checks: Iterable[HealthCheck]) -> dict[int, Place]:
     """The place of each replicas check among `checks`, in one query."""
     ids = [check.pk for check in checks if check.source == ProbeSource.REPLICAS]

@@ -12,7 +12,8 @@ from django.db.models.functions import Coalesce, RowNumber, Trunc
 from django.utils import timezone
 
 from catalog.models import Service
-from monitoring import burn
+from deployments.models import DeployTarget
+from monitoring import burn, replicas
 from monitoring.models import (
     SLO,
     Anomaly,
@@ -230,6 +231,16 @@ def health_for_services(service_ids: Sequence[int], *, now: datetime | None = No
         )
         for service_id, (rank, environment) in worst.items()
     }
+
+
+def environments_with_followed_replicas(service: Service) -> set[int]:
+    """Ids of the environments where `service` deploys with a runtime that says where its replicas run, so that a
+    health check there can follow them."""
+    return set(
+        DeployTarget.objects.filter(service=service, runtime__in=replicas.listing_runtimes()).values_list(
+            "environment_id", flat=True
+        )
+    )
 
 
 def checks_due(*, now: datetime, limit: int) -> QuerySet[HealthCheck]:

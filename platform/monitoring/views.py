@@ -3,7 +3,7 @@
 import yaml
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -12,9 +12,10 @@ from django.views.decorators.http import require_GET, require_http_methods
 from catalog import selectors as catalog_selectors
 from catalog.models import Service
 from catalog.permissions import user_can
+from deployments.models import Environment
 from monitoring import openslo, selectors, services
-from monitoring.forms import EXAMPLE, SloForm
-from monitoring.models import SLO
+from monitoring.forms import EXAMPLE, HealthCheckForm, SloForm
+from monitoring.models import SLO, HealthCheck, ProbeSource
 from monitoring.templatetags.monitoring import BADGE
 
 # A catalog page shows 50 services; anything much larger is not a page of the catalog.
@@ -48,9 +49,9 @@ def _slo_service_or_404(request: HttpRequest, slug: str) -> Service:
     return get_object_or_404(catalog_selectors.service_list_visible(user=request.user), slug=slug)
 
 
-def _require_change(request: HttpRequest, service: Service) -> None:
+def _require_change(request: HttpRequest, service: Service, what: str = "SLOs") -> None:
     if not user_can(request.user, "catalog.change_service", service):
-        raise PermissionDenied(f"Only {service.owner} (or a platform admin) can change {service}'s SLOs.")
+        raise PermissionDenied(f"Only {service.owner} (or a platform admin) can change {service}'s {what}.")
 
 
 @login_required
@@ -101,3 +102,83 @@ def slo_delete(request: HttpRequest, pk: int) -> HttpResponse:
     services.slo_delete(user=request.user, slo=slo)
     messages.success(request, f"Deleted the SLO {slo.name}.")
     return redirect(reverse("catalog:service-detail", args=[service.slug]) + "#slos")
+
+
+# --- health checks --------------------------------------------------------------------------------------------------
+
+HEALTH_FIELDS = (
+    "source",
+    "url",
+    "interval_seconds",
+    "timeout_ms",
+    "expected_status",
+    "body_match",
+    "metrics_path",
+    "enabled",
+)
+
+
+def _health_initial(service: Service, environments: list[Environment]) -> dict[str, object]:
+    """A new check's form: the first environment where Runway deploys the service's replicas itself, probing them;
+    otherwise the first environment without a check, probing a URL."""
+    following = selectors.environments_with_followed_replicas(service)
+    chosen = next((e for e in environments if e.pk in following), environments[0] if environments else None)
+    source = ProbeSource.REPLICAS if chosen is not None and chosen.pk in following else ProbeSource.HTTP
+    return {"environment": chosen.slug if chosen else None, "source": source}
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def health_check_edit(request: HttpRequest, slug: str | None = None, pk: int | None = None) -> HttpResponse:
+    """Add a health check to a service (one per environment), or change one."""
+    check = None
+    if pk is not None:
+        check = get_object_or_404(HealthCheck.objects.select_related("service", "environment"), pk=pk)
+        service = _slo_service_or_404(request, check.service.slug)
+    else:
+        service = _slo_service_or_404(request, slug or "")
+    _require_change(request, service, "health checks")
+    if check is not None and check.source == ProbeSource.SIMULATED:
+        raise PermissionDenied("This check is the demo's simulated one; delete it and add a real one instead.")
+    environments = Environment.objects.order_by("order", "name")
+    if check is None:
+        environments = environments.exclude(health_checks__service=service)
+    kwargs = {"environments": environments, "fixed_environment": check is not None}
+    if request.method == "POST":
+        form = HealthCheckForm(request.POST, initial={"environment": check.environment} if check else None, **kwargs)
+        if form.is_valid():
+            data = {field: form.cleaned_data[field] for field in HEALTH_FIELDS}
+            try:
+                if check is None:
+                    environment = form.cleaned_data["environment"]
+                    services.health_check_create(user=request.user, service=service, environment=environment, **data)
+                    messages.success(request, f"Added a health check in {environment}; its first probe runs now.")
+                else:
+                    services.health_check_update(user=request.user, check=check, **data)
+                    messages.success(request, f"Saved the health check in {check.environment}.")
+                return redirect(reverse("catalog:service-detail", args=[service.slug]) + "#health")
+            except ValidationError as error:
+                for field, problems in error.message_dict.items():
+                    form.add_error(field if field in form.fields else None, problems)
+    elif check is not None:
+        form = HealthCheckForm(
+            initial={"environment": check.environment} | {field: getattr(check, field) for field in HEALTH_FIELDS},
+            **kwargs,
+        )
+    else:
+        form = HealthCheckForm(initial=_health_initial(service, list(environments)), **kwargs)
+    return render(request, "monitoring/health_check_form.html", {"form": form, "service": service, "check": check})
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def health_check_delete(request: HttpRequest, pk: int) -> HttpResponse:
+    """Delete a health check and its results, after a confirmation page."""
+    check = get_object_or_404(HealthCheck.objects.select_related("service", "environment"), pk=pk)
+    service = _slo_service_or_404(request, check.service.slug)
+    _require_change(request, service, "health checks")
+    if request.method != "POST" or request.POST.get("confirmed") != "yes":
+        return render(request, "monitoring/health_check_delete.html", {"check": check, "service": service})
+    services.health_check_delete(user=request.user, check=check)
+    messages.success(request, f"Deleted the health check in {check.environment}.")
+    return redirect(reverse("catalog:service-detail", args=[service.slug]) + "#health")
