@@ -26,7 +26,7 @@ from guardian.shortcuts import get_groups_with_perms, get_users_with_perms, remo
 from audit import services as audit
 from catalog.models import Service
 from catalog.permissions import user_can
-from deployments import runtimes
+from deployments import runtimes, signals
 from deployments.models import (
     ACTIVE_STATES,
     DECOMMISSION_CLOSED,
@@ -508,9 +508,10 @@ def _step_stop(decommission: Decommission) -> Outcome:
         stopped.append(environment)  # kept even if a later environment fails, so a retry skips this one
     Placement.objects.filter(service=service).delete()
     where = ", ".join(stopped) if stopped else "no environment (it never ran anywhere)"
+    said = [str(answer) for _, answer in signals.service_stopped.send(sender=Service, service=service) if answer]
     return Outcome(
         target=D.ARCHIVING,
-        done=f"Stopped in {where}.",
+        done=" ".join([f"Stopped in {where}.", *said]),
         done_data={"stopped": stopped},
         message="Archiving its repository.",
     )

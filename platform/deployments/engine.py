@@ -26,7 +26,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from deployments import analysis, machine, policies, runtimes, strategies
+from deployments import analysis, machine, policies, runtimes, signals, strategies
 from deployments.models import ACTIVE_STATES, WAITING_STATES, Deployment, DeploymentEvent, Placement, State
 from deployments.runtimes.base import Context, StepFailed, Waiting
 from scaffolder import publishers
@@ -197,6 +197,7 @@ def _place(deployment: Deployment) -> None:
         environment_id=deployment.environment_id,
         defaults={"release": deployment.release, "deployment": deployment, "since": timezone.now()},
     )
+    signals.deployment_placed.send(sender=Deployment, deployment=deployment)
 
 
 def _step_name(deployment: Deployment) -> str:

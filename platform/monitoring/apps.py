@@ -11,6 +11,10 @@ class MonitoringConfig(AppConfig):
 
         # SLO files sit next to catalog-info.yaml and arrive with the catalog's import.
         sync.foreign_documents_register(openslo.API_VERSION, services.slo_documents_import)
+        from deployments import signals
+
+        signals.deployment_placed.connect(services.deployment_placed_watch, dispatch_uid="monitoring.watch_deployed")
+        signals.service_stopped.connect(services.service_stopped_pause, dispatch_uid="monitoring.pause_stopped")
         # The service page reads no checks or SLOs for a service that has none.
         from django.db.models import Exists
 

@@ -17,6 +17,8 @@ from django.utils import timezone
 from audit import services as audit
 from catalog.models import Service
 from catalog.permissions import user_can
+from deployments import machine, runtimes
+from deployments.models import Deployment
 from monitoring import anomaly, burn, openslo, replicas, selectors, sources
 from monitoring.models import (
     SLO,
@@ -111,6 +113,75 @@ def health_check_update(*, user: User | AnonymousUser, check: HealthCheck, **fie
         service_id=check.service_id,
     )
     return check
+
+
+def deployment_watch(*, deployment_id: int) -> HealthCheck | None:
+    """Watch what a successful deployment placed: when its runtime says where the replicas run and nothing watches
+    that service in that environment yet, add a check of every deployed replica, say so on the deployment's timeline
+    and in the audit log. Returns the check added, if one was."""
+    if not settings.MONITORING_WATCH_DEPLOYMENTS:
+        return None
+    deployment = Deployment.objects.select_related("environment", "release__service").get(pk=deployment_id)
+    if not runtimes.get(deployment.runtime).lists_replicas:
+        return None
+    with transaction.atomic():
+        check, created = HealthCheck.objects.get_or_create(
+            service_id=deployment.release.service_id,
+            environment=deployment.environment,
+            defaults={"source": ProbeSource.REPLICAS, "url": ""},
+        )
+        if not created:
+            return None
+        audit.event_record(
+            actor=None,
+            actor_repr="runway",
+            action="health_check.created",
+            target=check,
+            after=_snapshot(check),
+            service_id=check.service_id,
+        )
+        machine.note(
+            deployment,
+            f"Runway watches {deployment.release.service} in {deployment.environment} from now on: a health check of"
+            " every deployed replica was added, which follows each deployment (change it on the service's page).",
+        )
+    return check
+
+
+def deployment_placed_watch(*, deployment: Any, **_: Any) -> None:
+    """The deployments signal's receiver: watch once the success is committed, so that a failure here can never undo
+    it (it is logged instead)."""
+
+    def watch() -> None:
+        try:
+            deployment_watch(deployment_id=deployment.pk)
+        except Exception:
+            logger.exception("monitoring.deployment_watch_failed", deployment_id=deployment.pk)
+
+    transaction.on_commit(watch)
+
+
+@transaction.atomic
+def service_stopped_pause(*, service: Service, **_: Any) -> str:
+    """The deployments signal's receiver: a decommissioned service no longer runs anywhere, so its checks would only
+    fail (and their SLOs page people); pause them, each with an audit event, and say so on the timeline."""
+    checks = list(HealthCheck.objects.filter(service=service, enabled=True).select_related("environment"))
+    for check in checks:
+        before = _snapshot(check)
+        check.enabled = False
+        check.save(update_fields=["enabled", "updated_at"])
+        audit.event_record(
+            actor=None,
+            actor_repr="runway",
+            action="health_check.updated",
+            target=check,
+            before=before,
+            after=_snapshot(check),
+            service_id=service.pk,
+        )
+    if not checks:
+        return ""
+    return f"{len(checks)} health check{'s' if len(checks) != 1 else ''} paused: nothing runs to probe."
 
 
 @transaction.atomic

@@ -415,3 +415,24 @@ def test_finished_decommissions_are_paged(world, client, django_assert_max_num_q
     second = client.get(reverse("deployments:decommissions"), {"page": 2}).content.decode()
     assert "Page 1 of 2" in first and ">old-0<" in first and ">old-29<" not in first
     assert ">old-29<" in second and ">old-0<" not in second
+
+
+def test_stopping_pauses_the_services_health_checks_which_could_only_fail(world, lead, running, staging, production):
+    from monitoring.models import HealthCheck
+
+    probing = HealthCheck.objects.create(service=world.service, environment=staging, url="http://a.example/healthz")
+    HealthCheck.objects.create(service=world.service, environment=production, url="http://b.example/", enabled=False)
+    other = service_make(owner=world.owner_team, slug="ledger")
+    elsewhere = HealthCheck.objects.create(service=other, environment=staging, url="http://c.example/healthz")
+    decommission = request(world)
+    retire.decommission_approve(decommission=decommission, user=lead)
+    done = run(decommission)
+
+    assert done.state == DecommissionState.DONE
+    assert not HealthCheck.objects.filter(service=world.service, enabled=True).exists()
+    assert HealthCheck.objects.get(pk=elsewhere.pk).enabled  # another service's checks are not touched
+    stopped = done.events.get(message__startswith="Stopped in")
+    assert stopped.message == "Stopped in production, staging. 1 health check paused: nothing runs to probe."
+    paused = AuditEvent.objects.get(action="health_check.updated")
+    assert paused.object_id == str(probing.pk) and paused.actor_repr == "runway"
+    assert (paused.before["enabled"], paused.after["enabled"]) == (True, False)

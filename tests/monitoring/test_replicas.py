@@ -9,10 +9,13 @@ import httpx
 import pytest
 from django.utils import timezone
 
-from deployments.models import DeployTarget, Environment
+from audit.models import AuditEvent
+from deployments import services as deployment_services
+from deployments.models import DeployTarget, Environment, State
 from deployments.runtimes.local import LocalRuntime
 from monitoring import scrape, series, services, tasks
 from monitoring.models import HealthCheck, MetricSample, ProbeResult, ProbeSource
+from tests.deployments.support import drive, release_make, scripted, target_make
 from tests.deployments.test_local_runtime import (  # noqa: F401 - fixtures, used by name
     Repo,
     ctx,
@@ -198,3 +201,62 @@ def test_a_check_of_the_replicas_follows_each_deployment_and_sums_their_counters
     # Nothing deployed any more: down, saying so, rather than unknown or green.
     result = _probe_now(check)
     assert not result.ok and result.error == "nothing of payments-api in staging is deployed on this runtime"
+
+
+# --- watching what a deployment placed --------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def deploy(world, staging, django_capture_on_commit_callbacks):
+    """Deploy a release of payments-api to staging on a scripted runtime (listing its replicas or not), committing
+    as a worker would, so that what waits for the commit runs while the runtime is still registered."""
+    target_make(world.service, staging, runtime="scripted", strategy="rolling", replicas=2)
+
+    def run(version: str, *, listing: bool = True, script: tuple[str, ...] = ()):
+        with scripted() as scripted_runtime, django_capture_on_commit_callbacks(execute=True):
+            scripted_runtime.lists_replicas = listing
+            scripted_runtime.script.extend(script)
+            release = release_make(world.service, version)
+            return drive(
+                deployment_services.deployment_request(
+                    service=world.service, environment=staging, user=world.owner, release=release
+                )
+            )
+
+    return run
+
+
+def test_a_first_successful_deployment_is_watched_from_then_on(world, staging, deploy):
+    failed = deploy("0.9.0", script=("bad",))
+    assert failed.state == State.ROLLED_BACK and not HealthCheck.objects.exists()  # nothing runs to watch
+
+    first = deploy("1.0.0")
+    assert first.state == State.SUCCEEDED
+    check = HealthCheck.objects.get()
+    assert (check.environment, check.source, check.url) == (staging, ProbeSource.REPLICAS, "")
+    note = first.events.order_by("at", "pk").last()
+    assert note.message.startswith("Runway watches Payments API in Staging from now on: a health check of every")
+    event = AuditEvent.objects.get(action="health_check.created")
+    assert event.actor is None and event.actor_repr == "runway" and event.after["source"] == "replicas"
+
+    check.timeout_ms = 1234
+    check.save()
+    second = deploy("1.1.0")
+    assert second.state == State.SUCCEEDED
+    assert HealthCheck.objects.get().timeout_ms == 1234  # an existing check is the owners': left as it is
+    assert not second.events.filter(message__startswith="Runway watches").exists()
+
+
+def test_nothing_is_added_where_the_runtime_cannot_say_where_replicas_run_or_when_turned_off(deploy, settings):
+    assert deploy("1.0.0", listing=False).state == State.SUCCEEDED
+    settings.MONITORING_WATCH_DEPLOYMENTS = False
+    assert deploy("1.1.0").state == State.SUCCEEDED
+    assert not HealthCheck.objects.exists()
+
+
+def test_a_failure_to_watch_never_undoes_the_deployment(deploy, monkeypatch):
+    def broken(**_):
+        raise RuntimeError("the database went away")
+
+    monkeypatch.setattr(services, "deployment_watch", broken)
+    assert deploy("1.0.0").state == State.SUCCEEDED and not HealthCheck.objects.exists()

@@ -248,6 +248,9 @@ MONITORING_PROBE_DENY_PATHS = env.list("MONITORING_PROBE_DENY_PATHS", default=["
 MONITORING_PROBE_PORTAL_HOSTS = env.list("MONITORING_PROBE_PORTAL_HOSTS", default=None)
 MONITORING_PROBE_MAX_BODY_BYTES = env.int("MONITORING_PROBE_MAX_BODY_BYTES", default=65_536)
 MONITORING_RAW_RETENTION_DAYS = env.int("MONITORING_RAW_RETENTION_DAYS", default=7)
+# A first successful deployment to an environment nobody watches adds a health check of its deployed replicas, where
+# the runtime says where they run (the local runtime does).
+MONITORING_WATCH_DEPLOYMENTS = env.bool("MONITORING_WATCH_DEPLOYMENTS", default=True)
 # How often each health check's /metrics page (its metrics_path on the check's host) is scraped into stored series.
 MONITORING_SCRAPE_INTERVAL_SECONDS = env.int("MONITORING_SCRAPE_INTERVAL_SECONDS", default=60)
 # An SLO's page alert opens an incident ("page") or does not ("off"); an SLO's runway.dev/incidents annotation
