@@ -106,17 +106,6 @@ def slo_delete(request: HttpRequest, pk: int) -> HttpResponse:
 
 # --- health checks --------------------------------------------------------------------------------------------------
 
-HEALTH_FIELDS = (
-    "source",
-    "url",
-    "interval_seconds",
-    "timeout_ms",
-    "expected_status",
-    "body_match",
-    "metrics_path",
-    "enabled",
-)
-
 
 def _health_initial(service: Service, environments: list[Environment]) -> dict[str, object]:
     """A new check's form: the first environment where Runway deploys the service's replicas itself, probing them;
@@ -147,7 +136,7 @@ def health_check_edit(request: HttpRequest, slug: str | None = None, pk: int | N
     if request.method == "POST":
         form = HealthCheckForm(request.POST, initial={"environment": check.environment} if check else None, **kwargs)
         if form.is_valid():
-            data = {field: form.cleaned_data[field] for field in HEALTH_FIELDS}
+            data = {field: form.cleaned_data[field] for field in services.EDITABLE}
             try:
                 if check is None:
                     environment = form.cleaned_data["environment"]
@@ -162,7 +151,7 @@ def health_check_edit(request: HttpRequest, slug: str | None = None, pk: int | N
                     form.add_error(field if field in form.fields else None, problems)
     elif check is not None:
         form = HealthCheckForm(
-            initial={"environment": check.environment} | {field: getattr(check, field) for field in HEALTH_FIELDS},
+            initial={"environment": check.environment} | {field: getattr(check, field) for field in services.EDITABLE},
             **kwargs,
         )
     else:
