@@ -29,6 +29,8 @@ from deployments import tasks as deployment_tasks
 from deployments.models import Decommission, Deployment, DeployTarget, Environment, Placement, State
 from deployments.runtimes import local
 from deployments.runtimes.local import LocalRuntime
+from monitoring import tasks as monitoring_tasks
+from monitoring.models import HealthCheck
 from scaffolder import publishers
 from teams import services as team_services
 from teams.models import Membership, Team
@@ -285,6 +287,15 @@ def test_scaffold_deploy_canary_roll_back_and_decommission(  # type: ignore[no-u
     wait_until_finished(page, staging_id, "Succeeded")
     expect(page.locator(".plan li.done")).to_have_count(len(Deployment.objects.get(pk=staging_id).plan) + 1)
     expect(page.locator(".deployment-timeline")).to_contain_text(f"{first_version} now runs in Staging on 2 replicas.")
+    # Runway watches what it deployed: a check of the replicas, added once the success is committed.
+    watched = time.monotonic() + 20
+    while not HealthCheck.objects.filter(service__slug=SERVICE, environment__slug="staging").exists():
+        assert time.monotonic() < watched, timeline(staging_id)
+        time.sleep(0.1)
+    page.reload()
+    expect(page.locator(".deployment-timeline")).to_contain_text(
+        f"Runway watches {DISPLAY_NAME} in Staging from now on: a health check of every deployed replica was added"
+    )
 
     # 3. Production with a canary: three analysed steps, with the analysis chart and table.
     production_id = deploy(page, base, environment="Production", ref=first, strategy="Canary")
@@ -329,6 +340,19 @@ def test_scaffold_deploy_canary_roll_back_and_decommission(  # type: ignore[no-u
         assert answer.status_code == 200
         assert answer.json() == {"message": f"Hello from {SERVICE}", "service": SERVICE, "version": first_version}
 
+    # The checks Runway added probe every replica where it runs now (after a canary and a rollback, on new ports).
+    HealthCheck.objects.update(next_run_at=timezone.now())
+    assert monitoring_tasks.run_due_checks() == 2
+    page.goto(f"{base}/catalog/services/{SERVICE}/#health")
+    health = page.locator("section#health")
+    for environment in ("Staging", "Production"):
+        row = health.locator("tbody tr").filter(has=page.get_by_role("rowheader", name=re.compile(environment)))
+        expect(row.locator(".badge").first).to_have_text("Healthy")
+        expect(row).to_contain_text("Every replica deployed here, at its release's health path")
+    expect(page.locator("section#metrics")).to_contain_text("No metrics yet from the deployed replicas.")
+    health.scroll_into_view_if_needed()
+    screenshot(page, "2b-replicas-watched")
+
     # 5. Decommission: the owner asks, a lead of the team approves, workers stop, archive and revoke.
     page.goto(f"{base}/catalog/services/{SERVICE}/")
     page.get_by_role("link", name="Decommission", exact=True).click()
@@ -364,7 +388,9 @@ def test_scaffold_deploy_canary_roll_back_and_decommission(  # type: ignore[no-u
     expect(page.locator(".plan li")).to_have_count(5)
     expect(page.locator(".plan li.done")).to_have_count(5)
     timeline_list = page.locator(".deployment-timeline")
-    expect(timeline_list).to_contain_text("Stopped in production, staging.")
+    expect(timeline_list).to_contain_text(
+        "Stopped in production, staging. 2 health checks paused: nothing runs to probe."
+    )
     expect(timeline_list).to_contain_text("Repository archived")
     expect(timeline_list).to_contain_text(f"{SERVICE} is decommissioned; its page stays as a read-only record.")
     screenshot(page, "4-decommissioned")
