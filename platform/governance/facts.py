@@ -1000,6 +1000,65 @@ def _rounded(value: float | None, digits: int) -> float | None:
     return None if value is None else round(value, digits)
 
 
+def _health_many(ids: Sequence[int], at: datetime) -> dict[int, dict[str, Any]]:
+    from monitoring import selectors
+    from monitoring.models import HealthCheck
+
+    checks = list(HealthCheck.objects.filter(service__in=ids).select_related("environment"))
+    health = selectors.health_for_checks(checks, now=at)  # three queries whatever the number of checks
+    by_service: dict[int, list[tuple[Any, Any]]] = {pk: [] for pk in ids}
+    for check in checks:
+        by_service[check.service_id].append((check, health[check.pk]))
+    return {pk: _health_document(found) for pk, found in by_service.items()}
+
+
+@fact(
+    "health",
+    sample={
+        "count": 2,
+        "down": ["staging"],
+        "environments": {
+            "production": {"status": "healthy", "source": "replicas", "uptime_7d": 99.95},
+            "staging": {"status": "down", "source": "http", "uptime_7d": 97.2},
+        },
+    },
+    open_maps=("environments",),
+    many=_health_many,
+    # Whether there is anything to judge: statuses come from monitoring (three more queries), and a service without
+    # health checks costs nothing more.
+    reads={
+        "health_checks": Read(
+            sql="SELECT count(*) AS n FROM monitoring_healthcheck WHERE service_id = %(service)s", columns=("n",)
+        )
+    },
+)
+def _health(change: Change, found: dict[str, Rows]) -> dict[str, Any]:
+    """The service's health checks as of the change: "deploy to production only while staging is healthy" reads
+    `health.environments.staging.status`."""
+    if not found["health_checks"][0][0]:
+        return _health_document([])
+    return _health_many([change.service.pk], change.at)[change.service.pk]
+
+
+def _health_document(rows: list[tuple[Any, Any]]) -> dict[str, Any]:
+    """By environment slug: `status` (healthy, degraded, down or unknown: never healthy without recent results),
+    `source` (http, replicas or simulated) and `uptime_7d` (percent of probes passed, null where none ran)."""
+    from monitoring.models import HealthStatus
+
+    return {
+        "count": len(rows),
+        "down": sorted(check.environment.slug for check, health in rows if health.status == HealthStatus.DOWN),
+        "environments": {
+            check.environment.slug: {
+                "status": health.status,
+                "source": check.source,
+                "uptime_7d": health.uptime.get("7d"),
+            }
+            for check, health in rows
+        },
+    }
+
+
 def _flags_many(ids: Sequence[int], at: datetime) -> dict[int, dict[str, Any]]:
     from flags import usage  # flags build on the catalog and deployments: read them through their seam
 

@@ -8,6 +8,7 @@ from django.utils import timezone
 from deployments.models import State
 from governance import facts
 from governance.models import FreezeWindow
+from monitoring.models import HealthCheck, ProbeResult
 from techdocs.models import ADR, Runbook
 from tests.deployments.support import release_make
 from tests.factories import UserFactory, service_make
@@ -58,6 +59,7 @@ def test_the_document_has_exactly_the_documented_groups_and_fields(world, produc
         "delivery",
         "scorecards",
         "slo",
+        "health",
         "flags",
     ]
     for group, value in sample.items():
@@ -272,6 +274,35 @@ def test_a_service_with_slos_adds_monitorings_two_queries(world, production, dja
     assert document["slo"]["count"] == 1
 
 
+def test_health_says_each_environments_status_and_a_service_without_checks_costs_nothing_more(  # type: ignore[no-untyped-def]
+    world, staging, production, django_assert_num_queries
+) -> None:
+    change = change_for(world, production, release_make(world.service))
+    with django_assert_num_queries(1):  # the document's statement alone
+        assert facts.facts_build(change=change)["health"] == {"count": 0, "down": [], "environments": {}}
+
+    failing = HealthCheck.objects.create(service=world.service, environment=staging, url="http://a.example/healthz")
+    for minutes in (2, 1):
+        ProbeResult.objects.create(
+            health_check=failing,
+            checked_at=timezone.now() - timedelta(minutes=minutes),
+            ok=False,
+            error="answered 503, expected 200",
+        )
+    HealthCheck.objects.create(service=world.service, environment=production, source="replicas")
+    change = change_for(world, production, release_make(world.service, "2.0.0"))
+    with django_assert_num_queries(5):  # the statement, the checks, their latest results, uptime (raw and hourly)
+        health = facts.facts_build(change=change)["health"]
+    assert health == {
+        "count": 2,
+        "down": ["staging"],
+        "environments": {
+            "staging": {"status": "down", "source": "http", "uptime_7d": 0.0},
+            "production": {"status": "unknown", "source": "replicas", "uptime_7d": None},  # never probed: not healthy
+        },
+    }
+
+
 def test_the_document_is_plain_json(world, production) -> None:
     import json
 
@@ -291,8 +322,11 @@ def test_service_documents_agree_with_the_change_document_in_a_constant_number_o
     DeployTarget.objects.create(service=world.service, environment=staging, strategy="rolling")
     release = release_make(world.service)
     deployment_make(world, staging, release, age_days=2)
+    check = HealthCheck.objects.create(service=world.service, environment=staging, url="http://a.example/healthz")
+    ProbeResult.objects.create(health_check=check, checked_at=timezone.now(), ok=True, status_code=200, latency_ms=9)
     at = timezone.now()
-    with django_assert_num_queries(7):  # services, tags, deploy targets, history, scores, SLOs, flags
+    # services, tags, deploy targets, history, scores, SLOs, flags; health: checks, latest results, uptime (two)
+    with django_assert_num_queries(11):
         documents = facts.service_documents(service_ids=[world.service.pk, other.pk, 0], at=at)
     assert set(documents) == {world.service.pk, other.pk}  # a service that does not exist is left out
     single = facts.facts_build(change=change_for(world, production, release, at=at))
@@ -305,6 +339,12 @@ def test_service_documents_agree_with_the_change_document_in_a_constant_number_o
     }
     assert documents[other.pk]["service"]["tags"] == ["edge"] and documents[other.pk]["history"]["deployments_30d"] == 0
     assert documents[world.service.pk]["service"]["runbook_last_reviewed"] is not None
+    assert documents[world.service.pk]["health"] == {
+        "count": 1,
+        "down": [],
+        "environments": {"staging": {"status": "healthy", "source": "http", "uptime_7d": 100.0}},
+    }
+    assert documents[other.pk]["health"] == {"count": 0, "down": [], "environments": {}}
 
 
 def test_every_read_names_only_the_documented_parameters(world, production) -> None:  # type: ignore[no-untyped-def]

@@ -155,3 +155,34 @@ def test_the_policy_step_reads_in_one_statement_and_a_retry_writes_nothing(  # t
     with django_assert_num_queries(2):  # the same statement finds the decision, which is loaded and returned
         again = policies.deploy_check(deployment)
     assert again.decision_id == first.decision_id and Decision.objects.count() == 1
+
+
+def test_production_waits_while_staging_is_down(world, staging, production, policy) -> None:
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from monitoring.models import HealthCheck, ProbeResult
+
+    policy(
+        "staging-up-before-production",
+        "!('staging' in health.down)",
+        match="change.environment.slug == 'production'",
+        message_expression=(
+            "'Staging is down (' + string(health.environments['staging'].uptime_7d) + ' % up this week).'"
+        ),
+    )
+    check = HealthCheck.objects.create(service=world.service, environment=staging, url="http://a.example/healthz")
+    for minutes in (2, 1):
+        at = timezone.now() - timedelta(minutes=minutes)
+        ProbeResult.objects.create(health_check=check, checked_at=at, ok=False, error="answered 503, expected 200")
+    target_make(world.service, production, runtime="scripted", canary_steps=[50])
+    with scripted():
+        refused = drive(deploy(world, production, release_make(world.service)))
+    assert refused.state == State.CANCELLED
+    assert refused.failure_reason == "Policy check refused the deployment: Staging is down (0 % up this week)."
+
+    ProbeResult.objects.create(health_check=check, checked_at=timezone.now(), ok=True, status_code=200)
+    with scripted():
+        allowed = drive(deploy(world, production, release_make(world.service, "1.1.0")))
+    assert allowed.state == State.SUCCEEDED  # degraded, not down: one probe passed since
