@@ -132,9 +132,10 @@ class RolloutForm(forms.Form):
     )
     metrics_url = forms.URLField(
         max_length=500,
+        required=False,
         label="Metrics URL",
         help_text="The service's Prometheus /metrics in that environment (http_requests_total, ideally labelled "
-        "with flag and variant).",
+        "with flag and variant). Leave it empty where Runway deploys the service: every replica is read.",
     )
 
     def __init__(self, *args: Any, variants: dict[str, Any], **kwargs: Any) -> None:

@@ -269,7 +269,11 @@ class FlagRollout(models.Model):
     steps = models.JSONField(help_text="Percentages of the variant, rising, ending at 100.")
     step = models.IntegerField(default=-1, help_text="Index of the step serving now; -1 before the first.")
     interval_seconds = models.PositiveIntegerField(default=300, help_text="Time each step bakes before its analysis.")
-    metrics_url = models.URLField(max_length=500, help_text="The service's Prometheus /metrics in this environment.")
+    metrics_url = models.URLField(
+        max_length=500,
+        blank=True,
+        help_text="The service's Prometheus /metrics in this environment; empty: every replica Runway deployed there.",
+    )
     state = models.CharField(max_length=12, choices=State.choices, default=State.RUNNING)
     # The setting before the rollout started, to go back to: {"enabled": bool, "rollout": {...}}.
     before = models.JSONField(default=dict, blank=True)

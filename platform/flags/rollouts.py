@@ -2,7 +2,8 @@
 stepped by the Celery workers that drive deployments, with the deployments' canary analysis (deployments/analysis.py)
 between steps, and an automatic roll back to the setting as it was before when an analysis fails.
 
-What is analysed is the service's own Prometheus exposition (`metrics_url`, fetched under the probes' SSRF rules):
+What is analysed is the service's own Prometheus exposition (`metrics_url`, fetched under the probes' SSRF rules; or,
+without one, every replica the deploy runtime says runs there, each replica's window its own, summed):
 `http_requests_total` (5xx `status` counted as errors) and, when it has one, the request-duration histogram
 (`http_request_duration_seconds`), whose buckets give the analysis a latency per request (docs/flags.md). A service
 that labels its requests with the flag and the variant it served (`flag="<key>", variant="<name>"`, what an
@@ -53,12 +54,40 @@ class MetricsUnreadable(Exception):
 def counters_read(url: str, flag_key: str) -> dict[str, Any]:
     """Cumulative request and 5xx counts of `http_requests_total`, and the buckets of the request-duration histogram
     (`http_request_duration_seconds`): in total, and per variant of this flag when the service labels them so."""
-    from monitoring import probe, scrape  # monitoring's SSRF-safe fetch; monitoring never imports flags
+    from monitoring import probe  # monitoring's SSRF-safe fetch; monitoring never imports flags
 
     try:
         text = probe.fetch_text(url=url, timeout_ms=5000)
     except probe.FetchFailed as error:
         raise MetricsUnreadable(f"{url}: {error}") from error
+    return _counters(text, flag_key, url)
+
+
+def replicas_read(place: Any, flag_key: str) -> dict[str, Any]:
+    """The counters of every running replica of a deployed service (`monitoring.replicas.Place`), by program, kept
+    apart so that each replica's window is its own (one restarting is not a reset of the others). Every replica must
+    be read: a window that left one out would judge a part of the traffic as the whole."""
+    from monitoring import probe, replicas
+
+    try:
+        rows = [row for row in place.endpoints() if row["state"] == "RUNNING"]
+    except replicas.Unreachable as error:
+        raise MetricsUnreadable(str(error)) from error
+    if not rows:
+        raise MetricsUnreadable(f"no replica of {place.service} in {place.environment} is running")
+    found = {}
+    for row in rows:
+        try:
+            text = probe.fetch_text(url=row["metrics_url"], timeout_ms=5000, own=True)
+        except probe.FetchFailed as error:
+            raise MetricsUnreadable(f"replica {row['program']}: {error}") from error
+        found[row["program"]] = _counters(text, flag_key, f"replica {row['program']}")
+    return {"replicas": found}
+
+
+def _counters(text: str, flag_key: str, where: str) -> dict[str, Any]:
+    from monitoring import scrape
+
     total = [0.0, 0.0]
     variants: dict[str, list[float]] = {}
     buckets: dict[str, float] = {}
@@ -82,7 +111,7 @@ def counters_read(url: str, flag_key: str) -> dict[str, Any]:
                     into = variant_buckets.setdefault(variant, {})
                     into[key] = into.get(key, 0.0) + value
     except ValueError as error:
-        raise MetricsUnreadable(f"{url} is not a Prometheus exposition: {error or 'unparsable line'}") from error
+        raise MetricsUnreadable(f"{where} is not a Prometheus exposition: {error or 'unparsable line'}") from error
     return {
         "total": [round(v) for v in total],
         "variants": {name: [round(v) for v in counts] for name, counts in variants.items()},
@@ -111,6 +140,75 @@ def _delta(
     return Samples(requests=requests, errors=errors), increase
 
 
+def _summed(readings: list[dict[str, Any]]) -> dict[str, Any]:
+    """Several replicas' counters as one service's: requests, errors and bucket counts added, in total and per
+    variant."""
+    from monitoring import scrape
+
+    total = [0, 0]
+    variants: dict[str, list[int]] = {}
+    buckets: dict[str, float] = {}
+    variant_buckets: dict[str, dict[str, float]] = {}
+    histogram = False
+    for reading in readings:
+        total = [a + b for a, b in zip(total, reading.get("total") or [0, 0], strict=True)]
+        for name, counts in (reading.get("variants") or {}).items():
+            into = variants.setdefault(name, [0, 0])
+            into[0], into[1] = into[0] + counts[0], into[1] + counts[1]
+        found = reading.get("buckets")
+        if found is None:
+            continue
+        histogram = True
+        for le, count in found.get("total") or []:
+            buckets[le] = buckets.get(le, 0) + count
+        for name, pairs in (found.get("variants") or {}).items():
+            into_buckets = variant_buckets.setdefault(name, {})
+            for le, count in pairs:
+                into_buckets[le] = into_buckets.get(le, 0) + count
+    summed: dict[str, Any] = {"total": total, "variants": variants}
+    if histogram:
+        summed["buckets"] = {
+            "total": scrape.buckets_ordered(buckets),
+            "variants": {name: scrape.buckets_ordered(found) for name, found in variant_buckets.items()},
+        }
+    return summed
+
+
+def _zero(reading: dict[str, Any]) -> dict[str, Any]:
+    """A reading of the same shape with every count 0: what a replica had counted before it started."""
+    zero: dict[str, Any] = {"total": [0, 0], "variants": dict.fromkeys(reading.get("variants") or {}, [0, 0])}
+    if (found := reading.get("buckets")) is not None:
+        zero["buckets"] = {
+            "total": [[le, 0] for le, _ in found.get("total") or []],
+            "variants": {name: [[le, 0] for le, _ in pairs] for name, pairs in (found.get("variants") or {}).items()},
+        }
+    return zero
+
+
+def _flat(reading: dict[str, Any]) -> dict[str, Any]:
+    """A reading of one page as it is; one of several replicas as their sum."""
+    if "replicas" not in reading:
+        return reading
+    return _summed(list(reading["replicas"].values()))
+
+
+def _aligned(before: dict[str, Any], now: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Two readings of several replicas as two sums whose difference is what each replica did in between: a replica
+    that started since, or restarted (a counter went down), counts from zero; one that went away counts in neither."""
+    if "replicas" not in now:
+        return before, now
+    earlier = before.get("replicas") if before else None
+    if earlier is None:  # nothing read before the window (or a reading of another kind): counted from zero
+        return before, _flat(now)
+    olds, news = [], []
+    for program, counts in now["replicas"].items():
+        old = earlier.get(program)
+        went_down = old is not None and any(n < o for n, o in zip(counts["total"], old["total"], strict=True))
+        olds.append(_zero(counts) if old is None or went_down else old)
+        news.append(counts)
+    return _summed(olds), _summed(news)
+
+
 def _histogram(counters: dict[str, Any], variant: str | None = None) -> list[Any] | None:
     """The histogram's buckets in a reading, in total or of one variant; None in a reading made before Runway read
     histograms (a window that starts from one compares errors only)."""
@@ -125,7 +223,7 @@ def observe(rollout: FlagRollout, now: dict[str, Any]) -> tuple[Observation, str
     come from the request-duration histogram (monitoring.scrape.latencies_ms), per variant or in total."""
     from monitoring import scrape
 
-    before = rollout.counters
+    before, now = _aligned(rollout.counters, now)
     if now["variants"].get(rollout.variant) is not None and before.get("variants"):
         windows = {
             name: _delta(counts, before["variants"].get(name), _histogram(before, name), _histogram(now, name))
@@ -142,7 +240,7 @@ def observe(rollout: FlagRollout, now: dict[str, Any]) -> tuple[Observation, str
             latencies_ms=scrape.latencies_ms(summed),
         )
         return Observation(canary=canary, baseline=baseline if baseline.requests else None), "variants"
-    started = rollout.started_counters
+    started = _flat(rollout.started_counters)
     before_all = None
     if started.get("total") and started["total"][0]:
         latencies = scrape.latencies_ms(_histogram(started) or [])
@@ -262,6 +360,11 @@ def rollout_start(
     checked = steps_check(DEFAULT_STEPS if steps is None else steps)
     if not 5 <= interval_seconds <= 86_400:
         raise ValidationError({"interval_seconds": "Bake each step from 5 seconds to a day."})
+    if not metrics_url:
+        try:
+            _place(flag, environment)
+        except MetricsUnreadable as unreadable:
+            raise ValidationError({"metrics_url": str(unreadable)}) from unreadable
     plan = {"variant": variant, "steps": checked, "interval_seconds": interval_seconds, "metrics_url": metrics_url}
     if FlagRollout.objects.filter(flag=flag, environment=environment, state__in=FlagRollout.ACTIVE).exists():
         raise Conflict(f"{flag.key} already has a rollout under way in {environment.name}: abort it first.")
@@ -292,7 +395,8 @@ def rollout_start(
         shown = " → ".join(f"{step:g} %" for step in checked)
         _event(
             rollout,
-            f"Started: {variant} to {shown}, {interval_seconds} s a step, analysing {metrics_url}.",
+            f"Started: {variant} to {shown}, {interval_seconds} s a step, analysing "
+            f"{metrics_url or f'every replica of {flag.service.slug} in {environment.slug}'}.",
             actor=actor,
         )
         event_record(
@@ -343,7 +447,10 @@ def run_step(rollout_id: int, version: int) -> None:
     claimed = rollout.version
     counters, error = None, ""
     try:
-        counters = counters_read(rollout.metrics_url, rollout.flag.key)
+        if rollout.metrics_url:
+            counters = counters_read(rollout.metrics_url, rollout.flag.key)
+        else:
+            counters = replicas_read(_place(rollout.flag, rollout.environment), rollout.flag.key)
     except MetricsUnreadable as unreadable:
         error = str(unreadable)
     with transaction.atomic():
@@ -353,6 +460,16 @@ def run_step(rollout_id: int, version: int) -> None:
         if rollout is None or rollout.version != claimed or rollout.state != FlagRollout.State.RUNNING:
             return  # a control or another delivery moved on while we read (or the flag was deleted)
         _finish(rollout, counters, error)
+
+
+def _place(flag: Flag, environment: Environment) -> Any:
+    """Where the flag's service runs its replicas in `environment`, for a rollout that reads all of them."""
+    from monitoring import replicas
+
+    try:
+        return replicas.place_of(flag.service, environment, instead="give the rollout the URL of its metrics")
+    except ValidationError as error:
+        raise MetricsUnreadable(" ".join(error.messages)) from error
 
 
 def _finish(rollout: FlagRollout, counters: dict[str, Any] | None, error: str) -> None:

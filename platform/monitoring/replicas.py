@@ -73,22 +73,29 @@ def places(checks: Iterable[HealthCheck]) -> dict[int, Place]:
     return {pk: Place(service=slug, environment=environment, runtime=kind) for pk, slug, environment, kind in rows}
 
 
+def place_of(service: Any, environment: Any, *, instead: str) -> Place:
+    """Where `service`'s replicas run in `environment`, for something that would follow them (a health check, a
+    flag's rollout); a ValidationError saying what to do `instead` when no runtime says where they run."""
+    target = DeployTarget.objects.filter(service=service, environment=environment).first()
+    if target is None:
+        raise ValidationError(f"{service} has no deploy target in {environment}: add one, or {instead}.")
+    if not runtimes.get(target.runtime).lists_replicas:
+        raise ValidationError(
+            f"{service} deploys to {environment} with the {target.runtime} runtime, which does not say where its "
+            f"replicas run: {instead}."
+        )
+    return Place(service=service.slug, environment=environment.slug, runtime=target.runtime)
+
+
 def place_validate(check: HealthCheck) -> None:
     """A replicas check needs a deploy target there whose runtime lists its replicas; it has no URL of its own."""
     if check.url:
         why = "A check of the deployed replicas probes each replica at its release's health path: leave url empty."
         raise ValidationError({"url": why})
-    target = DeployTarget.objects.filter(service_id=check.service_id, environment_id=check.environment_id).first()
-    if target is None:
-        why = f"{check.service} has no deploy target in {check.environment}: add one, or give the check a URL."
-        raise ValidationError({"source": why})
-    if not runtimes.get(target.runtime).lists_replicas:
-        raise ValidationError(
-            {
-                "source": f"{check.service} deploys to {check.environment} with the {target.runtime} runtime, which "
-                "does not say where its replicas run: give the check a URL instead."
-            }
-        )
+    try:
+        place_of(check.service, check.environment, instead="give the check a URL instead")
+    except ValidationError as error:
+        raise ValidationError({"source": error.messages}) from None
 
 
 def _name(row: dict[str, Any]) -> str:

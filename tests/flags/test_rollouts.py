@@ -2,6 +2,7 @@
 real HTTP with the deployments' canary analysis, rolled back on a failing analysis; pause, resume, promote and
 abort; the pages and who may use them."""
 
+import contextlib
 import threading
 import time
 from collections.abc import Iterator
@@ -9,14 +10,17 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from celery.contrib.testing.worker import start_worker
+from django.core.exceptions import ValidationError
 from django.urls import reverse
 
 from audit.models import AuditEvent
+from deployments import runtimes
 from deployments.models import Environment
 from flags import rollouts, services
 from flags.models import Flag, FlagRollout, FlagSetting
 from portal.celery import app
 from portal.errors import Conflict
+from tests.deployments.support import ScriptedRuntime, target_make
 
 BOUNDS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0)
 
@@ -58,6 +62,13 @@ class Metrics:
 @pytest.fixture
 def metrics() -> Iterator[tuple[Metrics, str]]:
     served = Metrics()
+    with _served(served) as url:
+        yield served, url
+
+
+@contextlib.contextmanager
+def _served(served: Metrics) -> Iterator[str]:
+    """`served`'s exposition on a real HTTP server of its own; yields its /metrics URL."""
 
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:  # noqa: N802 - the standard library's name
@@ -74,9 +85,11 @@ def metrics() -> Iterator[tuple[Metrics, str]]:
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
-    yield served, f"http://127.0.0.1:{server.server_address[1]}/metrics"
-    server.shutdown()
-    server.server_close()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/metrics"
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 def _flag(world) -> tuple[Flag, Environment]:  # type: ignore[no-untyped-def]
@@ -443,3 +456,84 @@ def test_turning_the_flag_off_by_hand_stops_its_rollout_there(world, metrics, mo
     served.add("on", "200", 500)
     rollouts.run_step(stopped.pk, stopped.version)
     assert not FlagSetting.objects.get(flag=flag, environment=staging).enabled  # off, as she set it
+
+
+class Replicas(ScriptedRuntime):
+    """A runtime that says where the service's replicas run: each a real HTTP server with its own counters."""
+
+    lists_replicas = True
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.rows: list[dict] = []
+
+    def endpoints(self, service: str, environment: str) -> list[dict]:
+        return list(self.rows)
+
+
+@pytest.mark.django_db
+def test_without_a_url_every_deployed_replica_is_read_each_from_its_own_counters(world, mocker) -> None:
+    flag, staging = _flag(world)
+    mocker.patch("flags.tasks.rollout_step.apply_async")
+    with pytest.raises(ValidationError) as refused:
+        _start(world, flag, staging, "", steps=[50, 100])
+    assert refused.value.message_dict["metrics_url"] == [
+        "Payments API has no deploy target in Staging: add one, or give the rollout the URL of its metrics."
+    ]
+
+    target_make(world.service, staging, runtime="scripted")
+    a, b, c = Metrics(), Metrics(), Metrics()
+    runtime = Replicas()
+    runtimes.REGISTRY["scripted"] = lambda: runtime
+    with _served(a) as url_a, _served(b) as url_b, _served(c) as url_c:
+        try:
+            row = {"version": "1.0.0", "state": "RUNNING"}
+            runtime.rows = [row | {"program": "a", "metrics_url": url_a}, row | {"program": "b", "metrics_url": url_b}]
+            rollout = _start(world, flag, staging, "", steps=[50, 100])
+            assert rollout.events.get().message.endswith("analysing every replica of payments-api in staging.")
+            assert _step(rollout).percent == 50  # both replicas' counters are the window's start
+
+            a.add("on", "200", 300)
+            a.add("off", "200", 300)
+            b.counts = {("on", "200"): 100, ("off", "200"): 10}  # b restarted: all it counts is since the last step
+            c.add("on", "200", 50)  # c started since: the same
+            c.add("off", "200", 49)  # with the 1,001 every Metrics starts with: 1,050 off
+            runtime.rows.append(row | {"program": "c", "metrics_url": url_c})
+            assert _step(rollout).percent == 100
+            passed = rollout.events.get(message__startswith="Analysis at 50 %")
+            assert passed.data["canary"]["requests"] == 300 + 100 + 50
+            assert passed.data["baseline"]["requests"] == 300 + 10 + 1050
+
+            a.add("on", "500", 200)  # the variant fails on one replica, the others are fine
+            a.add("on", "200", 100)
+            b.add("on", "200", 100)
+            b.add("off", "200", 300)
+            runtime.rows = [r for r in runtime.rows if r["program"] != "c"]  # c went away: in neither reading
+            done = _step(rollout)
+            assert done.state == FlagRollout.State.ROLLED_BACK and "canary error rate" in done.message
+            failed = done.events.get(message__startswith="Analysis at 100 %")
+            assert (failed.data["canary"]["requests"], failed.data["canary"]["errors"]) == (400, 200)
+        finally:
+            runtimes.REGISTRY.pop("scripted", None)
+
+
+@pytest.mark.django_db
+def test_a_replica_that_cannot_be_read_makes_the_window_inconclusive(world, metrics, mocker) -> None:
+    served, url = metrics
+    flag, staging = _flag(world)
+    mocker.patch("flags.tasks.rollout_step.apply_async")
+    target_make(world.service, staging, runtime="scripted")
+    runtime = Replicas()
+    runtimes.REGISTRY["scripted"] = lambda: runtime
+    try:
+        row = {"version": "1.0.0", "state": "RUNNING"}
+        runtime.rows = [row | {"program": "a", "metrics_url": url}]
+        rollout = _start(world, flag, staging, "", steps=[50, 100])
+        assert _step(rollout).percent == 50
+        served.add("on", "200", 500)
+        runtime.rows.append(row | {"program": "b", "metrics_url": "http://127.0.0.1:9/metrics"})  # nothing listens
+        waiting = _step(rollout)
+        assert waiting.percent == 50 and waiting.inconclusive == 1
+        assert "metrics could not be read: replica b: ConnectError" in waiting.events.last().message
+    finally:
+        runtimes.REGISTRY.pop("scripted", None)

@@ -70,7 +70,7 @@ def test_what_the_service_refuses_comes_back_on_the_forms_fields(client, world):
     client.force_login(world.owner)
 
     page = client.post(NEW, FORM | {"environment": "staging", "source": "replicas", "url": ""}).content.decode()
-    assert "has no deploy target in Staging: add one, or give the check a URL." in page
+    assert "has no deploy target in Staging: add one, or give the check a URL instead." in page
     page = client.post(NEW, FORM | {"environment": "staging", "source": "http", "url": ""}).content.decode()
     assert "Give the URL to probe" in page
     page = client.post(NEW, FORM | {"environment": "staging", "source": "http", "url": "ftp://x"}).content.decode()

@@ -175,7 +175,13 @@ class RolloutStartSerializer(serializers.Serializer):
         child=serializers.FloatField(), required=False, max_length=20, help_text="Rising percentages ending at 100."
     )
     interval_seconds = serializers.IntegerField(min_value=5, max_value=86_400, default=300)
-    metrics_url = serializers.URLField(max_length=500, help_text="The service's Prometheus /metrics there.")
+    metrics_url = serializers.URLField(
+        max_length=500,
+        required=False,
+        allow_blank=True,
+        default="",
+        help_text="The service's Prometheus /metrics there; empty: every replica Runway deployed there.",
+    )
 
 
 class FlagRolloutEventSerializer(serializers.ModelSerializer):
