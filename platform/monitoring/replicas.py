@@ -104,11 +104,13 @@ def _name(row: dict[str, Any]) -> str:
 
 def probe_all(check: HealthCheck, place: Place) -> probe.Outcome:
     """Probe every replica at once; the check passes only if each one that should run answers as expected. The
-    latency is the slowest replica's; a failure names the first replica that failed and says how many did."""
+    latency is the slowest replica's; a failure names the first replica that failed and says how many did. A replica
+    still starting (a deployment's new one) is not judged yet, unless no other is there to judge."""
     try:
         rows = place.endpoints()
     except Unreachable as error:
         return probe.Outcome(ok=False, status_code=None, latency_ms=None, error=str(error)[:300])
+    rows = [row for row in rows if row["state"] != "STARTING"] or rows
 
     def one(row: dict[str, Any]) -> probe.Outcome:
         if row["state"] != "RUNNING":

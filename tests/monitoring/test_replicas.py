@@ -10,12 +10,13 @@ import pytest
 from django.utils import timezone
 
 from audit.models import AuditEvent
+from deployments import runtimes
 from deployments import services as deployment_services
 from deployments.models import DeployTarget, Environment, State
 from deployments.runtimes.local import LocalRuntime
-from monitoring import scrape, series, services, tasks
+from monitoring import replicas, scrape, series, services, tasks
 from monitoring.models import HealthCheck, MetricSample, ProbeResult, ProbeSource
-from tests.deployments.support import drive, release_make, scripted, target_make
+from tests.deployments.support import ScriptedRuntime, drive, release_make, scripted, target_make
 from tests.deployments.test_local_runtime import (  # noqa: F401 - fixtures, used by name
     Repo,
     ctx,
@@ -260,3 +261,39 @@ def test_a_failure_to_watch_never_undoes_the_deployment(deploy, monkeypatch):
 
     monkeypatch.setattr(services, "deployment_watch", broken)
     assert deploy("1.0.0").state == State.SUCCEEDED and not HealthCheck.objects.exists()
+
+
+class _Listed(ScriptedRuntime):
+    """A runtime that says where the replicas run: rows a test sets, pointing at real HTTP servers."""
+
+    lists_replicas = True
+
+    def __init__(self, rows: list[dict]) -> None:
+        super().__init__()
+        self.rows = rows
+
+    def endpoints(self, service: str, environment: str) -> list[dict]:
+        return self.rows
+
+
+@pytest.mark.parametrize(
+    ("states", "ok", "error"),
+    [
+        (["RUNNING", "STARTING"], True, ""),  # a deployment's new replica, not serving yet: not judged
+        (["STARTING", "STARTING"], False, "2 of 2 replicas failed; a (version 1.0.0, port 1): is starting"),
+        (["RUNNING", "BACKOFF"], False, "1 of 2 replicas failed; b (version 1.0.0, port 2): is backoff"),
+        (["FATAL", "RUNNING"], False, "1 of 2 replicas failed; a (version 1.0.0, port 1): is fatal"),
+    ],
+)
+def test_a_replica_that_should_run_but_does_not_fails_the_check(target, states, ok, error):
+    rows = [
+        {"program": name, "version": "1.0.0", "port": port, "state": state, "health_url": target.url("/ok")}
+        for name, port, state in zip("ab", (1, 2), states, strict=True)
+    ]
+    runtimes.REGISTRY["listed"] = lambda: _Listed(rows)
+    try:
+        check = HealthCheck(source=ProbeSource.REPLICAS, timeout_ms=2000)
+        outcome = replicas.probe_all(check, replicas.Place(service="s", environment="e", runtime="listed"))
+    finally:
+        runtimes.REGISTRY.pop("listed")
+    assert (outcome.ok, outcome.error) == (ok, error)
