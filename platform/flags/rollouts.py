@@ -60,32 +60,31 @@ def counters_read(url: str, flag_key: str) -> dict[str, Any]:
         text = probe.fetch_text(url=url, timeout_ms=5000)
     except probe.FetchFailed as error:
         raise MetricsUnreadable(f"{url}: {error}") from error
-    return _counters(text, flag_key, url)
+    try:
+        return _counters(text, flag_key)
+    except MetricsUnreadable as error:
+        raise MetricsUnreadable(f"{url} {error}") from error
 
 
 def replicas_read(place: Any, flag_key: str) -> dict[str, Any]:
     """The counters of every running replica of a deployed service (`monitoring.replicas.Place`), by program, kept
     apart so that each replica's window is its own (one restarting is not a reset of the others). Every replica must
     be read: a window that left one out would judge a part of the traffic as the whole."""
-    from monitoring import probe, replicas
+    from monitoring import replicas
 
     try:
-        rows = [row for row in place.endpoints() if row["state"] == "RUNNING"]
-    except replicas.Unreachable as error:
-        raise MetricsUnreadable(str(error)) from error
-    if not rows:
-        raise MetricsUnreadable(f"no replica of {place.service} in {place.environment} is running")
-    found = {}
-    for row in rows:
-        try:
-            text = probe.fetch_text(url=row["metrics_url"], timeout_ms=5000, own=True)
-        except probe.FetchFailed as error:
-            raise MetricsUnreadable(f"replica {row['program']}: {error}") from error
-        found[row["program"]] = _counters(text, flag_key, f"replica {row['program']}")
-    return {"replicas": found}
+        found = replicas.pages(
+            place, lambda text: _counters(text, flag_key), timeout_ms=5000, failures=(MetricsUnreadable,)
+        )
+    except replicas.Unreachable as unreachable:
+        raise MetricsUnreadable(str(unreachable)) from unreachable
+    for row, _, why in found:
+        if why:
+            raise MetricsUnreadable(f"replica {row['program']}: {why}")
+    return {"replicas": {row["program"]: counters for row, counters, _ in found}}
 
 
-def _counters(text: str, flag_key: str, where: str) -> dict[str, Any]:
+def _counters(text: str, flag_key: str) -> dict[str, Any]:
     from monitoring import scrape
 
     total = [0.0, 0.0]
@@ -111,7 +110,7 @@ def _counters(text: str, flag_key: str, where: str) -> dict[str, Any]:
                     into = variant_buckets.setdefault(variant, {})
                     into[key] = into.get(key, 0.0) + value
     except ValueError as error:
-        raise MetricsUnreadable(f"{where} is not a Prometheus exposition: {error or 'unparsable line'}") from error
+        raise MetricsUnreadable(f"is not a Prometheus exposition: {error or 'unparsable line'}") from error
     return {
         "total": [round(v) for v in total],
         "variants": {name: [round(v) for v in counts] for name, counts in variants.items()},
@@ -141,42 +140,28 @@ def _delta(
 
 
 def _summed(readings: list[dict[str, Any]]) -> dict[str, Any]:
-    """Several replicas' counters as one service's: requests, errors and bucket counts added, in total and per
-    variant."""
+    """Several replicas' counters as one service's: requests, errors and buckets added, in total and per variant."""
     from monitoring import scrape
 
     total = [0, 0]
     variants: dict[str, list[int]] = {}
-    buckets: dict[str, float] = {}
-    variant_buckets: dict[str, dict[str, float]] = {}
-    histogram = False
+    buckets: dict[str, Any] | None = None  # none of them read a histogram
     for reading in readings:
         total = [a + b for a, b in zip(total, reading.get("total") or [0, 0], strict=True)]
         for name, counts in (reading.get("variants") or {}).items():
-            into = variants.setdefault(name, [0, 0])
-            into[0], into[1] = into[0] + counts[0], into[1] + counts[1]
-        found = reading.get("buckets")
-        if found is None:
+            variants[name] = [a + b for a, b in zip(variants.get(name, [0, 0]), counts, strict=True)]
+        if (found := reading.get("buckets")) is None:
             continue
-        histogram = True
-        for le, count in found.get("total") or []:
-            buckets[le] = buckets.get(le, 0) + count
+        buckets = buckets or {"total": [], "variants": {}}
+        buckets["total"] = scrape.buckets_add(buckets["total"], found.get("total") or [])
         for name, pairs in (found.get("variants") or {}).items():
-            into_buckets = variant_buckets.setdefault(name, {})
-            for le, count in pairs:
-                into_buckets[le] = into_buckets.get(le, 0) + count
-    summed: dict[str, Any] = {"total": total, "variants": variants}
-    if histogram:
-        summed["buckets"] = {
-            "total": scrape.buckets_ordered(buckets),
-            "variants": {name: scrape.buckets_ordered(found) for name, found in variant_buckets.items()},
-        }
-    return summed
+            buckets["variants"][name] = scrape.buckets_add(buckets["variants"].get(name, []), pairs)
+    return {"total": total, "variants": variants} | ({"buckets": buckets} if buckets is not None else {})
 
 
 def _zero(reading: dict[str, Any]) -> dict[str, Any]:
     """A reading of the same shape with every count 0: what a replica had counted before it started."""
-    zero: dict[str, Any] = {"total": [0, 0], "variants": dict.fromkeys(reading.get("variants") or {}, [0, 0])}
+    zero: dict[str, Any] = {"total": [0, 0], "variants": {name: [0, 0] for name in reading.get("variants") or {}}}
     if (found := reading.get("buckets")) is not None:
         zero["buckets"] = {
             "total": [[le, 0] for le, _ in found.get("total") or []],

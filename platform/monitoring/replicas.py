@@ -10,10 +10,10 @@ reading (so a restart of one is not read as a reset of all).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from django.core.exceptions import ValidationError
 from django.db.models import OuterRef, Subquery
@@ -23,6 +23,7 @@ from deployments.models import DeployTarget
 from monitoring import probe, scrape
 from monitoring.models import HealthCheck, ProbeSource
 
+T = TypeVar("T")
 MAX_REPLICAS = 32  # a deploy target runs at most 10, and twice that while a release replaces another
 
 
@@ -135,27 +136,41 @@ def probe_all(check: HealthCheck, place: Place) -> probe.Outcome:
     return probe.Outcome(ok=False, status_code=first.status_code, latency_ms=latency, error=why[:300])
 
 
+def pages(
+    place: Place,
+    parse: Callable[[str], T],
+    *,
+    timeout_ms: int,
+    max_bytes: int = probe.MAX_METRICS_BYTES,
+    failures: tuple[type[Exception], ...] = (ValueError,),
+) -> list[tuple[dict[str, Any], T | None, str]]:
+    """Every running replica's metrics page (at its release's own path), fetched at once and given to `parse`:
+    (row, what `parse` made, "") or (row, None, why it could not be fetched or parsed, a `failures` exception).
+    Unreachable when no runtime says where the replicas run, or none of them is running."""
+    rows = [row for row in place.endpoints() if row["state"] == "RUNNING"]
+    if not rows:
+        raise Unreachable(f"no replica of {place.service} in {place.environment} is running")
+
+    def one(row: dict[str, Any]) -> tuple[dict[str, Any], T | None, str]:
+        try:
+            text = probe.fetch_text(url=row["metrics_url"], timeout_ms=timeout_ms, max_bytes=max_bytes, own=True)
+            return row, parse(text), ""
+        except probe.FetchFailed as error:
+            return row, None, str(error)
+        except failures as error:
+            return row, None, str(error)
+
+    with ThreadPoolExecutor(max_workers=len(rows)) as pool:
+        return list(pool.map(one, rows))
+
+
 def read_all(check: HealthCheck, place: Place, *, max_bytes: int) -> tuple[dict[str, scrape.Reading | None], str]:
     """The counters of every running replica by program (None for one that could not be read), and what kept any
     replica from being read ("" if nothing did)."""
     try:
-        rows = [row for row in place.endpoints() if row["state"] == "RUNNING"]
+        found = pages(place, scrape.reading_parse, timeout_ms=min(check.timeout_ms, 10_000), max_bytes=max_bytes)
     except Unreachable as error:
         return {}, str(error)
-    if not rows:
-        return {}, f"no replica of {place.service} in {place.environment} is running"
-    timeout_ms = min(check.timeout_ms, 10_000)
-
-    def one(row: dict[str, Any]) -> scrape.Reading | str:
-        try:
-            text = probe.fetch_text(url=row["metrics_url"], timeout_ms=timeout_ms, max_bytes=max_bytes, own=True)
-            return scrape.reading_parse(text)
-        except (probe.FetchFailed, scrape.NoMetrics) as error:
-            return f"{_name(row)}: {error}"
-
-    with ThreadPoolExecutor(max_workers=len(rows)) as pool:
-        found = list(pool.map(one, rows))
-    pairs = zip(rows, found, strict=True)
-    readings = {row["program"]: (r if isinstance(r, scrape.Reading) else None) for row, r in pairs}
-    errors = [r for r in found if isinstance(r, str)]
-    return readings, (f"{len(errors)} of {len(rows)} replicas unread; {errors[0]}" if errors else "")
+    errors = [f"{_name(row)}: {error}" for row, _, error in found if error]
+    readings = {row["program"]: reading for row, reading, _ in found}
+    return readings, (f"{len(errors)} of {len(found)} replicas unread; {errors[0]}" if errors else "")

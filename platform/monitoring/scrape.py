@@ -155,14 +155,9 @@ def replicas_interval(
     for program, reading in readings.items():
         if reading is None:
             continue
-        if program in before:
-            part = interval_between(before[program], reading, at)
-            if part is None:
-                continue
-        else:
-            part = interval_between({"at": previous["at"], "requests": 0.0, "errors": 0.0}, reading, at)
-            if part is not None:
-                part.buckets = [list(pair) for pair in reading.buckets]
+        # One that was not there started since: its baseline is nothing counted, when the last scrape was.
+        started = {"at": previous["at"], "buckets": [[le, 0] for le, _ in reading.buckets]}
+        part = interval_between(before[program] if program in before else started, reading, at)
         if part is None:
             continue
         total.requests += part.requests
