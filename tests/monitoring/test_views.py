@@ -117,3 +117,70 @@ def test_the_form_holds_csrf(world):
     client.force_login(world.owner)
     response = client.post(NEW, FORM | {"environment": "staging", "source": "http", "url": "http://a.example/"})
     assert response.status_code == 403 and not HealthCheck.objects.exists()
+
+
+# --- the permission matrix of the health check pages, and hostile input ----------------------------------------------
+
+ROLES = [("owner", 200, 302), ("outsider", 403, 403), ("staff", 200, 302), ("anonymous", 302, 302)]
+
+
+@pytest.mark.parametrize(("role", "read", "write"), ROLES)
+def test_who_may_add_change_and_delete_a_check(client, world, target, role, read, write):
+    staging = Environment.objects.create(name="Staging", slug="staging", order=1)
+    Environment.objects.create(name="Production", slug="production", order=2)
+    check = services.health_check_create(
+        user=world.owner, service=world.service, environment=staging, url=target.url("/ok")
+    )
+    edit, delete = f"/monitoring/health-checks/{check.pk}/edit/", f"/monitoring/health-checks/{check.pk}/delete/"
+    if role != "anonymous":
+        client.force_login(getattr(world, role))
+
+    for page in (NEW, edit, delete):
+        response = client.get(page)
+        assert response.status_code == read, page
+        if role == "anonymous":
+            assert response["Location"].startswith("/accounts/login/")
+    allowed = role in ("owner", "staff")  # an anonymous write is a 302 too: to the sign-in page
+    added = client.post(NEW, FORM | {"environment": "production", "source": "http", "url": "http://a.example/"})
+    changed = client.post(edit, FORM | {"source": "http", "url": "http://b.example/"})
+    assert (added.status_code, changed.status_code) == (write, write)
+    assert HealthCheck.objects.filter(environment__slug="production").exists() is allowed
+    check.refresh_from_db()
+    assert (check.url == "http://b.example/") is allowed
+    assert client.post(delete, {"confirmed": "yes"}).status_code == write
+    assert HealthCheck.objects.filter(pk=check.pk).exists() is not allowed
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"url": "http://a.example/\x00"},
+        {"body_match": "ok\x00"},
+        {"url": "http://" + "a" * 5000 + ".example/"},
+        {"url": "http://\u202eelpmaxe.a/"},
+        {"url": "http://[::1"},
+        {"interval_seconds": "1e309"},
+        {"timeout_ms": "-1"},
+        {"expected_status": "2OO"},  # letters O, not zeros
+        {"environment": "../../etc"},
+        {"source": ["http", "replicas"]},
+        {"metrics_path": "/" + "m" * 500},
+        {"metrics_path": "/metrics?x=1"},
+    ],
+)
+def test_hostile_input_is_a_form_error_and_nothing_is_saved(client, world, fields):
+    Environment.objects.create(name="Staging", slug="staging", order=1)
+    client.force_login(world.owner)
+    response = client.post(
+        NEW, FORM | {"environment": "staging", "source": "http", "url": "http://a.example/"} | fields
+    )
+    assert response.status_code == 200 and b"has-errors" in response.content
+    assert not HealthCheck.objects.exists()
+
+
+def test_unknown_services_and_checks_are_404s(client, world):
+    client.force_login(world.staff)
+    assert client.get("/monitoring/services/no-such-service/health-checks/new/").status_code == 404
+    assert client.get("/monitoring/health-checks/999999/edit/").status_code == 404
+    assert client.post("/monitoring/health-checks/999999/delete/", {"confirmed": "yes"}).status_code == 404
+    assert client.get("/monitoring/health-checks/99999999999999999999/edit/").status_code == 404
